@@ -1,0 +1,289 @@
+//! The validated configuration types. They hold no raw strings that still need checking: URLs are
+//! [`url::Url`], choices are enums, and secrets are [`Secret`].
+
+use std::fmt;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Secret;
+
+/// A validated configuration: what the router compiles into its routing table.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Config {
+    /// The `listen:` address; `None` lets the caller decide (the `PORT` env var, else 8082).
+    pub listen: Option<SocketAddr>,
+    /// Vendor credentials, in file order.
+    pub credentials: Vec<Credential>,
+    /// Models, in file order.
+    pub models: Vec<Model>,
+    /// How requests are matched to models.
+    pub routing: Routing,
+    /// Request size limits.
+    pub limits: Limits,
+    /// Upstream and server timeouts.
+    pub timeouts: Timeouts,
+    /// Where this configuration came from, for humans: `llmux.yaml`,
+    /// `configs/credentials.json + configs/models.json`, `demo mode (OPENAI_API_KEY)`, …
+    pub source: String,
+}
+
+/// One credential for one vendor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    /// Unique name, shown in headers and metrics (`openai-1`); never the secret.
+    pub name: String,
+    /// The vendor this credential belongs to (the file's `platform` field).
+    pub vendor: String,
+    /// The credential type (the file's `type` field), `api-key` by default.
+    pub kind: String,
+    /// The wire protocol spoken to this vendor.
+    pub api: Api,
+    /// The vendor's API root including its version segment, e.g. `https://api.openai.com/v1`.
+    ///
+    /// The path never ends in `/` except for a bare host (`https://host/`), so append operations
+    /// with `base_url.as_str().trim_end_matches('/')` + `/chat/completions`. It has no query or
+    /// fragment.
+    pub base_url: url::Url,
+    /// The credential value.
+    pub secret: Secret,
+}
+
+/// The wire protocol a credential speaks upstream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Api {
+    /// OpenAI Chat Completions, and every OpenAI-compatible server.
+    OpenAi,
+    /// Anthropic Messages.
+    Anthropic,
+    /// Google Gemini native `generateContent`.
+    Gemini,
+}
+
+impl Api {
+    /// The name used in config files: `openai`, `anthropic` or `gemini`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OpenAi => "openai",
+            Self::Anthropic => "anthropic",
+            Self::Gemini => "gemini",
+        }
+    }
+}
+
+impl fmt::Display for Api {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One model offered by one vendor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Model {
+    /// The vendor that serves it; matches [`Credential::vendor`].
+    pub vendor: String,
+    /// The model id sent upstream.
+    pub model: String,
+    /// Optional public alias; models sharing a name form a group.
+    pub name: Option<String>,
+    /// Chat or embedding.
+    pub kind: ModelKind,
+    /// Which request features this model accepts.
+    pub capabilities: Capabilities,
+}
+
+impl Model {
+    /// The name clients see: the alias if set, else the model id.
+    pub fn public_name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.model)
+    }
+}
+
+/// What a model is used for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// Chat, Responses and Messages endpoints.
+    #[default]
+    Chat,
+    /// The embeddings endpoint.
+    Embedding,
+}
+
+impl ModelKind {
+    /// The name used in config files: `chat` or `embedding`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Chat => "chat",
+            Self::Embedding => "embedding",
+        }
+    }
+}
+
+impl fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Request features a model supports; a request that needs one only goes to models that have it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Capabilities {
+    /// Image inputs.
+    pub image: bool,
+    /// Video inputs.
+    pub video: bool,
+    /// Tool (function) calling.
+    pub tools: bool,
+    /// Streaming responses.
+    pub streaming: bool,
+}
+
+impl Default for Capabilities {
+    /// Everything supported, as for a seed model without `config`.
+    fn default() -> Self {
+        Self {
+            image: true,
+            video: true,
+            tools: true,
+            streaming: true,
+        }
+    }
+}
+
+/// Routing options.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Routing {
+    /// What to do with a requested model that matches no configured `model` or `name`.
+    pub unknown_model: UnknownModelPolicy,
+}
+
+/// What to do with a requested model that matches no configured `model` or `name`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownModelPolicy {
+    /// Infer the vendor when it has credentials, else use the whole pool.
+    #[default]
+    InferThenPool,
+    /// Use every candidate combination (the original router's "any model" behaviour).
+    Pool,
+    /// Infer the vendor from the model name and pass the model through unchanged.
+    Infer,
+    /// Reject the request.
+    Reject,
+}
+
+impl UnknownModelPolicy {
+    /// The name used in config files, e.g. `infer_then_pool`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InferThenPool => "infer_then_pool",
+            Self::Pool => "pool",
+            Self::Infer => "infer",
+            Self::Reject => "reject",
+        }
+    }
+}
+
+impl fmt::Display for UnknownModelPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Request size limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest accepted request body, in bytes (default 10 MiB).
+    pub max_body_bytes: usize,
+}
+
+impl Limits {
+    /// The default `max_body_bytes`: 10 MiB.
+    pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}
+
+/// Timeouts, in milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Connecting to a vendor (default 5000).
+    pub connect_ms: u64,
+    /// From sending the request to the first response byte (default 120000).
+    pub first_byte_ms: u64,
+    /// Largest gap between two stream chunks (default 120000).
+    pub idle_ms: u64,
+    /// The server reading a client's request headers (default 10000).
+    pub header_read_ms: u64,
+    /// The server reading a client's request body (default 30000).
+    pub body_read_ms: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect_ms: 5_000,
+            first_byte_ms: 120_000,
+            idle_ms: 120_000,
+            header_read_ms: 10_000,
+            body_read_ms: 30_000,
+        }
+    }
+}
+
+impl Config {
+    /// Every combination (credential × model of the same vendor) as an aligned plain-text table,
+    /// credentials in the outer loop and models in the inner one, ending with `N combinations`.
+    /// Shows credential names only, never secrets.
+    pub fn combination_table(&self) -> String {
+        const HEADER: [&str; 5] = ["VENDOR", "CREDENTIAL", "MODEL", "NAME", "KIND"];
+        let mut rows: Vec<[&str; 5]> = Vec::new();
+        for credential in &self.credentials {
+            for model in self.models.iter().filter(|m| m.vendor == credential.vendor) {
+                rows.push([
+                    &credential.vendor,
+                    &credential.name,
+                    &model.model,
+                    model.name.as_deref().unwrap_or("-"),
+                    model.kind.as_str(),
+                ]);
+            }
+        }
+        let mut widths = HEADER.map(str::len);
+        for row in &rows {
+            for (width, cell) in widths.iter_mut().zip(row) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+        let mut out = String::new();
+        for row in std::iter::once(&HEADER).chain(&rows) {
+            let mut line = String::new();
+            for (column, (cell, width)) in row.iter().zip(widths).enumerate() {
+                if column > 0 {
+                    line.push_str("  ");
+                }
+                // Writing to a String cannot fail.
+                let _ = write!(line, "{cell:<width$}");
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        let count = rows.len();
+        let noun = if count == 1 {
+            "combination"
+        } else {
+            "combinations"
+        };
+        let _ = writeln!(out, "{count} {noun}");
+        out
+    }
+}

@@ -1,0 +1,155 @@
+//! Serde structs that mirror the files exactly. No logic: defaults and checks live in
+//! `validate.rs`. Unknown fields are errors so a typo never silently changes behaviour.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::{Api, ModelKind, UnknownModelPolicy};
+
+/// A whole `llmux.yaml|json|toml` file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    pub listen: Option<Scalar>,
+    #[serde(default)]
+    pub credentials: Vec<RawCredential>,
+    #[serde(default)]
+    pub models: Vec<RawModel>,
+    pub routing: Option<RawRouting>,
+    pub limits: Option<RawLimits>,
+    pub timeouts: Option<RawTimeouts>,
+    // Accepted and ignored for now, so files written for later features keep loading.
+    #[allow(dead_code, reason = "accepted for forward compatibility, not used yet")]
+    pub images: Option<serde_json::Value>,
+    #[allow(dead_code, reason = "accepted for forward compatibility, not used yet")]
+    pub auth: Option<serde_json::Value>,
+    #[allow(dead_code, reason = "accepted for forward compatibility, not used yet")]
+    pub redis: Option<serde_json::Value>,
+    #[allow(dead_code, reason = "accepted for forward compatibility, not used yet")]
+    pub reliability: Option<serde_json::Value>,
+}
+
+/// One `credentials[]` entry; also one entry of the seed's `credentials.json`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCredential {
+    pub platform: String,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub value: Scalar,
+    pub name: Option<String>,
+    pub base_url: Option<String>,
+    pub api: Option<Api>,
+}
+
+/// One `models[]` entry; also one entry of the seed's `models.json`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawModel {
+    pub vendor: String,
+    pub model: String,
+    pub name: Option<String>,
+    pub kind: Option<ModelKind>,
+    pub config: Option<RawCapabilities>,
+}
+
+/// The seed's per-model `config` block.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCapabilities {
+    pub support_image: Option<bool>,
+    pub support_video: Option<bool>,
+    pub support_tools: Option<bool>,
+    pub support_streaming: Option<bool>,
+}
+
+/// `routing:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRouting {
+    pub unknown_model: Option<UnknownModelPolicy>,
+}
+
+/// `limits:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLimits {
+    pub max_body_bytes: Option<usize>,
+}
+
+/// `timeouts:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTimeouts {
+    pub connect_ms: Option<u64>,
+    pub first_byte_ms: Option<u64>,
+    pub idle_ms: Option<u64>,
+    pub header_read_ms: Option<u64>,
+    pub body_read_ms: Option<u64>,
+}
+
+/// The seed's `models.json` in its object shape.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSeedModels {
+    #[serde(default)]
+    pub vendors: BTreeMap<String, String>,
+    #[serde(default)]
+    pub models: Vec<RawModel>,
+}
+
+/// A string field that also accepts a bare number or boolean, so `value: 12345` or
+/// `listen: 8082` in YAML (or an unquoted number in TOML) reads as the text the user wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Scalar(pub String);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ScalarVisitor)
+    }
+}
+
+struct ScalarVisitor;
+
+impl serde::de::Visitor<'_> for ScalarVisitor {
+    type Value = Scalar;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Scalar, E> {
+        Ok(Scalar(v.to_owned()))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Scalar, E> {
+        Ok(Scalar(v))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Scalar, E> {
+        Ok(Scalar(v.to_string()))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Scalar, E> {
+        Ok(Scalar(v.to_string()))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Scalar, E> {
+        Ok(Scalar(v.to_string()))
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Scalar, E> {
+        Ok(Scalar(v.to_string()))
+    }
+
+    // `value: ${KEY:-}` leaves an empty YAML value, which is null; validation then reports an
+    // empty value rather than a type error.
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Scalar, E> {
+        Ok(Scalar::default())
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Scalar, E> {
+        Ok(Scalar::default())
+    }
+}

@@ -1,0 +1,377 @@
+//! Raw structs → [`Config`], applying defaults and collecting every problem at once, each with
+//! its path. Messages name vendors, models and credential names, never a credential value.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{Ipv4Addr, SocketAddr};
+
+use url::Url;
+
+use crate::raw::{RawCapabilities, RawConfig, RawCredential, RawModel};
+use crate::secret::Secret;
+use crate::{
+    Api, Capabilities, Config, ConfigError, Credential, Limits, Model, ModelKind, Routing, Timeouts,
+};
+
+/// Which file layout the raw config came from; it changes the defaults.
+pub(crate) enum Flavour {
+    /// `llmux.yaml` and friends: the API defaults to the vendor's native one.
+    Native,
+    /// The original router's `credentials.json` + `models.json`: every vendor speaks the OpenAI
+    /// API unless a credential says otherwise, and `vendors` supplies base URLs.
+    Seed {
+        /// The `vendors` map of `models.json` (empty for the plain-list shape).
+        vendors: BTreeMap<String, String>,
+    },
+}
+
+/// Validates `raw` into a [`Config`] described as `source`, or returns every problem.
+pub(crate) fn validate(
+    raw: RawConfig,
+    flavour: &Flavour,
+    source: String,
+) -> Result<Config, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+
+    let listen = raw.listen.and_then(|listen| {
+        parse_listen(&listen.0)
+            .map_err(|message| errors.push(ConfigError::new("listen", message)))
+            .ok()
+    });
+
+    let vendor_urls = vendor_urls(flavour, &mut errors);
+    let credentials = credentials(&raw.credentials, flavour, &vendor_urls, &mut errors);
+    let credential_vendors: BTreeSet<&str> =
+        raw.credentials.iter().map(|c| c.platform.trim()).collect();
+    let models = models(&raw.models, &credential_vendors, &mut errors);
+
+    let routing = Routing {
+        unknown_model: raw
+            .routing
+            .and_then(|r| r.unknown_model)
+            .unwrap_or_default(),
+    };
+    let limits = limits(raw.limits.unwrap_or_default(), &mut errors);
+    let timeouts = timeouts(raw.timeouts.unwrap_or_default(), &mut errors);
+
+    if errors.is_empty() {
+        Ok(Config {
+            listen,
+            credentials,
+            models,
+            routing,
+            limits,
+            timeouts,
+            source,
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+/// `listen:` as `IP:port`, or a bare port meaning every IPv4 interface.
+fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)));
+    }
+    text.parse::<SocketAddr>().map_err(|_| {
+        format!("'{text}' is not an IP address and port (for example 0.0.0.0:8082 or [::1]:8082)")
+    })
+}
+
+/// Parses the seed's `vendors` map, reporting bad URLs under `vendors.<name>`.
+fn vendor_urls(flavour: &Flavour, errors: &mut Vec<ConfigError>) -> BTreeMap<String, Url> {
+    let Flavour::Seed { vendors } = flavour else {
+        return BTreeMap::new();
+    };
+    vendors
+        .iter()
+        .filter_map(|(vendor, url)| match parse_base_url(url) {
+            Ok(url) => Some((vendor.clone(), url)),
+            Err(message) => {
+                errors.push(ConfigError::new(format!("vendors.{vendor}"), message));
+                None
+            }
+        })
+        .collect()
+}
+
+fn credentials(
+    raw: &[RawCredential],
+    flavour: &Flavour,
+    vendor_urls: &BTreeMap<String, Url>,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<Credential> {
+    if raw.is_empty() {
+        errors.push(ConfigError::new("credentials", "no credential configured"));
+        return Vec::new();
+    }
+    let mut per_vendor: HashMap<&str, usize> = HashMap::new();
+    let mut names: HashMap<String, usize> = HashMap::new();
+    let mut out = Vec::with_capacity(raw.len());
+    for (index, credential) in raw.iter().enumerate() {
+        let path = format!("credentials[{index}]");
+        let before = errors.len();
+        let vendor = credential.platform.trim();
+        if vendor.is_empty() {
+            errors.push(ConfigError::new(
+                format!("{path}.platform"),
+                "empty platform",
+            ));
+        }
+        let number = per_vendor.entry(vendor).or_insert(0);
+        *number += 1;
+        let name = match &credential.name {
+            Some(name) => name.trim().to_owned(),
+            None => format!("{vendor}-{number}"),
+        };
+        if name.is_empty() {
+            errors.push(ConfigError::new(format!("{path}.name"), "empty name"));
+        } else if let Some(first) = names.get(&name) {
+            errors.push(ConfigError::new(
+                format!("{path}.name"),
+                format!("duplicate credential name '{name}' (also credentials[{first}])"),
+            ));
+        } else {
+            names.insert(name.clone(), index);
+        }
+        let value = credential.value.0.trim();
+        if value.is_empty() {
+            errors.push(ConfigError::new(
+                format!("{path}.value"),
+                "empty credential value",
+            ));
+        }
+        let api = credential.api.unwrap_or(match flavour {
+            Flavour::Native => native_api(vendor),
+            Flavour::Seed { .. } => Api::OpenAi,
+        });
+        let base_url = match &credential.base_url {
+            Some(text) => parse_base_url(text)
+                .map_err(|message| {
+                    errors.push(ConfigError::new(format!("{path}.base_url"), message))
+                })
+                .ok(),
+            None => match vendor_urls.get(vendor) {
+                Some(url) => Some(url.clone()),
+                // A bad `vendors` entry was already reported; don't report it again here.
+                None if matches!(flavour, Flavour::Seed { vendors } if vendors.contains_key(vendor)) => {
+                    None
+                }
+                // An empty platform was reported above; a missing URL would only repeat it.
+                None if vendor.is_empty() => None,
+                None => default_base_url(vendor, api, &path, errors),
+            },
+        };
+        if errors.len() == before
+            && let Some(base_url) = base_url
+        {
+            out.push(Credential {
+                name,
+                vendor: vendor.to_owned(),
+                kind: credential
+                    .kind
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|k| !k.is_empty())
+                    .unwrap_or("api-key")
+                    .to_owned(),
+                api,
+                base_url,
+                secret: Secret::new(value.to_owned()),
+            });
+        }
+    }
+    out
+}
+
+/// The API a vendor speaks natively; unknown vendors are assumed OpenAI-compatible.
+pub(crate) fn native_api(vendor: &str) -> Api {
+    match vendor {
+        "anthropic" => Api::Anthropic,
+        "gemini" => Api::Gemini,
+        _ => Api::OpenAi,
+    }
+}
+
+/// The well-known API root for a vendor and API, if there is one.
+pub(crate) fn default_base_url_str(vendor: &str, api: Api) -> Option<&'static str> {
+    match (vendor, api) {
+        ("openai", _) => Some("https://api.openai.com/v1"),
+        // Anthropic serves its OpenAI-compatible API under the same root.
+        ("anthropic", Api::Anthropic | Api::OpenAi) => Some("https://api.anthropic.com/v1"),
+        ("gemini", Api::Gemini) => Some("https://generativelanguage.googleapis.com/v1beta"),
+        ("gemini", Api::OpenAi) => Some("https://generativelanguage.googleapis.com/v1beta/openai"),
+        _ => None,
+    }
+}
+
+fn default_base_url(
+    vendor: &str,
+    api: Api,
+    path: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Url> {
+    let Some(text) = default_base_url_str(vendor, api) else {
+        let message = if default_base_url_str(vendor, native_api(vendor)).is_some() {
+            format!("vendor '{vendor}' has no default base_url for api '{api}'; set base_url")
+        } else {
+            format!("vendor '{vendor}' has no default base_url; set base_url")
+        };
+        errors.push(ConfigError::new(path, message));
+        return None;
+    };
+    parse_base_url(text)
+        .map_err(|message| errors.push(ConfigError::new(format!("{path}.base_url"), message)))
+        .ok()
+}
+
+/// Parses an API root: http(s), with a host, no query or fragment, no trailing `/`.
+///
+/// Messages describe the problem without repeating the URL, which may carry userinfo.
+pub(crate) fn parse_base_url(text: &str) -> Result<Url, String> {
+    let mut url = Url::parse(text.trim()).map_err(|e| format!("invalid URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("scheme '{}' is not http or https", url.scheme()));
+    }
+    if url.host().is_none() {
+        return Err("URL has no host".to_owned());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(
+            "must not have a query or fragment (llmux appends the operation path to it)".to_owned(),
+        );
+    }
+    let trimmed = url.path().trim_end_matches('/').to_owned();
+    url.set_path(&trimmed);
+    Ok(url)
+}
+
+fn models(
+    raw: &[RawModel],
+    credential_vendors: &BTreeSet<&str>,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<Model> {
+    if raw.is_empty() {
+        errors.push(ConfigError::new("models", "no model configured"));
+        return Vec::new();
+    }
+    let mut pairs: HashMap<(&str, &str), usize> = HashMap::new();
+    // Every name a request can use (model id or alias) → the kind and index that claimed it first.
+    let mut public: HashMap<&str, (ModelKind, usize)> = HashMap::new();
+    let mut conflicts: BTreeSet<&str> = BTreeSet::new();
+    let mut out = Vec::with_capacity(raw.len());
+    for (index, model) in raw.iter().enumerate() {
+        let path = format!("models[{index}]");
+        let before = errors.len();
+        let vendor = model.vendor.trim();
+        let id = model.model.trim();
+        let alias = model.name.as_deref().map(str::trim);
+        let kind = model.kind.unwrap_or_default();
+        if vendor.is_empty() {
+            errors.push(ConfigError::new(format!("{path}.vendor"), "empty vendor"));
+        } else if !credential_vendors.is_empty() && !credential_vendors.contains(vendor) {
+            let known: Vec<&str> = credential_vendors.iter().copied().collect();
+            errors.push(ConfigError::new(
+                path.clone(),
+                format!(
+                    "no credential for vendor '{vendor}' (vendors with credentials: {})",
+                    known.join(", ")
+                ),
+            ));
+        }
+        if id.is_empty() {
+            errors.push(ConfigError::new(format!("{path}.model"), "empty model"));
+        } else if let Some(first) = pairs.get(&(vendor, id)) {
+            errors.push(ConfigError::new(
+                path.clone(),
+                format!("duplicate model '{vendor}/{id}' (also models[{first}])"),
+            ));
+        } else {
+            pairs.insert((vendor, id), index);
+        }
+        if alias == Some("") {
+            errors.push(ConfigError::new(format!("{path}.name"), "empty name"));
+        }
+        for key in [Some(id), alias].into_iter().flatten() {
+            if key.is_empty() {
+                continue;
+            }
+            match public.get(key) {
+                None => {
+                    public.insert(key, (kind, index));
+                }
+                Some(&(first_kind, first)) if first_kind != kind && conflicts.insert(key) => {
+                    errors.push(ConfigError::new(
+                        path.clone(),
+                        format!(
+                            "name '{key}' is used by both chat and embedding models (models[{first}] is {first_kind}, this one is {kind})"
+                        ),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        if errors.len() == before {
+            out.push(Model {
+                vendor: vendor.to_owned(),
+                model: id.to_owned(),
+                name: alias.map(str::to_owned),
+                kind,
+                capabilities: capabilities(model.config.as_ref()),
+            });
+        }
+    }
+    out
+}
+
+/// The seed's rule: no `config` means everything is supported; with `config`, a missing flag
+/// means unsupported.
+fn capabilities(config: Option<&RawCapabilities>) -> Capabilities {
+    match config {
+        None => Capabilities::default(),
+        Some(config) => Capabilities {
+            image: config.support_image.unwrap_or(false),
+            video: config.support_video.unwrap_or(false),
+            tools: config.support_tools.unwrap_or(false),
+            streaming: config.support_streaming.unwrap_or(false),
+        },
+    }
+}
+
+fn limits(raw: crate::raw::RawLimits, errors: &mut Vec<ConfigError>) -> Limits {
+    let defaults = Limits::default();
+    let max_body_bytes = raw.max_body_bytes.unwrap_or(defaults.max_body_bytes);
+    if max_body_bytes == 0 {
+        errors.push(ConfigError::new(
+            "limits.max_body_bytes",
+            "must be greater than 0",
+        ));
+    }
+    Limits { max_body_bytes }
+}
+
+fn timeouts(raw: crate::raw::RawTimeouts, errors: &mut Vec<ConfigError>) -> Timeouts {
+    let defaults = Timeouts::default();
+    let mut field = |name: &str, value: Option<u64>, default: u64| {
+        let value = value.unwrap_or(default);
+        if value == 0 {
+            errors.push(ConfigError::new(
+                format!("timeouts.{name}"),
+                "must be greater than 0",
+            ));
+        }
+        value
+    };
+    Timeouts {
+        connect_ms: field("connect_ms", raw.connect_ms, defaults.connect_ms),
+        first_byte_ms: field("first_byte_ms", raw.first_byte_ms, defaults.first_byte_ms),
+        idle_ms: field("idle_ms", raw.idle_ms, defaults.idle_ms),
+        header_read_ms: field(
+            "header_read_ms",
+            raw.header_read_ms,
+            defaults.header_read_ms,
+        ),
+        body_read_ms: field("body_read_ms", raw.body_read_ms, defaults.body_read_ms),
+    }
+}

@@ -1,0 +1,17 @@
+//! Pure wire formats for llmux: no I/O, no configuration.
+//!
+//! - [`sse`]: incremental Server-Sent Events decoder and encoder.
+//! - [`json_scan`]: top-level JSON member scanner used to rewrite `model` without a tree.
+//! - [`openai_chat`]: Chat Completions request inspection and same-protocol rewrites.
+//! - [`embeddings`]: Embeddings request inspection and rewrite.
+//! - [`error`]: what failed ([`error::ErrorKind`]) and the OpenAI error envelope.
+//! - [`usage`]: token usage as reported by vendors.
+//!
+//! Invariant: this crate depends on no other llmux crate and on no async runtime or HTTP crate.
+
+pub mod embeddings;
+pub mod error;
+pub mod json_scan;
+pub mod openai_chat;
+pub mod sse;
+pub mod usage;

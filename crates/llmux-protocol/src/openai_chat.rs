@@ -1,0 +1,334 @@
+//! OpenAI Chat Completions: what the gateway reads from a request, how it rewrites a request,
+//! response or stream chunk on the same-protocol path, and how it reads usage and errors.
+//!
+//! Nothing here builds a JSON tree of the body: requests are validated by deserializing into
+//! borrowed envelopes that ignore unknown fields, and rewrites splice top-level members.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use crate::json_scan::{self, Edit};
+use crate::usage::Usage;
+
+/// Which optional model capabilities a request needs (the seed's `support_*` flags).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// An `image_url` content part is present.
+    pub image: bool,
+    /// A `video_url` content part is present.
+    pub video: bool,
+    /// A non-empty `tools` array is present.
+    pub tools: bool,
+    /// `stream: true`.
+    pub streaming: bool,
+}
+
+/// What routing and relaying need to know about a chat request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatRequest<'a> {
+    /// The requested model; `None` when absent, null or empty.
+    pub model: Option<Cow<'a, str>>,
+    /// The body's `provider` field, which pins a vendor like `?vendor=`.
+    pub provider: Option<Cow<'a, str>>,
+    /// Capabilities the request needs.
+    pub needs: Needs,
+    /// Whether the client itself asked for `stream_options.include_usage`.
+    pub client_wants_usage: bool,
+}
+
+/// A request body the gateway refuses, with a message safe to show to the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct InvalidRequest {
+    /// What is wrong, naming the field.
+    pub message: String,
+    /// The offending parameter, when one is known.
+    pub param: Option<String>,
+}
+
+impl InvalidRequest {
+    fn new(message: impl Into<String>, param: Option<&str>) -> Self {
+        Self {
+            message: message.into(),
+            param: param.map(str::to_owned),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, default)]
+    model: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    provider: Option<Cow<'a, str>>,
+    #[serde(default)]
+    messages: Option<Vec<Message>>,
+    #[serde(default)]
+    stream: Option<bool>,
+    #[serde(default)]
+    stream_options: Option<StreamOptions>,
+    #[serde(default)]
+    tools: Option<Vec<IgnoredAny>>,
+}
+
+#[derive(Deserialize)]
+struct StreamOptions {
+    #[serde(default)]
+    include_usage: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct Message {
+    #[allow(
+        dead_code,
+        reason = "deserialized to check that every message has a string role"
+    )]
+    role: IgnoredString,
+    #[serde(default)]
+    content: Content,
+}
+
+/// Accepts any string without keeping it.
+struct IgnoredString;
+
+impl<'de> Deserialize<'de> for IgnoredString {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = IgnoredString;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<IgnoredString, E> {
+                Ok(IgnoredString)
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Message content: a string, an array of typed parts, or absent/null (assistant tool calls).
+/// Only the capability-relevant facts are kept.
+#[derive(Default)]
+struct Content {
+    image: bool,
+    video: bool,
+}
+
+impl<'de> Deserialize<'de> for Content {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Content;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string, an array of content parts, or null")
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Content, E> {
+                Ok(Content::default())
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Content, E> {
+                Ok(Content::default())
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Content, E> {
+                Ok(Content::default())
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Content, A::Error> {
+                let mut content = Content::default();
+                while let Some(part) = seq.next_element::<Part>()? {
+                    match part.kind {
+                        PartKind::Image => content.image = true,
+                        PartKind::Video => content.video = true,
+                        PartKind::Other => {}
+                    }
+                }
+                Ok(content)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+struct Part {
+    kind: PartKind,
+}
+
+enum PartKind {
+    Image,
+    Video,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Part {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Part;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a content part object with a string \"type\"")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Part, A::Error> {
+                let mut kind = None;
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    if key == "type" {
+                        let value: Cow<'de, str> = map.next_value()?;
+                        kind = Some(match value.as_ref() {
+                            "image_url" | "input_image" => PartKind::Image,
+                            "video_url" => PartKind::Video,
+                            _ => PartKind::Other,
+                        });
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                kind.map(|kind| Part { kind })
+                    .ok_or_else(|| de::Error::missing_field("type"))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// Reads and validates a chat request without building a tree. Unknown fields are ignored
+/// here and forwarded unchanged by [`encode_upstream_request`].
+pub fn decode_request(body: &[u8]) -> Result<ChatRequest<'_>, InvalidRequest> {
+    require_object(body)?;
+    let envelope: Envelope<'_> = match serde_json::from_slice(body) {
+        Ok(envelope) => envelope,
+        Err(_) => return Err(describe_error::<Envelope<'_>>(body)),
+    };
+    let messages = envelope.messages.ok_or_else(|| {
+        InvalidRequest::new("missing required field 'messages'", Some("messages"))
+    })?;
+    if messages.is_empty() {
+        return Err(InvalidRequest::new(
+            "'messages' must contain at least one message",
+            Some("messages"),
+        ));
+    }
+    let needs = Needs {
+        image: messages.iter().any(|m| m.content.image),
+        video: messages.iter().any(|m| m.content.video),
+        tools: envelope.tools.is_some_and(|t| !t.is_empty()),
+        streaming: envelope.stream == Some(true),
+    };
+    Ok(ChatRequest {
+        model: envelope.model.filter(|m| !m.is_empty()),
+        provider: envelope.provider.filter(|p| !p.is_empty()),
+        needs,
+        client_wants_usage: envelope
+            .stream_options
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false),
+    })
+}
+
+/// Serde reads a JSON array as a struct by position; a request must be an object.
+pub(crate) fn require_object(body: &[u8]) -> Result<(), InvalidRequest> {
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => Ok(()),
+        _ => Err(InvalidRequest::new(
+            "request body is not valid JSON: expected a JSON object",
+            None,
+        )),
+    }
+}
+
+/// Re-parses a body that failed, to name the path of the first problem.
+pub(crate) fn describe_error<'de, T: Deserialize<'de>>(body: &'de [u8]) -> InvalidRequest {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        Ok(_) => InvalidRequest::new("request body is not valid", None),
+        Err(err) => {
+            let path = err.path().to_string();
+            let inner = err.into_inner();
+            if inner.is_syntax() || inner.is_eof() || path == "." {
+                InvalidRequest::new(format!("request body is not valid JSON: {inner}"), None)
+            } else {
+                InvalidRequest::new(format!("invalid '{path}': {inner}"), Some(&path))
+            }
+        }
+    }
+}
+
+/// Builds the upstream body: `model` replaced, `provider` removed (no vendor accepts it) and,
+/// for streams, `stream_options.include_usage` forced on so usage is always known. Every other
+/// byte of the client's body is forwarded as received.
+pub fn encode_upstream_request(
+    body: &[u8],
+    upstream_model: &str,
+    request: &ChatRequest<'_>,
+) -> Result<Vec<u8>, json_scan::ScanError> {
+    let members = json_scan::members(body)?;
+    let model = json_string(upstream_model);
+    let mut edits = Vec::with_capacity(3);
+    edits.push(Edit::Set("model", &model));
+    edits.push(Edit::Remove("provider"));
+    let stream_options;
+    if request.needs.streaming && !request.client_wants_usage {
+        stream_options = merged_stream_options(body, &members);
+        edits.push(Edit::Set("stream_options", &stream_options));
+    }
+    Ok(json_scan::edit(body, &members, &edits))
+}
+
+fn merged_stream_options(body: &[u8], members: &[json_scan::Member]) -> Vec<u8> {
+    let existing = json_scan::find(body, members, "stream_options").and_then(|m| {
+        serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&body[m.value.clone()])
+            .ok()
+    });
+    let mut options = existing.unwrap_or_default();
+    options.insert("include_usage".into(), serde_json::Value::Bool(true));
+    serde_json::to_vec(&options).unwrap_or_else(|_| br#"{"include_usage":true}"#.to_vec())
+}
+
+/// Encodes `s` as a JSON string literal.
+pub fn json_string(s: &str) -> Vec<u8> {
+    serde_json::to_vec(s).unwrap_or_else(|_| b"\"\"".to_vec())
+}
+
+/// A same-protocol response body or stream chunk after the model rewrite.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rewritten {
+    /// The bytes to send to the client.
+    pub body: Vec<u8>,
+    /// Usage, when the body carried a `usage` object.
+    pub usage: Option<Usage>,
+    /// True for a stream chunk whose only purpose is usage (`"choices": []` with `usage`).
+    pub usage_only: bool,
+}
+
+/// Replaces the top-level `model` with `client_model` (the name the client asked for) and
+/// reads `usage` on the way. Bodies that are not JSON objects come back unchanged.
+pub fn rewrite_response(body: &[u8], client_model: &[u8]) -> Rewritten {
+    let Ok(members) = json_scan::members(body) else {
+        return Rewritten {
+            body: body.to_vec(),
+            usage: None,
+            usage_only: false,
+        };
+    };
+    let usage = json_scan::find(body, &members, "usage")
+        .filter(|m| body[m.value.start] == b'{')
+        .and_then(|m| serde_json::from_slice::<Usage>(&body[m.value.clone()]).ok());
+    let usage_only = usage.is_some()
+        && json_scan::find(body, &members, "choices").is_some_and(|m| {
+            body[m.value.clone()]
+                .iter()
+                .all(|b| matches!(b, b'[' | b']' | b' ' | b'\n' | b'\r' | b'\t'))
+        });
+    let body = match json_scan::find(body, &members, "model") {
+        Some(m) => json_scan::splice(body, m.value.clone(), client_model),
+        None => body.to_vec(),
+    };
+    Rewritten {
+        body,
+        usage,
+        usage_only,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,138 @@
+use super::*;
+use serde_json::{Value, json};
+
+#[track_caller]
+fn check_invalid(body: &str, expected_fragment: &str) {
+    let err = decode_request(body.as_bytes()).expect_err("request must be refused");
+    assert!(
+        err.message.contains(expected_fragment),
+        "message {:?} should contain {expected_fragment:?}",
+        err.message
+    );
+}
+
+#[test]
+fn reads_model_stream_usage_wish_and_capabilities() {
+    let body = br#"{"model":"fast","stream":true,"stream_options":{"include_usage":true},
+        "tools":[{"type":"function","function":{"name":"f"}}],
+        "messages":[{"role":"user","content":[{"type":"text","text":""},{"type":"image_url","image_url":{"url":"https://x/y.png","detail":"high"}}]},
+                    {"role":"assistant","content":null,"tool_calls":[]}]}"#;
+    let request = decode_request(body).unwrap();
+    assert_eq!(request.model.as_deref(), Some("fast"));
+    assert!(request.client_wants_usage);
+    assert_eq!(
+        request.needs,
+        Needs {
+            image: true,
+            video: false,
+            tools: true,
+            streaming: true
+        }
+    );
+}
+
+#[test]
+fn missing_null_and_empty_model_mean_no_model() {
+    for body in [
+        r#"{"messages":[{"role":"user","content":"hi"}]}"#,
+        r#"{"model":null,"messages":[{"role":"user","content":"hi"}]}"#,
+        r#"{"model":"","messages":[{"role":"user","content":"hi"}]}"#,
+    ] {
+        assert_eq!(decode_request(body.as_bytes()).unwrap().model, None);
+    }
+}
+
+#[test]
+fn refuses_bad_requests_with_the_field_named() {
+    check_invalid("{not json", "not valid JSON");
+    check_invalid("[]", "not valid JSON");
+    check_invalid(r#"{"model":"x"}"#, "missing required field 'messages'");
+    check_invalid(r#"{"messages":[]}"#, "at least one message");
+    check_invalid(r#"{"messages":"hi"}"#, "invalid 'messages'");
+    check_invalid(r#"{"messages":[{"content":"hi"}]}"#, "messages[0]");
+    check_invalid(
+        r#"{"messages":[{"role":5,"content":"hi"}]}"#,
+        "messages[0].role",
+    );
+    check_invalid(
+        r#"{"messages":[{"role":"user","content":5}]}"#,
+        "messages[0].content",
+    );
+    check_invalid(
+        r#"{"messages":[{"role":"user","content":[{"text":"a"}]}]}"#,
+        "type",
+    );
+    check_invalid(
+        r#"{"model":5,"messages":[{"role":"user","content":"hi"}]}"#,
+        "invalid 'model'",
+    );
+    check_invalid(
+        r#"{"stream":"yes","messages":[{"role":"user","content":"hi"}]}"#,
+        "invalid 'stream'",
+    );
+    check_invalid(
+        r#"{"tools":{},"messages":[{"role":"user","content":"hi"}]}"#,
+        "invalid 'tools'",
+    );
+}
+
+#[test]
+fn upstream_request_keeps_every_parameter_and_swaps_only_model() {
+    // Regression (original router bug A17 #9): sampling and other parameters were dropped.
+    let body = br#"{"model":"fast","provider":"openai","temperature":0.2,"top_p":0.9,"max_tokens":7,"seed":1,"n":2,"stop":["x"],"response_format":{"type":"json_object"},"user":"u","logprobs":true,"parallel_tool_calls":false,"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"https://a/b.png","detail":"low"}}]}]}"#;
+    let request = decode_request(body).unwrap();
+    let out = encode_upstream_request(body, "gpt-4o-mini", &request).unwrap();
+    let mut expected: Value = serde_json::from_slice(body).unwrap();
+    expected["model"] = json!("gpt-4o-mini");
+    expected.as_object_mut().unwrap().remove("provider");
+    assert_eq!(serde_json::from_slice::<Value>(&out).unwrap(), expected);
+}
+
+#[test]
+fn streaming_upstream_request_asks_for_usage_and_keeps_other_stream_options() {
+    let body = br#"{"model":"m","stream":true,"stream_options":{"include_obfuscation":false},"messages":[{"role":"user","content":"hi"}]}"#;
+    let request = decode_request(body).unwrap();
+    assert!(!request.client_wants_usage);
+    let out: Value =
+        serde_json::from_slice(&encode_upstream_request(body, "u", &request).unwrap()).unwrap();
+    assert_eq!(
+        out["stream_options"],
+        json!({"include_obfuscation":false,"include_usage":true})
+    );
+
+    let asked = br#"{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}"#;
+    let request = decode_request(asked).unwrap();
+    let out: Value =
+        serde_json::from_slice(&encode_upstream_request(asked, "u", &request).unwrap()).unwrap();
+    assert_eq!(out["stream_options"], json!({"include_usage":true}));
+}
+
+#[test]
+fn rewrite_response_swaps_model_and_reads_usage_from_fixture() {
+    let body = include_bytes!("../../../../../shared/fixtures/openai/chat_completion_text.json");
+    let out = rewrite_response(body, b"\"my-alias\"");
+    let v: Value = serde_json::from_slice(&out.body).unwrap();
+    let mut expected: Value = serde_json::from_slice(body).unwrap();
+    expected["model"] = json!("my-alias");
+    assert_eq!(v, expected);
+    assert_eq!(out.usage.unwrap().prompt_tokens, Some(14));
+    assert!(!out.usage_only);
+}
+
+#[test]
+fn usage_only_chunk_is_recognized() {
+    let chunk = br#"{"id":"c","object":"chat.completion.chunk","model":"gpt-4o","choices":[],"usage":{"prompt_tokens":14,"completion_tokens":30,"total_tokens":44}}"#;
+    let out = rewrite_response(chunk, b"\"x\"");
+    assert!(out.usage_only);
+    assert_eq!(out.usage.unwrap().completion_tokens, Some(30));
+    let null_usage =
+        br#"{"model":"gpt-4o","choices":[{"index":0,"delta":{"content":"a"}}],"usage":null}"#;
+    let out = rewrite_response(null_usage, b"\"x\"");
+    assert!(!out.usage_only);
+    assert_eq!(out.usage, None);
+}
+
+#[test]
+fn non_json_bodies_pass_unchanged() {
+    assert_eq!(rewrite_response(b"oops", b"\"x\"").body, b"oops");
+}

@@ -1,0 +1,118 @@
+use super::*;
+use proptest::prelude::*;
+
+fn decode_all(pieces: &[&[u8]]) -> Vec<Event> {
+    let mut decoder = Decoder::default();
+    let mut events = Vec::new();
+    for piece in pieces {
+        decoder.push(piece);
+        while let Some(event) = decoder.next_event() {
+            events.push(event);
+        }
+    }
+    decoder.finish();
+    while let Some(event) = decoder.next_event() {
+        events.push(event);
+    }
+    events
+}
+
+fn data(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| String::from_utf8(e.data.to_vec()).unwrap())
+        .collect()
+}
+
+#[test]
+fn openai_fixture_decodes_every_chunk_and_the_done_marker() {
+    let raw =
+        include_bytes!("../../../../../shared/fixtures/openai/chat_stream_text_include_usage.sse");
+    let events = decode_all(&[raw]);
+    assert!(events.len() > 3);
+    assert!(events.last().unwrap().is_done_marker());
+    for event in &events[..events.len() - 1] {
+        serde_json::from_slice::<serde_json::Value>(&event.data).expect("each data is JSON");
+    }
+}
+
+#[test]
+fn gemini_crlf_fixture_decodes() {
+    let raw = include_bytes!("../../../../../shared/fixtures/gemini/stream_text.sse");
+    let events = decode_all(&[raw]);
+    assert_eq!(events.len(), 2);
+    for event in &events {
+        serde_json::from_slice::<serde_json::Value>(&event.data).expect("each data is JSON");
+    }
+}
+
+#[test]
+fn anthropic_fixture_keeps_event_names_and_last_event_without_newline() {
+    let raw = include_bytes!("../../../../../shared/fixtures/anthropic/stream_text.sse");
+    let events = decode_all(&[raw]);
+    let names: Vec<_> = events.iter().map(|e| e.name.clone().unwrap()).collect();
+    assert_eq!(names.first().unwrap(), "message_start");
+    assert_eq!(names.last().unwrap(), "message_stop");
+    assert!(names.contains(&"ping".to_string()));
+}
+
+#[test]
+fn done_is_detected_only_when_the_payload_equals_it() {
+    let events = decode_all(&[b"data: {\"content\":\"say [DONE] now\"}\n\ndata: [DONE]\n\n"]);
+    assert!(!events[0].is_done_marker());
+    assert!(events[1].is_done_marker());
+}
+
+#[test]
+fn multi_line_data_comments_and_cr_endings() {
+    let events = decode_all(&[b": keepalive\revent: x\rdata: a\rdata: b\r\rdata:c\n\n"]);
+    assert_eq!(data(&events), vec!["a\nb", "c"]);
+    assert_eq!(events[0].name.as_deref(), Some("x"));
+    assert_eq!(events[1].name, None);
+}
+
+#[test]
+fn bom_is_skipped_even_when_split() {
+    let events = decode_all(&[b"\xEF", b"\xBB\xBFdata: 1\n\n"]);
+    assert_eq!(data(&events), vec!["1"]);
+}
+
+#[test]
+fn encoder_writes_one_data_line_per_payload_line() {
+    let mut out = BytesMut::new();
+    encode_event(&mut out, Some("ping"), b"{\"type\":\"ping\"}");
+    encode_event(&mut out, None, b"a\nb");
+    assert_eq!(
+        &out[..],
+        b"event: ping\ndata: {\"type\":\"ping\"}\n\ndata: a\ndata: b\n\n"
+    );
+}
+
+proptest! {
+    /// Decoding is the same however the bytes are split into network reads.
+    #[test]
+    fn chunking_does_not_change_events(
+        payloads in proptest::collection::vec("[a-z{}\":\\[\\] ]{0,20}", 1..8),
+        eol in prop_oneof![Just("\n"), Just("\r\n"), Just("\r")],
+        cuts in proptest::collection::vec(0usize..200, 0..10),
+    ) {
+        let mut raw = Vec::new();
+        for p in &payloads {
+            raw.extend_from_slice(format!("data: {p}{eol}{eol}").as_bytes());
+        }
+        let whole = decode_all(&[&raw]);
+        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (raw.len() + 1)).collect();
+        cuts.sort_unstable();
+        let mut pieces: Vec<&[u8]> = Vec::new();
+        let mut last = 0;
+        for c in cuts {
+            pieces.push(&raw[last..c]);
+            last = c;
+        }
+        pieces.push(&raw[last..]);
+        let split = decode_all(&pieces);
+        prop_assert_eq!(&whole, &split);
+        let expected: Vec<String> = payloads.iter().map(|p| p.to_string()).collect();
+        prop_assert_eq!(data(&whole), expected);
+    }
+}

@@ -1,0 +1,67 @@
+//! A [`GatewayError`] as an HTTP response in the OpenAI envelope.
+
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use llmux_protocol::error::{ErrorKind, GatewayError};
+use llmux_protocol::openai_chat::InvalidRequest;
+use llmux_router::RouteError;
+
+/// An error on its way to the client.
+#[derive(Debug)]
+pub struct ApiError(pub GatewayError);
+
+impl ApiError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self(GatewayError::new(kind, message))
+    }
+}
+
+/// The HTTP status for each kind of failure.
+pub fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::UpstreamStatus(code) => {
+            StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY)
+        }
+        ErrorKind::UpstreamUnreachable | ErrorKind::UpstreamProtocol => StatusCode::BAD_GATEWAY,
+        ErrorKind::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+        ErrorKind::NoCombination => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (status_of(self.0.kind), self.0.to_openai_json()).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        response
+    }
+}
+
+impl From<InvalidRequest> for ApiError {
+    fn from(err: InvalidRequest) -> Self {
+        Self(GatewayError::new(ErrorKind::InvalidRequest, err.message).with_param(err.param))
+    }
+}
+
+impl From<RouteError> for ApiError {
+    fn from(err: RouteError) -> Self {
+        let (code, param) = match &err {
+            RouteError::UnknownVendor { .. } => ("unknown_vendor", "vendor"),
+            RouteError::ModelNotFound { .. } => ("model_not_found", "model"),
+            RouteError::NoCapableModel { .. } => ("unsupported_capability", "model"),
+            RouteError::Empty(_) => ("no_combination", "model"),
+        };
+        Self(
+            GatewayError::new(ErrorKind::InvalidRequest, err.to_string())
+                .with_code(code)
+                .with_param(Some(param.into())),
+        )
+    }
+}

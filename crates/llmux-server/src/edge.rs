@@ -1,0 +1,104 @@
+//! The edge middleware: request id, one log line and one metric per request.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use http::HeaderValue;
+use llmux_telemetry::metrics::RequestLabels;
+
+use crate::state::Gateway;
+
+/// The request's id: the client's `x-request-id` when it is sane, else a fresh one.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub HeaderValue);
+
+/// Where a request went, attached by handlers to the response for logging and metrics.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub vendor: String,
+    pub model: String,
+    pub credential: String,
+    pub upstream_model: String,
+}
+
+const REQUEST_ID: &str = "x-request-id";
+
+pub async fn edge(
+    State(gateway): State<Arc<Gateway>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let id = request
+        .headers()
+        .get(REQUEST_ID)
+        .filter(|v| is_sane_id(v.as_bytes()))
+        .cloned()
+        .unwrap_or_else(new_id);
+    request.extensions_mut().insert(RequestId(id.clone()));
+    let method = request.method().clone();
+    let route = route_label(request.uri().path());
+    let path = request.uri().path().to_owned();
+
+    let mut response = next.run(request).await;
+
+    response.headers_mut().insert(REQUEST_ID, id.clone());
+    let status = response.status().as_u16();
+    let outcome = response.extensions().get::<Outcome>();
+    let (vendor, model) =
+        outcome.map_or(("none", "none"), |o| (o.vendor.as_str(), o.model.as_str()));
+    if route != "other" {
+        gateway
+            .metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                route,
+                vendor: vendor.to_owned(),
+                model: model.to_owned(),
+                status,
+            })
+            .inc();
+    }
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let request_id = id.to_str().unwrap_or("-");
+    match outcome {
+        Some(o) => tracing::info!(
+            request_id,
+            %method,
+            path,
+            status,
+            vendor = o.vendor,
+            model = o.model,
+            upstream_model = o.upstream_model,
+            credential = o.credential,
+            elapsed_ms,
+            "request"
+        ),
+        None => tracing::info!(request_id, %method, path, status, elapsed_ms, "request"),
+    }
+    response
+}
+
+/// A bounded label for metrics: unknown paths must not create series.
+fn route_label(path: &str) -> &'static str {
+    match path {
+        "/v1/chat/completions" => "chat",
+        "/v1/embeddings" => "embeddings",
+        "/v1/models" => "models",
+        "/health" => "health",
+        "/metrics" => "metrics",
+        _ => "other",
+    }
+}
+
+fn is_sane_id(bytes: &[u8]) -> bool {
+    !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(|b| b.is_ascii_graphic())
+}
+
+fn new_id() -> HeaderValue {
+    let id = format!("req_{:016x}{:08x}", fastrand::u64(..), fastrand::u32(..));
+    HeaderValue::from_str(&id).unwrap_or(HeaderValue::from_static("req_unknown"))
+}

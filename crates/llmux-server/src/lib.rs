@@ -1,0 +1,18 @@
+//! The HTTP side of llmux: the axum application ([`app`]), its handlers, the SSE relay, and
+//! the server loop ([`serve`]) with header-read timeouts, `TCP_NODELAY` and graceful shutdown.
+//!
+//! Invariant: only this crate knows HTTP statuses and headers. Handlers read the current
+//! [`Snapshot`] once per request (lock-free `ArcSwap` load) and never hold a lock while waiting.
+
+mod api_error;
+mod body;
+mod edge;
+mod relay;
+mod routes;
+mod server;
+mod state;
+mod upstream_call;
+
+pub use routes::app;
+pub use server::{ServerOptions, serve};
+pub use state::{Gateway, Snapshot, SnapshotError};

@@ -1,0 +1,54 @@
+//! The axum application: routes, fallbacks and the edge middleware.
+
+mod chat;
+mod embeddings;
+mod info;
+mod proxy;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use llmux_protocol::error::ErrorKind;
+
+use crate::api_error::ApiError;
+use crate::edge::edge;
+use crate::state::Gateway;
+
+/// Builds the application for `gateway`.
+pub fn app(gateway: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(chat::handle))
+        .route("/v1/embeddings", post(embeddings::handle))
+        .route("/v1/models", get(info::models))
+        .route("/health", get(info::health))
+        .route("/metrics", get(info::metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(gateway.clone(), edge))
+        .with_state(gateway)
+}
+
+async fn not_found(request: Request) -> impl IntoResponse {
+    ApiError::new(
+        ErrorKind::NotFound,
+        format!(
+            "unknown route: {} {}",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+}
+
+async fn method_not_allowed(request: Request) -> impl IntoResponse {
+    ApiError::new(
+        ErrorKind::MethodNotAllowed,
+        format!(
+            "method {} is not allowed on {}",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+}

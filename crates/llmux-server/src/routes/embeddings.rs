@@ -1,0 +1,93 @@
+//! `POST /v1/embeddings` to OpenAI-compatible upstreams; float and base64 encodings pass
+//! through untouched because only `model` is rewritten.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use llmux_protocol::embeddings;
+use llmux_protocol::error::ErrorKind;
+use llmux_protocol::openai_chat::json_string;
+use llmux_router::{Endpoint, Needs};
+
+use super::proxy::{self, VendorParam};
+use crate::api_error::ApiError;
+use crate::body;
+use crate::state::Gateway;
+
+pub async fn handle(
+    State(gateway): State<Arc<Gateway>>,
+    Query(params): Query<VendorParam>,
+    body: Body,
+) -> Response {
+    match serve(gateway, params, body).await {
+        Ok(response) => response,
+        Err(err) => err.into_response(),
+    }
+}
+
+async fn serve(
+    gateway: Arc<Gateway>,
+    params: VendorParam,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let snapshot = gateway.snapshot.load_full();
+    let bytes = body::read(
+        body,
+        snapshot.config.limits.max_body_bytes,
+        proxy::body_deadline(&snapshot),
+    )
+    .await?;
+    let request = embeddings::decode_request(&bytes)?;
+    let vendor = params
+        .vendor
+        .as_deref()
+        .filter(|v| !v.is_empty())
+        .or(request.provider.as_deref());
+    let query = llmux_router::Query {
+        endpoint: Endpoint::Embeddings,
+        model: request.model.as_deref(),
+        vendor,
+        needs: Needs::default(),
+    };
+    let candidates = snapshot.table.candidates(&query)?;
+    let target = proxy::choose(&gateway, &candidates)?;
+    let upstream_body = embeddings::encode_upstream_request(&bytes, target.upstream_model)
+        .map_err(|_| {
+            ApiError::new(
+                ErrorKind::InvalidRequest,
+                "request body must be a JSON object",
+            )
+        })?;
+    let client_model = json_string(request.model.as_deref().unwrap_or(target.public_name));
+    let endpoint = snapshot
+        .endpoints
+        .get(target.credential_index)
+        .ok_or_else(|| ApiError::new(ErrorKind::Internal, "credential endpoint missing"))?;
+    let started = Instant::now();
+    let response = match proxy::send(
+        &gateway,
+        &snapshot,
+        &target,
+        &endpoint.embeddings_url,
+        upstream_body,
+        false,
+    )
+    .await
+    {
+        Ok(response) => proxy::answer_json(
+            &gateway,
+            &snapshot,
+            &target,
+            response,
+            &client_model,
+            started,
+        )
+        .await
+        .unwrap_or_else(IntoResponse::into_response),
+        Err(err) => err.into_response(),
+    };
+    Ok(proxy::finish(response, &target))
+}

@@ -1,0 +1,147 @@
+//! What chat and embeddings share: choosing a target, sending, and answering a non-streamed
+//! JSON response with the client's model name.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use llmux_protocol::openai_chat::rewrite_response;
+use llmux_router::{Candidates, Target, ThreadRng};
+use llmux_telemetry::metrics::{SelectionLabels, UpstreamLabels};
+
+use crate::api_error::ApiError;
+use crate::edge::Outcome;
+use crate::relay::record_usage;
+use crate::state::{Gateway, Snapshot};
+use crate::upstream_call::{read_body, send_failure, upstream_failure};
+
+/// Largest upstream response body accepted for a non-streamed request.
+const RESPONSE_LIMIT: usize = 64 * 1024 * 1024;
+
+/// `?vendor=`; an empty value means no filter.
+#[derive(Debug, serde::Deserialize)]
+pub struct VendorParam {
+    pub vendor: Option<String>,
+}
+
+/// Picks one combination and counts the selection.
+pub fn choose<'s>(gateway: &Gateway, candidates: &Candidates<'s>) -> Result<Target<'s>, ApiError> {
+    let target = candidates.pick(&mut ThreadRng).ok_or_else(|| {
+        ApiError::new(
+            llmux_protocol::error::ErrorKind::NoCombination,
+            "no combination available",
+        )
+    })?;
+    gateway
+        .metrics
+        .selections
+        .get_or_create(&SelectionLabels {
+            vendor: target.credential.vendor.clone(),
+            credential: target.credential.name.clone(),
+            model: target.public_name.to_owned(),
+        })
+        .inc();
+    Ok(target)
+}
+
+/// Response headers naming where the request went (never the credential's value).
+pub fn routing_headers(headers: &mut HeaderMap, target: &Target<'_>) {
+    for (name, value) in [
+        ("x-llmux-vendor", target.credential.vendor.as_str()),
+        ("x-llmux-model", target.upstream_model),
+        ("x-llmux-credential", target.credential.name.as_str()),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    }
+}
+
+pub fn outcome(target: &Target<'_>) -> Outcome {
+    Outcome {
+        vendor: target.credential.vendor.clone(),
+        model: target.public_name.to_owned(),
+        credential: target.credential.name.clone(),
+        upstream_model: target.upstream_model.to_owned(),
+    }
+}
+
+/// Attaches routing headers and the outcome to any response for this target.
+pub fn finish(mut response: Response, target: &Target<'_>) -> Response {
+    routing_headers(response.headers_mut(), target);
+    response.extensions_mut().insert(outcome(target));
+    response
+}
+
+/// Sends `body` to `url` and waits for the response head; non-2xx becomes the client's error.
+pub async fn send(
+    gateway: &Gateway,
+    snapshot: &Snapshot,
+    target: &Target<'_>,
+    url: &reqwest::Url,
+    body: Vec<u8>,
+    stream: bool,
+) -> Result<reqwest::Response, ApiError> {
+    let endpoint = snapshot
+        .endpoints
+        .get(target.credential_index)
+        .ok_or_else(|| {
+            ApiError::new(
+                llmux_protocol::error::ErrorKind::Internal,
+                "credential endpoint missing",
+            )
+        })?;
+    let vendor = target.credential.vendor.as_str();
+    let response = gateway
+        .client
+        .post_json(url, endpoint, body, stream)
+        .await
+        .map_err(|e| send_failure(&e, vendor))?;
+    if response.status().is_success() {
+        Ok(response)
+    } else {
+        Err(upstream_failure(response, snapshot, vendor, idle(snapshot)).await)
+    }
+}
+
+/// Reads a complete JSON response, rewrites `model` to the client's name and answers.
+pub async fn answer_json(
+    gateway: &Arc<Gateway>,
+    snapshot: &Snapshot,
+    target: &Target<'_>,
+    mut response: reqwest::Response,
+    client_model: &[u8],
+    started: Instant,
+) -> Result<Response, ApiError> {
+    let body = read_body(&mut response, RESPONSE_LIMIT, idle(snapshot)).await?;
+    let rewritten = rewrite_response(&body, client_model);
+    gateway
+        .metrics
+        .upstream_duration
+        .get_or_create(&UpstreamLabels {
+            vendor: target.credential.vendor.clone(),
+            model: target.public_name.to_owned(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    record_usage(
+        gateway,
+        &target.credential.vendor,
+        target.public_name,
+        rewritten.usage,
+    );
+    let mut out = (StatusCode::OK, rewritten.body).into_response();
+    out.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(out)
+}
+
+pub fn idle(snapshot: &Snapshot) -> Duration {
+    Duration::from_millis(snapshot.config.timeouts.idle_ms)
+}
+
+pub fn body_deadline(snapshot: &Snapshot) -> Duration {
+    Duration::from_millis(snapshot.config.timeouts.body_read_ms)
+}

@@ -1,0 +1,115 @@
+//! The Prometheus registry and the gateway's metric families.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels of `llmux_requests_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// `chat`, `embeddings`, `models`…
+    pub route: &'static str,
+    /// Vendor that served it, or `none` when no upstream was chosen.
+    pub vendor: String,
+    /// Public model name (alias, configured model, or `passthrough`), or `none`.
+    pub model: String,
+    /// HTTP status sent to the client.
+    pub status: u16,
+}
+
+/// Labels of per-upstream families.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamLabels {
+    /// Vendor.
+    pub vendor: String,
+    /// Public model name.
+    pub model: String,
+}
+
+/// Labels of `llmux_selections_total`: one series per combination.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SelectionLabels {
+    /// Vendor.
+    pub vendor: String,
+    /// Credential name (never its value).
+    pub credential: String,
+    /// Public model name.
+    pub model: String,
+}
+
+/// Labels of `llmux_tokens_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    /// Vendor.
+    pub vendor: String,
+    /// Public model name.
+    pub model: String,
+    /// `input` or `output`.
+    pub direction: &'static str,
+}
+
+/// Every metric family, registered once.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Client requests by route, vendor, model and status.
+    pub requests: Family<RequestLabels, Counter>,
+    /// Time from sending upstream to the end of the upstream response.
+    pub upstream_duration: Family<UpstreamLabels, Histogram, fn() -> Histogram>,
+    /// Combinations chosen by the router.
+    pub selections: Family<SelectionLabels, Counter>,
+    /// Tokens reported by vendors.
+    pub tokens: Family<TokenLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("llmux");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Client requests by route, vendor, model and status",
+            requests.clone(),
+        );
+        let upstream_duration: Family<UpstreamLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(duration_histogram);
+        registry.register(
+            "upstream_duration_seconds",
+            "Time from sending a request upstream to the end of its response",
+            upstream_duration.clone(),
+        );
+        let selections = Family::<SelectionLabels, Counter>::default();
+        registry.register(
+            "selections",
+            "Combinations chosen by the router",
+            selections.clone(),
+        );
+        let tokens = Family::<TokenLabels, Counter>::default();
+        registry.register("tokens", "Tokens reported by vendors", tokens.clone());
+        Self {
+            registry,
+            requests,
+            upstream_duration,
+            selections,
+            tokens,
+        }
+    }
+}
+
+/// 1 ms to ~131 s in powers of two.
+fn duration_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 18))
+}
+
+impl Metrics {
+    /// The registry in Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

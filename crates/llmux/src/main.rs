@@ -1,0 +1,189 @@
+//! The `llmux` binary: parses the command line and wires the crates together. No logic lives
+//! here beyond choosing what to start.
+
+mod cli;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use llmux_config::{Config, Source};
+use llmux_server::{Gateway, ServerOptions, Snapshot};
+use llmux_telemetry::logging;
+
+use crate::cli::{Cli, Command, ConfigArgs};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = std::env::var("LOG_LEVEL").unwrap_or_else(|_| "info".into());
+    let format = std::env::var("LOG_FORMAT")
+        .ok()
+        .and_then(|f| logging::Format::parse(&f))
+        .unwrap_or_default();
+    logging::init(&level, format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve { config, listen } => serve(&config, listen).await,
+            Command::Check { config } => check(&config),
+            Command::MockUpstream {
+                listen,
+                chunks,
+                latency_ms,
+                chunk_delay_ms,
+            } => {
+                let options = llmux_mock::MockOptions {
+                    chunks,
+                    latency: Duration::from_millis(latency_ms),
+                    chunk_delay: Duration::from_millis(chunk_delay_ms),
+                };
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {listen}"))?;
+                llmux_mock::run(listener, options)
+                    .await
+                    .context("mock upstream failed")?;
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+fn source(args: &ConfigArgs) -> anyhow::Result<Source> {
+    Ok(match (&args.config, &args.credentials, &args.models) {
+        (Some(file), _, _) => Source::File(file.clone()),
+        (None, Some(credentials), Some(models)) => Source::Seed {
+            credentials: credentials.clone(),
+            models: models.clone(),
+        },
+        _ => llmux_config::discover(
+            &std::env::current_dir().context("cannot read the current directory")?,
+        ),
+    })
+}
+
+fn report(errors: &[llmux_config::ConfigError]) -> anyhow::Error {
+    for error in errors {
+        eprintln!("config error: {error}");
+    }
+    anyhow::anyhow!("the configuration has {} error(s)", errors.len())
+}
+
+fn check(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
+    let source = source(args)?;
+    let config = llmux_config::load(&source, &env).map_err(|e| report(&e))?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "config: {}", config.source)?;
+    write!(out, "{}", config.combination_table())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(args: &ConfigArgs, listen: Option<SocketAddr>) -> anyhow::Result<ExitCode> {
+    let source = source(args)?;
+    let config = match llmux_config::load(&source, &env) {
+        Ok(config) => config,
+        Err(_) if matches!(source, Source::Demo) && !llmux_config::demo_has_keys(&env) => {
+            start_demo_mock().await?
+        }
+        Err(errors) => return Err(report(&errors)),
+    };
+    let listen = match (listen, config.listen) {
+        (Some(addr), _) | (None, Some(addr)) => addr,
+        (None, None) => {
+            let port = env("PORT").unwrap_or_else(|| "8082".into());
+            format!("0.0.0.0:{port}")
+                .parse()
+                .with_context(|| format!("PORT={port} is not a valid port"))?
+        }
+    };
+    let options = ServerOptions {
+        header_read_timeout: Duration::from_millis(config.timeouts.header_read_ms),
+        drain_timeout: Duration::from_secs(30),
+    };
+    tracing::info!(
+        source = %config.source,
+        credentials = config.credentials.len(),
+        models = config.models.len(),
+        "configuration loaded"
+    );
+    let snapshot = Snapshot::compile(config).context("cannot prepare the configuration")?;
+    let gateway = Gateway::new(snapshot).context("cannot start the gateway")?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "listening");
+    llmux_server::serve(
+        listener,
+        llmux_server::app(gateway),
+        options,
+        shutdown_signal(),
+    )
+    .await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Demo mode without any vendor key: the built-in mock answers, so the first curl works.
+async fn start_demo_mock() -> anyhow::Result<Config> {
+    let mock = llmux_mock::MockUpstream::start(llmux_mock::MockOptions::default())
+        .await
+        .context("cannot start the built-in mock vendor")?;
+    let base = url_for(&mock)?;
+    tracing::warn!(
+        mock = %mock.url(),
+        "DEMO MODE: no config file and no vendor key (OPENAI_API_KEY, GEMINI_API_KEY, ANTHROPIC_API_KEY); \
+         answering from the built-in mock vendor, which echoes your last message"
+    );
+    // The mock must outlive this function: it serves for the whole process.
+    std::mem::forget(mock);
+    Ok(llmux_config::mock_demo(&base))
+}
+
+fn url_for(mock: &llmux_mock::MockUpstream) -> anyhow::Result<url::Url> {
+    url::Url::parse(&format!("{}/v1", mock.url())).context("mock URL")
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested");
+}
