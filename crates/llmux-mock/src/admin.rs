@@ -28,7 +28,9 @@ pub(crate) async fn add_fault(State(shared): State<Arc<Shared>>, body: Bytes) ->
     match serde_json::from_slice::<FaultRule>(&body) {
         Ok(rule) => {
             shared.add_fault(rule);
-            respond::with_body(StatusCode::NO_CONTENT, respond::JSON, Body::empty())
+            let mut response = Response::new(Body::empty());
+            *response.status_mut() = StatusCode::NO_CONTENT;
+            response
         }
         Err(err) => respond::with_body(
             StatusCode::BAD_REQUEST,

@@ -17,15 +17,32 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Appends `len` digits of `value` in the base of `alphabet`, least significant first. The
-/// first digits encode `value` exactly, so two different values give different strings whenever
-/// `len` holds all their digits.
-fn push_digits(out: &mut String, mut value: u128, len: usize, alphabet: &[u8]) {
-    let base = alphabet.len() as u128;
-    for _ in 0..len {
-        let digit = (value % base) as usize;
-        out.push(char::from(alphabet.get(digit).copied().unwrap_or(b'0')));
-        value /= base;
+/// Appends `len` digits of `alphabet`: first `value` written in that base with a fixed number
+/// of digits (enough for any `u64`, least significant first), then digits drawn from a SplitMix64
+/// chain seeded by `value`, so long ids look random all the way. Distinct values give distinct
+/// ids whenever `len` covers the fixed digits (or `value` is below `base^len`).
+fn push_digits(out: &mut String, value: u64, len: usize, alphabet: &[u8]) {
+    let base = alphabet.len() as u64;
+    let mut exact = 0;
+    let mut span: u128 = 1;
+    while span <= u128::from(u64::MAX) {
+        span *= u128::from(base);
+        exact += 1;
+    }
+    let mut rest = value;
+    let mut chain = value;
+    for i in 0..len {
+        let digit = if i < exact {
+            let d = rest % base;
+            rest /= base;
+            d
+        } else {
+            chain = mix(chain);
+            chain % base
+        };
+        out.push(char::from(
+            alphabet.get(digit as usize).copied().unwrap_or(b'0'),
+        ));
     }
 }
 
@@ -55,16 +72,10 @@ impl Ids {
         mix(self.seed.wrapping_add(n))
     }
 
-    /// 128 bits whose low 64 are unique per call.
-    fn next_wide(&self) -> u128 {
-        let low = self.next();
-        (u128::from(mix(low)) << 64) | u128::from(low)
-    }
-
     fn alnum(&self, prefix: &str, len: usize) -> String {
         let mut out = String::with_capacity(prefix.len() + len);
         out.push_str(prefix);
-        push_digits(&mut out, self.next_wide(), len, ALNUM);
+        push_digits(&mut out, self.next(), len, ALNUM);
         out
     }
 
@@ -75,8 +86,8 @@ impl Ids {
 
     /// `call_` and 24 lowercase hex digits.
     pub fn openai_call(&self) -> String {
-        let wide = self.next_wide();
-        format!("call_{:08x}{:016x}", (wide >> 64) as u32, wide as u64)
+        let value = self.next();
+        format!("call_{value:016x}{:08x}", mix(value) as u32)
     }
 
     /// `msg_` and 24 alphanumerics.
@@ -107,7 +118,8 @@ impl Ids {
         let space = u128::from(SHORT_SPACE);
         let value = (u128::from(self.seed) + u128::from(n) * 0x5DEE_CE6D) % space;
         let mut out = String::with_capacity(8);
-        push_digits(&mut out, value, 8, LOWER_ALNUM);
+        // value < 36^8, so all eight digits come from it and distinct values stay distinct.
+        push_digits(&mut out, value as u64, 8, LOWER_ALNUM);
         out
     }
 

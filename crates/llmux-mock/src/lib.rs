@@ -16,6 +16,8 @@
 //! out-of-process mock is driven through `GET|DELETE /__mock/calls` and
 //! `POST|DELETE /__mock/faults`.
 
+#![warn(missing_docs)]
+
 mod admin;
 mod anthropic;
 mod gemini;

@@ -20,7 +20,7 @@ use crate::ids::Ids;
 const MAX_RECORDED_CALLS: usize = 100_000;
 
 /// Which vendor API a recorded call went to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Api {
     /// `POST /v1/chat/completions`.
@@ -116,7 +116,7 @@ impl RawCall {
             .collect();
         let body = serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null);
         RecordedCall {
-            api: self.api,
+            api: self.api.clone(),
             credential: self.credential.clone(),
             model: self.model.clone(),
             stream: self.stream,

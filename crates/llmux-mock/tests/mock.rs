@@ -1,5 +1,13 @@
 //! Integration tests: the mock over real sockets, checked against the recorded vendor fixtures.
 
+// Test helpers live outside `#[test]` functions, where clippy's test exemptions do not reach.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail loudly"
+)]
+
 mod mock {
     mod anthropic;
     mod faults;
@@ -113,7 +121,10 @@ fn key_paths(value: &Value, opaque: &[&str]) -> BTreeSet<String> {
 }
 
 /// The union of `key_paths` over `values`.
-fn union_paths<'a>(values: impl IntoIterator<Item = &'a Value>, opaque: &[&str]) -> BTreeSet<String> {
+fn union_paths<'a>(
+    values: impl IntoIterator<Item = &'a Value>,
+    opaque: &[&str],
+) -> BTreeSet<String> {
     values
         .into_iter()
         .flat_map(|v| key_paths(v, opaque))
@@ -132,12 +143,17 @@ fn assert_same_paths(
 ) {
     let under = |path: &String, roots: &[&str]| {
         roots.iter().any(|root| {
-            path == root || path.starts_with(&format!("{root}.")) || path.starts_with(&format!("{root}["))
+            path == root
+                || path.starts_with(&format!("{root}."))
+                || path.starts_with(&format!("{root}["))
         })
     };
     let fixture: BTreeSet<String> = fixture.into_iter().filter(|p| !under(p, skipped)).collect();
     let mock: BTreeSet<String> = mock.into_iter().filter(|p| !under(p, extras)).collect();
-    assert_eq!(mock, fixture, "key paths differ (left: mock, right: fixture)");
+    assert_eq!(
+        mock, fixture,
+        "key paths differ (left: mock, right: fixture)"
+    );
 }
 
 /// `items` with consecutive duplicates collapsed, for comparing event order patterns.

@@ -14,6 +14,8 @@ pub enum ErrorKind {
     MethodNotAllowed,
     /// The request body is over the configured limit.
     PayloadTooLarge,
+    /// The client did not send its request body in time.
+    RequestTimeout,
     /// The upstream answered with this error status; the status is kept for the client.
     UpstreamStatus(u16),
     /// The upstream could not be reached (connect error, reset before a response).
@@ -45,7 +47,8 @@ impl ErrorKind {
             Self::InvalidRequest
             | Self::NotFound
             | Self::MethodNotAllowed
-            | Self::PayloadTooLarge => "invalid_request_error",
+            | Self::PayloadTooLarge
+            | Self::RequestTimeout => "invalid_request_error",
             Self::UpstreamStatus(401) => "authentication_error",
             Self::UpstreamStatus(403) => "permission_error",
             Self::UpstreamStatus(404) => "not_found_error",

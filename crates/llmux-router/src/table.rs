@@ -323,7 +323,7 @@ impl RoutingTable {
         if let Some(model) = query.model
             && let Some(scope) = self.by_model.get(model)
         {
-            return self.from_scope(scope, query, &format!("named '{model}'"));
+            return self.scope_candidates(scope, query, &format!("named '{model}'"));
         }
         self.unknown_model(query)
     }
@@ -344,7 +344,7 @@ impl RoutingTable {
                 Endpoint::Chat => &self.chat_pool,
                 Endpoint::Embeddings => &self.embedding_pool,
             };
-            self.from_scope(pool, query, "in the pool")
+            self.scope_candidates(pool, query, "in the pool")
         };
         let not_found = |hint: &str| RouteError::ModelNotFound {
             model: query.model.unwrap_or_default().to_owned(),
@@ -383,7 +383,7 @@ impl RoutingTable {
         }
     }
 
-    fn from_scope<'t>(
+    fn scope_candidates<'t>(
         &'t self,
         scope: &'t Scope,
         query: &Query<'t>,

@@ -32,7 +32,9 @@ fn paths_by_event(evs: &[crate::Event]) -> BTreeMap<String, BTreeSet<String>> {
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for event in evs {
         let name = event.name.clone().expect("every Anthropic frame is named");
-        out.entry(name).or_default().extend(key_paths(&event.json(), OPAQUE));
+        out.entry(name)
+            .or_default()
+            .extend(key_paths(&event.json(), OPAQUE));
     }
     out
 }
@@ -57,7 +59,10 @@ async fn text_message_matches_fixture_shape() {
     );
     assert_eq!(body["model"], "claude-sonnet-4-5");
     assert!(body["id"].as_str().unwrap().starts_with("msg_"));
-    assert_eq!(body["content"], json!([{"type": "text", "text": "Hello there, Claude!"}]));
+    assert_eq!(
+        body["content"],
+        json!([{"type": "text", "text": "Hello there, Claude!"}])
+    );
     assert_eq!(body["stop_reason"], "end_turn");
     assert_eq!(body["usage"]["input_tokens"], 5);
     assert_eq!(body["usage"]["output_tokens"], 3);
@@ -82,7 +87,11 @@ async fn tool_use_message_matches_fixture_shape() {
     assert_eq!(block["type"], "tool_use");
     assert_eq!(block["name"], "get_weather");
     let id = block["id"].as_str().unwrap();
-    assert!(id.starts_with("toolu_") && id.len() == 30 && id[6..].chars().all(|c| c.is_ascii_alphanumeric()));
+    assert!(
+        id.starts_with("toolu_")
+            && id.len() == 30
+            && id[6..].chars().all(|c| c.is_ascii_alphanumeric())
+    );
     let text = request_text();
     assert_eq!(block["input"], json!({"text": text}));
 }
@@ -107,12 +116,26 @@ async fn parallel_named_and_none_tool_choices() {
         async move { messages(&url, body).await.json::<Value>().await.unwrap() }
     };
     let names = |body: &Value| -> Vec<String> {
-        body["content"].as_array().unwrap().iter().filter_map(|b| b["name"].as_str().map(str::to_owned)).collect()
+        body["content"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|b| b["name"].as_str().map(str::to_owned))
+            .collect()
     };
-    assert_eq!(names(&ask(Value::Null, "do it in parallel").await), ["get_weather", "get_time"]);
-    assert_eq!(names(&ask(json!({"type": "tool", "name": "get_time"}), "x").await), ["get_time"]);
+    assert_eq!(
+        names(&ask(Value::Null, "do it in parallel").await),
+        ["get_weather", "get_time"]
+    );
+    assert_eq!(
+        names(&ask(json!({"type": "tool", "name": "get_time"}), "x").await),
+        ["get_time"]
+    );
     let none = ask(json!({"type": "none"}), "just talk").await;
-    assert_eq!(none["content"], json!([{"type": "text", "text": "just talk"}]));
+    assert_eq!(
+        none["content"],
+        json!([{"type": "text", "text": "just talk"}])
+    );
 }
 
 #[tokio::test]
@@ -159,18 +182,27 @@ async fn text_stream_matches_fixture_and_reassembles() {
                "messages": [{"role": "user", "content": "Hello there!"}]}),
     )
     .await;
-    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
     let body = response.text().await.unwrap();
     assert!(!body.contains('\r') && !body.contains("[DONE]"));
     assert!(body.contains("event: ping\ndata: {\"type\": \"ping\"}\n\n"));
 
     let mine = events(&body, "\n\n");
     let theirs = events(&fixture("anthropic/stream_text.sse"), "\n\n");
-    let names = |evs: &[crate::Event]| collapse(evs.iter().map(|e| e.name.clone().unwrap()).collect());
+    let names =
+        |evs: &[crate::Event]| collapse(evs.iter().map(|e| e.name.clone().unwrap()).collect());
     assert_eq!(names(&mine), names(&theirs));
 
     let (mine_paths, theirs_paths) = (paths_by_event(&mine), paths_by_event(&theirs));
-    assert_eq!(mine_paths.keys().collect::<Vec<_>>(), theirs_paths.keys().collect::<Vec<_>>());
+    assert_eq!(
+        mine_paths.keys().collect::<Vec<_>>(),
+        theirs_paths.keys().collect::<Vec<_>>()
+    );
     for (name, paths) in mine_paths {
         // message_start usage follows the newer recording (stream_tool_use.sse), which adds the
         // cache counters and service_tier to this older one.
@@ -197,7 +229,10 @@ async fn text_stream_matches_fixture_and_reassembles() {
         .collect();
     assert_eq!(text, "Hello there!");
     let delta = data.iter().find(|d| d["type"] == "message_delta").unwrap();
-    assert_eq!(delta["delta"], json!({"stop_reason": "end_turn", "stop_sequence": null}));
+    assert_eq!(
+        delta["delta"],
+        json!({"stop_reason": "end_turn", "stop_sequence": null})
+    );
     assert_eq!(delta["usage"]["output_tokens"], 2);
 }
 
@@ -223,12 +258,20 @@ async fn tool_use_stream_matches_fixture_and_reassembles() {
         .iter()
         .filter(|e| {
             let d = e.json();
-            !(e.name.as_deref().is_some_and(|n| n.starts_with("content_block")) && d["index"] == 0)
+            !(e.name
+                .as_deref()
+                .is_some_and(|n| n.starts_with("content_block"))
+                && d["index"] == 0)
         })
         .cloned()
         .collect();
     let pattern = |evs: &[crate::Event]| -> Vec<String> {
-        collapse(evs.iter().filter_map(|e| e.name.clone()).filter(|n| n != "ping").collect())
+        collapse(
+            evs.iter()
+                .filter_map(|e| e.name.clone())
+                .filter(|n| n != "ping")
+                .collect(),
+        )
     };
     let mine_pattern = pattern(&mine);
     let one_block = pattern(&without_text);
@@ -239,7 +282,12 @@ async fn tool_use_stream_matches_fixture_and_reassembles() {
     assert_eq!(mine_pattern, expected);
     assert_eq!(mine[1].name.as_deref(), Some("content_block_start"));
     assert_eq!(mine[2].name.as_deref(), Some("ping"));
-    assert_eq!(mine.iter().filter(|e| e.name.as_deref() == Some("ping")).count(), 1);
+    assert_eq!(
+        mine.iter()
+            .filter(|e| e.name.as_deref() == Some("ping"))
+            .count(),
+        1
+    );
 
     let (mine_paths, theirs_paths) = (paths_by_event(&mine), paths_by_event(&theirs));
     for (name, paths) in mine_paths {
@@ -267,7 +315,10 @@ async fn tool_use_stream_matches_fixture_and_reassembles() {
         assert_eq!(fragments[0], "");
         assert!(fragments.len() >= 4);
         let input: Value = serde_json::from_str(&fragments.concat()).unwrap();
-        assert_eq!(input, json!({"text": "Weather in Paris, in parallel with the time"}));
+        assert_eq!(
+            input,
+            json!({"text": "Weather in Paris, in parallel with the time"})
+        );
     }
     let delta = data.iter().find(|d| d["type"] == "message_delta").unwrap();
     assert_eq!(delta["delta"]["stop_reason"], "tool_use");
@@ -288,9 +339,21 @@ async fn validation_errors_use_anthropic_envelope() {
         assert!(body["error"]["message"].is_string());
         assert!(body["request_id"].as_str().unwrap().starts_with("req_"));
     };
-    let no_key = client().post(&url).header("anthropic-version", "2023-06-01").json(&ok_body).send().await.unwrap();
+    let no_key = client()
+        .post(&url)
+        .header("anthropic-version", "2023-06-01")
+        .json(&ok_body)
+        .send()
+        .await
+        .unwrap();
     check(no_key, 401, "authentication_error").await;
-    let no_version = client().post(&url).header("x-api-key", "k").json(&ok_body).send().await.unwrap();
+    let no_version = client()
+        .post(&url)
+        .header("x-api-key", "k")
+        .json(&ok_body)
+        .send()
+        .await
+        .unwrap();
     check(no_version, 400, "invalid_request_error").await;
     let no_max = messages(&mock.url(), json!({"model": "claude", "messages": []})).await;
     check(no_max, 400, "invalid_request_error").await;

@@ -2,7 +2,9 @@
 
 use serde_json::{Value, json};
 
-use crate::{assert_same_paths, client, events, fixture, fixture_json, key_paths, start, union_paths};
+use crate::{
+    assert_same_paths, client, events, fixture, fixture_json, key_paths, start, union_paths,
+};
 
 /// Function call arguments are free-form.
 const OPAQUE: &[&str] = &["candidates[].content.parts[].functionCall.args"];
@@ -37,7 +39,10 @@ async fn text_response_matches_fixture_shape() {
         &[],
     );
     let candidate = &body["candidates"][0];
-    assert_eq!(candidate["content"]["parts"][0]["text"], "What is the capital of France? One word.");
+    assert_eq!(
+        candidate["content"]["parts"][0]["text"],
+        "What is the capital of France? One word."
+    );
     assert_eq!(candidate["content"]["role"], "model");
     assert_eq!(candidate["finishReason"], "STOP");
     assert_eq!(body["modelVersion"], "gemini-2.5-flash");
@@ -45,7 +50,10 @@ async fn text_response_matches_fixture_shape() {
     assert_eq!(usage["promptTokenCount"], 8);
     assert_eq!(usage["candidatesTokenCount"], 8);
     assert_eq!(usage["totalTokenCount"], 16);
-    assert_eq!(usage["promptTokensDetails"], json!([{"modality": "TEXT", "tokenCount": 8}]));
+    assert_eq!(
+        usage["promptTokensDetails"],
+        json!([{"modality": "TEXT", "tokenCount": 8}])
+    );
 }
 
 #[tokio::test]
@@ -59,18 +67,31 @@ async fn function_call_matches_fixture_shape_without_id_on_gemini_2() {
         .unwrap();
     assert_same_paths(
         key_paths(&body, OPAQUE),
-        key_paths(&fixture_json("gemini/generate_content_function_call.json"), OPAQUE),
+        key_paths(
+            &fixture_json("gemini/generate_content_function_call.json"),
+            OPAQUE,
+        ),
         SKIPPED,
         &[],
     );
     let candidate = &body["candidates"][0];
     assert_eq!(candidate["finishReason"], "STOP");
-    assert_eq!(candidate["finishMessage"], "Model generated function call(s).");
+    assert_eq!(
+        candidate["finishMessage"],
+        "Model generated function call(s)."
+    );
     let part = &candidate["content"]["parts"][0];
     assert_eq!(part["functionCall"]["name"], "sum");
-    assert_eq!(part["functionCall"]["args"], json!({"text": "what is the sum of 1 + 2?"}));
+    assert_eq!(
+        part["functionCall"]["args"],
+        json!({"text": "what is the sum of 1 + 2?"})
+    );
     assert!(part["functionCall"].get("id").is_none());
-    assert!(part["thoughtSignature"].as_str().is_some_and(|s| !s.is_empty()));
+    assert!(
+        part["thoughtSignature"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty())
+    );
 }
 
 #[tokio::test]
@@ -78,28 +99,52 @@ async fn function_calls_get_ids_after_gemini_2_and_none_mode_is_honoured() {
     let mock = start().await;
     let mut request = user("add in parallel");
     request["tools"] = json!([{"functionDeclarations": [{"name": "sum"}, {"name": "product"}]}]);
-    let body: Value = generate(&mock.url(), "gemini-3-flash-preview", "generateContent", request.clone())
-        .await
-        .json()
-        .await
+    let body: Value = generate(
+        &mock.url(),
+        "gemini-3-flash-preview",
+        "generateContent",
+        request.clone(),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let parts = body["candidates"][0]["content"]["parts"]
+        .as_array()
         .unwrap();
-    let parts = body["candidates"][0]["content"]["parts"].as_array().unwrap();
     assert_eq!(parts.len(), 2);
     for part in parts {
         let id = part["functionCall"]["id"].as_str().unwrap();
-        assert!(id.len() == 8 && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()), "{id}");
+        assert!(
+            id.len() == 8
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
+            "{id}"
+        );
     }
-    assert_ne!(parts[0]["functionCall"]["id"], parts[1]["functionCall"]["id"]);
+    assert_ne!(
+        parts[0]["functionCall"]["id"],
+        parts[1]["functionCall"]["id"]
+    );
     assert!(parts[0].get("thoughtSignature").is_some());
     assert!(parts[1].get("thoughtSignature").is_none());
 
     request["toolConfig"] = json!({"functionCallingConfig": {"mode": "NONE"}});
-    let body: Value = generate(&mock.url(), "gemini-3-flash-preview", "generateContent", request)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(body["candidates"][0]["content"]["parts"], json!([{"text": "add in parallel"}]));
+    let body: Value = generate(
+        &mock.url(),
+        "gemini-3-flash-preview",
+        "generateContent",
+        request,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        body["candidates"][0]["content"]["parts"],
+        json!([{"text": "add in parallel"}])
+    );
 }
 
 #[tokio::test]
@@ -107,11 +152,16 @@ async fn function_response_is_acknowledged() {
     let mock = start().await;
     let mut request = fixture_json("gemini/stream_after_function_response.request.json");
     request.as_object_mut().unwrap().remove("tools");
-    let body: Value = generate(&mock.url(), "gemini-3-flash-preview", "generateContent", request)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = generate(
+        &mock.url(),
+        "gemini-3-flash-preview",
+        "generateContent",
+        request,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     assert_eq!(
         body["candidates"][0]["content"]["parts"][0]["text"],
         r#"Tool result received: {"sum":5} {"sum":9} {"sum":13}"#
@@ -136,8 +186,19 @@ async fn max_output_tokens_truncates() {
 async fn text_stream_matches_fixture_and_reassembles() {
     let mock = start().await;
     let text = "I can help you with that! Where are you?";
-    let response = generate(&mock.url(), "gemini-2.5-flash", "streamGenerateContent?alt=sse", user(text)).await;
-    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let response = generate(
+        &mock.url(),
+        "gemini-2.5-flash",
+        "streamGenerateContent?alt=sse",
+        user(text),
+    )
+    .await;
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
     let body = response.text().await.unwrap();
     // Frames end in CRLF CRLF, exactly like the recording, and nothing else separates them.
     let recorded = fixture("gemini/stream_text.sse");
@@ -145,15 +206,33 @@ async fn text_stream_matches_fixture_and_reassembles() {
     assert_eq!(body.matches("\r\n\r\n").count(), 4);
     assert_eq!(body.matches("\n\n").count(), 0);
 
-    let mine: Vec<Value> = events(&body, "\r\n\r\n").iter().map(crate::Event::json).collect();
-    let theirs: Vec<Value> = events(&recorded, "\r\n\r\n").iter().map(crate::Event::json).collect();
-    assert_same_paths(union_paths(&mine, OPAQUE), union_paths(&theirs, OPAQUE), SKIPPED, &[]);
+    let mine: Vec<Value> = events(&body, "\r\n\r\n")
+        .iter()
+        .map(crate::Event::json)
+        .collect();
+    let theirs: Vec<Value> = events(&recorded, "\r\n\r\n")
+        .iter()
+        .map(crate::Event::json)
+        .collect();
+    assert_same_paths(
+        union_paths(&mine, OPAQUE),
+        union_paths(&theirs, OPAQUE),
+        SKIPPED,
+        &[],
+    );
     let (last, rest) = mine.split_last().unwrap();
     assert_eq!(last["candidates"][0]["finishReason"], "STOP");
-    assert!(rest.iter().all(|c| c["candidates"][0].get("finishReason").is_none()));
+    assert!(
+        rest.iter()
+            .all(|c| c["candidates"][0].get("finishReason").is_none())
+    );
     let streamed: String = mine
         .iter()
-        .map(|c| c["candidates"][0]["content"]["parts"][0]["text"].as_str().unwrap())
+        .map(|c| {
+            c["candidates"][0]["content"]["parts"][0]["text"]
+                .as_str()
+                .unwrap()
+        })
         .collect();
     assert_eq!(streamed, text);
     // usageMetadata is cumulative and present in every chunk.
@@ -163,14 +242,18 @@ async fn text_stream_matches_fixture_and_reassembles() {
         .collect();
     assert!(counts.is_sorted());
     assert_eq!(counts.last(), Some(&9));
-    assert!(mine.iter().all(|c| c["responseId"] == mine[0]["responseId"]));
+    assert!(
+        mine.iter()
+            .all(|c| c["responseId"] == mine[0]["responseId"])
+    );
 }
 
 #[tokio::test]
 async fn parallel_function_call_stream_matches_fixture() {
     let mock = start().await;
     let mut request = fixture_json("gemini/stream_parallel_function_calls.request.json");
-    request["contents"][0]["parts"][0]["text"] = json!("Add 2 and 3 and multiply 4 and 5, in parallel");
+    request["contents"][0]["parts"][0]["text"] =
+        json!("Add 2 and 3 and multiply 4 and 5, in parallel");
     request["tools"][0]["functionDeclarations"]
         .as_array_mut()
         .unwrap()
@@ -185,12 +268,23 @@ async fn parallel_function_call_stream_matches_fixture() {
     .text()
     .await
     .unwrap();
-    let mine: Vec<Value> = events(&body, "\r\n\r\n").iter().map(crate::Event::json).collect();
-    let theirs: Vec<Value> = events(&fixture("gemini/stream_parallel_function_calls.sse"), "\r\n\r\n")
+    let mine: Vec<Value> = events(&body, "\r\n\r\n")
         .iter()
         .map(crate::Event::json)
         .collect();
-    assert_same_paths(union_paths(&mine, OPAQUE), union_paths(&theirs, OPAQUE), SKIPPED, &[]);
+    let theirs: Vec<Value> = events(
+        &fixture("gemini/stream_parallel_function_calls.sse"),
+        "\r\n\r\n",
+    )
+    .iter()
+    .map(crate::Event::json)
+    .collect();
+    assert_same_paths(
+        union_paths(&mine, OPAQUE),
+        union_paths(&theirs, OPAQUE),
+        SKIPPED,
+        &[],
+    );
 
     // One whole functionCall per chunk, then an empty text part with finishReason.
     assert_eq!(mine.len(), 3);
@@ -213,7 +307,13 @@ async fn parallel_function_call_stream_matches_fixture() {
 #[tokio::test]
 async fn stream_without_alt_sse_is_a_json_array() {
     let mock = start().await;
-    let response = generate(&mock.url(), "gemini-2.5-flash", "streamGenerateContent", user("a b c d")).await;
+    let response = generate(
+        &mock.url(),
+        "gemini-2.5-flash",
+        "streamGenerateContent",
+        user("a b c d"),
+    )
+    .await;
     let body: Value = response.json().await.unwrap();
     let chunks = body.as_array().unwrap();
     assert_eq!(chunks.len(), 4);
@@ -223,8 +323,16 @@ async fn stream_without_alt_sse_is_a_json_array() {
 #[tokio::test]
 async fn key_query_parameter_and_missing_key() {
     let mock = start().await;
-    let url = format!("{}/v1beta/models/gemini-2.5-flash:generateContent", mock.url());
-    let with_query = client().post(format!("{url}?key=AIza-q")).json(&user("hi")).send().await.unwrap();
+    let url = format!(
+        "{}/v1beta/models/gemini-2.5-flash:generateContent",
+        mock.url()
+    );
+    let with_query = client()
+        .post(format!("{url}?key=AIza-q"))
+        .json(&user("hi"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(with_query.status(), 200);
 
     let missing = client().post(&url).json(&user("hi")).send().await.unwrap();
@@ -234,7 +342,12 @@ async fn key_query_parameter_and_missing_key() {
     assert_eq!(body["error"]["status"], "PERMISSION_DENIED");
     assert!(body["error"]["message"].is_string());
 
-    let bad = client().post(format!("{url}?key=k")).body("{").send().await.unwrap();
+    let bad = client()
+        .post(format!("{url}?key=k"))
+        .body("{")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad.status(), 400);
     let body: Value = bad.json().await.unwrap();
     assert_eq!(body["error"]["status"], "INVALID_ARGUMENT");

@@ -73,7 +73,11 @@ async fn text_completion_matches_fixture_shape() {
     );
     assert_eq!(body["model"], "gpt-4o");
     assert_eq!(body["object"], "chat.completion");
-    assert!(body["id"].as_str().is_some_and(|id| id.starts_with("chatcmpl-")));
+    assert!(
+        body["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("chatcmpl-"))
+    );
     let message = &body["choices"][0]["message"];
     assert_eq!(message["content"], "What is the weather in San Francisco?");
     assert_eq!(body["choices"][0]["finish_reason"], "stop");
@@ -106,13 +110,20 @@ async fn parallel_tool_calls_match_fixture_shape() {
     assert!(message["content"].is_null());
     assert_eq!(body["choices"][0]["finish_reason"], "tool_calls");
     let calls = message["tool_calls"].as_array().expect("tool_calls");
-    let names: Vec<&str> = calls.iter().map(|c| c["function"]["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = calls
+        .iter()
+        .map(|c| c["function"]["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["get_weather", "get_stock_price"]);
     for call in calls {
         let id = call["id"].as_str().unwrap();
         assert!(id.starts_with("call_") && id.len() == 29, "{id}");
-        let args: Value = serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
-        assert_eq!(args, json!({"text": "Weather and stock, in parallel please"}));
+        let args: Value =
+            serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            args,
+            json!({"text": "Weather and stock, in parallel please"})
+        );
     }
     assert_ne!(calls[0]["id"], calls[1]["id"]);
 }
@@ -130,7 +141,9 @@ async fn named_tool_choice_and_none_are_honoured() {
     .json()
     .await
     .unwrap();
-    let calls = named["choices"][0]["message"]["tool_calls"].as_array().unwrap();
+    let calls = named["choices"][0]["message"]["tool_calls"]
+        .as_array()
+        .unwrap();
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0]["function"]["name"], "get_stock_price");
 
@@ -162,7 +175,10 @@ async fn tool_result_is_acknowledged_and_empty_text_falls_back() {
     .json()
     .await
     .unwrap();
-    assert_eq!(body["choices"][0]["message"]["content"], "Tool result received: sunny, 21C");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "Tool result received: sunny, 21C"
+    );
 
     let body: Value = chat(
         &mock.url(),
@@ -172,7 +188,10 @@ async fn tool_result_is_acknowledged_and_empty_text_falls_back() {
     .json()
     .await
     .unwrap();
-    assert_eq!(body["choices"][0]["message"]["content"], "Hello from the llmux mock!");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "Hello from the llmux mock!"
+    );
 }
 
 #[tokio::test]
@@ -186,26 +205,45 @@ async fn text_stream_matches_fixture_and_reassembles() {
     )
     .await;
     assert_eq!(response.status(), 200);
-    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
     let body = response.text().await.unwrap();
     assert!(!body.contains('\r'), "OpenAI frames are LF only");
     assert!(body.ends_with("data: [DONE]\n\n"));
 
     let mine = events(&body, "\n\n");
-    let theirs = events(&fixture("openai/chat_stream_text_include_usage.sse"), "\n\n");
+    let theirs = events(
+        &fixture("openai/chat_stream_text_include_usage.sse"),
+        "\n\n",
+    );
     assert_eq!(
         collapse(mine.iter().map(kind).collect()),
         collapse(theirs.iter().map(kind).collect())
     );
     assert_eq!(mine.iter().filter(|e| kind(e) == "content").count(), 4);
     let json = |evs: &[crate::Event]| -> Vec<Value> {
-        evs.iter().filter(|e| e.data != "[DONE]").map(crate::Event::json).collect()
+        evs.iter()
+            .filter(|e| e.data != "[DONE]")
+            .map(crate::Event::json)
+            .collect()
     };
     let (mine_json, theirs_json) = (json(&mine), json(&theirs));
-    assert_same_paths(union_paths(&mine_json, &[]), union_paths(&theirs_json, &[]), &[], USAGE_EXTRAS);
+    assert_same_paths(
+        union_paths(&mine_json, &[]),
+        union_paths(&theirs_json, &[]),
+        &[],
+        USAGE_EXTRAS,
+    );
 
     let first = &mine_json[0];
-    assert_eq!(first["choices"][0]["delta"], json!({"role": "assistant", "content": "", "refusal": null}));
+    assert_eq!(
+        first["choices"][0]["delta"],
+        json!({"role": "assistant", "content": "", "refusal": null})
+    );
     for chunk in &mine_json {
         assert_eq!(chunk["id"], first["id"]);
         assert_eq!(chunk["created"], first["created"]);
@@ -238,7 +276,12 @@ async fn stream_without_include_usage_has_no_usage() {
     let chunks = events(&body, "\n\n");
     let kinds: Vec<&str> = chunks.iter().map(kind).collect();
     assert_eq!(kinds, ["role", "content", "content", "finish", "done"]);
-    assert!(chunks.iter().filter(|e| e.data != "[DONE]").all(|e| e.json().get("usage").is_none()));
+    assert!(
+        chunks
+            .iter()
+            .filter(|e| e.data != "[DONE]")
+            .all(|e| e.json().get("usage").is_none())
+    );
 }
 
 #[tokio::test]
@@ -254,13 +297,19 @@ async fn tool_call_stream_matches_fixture_and_reassembles() {
     .await
     .unwrap();
     let mine = events(&body, "\n\n");
-    let theirs = events(&fixture("openai/chat_stream_tool_call_include_usage.sse"), "\n\n");
+    let theirs = events(
+        &fixture("openai/chat_stream_tool_call_include_usage.sse"),
+        "\n\n",
+    );
     assert_eq!(
         collapse(mine.iter().map(kind).collect()),
         collapse(theirs.iter().map(kind).collect())
     );
     let json = |evs: &[crate::Event]| -> Vec<Value> {
-        evs.iter().filter(|e| e.data != "[DONE]").map(crate::Event::json).collect()
+        evs.iter()
+            .filter(|e| e.data != "[DONE]")
+            .map(crate::Event::json)
+            .collect()
     };
     assert_same_paths(
         union_paths(&json(&mine), &[]),
@@ -270,13 +319,23 @@ async fn tool_call_stream_matches_fixture_and_reassembles() {
     );
     let fragments: Vec<String> = json(&mine)
         .iter()
-        .filter_map(|c| c["choices"].get(0)?["delta"]["tool_calls"][0]["function"]["arguments"].as_str().map(str::to_owned))
+        .filter_map(|c| {
+            c["choices"].get(0)?["delta"]["tool_calls"][0]["function"]["arguments"]
+                .as_str()
+                .map(str::to_owned)
+        })
         .collect();
-    assert!(fragments.len() >= 4, "start plus at least 3 fragments: {fragments:?}");
+    assert!(
+        fragments.len() >= 4,
+        "start plus at least 3 fragments: {fragments:?}"
+    );
     assert_eq!(fragments[0], "");
     let args: Value = serde_json::from_str(&fragments.concat()).unwrap();
     assert_eq!(args, json!({"text": "Weather in New York City?"}));
-    let finish = json(&mine).into_iter().find(|c| c["choices"][0]["finish_reason"].is_string()).unwrap();
+    let finish = json(&mine)
+        .into_iter()
+        .find(|c| c["choices"][0]["finish_reason"].is_string())
+        .unwrap();
     assert_eq!(finish["choices"][0]["finish_reason"], "tool_calls");
 }
 
@@ -293,13 +352,19 @@ async fn parallel_tool_call_stream_matches_fixture() {
     .await
     .unwrap();
     let mine = events(&body, "\n\n");
-    let theirs = events(&fixture("openai/chat_stream_parallel_tool_calls.sse"), "\n\n");
+    let theirs = events(
+        &fixture("openai/chat_stream_parallel_tool_calls.sse"),
+        "\n\n",
+    );
     assert_eq!(
         collapse(mine.iter().map(kind).collect()),
         collapse(theirs.iter().map(kind).collect())
     );
     let json = |evs: &[crate::Event]| -> Vec<Value> {
-        evs.iter().filter(|e| e.data != "[DONE]").map(crate::Event::json).collect()
+        evs.iter()
+            .filter(|e| e.data != "[DONE]")
+            .map(crate::Event::json)
+            .collect()
     };
     assert_same_paths(
         union_paths(&json(&mine), &[]),
@@ -311,7 +376,10 @@ async fn parallel_tool_call_stream_matches_fixture() {
     let mut args = [String::new(), String::new()];
     let mut indexes = Vec::new();
     for chunk in json(&mine) {
-        let Some(call) = chunk["choices"].get(0).and_then(|c| c["delta"]["tool_calls"].get(0)) else {
+        let Some(call) = chunk["choices"]
+            .get(0)
+            .and_then(|c| c["delta"]["tool_calls"].get(0))
+        else {
             continue;
         };
         let index = call["index"].as_u64().unwrap() as usize;
@@ -320,7 +388,10 @@ async fn parallel_tool_call_stream_matches_fixture() {
     }
     assert!(indexes.is_sorted(), "calls stream in index order");
     for arg in args {
-        assert_eq!(serde_json::from_str::<Value>(&arg).unwrap(), json!({"text": "both in parallel"}));
+        assert_eq!(
+            serde_json::from_str::<Value>(&arg).unwrap(),
+            json!({"text": "both in parallel"})
+        );
     }
 }
 
@@ -344,17 +415,34 @@ async fn max_tokens_truncates_with_length() {
 async fn bad_auth_and_bad_json_get_openai_errors() {
     let mock = start().await;
     let url = format!("{}/v1/chat/completions", mock.url());
-    let response = client().post(&url).json(&json!({"model": "m", "messages": []})).send().await.unwrap();
+    let response = client()
+        .post(&url)
+        .json(&json!({"model": "m", "messages": []}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 401);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["type"], "invalid_request_error");
     assert_eq!(body["error"]["code"], "invalid_api_key");
     assert!(body["error"].get("param").is_some());
 
-    let response = client().post(&url).header("authorization", "Basic abc").body("{}").send().await.unwrap();
+    let response = client()
+        .post(&url)
+        .header("authorization", "Basic abc")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 401);
 
-    let response = client().post(&url).bearer_auth("sk").body("{not json").send().await.unwrap();
+    let response = client()
+        .post(&url)
+        .bearer_auth("sk")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["type"], "invalid_request_error");
@@ -377,7 +465,9 @@ async fn models_list_has_openai_shape() {
     assert!(!data.is_empty());
     for model in data {
         assert_eq!(model["object"], "model");
-        assert!(model["id"].is_string() && model["created"].is_u64() && model["owned_by"].is_string());
+        assert!(
+            model["id"].is_string() && model["created"].is_u64() && model["owned_by"].is_string()
+        );
     }
 }
 
@@ -387,15 +477,25 @@ async fn embeddings_are_deterministic_in_float_and_base64() {
     let embed = |body: Value| {
         let url = format!("{}/v1/embeddings", mock.url());
         async move {
-            let response = client().post(url).bearer_auth("sk").json(&body).send().await.unwrap();
+            let response = client()
+                .post(url)
+                .bearer_auth("sk")
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
             assert_eq!(response.status(), 200);
             response.json::<Value>().await.unwrap()
         }
     };
-    let floats = embed(json!({"model": "text-embedding-3-small", "input": ["hello world", "bye"]})).await;
+    let floats =
+        embed(json!({"model": "text-embedding-3-small", "input": ["hello world", "bye"]})).await;
     assert_eq!(floats["object"], "list");
     assert_eq!(floats["model"], "text-embedding-3-small");
-    assert_eq!(floats["usage"], json!({"prompt_tokens": 3, "total_tokens": 3}));
+    assert_eq!(
+        floats["usage"],
+        json!({"prompt_tokens": 3, "total_tokens": 3})
+    );
     let data = floats["data"].as_array().unwrap();
     assert_eq!(data.len(), 2);
     assert_eq!(data[1]["index"], 1);
@@ -407,10 +507,14 @@ async fn embeddings_are_deterministic_in_float_and_base64() {
     let again = embed(json!({"model": "text-embedding-3-small", "input": "hello world"})).await;
     assert_eq!(again["data"][0]["embedding"], data[0]["embedding"]);
 
-    let encoded = embed(json!({"model": "e", "input": "hello world", "encoding_format": "base64"})).await;
+    let encoded =
+        embed(json!({"model": "e", "input": "hello world", "encoding_format": "base64"})).await;
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(encoded["data"][0]["embedding"].as_str().unwrap())
         .unwrap();
-    let decoded: Vec<f32> = bytes.chunks(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+    let decoded: Vec<f32> = bytes
+        .chunks(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
     assert_eq!(decoded, vector);
 }

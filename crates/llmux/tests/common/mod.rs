@@ -1,0 +1,217 @@
+//! Test harness: the real gateway (in-process or as the built binary) on 127.0.0.1:0 in front
+//! of the real mock upstream. Every test gets its own ports, so tests run in parallel.
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the harness"
+)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use llmux_mock::{MockOptions, MockUpstream};
+use serde_json::{Value, json};
+
+pub struct TestGateway {
+    pub url: String,
+    pub client: reqwest::Client,
+}
+
+impl TestGateway {
+    /// Starts the gateway in-process with a YAML config.
+    pub async fn start(yaml: &str) -> Self {
+        let config = llmux_config::from_str(yaml, llmux_config::Format::Yaml, &|_| None)
+            .unwrap_or_else(|e| panic!("test config invalid: {e:?}"));
+        let header_read = std::time::Duration::from_millis(config.timeouts.header_read_ms);
+        let snapshot = llmux_server::Snapshot::compile(config).expect("snapshot");
+        let gateway = llmux_server::Gateway::new(snapshot).expect("gateway");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let options = llmux_server::ServerOptions {
+            header_read_timeout: header_read,
+            drain_timeout: std::time::Duration::from_secs(1),
+        };
+        tokio::spawn(llmux_server::serve(
+            listener,
+            llmux_server::app(gateway),
+            options,
+            std::future::pending(),
+        ));
+        Self {
+            url: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub fn addr(&self) -> String {
+        self.url.trim_start_matches("http://").to_owned()
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.url))
+            .json(body)
+            .send()
+            .await
+            .expect("gateway answers")
+    }
+
+    pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.url))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("gateway answers")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .expect("gateway answers")
+    }
+}
+
+pub async fn mock() -> MockUpstream {
+    MockUpstream::start(MockOptions::default())
+        .await
+        .expect("mock starts")
+}
+
+pub async fn mock_with(options: MockOptions) -> MockUpstream {
+    MockUpstream::start(options).await.expect("mock starts")
+}
+
+/// One OpenAI-compatible credential per name in `keys` for `vendor`, all pointing at the mock.
+pub fn credentials(mock: &MockUpstream, vendor: &str, keys: &[&str]) -> String {
+    keys.iter()
+        .map(|k| {
+            format!(
+                "  - {{ platform: {vendor}, api: openai, value: {k}, base_url: \"{}/v1\" }}\n",
+                mock.url()
+            )
+        })
+        .collect()
+}
+
+/// A config with one OpenAI credential (`sk-test-abcdefghijklmnopqrstuvwxyz`) and `gpt-4o-mini`
+/// aliased `fast`, plus an embedding model.
+pub fn basic_config(mock: &MockUpstream) -> String {
+    format!(
+        "credentials:\n{}models:\n  - {{ vendor: openai, model: gpt-4o-mini, name: fast }}\n  - {{ vendor: openai, model: text-embedding-3-small, kind: embedding }}\n",
+        credentials(mock, "openai", &[SECRET])
+    )
+}
+
+pub const SECRET: &str = "sk-test-abcdefghijklmnopqrstuvwxyz";
+
+pub fn chat(model: &str, text: &str) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": text}]})
+}
+
+/// Reads an SSE body into its `data:` payloads (the gateway's output framing: LF only).
+pub async fn sse_data(response: reqwest::Response) -> Vec<String> {
+    let text = response.text().await.expect("stream body");
+    assert!(!text.contains('\r'), "gateway SSE must use LF line endings");
+    text.split("\n\n")
+        .filter(|frame| !frame.is_empty())
+        .map(|frame| {
+            frame
+                .lines()
+                .filter_map(|l| l.strip_prefix("data: "))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .collect()
+}
+
+/// The gateway binary, started as a user would, with its stderr captured.
+pub struct Binary {
+    child: Child,
+    pub url: String,
+    pub logs: Arc<Mutex<String>>,
+}
+
+impl Binary {
+    /// Runs `llmux serve` (plus `args`) in `dir` with only `env` set (no inherited vendor keys)
+    /// and waits for its "listening" line.
+    pub fn serve(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_llmux"));
+        command
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .current_dir(dir)
+            .env_clear()
+            .env("LOG_FORMAT", "json")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("llmux binary starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let logs = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && v["message"] == "listening"
+                {
+                    let _ = tx.send(v["addr"].as_str().unwrap_or_default().to_owned());
+                }
+                let mut logs = sink.lock().expect("logs");
+                logs.push_str(&line);
+                logs.push('\n');
+            }
+        });
+        let addr = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "gateway did not start; logs:\n{}",
+                    logs.lock().expect("logs")
+                )
+            });
+        Self {
+            child,
+            url: format!("http://{addr}"),
+            logs,
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        self.logs.lock().expect("logs").clone()
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A fresh empty directory under the system temp dir.
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "llmux-test-{name}-{}-{}",
+        std::process::id(),
+        fastrand_suffix()
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn fastrand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default()
+}
