@@ -4,7 +4,7 @@ use serde::Serialize;
 
 /// The class of a failure: decides the HTTP status, whether another attempt may succeed, and
 /// the `type` in the error envelope.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ErrorKind {
     /// The client's request is malformed or names something that does not exist.
     InvalidRequest,

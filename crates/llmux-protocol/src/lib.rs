@@ -6,12 +6,14 @@
 //! - [`embeddings`]: Embeddings request inspection and rewrite.
 //! - [`error`]: what failed ([`error::ErrorKind`]) and the OpenAI error envelope.
 //! - [`usage`]: token usage as reported by vendors.
+//! - [`neutral`]: the cross-protocol model (request, response, stream events).
 //!
 //! Invariant: this crate depends on no other llmux crate and on no async runtime or HTTP crate.
 
 pub mod embeddings;
 pub mod error;
 pub mod json_scan;
+pub mod neutral;
 pub mod openai_chat;
 pub mod sse;
 pub mod usage;
