@@ -253,3 +253,19 @@ mod tests {
         assert!(!ErrorKind::InvalidRequest.is_retryable());
     }
 }
+
+/// A vendor's error response, decoded by its codec into what the client should see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VendorError {
+    /// The HTTP status for the client (vendor-specific statuses such as Anthropic's 529 become
+    /// a standard one).
+    pub status: u16,
+    /// What failed; decides retries.
+    pub kind: ErrorKind,
+    /// The error `type` for the client's envelope (e.g. `overloaded_error`, `rate_limit_error`).
+    pub error_type: String,
+    /// The vendor's message (the caller scrubs secrets before showing it).
+    pub message: String,
+    /// How long the vendor asks us to wait, in seconds (Retry-After, Gemini `RetryInfo`).
+    pub retry_after_secs: Option<u64>,
+}
