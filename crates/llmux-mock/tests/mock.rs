@@ -35,14 +35,12 @@ fn client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
-/// The text of a shared fixture, e.g. `fixture("openai/chat_completion_text.json")`.
+/// The text of a recorded fixture (the repository's `fixtures/`), e.g. `fixture("openai/chat_completion_text.json")`.
 fn fixture(name: &str) -> String {
     let path: PathBuf = [
         env!("CARGO_MANIFEST_DIR"),
         "..",
         "..",
-        "..",
-        "shared",
         "fixtures",
         name,
     ]

@@ -13,6 +13,12 @@ use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use crate::json_scan::{self, Edit};
 use crate::usage::Usage;
 
+mod translate;
+pub use translate::{
+    ChunkDecoder, ChunkEncoder, SIGNATURE_SEPARATOR, decode_neutral_request, decode_neutral_response,
+    encode_neutral_request, encode_neutral_response, split_signature,
+};
+
 /// Which optional model capabilities a request needs (the seed's `support_*` flags).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Needs {

@@ -109,7 +109,7 @@ fn streaming_upstream_request_asks_for_usage_and_keeps_other_stream_options() {
 
 #[test]
 fn rewrite_response_swaps_model_and_reads_usage_from_fixture() {
-    let body = include_bytes!("../../../../../shared/fixtures/openai/chat_completion_text.json");
+    let body = include_bytes!("../../../../fixtures/openai/chat_completion_text.json");
     let out = rewrite_response(body, b"\"my-alias\"");
     let v: Value = serde_json::from_slice(&out.body).unwrap();
     let mut expected: Value = serde_json::from_slice(body).unwrap();

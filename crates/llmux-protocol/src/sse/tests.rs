@@ -27,7 +27,7 @@ fn data(events: &[Event]) -> Vec<String> {
 #[test]
 fn openai_fixture_decodes_every_chunk_and_the_done_marker() {
     let raw =
-        include_bytes!("../../../../../shared/fixtures/openai/chat_stream_text_include_usage.sse");
+        include_bytes!("../../../../fixtures/openai/chat_stream_text_include_usage.sse");
     let events = decode_all(&[raw]);
     assert!(events.len() > 3);
     assert!(events.last().unwrap().is_done_marker());
@@ -38,7 +38,7 @@ fn openai_fixture_decodes_every_chunk_and_the_done_marker() {
 
 #[test]
 fn gemini_crlf_fixture_decodes() {
-    let raw = include_bytes!("../../../../../shared/fixtures/gemini/stream_text.sse");
+    let raw = include_bytes!("../../../../fixtures/gemini/stream_text.sse");
     let events = decode_all(&[raw]);
     assert_eq!(events.len(), 2);
     for event in &events {
@@ -48,7 +48,7 @@ fn gemini_crlf_fixture_decodes() {
 
 #[test]
 fn anthropic_fixture_keeps_event_names_and_last_event_without_newline() {
-    let raw = include_bytes!("../../../../../shared/fixtures/anthropic/stream_text.sse");
+    let raw = include_bytes!("../../../../fixtures/anthropic/stream_text.sse");
     let events = decode_all(&[raw]);
     let names: Vec<_> = events.iter().map(|e| e.name.clone().unwrap()).collect();
     assert_eq!(names.first().unwrap(), "message_start");
