@@ -24,6 +24,8 @@ pub struct Config {
     pub limits: Limits,
     /// Upstream and server timeouts.
     pub timeouts: Timeouts,
+    /// Fetching image URLs for vendors that need inline image data.
+    pub images: Images,
     /// Where this configuration came from, for humans: `llmux.yaml`,
     /// `configs/credentials.json + configs/models.json`, `demo mode (OPENAI_API_KEY)`, …
     pub source: String,
@@ -48,6 +50,9 @@ pub struct Credential {
     pub base_url: url::Url,
     /// The credential value.
     pub secret: Secret,
+    /// Download `http(s)` image URLs and send them inline. Always on for Gemini's native API,
+    /// which cannot fetch URLs; off by default elsewhere (the vendor fetches them).
+    pub fetch_images: bool,
 }
 
 /// The wire protocol a credential speaks upstream.
@@ -198,6 +203,8 @@ impl fmt::Display for UnknownModelPolicy {
 pub struct Limits {
     /// Largest accepted request body, in bytes (default 10 MiB).
     pub max_body_bytes: usize,
+    /// `max_tokens` sent to vendors that require one (Anthropic) when the request has none.
+    pub default_max_tokens: u32,
 }
 
 impl Limits {
@@ -209,6 +216,38 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
+            default_max_tokens: 4096,
+        }
+    }
+}
+
+/// Image URL fetching (`images:`), guarded against server-side request forgery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Images {
+    /// Whether image URLs may be fetched at all (default true). When false, a request that
+    /// needs a fetch is a 400.
+    pub fetch: bool,
+    /// Largest image, in bytes (default 20 MiB).
+    pub max_bytes: usize,
+    /// Whole-download deadline (default 10000 ms).
+    pub timeout_ms: u64,
+    /// Redirects followed, each one re-checked (default 3).
+    pub max_redirects: u32,
+    /// Allow loopback, private, link-local and other internal addresses (default false).
+    pub allow_private_networks: bool,
+    /// Exact addresses allowed even though they are internal (e.g. an internal image host).
+    pub allow_addresses: Vec<std::net::IpAddr>,
+}
+
+impl Default for Images {
+    fn default() -> Self {
+        Self {
+            fetch: true,
+            max_bytes: 20 * 1024 * 1024,
+            timeout_ms: 10_000,
+            max_redirects: 3,
+            allow_private_networks: false,
+            allow_addresses: Vec::new(),
         }
     }
 }

@@ -107,6 +107,7 @@ pub(crate) fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Config, V
             api: Api::OpenAi,
             base_url,
             secret: Secret::new(value),
+            fetch_images: false,
         });
         variables.push(variable);
     }
@@ -137,6 +138,7 @@ pub(crate) fn mock(base_url: &Url) -> Config {
             api: Api::OpenAi,
             base_url: base_url.clone(),
             secret: Secret::new("mock-key".to_owned()),
+            fetch_images: false,
         }],
         models: vec![
             demo_model("mock", "mock-model", ModelKind::Chat),

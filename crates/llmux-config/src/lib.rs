@@ -30,7 +30,7 @@ mod tests;
 use std::path::{Path, PathBuf};
 
 pub use config::{
-    Api, Capabilities, Config, Credential, Limits, Model, ModelKind, Routing, Timeouts,
+    Api, Capabilities, Config, Credential, Images, Limits, Model, ModelKind, Routing, Timeouts,
     UnknownModelPolicy,
 };
 pub use error::ConfigError;

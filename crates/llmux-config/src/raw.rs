@@ -19,9 +19,8 @@ pub(crate) struct RawConfig {
     pub routing: Option<RawRouting>,
     pub limits: Option<RawLimits>,
     pub timeouts: Option<RawTimeouts>,
+    pub images: Option<RawImages>,
     // Accepted and ignored for now, so files written for later features keep loading.
-    #[allow(dead_code, reason = "accepted for forward compatibility, not used yet")]
-    pub images: Option<serde_json::Value>,
     #[allow(dead_code, reason = "accepted for forward compatibility, not used yet")]
     pub auth: Option<serde_json::Value>,
     #[allow(dead_code, reason = "accepted for forward compatibility, not used yet")]
@@ -41,6 +40,7 @@ pub(crate) struct RawCredential {
     pub name: Option<String>,
     pub base_url: Option<String>,
     pub api: Option<Api>,
+    pub fetch_images: Option<bool>,
 }
 
 /// One `models[]` entry; also one entry of the seed's `models.json`.
@@ -76,6 +76,20 @@ pub(crate) struct RawRouting {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawLimits {
     pub max_body_bytes: Option<usize>,
+    pub default_max_tokens: Option<u32>,
+}
+
+/// `images:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawImages {
+    pub fetch: Option<bool>,
+    pub max_bytes: Option<usize>,
+    pub timeout_ms: Option<u64>,
+    pub max_redirects: Option<u32>,
+    pub allow_private_networks: Option<bool>,
+    #[serde(default)]
+    pub allow_addresses: Vec<String>,
 }
 
 /// `timeouts:`.

@@ -52,6 +52,7 @@ pub(crate) fn validate(
     };
     let limits = limits(raw.limits.unwrap_or_default(), &mut errors);
     let timeouts = timeouts(raw.timeouts.unwrap_or_default(), &mut errors);
+    let images = images(raw.images.unwrap_or_default(), &mut errors);
 
     if errors.is_empty() {
         Ok(Config {
@@ -61,6 +62,7 @@ pub(crate) fn validate(
             routing,
             limits,
             timeouts,
+            images,
             source,
         })
     } else {
@@ -179,6 +181,7 @@ fn credentials(
                 api,
                 base_url,
                 secret: Secret::new(value.to_owned()),
+                fetch_images: api == Api::Gemini || credential.fetch_images.unwrap_or(false),
             });
         }
     }
@@ -348,7 +351,48 @@ fn limits(raw: crate::raw::RawLimits, errors: &mut Vec<ConfigError>) -> Limits {
             "must be greater than 0",
         ));
     }
-    Limits { max_body_bytes }
+    let default_max_tokens = raw.default_max_tokens.unwrap_or(defaults.default_max_tokens);
+    if default_max_tokens == 0 {
+        errors.push(ConfigError::new(
+            "limits.default_max_tokens",
+            "must be greater than 0",
+        ));
+    }
+    Limits {
+        max_body_bytes,
+        default_max_tokens,
+    }
+}
+
+fn images(raw: crate::raw::RawImages, errors: &mut Vec<ConfigError>) -> crate::Images {
+    let defaults = crate::Images::default();
+    let mut allow_addresses = Vec::new();
+    for (i, address) in raw.allow_addresses.iter().enumerate() {
+        match address.trim().parse() {
+            Ok(ip) => allow_addresses.push(ip),
+            Err(_) => errors.push(ConfigError::new(
+                format!("images.allow_addresses[{i}]"),
+                format!("'{address}' is not an IP address"),
+            )),
+        }
+    }
+    let images = crate::Images {
+        fetch: raw.fetch.unwrap_or(defaults.fetch),
+        max_bytes: raw.max_bytes.unwrap_or(defaults.max_bytes),
+        timeout_ms: raw.timeout_ms.unwrap_or(defaults.timeout_ms),
+        max_redirects: raw.max_redirects.unwrap_or(defaults.max_redirects),
+        allow_private_networks: raw
+            .allow_private_networks
+            .unwrap_or(defaults.allow_private_networks),
+        allow_addresses,
+    };
+    if images.max_bytes == 0 {
+        errors.push(ConfigError::new("images.max_bytes", "must be greater than 0"));
+    }
+    if images.timeout_ms == 0 {
+        errors.push(ConfigError::new("images.timeout_ms", "must be greater than 0"));
+    }
+    images
 }
 
 fn timeouts(raw: crate::raw::RawTimeouts, errors: &mut Vec<ConfigError>) -> Timeouts {

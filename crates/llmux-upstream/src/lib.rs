@@ -3,7 +3,10 @@
 //! [`UpstreamClient`] wraps one pooled `reqwest::Client` (HTTP/1.1 keep-alive pools per host,
 //! `TCP_NODELAY`, no redirects, connect timeout) and [`Endpoints`] holds, per credential, the
 //! request URLs and the auth header computed once at config load, so the hot path formats
-//! nothing.
+//! nothing. [`images`] downloads image URLs for vendors that need inline data, refusing
+//! internal addresses.
+
+pub mod images;
 
 use std::time::Duration;
 
@@ -57,12 +60,33 @@ fn describe(e: &reqwest::Error) -> &'static str {
 /// URLs and auth for one credential.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
+    /// The wire protocol this credential speaks.
+    pub api: Api,
+    /// The API root without a trailing slash.
+    pub base: String,
+    /// `{base_url}/messages` (Anthropic).
+    pub messages_url: reqwest::Url,
+    /// Headers every request to this vendor carries besides auth (`anthropic-version`).
+    pub extra_headers: Vec<(http::HeaderName, HeaderValue)>,
     /// `{base_url}/chat/completions`.
     pub chat_url: reqwest::Url,
     /// `{base_url}/embeddings`.
     pub embeddings_url: reqwest::Url,
     /// The auth header (name, value), marked sensitive so it never prints.
     pub auth: (http::HeaderName, HeaderValue),
+}
+
+/// The Anthropic API version llmux speaks (the one the recorded fixtures use).
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+impl Endpoint {
+    /// Gemini's `models/{model}:generateContent`, or `:streamGenerateContent?alt=sse`.
+    pub fn gemini_url(&self, model: &str, stream: bool) -> Result<reqwest::Url, Error> {
+        let model = model.strip_prefix("models/").unwrap_or(model);
+        let operation = if stream { "streamGenerateContent?alt=sse" } else { "generateContent" };
+        reqwest::Url::parse(&format!("{}/models/{model}:{operation}", self.base))
+            .map_err(|_| Error::Credential(String::new(), "invalid Gemini model URL"))
+    }
 }
 
 /// One [`Endpoint`] per credential, in the routing table's credential order.
@@ -110,7 +134,18 @@ fn prepare(credential: &Credential) -> Result<Endpoint, Error> {
         )
     })?;
     value.set_sensitive(true);
+    let extra_headers = match credential.api {
+        Api::Anthropic => vec![(
+            http::HeaderName::from_static("anthropic-version"),
+            HeaderValue::from_static(ANTHROPIC_VERSION),
+        )],
+        Api::OpenAi | Api::Gemini => Vec::new(),
+    };
     Ok(Endpoint {
+        api: credential.api,
+        base: base.to_owned(),
+        messages_url: join("messages")?,
+        extra_headers,
         chat_url: join("chat/completions")?,
         embeddings_url: join("embeddings")?,
         auth: (name, value),
@@ -162,6 +197,7 @@ impl UpstreamClient {
             .http
             .post(url.clone())
             .header(endpoint.auth.0.clone(), endpoint.auth.1.clone())
+            .headers(endpoint.extra_headers.iter().cloned().collect())
             .header(http::header::CONTENT_TYPE, "application/json")
             .header(http::header::ACCEPT, accept)
             .body(body)

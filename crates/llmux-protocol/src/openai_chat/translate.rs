@@ -960,3 +960,6 @@ impl ChunkDecoder {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,32 @@
+//! Gemini native API (`generateContent`, `streamGenerateContent?alt=sse`) ⇄ the neutral model
+//! (REFERENCE.md §D3, §D4).
+//!
+//! - [`encode_request`]: neutral → request body. `model` and `stream` are not in the body: the
+//!   URL carries them.
+//! - [`decode_request`]: request body → neutral (round-trip tests, the mock).
+//! - [`decode_response`] and [`StreamDecoder`]: answers → neutral.
+//! - [`decode_error`]: a google.rpc.Status error → what the client sees.
+//! - [`clean_schema`]: JSON Schema → the subset Gemini's `parameters` / `responseSchema` accept.
+//!
+//! Gemini-specific rules every function here keeps:
+//! - A call's `thoughtSignature` is a *sibling* of `functionCall` on the same part; it arrives in
+//!   [`ToolCall::signature`](crate::neutral::ToolCall::signature) and must go back on the same
+//!   call, or Gemini 3 answers 400.
+//! - gemini-2.x issues no call ids: the decoders synthesize `call_<24 hex>` ones, and the encoder
+//!   never sends an id starting with `call_` back (Gemini matches such calls and responses by
+//!   order and name).
+//! - A tool-call turn finishes with `STOP`: the decoders infer `tool_calls` from the parts.
+
+mod request;
+mod response;
+mod schema;
+mod status;
+mod wire;
+
+pub use request::{decode_request, encode_request};
+pub use response::{StreamDecoder, decode_response};
+pub use schema::clean_schema;
+pub use status::decode_error;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,329 @@
+//! Downloading image URLs for vendors that need inline data, safely.
+//!
+//! A gateway that fetches URLs on a client's behalf is an SSRF vector (the original router
+//! fetched `http://169.254.169.254/…` happily). Every guard here applies on every hop: the
+//! resolver refuses names that resolve to an internal address (all addresses are checked, so a
+//! name mixing public and private answers is refused too), the redirect policy refuses IP-literal
+//! hops to internal addresses and caps the number of redirects, and the body is read with a hard
+//! size limit inside one deadline. Only `image/*` content (or octet-stream with image magic bytes)
+//! is accepted.
+
+use std::error::Error as StdError;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use llmux_config::Images;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+
+/// Why an image could not be fetched; the message is safe to show to the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImageError {
+    /// Fetching is turned off in the config.
+    #[error("image URLs cannot be fetched (images.fetch is false); send the image as a data: URL")]
+    Disabled,
+    /// Not an http(s) URL.
+    #[error("image URL must be http or https: {0}")]
+    Scheme(String),
+    /// The URL points at an internal address.
+    #[error("image URL refused: {0}")]
+    Refused(String),
+    /// Too many redirects.
+    #[error("image URL refused: more than {0} redirects")]
+    Redirects(u32),
+    /// Over the size limit.
+    #[error("image is larger than the limit of {0} bytes")]
+    TooLarge(usize),
+    /// Not an image.
+    #[error("image URL did not return an image (content-type '{0}')")]
+    NotAnImage(String),
+    /// The server answered with an error status.
+    #[error("image URL answered with status {0}")]
+    Status(u16),
+    /// Out of time.
+    #[error("image download took longer than {0} ms")]
+    Timeout(u64),
+    /// Network failure.
+    #[error("image download failed: {0}")]
+    Network(String),
+}
+
+/// A downloaded image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    /// MIME type without parameters, e.g. `image/png`.
+    pub media_type: String,
+    /// The bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// Which destination addresses may be contacted.
+#[derive(Debug, Clone, Default)]
+struct AddressPolicy {
+    allow_private: bool,
+    allow: Vec<IpAddr>,
+}
+
+impl AddressPolicy {
+    fn check(&self, ip: IpAddr) -> Result<(), String> {
+        if self.allow_private || self.allow.contains(&ip) || !is_internal(ip) {
+            Ok(())
+        } else {
+            Err(format!("{ip} is an internal address"))
+        }
+    }
+}
+
+/// Whether `ip` is loopback, private, link-local (cloud metadata), CGNAT, multicast, reserved or
+/// otherwise not a public unicast address. IPv4-mapped and embedded IPv6 forms are unwrapped.
+pub fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_internal_v4(v4),
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_internal_v4(v4);
+            }
+            let s = v6.segments();
+            // IPv4-compatible (::a.b.c.d), NAT64 (64:ff9b::/96) and 6to4 (2002::/16) embed IPv4.
+            if s[..6] == [0, 0, 0, 0, 0, 0] && !v6.is_loopback() && !v6.is_unspecified() {
+                return is_internal_v4(Ipv4Addr::from(((u32::from(s[6])) << 16) | u32::from(s[7])));
+            }
+            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                return is_internal_v4(Ipv4Addr::from(((u32::from(s[6])) << 16) | u32::from(s[7])));
+            }
+            if s[0] == 0x2002 {
+                return is_internal_v4(Ipv4Addr::from(((u32::from(s[1])) << 16) | u32::from(s[2])));
+            }
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
+                || (s[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
+                || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated) fec0::/10
+                || s[0] == 0x2001 && s[1] == 0x0db8 // documentation
+        }
+    }
+}
+
+fn is_internal_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, ..] = ip.octets();
+    ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || ip.is_unspecified()
+        || ip.is_broadcast()
+        || ip.is_multicast()
+        || ip.is_documentation()
+        || a == 0
+        || (a == 100 && (64..128).contains(&b)) // CGNAT 100.64/10
+        || (a == 192 && b == 0 && ip.octets()[2] == 0) // IETF protocol assignments
+        || (a == 198 && (b == 18 || b == 19)) // benchmarking
+        || a >= 240 // reserved
+}
+
+/// Resolves names with the system resolver, then refuses internal answers.
+struct GuardedResolver {
+    policy: AddressPolicy,
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let policy = self.policy.clone();
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            for addr in &addrs {
+                policy
+                    .check(addr.ip())
+                    .map_err(|why| Box::new(Refusal(format!("{host} resolves to {why}"))) as Box<dyn StdError + Send + Sync>)?;
+            }
+            Ok(Box::new(addrs.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// A policy refusal carried through reqwest's error chain.
+#[derive(Debug)]
+struct Refusal(String);
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl StdError for Refusal {}
+
+#[derive(Debug)]
+struct TooManyRedirects;
+
+impl std::fmt::Display for TooManyRedirects {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("too many redirects")
+    }
+}
+
+impl StdError for TooManyRedirects {}
+
+/// Checks a URL's scheme and, for IP-literal hosts, its address (named hosts are checked by the
+/// resolver at connect time).
+fn check_url(url: &reqwest::Url, policy: &AddressPolicy) -> Result<(), ImageError> {
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ImageError::Scheme(url.scheme().to_owned()));
+    }
+    let ip = match url.host() {
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip),
+        Some(url::Host::Domain(_)) => return Ok(()),
+        None => return Err(ImageError::Refused("URL has no host".into())),
+    };
+    policy.check(ip).map_err(ImageError::Refused)
+}
+
+/// Downloads images under the configured guards.
+#[derive(Debug, Clone)]
+pub struct ImageFetcher {
+    client: reqwest::Client,
+    settings: Images,
+    policy: AddressPolicy,
+}
+
+impl ImageFetcher {
+    /// A fetcher for the `images:` settings.
+    pub fn new(settings: &Images) -> Result<Self, crate::Error> {
+        let policy = AddressPolicy {
+            allow_private: settings.allow_private_networks,
+            allow: settings.allow_addresses.clone(),
+        };
+        let max_redirects = settings.max_redirects;
+        let redirect_policy = policy.clone();
+        let client = reqwest::Client::builder()
+            .dns_resolver(Arc::new(GuardedResolver { policy: policy.clone() }))
+            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+                if attempt.previous().len() > max_redirects as usize {
+                    return attempt.error(TooManyRedirects);
+                }
+                match check_url(attempt.url(), &redirect_policy) {
+                    Ok(()) => attempt.follow(),
+                    Err(refused) => attempt.error(Refusal(refused.to_string())),
+                }
+            }))
+            .connect_timeout(Duration::from_millis(settings.timeout_ms))
+            .user_agent(concat!("llmux/", env!("CARGO_PKG_VERSION"), " (image fetch)"))
+            .build()
+            .map_err(crate::Error::Build)?;
+        Ok(Self {
+            client,
+            settings: settings.clone(),
+            policy,
+        })
+    }
+
+    /// Downloads `url` (http or https) as an image.
+    pub async fn fetch(&self, url: &str) -> Result<Fetched, ImageError> {
+        if !self.settings.fetch {
+            return Err(ImageError::Disabled);
+        }
+        let parsed = reqwest::Url::parse(url).map_err(|_| ImageError::Scheme("invalid URL".into()))?;
+        check_url(&parsed, &self.policy)?;
+        let deadline = Duration::from_millis(self.settings.timeout_ms);
+        match tokio::time::timeout(deadline, self.download(parsed)).await {
+            Ok(result) => result,
+            Err(_) => Err(ImageError::Timeout(self.settings.timeout_ms)),
+        }
+    }
+
+    async fn download(&self, url: reqwest::Url) -> Result<Fetched, ImageError> {
+        let mut response = self.client.get(url).send().await.map_err(|e| classify(&e, self.settings.max_redirects))?;
+        if !response.status().is_success() {
+            return Err(ImageError::Status(response.status().as_u16()));
+        }
+        let declared = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+            .unwrap_or_default();
+        let limit = self.settings.max_bytes;
+        if response.content_length().is_some_and(|len| len > limit as u64) {
+            return Err(ImageError::TooLarge(limit));
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| classify(&e, self.settings.max_redirects))? {
+            if bytes.len() + chunk.len() > limit {
+                return Err(ImageError::TooLarge(limit));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        let media_type = if declared.starts_with("image/") {
+            declared
+        } else if matches!(declared.as_str(), "application/octet-stream" | "binary/octet-stream" | "") {
+            sniff(&bytes).ok_or_else(|| ImageError::NotAnImage(declared.clone()))?.to_owned()
+        } else {
+            return Err(ImageError::NotAnImage(declared));
+        };
+        Ok(Fetched { media_type, bytes })
+    }
+}
+
+fn classify(err: &reqwest::Error, max_redirects: u32) -> ImageError {
+    let mut source: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = source {
+        if let Some(refusal) = e.downcast_ref::<Refusal>() {
+            return ImageError::Refused(refusal.0.clone());
+        }
+        if e.downcast_ref::<TooManyRedirects>().is_some() {
+            return ImageError::Redirects(max_redirects);
+        }
+        source = e.source();
+    }
+    if err.is_timeout() {
+        ImageError::Timeout(0)
+    } else if err.is_connect() {
+        ImageError::Network("cannot connect".into())
+    } else {
+        ImageError::Network("connection error".into())
+    }
+}
+
+/// The image type from its first bytes.
+fn sniff(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("image/png")
+    } else if bytes.starts_with(b"\xFF\xD8\xFF") {
+        Some("image/jpeg")
+    } else if bytes.starts_with(b"GIF8") {
+        Some("image/gif")
+    } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        Some("image/webp")
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_addresses_are_recognized() {
+        for ip in [
+            "127.0.0.1", "127.9.9.9", "10.0.0.1", "172.16.0.1", "172.31.255.255", "192.168.1.1", "169.254.169.254",
+            "100.64.0.1", "0.0.0.0", "224.0.0.1", "255.255.255.255", "::1", "::", "fc00::1", "fd12::1", "fe80::1",
+            "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::ffff:169.254.169.254", "64:ff9b::a9fe:a9fe", "2002:7f00:1::",
+            "::127.0.0.1",
+        ] {
+            assert!(is_internal(ip.parse().unwrap()), "{ip} must be internal");
+        }
+        for ip in ["8.8.8.8", "1.1.1.1", "172.32.0.1", "2606:4700::1111", "::ffff:8.8.8.8"] {
+            assert!(!is_internal(ip.parse().unwrap()), "{ip} is public");
+        }
+    }
+
+    #[test]
+    fn sniffs_magic_bytes() {
+        assert_eq!(sniff(b"\x89PNG\r\n\x1a\nrest"), Some("image/png"));
+        assert_eq!(sniff(b"RIFF\0\0\0\0WEBPVP8"), Some("image/webp"));
+        assert_eq!(sniff(b"<html>"), None);
+    }
+}
