@@ -10,8 +10,10 @@
 //!
 //! Invariant: this crate depends on no other llmux crate and on no async runtime or HTTP crate.
 
+pub mod anthropic;
 pub mod embeddings;
 pub mod error;
+pub mod gemini;
 pub mod json_scan;
 pub mod neutral;
 pub mod openai_chat;

@@ -11,6 +11,7 @@ mod relay;
 mod routes;
 mod server;
 mod state;
+mod translate;
 mod upstream_call;
 
 pub use routes::app;

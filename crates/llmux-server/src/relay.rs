@@ -148,6 +148,20 @@ impl Relay {
     }
 }
 
+/// Adds neutral usage to `llmux_tokens_total`.
+pub fn record_neutral_usage(gateway: &Gateway, vendor: &str, model: &str, usage: Option<llmux_protocol::neutral::Usage>) {
+    record_usage(
+        gateway,
+        vendor,
+        model,
+        usage.map(|u| Usage {
+            prompt_tokens: Some(u.input_tokens),
+            completion_tokens: Some(u.output_tokens),
+            total_tokens: Some(u.total()),
+        }),
+    );
+}
+
 /// Adds reported tokens to `llmux_tokens_total`; unreported usage adds nothing.
 pub fn record_usage(gateway: &Gateway, vendor: &str, model: &str, usage: Option<Usage>) {
     let Some(usage) = usage else { return };

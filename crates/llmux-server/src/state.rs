@@ -7,6 +7,7 @@ use arc_swap::ArcSwap;
 use llmux_config::Config;
 use llmux_router::RoutingTable;
 use llmux_telemetry::metrics::Metrics;
+use llmux_upstream::images::ImageFetcher;
 use llmux_upstream::{Endpoints, UpstreamClient};
 
 /// A config compiled for serving: routing table and prepared upstream endpoints. Immutable;
@@ -60,6 +61,8 @@ pub struct Gateway {
     pub client: UpstreamClient,
     /// Prometheus metrics.
     pub metrics: Metrics,
+    /// Image URL downloads for vendors that need inline data.
+    pub images: ImageFetcher,
     /// Unix time the process started (the `created` of listed models).
     pub started_unix: u64,
 }
@@ -68,10 +71,12 @@ impl Gateway {
     /// A gateway serving `snapshot`.
     pub fn new(snapshot: Snapshot) -> Result<Arc<Self>, SnapshotError> {
         let client = UpstreamClient::new(&snapshot.config.timeouts)?;
+        let images = ImageFetcher::new(&snapshot.config.images)?;
         Ok(Arc::new(Self {
             snapshot: ArcSwap::from_pointee(snapshot),
             client,
             metrics: Metrics::default(),
+            images,
             started_unix: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),

@@ -54,6 +54,15 @@ async fn serve(
     };
     let candidates = snapshot.table.candidates(&query)?;
     let target = proxy::choose(&gateway, &candidates)?;
+    if target.credential.api != llmux_config::Api::OpenAi {
+        return Err(ApiError::new(
+            ErrorKind::InvalidRequest,
+            format!(
+                "embeddings need an OpenAI-compatible vendor; credential '{}' speaks the {} API",
+                target.credential.name, target.credential.api
+            ),
+        ));
+    }
     let upstream_body = embeddings::encode_upstream_request(&bytes, target.upstream_model)
         .map_err(|_| {
             ApiError::new(

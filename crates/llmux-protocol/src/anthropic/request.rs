@@ -1,0 +1,803 @@
+//! Requests: neutral → Anthropic (egress) and Anthropic → neutral (the `/v1/messages` ingress).
+//!
+//! Lossy points, each a deliberate choice:
+//! - `seed`, `presence_penalty` and `frequency_penalty` have no Anthropic equivalent and are
+//!   dropped; so are OpenAI's image `detail` and a tool's `strict` flag.
+//! - `response_format` has no plain-API equivalent (structured outputs are a beta that not every
+//!   model accepts), so it becomes a final system instruction asking for JSON (and the schema).
+//! - Text that is empty or only whitespace is dropped: Anthropic rejects such text blocks.
+//! - Reasoning without an Anthropic signature (from another vendor, or never signed) is dropped
+//!   from history: Anthropic rejects thinking blocks it cannot verify.
+//! - With thinking enabled, Anthropic accepts only `temperature` 1, no `top_k` and a `top_p`
+//!   of at least 0.95; other values are dropped rather than failing the request.
+//! - On ingress, `cache_control`, citations and unknown top-level fields are ignored; images
+//!   inside a `tool_result` move to the user message that follows the tool results (the neutral
+//!   tool result is text only).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use super::{BlockOut, ImageSourceOut, Input, WireBlock, WireType, compact_json, error_reason};
+use crate::neutral::{
+    Image, ImageSource, Message, Part, Reasoning, ReasoningConfig, Request, ResponseFormat, Role,
+    Sampling, Tool, ToolCall, ToolChoice, ToolResult,
+};
+use crate::openai_chat::{InvalidRequest, describe_error, require_object};
+
+/// Anthropic's smallest accepted thinking budget.
+const MIN_THINKING_BUDGET: u32 = 1024;
+
+/// The schema sent for a tool that declares none: Anthropic requires `input_schema`.
+fn empty_schema() -> Value {
+    serde_json::json!({"type": "object", "properties": {}})
+}
+
+#[derive(Serialize)]
+struct RequestOut<'a> {
+    model: &'a str,
+    max_tokens: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system: Option<String>,
+    messages: Vec<TurnOut<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<ToolOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<ToolChoiceOut<'a>>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stop_sequences: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_k: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking: Option<ThinkingOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<MetadataOut<'a>>,
+    #[serde(skip_serializing_if = "is_false")]
+    stream: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+#[derive(Serialize)]
+struct TurnOut<'a> {
+    role: &'static str,
+    content: Vec<BlockOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct ToolOut<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    input_schema: Cow<'a, Value>,
+}
+
+#[derive(Serialize)]
+struct ToolChoiceOut<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "is_false")]
+    disable_parallel_tool_use: bool,
+}
+
+#[derive(Serialize)]
+struct ThinkingOut {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    budget_tokens: u32,
+}
+
+#[derive(Serialize)]
+struct MetadataOut<'a> {
+    user_id: &'a str,
+}
+
+/// Builds an Anthropic Messages request body from a neutral request.
+///
+/// `default_max_tokens` is used when the request sets no limit (Anthropic requires one). When
+/// thinking is enabled, `max_tokens` must exceed the thinking budget; a smaller limit is raised
+/// to `budget + default_max_tokens`.
+pub fn encode_request(request: &Request, default_max_tokens: u32) -> Vec<u8> {
+    let budget = thinking_budget(request.reasoning.as_ref());
+    let mut max_tokens = request.sampling.max_tokens.unwrap_or(default_max_tokens);
+    if let Some(budget) = budget
+        && max_tokens <= budget
+    {
+        max_tokens = budget.saturating_add(default_max_tokens.max(1));
+    }
+    let sampling = &request.sampling;
+    let thinking = budget.is_some();
+    let body = RequestOut {
+        model: &request.model,
+        max_tokens,
+        system: system_text(request),
+        messages: encode_messages(&request.messages),
+        tools: request.tools.iter().map(encode_tool).collect(),
+        tool_choice: encode_tool_choice(request),
+        stop_sequences: &sampling.stop,
+        temperature: sampling
+            .temperature
+            .filter(|t| !thinking || (t - 1.0).abs() < f64::EPSILON),
+        top_p: sampling.top_p.filter(|p| !thinking || *p >= 0.95),
+        top_k: sampling.top_k.filter(|_| !thinking),
+        thinking: budget.map(|budget_tokens| ThinkingOut {
+            kind: "enabled",
+            budget_tokens,
+        }),
+        metadata: request
+            .user
+            .as_deref()
+            .map(|user_id| MetadataOut { user_id }),
+        stream: request.stream,
+    };
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+/// The thinking budget to ask for: an explicit budget wins; otherwise OpenAI-style effort maps
+/// to a fixed budget (`minimal`, `none` and unknown efforts mean no thinking). A zero budget
+/// means "no thinking" (Gemini's convention); small budgets are raised to Anthropic's minimum.
+fn thinking_budget(reasoning: Option<&ReasoningConfig>) -> Option<u32> {
+    let reasoning = reasoning?;
+    let budget = match reasoning.budget_tokens {
+        Some(budget) => budget,
+        None => match reasoning.effort.as_deref()? {
+            "low" => 1024,
+            "medium" => 4096,
+            "high" => 16384,
+            _ => return None,
+        },
+    };
+    (budget > 0).then(|| budget.max(MIN_THINKING_BUDGET))
+}
+
+/// The system prompt: every non-empty instruction, then the JSON instruction standing in for
+/// `response_format`.
+fn system_text(request: &Request) -> Option<String> {
+    let mut parts: Vec<Cow<'_, str>> = request
+        .system
+        .iter()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| Cow::Borrowed(s.as_str()))
+        .collect();
+    match &request.response_format {
+        Some(ResponseFormat::JsonObject) => {
+            parts.push(Cow::Borrowed("Respond only with a JSON object."));
+        }
+        Some(ResponseFormat::JsonSchema { schema, .. }) => {
+            let schema = serde_json::to_string(schema).unwrap_or_default();
+            parts.push(Cow::Owned(format!(
+                "Respond only with a JSON object matching this JSON schema: {schema}"
+            )));
+        }
+        Some(ResponseFormat::Text) | None => {}
+    }
+    (!parts.is_empty()).then(|| parts.join("\n\n"))
+}
+
+/// A turn being built: `lead` blocks must come first (tool results in a user turn, thinking in
+/// an assistant turn), `rest` keeps the order of everything else.
+struct TurnBuilder<'a> {
+    role: &'static str,
+    lead: Vec<BlockOut<'a>>,
+    rest: Vec<BlockOut<'a>>,
+}
+
+/// Neutral messages → alternating Anthropic turns. Tool messages become user turns and
+/// consecutive turns of the same role are merged, since Anthropic requires alternation.
+fn encode_messages(messages: &[Message]) -> Vec<TurnOut<'_>> {
+    let mut turns: Vec<TurnBuilder<'_>> = Vec::new();
+    for message in messages {
+        let assistant = message.role == Role::Assistant;
+        let role = if assistant { "assistant" } else { "user" };
+        let mut lead = Vec::new();
+        let mut rest = Vec::new();
+        for part in &message.parts {
+            match part {
+                Part::Text { text } if !text.trim().is_empty() => {
+                    rest.push(BlockOut::Text { text });
+                }
+                Part::Text { .. } => {}
+                Part::Image(image) => rest.push(BlockOut::Image {
+                    source: encode_image_source(&image.source),
+                }),
+                // A call in a user turn or a result in an assistant turn is invalid for
+                // Anthropic; dropping it keeps the rest of the conversation usable.
+                Part::ToolCall(call) if assistant => rest.push(BlockOut::ToolUse {
+                    id: Cow::Borrowed(&call.id),
+                    name: &call.name,
+                    input: Input::from_arguments(&call.arguments),
+                }),
+                Part::ToolResult(result) if !assistant => lead.push(BlockOut::ToolResult {
+                    tool_use_id: &result.call_id,
+                    content: &result.content,
+                    is_error: result.is_error,
+                }),
+                Part::Reasoning(reasoning) if assistant => {
+                    lead.extend(encode_reasoning(reasoning));
+                }
+                Part::ToolCall(_) | Part::ToolResult(_) | Part::Reasoning(_) => {}
+            }
+        }
+        if lead.is_empty() && rest.is_empty() {
+            continue;
+        }
+        match turns.last_mut() {
+            Some(turn) if turn.role == role => {
+                turn.lead.append(&mut lead);
+                turn.rest.append(&mut rest);
+            }
+            _ => turns.push(TurnBuilder { role, lead, rest }),
+        }
+    }
+    turns
+        .into_iter()
+        .map(|mut turn| {
+            turn.lead.append(&mut turn.rest);
+            TurnOut {
+                role: turn.role,
+                content: turn.lead,
+            }
+        })
+        .collect()
+}
+
+fn encode_image_source(source: &ImageSource) -> ImageSourceOut<'_> {
+    match source {
+        ImageSource::Base64 { media_type, data } => ImageSourceOut::Base64 {
+            media_type: Cow::Borrowed(media_type),
+            data: Cow::Borrowed(data),
+        },
+        // A `data:` URL that reached us as a URL is still inline data for Anthropic.
+        ImageSource::Url(url) => match ImageSource::from_url(url) {
+            ImageSource::Base64 { media_type, data } => ImageSourceOut::Base64 {
+                media_type: Cow::Owned(media_type),
+                data: Cow::Owned(data),
+            },
+            ImageSource::Url(_) => ImageSourceOut::Url { url },
+        },
+    }
+}
+
+/// Reasoning as history: redacted data goes back as `redacted_thinking`; readable thinking
+/// needs its signature, without which Anthropic refuses the block.
+fn encode_reasoning(reasoning: &Reasoning) -> Option<BlockOut<'_>> {
+    if let Some(data) = &reasoning.redacted {
+        return Some(BlockOut::RedactedThinking { data });
+    }
+    let signature = reasoning.signature.as_deref().filter(|s| !s.is_empty())?;
+    Some(BlockOut::Thinking {
+        thinking: &reasoning.text,
+        signature,
+    })
+}
+
+fn encode_tool(tool: &Tool) -> ToolOut<'_> {
+    ToolOut {
+        name: &tool.name,
+        description: tool.description.as_deref(),
+        input_schema: match &tool.parameters {
+            Some(schema) => Cow::Borrowed(schema),
+            None => Cow::Owned(empty_schema()),
+        },
+    }
+}
+
+/// `tool_choice`, omitted without tools (Anthropic refuses a choice with nothing to choose).
+/// `parallel_tool_calls: false` rides on the choice, so it forces an explicit `auto`.
+fn encode_tool_choice(request: &Request) -> Option<ToolChoiceOut<'_>> {
+    if request.tools.is_empty() {
+        return None;
+    }
+    let disable_parallel_tool_use = request.parallel_tool_calls == Some(false);
+    let (kind, name) = match &request.tool_choice {
+        None if !disable_parallel_tool_use => return None,
+        None | Some(ToolChoice::Auto) => ("auto", None),
+        Some(ToolChoice::Required) => ("any", None),
+        Some(ToolChoice::Named(name)) => ("tool", Some(name.as_str())),
+        Some(ToolChoice::None) => {
+            return Some(ToolChoiceOut {
+                kind: "none",
+                name: None,
+                disable_parallel_tool_use: false,
+            });
+        }
+    };
+    Some(ToolChoiceOut {
+        kind,
+        name,
+        disable_parallel_tool_use,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ingress: a client's Messages body → neutral.
+
+#[derive(Deserialize)]
+struct WireRequest<'a> {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    max_tokens: Option<u32>,
+    #[serde(default)]
+    messages: Option<Vec<WireMessage<'a>>>,
+    #[serde(default, borrow)]
+    system: Option<&'a RawValue>,
+    #[serde(default)]
+    tools: Option<Vec<WireTool>>,
+    #[serde(default)]
+    tool_choice: Option<WireToolChoice>,
+    #[serde(default)]
+    stop_sequences: Option<Vec<String>>,
+    #[serde(default)]
+    temperature: Option<f64>,
+    #[serde(default)]
+    top_p: Option<f64>,
+    #[serde(default)]
+    top_k: Option<u32>,
+    #[serde(default)]
+    stream: Option<bool>,
+    #[serde(default)]
+    metadata: Option<WireMetadata>,
+    #[serde(default)]
+    thinking: Option<WireThinking>,
+}
+
+#[derive(Deserialize)]
+struct WireMessage<'a> {
+    role: String,
+    #[serde(borrow)]
+    content: &'a RawValue,
+}
+
+#[derive(Deserialize)]
+struct WireTool {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    input_schema: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct WireToolChoice {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    disable_parallel_tool_use: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct WireMetadata {
+    #[serde(default)]
+    user_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireThinking {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    budget_tokens: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct WireImageSource {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    media_type: Option<String>,
+    #[serde(default)]
+    data: Option<String>,
+    #[serde(default)]
+    url: Option<String>,
+}
+
+fn invalid(message: impl Into<String>, param: impl Into<String>) -> InvalidRequest {
+    InvalidRequest {
+        message: message.into(),
+        param: Some(param.into()),
+    }
+}
+
+fn missing(field: &str) -> InvalidRequest {
+    invalid(format!("missing required field '{field}'"), field)
+}
+
+/// Reads a client's Messages request body into the neutral model. Errors name the field at
+/// fault and are safe to show to the client.
+pub fn decode_request(body: &[u8]) -> Result<Request, InvalidRequest> {
+    require_object(body)?;
+    let wire: WireRequest<'_> = match serde_json::from_slice(body) {
+        Ok(wire) => wire,
+        Err(_) => return Err(describe_error::<WireRequest<'_>>(body)),
+    };
+    let model = wire.model.ok_or_else(|| missing("model"))?;
+    if model.is_empty() {
+        return Err(invalid("'model' must not be empty", "model"));
+    }
+    let max_tokens = wire.max_tokens.ok_or_else(|| missing("max_tokens"))?;
+    let messages = wire.messages.ok_or_else(|| missing("messages"))?;
+    if messages.is_empty() {
+        return Err(invalid(
+            "'messages' must contain at least one message",
+            "messages",
+        ));
+    }
+    let tools = decode_tools(wire.tools.unwrap_or_default())?;
+    let (tool_choice, parallel_tool_calls) = match wire.tool_choice {
+        Some(choice) => decode_tool_choice(choice)?,
+        None => (None, None),
+    };
+    let reasoning = match wire.thinking {
+        None => None,
+        Some(thinking) => match thinking.kind.as_str() {
+            "enabled" => Some(ReasoningConfig {
+                effort: None,
+                budget_tokens: Some(
+                    thinking
+                        .budget_tokens
+                        .ok_or_else(|| missing("thinking.budget_tokens"))?,
+                ),
+            }),
+            "disabled" => None,
+            other => {
+                return Err(invalid(
+                    format!("thinking type '{other}' is not supported"),
+                    "thinking.type",
+                ));
+            }
+        },
+    };
+    Ok(Request {
+        model,
+        system: match wire.system {
+            Some(system) => decode_system(system)?,
+            None => Vec::new(),
+        },
+        messages: decode_messages(&messages)?,
+        tools,
+        tool_choice,
+        parallel_tool_calls,
+        sampling: Sampling {
+            temperature: wire.temperature,
+            top_p: wire.top_p,
+            top_k: wire.top_k,
+            max_tokens: Some(max_tokens),
+            stop: wire.stop_sequences.unwrap_or_default(),
+            seed: None,
+            presence_penalty: None,
+            frequency_penalty: None,
+        },
+        response_format: None,
+        reasoning,
+        stream: wire.stream.unwrap_or(false),
+        user: wire.metadata.and_then(|m| m.user_id),
+    })
+}
+
+/// Content that is a string or an array of blocks (messages, `system`, `tool_result`).
+enum Content<'a> {
+    Text(String),
+    Blocks(Vec<&'a RawValue>),
+}
+
+fn read_content<'a>(raw: &'a RawValue, path: &str) -> Result<Content<'a>, InvalidRequest> {
+    let text = raw.get();
+    let parsed = if text.starts_with('"') {
+        serde_json::from_str(text).map(Content::Text)
+    } else if text.starts_with('[') {
+        serde_json::from_str(text).map(Content::Blocks)
+    } else {
+        return Err(invalid(
+            format!("invalid '{path}': expected a string or an array of content blocks"),
+            path,
+        ));
+    };
+    parsed.map_err(|err| invalid(format!("invalid '{path}': {}", error_reason(&err)), path))
+}
+
+/// Reads one block; when the read fails, an unknown `type` is the better explanation.
+fn read_block<'a>(raw: &'a RawValue, path: &str) -> Result<WireBlock<'a>, InvalidRequest> {
+    serde_json::from_str(raw.get()).map_err(|err| {
+        match serde_json::from_str::<WireType>(raw.get()) {
+            Ok(header) if !is_known_block(&header.kind) => unsupported_block(&header.kind, path),
+            _ => invalid(format!("invalid '{path}': {}", error_reason(&err)), path),
+        }
+    })
+}
+
+fn is_known_block(kind: &str) -> bool {
+    matches!(
+        kind,
+        "text" | "image" | "tool_use" | "tool_result" | "thinking" | "redacted_thinking"
+    )
+}
+
+fn unsupported_block(kind: &str, path: &str) -> InvalidRequest {
+    invalid(
+        format!("content block type '{kind}' is not supported"),
+        format!("{path}.type"),
+    )
+}
+
+fn required<T>(value: Option<T>, path: &str, field: &str) -> Result<T, InvalidRequest> {
+    value.ok_or_else(|| missing(&format!("{path}.{field}")))
+}
+
+fn decode_system(raw: &RawValue) -> Result<Vec<String>, InvalidRequest> {
+    match read_content(raw, "system")? {
+        Content::Text(text) if text.is_empty() => Ok(Vec::new()),
+        Content::Text(text) => Ok(vec![text]),
+        Content::Blocks(blocks) => {
+            let mut system = Vec::with_capacity(blocks.len());
+            for (i, raw) in blocks.into_iter().enumerate() {
+                let path = format!("system[{i}]");
+                let block = read_block(raw, &path)?;
+                if block.kind != "text" {
+                    return Err(invalid(
+                        format!("system block type '{}' is not supported", block.kind),
+                        format!("{path}.type"),
+                    ));
+                }
+                system.push(required(block.text, &path, "text")?);
+            }
+            Ok(system)
+        }
+    }
+}
+
+fn decode_messages(wire: &[WireMessage<'_>]) -> Result<Vec<Message>, InvalidRequest> {
+    let mut messages = Vec::with_capacity(wire.len());
+    // Tool names by call id, so tool results can carry the name (Gemini needs it).
+    let mut names: HashMap<String, String> = HashMap::new();
+    for (i, message) in wire.iter().enumerate() {
+        let path = format!("messages[{i}].content");
+        let assistant = match message.role.as_str() {
+            "user" => false,
+            "assistant" => true,
+            other => {
+                return Err(invalid(
+                    format!("invalid role '{other}' in messages[{i}]: expected 'user' or 'assistant'"),
+                    format!("messages[{i}].role"),
+                ));
+            }
+        };
+        let blocks = match read_content(message.content, &path)? {
+            Content::Text(text) => {
+                let role = if assistant { Role::Assistant } else { Role::User };
+                messages.push(Message {
+                    role,
+                    parts: vec![Part::Text { text }],
+                });
+                continue;
+            }
+            Content::Blocks(blocks) => blocks,
+        };
+        if assistant {
+            let parts = decode_assistant_blocks(&blocks, &path, &mut names)?;
+            if !parts.is_empty() {
+                messages.push(Message {
+                    role: Role::Assistant,
+                    parts,
+                });
+            }
+        } else {
+            decode_user_blocks(&blocks, &path, &names, &mut messages)?;
+        }
+    }
+    Ok(messages)
+}
+
+fn decode_assistant_blocks(
+    blocks: &[&RawValue],
+    path: &str,
+    names: &mut HashMap<String, String>,
+) -> Result<Vec<Part>, InvalidRequest> {
+    let mut parts = Vec::with_capacity(blocks.len());
+    for (j, raw) in blocks.iter().enumerate() {
+        let path = format!("{path}[{j}]");
+        let block = read_block(raw, &path)?;
+        match block.kind.as_str() {
+            "text" => parts.push(Part::Text {
+                text: required(block.text, &path, "text")?,
+            }),
+            "image" => parts.push(decode_image(block.source, &path)?),
+            "tool_use" => {
+                let id = required(block.id, &path, "id")?;
+                let name = required(block.name, &path, "name")?;
+                names.insert(id.clone(), name.clone());
+                parts.push(Part::ToolCall(ToolCall {
+                    id,
+                    name,
+                    arguments: block
+                        .input
+                        .map_or_else(|| "{}".to_owned(), |raw| compact_json(raw.get())),
+                    signature: None,
+                }));
+            }
+            "thinking" => parts.push(Part::Reasoning(Reasoning {
+                text: required(block.thinking, &path, "thinking")?,
+                signature: block.signature.filter(|s| !s.is_empty()),
+                redacted: None,
+            })),
+            "redacted_thinking" => parts.push(Part::Reasoning(Reasoning {
+                text: String::new(),
+                signature: None,
+                redacted: Some(required(block.data, &path, "data")?),
+            })),
+            "tool_result" => {
+                return Err(invalid(
+                    "'tool_result' blocks are only allowed in user messages",
+                    format!("{path}.type"),
+                ));
+            }
+            other => return Err(unsupported_block(other, &path)),
+        }
+    }
+    Ok(parts)
+}
+
+/// A user turn: every `tool_result` becomes a Tool message (one result each, in order), then
+/// the rest of the turn follows as one User message. Anthropic puts results first anyway, and
+/// OpenAI-style vendors need tool messages right after the assistant's calls.
+fn decode_user_blocks(
+    blocks: &[&RawValue],
+    path: &str,
+    names: &HashMap<String, String>,
+    messages: &mut Vec<Message>,
+) -> Result<(), InvalidRequest> {
+    let mut user = Vec::new();
+    for (j, raw) in blocks.iter().enumerate() {
+        let path = format!("{path}[{j}]");
+        let block = read_block(raw, &path)?;
+        match block.kind.as_str() {
+            "text" => user.push(Part::Text {
+                text: required(block.text, &path, "text")?,
+            }),
+            "image" => user.push(decode_image(block.source, &path)?),
+            "tool_result" => {
+                let call_id = required(block.tool_use_id, &path, "tool_use_id")?;
+                let content = match block.content {
+                    None => String::new(),
+                    Some(raw) => decode_tool_result_content(raw, &format!("{path}.content"), &mut user)?,
+                };
+                messages.push(Message {
+                    role: Role::Tool,
+                    parts: vec![Part::ToolResult(ToolResult {
+                        name: names.get(&call_id).cloned(),
+                        call_id,
+                        content,
+                        is_error: block.is_error.unwrap_or(false),
+                    })],
+                });
+            }
+            "tool_use" | "thinking" | "redacted_thinking" => {
+                return Err(invalid(
+                    format!("'{}' blocks are only allowed in assistant messages", block.kind),
+                    format!("{path}.type"),
+                ));
+            }
+            other => return Err(unsupported_block(other, &path)),
+        }
+    }
+    if !user.is_empty() {
+        messages.push(Message {
+            role: Role::User,
+            parts: user,
+        });
+    }
+    Ok(())
+}
+
+/// A tool result's content as text: a string, or text blocks joined by newlines. Images go to
+/// `images`, for the user message that follows the results.
+fn decode_tool_result_content(
+    raw: &RawValue,
+    path: &str,
+    images: &mut Vec<Part>,
+) -> Result<String, InvalidRequest> {
+    match read_content(raw, path)? {
+        Content::Text(text) => Ok(text),
+        Content::Blocks(blocks) => {
+            let mut texts = Vec::with_capacity(blocks.len());
+            for (k, raw) in blocks.into_iter().enumerate() {
+                let path = format!("{path}[{k}]");
+                let block = read_block(raw, &path)?;
+                match block.kind.as_str() {
+                    "text" => texts.push(required(block.text, &path, "text")?),
+                    "image" => images.push(decode_image(block.source, &path)?),
+                    other => {
+                        return Err(invalid(
+                            format!("tool_result content block type '{other}' is not supported"),
+                            format!("{path}.type"),
+                        ));
+                    }
+                }
+            }
+            Ok(texts.join("\n"))
+        }
+    }
+}
+
+fn decode_image(source: Option<&RawValue>, path: &str) -> Result<Part, InvalidRequest> {
+    let raw = required(source, path, "source")?;
+    let path = format!("{path}.source");
+    let source: WireImageSource = serde_json::from_str(raw.get())
+        .map_err(|err| invalid(format!("invalid '{path}': {}", error_reason(&err)), &path))?;
+    let source = match source.kind.as_str() {
+        "base64" => ImageSource::Base64 {
+            media_type: required(source.media_type, &path, "media_type")?,
+            data: required(source.data, &path, "data")?,
+        },
+        "url" => ImageSource::Url(required(source.url, &path, "url")?),
+        other => {
+            return Err(invalid(
+                format!("image source type '{other}' is not supported"),
+                format!("{path}.type"),
+            ));
+        }
+    };
+    Ok(Part::Image(Image {
+        source,
+        detail: None,
+    }))
+}
+
+fn decode_tools(wire: Vec<WireTool>) -> Result<Vec<Tool>, InvalidRequest> {
+    let mut tools = Vec::with_capacity(wire.len());
+    for (i, tool) in wire.into_iter().enumerate() {
+        let path = format!("tools[{i}]");
+        // Server tools (web search, code execution, computer use…) run at Anthropic and have
+        // no equivalent at other vendors.
+        if let Some(kind) = tool.kind.as_deref().filter(|k| *k != "custom") {
+            return Err(invalid(
+                format!("tool type '{kind}' is not supported"),
+                format!("{path}.type"),
+            ));
+        }
+        tools.push(Tool {
+            name: required(tool.name, &path, "name")?,
+            description: tool.description,
+            parameters: tool.input_schema,
+            strict: None,
+        });
+    }
+    Ok(tools)
+}
+
+fn decode_tool_choice(
+    choice: WireToolChoice,
+) -> Result<(Option<ToolChoice>, Option<bool>), InvalidRequest> {
+    let tool_choice = match choice.kind.as_str() {
+        "auto" => ToolChoice::Auto,
+        "any" => ToolChoice::Required,
+        "none" => ToolChoice::None,
+        "tool" => ToolChoice::Named(required(choice.name, "tool_choice", "name")?),
+        other => {
+            return Err(invalid(
+                format!("tool_choice type '{other}' is not supported"),
+                "tool_choice.type",
+            ));
+        }
+    };
+    Ok((
+        Some(tool_choice),
+        choice.disable_parallel_tool_use.map(|disable| !disable),
+    ))
+}

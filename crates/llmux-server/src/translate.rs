@@ -1,0 +1,348 @@
+//! The cross-protocol path: a neutral request sent to a vendor in its own wire format, and its
+//! answer (whole or streamed) decoded back into neutral form for the client's encoder.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use llmux_config::Api;
+use llmux_protocol::error::{ErrorKind, GatewayError, VendorError};
+use llmux_protocol::neutral::{self, DecodeError, ImageSource, Part, StreamEvent};
+use llmux_protocol::{anthropic, gemini, openai_chat, sse};
+use llmux_router::Target;
+use llmux_telemetry::mask::scrub;
+use llmux_telemetry::metrics::UpstreamLabels;
+
+use crate::api_error::ApiError;
+use crate::relay::record_neutral_usage;
+use crate::state::{Gateway, Snapshot};
+use crate::upstream_call::{read_body, send_failure};
+
+/// A request may carry at most this many image URLs to fetch.
+const MAX_FETCHED_IMAGES: usize = 16;
+/// Largest vendor response body accepted on this path.
+const RESPONSE_LIMIT: usize = 64 * 1024 * 1024;
+
+/// Downloads `http(s)` image URLs into inline data when the target needs it.
+async fn inline_images(gateway: &Gateway, request: &mut neutral::Request) -> Result<(), ApiError> {
+    let mut fetched = 0;
+    for message in &mut request.messages {
+        for part in &mut message.parts {
+            let Part::Image(image) = part else { continue };
+            let ImageSource::Url(url) = &image.source else { continue };
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                continue;
+            }
+            fetched += 1;
+            if fetched > MAX_FETCHED_IMAGES {
+                return Err(ApiError::new(
+                    ErrorKind::InvalidRequest,
+                    format!("at most {MAX_FETCHED_IMAGES} image URLs can be fetched per request"),
+                ));
+            }
+            let image_data = gateway
+                .images
+                .fetch(url)
+                .await
+                .map_err(|e| ApiError::new(ErrorKind::InvalidRequest, e.to_string()))?;
+            image.source = ImageSource::Base64 {
+                media_type: image_data.media_type,
+                data: base64_encode(&image_data.bytes),
+            };
+        }
+    }
+    Ok(())
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Encodes `request` for the target's API, sends it, and turns vendor errors into client errors.
+pub async fn send(
+    gateway: &Gateway,
+    snapshot: &Snapshot,
+    target: &Target<'_>,
+    request: &mut neutral::Request,
+) -> Result<reqwest::Response, ApiError> {
+    let endpoint = snapshot
+        .endpoints
+        .get(target.credential_index)
+        .ok_or_else(|| ApiError::new(ErrorKind::Internal, "credential endpoint missing"))?;
+    request.model = target.upstream_model.to_owned();
+    if target.credential.fetch_images {
+        inline_images(gateway, request).await?;
+    }
+    let (url, body) = match endpoint.api {
+        Api::OpenAi => (endpoint.chat_url.clone(), openai_chat::encode_neutral_request(request)),
+        Api::Anthropic => (
+            endpoint.messages_url.clone(),
+            anthropic::encode_request(request, snapshot.config.limits.default_max_tokens),
+        ),
+        Api::Gemini => {
+            let url = endpoint
+                .gemini_url(&request.model, request.stream)
+                .map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?;
+            let body = gemini::encode_request(request).map_err(|e| ApiError::new(ErrorKind::InvalidRequest, e.0))?;
+            (url, body)
+        }
+    };
+    let vendor = target.credential.vendor.as_str();
+    let mut response = gateway
+        .client
+        .post_json(&url, endpoint, body, request.stream)
+        .await
+        .map_err(|e| send_failure(&e, vendor))?;
+    if response.status().is_success() {
+        return Ok(response);
+    }
+    let status = response.status().as_u16();
+    let idle = Duration::from_millis(snapshot.config.timeouts.idle_ms);
+    let body = read_body(&mut response, 64 * 1024, idle).await.unwrap_or_default();
+    let error = match endpoint.api {
+        Api::Anthropic => anthropic::decode_error(status, &body),
+        Api::Gemini => gemini::decode_error(status, &body),
+        Api::OpenAi => {
+            let parsed = llmux_protocol::error::decode_upstream_error(&body);
+            VendorError {
+                status,
+                kind: ErrorKind::UpstreamStatus(status),
+                error_type: parsed.kind.unwrap_or_else(|| ErrorKind::UpstreamStatus(status).openai_type().to_owned()),
+                message: parsed.message.unwrap_or_default(),
+                retry_after_secs: None,
+            }
+        }
+    };
+    Err(vendor_failure(error, snapshot, vendor))
+}
+
+fn vendor_failure(error: VendorError, snapshot: &Snapshot, vendor: &str) -> ApiError {
+    let secrets = snapshot.secret_refs();
+    let message = if error.message.is_empty() {
+        format!("upstream {vendor} returned {}", error.status)
+    } else {
+        format!("upstream {vendor} returned {}: {}", error.status, scrub(&error.message, &secrets))
+    };
+    tracing::warn!(vendor, status = error.status, message = %message, "upstream error");
+    let mut gateway_error = GatewayError::new(ErrorKind::UpstreamStatus(error.status), message);
+    gateway_error.type_override = Some(error.error_type);
+    ApiError(gateway_error)
+}
+
+/// Reads and decodes a whole (non-streamed) vendor answer.
+pub async fn read_response(
+    gateway: &Gateway,
+    snapshot: &Snapshot,
+    target: &Target<'_>,
+    mut response: reqwest::Response,
+    started: Instant,
+) -> Result<neutral::Response, ApiError> {
+    let idle = Duration::from_millis(snapshot.config.timeouts.idle_ms);
+    let body = read_body(&mut response, RESPONSE_LIMIT, idle).await?;
+    let seed = id_seed();
+    let decoded = match target.credential.api {
+        Api::OpenAi => openai_chat::decode_neutral_response(&body, seed),
+        Api::Anthropic => anthropic::decode_response(&body),
+        Api::Gemini => gemini::decode_response(&body, seed),
+    }
+    .map_err(|e| ApiError::new(ErrorKind::UpstreamProtocol, format!("upstream answer could not be read: {e}")))?;
+    gateway
+        .metrics
+        .upstream_duration
+        .get_or_create(&UpstreamLabels {
+            vendor: target.credential.vendor.clone(),
+            model: target.public_name.to_owned(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    record_neutral_usage(gateway, &target.credential.vendor, target.public_name, decoded.usage);
+    Ok(decoded)
+}
+
+/// A fresh seed for ids synthesized in one answer.
+pub fn id_seed() -> u64 {
+    fastrand::u64(..)
+}
+
+/// Decodes one vendor's stream events into neutral events.
+pub enum VendorStream {
+    /// OpenAI-compatible chunks.
+    OpenAi(openai_chat::ChunkDecoder),
+    /// Anthropic Messages events.
+    Anthropic(anthropic::StreamDecoder),
+    /// Gemini `streamGenerateContent?alt=sse`.
+    Gemini(gemini::StreamDecoder),
+}
+
+impl VendorStream {
+    pub fn for_api(api: Api) -> Self {
+        match api {
+            Api::OpenAi => Self::OpenAi(openai_chat::ChunkDecoder::new(id_seed())),
+            Api::Anthropic => Self::Anthropic(anthropic::StreamDecoder::default()),
+            Api::Gemini => Self::Gemini(gemini::StreamDecoder::new(id_seed())),
+        }
+    }
+
+    fn decode(&mut self, event: &sse::Event) -> Result<Vec<StreamEvent>, DecodeError> {
+        match self {
+            Self::OpenAi(d) => d.decode(event),
+            Self::Anthropic(d) => d.decode(event),
+            Self::Gemini(d) => d.decode(event),
+        }
+    }
+}
+
+/// Encodes neutral events into the client's protocol.
+pub trait ClientEncoder: Send + 'static {
+    /// Appends the bytes for one event.
+    fn encode(&mut self, event: &StreamEvent, out: &mut BytesMut);
+    /// Ends a stream that finished normally.
+    fn finish(&mut self, out: &mut BytesMut);
+    /// Ends a stream with an error.
+    fn fail(&mut self, kind: ErrorKind, message: &str, out: &mut BytesMut);
+}
+
+impl ClientEncoder for openai_chat::ChunkEncoder {
+    fn encode(&mut self, event: &StreamEvent, out: &mut BytesMut) {
+        openai_chat::ChunkEncoder::encode(self, event, out);
+    }
+    fn finish(&mut self, out: &mut BytesMut) {
+        openai_chat::ChunkEncoder::finish(self, out);
+    }
+    fn fail(&mut self, kind: ErrorKind, message: &str, out: &mut BytesMut) {
+        openai_chat::ChunkEncoder::fail(self, kind, message, out);
+    }
+}
+
+/// Labels for metrics recorded at the end of a translated stream.
+pub struct StreamLabels {
+    pub gateway: Arc<Gateway>,
+    pub vendor: String,
+    pub model: String,
+    pub started: Instant,
+}
+
+struct Translated<E> {
+    upstream: std::pin::Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
+    sse: sse::Decoder,
+    vendor: VendorStream,
+    encoder: E,
+    idle: Duration,
+    saw_finish: bool,
+    done: bool,
+    usage: Option<neutral::Usage>,
+    labels: StreamLabels,
+}
+
+/// The client's byte stream for a vendor stream in another protocol: events are converted as
+/// they arrive, and the stream always ends well-formed (finish, or an error event).
+pub fn relay<E: ClientEncoder>(
+    response: reqwest::Response,
+    api: Api,
+    encoder: E,
+    idle: Duration,
+    labels: StreamLabels,
+) -> impl Stream<Item = Result<Bytes, std::convert::Infallible>> + Send + 'static {
+    let state = Translated {
+        upstream: Box::pin(response.bytes_stream()),
+        sse: sse::Decoder::default(),
+        vendor: VendorStream::for_api(api),
+        encoder,
+        idle,
+        saw_finish: false,
+        done: false,
+        usage: None,
+        labels,
+    };
+    futures_util::stream::unfold(state, |mut state| async move {
+        let bytes = state.next_output().await?;
+        Some((Ok(bytes), state))
+    })
+}
+
+impl<E: ClientEncoder> Translated<E> {
+    async fn next_output(&mut self) -> Option<Bytes> {
+        let mut out = BytesMut::new();
+        while !self.done {
+            match tokio::time::timeout(self.idle, self.upstream.next()).await {
+                Ok(Some(Ok(chunk))) => {
+                    self.sse.push(&chunk);
+                    self.drain(&mut out);
+                }
+                Ok(None) => {
+                    self.sse.finish();
+                    self.drain(&mut out);
+                    if !self.done {
+                        if self.saw_finish {
+                            self.encoder.finish(&mut out);
+                            self.end();
+                        } else {
+                            self.fail(&mut out, ErrorKind::UpstreamProtocol, "upstream stream ended before the answer finished");
+                        }
+                    }
+                }
+                Ok(Some(Err(_))) => self.fail(&mut out, ErrorKind::UpstreamUnreachable, "upstream connection failed mid-stream"),
+                Err(_) => {
+                    let message = format!("upstream sent nothing for {} ms", self.idle.as_millis());
+                    self.fail(&mut out, ErrorKind::UpstreamTimeout, &message);
+                }
+            }
+            if !out.is_empty() {
+                return Some(out.freeze());
+            }
+        }
+        (!out.is_empty()).then(|| out.freeze())
+    }
+
+    fn drain(&mut self, out: &mut BytesMut) {
+        while !self.done
+            && let Some(event) = self.sse.next_event()
+        {
+            match self.vendor.decode(&event) {
+                Ok(events) => {
+                    for event in &events {
+                        match event {
+                            StreamEvent::Usage(usage) => self.usage = Some(*usage),
+                            StreamEvent::Finish { .. } => self.saw_finish = true,
+                            _ => {}
+                        }
+                        self.encoder.encode(event, out);
+                        if let StreamEvent::Error { message, .. } = event {
+                            tracing::warn!(vendor = %self.labels.vendor, message = %message, "vendor error inside the stream");
+                            self.end();
+                            return;
+                        }
+                    }
+                }
+                Err(err) => {
+                    let message = format!("upstream stream could not be read: {err}");
+                    self.fail(out, ErrorKind::UpstreamProtocol, &message);
+                }
+            }
+        }
+    }
+
+    fn fail(&mut self, out: &mut BytesMut, kind: ErrorKind, message: &str) {
+        tracing::warn!(vendor = %self.labels.vendor, message, "stream ended with an error");
+        self.encoder.fail(kind, message, out);
+        self.end();
+    }
+
+    fn end(&mut self) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        let gateway = &self.labels.gateway;
+        gateway
+            .metrics
+            .upstream_duration
+            .get_or_create(&UpstreamLabels {
+                vendor: self.labels.vendor.clone(),
+                model: self.labels.model.clone(),
+            })
+            .observe(self.labels.started.elapsed().as_secs_f64());
+        record_neutral_usage(gateway, &self.labels.vendor, &self.labels.model, self.usage);
+    }
+}
