@@ -17,16 +17,17 @@ struct DemoVendor {
     main: &'static [&'static str],
     /// Prefix of the numbered extra keys, if this vendor has them.
     numbered: Option<&'static str>,
+    /// The vendor's own API: every demo vendor is reached natively.
+    api: Api,
     models: &'static [(&'static str, ModelKind)],
 }
 
-// Every demo vendor speaks the OpenAI API for now (Gemini and Anthropic through their
-// OpenAI-compatible endpoints), the conservative choice until the native codecs are proven.
 const VENDORS: [DemoVendor; 3] = [
     DemoVendor {
         vendor: "openai",
         main: &["OPENAI_API_KEY"],
         numbered: Some("OPENAI_API_KEY"),
+        api: Api::OpenAi,
         models: &[
             ("gpt-4o-mini", ModelKind::Chat),
             ("text-embedding-3-small", ModelKind::Embedding),
@@ -36,12 +37,14 @@ const VENDORS: [DemoVendor; 3] = [
         vendor: "gemini",
         main: &["GEMINI_API_KEY", "GOOGLE_API_KEY"],
         numbered: Some("GEMINI_API_KEY"),
+        api: Api::Gemini,
         models: &[("gemini-2.5-flash", ModelKind::Chat)],
     },
     DemoVendor {
         vendor: "anthropic",
         main: &["ANTHROPIC_API_KEY"],
         numbered: None,
+        api: Api::Anthropic,
         models: &[("claude-sonnet-4-5", ModelKind::Chat)],
     },
 ];
@@ -96,7 +99,7 @@ pub(crate) fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Config, V
             .filter(|c: &&Credential| c.vendor == vendor.vendor)
             .count()
             + 1;
-        let base_url = default_base_url_str(vendor.vendor, Api::OpenAi)
+        let base_url = default_base_url_str(vendor.vendor, vendor.api)
             .ok_or_else(|| format!("no default base_url for {}", vendor.vendor))
             .and_then(parse_base_url)
             .map_err(|message| vec![ConfigError::new(variable.clone(), message)])?;
@@ -104,10 +107,10 @@ pub(crate) fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Config, V
             name: format!("{}-{number}", vendor.vendor),
             vendor: vendor.vendor.to_owned(),
             kind: "api-key".to_owned(),
-            api: Api::OpenAi,
+            api: vendor.api,
             base_url,
             secret: Secret::new(value),
-            fetch_images: false,
+            fetch_images: vendor.api == Api::Gemini,
         });
         variables.push(variable);
     }

@@ -44,14 +44,19 @@ fn row(
     (
         name.to_owned(),
         vendor.to_owned(),
-        Api::OpenAi,
+        // Demo mode reaches every vendor through its own API.
+        match vendor {
+            "gemini" => Api::Gemini,
+            "anthropic" => Api::Anthropic,
+            _ => Api::OpenAi,
+        },
         base_url.to_owned(),
         secret.to_owned(),
     )
 }
 
 const OPENAI: &str = "https://api.openai.com/v1";
-const GEMINI_OPENAI: &str = "https://generativelanguage.googleapis.com/v1beta/openai";
+const GEMINI: &str = "https://generativelanguage.googleapis.com/v1beta";
 const ANTHROPIC: &str = "https://api.anthropic.com/v1";
 
 #[test]
@@ -87,7 +92,7 @@ fn gemini_key() {
     let config = demo(&[("GEMINI_API_KEY", "AIza-demo")]);
     assert_eq!(
         credentials(&config),
-        [row("gemini-1", "gemini", GEMINI_OPENAI, "AIza-demo")]
+        [row("gemini-1", "gemini", GEMINI, "AIza-demo")]
     );
     assert_eq!(
         models(&config),
@@ -100,7 +105,7 @@ fn google_key_is_an_alias_and_gemini_wins() {
     let google = demo(&[("GOOGLE_API_KEY", "AIza-google")]);
     assert_eq!(
         credentials(&google),
-        [row("gemini-1", "gemini", GEMINI_OPENAI, "AIza-google")]
+        [row("gemini-1", "gemini", GEMINI, "AIza-google")]
     );
     assert_eq!(google.source, "demo mode (GOOGLE_API_KEY)");
 
@@ -110,7 +115,7 @@ fn google_key_is_an_alias_and_gemini_wins() {
     ]);
     assert_eq!(
         credentials(&both),
-        [row("gemini-1", "gemini", GEMINI_OPENAI, "AIza-gemini")]
+        [row("gemini-1", "gemini", GEMINI, "AIza-gemini")]
     );
 }
 
@@ -143,7 +148,7 @@ fn numbered_keys_are_extra_credentials() {
             row("openai-1", "openai", OPENAI, "sk-main"),
             row("openai-2", "openai", OPENAI, "sk-one"),
             row("openai-3", "openai", OPENAI, "sk-twenty"),
-            row("gemini-1", "gemini", GEMINI_OPENAI, "AIza-three"),
+            row("gemini-1", "gemini", GEMINI, "AIza-three"),
             row("anthropic-1", "anthropic", ANTHROPIC, "sk-ant"),
         ]
     );

@@ -108,7 +108,7 @@ fn recursive_refs_stop_at_the_depth_limit() {
         depth += 1;
         node = next;
     }
-    assert_eq!(depth, 7);
+    assert_eq!(depth, 8);
     assert_eq!(node, &json!({"type": "object"}));
     // Unresolvable references are cut off the same way.
     check_schema(
