@@ -26,6 +26,8 @@ pub struct Config {
     pub timeouts: Timeouts,
     /// Fetching image URLs for vendors that need inline image data.
     pub images: Images,
+    /// Retries, failover, circuit breakers and cooldowns.
+    pub reliability: Reliability,
     /// Where this configuration came from, for humans: `llmux.yaml`,
     /// `configs/credentials.json + configs/models.json`, `demo mode (OPENAI_API_KEY)`, …
     pub source: String,
@@ -53,6 +55,8 @@ pub struct Credential {
     /// Download `http(s)` image URLs and send them inline. Always on for Gemini's native API,
     /// which cannot fetch URLs; off by default elsewhere (the vendor fetches them).
     pub fetch_images: bool,
+    /// Upstream timeouts for this credential (the global ones unless overridden).
+    pub timeouts: Timeouts,
 }
 
 /// The wire protocol a credential speaks upstream.
@@ -265,6 +269,52 @@ pub struct Timeouts {
     pub header_read_ms: u64,
     /// The server reading a client's request body (default 30000).
     pub body_read_ms: u64,
+    /// A whole request, all attempts included (default 600000).
+    pub total_ms: u64,
+}
+
+/// Retries, failover and circuit breaking (`reliability:`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Reliability {
+    /// Attempts per request, the first included (default 3).
+    pub max_attempts: u32,
+    /// Backoff base before a retry (default 25 ms); full jitter, doubling per retry.
+    pub backoff_base_ms: u64,
+    /// Longest backoff (default 2000 ms).
+    pub backoff_max_ms: u64,
+    /// Cooldown after a 429 without a usable Retry-After (default 1000 ms).
+    pub default_cooldown_ms: u64,
+    /// Failures in a row that open a breaker (default 5).
+    pub breaker_consecutive_failures: u32,
+    /// Failure rate over the window that opens a breaker (default 0.5).
+    pub breaker_failure_rate: f64,
+    /// Outcomes in the failure-rate window (default 20, at most 64).
+    pub breaker_window: u32,
+    /// Outcomes needed before the rate counts (default 10).
+    pub breaker_min_requests: u32,
+    /// First open period (default 30000 ms); doubles after each failed probe.
+    pub breaker_open_ms: u64,
+    /// Longest open period (default 300000 ms).
+    pub breaker_max_open_ms: u64,
+}
+
+impl Eq for Reliability {}
+
+impl Default for Reliability {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            backoff_base_ms: 25,
+            backoff_max_ms: 2_000,
+            default_cooldown_ms: 1_000,
+            breaker_consecutive_failures: 5,
+            breaker_failure_rate: 0.5,
+            breaker_window: 20,
+            breaker_min_requests: 10,
+            breaker_open_ms: 30_000,
+            breaker_max_open_ms: 300_000,
+        }
+    }
 }
 
 impl Default for Timeouts {
@@ -275,6 +325,7 @@ impl Default for Timeouts {
             idle_ms: 120_000,
             header_read_ms: 10_000,
             body_read_ms: 30_000,
+            total_ms: 600_000,
         }
     }
 }

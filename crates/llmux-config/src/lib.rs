@@ -30,8 +30,8 @@ mod tests;
 use std::path::{Path, PathBuf};
 
 pub use config::{
-    Api, Capabilities, Config, Credential, Images, Limits, Model, ModelKind, Routing, Timeouts,
-    UnknownModelPolicy,
+    Api, Capabilities, Config, Credential, Images, Limits, Model, ModelKind, Reliability, Routing,
+    Timeouts, UnknownModelPolicy,
 };
 pub use error::ConfigError;
 pub use parse::Format;

@@ -20,13 +20,12 @@ pub(crate) struct RawConfig {
     pub limits: Option<RawLimits>,
     pub timeouts: Option<RawTimeouts>,
     pub images: Option<RawImages>,
+    pub reliability: Option<RawReliability>,
     // Accepted and ignored for now, so files written for later features keep loading.
     #[allow(dead_code, reason = "accepted for forward compatibility, not used yet")]
     pub auth: Option<serde_json::Value>,
     #[allow(dead_code, reason = "accepted for forward compatibility, not used yet")]
     pub redis: Option<serde_json::Value>,
-    #[allow(dead_code, reason = "accepted for forward compatibility, not used yet")]
-    pub reliability: Option<serde_json::Value>,
 }
 
 /// One `credentials[]` entry; also one entry of the seed's `credentials.json`.
@@ -41,6 +40,7 @@ pub(crate) struct RawCredential {
     pub base_url: Option<String>,
     pub api: Option<Api>,
     pub fetch_images: Option<bool>,
+    pub timeouts: Option<RawTimeouts>,
 }
 
 /// One `models[]` entry; also one entry of the seed's `models.json`.
@@ -101,6 +101,30 @@ pub(crate) struct RawTimeouts {
     pub idle_ms: Option<u64>,
     pub header_read_ms: Option<u64>,
     pub body_read_ms: Option<u64>,
+    pub total_ms: Option<u64>,
+}
+
+/// `reliability:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawReliability {
+    pub max_attempts: Option<u32>,
+    pub backoff_base_ms: Option<u64>,
+    pub backoff_max_ms: Option<u64>,
+    pub default_cooldown_ms: Option<u64>,
+    pub breaker: Option<RawBreaker>,
+}
+
+/// `reliability.breaker:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBreaker {
+    pub consecutive_failures: Option<u32>,
+    pub failure_rate: Option<f64>,
+    pub window: Option<u32>,
+    pub min_requests: Option<u32>,
+    pub open_ms: Option<u64>,
+    pub max_open_ms: Option<u64>,
 }
 
 /// The seed's `models.json` in its object shape.

@@ -53,6 +53,17 @@ pub(crate) fn validate(
     let limits = limits(raw.limits.unwrap_or_default(), &mut errors);
     let timeouts = timeouts(raw.timeouts.unwrap_or_default(), &mut errors);
     let images = images(raw.images.unwrap_or_default(), &mut errors);
+    let reliability = reliability(raw.reliability.unwrap_or_default(), &mut errors);
+    let credentials = credentials
+        .into_iter()
+        .zip(&raw.credentials)
+        .enumerate()
+        .map(|(i, (mut credential, raw))| {
+            credential.timeouts =
+                credential_timeouts(&timeouts, raw.timeouts.as_ref(), i, &mut errors);
+            credential
+        })
+        .collect();
 
     if errors.is_empty() {
         Ok(Config {
@@ -63,6 +74,7 @@ pub(crate) fn validate(
             limits,
             timeouts,
             images,
+            reliability,
             source,
         })
     } else {
@@ -182,6 +194,7 @@ fn credentials(
                 base_url,
                 secret: Secret::new(value.to_owned()),
                 fetch_images: api == Api::Gemini || credential.fetch_images.unwrap_or(false),
+                timeouts: Timeouts::default(),
             });
         }
     }
@@ -351,7 +364,9 @@ fn limits(raw: crate::raw::RawLimits, errors: &mut Vec<ConfigError>) -> Limits {
             "must be greater than 0",
         ));
     }
-    let default_max_tokens = raw.default_max_tokens.unwrap_or(defaults.default_max_tokens);
+    let default_max_tokens = raw
+        .default_max_tokens
+        .unwrap_or(defaults.default_max_tokens);
     if default_max_tokens == 0 {
         errors.push(ConfigError::new(
             "limits.default_max_tokens",
@@ -387,10 +402,16 @@ fn images(raw: crate::raw::RawImages, errors: &mut Vec<ConfigError>) -> crate::I
         allow_addresses,
     };
     if images.max_bytes == 0 {
-        errors.push(ConfigError::new("images.max_bytes", "must be greater than 0"));
+        errors.push(ConfigError::new(
+            "images.max_bytes",
+            "must be greater than 0",
+        ));
     }
     if images.timeout_ms == 0 {
-        errors.push(ConfigError::new("images.timeout_ms", "must be greater than 0"));
+        errors.push(ConfigError::new(
+            "images.timeout_ms",
+            "must be greater than 0",
+        ));
     }
     images
 }
@@ -417,5 +438,88 @@ fn timeouts(raw: crate::raw::RawTimeouts, errors: &mut Vec<ConfigError>) -> Time
             defaults.header_read_ms,
         ),
         body_read_ms: field("body_read_ms", raw.body_read_ms, defaults.body_read_ms),
+        total_ms: field("total_ms", raw.total_ms, defaults.total_ms),
     }
+}
+
+/// A credential's timeouts: the global ones with its own overrides.
+fn credential_timeouts(
+    global: &Timeouts,
+    raw: Option<&crate::raw::RawTimeouts>,
+    index: usize,
+    errors: &mut Vec<ConfigError>,
+) -> Timeouts {
+    let Some(raw) = raw else { return *global };
+    let mut pick = |name: &str, value: Option<u64>, global: u64| match value {
+        Some(0) => {
+            errors.push(ConfigError::new(
+                format!("credentials[{index}].timeouts.{name}"),
+                "must be greater than 0",
+            ));
+            global
+        }
+        Some(v) => v,
+        None => global,
+    };
+    Timeouts {
+        connect_ms: pick("connect_ms", raw.connect_ms, global.connect_ms),
+        first_byte_ms: pick("first_byte_ms", raw.first_byte_ms, global.first_byte_ms),
+        idle_ms: pick("idle_ms", raw.idle_ms, global.idle_ms),
+        header_read_ms: global.header_read_ms,
+        body_read_ms: global.body_read_ms,
+        total_ms: pick("total_ms", raw.total_ms, global.total_ms),
+    }
+}
+
+fn reliability(
+    raw: crate::raw::RawReliability,
+    errors: &mut Vec<ConfigError>,
+) -> crate::Reliability {
+    let d = crate::Reliability::default();
+    let breaker = raw.breaker.unwrap_or_default();
+    let out = crate::Reliability {
+        max_attempts: raw.max_attempts.unwrap_or(d.max_attempts),
+        backoff_base_ms: raw.backoff_base_ms.unwrap_or(d.backoff_base_ms),
+        backoff_max_ms: raw.backoff_max_ms.unwrap_or(d.backoff_max_ms),
+        default_cooldown_ms: raw.default_cooldown_ms.unwrap_or(d.default_cooldown_ms),
+        breaker_consecutive_failures: breaker
+            .consecutive_failures
+            .unwrap_or(d.breaker_consecutive_failures),
+        breaker_failure_rate: breaker.failure_rate.unwrap_or(d.breaker_failure_rate),
+        breaker_window: breaker.window.unwrap_or(d.breaker_window),
+        breaker_min_requests: breaker.min_requests.unwrap_or(d.breaker_min_requests),
+        breaker_open_ms: breaker.open_ms.unwrap_or(d.breaker_open_ms),
+        breaker_max_open_ms: breaker.max_open_ms.unwrap_or(d.breaker_max_open_ms),
+    };
+    if out.max_attempts == 0 {
+        errors.push(ConfigError::new(
+            "reliability.max_attempts",
+            "must be at least 1",
+        ));
+    }
+    if out.breaker_consecutive_failures == 0 {
+        errors.push(ConfigError::new(
+            "reliability.breaker.consecutive_failures",
+            "must be at least 1",
+        ));
+    }
+    if !(out.breaker_failure_rate > 0.0 && out.breaker_failure_rate <= 1.0) {
+        errors.push(ConfigError::new(
+            "reliability.breaker.failure_rate",
+            "must be in (0, 1]",
+        ));
+    }
+    if !(1..=64).contains(&out.breaker_window) {
+        errors.push(ConfigError::new(
+            "reliability.breaker.window",
+            "must be between 1 and 64",
+        ));
+    }
+    if out.breaker_open_ms == 0 || out.breaker_max_open_ms < out.breaker_open_ms {
+        errors.push(ConfigError::new(
+            "reliability.breaker",
+            "open_ms must be > 0 and max_open_ms >= open_ms",
+        ));
+    }
+    out
 }

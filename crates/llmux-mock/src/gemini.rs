@@ -2,6 +2,8 @@
 //!
 //! Shapes follow `fixtures/gemini/*`. SSE frames end in `\r\n\r\n`, as Google sends them.
 //! Skipped on purpose: `thoughtsTokenCount` (the mock does not think).
+//! Enforced as Gemini 3 does: for models outside gemini-2.x, the first `functionCall` part of
+//! every `model` turn in the history must carry its `thoughtSignature` (400 otherwise).
 
 use std::sync::Arc;
 
@@ -216,6 +218,12 @@ fn status_error(status: StatusCode, model: &str, retry_after: Option<&str>) -> R
     }
 }
 
+/// What Gemini 3 answers when a model turn's function calls come back without the
+/// `thoughtSignature` it issued.
+const MISSING_SIGNATURE: &str = "Function call is missing a thought_signature in functionCall \
+     parts. This is required for tools to work correctly, and missing thought_signature may lead \
+     to degraded model performance.";
+
 fn invalid(message: &str) -> Response {
     error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", message, None)
 }
@@ -281,6 +289,24 @@ fn facts(request: &Value) -> Facts<'_> {
         tools,
         choice,
     }
+}
+
+/// Whether a `model` turn with function calls lacks a `thoughtSignature` on its first
+/// `functionCall` part: Gemini 3 requires one there (later parallel calls carry none).
+fn missing_thought_signature(request: &Value) -> bool {
+    array_at(request, "contents")
+        .iter()
+        .filter(|content| str_at(content, "role") == "model")
+        .filter_map(|content| {
+            array_at(content, "parts")
+                .iter()
+                .find(|part| field(part, "functionCall", "function_call").is_some())
+        })
+        .any(|part| {
+            field(part, "thoughtSignature", "thought_signature")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+        })
 }
 
 /// Prompt tokens: words of the system instruction and of every text part.
@@ -352,6 +378,10 @@ pub(crate) async fn models(
     };
     if array_at(&request, "contents").is_empty() {
         return invalid("* GenerateContentRequest.contents: contents is not specified\n");
+    }
+    // Gemini 3 (the models that issue call ids) refuses history whose calls lost their signature.
+    if !model.starts_with("gemini-2") && missing_thought_signature(&request) {
+        return invalid(MISSING_SIGNATURE);
     }
 
     let mut reply = plan::decide(&facts(&request));

@@ -37,15 +37,9 @@ fn client() -> reqwest::Client {
 
 /// The text of a recorded fixture (the repository's `fixtures/`), e.g. `fixture("openai/chat_completion_text.json")`.
 fn fixture(name: &str) -> String {
-    let path: PathBuf = [
-        env!("CARGO_MANIFEST_DIR"),
-        "..",
-        "..",
-        "fixtures",
-        name,
-    ]
-    .iter()
-    .collect();
+    let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "..", "..", "fixtures", name]
+        .iter()
+        .collect();
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
 

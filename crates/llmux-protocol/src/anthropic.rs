@@ -103,7 +103,10 @@ impl WireUsage {
 fn split_input(usage: &Usage) -> (u64, u64, u64) {
     let read = usage.cached_input_tokens.unwrap_or(0);
     let write = usage.cache_creation_input_tokens.unwrap_or(0);
-    let uncached = usage.input_tokens.saturating_sub(read).saturating_sub(write);
+    let uncached = usage
+        .input_tokens
+        .saturating_sub(read)
+        .saturating_sub(write);
     (uncached, write, read)
 }
 

@@ -77,6 +77,8 @@ pub struct GatewayError {
     pub code: Option<String>,
     /// Overrides the envelope `type` (an upstream's own type, kept for the client).
     pub type_override: Option<String>,
+    /// How long the client (and the gateway) should wait before trying again, in seconds.
+    pub retry_after_secs: Option<u64>,
 }
 
 impl GatewayError {
@@ -88,6 +90,7 @@ impl GatewayError {
             param: None,
             code: None,
             type_override: None,
+            retry_after_secs: None,
         }
     }
 

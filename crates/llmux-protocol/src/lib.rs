@@ -17,5 +17,6 @@ pub mod gemini;
 pub mod json_scan;
 pub mod neutral;
 pub mod openai_chat;
+pub mod responses;
 pub mod sse;
 pub mod usage;

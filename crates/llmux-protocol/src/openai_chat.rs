@@ -15,8 +15,8 @@ use crate::usage::Usage;
 
 mod translate;
 pub use translate::{
-    ChunkDecoder, ChunkEncoder, SIGNATURE_SEPARATOR, decode_neutral_request, decode_neutral_response,
-    encode_neutral_request, encode_neutral_response, split_signature,
+    ChunkDecoder, ChunkEncoder, SIGNATURE_SEPARATOR, decode_neutral_request,
+    decode_neutral_response, encode_neutral_request, encode_neutral_response, split_signature,
 };
 
 /// Which optional model capabilities a request needs (the seed's `support_*` flags).
@@ -304,6 +304,8 @@ pub struct Rewritten {
     pub usage: Option<Usage>,
     /// True for a stream chunk whose only purpose is usage (`"choices": []` with `usage`).
     pub usage_only: bool,
+    /// True when the body is an error object (`{"error": …}`), e.g. an error sent mid-stream.
+    pub is_error: bool,
 }
 
 /// Replaces the top-level `model` with `client_model` (the name the client asked for) and
@@ -314,6 +316,7 @@ pub fn rewrite_response(body: &[u8], client_model: &[u8]) -> Rewritten {
             body: body.to_vec(),
             usage: None,
             usage_only: false,
+            is_error: false,
         };
     };
     let usage = json_scan::find(body, &members, "usage")
@@ -325,6 +328,8 @@ pub fn rewrite_response(body: &[u8], client_model: &[u8]) -> Rewritten {
                 .iter()
                 .all(|b| matches!(b, b'[' | b']' | b' ' | b'\n' | b'\r' | b'\t'))
         });
+    let is_error =
+        json_scan::find(body, &members, "error").is_some_and(|m| body[m.value.start] == b'{');
     let body = match json_scan::find(body, &members, "model") {
         Some(m) => json_scan::splice(body, m.value.clone(), client_model),
         None => body.to_vec(),
@@ -333,6 +338,7 @@ pub fn rewrite_response(body: &[u8], client_model: &[u8]) -> Rewritten {
         body,
         usage,
         usage_only,
+        is_error,
     }
 }
 

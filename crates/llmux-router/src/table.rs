@@ -177,6 +177,9 @@ pub enum Candidates<'t> {
 /// The chosen upstream for one attempt.
 #[derive(Debug, Clone, Copy)]
 pub struct Target<'t> {
+    /// Index of the combination in [`RoutingTable::combinations`]; `None` for a model passed
+    /// through to an inferred vendor.
+    pub combination: Option<usize>,
     /// Index of the credential in [`RoutingTable::credentials`].
     pub credential_index: usize,
     /// The credential to use.
@@ -205,8 +208,10 @@ impl<'t> Candidates<'t> {
     pub fn get(&self, i: usize) -> Option<Target<'t>> {
         match *self {
             Self::Configured(table, list) => {
-                let c = &table.combinations[*list.get(i)? as usize];
+                let index = *list.get(i)? as usize;
+                let c = &table.combinations[index];
                 Some(Target {
+                    combination: Some(index),
                     credential_index: c.credential,
                     credential: &table.credentials[c.credential],
                     upstream_model: &c.model.model,
@@ -220,6 +225,7 @@ impl<'t> Candidates<'t> {
             } => {
                 let credential_index = *credentials.get(i)? as usize;
                 Some(Target {
+                    combination: None,
                     credential_index,
                     credential: &table.credentials[credential_index],
                     upstream_model: model,

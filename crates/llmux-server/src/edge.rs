@@ -88,7 +88,7 @@ fn route_label(path: &str) -> &'static str {
         "/v1/chat/completions" => "chat",
         "/v1/embeddings" => "embeddings",
         "/v1/models" => "models",
-        "/health" => "health",
+        "/health" | "/health/vendors" => "health",
         "/metrics" => "metrics",
         _ => "other",
     }

@@ -5,6 +5,7 @@
 //! [`Snapshot`] once per request (lock-free `ArcSwap` load) and never hold a lock while waiting.
 
 mod api_error;
+mod attempts;
 mod body;
 mod edge;
 mod relay;

@@ -1,6 +1,10 @@
 //! The same-protocol SSE relay: upstream OpenAI chunks out to the client as they arrive, with
 //! `model` rewritten in every chunk, the usage-only chunk dropped when the client did not ask for
 //! it (but counted), and a well-formed ending whatever the upstream does.
+//!
+//! A relay is *primed* before the response is committed to the client: it reads until it has
+//! something to send. If the upstream fails before that (no byte, or only an error event), the
+//! attempt loop can still fail over to another combination.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,22 +16,72 @@ use llmux_protocol::error::{ErrorKind, GatewayError};
 use llmux_protocol::openai_chat::rewrite_response;
 use llmux_protocol::sse::{self, DONE_FRAME};
 use llmux_protocol::usage::Usage;
-use llmux_telemetry::metrics::{TokenLabels, UpstreamLabels};
+use llmux_telemetry::metrics::{RouteLabels, TokenLabels, UpstreamLabels};
 
+use crate::api_error::ApiError;
+use crate::attempts::{Failure, TargetHealth, failure_label};
 use crate::state::Gateway;
 
 type Upstream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
-/// Labels and timing for the metrics recorded when the stream ends.
+/// Labels, timing and health for what is recorded when a stream ends.
 pub struct StreamContext {
     pub gateway: Arc<Gateway>,
     pub vendor: String,
     pub model: String,
+    pub route: &'static str,
     pub started: Instant,
     pub request_id: String,
+    pub health: Option<TargetHealth>,
 }
 
-struct Relay {
+impl StreamContext {
+    pub fn record_end(&self, usage: Option<Usage>, failure: Option<ErrorKind>) {
+        let metrics = &self.gateway.metrics;
+        metrics
+            .upstream_duration
+            .get_or_create(&UpstreamLabels {
+                vendor: self.vendor.clone(),
+                model: self.model.clone(),
+            })
+            .observe(self.started.elapsed().as_secs_f64());
+        record_usage(&self.gateway, &self.vendor, &self.model, usage);
+        if let (Some(kind), Some(health)) = (failure, &self.health) {
+            health.record_stream_failure(failure_label(kind));
+        }
+    }
+
+    /// [`StreamContext::record_end`] for neutral usage.
+    pub fn record_end_neutral(
+        &self,
+        usage: Option<llmux_protocol::neutral::Usage>,
+        failure: Option<ErrorKind>,
+    ) {
+        self.record_end(
+            usage.map(|u| Usage {
+                prompt_tokens: Some(u.input_tokens),
+                completion_tokens: Some(u.output_tokens),
+                total_tokens: Some(u.total()),
+            }),
+            failure,
+        );
+    }
+
+    pub fn record_cancel(&self) {
+        self.gateway
+            .metrics
+            .client_cancellations
+            .get_or_create(&RouteLabels { route: self.route })
+            .inc();
+        tracing::info!(request_id = %self.request_id, vendor = %self.vendor, "client closed the stream; upstream request cancelled");
+        if let Some(health) = &self.health {
+            health.release();
+        }
+    }
+}
+
+/// The same-protocol relay state.
+pub struct Relay {
     upstream: Upstream,
     decoder: sse::Decoder,
     client_model: Vec<u8>,
@@ -35,34 +89,58 @@ struct Relay {
     idle: Duration,
     usage: Option<Usage>,
     finished: bool,
+    sent_content: bool,
+    failure: Option<GatewayError>,
     context: StreamContext,
-}
-
-/// Wraps an upstream SSE response into the client's byte stream.
-pub fn relay(
-    response: reqwest::Response,
-    client_model: Vec<u8>,
-    client_wants_usage: bool,
-    idle: Duration,
-    context: StreamContext,
-) -> impl Stream<Item = Result<Bytes, std::convert::Infallible>> + Send + 'static {
-    let relay = Relay {
-        upstream: Box::pin(response.bytes_stream()),
-        decoder: sse::Decoder::default(),
-        client_model,
-        client_wants_usage,
-        idle,
-        usage: None,
-        finished: false,
-        context,
-    };
-    futures_util::stream::unfold(relay, |mut relay| async move {
-        let bytes = relay.next_output().await?;
-        Some((Ok(bytes), relay))
-    })
 }
 
 impl Relay {
+    /// A relay over an upstream SSE response.
+    pub fn new(
+        response: reqwest::Response,
+        client_model: Vec<u8>,
+        client_wants_usage: bool,
+        idle: Duration,
+        context: StreamContext,
+    ) -> Self {
+        Self {
+            upstream: Box::pin(response.bytes_stream()),
+            decoder: sse::Decoder::default(),
+            client_model,
+            client_wants_usage,
+            idle,
+            usage: None,
+            finished: false,
+            sent_content: false,
+            failure: None,
+            context,
+        }
+    }
+
+    /// Reads until there is something to send. Fails (so the caller may retry elsewhere) when
+    /// the upstream ends or errors before any content.
+    pub async fn prime(mut self) -> Result<(Bytes, Self), Failure> {
+        let first = self.next_output().await.unwrap_or_default();
+        if !self.sent_content
+            && let Some(error) = self.failure.take()
+        {
+            return Err(Failure::from(ApiError(error)));
+        }
+        Ok((first, self))
+    }
+
+    /// The client's byte stream: `first` (from [`Relay::prime`]) then the rest as it arrives.
+    pub fn into_stream(
+        self,
+        first: Bytes,
+    ) -> impl Stream<Item = Result<Bytes, std::convert::Infallible>> + Send + 'static {
+        let rest = futures_util::stream::unfold(self, |mut relay| async move {
+            let bytes = relay.next_output().await?;
+            Some((Ok(bytes), relay))
+        });
+        futures_util::stream::once(async move { Ok(first) }).chain(rest)
+    }
+
     /// The next bytes for the client, or `None` once the stream has ended.
     async fn next_output(&mut self) -> Option<Bytes> {
         let mut out = BytesMut::new();
@@ -106,16 +184,30 @@ impl Relay {
         while let Some(event) = self.decoder.next_event() {
             if event.is_done_marker() {
                 out.extend_from_slice(DONE_FRAME);
-                self.end();
+                self.end(None);
                 return;
             }
             let rewritten = rewrite_response(&event.data, &self.client_model);
             if rewritten.usage.is_some() {
                 self.usage = rewritten.usage;
             }
+            if rewritten.is_error && !self.sent_content {
+                // An error before any content: let the attempt loop retry elsewhere.
+                let message = llmux_protocol::error::decode_upstream_error(&event.data)
+                    .message
+                    .unwrap_or_else(|| "upstream stream error".into());
+                let message = llmux_telemetry::mask::mask_secrets(&message).into_owned();
+                self.fail(
+                    out,
+                    ErrorKind::UpstreamStatus(502),
+                    &format!("upstream stream error: {message}"),
+                );
+                return;
+            }
             if rewritten.usage_only && !self.client_wants_usage {
                 continue;
             }
+            self.sent_content = true;
             sse::encode_event(out, event.name.as_deref(), &rewritten.body);
         }
     }
@@ -125,31 +217,33 @@ impl Relay {
         let error = GatewayError::new(kind, message);
         sse::encode_event(out, None, &error.to_openai_json());
         out.extend_from_slice(DONE_FRAME);
-        self.end();
+        self.failure = Some(error);
+        self.end(Some(kind));
     }
 
-    fn end(&mut self) {
+    fn end(&mut self, failure: Option<ErrorKind>) {
         self.finished = true;
-        let metrics = &self.context.gateway.metrics;
-        let labels = UpstreamLabels {
-            vendor: self.context.vendor.clone(),
-            model: self.context.model.clone(),
-        };
-        metrics
-            .upstream_duration
-            .get_or_create(&labels)
-            .observe(self.context.started.elapsed().as_secs_f64());
-        record_usage(
-            &self.context.gateway,
-            &self.context.vendor,
-            &self.context.model,
-            self.usage,
-        );
+        // A failure before any content is reported by the attempt loop instead.
+        let failure = failure.filter(|_| self.sent_content);
+        self.context.record_end(self.usage, failure);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.context.record_cancel();
+        }
     }
 }
 
 /// Adds neutral usage to `llmux_tokens_total`.
-pub fn record_neutral_usage(gateway: &Gateway, vendor: &str, model: &str, usage: Option<llmux_protocol::neutral::Usage>) {
+pub fn record_neutral_usage(
+    gateway: &Gateway,
+    vendor: &str,
+    model: &str,
+    usage: Option<llmux_protocol::neutral::Usage>,
+) {
     record_usage(
         gateway,
         vendor,

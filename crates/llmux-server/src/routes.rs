@@ -4,6 +4,9 @@ mod chat;
 mod embeddings;
 mod info;
 mod proxy;
+mod vendors;
+
+pub(crate) use proxy::idle;
 
 use std::sync::Arc;
 
@@ -24,6 +27,7 @@ pub fn app(gateway: Arc<Gateway>) -> Router {
         .route("/v1/embeddings", post(embeddings::handle))
         .route("/v1/models", get(info::models))
         .route("/health", get(info::health))
+        .route("/health/vendors", get(vendors::health))
         .route("/metrics", get(info::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -1,25 +1,30 @@
 //! What every request reads: the current configuration snapshot and the shared services.
 
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
-use llmux_config::Config;
+use llmux_config::{Config, Credential, Reliability};
+use llmux_reliability::{BreakerConfig, Health};
 use llmux_router::RoutingTable;
 use llmux_telemetry::metrics::Metrics;
+use llmux_upstream::Endpoints;
 use llmux_upstream::images::ImageFetcher;
-use llmux_upstream::{Endpoints, UpstreamClient};
 
-/// A config compiled for serving: routing table and prepared upstream endpoints. Immutable;
-/// replaced as a whole on reload.
+/// A config compiled for serving: routing table, prepared upstream endpoints and the health of
+/// every combination and credential. Immutable; replaced as a whole on reload.
 #[derive(Debug)]
 pub struct Snapshot {
     /// The validated config.
     pub config: Config,
     /// Combinations and indexes.
     pub table: RoutingTable,
-    /// Per-credential URLs and auth headers, in `table.credentials()` order.
+    /// Per-credential URLs, auth headers and clients, in `table.credentials()` order.
     pub endpoints: Endpoints,
+    /// Breaker and statistics per combination and per credential.
+    pub health: HealthTable,
     /// Every credential value, to scrub from anything shown or logged.
     pub(crate) secrets: Vec<String>,
 }
@@ -29,11 +34,98 @@ pub struct Snapshot {
 #[error(transparent)]
 pub struct SnapshotError(#[from] llmux_upstream::Error);
 
+/// Health entries aligned with the routing table: `combinations[i]` for combination `i`,
+/// `credentials[j]` for credential `j`. Entries are shared with the previous snapshot for every
+/// combination and credential that a reload left unchanged, so their breaker and cooldown state
+/// survives.
+#[derive(Debug, Default)]
+pub struct HealthTable {
+    pub combinations: Vec<Arc<Health>>,
+    pub credentials: Vec<Arc<Health>>,
+    combination_keys: HashMap<String, usize>,
+    credential_keys: HashMap<String, usize>,
+}
+
+/// Identity of a credential across reloads: a changed key or URL is a new credential (its old
+/// breaker state, e.g. after a 401, must not stick).
+fn credential_key(c: &Credential) -> String {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    c.secret.expose().hash(&mut hasher);
+    format!(
+        "{}\u{0}{}\u{0}{}\u{0}{:x}",
+        c.name,
+        c.vendor,
+        c.base_url,
+        hasher.finish()
+    )
+}
+
+pub fn breaker_config(r: &Reliability) -> BreakerConfig {
+    BreakerConfig {
+        consecutive_failures: r.breaker_consecutive_failures,
+        failure_rate: r.breaker_failure_rate,
+        window: r.breaker_window,
+        min_requests: r.breaker_min_requests,
+        open_for: Duration::from_millis(r.breaker_open_ms),
+        max_open_for: Duration::from_millis(r.breaker_max_open_ms),
+    }
+}
+
+impl HealthTable {
+    fn build(
+        table: &RoutingTable,
+        reliability: &Reliability,
+        previous: Option<&HealthTable>,
+    ) -> Self {
+        let breaker = breaker_config(reliability);
+        let mut out = HealthTable::default();
+        for credential in table.credentials() {
+            let key = credential_key(credential);
+            let entry = previous
+                .and_then(|p| {
+                    p.credential_keys
+                        .get(&key)
+                        .map(|&i| p.credentials[i].clone())
+                })
+                .unwrap_or_else(|| Arc::new(Health::new(breaker)));
+            out.credential_keys.insert(key, out.credentials.len());
+            out.credentials.push(entry);
+        }
+        for combination in table.combinations() {
+            let credential = &table.credentials()[combination.credential];
+            let key = format!(
+                "{}\u{0}{}",
+                credential_key(credential),
+                combination.model.model
+            );
+            let entry = previous
+                .and_then(|p| {
+                    p.combination_keys
+                        .get(&key)
+                        .map(|&i| p.combinations[i].clone())
+                })
+                .unwrap_or_else(|| Arc::new(Health::new(breaker)));
+            out.combination_keys.insert(key, out.combinations.len());
+            out.combinations.push(entry);
+        }
+        out
+    }
+}
+
 impl Snapshot {
-    /// Compiles `config` into a servable snapshot.
+    /// Compiles `config` into a servable snapshot with fresh health state.
     pub fn compile(config: Config) -> Result<Self, SnapshotError> {
+        Self::compile_after(config, None)
+    }
+
+    /// Compiles `config`, keeping the health state of what `previous` already had.
+    pub fn compile_after(
+        config: Config,
+        previous: Option<&Snapshot>,
+    ) -> Result<Self, SnapshotError> {
         let table = RoutingTable::compile(&config);
         let endpoints = Endpoints::prepare(table.credentials())?;
+        let health = HealthTable::build(&table, &config.reliability, previous.map(|p| &p.health));
         let secrets = table
             .credentials()
             .iter()
@@ -43,6 +135,7 @@ impl Snapshot {
             config,
             table,
             endpoints,
+            health,
             secrets,
         })
     }
@@ -57,29 +150,38 @@ impl Snapshot {
 pub struct Gateway {
     /// The current snapshot; swapped atomically on reload.
     pub snapshot: ArcSwap<Snapshot>,
-    /// Pooled upstream client.
-    pub client: UpstreamClient,
     /// Prometheus metrics.
     pub metrics: Metrics,
     /// Image URL downloads for vendors that need inline data.
     pub images: ImageFetcher,
     /// Unix time the process started (the `created` of listed models).
     pub started_unix: u64,
+    /// When vendors were last actively probed, and what they answered (rate limit for
+    /// `/health/vendors?probe=true`).
+    pub(crate) last_probe: tokio::sync::Mutex<Option<(std::time::Instant, Vec<(String, String)>)>>,
 }
 
 impl Gateway {
     /// A gateway serving `snapshot`.
     pub fn new(snapshot: Snapshot) -> Result<Arc<Self>, SnapshotError> {
-        let client = UpstreamClient::new(&snapshot.config.timeouts)?;
         let images = ImageFetcher::new(&snapshot.config.images)?;
         Ok(Arc::new(Self {
             snapshot: ArcSwap::from_pointee(snapshot),
-            client,
             metrics: Metrics::default(),
             images,
             started_unix: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
+            last_probe: tokio::sync::Mutex::new(None),
         }))
+    }
+
+    /// Validates nothing (the caller already has a valid `Config`): compiles it next to the
+    /// current snapshot and swaps it in. Requests in flight finish on the snapshot they loaded.
+    pub fn reload(&self, config: Config) -> Result<(), SnapshotError> {
+        let current = self.snapshot.load_full();
+        let next = Snapshot::compile_after(config, Some(&current))?;
+        self.snapshot.store(Arc::new(next));
+        Ok(())
     }
 }

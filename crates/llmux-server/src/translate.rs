@@ -1,7 +1,6 @@
 //! The cross-protocol path: a neutral request sent to a vendor in its own wire format, and its
 //! answer (whole or streamed) decoded back into neutral form for the client's encoder.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -15,9 +14,10 @@ use llmux_telemetry::mask::scrub;
 use llmux_telemetry::metrics::UpstreamLabels;
 
 use crate::api_error::ApiError;
-use crate::relay::record_neutral_usage;
+use crate::attempts::Failure;
+use crate::relay::{StreamContext, record_neutral_usage};
 use crate::state::{Gateway, Snapshot};
-use crate::upstream_call::{read_body, send_failure};
+use crate::upstream_call::{read_body, retry_after, send_failure};
 
 /// A request may carry at most this many image URLs to fetch.
 const MAX_FETCHED_IMAGES: usize = 16;
@@ -30,7 +30,9 @@ async fn inline_images(gateway: &Gateway, request: &mut neutral::Request) -> Res
     for message in &mut request.messages {
         for part in &mut message.parts {
             let Part::Image(image) = part else { continue };
-            let ImageSource::Url(url) = &image.source else { continue };
+            let ImageSource::Url(url) = &image.source else {
+                continue;
+            };
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 continue;
             }
@@ -76,7 +78,10 @@ pub async fn send(
         inline_images(gateway, request).await?;
     }
     let (url, body) = match endpoint.api {
-        Api::OpenAi => (endpoint.chat_url.clone(), openai_chat::encode_neutral_request(request)),
+        Api::OpenAi => (
+            endpoint.chat_url.clone(),
+            openai_chat::encode_neutral_request(request),
+        ),
         Api::Anthropic => (
             endpoint.messages_url.clone(),
             anthropic::encode_request(request, snapshot.config.limits.default_max_tokens),
@@ -85,23 +90,26 @@ pub async fn send(
             let url = endpoint
                 .gemini_url(&request.model, request.stream)
                 .map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?;
-            let body = gemini::encode_request(request).map_err(|e| ApiError::new(ErrorKind::InvalidRequest, e.0))?;
+            let body = gemini::encode_request(request)
+                .map_err(|e| ApiError::new(ErrorKind::InvalidRequest, e.0))?;
             (url, body)
         }
     };
     let vendor = target.credential.vendor.as_str();
-    let mut response = gateway
-        .client
-        .post_json(&url, endpoint, body, request.stream)
+    let mut response = endpoint
+        .post_json(&url, body, request.stream)
         .await
         .map_err(|e| send_failure(&e, vendor))?;
     if response.status().is_success() {
         return Ok(response);
     }
     let status = response.status().as_u16();
-    let idle = Duration::from_millis(snapshot.config.timeouts.idle_ms);
-    let body = read_body(&mut response, 64 * 1024, idle).await.unwrap_or_default();
-    let error = match endpoint.api {
+    let header_retry = retry_after(response.headers());
+    let idle = Duration::from_millis(endpoint.timeouts.idle_ms);
+    let body = read_body(&mut response, 64 * 1024, idle)
+        .await
+        .unwrap_or_default();
+    let mut error = match endpoint.api {
         Api::Anthropic => anthropic::decode_error(status, &body),
         Api::Gemini => gemini::decode_error(status, &body),
         Api::OpenAi => {
@@ -109,12 +117,15 @@ pub async fn send(
             VendorError {
                 status,
                 kind: ErrorKind::UpstreamStatus(status),
-                error_type: parsed.kind.unwrap_or_else(|| ErrorKind::UpstreamStatus(status).openai_type().to_owned()),
+                error_type: parsed
+                    .kind
+                    .unwrap_or_else(|| ErrorKind::UpstreamStatus(status).openai_type().to_owned()),
                 message: parsed.message.unwrap_or_default(),
                 retry_after_secs: None,
             }
         }
     };
+    error.retry_after_secs = error.retry_after_secs.or(header_retry);
     Err(vendor_failure(error, snapshot, vendor))
 }
 
@@ -123,11 +134,16 @@ fn vendor_failure(error: VendorError, snapshot: &Snapshot, vendor: &str) -> ApiE
     let message = if error.message.is_empty() {
         format!("upstream {vendor} returned {}", error.status)
     } else {
-        format!("upstream {vendor} returned {}: {}", error.status, scrub(&error.message, &secrets))
+        format!(
+            "upstream {vendor} returned {}: {}",
+            error.status,
+            scrub(&error.message, &secrets)
+        )
     };
     tracing::warn!(vendor, status = error.status, message = %message, "upstream error");
     let mut gateway_error = GatewayError::new(ErrorKind::UpstreamStatus(error.status), message);
     gateway_error.type_override = Some(error.error_type);
+    gateway_error.retry_after_secs = error.retry_after_secs;
     ApiError(gateway_error)
 }
 
@@ -139,15 +155,24 @@ pub async fn read_response(
     mut response: reqwest::Response,
     started: Instant,
 ) -> Result<neutral::Response, ApiError> {
-    let idle = Duration::from_millis(snapshot.config.timeouts.idle_ms);
-    let body = read_body(&mut response, RESPONSE_LIMIT, idle).await?;
+    let body = read_body(
+        &mut response,
+        RESPONSE_LIMIT,
+        crate::routes::idle(snapshot, target),
+    )
+    .await?;
     let seed = id_seed();
     let decoded = match target.credential.api {
         Api::OpenAi => openai_chat::decode_neutral_response(&body, seed),
         Api::Anthropic => anthropic::decode_response(&body),
         Api::Gemini => gemini::decode_response(&body, seed),
     }
-    .map_err(|e| ApiError::new(ErrorKind::UpstreamProtocol, format!("upstream answer could not be read: {e}")))?;
+    .map_err(|e| {
+        ApiError::new(
+            ErrorKind::UpstreamProtocol,
+            format!("upstream answer could not be read: {e}"),
+        )
+    })?;
     gateway
         .metrics
         .upstream_duration
@@ -156,7 +181,12 @@ pub async fn read_response(
             model: target.public_name.to_owned(),
         })
         .observe(started.elapsed().as_secs_f64());
-    record_neutral_usage(gateway, &target.credential.vendor, target.public_name, decoded.usage);
+    record_neutral_usage(
+        gateway,
+        &target.credential.vendor,
+        target.public_name,
+        decoded.usage,
+    );
     Ok(decoded)
 }
 
@@ -215,53 +245,69 @@ impl ClientEncoder for openai_chat::ChunkEncoder {
     }
 }
 
-/// Labels for metrics recorded at the end of a translated stream.
-pub struct StreamLabels {
-    pub gateway: Arc<Gateway>,
-    pub vendor: String,
-    pub model: String,
-    pub started: Instant,
-}
-
-struct Translated<E> {
+/// A vendor stream in another protocol, converted event by event into the client's protocol;
+/// it always ends well-formed (finish, or an error event). Primed like [`crate::relay::Relay`].
+pub struct Translated<E> {
     upstream: std::pin::Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
     sse: sse::Decoder,
     vendor: VendorStream,
     encoder: E,
     idle: Duration,
     saw_finish: bool,
+    sent_content: bool,
     done: bool,
+    failure: Option<GatewayError>,
     usage: Option<neutral::Usage>,
-    labels: StreamLabels,
-}
-
-/// The client's byte stream for a vendor stream in another protocol: events are converted as
-/// they arrive, and the stream always ends well-formed (finish, or an error event).
-pub fn relay<E: ClientEncoder>(
-    response: reqwest::Response,
-    api: Api,
-    encoder: E,
-    idle: Duration,
-    labels: StreamLabels,
-) -> impl Stream<Item = Result<Bytes, std::convert::Infallible>> + Send + 'static {
-    let state = Translated {
-        upstream: Box::pin(response.bytes_stream()),
-        sse: sse::Decoder::default(),
-        vendor: VendorStream::for_api(api),
-        encoder,
-        idle,
-        saw_finish: false,
-        done: false,
-        usage: None,
-        labels,
-    };
-    futures_util::stream::unfold(state, |mut state| async move {
-        let bytes = state.next_output().await?;
-        Some((Ok(bytes), state))
-    })
+    context: StreamContext,
 }
 
 impl<E: ClientEncoder> Translated<E> {
+    /// A relay over `response`, a stream in `api`'s format.
+    pub fn new(
+        response: reqwest::Response,
+        api: Api,
+        encoder: E,
+        idle: Duration,
+        context: StreamContext,
+    ) -> Self {
+        Self {
+            upstream: Box::pin(response.bytes_stream()),
+            sse: sse::Decoder::default(),
+            vendor: VendorStream::for_api(api),
+            encoder,
+            idle,
+            saw_finish: false,
+            sent_content: false,
+            done: false,
+            failure: None,
+            usage: None,
+            context,
+        }
+    }
+
+    /// Reads until there is content to send; an upstream that fails first is a [`Failure`].
+    pub async fn prime(mut self) -> Result<(Bytes, Self), Failure> {
+        let first = self.next_output().await.unwrap_or_default();
+        if !self.sent_content
+            && let Some(error) = self.failure.take()
+        {
+            return Err(Failure::from(ApiError(error)));
+        }
+        Ok((first, self))
+    }
+
+    /// The client's byte stream: `first` then the rest as it arrives.
+    pub fn into_stream(
+        self,
+        first: Bytes,
+    ) -> impl Stream<Item = Result<Bytes, std::convert::Infallible>> + Send + 'static {
+        let rest = futures_util::stream::unfold(self, |mut state| async move {
+            let bytes = state.next_output().await?;
+            Some((Ok(bytes), state))
+        });
+        futures_util::stream::once(async move { Ok(first) }).chain(rest)
+    }
+
     async fn next_output(&mut self) -> Option<Bytes> {
         let mut out = BytesMut::new();
         while !self.done {
@@ -276,19 +322,29 @@ impl<E: ClientEncoder> Translated<E> {
                     if !self.done {
                         if self.saw_finish {
                             self.encoder.finish(&mut out);
-                            self.end();
+                            self.end(None);
                         } else {
-                            self.fail(&mut out, ErrorKind::UpstreamProtocol, "upstream stream ended before the answer finished");
+                            self.fail(
+                                &mut out,
+                                ErrorKind::UpstreamProtocol,
+                                "upstream stream ended before the answer finished",
+                            );
                         }
                     }
                 }
-                Ok(Some(Err(_))) => self.fail(&mut out, ErrorKind::UpstreamUnreachable, "upstream connection failed mid-stream"),
+                Ok(Some(Err(_))) => self.fail(
+                    &mut out,
+                    ErrorKind::UpstreamUnreachable,
+                    "upstream connection failed mid-stream",
+                ),
                 Err(_) => {
                     let message = format!("upstream sent nothing for {} ms", self.idle.as_millis());
                     self.fail(&mut out, ErrorKind::UpstreamTimeout, &message);
                 }
             }
-            if !out.is_empty() {
+            // Before content, hold back preamble bytes (role chunk, message_start…) so a failure
+            // can still be retried on another combination with nothing sent.
+            if !out.is_empty() && (self.sent_content || self.done) {
                 return Some(out.freeze());
             }
         }
@@ -305,14 +361,19 @@ impl<E: ClientEncoder> Translated<E> {
                         match event {
                             StreamEvent::Usage(usage) => self.usage = Some(*usage),
                             StreamEvent::Finish { .. } => self.saw_finish = true,
-                            _ => {}
+                            StreamEvent::Error { kind, message } => {
+                                let message =
+                                    llmux_telemetry::mask::mask_secrets(message).into_owned();
+                                self.fail(out, *kind, &format!("upstream stream error: {message}"));
+                                return;
+                            }
+                            StreamEvent::TextDelta { .. }
+                            | StreamEvent::ReasoningDelta { .. }
+                            | StreamEvent::ToolCallStart { .. }
+                            | StreamEvent::ToolCallDelta { .. } => self.sent_content = true,
+                            StreamEvent::Start { .. } => {}
                         }
                         self.encoder.encode(event, out);
-                        if let StreamEvent::Error { message, .. } = event {
-                            tracing::warn!(vendor = %self.labels.vendor, message = %message, "vendor error inside the stream");
-                            self.end();
-                            return;
-                        }
                     }
                 }
                 Err(err) => {
@@ -324,25 +385,26 @@ impl<E: ClientEncoder> Translated<E> {
     }
 
     fn fail(&mut self, out: &mut BytesMut, kind: ErrorKind, message: &str) {
-        tracing::warn!(vendor = %self.labels.vendor, message, "stream ended with an error");
+        tracing::warn!(vendor = %self.context.vendor, message, "stream ended with an error");
         self.encoder.fail(kind, message, out);
-        self.end();
+        self.failure = Some(GatewayError::new(kind, message));
+        self.end(Some(kind));
     }
 
-    fn end(&mut self) {
+    fn end(&mut self, failure: Option<ErrorKind>) {
         if self.done {
             return;
         }
         self.done = true;
-        let gateway = &self.labels.gateway;
-        gateway
-            .metrics
-            .upstream_duration
-            .get_or_create(&UpstreamLabels {
-                vendor: self.labels.vendor.clone(),
-                model: self.labels.model.clone(),
-            })
-            .observe(self.labels.started.elapsed().as_secs_f64());
-        record_neutral_usage(gateway, &self.labels.vendor, &self.labels.model, self.usage);
+        let failure = failure.filter(|_| self.sent_content);
+        self.context.record_end_neutral(self.usage, failure);
+    }
+}
+
+impl<E> Drop for Translated<E> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.context.record_cancel();
+        }
     }
 }

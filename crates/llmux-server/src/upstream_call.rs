@@ -79,7 +79,67 @@ pub async fn upstream_failure(
     {
         error.type_override = Some(kind.to_ascii_lowercase());
     }
+    error.retry_after_secs = retry_after(response.headers());
     ApiError(error)
+}
+
+/// How long a vendor asks us to wait: `Retry-After` (seconds or an HTTP date), `retry-after-ms`,
+/// or OpenAI's `x-ratelimit-reset-*` durations (`1s`, `6m0s`, `20ms`), rounded up to seconds.
+pub fn retry_after(headers: &http::HeaderMap) -> Option<u64> {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    if let Some(value) = text("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
+        return Some((value / 1000.0).ceil().max(0.0) as u64);
+    }
+    if let Some(value) = text("retry-after") {
+        if let Ok(secs) = value.parse::<u64>() {
+            return Some(secs);
+        }
+        if let Ok(when) = httpdate::parse_http_date(value) {
+            return Some(
+                when.duration_since(std::time::SystemTime::now())
+                    .map_or(0, |d| d.as_secs() + 1),
+            );
+        }
+    }
+    ["x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"]
+        .iter()
+        .filter_map(|name| text(name).and_then(parse_go_duration))
+        .max()
+}
+
+/// `6m0s`, `1.5s`, `20ms` → whole seconds, rounded up.
+fn parse_go_duration(text: &str) -> Option<u64> {
+    let mut total_ms = 0.0;
+    let mut number = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            number.push(c);
+            continue;
+        }
+        let value: f64 = number.parse().ok()?;
+        number.clear();
+        let unit_ms = match (c, chars.peek()) {
+            ('m', Some('s')) => {
+                chars.next();
+                1.0
+            }
+            ('h', _) => 3_600_000.0,
+            ('m', _) => 60_000.0,
+            ('s', _) => 1_000.0,
+            _ => return None,
+        };
+        total_ms += value * unit_ms;
+    }
+    if !number.is_empty() {
+        return None;
+    }
+    Some((total_ms / 1000.0).ceil() as u64)
 }
 
 /// A failure before any response: unreachable or timed out.
@@ -91,4 +151,30 @@ pub fn send_failure(err: &llmux_upstream::Error, vendor: &str) -> ApiError {
         _ => format!("upstream {vendor} is unreachable: {err}"),
     };
     ApiError::new(kind, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_every_retry_after_form() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("retry-after", "2".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(2));
+        headers.clear();
+        headers.insert("retry-after-ms", "1500".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(2));
+        headers.clear();
+        let in_a_minute =
+            httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(60));
+        headers.insert("retry-after", in_a_minute.parse().unwrap());
+        assert!((59..=61).contains(&retry_after(&headers).unwrap()));
+        headers.clear();
+        headers.insert("x-ratelimit-reset-requests", "6m0s".parse().unwrap());
+        headers.insert("x-ratelimit-reset-tokens", "20ms".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(360));
+        headers.clear();
+        assert_eq!(retry_after(&headers), None);
+    }
 }

@@ -50,6 +50,33 @@ pub struct TokenLabels {
     pub direction: &'static str,
 }
 
+/// Labels of per-vendor reliability counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VendorLabels {
+    /// Vendor.
+    pub vendor: String,
+}
+
+/// Labels of `llmux_breaker_transitions_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BreakerLabels {
+    /// Vendor.
+    pub vendor: String,
+    /// Credential name.
+    pub credential: String,
+    /// `combination` or `credential`.
+    pub scope: &'static str,
+    /// `open`, `half_open` or `closed`.
+    pub to: &'static str,
+}
+
+/// Labels of `llmux_client_cancellations_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// `chat`, `responses`, `messages`…
+    pub route: &'static str,
+}
+
 /// Every metric family, registered once.
 #[derive(Debug)]
 pub struct Metrics {
@@ -62,6 +89,18 @@ pub struct Metrics {
     pub selections: Family<SelectionLabels, Counter>,
     /// Tokens reported by vendors.
     pub tokens: Family<TokenLabels, Counter>,
+    /// Attempts after the first.
+    pub retries: Family<VendorLabels, Counter>,
+    /// Retries that went to a different combination.
+    pub failovers: Family<VendorLabels, Counter>,
+    /// Circuit breaker state changes.
+    pub breaker_transitions: Family<BreakerLabels, Counter>,
+    /// Combinations put on cooldown by a rate limit or overload.
+    pub cooldowns: Family<VendorLabels, Counter>,
+    /// Upstream timeouts and connection failures.
+    pub timeouts: Family<VendorLabels, Counter>,
+    /// Streams the client closed before the end (their upstream request is cancelled).
+    pub client_cancellations: Family<RouteLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -88,12 +127,50 @@ impl Default for Metrics {
         );
         let tokens = Family::<TokenLabels, Counter>::default();
         registry.register("tokens", "Tokens reported by vendors", tokens.clone());
+        let retries = Family::<VendorLabels, Counter>::default();
+        registry.register("retries", "Attempts after the first", retries.clone());
+        let failovers = Family::<VendorLabels, Counter>::default();
+        registry.register(
+            "failovers",
+            "Retries sent to a different combination",
+            failovers.clone(),
+        );
+        let breaker_transitions = Family::<BreakerLabels, Counter>::default();
+        registry.register(
+            "breaker_transitions",
+            "Circuit breaker state changes",
+            breaker_transitions.clone(),
+        );
+        let cooldowns = Family::<VendorLabels, Counter>::default();
+        registry.register(
+            "cooldowns",
+            "Cooldowns after rate limits or overload",
+            cooldowns.clone(),
+        );
+        let timeouts = Family::<VendorLabels, Counter>::default();
+        registry.register(
+            "upstream_failures_connect_or_timeout",
+            "Upstream timeouts and connection failures",
+            timeouts.clone(),
+        );
+        let client_cancellations = Family::<RouteLabels, Counter>::default();
+        registry.register(
+            "client_cancellations",
+            "Streams closed by the client before the end",
+            client_cancellations.clone(),
+        );
         Self {
             registry,
             requests,
             upstream_duration,
             selections,
             tokens,
+            retries,
+            failovers,
+            breaker_transitions,
+            cooldowns,
+            timeouts,
+            client_cancellations,
         }
     }
 }

@@ -131,11 +131,13 @@ impl Resolve for GuardedResolver {
         let policy = self.policy.clone();
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             for addr in &addrs {
-                policy
-                    .check(addr.ip())
-                    .map_err(|why| Box::new(Refusal(format!("{host} resolves to {why}"))) as Box<dyn StdError + Send + Sync>)?;
+                policy.check(addr.ip()).map_err(|why| {
+                    Box::new(Refusal(format!("{host} resolves to {why}")))
+                        as Box<dyn StdError + Send + Sync>
+                })?;
             }
             Ok(Box::new(addrs.into_iter()) as Addrs)
         })
@@ -198,7 +200,9 @@ impl ImageFetcher {
         let max_redirects = settings.max_redirects;
         let redirect_policy = policy.clone();
         let client = reqwest::Client::builder()
-            .dns_resolver(Arc::new(GuardedResolver { policy: policy.clone() }))
+            .dns_resolver(Arc::new(GuardedResolver {
+                policy: policy.clone(),
+            }))
             .redirect(reqwest::redirect::Policy::custom(move |attempt| {
                 if attempt.previous().len() > max_redirects as usize {
                     return attempt.error(TooManyRedirects);
@@ -209,7 +213,11 @@ impl ImageFetcher {
                 }
             }))
             .connect_timeout(Duration::from_millis(settings.timeout_ms))
-            .user_agent(concat!("llmux/", env!("CARGO_PKG_VERSION"), " (image fetch)"))
+            .user_agent(concat!(
+                "llmux/",
+                env!("CARGO_PKG_VERSION"),
+                " (image fetch)"
+            ))
             .build()
             .map_err(crate::Error::Build)?;
         Ok(Self {
@@ -224,7 +232,8 @@ impl ImageFetcher {
         if !self.settings.fetch {
             return Err(ImageError::Disabled);
         }
-        let parsed = reqwest::Url::parse(url).map_err(|_| ImageError::Scheme("invalid URL".into()))?;
+        let parsed =
+            reqwest::Url::parse(url).map_err(|_| ImageError::Scheme("invalid URL".into()))?;
         check_url(&parsed, &self.policy)?;
         let deadline = Duration::from_millis(self.settings.timeout_ms);
         match tokio::time::timeout(deadline, self.download(parsed)).await {
@@ -234,7 +243,12 @@ impl ImageFetcher {
     }
 
     async fn download(&self, url: reqwest::Url) -> Result<Fetched, ImageError> {
-        let mut response = self.client.get(url).send().await.map_err(|e| classify(&e, self.settings.max_redirects))?;
+        let mut response = self
+            .client
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| classify(&e, self.settings.max_redirects))?;
         if !response.status().is_success() {
             return Err(ImageError::Status(response.status().as_u16()));
         }
@@ -242,14 +256,27 @@ impl ImageFetcher {
             .headers()
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_ascii_lowercase()
+            })
             .unwrap_or_default();
         let limit = self.settings.max_bytes;
-        if response.content_length().is_some_and(|len| len > limit as u64) {
+        if response
+            .content_length()
+            .is_some_and(|len| len > limit as u64)
+        {
             return Err(ImageError::TooLarge(limit));
         }
         let mut bytes = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| classify(&e, self.settings.max_redirects))? {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| classify(&e, self.settings.max_redirects))?
+        {
             if bytes.len() + chunk.len() > limit {
                 return Err(ImageError::TooLarge(limit));
             }
@@ -257,8 +284,13 @@ impl ImageFetcher {
         }
         let media_type = if declared.starts_with("image/") {
             declared
-        } else if matches!(declared.as_str(), "application/octet-stream" | "binary/octet-stream" | "") {
-            sniff(&bytes).ok_or_else(|| ImageError::NotAnImage(declared.clone()))?.to_owned()
+        } else if matches!(
+            declared.as_str(),
+            "application/octet-stream" | "binary/octet-stream" | ""
+        ) {
+            sniff(&bytes)
+                .ok_or_else(|| ImageError::NotAnImage(declared.clone()))?
+                .to_owned()
         } else {
             return Err(ImageError::NotAnImage(declared));
         };
@@ -308,14 +340,38 @@ mod tests {
     #[test]
     fn internal_addresses_are_recognized() {
         for ip in [
-            "127.0.0.1", "127.9.9.9", "10.0.0.1", "172.16.0.1", "172.31.255.255", "192.168.1.1", "169.254.169.254",
-            "100.64.0.1", "0.0.0.0", "224.0.0.1", "255.255.255.255", "::1", "::", "fc00::1", "fd12::1", "fe80::1",
-            "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::ffff:169.254.169.254", "64:ff9b::a9fe:a9fe", "2002:7f00:1::",
+            "127.0.0.1",
+            "127.9.9.9",
+            "10.0.0.1",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fc00::1",
+            "fd12::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "::ffff:169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
+            "2002:7f00:1::",
             "::127.0.0.1",
         ] {
             assert!(is_internal(ip.parse().unwrap()), "{ip} must be internal");
         }
-        for ip in ["8.8.8.8", "1.1.1.1", "172.32.0.1", "2606:4700::1111", "::ffff:8.8.8.8"] {
+        for ip in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "172.32.0.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
             assert!(!is_internal(ip.parse().unwrap()), "{ip} is public");
         }
     }

@@ -2,6 +2,7 @@
 //! here beyond choosing what to start.
 
 mod cli;
+mod reload;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -136,6 +137,9 @@ async fn serve(args: &ConfigArgs, listen: Option<SocketAddr>) -> anyhow::Result<
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
+    if !matches!(source, Source::Demo) {
+        tokio::spawn(reload::watch(source.clone(), gateway.clone()));
+    }
     llmux_server::serve(
         listener,
         llmux_server::app(gateway),

@@ -90,11 +90,6 @@ async fn upstream_4xx_keeps_its_status_and_message_without_the_credential() {
         times: Some(1),
         ..Default::default()
     });
-    mock.add_fault(FaultRule {
-        status: Some(404),
-        times: Some(1),
-        ..Default::default()
-    });
     let gateway = TestGateway::start(&basic_config(&mock)).await;
 
     let response = gateway
@@ -117,7 +112,22 @@ async fn upstream_4xx_keeps_its_status_and_message_without_the_credential() {
         "no secret in the body: {body}"
     );
     assert_eq!(body["error"]["code"], "invalid_api_key");
+    assert_eq!(
+        mock.calls().len(),
+        1,
+        "a 401 is returned at once, not retried"
+    );
+}
 
+#[tokio::test]
+async fn upstream_404_is_returned_and_does_not_count_against_the_vendor() {
+    let mock = mock().await;
+    mock.add_fault(FaultRule {
+        status: Some(404),
+        times: Some(1),
+        ..Default::default()
+    });
+    let gateway = TestGateway::start(&basic_config(&mock)).await;
     expect_error(
         gateway
             .post("/v1/chat/completions", &chat("fast", "x"))
@@ -173,7 +183,12 @@ async fn upstream_5xx_and_429_keep_their_status() {
         times: Some(1),
         ..Default::default()
     });
-    let gateway = TestGateway::start(&basic_config(&mock)).await;
+    // One attempt: this test is about statuses, not retries.
+    let gateway = TestGateway::start(&format!(
+        "{}reliability: {{ max_attempts: 1 }}\n",
+        basic_config(&mock)
+    ))
+    .await;
     expect_error(
         gateway
             .post("/v1/chat/completions", &chat("fast", "x"))
@@ -181,13 +196,15 @@ async fn upstream_5xx_and_429_keep_their_status() {
         503,
     )
     .await;
-    let body = expect_error(
-        gateway
-            .post("/v1/chat/completions", &chat("fast", "x"))
-            .await,
-        429,
-    )
-    .await;
+    let limited = gateway
+        .post("/v1/chat/completions", &chat("fast", "x"))
+        .await;
+    assert_eq!(
+        limited.headers()["retry-after"],
+        "2",
+        "the vendor's Retry-After reaches the client"
+    );
+    let body = expect_error(limited, 429).await;
     // The vendor's own type and code reach the client unchanged.
     assert_eq!(body["error"]["code"], "rate_limit_exceeded");
     assert_eq!(body["error"]["type"], "requests");

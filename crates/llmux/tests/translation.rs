@@ -1,6 +1,11 @@
 //! An OpenAI client answered by native Anthropic and Gemini combinations: what the mock vendor
 //! received, and what the client got back.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests fail by panicking")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail by panicking"
+)]
 
 mod common;
 
@@ -54,14 +59,25 @@ async fn anthropic_answers_an_openai_chat_with_system_hoisted_and_max_tokens() {
     assert_eq!(call.body["system"], "be brief");
     assert_eq!(call.body["max_tokens"], 777);
     assert_eq!(call.body["stop_sequences"], json!(["END"]));
-    assert_eq!(call.body["messages"], json!([{"role": "user", "content": [{"type": "text", "text": "hello claude"}]}]));
-    let version = call.headers.iter().find(|(k, _)| k == "anthropic-version").map(|(_, v)| v.as_str());
+    assert_eq!(
+        call.body["messages"],
+        json!([{"role": "user", "content": [{"type": "text", "text": "hello claude"}]}])
+    );
+    let version = call
+        .headers
+        .iter()
+        .find(|(k, _)| k == "anthropic-version")
+        .map(|(_, v)| v.as_str());
     assert_eq!(version, Some("2023-06-01"));
 }
 
 #[tokio::test]
 async fn anthropic_stream_becomes_openai_chunks_with_tool_arguments_reassembled() {
-    let mock = mock_with(MockOptions { chunks: 4, ..MockOptions::default() }).await;
+    let mock = mock_with(MockOptions {
+        chunks: 4,
+        ..MockOptions::default()
+    })
+    .await;
     let gateway = TestGateway::start(&native(&mock, "")).await;
     let request = json!({"model": "claude", "stream": true, "stream_options": {"include_usage": true},
         "tools": tools(), "messages": [{"role": "user", "content": "weather in Paris"}]});
@@ -69,12 +85,19 @@ async fn anthropic_stream_becomes_openai_chunks_with_tool_arguments_reassembled(
     let events = sse_data(gateway.post("/v1/chat/completions", &request).await).await;
 
     assert_eq!(events.last().unwrap(), "[DONE]");
-    let chunks: Vec<Value> = events[..events.len() - 1].iter().map(|e| serde_json::from_str(e).unwrap()).collect();
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
     assert!(chunks.iter().all(|c| c["model"] == "claude"), "{chunks:?}");
     let mut arguments = String::new();
     let mut id = None;
     for chunk in &chunks {
-        for call in chunk["choices"][0]["delta"]["tool_calls"].as_array().into_iter().flatten() {
+        for call in chunk["choices"][0]["delta"]["tool_calls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             if let Some(i) = call["id"].as_str() {
                 id = Some(i.to_owned());
             }
@@ -82,15 +105,24 @@ async fn anthropic_stream_becomes_openai_chunks_with_tool_arguments_reassembled(
         }
     }
     assert!(id.unwrap().starts_with("toolu_"));
-    assert_eq!(serde_json::from_str::<Value>(&arguments).unwrap(), json!({"text": "weather in Paris"}));
-    let finish = chunks.iter().find_map(|c| c["choices"][0]["finish_reason"].as_str()).unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&arguments).unwrap(),
+        json!({"text": "weather in Paris"})
+    );
+    let finish = chunks
+        .iter()
+        .find_map(|c| c["choices"][0]["finish_reason"].as_str())
+        .unwrap();
     assert_eq!(finish, "tool_calls");
     let usage = chunks.last().unwrap();
     assert_eq!(usage["choices"], json!([]));
     assert!(usage["usage"]["completion_tokens"].as_u64().unwrap() > 0);
     let sent = &mock.calls()[0].body;
     assert_eq!(sent["tools"][0]["name"], "get_weather");
-    assert_eq!(sent["tools"][0]["input_schema"]["properties"]["text"]["type"], "string");
+    assert_eq!(
+        sent["tools"][0]["input_schema"]["properties"]["text"]["type"],
+        "string"
+    );
 }
 
 #[tokio::test]
@@ -107,16 +139,30 @@ async fn gemini_answers_with_function_declarations_and_the_requested_name() {
     assert_eq!(body["model"], "flash");
     assert_eq!(body["choices"][0]["finish_reason"], "tool_calls");
     let call = &body["choices"][0]["message"]["tool_calls"][0];
-    assert!(call["id"].as_str().unwrap().starts_with("call_"), "gemini-2.5 gives no id; llmux makes one: {call}");
-    assert_eq!(serde_json::from_str::<Value>(call["function"]["arguments"].as_str().unwrap()).unwrap(), json!({"text": "weather in Rome"}));
+    assert!(
+        call["id"].as_str().unwrap().starts_with("call_"),
+        "gemini-2.5 gives no id; llmux makes one: {call}"
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(call["function"]["arguments"].as_str().unwrap()).unwrap(),
+        json!({"text": "weather in Rome"})
+    );
     let sent = mock.calls()[0].clone();
     assert_eq!(sent.api, Api::Gemini);
     assert_eq!(sent.model, "gemini-2.5-flash");
     assert_eq!(sent.credential, "AIzaTestKey0123456789012345678901234");
-    assert_eq!(sent.body["systemInstruction"]["parts"][0]["text"], "use tools");
+    assert_eq!(
+        sent.body["systemInstruction"]["parts"][0]["text"],
+        "use tools"
+    );
     let declaration = &sent.body["tools"][0]["functionDeclarations"][0];
     assert_eq!(declaration["name"], "get_weather");
-    assert!(declaration["parameters"].get("$schema").is_none() && declaration["parameters"].get("additionalProperties").is_none());
+    assert!(
+        declaration["parameters"].get("$schema").is_none()
+            && declaration["parameters"]
+                .get("additionalProperties")
+                .is_none()
+    );
 }
 
 #[tokio::test]
@@ -126,7 +172,12 @@ async fn gemini_thought_signature_survives_a_multi_turn_tool_conversation() {
     let mock = mock().await;
     let gateway = TestGateway::start(&native(&mock, "")).await;
     let first = json!({"model": "flash3", "tools": tools(), "messages": [{"role": "user", "content": "weather in Oslo"}]});
-    let body: Value = gateway.post("/v1/chat/completions", &first).await.json().await.unwrap();
+    let body: Value = gateway
+        .post("/v1/chat/completions", &first)
+        .await
+        .json()
+        .await
+        .unwrap();
     let message = body["choices"][0]["message"].clone();
     let call_id = message["tool_calls"][0]["id"].as_str().unwrap().to_owned();
 
@@ -143,7 +194,10 @@ async fn gemini_thought_signature_survives_a_multi_turn_tool_conversation() {
     let sent = &mock.calls()[1].body;
     let model_turn = &sent["contents"][1];
     assert_eq!(model_turn["role"], "model");
-    assert!(model_turn["parts"][0]["thoughtSignature"].is_string(), "{sent}");
+    assert!(
+        model_turn["parts"][0]["thoughtSignature"].is_string(),
+        "{sent}"
+    );
     let function_response = &sent["contents"][2]["parts"][0]["functionResponse"];
     assert_eq!(function_response["name"], "get_weather");
     assert_eq!(function_response["response"], json!({"temp": 3}));
@@ -151,7 +205,11 @@ async fn gemini_thought_signature_survives_a_multi_turn_tool_conversation() {
 
 #[tokio::test]
 async fn gemini_stream_becomes_openai_chunks() {
-    let mock = mock_with(MockOptions { chunks: 5, ..MockOptions::default() }).await;
+    let mock = mock_with(MockOptions {
+        chunks: 5,
+        ..MockOptions::default()
+    })
+    .await;
     let gateway = TestGateway::start(&native(&mock, "")).await;
     let mut request = chat("flash", "one two three four five");
     request["stream"] = json!(true);
@@ -159,19 +217,38 @@ async fn gemini_stream_becomes_openai_chunks() {
     let events = sse_data(gateway.post("/v1/chat/completions", &request).await).await;
 
     assert_eq!(events.last().unwrap(), "[DONE]");
-    let chunks: Vec<Value> = events[..events.len() - 1].iter().map(|e| serde_json::from_str(e).unwrap()).collect();
-    let text: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
     assert_eq!(text, "one two three four five");
     assert!(chunks.iter().all(|c| c["model"] == "flash"));
-    assert!(chunks.iter().all(|c| c["choices"].as_array().is_some_and(|a| !a.is_empty())), "no usage chunk unless asked");
-    assert!(mock.calls()[0].path.contains(":streamGenerateContent?alt=sse"));
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c["choices"].as_array().is_some_and(|a| !a.is_empty())),
+        "no usage chunk unless asked"
+    );
+    assert!(
+        mock.calls()[0]
+            .path
+            .contains(":streamGenerateContent?alt=sse")
+    );
 }
 
 #[tokio::test]
 async fn vendor_errors_get_the_right_status_and_type_without_the_key() {
     let mock = mock().await;
-    mock.add_fault(FaultRule { model: Some("claude-sonnet-4-5".into()), status: Some(529), times: Some(1), ..Default::default() });
-    mock.add_fault(FaultRule { model: Some("gemini-2.5-flash".into()), status: Some(429), times: Some(1), ..Default::default() });
+    mock.add_fault(FaultRule {
+        model: Some("claude-sonnet-4-5".into()),
+        status: Some(529),
+        times: Some(1),
+        ..Default::default()
+    });
     mock.add_fault(FaultRule {
         model: Some("gemini-2.5-flash".into()),
         status: Some(400),
@@ -179,21 +256,38 @@ async fn vendor_errors_get_the_right_status_and_type_without_the_key() {
         times: Some(1),
         ..Default::default()
     });
-    let gateway = TestGateway::start(&native(&mock, "")).await;
+    mock.add_fault(FaultRule {
+        model: Some("gemini-2.5-flash".into()),
+        status: Some(429),
+        times: Some(1),
+        ..Default::default()
+    });
+    let gateway = TestGateway::start(&native(&mock, "reliability: { max_attempts: 1 }\n")).await;
 
-    let overloaded = gateway.post("/v1/chat/completions", &chat("claude", "x")).await;
+    let overloaded = gateway
+        .post("/v1/chat/completions", &chat("claude", "x"))
+        .await;
     assert_eq!(overloaded.status(), 503);
     let body: Value = overloaded.json().await.unwrap();
     assert_eq!(body["error"]["type"], "overloaded_error");
 
-    let limited = gateway.post("/v1/chat/completions", &chat("flash", "x")).await;
-    assert_eq!(limited.status(), 429);
-    assert_eq!(limited.json::<Value>().await.unwrap()["error"]["type"], "rate_limit_error");
-
-    let invalid = gateway.post("/v1/chat/completions", &chat("flash", "x")).await;
+    let invalid = gateway
+        .post("/v1/chat/completions", &chat("flash", "x"))
+        .await;
     assert_eq!(invalid.status(), 400);
     let text = invalid.text().await.unwrap();
     assert!(!text.contains("AIzaTestKey"), "{text}");
+
+    // Gemini's RetryInfo (1s in the mock) becomes the client's Retry-After.
+    let limited = gateway
+        .post("/v1/chat/completions", &chat("flash", "x"))
+        .await;
+    assert_eq!(limited.status(), 429);
+    assert_eq!(limited.headers()["retry-after"], "1");
+    assert_eq!(
+        limited.json::<Value>().await.unwrap()["error"]["type"],
+        "rate_limit_error"
+    );
 }
 
 /// A one-route HTTP server on 127.0.0.1: `/img.png` serves a PNG, `/redirect` redirects to
@@ -203,7 +297,9 @@ async fn image_server(redirect_target: Option<String>) -> String {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((mut socket, _)) = listener.accept().await else { return };
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
             let redirect = redirect_target.clone();
             tokio::spawn(async move {
                 let mut buf = vec![0; 4096];
@@ -235,15 +331,26 @@ fn image_request(model: &str, url: &str) -> Value {
 async fn image_urls_are_fetched_into_inline_data_for_gemini() {
     let mock = mock().await;
     let images = image_server(None).await;
-    let gateway = TestGateway::start(&native(&mock, "images: { allow_addresses: [127.0.0.1] }\n")).await;
+    let gateway =
+        TestGateway::start(&native(&mock, "images: { allow_addresses: [127.0.0.1] }\n")).await;
 
-    let response = gateway.post("/v1/chat/completions", &image_request("flash", &format!("{images}/img.png"))).await;
+    let response = gateway
+        .post(
+            "/v1/chat/completions",
+            &image_request("flash", &format!("{images}/img.png")),
+        )
+        .await;
 
     assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
     let part = &mock.calls()[0].body["contents"][0]["parts"][1]["inlineData"];
     assert_eq!(part["mimeType"], "image/png");
     use base64::Engine as _;
-    assert_eq!(base64::engine::general_purpose::STANDARD.decode(part["data"].as_str().unwrap()).unwrap(), PNG);
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(part["data"].as_str().unwrap())
+            .unwrap(),
+        PNG
+    );
 }
 
 #[tokio::test]
@@ -264,10 +371,18 @@ async fn image_urls_into_internal_addresses_are_refused() {
         "http://[fd00::1]/img.png".to_owned(),
         "http://0.0.0.0/img.png".to_owned(),
     ] {
-        let response = gateway.post("/v1/chat/completions", &image_request("flash", &url)).await;
+        let response = gateway
+            .post("/v1/chat/completions", &image_request("flash", &url))
+            .await;
         assert_eq!(response.status(), 400, "{url}");
         let body: Value = response.json().await.unwrap();
-        assert!(body["error"]["message"].as_str().unwrap().contains("refused"), "{url}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("refused"),
+            "{url}: {body}"
+        );
     }
     assert!(mock.calls().is_empty(), "nothing reached the vendor");
 }
@@ -278,23 +393,49 @@ async fn a_redirect_into_an_internal_address_is_refused_on_the_hop() {
     // 127.0.0.1 is allowed (the "public" first hop); the redirect goes to 127.0.0.2, which is not.
     let target = image_server(None).await.replace("127.0.0.1", "127.0.0.2");
     let first_hop = image_server(Some(format!("{target}/img.png"))).await;
-    let gateway = TestGateway::start(&native(&mock, "images: { allow_addresses: [127.0.0.1] }\n")).await;
+    let gateway =
+        TestGateway::start(&native(&mock, "images: { allow_addresses: [127.0.0.1] }\n")).await;
 
-    let response = gateway.post("/v1/chat/completions", &image_request("flash", &format!("{first_hop}/redirect"))).await;
+    let response = gateway
+        .post(
+            "/v1/chat/completions",
+            &image_request("flash", &format!("{first_hop}/redirect")),
+        )
+        .await;
 
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();
-    assert!(body["error"]["message"].as_str().unwrap().contains("127.0.0.2"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.2"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
 async fn non_images_and_oversized_images_are_refused() {
     let mock = mock().await;
     let images = image_server(None).await;
-    let gateway = TestGateway::start(&native(&mock, "images: { allow_addresses: [127.0.0.1], max_bytes: 10 }\n")).await;
-    let html = gateway.post("/v1/chat/completions", &image_request("flash", &format!("{images}/page"))).await;
+    let gateway = TestGateway::start(&native(
+        &mock,
+        "images: { allow_addresses: [127.0.0.1], max_bytes: 10 }\n",
+    ))
+    .await;
+    let html = gateway
+        .post(
+            "/v1/chat/completions",
+            &image_request("flash", &format!("{images}/page")),
+        )
+        .await;
     assert_eq!(html.status(), 400);
-    let big = gateway.post("/v1/chat/completions", &image_request("flash", &format!("{images}/img.png"))).await;
+    let big = gateway
+        .post(
+            "/v1/chat/completions",
+            &image_request("flash", &format!("{images}/img.png")),
+        )
+        .await;
     assert_eq!(big.status(), 400);
     assert!(big.text().await.unwrap().contains("larger than"));
 }

@@ -134,7 +134,8 @@ fn fixture_values() {
             first_byte_ms: 2000,
             idle_ms: 3000,
             header_read_ms: 4000,
-            body_read_ms: 5000
+            body_read_ms: 5000,
+            total_ms: 600_000
         }
     );
 }
@@ -156,7 +157,8 @@ fn defaults_apply_when_fields_are_absent() {
             first_byte_ms: 120_000,
             idle_ms: 120_000,
             header_read_ms: 10_000,
-            body_read_ms: 30_000
+            body_read_ms: 30_000,
+            total_ms: 600_000
         }
     );
     assert_eq!(config.credentials[0].kind, "api-key");
@@ -243,7 +245,7 @@ fn unknown_top_level_key_is_an_error() {
 fn unknown_nested_key_is_an_error_in_every_format() {
     check_error(
         "credentials:\n  - platform: openai\n    value: sk-1234567890\n    region: eu\nmodels: []\n",
-        "line 4: unknown field `region`, expected one of platform, type, value, name, base_url, api, fetch_images",
+        "line 4: unknown field `region`, expected one of platform, type, value, name, base_url, api, fetch_images, timeouts",
     );
     let json = crate::from_str(
         r#"{"credentials": [], "models": [{"vendor": "x", "model": "y",
@@ -318,4 +320,22 @@ fn parse_errors_from_a_file_name_it() {
     let errors = load(&Source::File(path), &env(&[])).unwrap_err();
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0].path.ends_with("llmux.yaml"), "{errors:?}");
+}
+
+#[test]
+fn reliability_and_per_credential_timeouts() {
+    let config = yaml_ok(
+        "credentials:\n  - { platform: openai, value: k, timeouts: { first_byte_ms: 7, total_ms: 9 } }\n  - { platform: openai, value: k2 }\nmodels:\n  - { vendor: openai, model: m }\ntimeouts: { idle_ms: 11 }\nreliability: { max_attempts: 4, breaker: { consecutive_failures: 2, open_ms: 100, max_open_ms: 400 } }\n",
+    );
+    assert_eq!(config.credentials[0].timeouts.first_byte_ms, 7);
+    assert_eq!(config.credentials[0].timeouts.total_ms, 9);
+    assert_eq!(
+        config.credentials[0].timeouts.idle_ms, 11,
+        "unset fields inherit the global value"
+    );
+    assert_eq!(config.credentials[1].timeouts, config.timeouts);
+    assert_eq!(config.reliability.max_attempts, 4);
+    assert_eq!(config.reliability.breaker_consecutive_failures, 2);
+    assert_eq!(config.reliability.breaker_open_ms, 100);
+    assert_eq!(config.reliability.backoff_base_ms, 25);
 }

@@ -352,3 +352,72 @@ async fn key_query_parameter_and_missing_key() {
     let body: Value = bad.json().await.unwrap();
     assert_eq!(body["error"]["status"], "INVALID_ARGUMENT");
 }
+
+/// A history whose model turn holds `calls` (a `thoughtSignature` on the first when `signed`),
+/// answered by one functionResponse per call.
+fn history_with_calls(calls: usize, signed: bool) -> Value {
+    let parts: Vec<Value> = (0..calls)
+        .map(|i| {
+            let mut part = json!({"functionCall": {"name": "sum", "args": {"a": i, "b": 1}, "id": format!("id{i}")}});
+            if signed && i == 0 {
+                part["thoughtSignature"] = json!("EukBCuYB");
+            }
+            part
+        })
+        .collect();
+    let responses: Vec<Value> = (0..calls)
+        .map(|i| json!({"functionResponse": {"name": "sum", "id": format!("id{i}"), "response": {"sum": i + 1}}}))
+        .collect();
+    json!({"contents": [
+        {"role": "user", "parts": [{"text": "add"}]},
+        {"role": "model", "parts": parts},
+        {"role": "user", "parts": responses},
+    ]})
+}
+
+#[tokio::test]
+async fn gemini_3_refuses_calls_without_their_thought_signature() {
+    let mock = start().await;
+    let unsigned = history_with_calls(2, false);
+    let response = generate(
+        &mock.url(),
+        "gemini-3-flash-preview",
+        "generateContent",
+        unsigned.clone(),
+    )
+    .await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], 400);
+    assert_eq!(body["error"]["status"], "INVALID_ARGUMENT");
+    assert_eq!(
+        body["error"]["message"],
+        "Function call is missing a thought_signature in functionCall parts. This is required \
+         for tools to work correctly, and missing thought_signature may lead to degraded model \
+         performance."
+    );
+
+    // The stream endpoint checks too, before any event.
+    let response = generate(
+        &mock.url(),
+        "gemini-3-flash-preview",
+        "streamGenerateContent?alt=sse",
+        unsigned.clone(),
+    )
+    .await;
+    assert_eq!(response.status(), 400);
+
+    // A signature on the first call of the turn is enough; parallel calls carry none.
+    let signed = generate(
+        &mock.url(),
+        "gemini-3-flash-preview",
+        "generateContent",
+        history_with_calls(2, true),
+    )
+    .await;
+    assert_eq!(signed.status(), 200);
+
+    // gemini-2.x does not check.
+    let old = generate(&mock.url(), "gemini-2.5-flash", "generateContent", unsigned).await;
+    assert_eq!(old.status(), 200);
+}

@@ -9,7 +9,8 @@
 //! - Reasoning without an Anthropic signature (from another vendor, or never signed) is dropped
 //!   from history: Anthropic rejects thinking blocks it cannot verify.
 //! - With thinking enabled, Anthropic accepts only `temperature` 1, no `top_k` and a `top_p`
-//!   of at least 0.95; other values are dropped rather than failing the request.
+//!   of at least 0.95; other values are dropped rather than failing the request. Thinking
+//!   itself is dropped where Anthropic would refuse it (see `thinking_allowed`).
 //! - On ingress, `cache_control`, citations and unknown top-level fields are ignored; images
 //!   inside a `tool_result` move to the user message that follows the tool results (the neutral
 //!   tool result is text only).
@@ -109,7 +110,10 @@ struct MetadataOut<'a> {
 /// thinking is enabled, `max_tokens` must exceed the thinking budget; a smaller limit is raised
 /// to `budget + default_max_tokens`.
 pub fn encode_request(request: &Request, default_max_tokens: u32) -> Vec<u8> {
-    let budget = thinking_budget(request.reasoning.as_ref());
+    let messages = encode_messages(&request.messages);
+    let tool_choice = encode_tool_choice(request);
+    let budget = thinking_budget(request.reasoning.as_ref())
+        .filter(|_| thinking_allowed(tool_choice.as_ref(), &messages));
     let mut max_tokens = request.sampling.max_tokens.unwrap_or(default_max_tokens);
     if let Some(budget) = budget
         && max_tokens <= budget
@@ -122,9 +126,9 @@ pub fn encode_request(request: &Request, default_max_tokens: u32) -> Vec<u8> {
         model: &request.model,
         max_tokens,
         system: system_text(request),
-        messages: encode_messages(&request.messages),
+        messages,
         tools: request.tools.iter().map(encode_tool).collect(),
-        tool_choice: encode_tool_choice(request),
+        tool_choice,
         stop_sequences: &sampling.stop,
         temperature: sampling
             .temperature
@@ -142,6 +146,31 @@ pub fn encode_request(request: &Request, default_max_tokens: u32) -> Vec<u8> {
         stream: request.stream,
     };
     serde_json::to_vec(&body).unwrap_or_default()
+}
+
+/// Whether Anthropic accepts thinking for this request. It refuses thinking together with a
+/// forced tool choice (`any`, `tool`), and when the last assistant turn made tool calls without
+/// starting with its thinking block — the usual case for history written by an OpenAI-style
+/// client or another vendor, which never returns signed thinking. In both cases the request is
+/// still useful without thinking, so thinking is dropped rather than failing the call.
+fn thinking_allowed(tool_choice: Option<&ToolChoiceOut<'_>>, messages: &[TurnOut<'_>]) -> bool {
+    if tool_choice.is_some_and(|choice| matches!(choice.kind, "any" | "tool")) {
+        return false;
+    }
+    match messages.iter().rev().find(|turn| turn.role == "assistant") {
+        Some(turn)
+            if turn
+                .content
+                .iter()
+                .any(|b| matches!(b, BlockOut::ToolUse { .. })) =>
+        {
+            matches!(
+                turn.content.first(),
+                Some(BlockOut::Thinking { .. } | BlockOut::RedactedThinking { .. })
+            )
+        }
+        _ => true,
+    }
 }
 
 /// The thinking budget to ask for: an explicit budget wins; otherwise OpenAI-style effort maps
@@ -573,14 +602,20 @@ fn decode_messages(wire: &[WireMessage<'_>]) -> Result<Vec<Message>, InvalidRequ
             "assistant" => true,
             other => {
                 return Err(invalid(
-                    format!("invalid role '{other}' in messages[{i}]: expected 'user' or 'assistant'"),
+                    format!(
+                        "invalid role '{other}' in messages[{i}]: expected 'user' or 'assistant'"
+                    ),
                     format!("messages[{i}].role"),
                 ));
             }
         };
         let blocks = match read_content(message.content, &path)? {
             Content::Text(text) => {
-                let role = if assistant { Role::Assistant } else { Role::User };
+                let role = if assistant {
+                    Role::Assistant
+                } else {
+                    Role::User
+                };
                 messages.push(Message {
                     role,
                     parts: vec![Part::Text { text }],
@@ -675,7 +710,9 @@ fn decode_user_blocks(
                 let call_id = required(block.tool_use_id, &path, "tool_use_id")?;
                 let content = match block.content {
                     None => String::new(),
-                    Some(raw) => decode_tool_result_content(raw, &format!("{path}.content"), &mut user)?,
+                    Some(raw) => {
+                        decode_tool_result_content(raw, &format!("{path}.content"), &mut user)?
+                    }
                 };
                 messages.push(Message {
                     role: Role::Tool,
@@ -689,7 +726,10 @@ fn decode_user_blocks(
             }
             "tool_use" | "thinking" | "redacted_thinking" => {
                 return Err(invalid(
-                    format!("'{}' blocks are only allowed in assistant messages", block.kind),
+                    format!(
+                        "'{}' blocks are only allowed in assistant messages",
+                        block.kind
+                    ),
                     format!("{path}.type"),
                 ));
             }

@@ -56,9 +56,8 @@ pub fn decode_response(body: &[u8]) -> Result<Response, DecodeError> {
     }
     let mut parts = Vec::new();
     for (i, raw) in wire.content.unwrap_or_default().into_iter().enumerate() {
-        let block: WireBlock<'_> = serde_json::from_str(raw.get()).map_err(|err| {
-            DecodeError::new(format!("invalid anthropic content[{i}]: {err}"))
-        })?;
+        let block: WireBlock<'_> = serde_json::from_str(raw.get())
+            .map_err(|err| DecodeError::new(format!("invalid anthropic content[{i}]: {err}")))?;
         let missing = |field: &str| {
             DecodeError::new(format!(
                 "invalid anthropic content[{i}]: {} block without '{field}'",

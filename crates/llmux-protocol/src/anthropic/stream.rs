@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::{
-    WireBlock, WireType, WireUsage, decode_stop_reason, encode_error, encode_stop_reason, error_type,
-    split_input, stable_hash, synthesize_id,
+    WireBlock, WireType, WireUsage, decode_stop_reason, encode_error, encode_stop_reason,
+    error_type, split_input, stable_hash, synthesize_id,
 };
 use crate::error::ErrorKind;
 use crate::neutral::{DecodeError, FinishReason, StreamEvent, Usage};
@@ -170,9 +170,7 @@ impl StreamDecoder {
                 };
                 out.push(StreamEvent::Usage(usage.to_neutral()));
                 out.push(StreamEvent::Finish {
-                    reason: decode_stop_reason(
-                        delta.delta.and_then(|d| d.stop_reason).as_deref(),
-                    ),
+                    reason: decode_stop_reason(delta.delta.and_then(|d| d.stop_reason).as_deref()),
                 });
                 Ok(out)
             }
@@ -230,36 +228,35 @@ impl StreamDecoder {
     }
 
     fn block_delta(&mut self, index: usize, delta: WireDelta) -> Vec<StreamEvent> {
-        let event = match delta.kind.as_str() {
-            "text_delta" => delta
-                .text
-                .filter(|t| !t.is_empty())
-                .map(|text| StreamEvent::TextDelta { text }),
-            "input_json_delta" => match (self.tools.get(&index), delta.partial_json) {
-                (Some(&tool), Some(arguments)) if !arguments.is_empty() => {
-                    Some(StreamEvent::ToolCallDelta {
-                        index: tool,
-                        arguments,
-                    })
-                }
+        let event =
+            match delta.kind.as_str() {
+                "text_delta" => delta
+                    .text
+                    .filter(|t| !t.is_empty())
+                    .map(|text| StreamEvent::TextDelta { text }),
+                "input_json_delta" => match (self.tools.get(&index), delta.partial_json) {
+                    (Some(&tool), Some(arguments)) if !arguments.is_empty() => {
+                        Some(StreamEvent::ToolCallDelta {
+                            index: tool,
+                            arguments,
+                        })
+                    }
+                    _ => None,
+                },
+                "thinking_delta" => delta.thinking.filter(|t| !t.is_empty()).map(|text| {
+                    StreamEvent::ReasoningDelta {
+                        text,
+                        signature: None,
+                    }
+                }),
+                "signature_delta" => delta.signature.filter(|s| !s.is_empty()).map(|signature| {
+                    StreamEvent::ReasoningDelta {
+                        text: String::new(),
+                        signature: Some(signature),
+                    }
+                }),
                 _ => None,
-            },
-            "thinking_delta" => delta
-                .thinking
-                .filter(|t| !t.is_empty())
-                .map(|text| StreamEvent::ReasoningDelta {
-                    text,
-                    signature: None,
-                }),
-            "signature_delta" => delta
-                .signature
-                .filter(|s| !s.is_empty())
-                .map(|signature| StreamEvent::ReasoningDelta {
-                    text: String::new(),
-                    signature: Some(signature),
-                }),
-            _ => None,
-        };
+            };
         event.into_iter().collect()
     }
 }
@@ -269,7 +266,9 @@ impl StreamDecoder {
 enum OpenBlock {
     Text,
     /// A thinking block; once signed it is complete and more thinking opens a new block.
-    Thinking { signed: bool },
+    Thinking {
+        signed: bool,
+    },
     /// A `tool_use` block for this neutral tool-call index.
     Tool(usize),
 }
@@ -489,10 +488,7 @@ impl StreamEncoder {
                 let block = self.next_index;
                 self.next_index += 1;
                 let id = if id.is_empty() {
-                    synthesize_id(
-                        "toolu_",
-                        stable_hash(self.id.as_bytes()) ^ (*index as u64),
-                    )
+                    synthesize_id("toolu_", stable_hash(self.id.as_bytes()) ^ (*index as u64))
                 } else {
                     id.clone()
                 };
@@ -585,10 +581,14 @@ impl StreamEncoder {
         );
     }
 
-    /// Ends the stream with Anthropic's `error` event (after closing the open block). Like
-    /// Anthropic, no `message_stop` follows; an error before anything was sent is the only
-    /// event, as in Anthropic's own overloaded streams.
-    fn fail(&mut self, kind: ErrorKind, message: &str, out: &mut BytesMut) {
+    /// Ends the stream with Anthropic's `error` event (after closing the open block), the same
+    /// as encoding [`StreamEvent::Error`]. Like Anthropic, no `message_stop` follows; an error
+    /// before anything was sent is the only event, as in Anthropic's own overloaded streams.
+    /// Does nothing once the stream has ended.
+    pub fn fail(&mut self, kind: ErrorKind, message: &str, out: &mut BytesMut) {
+        if self.done {
+            return;
+        }
         self.close_block(out);
         self.done = true;
         sse::encode_event(out, Some("error"), &encode_error(error_type(kind), message));

@@ -31,8 +31,8 @@ const FOREIGN_CALL_SIGNATURE: &str = "skip_thought_signature_validator";
 /// a Gemini-issued call that lost its signature is sent as is, so the loss shows as Gemini's
 /// error instead of being hidden.
 pub fn encode_request(request: &neutral::Request) -> Result<Vec<u8>, DecodeError> {
-    let foreign_placeholder = !request.model.starts_with("gemini-2")
-        && !request.model.starts_with("models/gemini-2");
+    let foreign_placeholder =
+        !request.model.starts_with("gemini-2") && !request.model.starts_with("models/gemini-2");
     let mut names: HashMap<&str, &str> = HashMap::new();
     let mut contents: Vec<wire::Content> = Vec::new();
     for message in &request.messages {
@@ -74,10 +74,7 @@ pub fn encode_request(request: &neutral::Request) -> Result<Vec<u8>, DecodeError
             .iter_mut()
             .filter(|c| c.role.as_deref() == Some("model"))
         {
-            let first_call = content
-                .parts
-                .iter_mut()
-                .find(|p| p.function_call.is_some());
+            let first_call = content.parts.iter_mut().find(|p| p.function_call.is_some());
             if let Some(part) = first_call
                 && part.thought_signature.is_none()
                 && part.function_call.as_ref().is_some_and(|c| c.id.is_none())
@@ -189,7 +186,10 @@ fn call_part(call: &ToolCall) -> Result<wire::Part, DecodeError> {
     })
 }
 
-fn result_part(result: &ToolResult, names: &HashMap<&str, &str>) -> Result<wire::Part, DecodeError> {
+fn result_part(
+    result: &ToolResult,
+    names: &HashMap<&str, &str>,
+) -> Result<wire::Part, DecodeError> {
     let name = match &result.name {
         Some(name) if !name.is_empty() => name.as_str(),
         _ => names

@@ -66,7 +66,10 @@ pub fn decode_response(body: &[u8], id_seed: u64) -> Result<neutral::Response, D
         if let Some(finish) = &candidate.finish_reason {
             reason = Some(finish.clone());
         }
-        let parts = candidate.content.as_ref().map_or(&[][..], |c| c.parts.as_slice());
+        let parts = candidate
+            .content
+            .as_ref()
+            .map_or(&[][..], |c| c.parts.as_slice());
         for part in parts {
             let decoded = if let Some(call) = &part.function_call {
                 let id = call_id(call, id_seed, calls);
@@ -261,7 +264,10 @@ impl StreamDecoder {
         }
         let mut reason = None;
         if let Some(candidate) = chunk.first_candidate() {
-            let parts = candidate.content.as_ref().map_or(&[][..], |c| c.parts.as_slice());
+            let parts = candidate
+                .content
+                .as_ref()
+                .map_or(&[][..], |c| c.parts.as_slice());
             for part in parts {
                 self.part(part, events);
             }

@@ -12,10 +12,12 @@ use crate::error::{ErrorKind, VendorError, decode_upstream_error};
 /// `ErrorInfo` reason is `API_KEY_INVALID` (how Google reports a bad key) is a 401. A
 /// `RetryInfo` detail's `retryDelay` (`"41s"`, `"1.5s"`) becomes `retry_after_secs`, rounded up.
 pub fn decode_error(status: u16, body: &[u8]) -> VendorError {
-    let value = serde_json::from_slice::<Value>(body).ok().and_then(|v| match v {
-        Value::Array(items) => items.into_iter().next(),
-        other => Some(other),
-    });
+    let value = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| match v {
+            Value::Array(items) => items.into_iter().next(),
+            other => Some(other),
+        });
     let error = value.as_ref().and_then(|v| v.get("error"));
     let mut decoded = from_status(status, error);
     if error.is_none()

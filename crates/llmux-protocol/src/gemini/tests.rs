@@ -1,6 +1,6 @@
-//! Gemini codec tests: golden tests over the recorded exchanges in `shared/fixtures/gemini`,
-//! rule-by-rule tests of the encoder, the decoders and the error mapping, and property tests
-//! (`props`). Schema cleaning has its own file (`schema`).
+//! Gemini codec tests: golden tests over the recorded exchanges (the repository's
+//! `fixtures/gemini`), rule-by-rule tests of the encoder, the decoders and the error mapping,
+//! and property tests (`props`). Schema cleaning has its own file (`schema`).
 
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
@@ -8,35 +8,30 @@ use serde_json::{Value, json};
 use super::*;
 use crate::error::{ErrorKind, VendorError};
 use crate::neutral::{
-    FinishReason, Image, ImageSource, Message, Part, Reasoning, ReasoningConfig, Request,
-    Response, ResponseFormat, Role, Sampling, StreamEvent, Tool, ToolCall, ToolChoice,
-    ToolResult, Usage,
+    FinishReason, Image, ImageSource, Message, Part, Reasoning, ReasoningConfig, Request, Response,
+    ResponseFormat, Role, Sampling, StreamEvent, Tool, ToolCall, ToolChoice, ToolResult, Usage,
 };
 use crate::sse;
 
 mod props;
 mod schema;
 
-const TEXT: &[u8] =
-    include_bytes!("../../../../../shared/fixtures/gemini/generate_content_text.json");
+const TEXT: &[u8] = include_bytes!("../../../../fixtures/gemini/generate_content_text.json");
 const TEXT_REQUEST: &[u8] =
-    include_bytes!("../../../../../shared/fixtures/gemini/generate_content_text.request.json");
+    include_bytes!("../../../../fixtures/gemini/generate_content_text.request.json");
 const CALL: &[u8] =
-    include_bytes!("../../../../../shared/fixtures/gemini/generate_content_function_call.json");
-const CALL_REQUEST: &[u8] = include_bytes!(
-    "../../../../../shared/fixtures/gemini/generate_content_function_call.request.json"
-);
-const STREAM_TEXT: &[u8] = include_bytes!("../../../../../shared/fixtures/gemini/stream_text.sse");
+    include_bytes!("../../../../fixtures/gemini/generate_content_function_call.json");
+const CALL_REQUEST: &[u8] =
+    include_bytes!("../../../../fixtures/gemini/generate_content_function_call.request.json");
+const STREAM_TEXT: &[u8] = include_bytes!("../../../../fixtures/gemini/stream_text.sse");
 const STREAM_CALLS: &[u8] =
-    include_bytes!("../../../../../shared/fixtures/gemini/stream_parallel_function_calls.sse");
-const STREAM_CALLS_REQUEST: &[u8] = include_bytes!(
-    "../../../../../shared/fixtures/gemini/stream_parallel_function_calls.request.json"
-);
+    include_bytes!("../../../../fixtures/gemini/stream_parallel_function_calls.sse");
+const STREAM_CALLS_REQUEST: &[u8] =
+    include_bytes!("../../../../fixtures/gemini/stream_parallel_function_calls.request.json");
 const STREAM_AFTER: &[u8] =
-    include_bytes!("../../../../../shared/fixtures/gemini/stream_after_function_response.sse");
-const STREAM_AFTER_REQUEST: &[u8] = include_bytes!(
-    "../../../../../shared/fixtures/gemini/stream_after_function_response.request.json"
-);
+    include_bytes!("../../../../fixtures/gemini/stream_after_function_response.sse");
+const STREAM_AFTER_REQUEST: &[u8] =
+    include_bytes!("../../../../fixtures/gemini/stream_after_function_response.request.json");
 
 /// The seed every test passes for synthesized call ids.
 const SEED: u64 = 7;
@@ -61,9 +56,37 @@ fn check_response_json(body: Value) -> Response {
 /// Decodes a request fixture and snapshots it.
 #[track_caller]
 fn check_request_fixture(name: &str, body: &[u8]) -> Request {
-    let request = decode_request(body).expect("request decodes");
+    let request = check_decode_request(body);
     insta::assert_json_snapshot!(name, request);
     request
+}
+
+/// Decodes a request body.
+#[track_caller]
+fn check_decode_request(body: &[u8]) -> Request {
+    decode_request(body).expect("request decodes")
+}
+
+/// The error a response body that must not decode gives.
+#[track_caller]
+fn check_bad_response(body: &[u8]) -> String {
+    decode_response(body, SEED)
+        .expect_err("response must not decode")
+        .0
+}
+
+/// The error a request body that must not decode gives.
+#[track_caller]
+fn check_bad_request(body: &[u8]) -> String {
+    decode_request(body).expect_err("request must not decode").0
+}
+
+/// The error a request that must not encode gives.
+#[track_caller]
+fn check_encode_error(request: &Request) -> String {
+    encode_request(request)
+        .expect_err("request must not encode")
+        .0
 }
 
 /// Splits a recorded SSE body with the crate's SSE decoder and decodes every event.
@@ -116,7 +139,11 @@ fn check_error(status: u16, body: &str, expected: (u16, &str, Option<u64>)) -> V
     let error = decode_error(status, body.as_bytes());
     let (client_status, error_type, retry) = expected;
     assert_eq!(
-        (error.status, error.error_type.as_str(), error.retry_after_secs),
+        (
+            error.status,
+            error.error_type.as_str(),
+            error.retry_after_secs
+        ),
         (client_status, error_type, retry),
         "{body}"
     );
@@ -297,7 +324,13 @@ fn after_function_response_request_decodes() {
     let roles: Vec<Role> = request.messages.iter().map(|m| m.role).collect();
     assert_eq!(
         roles,
-        [Role::User, Role::Assistant, Role::Tool, Role::Tool, Role::Tool]
+        [
+            Role::User,
+            Role::Assistant,
+            Role::Tool,
+            Role::Tool,
+            Role::Tool
+        ]
     );
     let Part::ToolCall(first) = &request.messages[1].parts[0] else {
         panic!("call expected");
@@ -308,7 +341,11 @@ fn after_function_response_request_decodes() {
         panic!("result expected");
     };
     assert_eq!(
-        (last.call_id.as_str(), last.name.as_deref(), last.content.as_str()),
+        (
+            last.call_id.as_str(),
+            last.name.as_deref(),
+            last.content.as_str()
+        ),
         ("ycroch25", Some("sum"), r#"{"sum":13}"#)
     );
 }
@@ -335,14 +372,20 @@ fn text_stream() {
         .collect();
     assert!(text.starts_with("I can help you with that!") && text.ends_with("if applicable)?"));
     assert_eq!(finishes(&events), [FinishReason::Stop]);
-    assert_eq!(events.last(), Some(&StreamEvent::Finish {
-        reason: FinishReason::Stop
-    }));
+    assert_eq!(
+        events.last(),
+        Some(&StreamEvent::Finish {
+            reason: FinishReason::Stop
+        })
+    );
     let last_usage = events.iter().rev().find_map(|e| match e {
         StreamEvent::Usage(usage) => Some(*usage),
         _ => None,
     });
-    assert_eq!(last_usage.map(|u| (u.input_tokens, u.output_tokens)), Some((29, 49 + 36)));
+    assert_eq!(
+        last_usage.map(|u| (u.input_tokens, u.output_tokens)),
+        Some((29, 49 + 36))
+    );
 }
 
 #[test]
@@ -353,18 +396,32 @@ fn parallel_function_call_stream() {
     assert_eq!(ids, ["3ae8iwca", "up3kf30e", "ycroch25"]);
     let arguments: Vec<&str> = calls.iter().map(|c| c.arguments.as_str()).collect();
     // The vendor's key order is kept.
-    assert_eq!(arguments, [r#"{"b":3,"a":2}"#, r#"{"a":4,"b":5}"#, r#"{"b":7,"a":6}"#]);
-    assert!(calls[0].signature.as_deref().is_some_and(|s| s.starts_with("EukBCuYB")));
+    assert_eq!(
+        arguments,
+        [r#"{"b":3,"a":2}"#, r#"{"a":4,"b":5}"#, r#"{"b":7,"a":6}"#]
+    );
+    assert!(
+        calls[0]
+            .signature
+            .as_deref()
+            .is_some_and(|s| s.starts_with("EukBCuYB"))
+    );
     assert_eq!(calls[1].signature, None);
     assert_eq!(calls[2].signature, None);
     // Each start is immediately followed by its arguments.
     for (i, event) in events.iter().enumerate() {
         if let StreamEvent::ToolCallStart { index, .. } = event {
-            assert!(matches!(&events[i + 1], StreamEvent::ToolCallDelta { index: j, .. } if j == index));
+            assert!(
+                matches!(&events[i + 1], StreamEvent::ToolCallDelta { index: j, .. } if j == index)
+            );
         }
     }
     assert_eq!(finishes(&events), [FinishReason::ToolCalls]);
-    assert!(!events.iter().any(|e| matches!(e, StreamEvent::TextDelta { .. })));
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, StreamEvent::TextDelta { .. }))
+    );
 }
 
 #[test]
@@ -555,7 +612,10 @@ fn tool_choice_becomes_function_calling_config() {
             tool_choice: Some(choice),
             ..request(vec![user("hi")])
         });
-        assert_eq!(body["toolConfig"], json!({"functionCallingConfig": expected}));
+        assert_eq!(
+            body["toolConfig"],
+            json!({"functionCallingConfig": expected})
+        );
     }
 }
 
@@ -617,9 +677,18 @@ fn json_object_format_sets_only_the_mime_type() {
 fn effort_without_budget_maps_to_a_budget() {
     for (effort, expected) in [
         ("minimal", Some(json!({"thinkingBudget": 0}))),
-        ("low", Some(json!({"thinkingBudget": 1024, "includeThoughts": true}))),
-        ("medium", Some(json!({"thinkingBudget": 8192, "includeThoughts": true}))),
-        ("high", Some(json!({"thinkingBudget": 24576, "includeThoughts": true}))),
+        (
+            "low",
+            Some(json!({"thinkingBudget": 1024, "includeThoughts": true})),
+        ),
+        (
+            "medium",
+            Some(json!({"thinkingBudget": 8192, "includeThoughts": true})),
+        ),
+        (
+            "high",
+            Some(json!({"thinkingBudget": 24576, "includeThoughts": true})),
+        ),
         ("unheard-of", None),
     ] {
         let body = check_encode(&Request {
@@ -665,12 +734,11 @@ fn images_go_inline_or_by_gcs_uri() {
 #[test]
 fn http_image_urls_are_refused() {
     for url in ["https://example.com/cat.png", "http://example.com/cat.png"] {
-        let err = encode_request(&request(vec![Message {
+        let err = check_encode_error(&request(vec![Message {
             role: Role::User,
             parts: vec![image(ImageSource::Url(url.into()))],
-        }]))
-        .expect_err("URL images must be fetched first");
-        assert_eq!(err.0, "image URLs must be fetched before sending to Gemini");
+        }]));
+        assert_eq!(err, "image URLs must be fetched before sending to Gemini");
     }
 }
 
@@ -692,7 +760,14 @@ fn tool_result_names_come_from_the_result_or_the_call() {
         .iter()
         .map(|p| &p["functionResponse"]["name"])
         .collect();
-    assert_eq!(names, [&json!("weather"), &json!("clock"), &json!("unknown_function")]);
+    assert_eq!(
+        names,
+        [
+            &json!("weather"),
+            &json!("clock"),
+            &json!("unknown_function")
+        ]
+    );
 }
 
 #[test]
@@ -795,7 +870,11 @@ fn calls_from_another_vendor_get_the_placeholder_signature_on_gemini_3_only() {
     // signature is left alone so the loss stays visible.
     assert_eq!(
         signatures("gemini-3-pro-preview"),
-        [json!("skip_thought_signature_validator"), Value::Null, Value::Null]
+        [
+            json!("skip_thought_signature_validator"),
+            Value::Null,
+            Value::Null
+        ]
     );
     assert_eq!(
         signatures("gemini-2.5-flash"),
@@ -819,7 +898,11 @@ fn finish_reasons_follow_the_normalization_table() {
         ("PROHIBITED_CONTENT", false, FinishReason::ContentFilter),
         ("SPII", false, FinishReason::ContentFilter),
         ("IMAGE_SAFETY", false, FinishReason::ContentFilter),
-        ("IMAGE_PROHIBITED_CONTENT", false, FinishReason::ContentFilter),
+        (
+            "IMAGE_PROHIBITED_CONTENT",
+            false,
+            FinishReason::ContentFilter,
+        ),
         ("MALFORMED_FUNCTION_CALL", false, FinishReason::ModelError),
         ("UNEXPECTED_TOOL_CALL", true, FinishReason::ModelError),
         ("TOO_MANY_TOOL_CALLS", true, FinishReason::ModelError),
@@ -865,7 +948,7 @@ fn thoughts_calls_images_and_split_text_decode() {
             {"text": "world", "thoughtSignature": "dropped"},
             {"inlineData": {"mimeType": "image/png", "data": "AAAA"}},
             {"functionCall": {"name": "f", "id": "abc"}, "thoughtSignature": "s1"},
-            {"functionCall": {"name": "g", "args": {"z": 1, "a": "x y"}}},
+            {"functionCall": {"name": "g", "args": {"a": "x y", "z": 1}}},
         ]}, "finishReason": "STOP"}],
         "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 5, "thoughtsTokenCount": 3, "cachedContentTokenCount": 4}
     }));
@@ -887,7 +970,7 @@ fn thoughts_calls_images_and_split_text_decode() {
             call(
                 &crate::neutral::synthesize_call_id(SEED + 1),
                 "g",
-                r#"{"z":1,"a":"x y"}"#,
+                r#"{"a":"x y","z":1}"#,
                 None
             ),
         ]
@@ -907,7 +990,8 @@ fn thoughts_calls_images_and_split_text_decode() {
 
 #[test]
 fn missing_usage_is_none_and_array_bodies_are_read() {
-    let one = json!({"candidates": [{"content": {"parts": [{"text": "hi"}]}, "finishReason": "STOP"}]});
+    let one =
+        json!({"candidates": [{"content": {"parts": [{"text": "hi"}]}, "finishReason": "STOP"}]});
     assert_eq!(check_response_json(one.clone()).usage, None);
     let wrapped = check_response_json(json!([one]));
     assert_eq!(wrapped.parts, vec![Part::text("hi")]);
@@ -919,7 +1003,12 @@ fn missing_usage_is_none_and_array_bodies_are_read() {
          "usageMetadata": {"promptTokenCount": 1, "candidatesTokenCount": 2}},
     ]));
     assert_eq!(
-        (chunks.id.as_str(), chunks.model.as_str(), chunks.parts, chunks.finish),
+        (
+            chunks.id.as_str(),
+            chunks.model.as_str(),
+            chunks.parts,
+            chunks.finish
+        ),
         ("r", "m", vec![Part::text("ab")], FinishReason::Length)
     );
     assert_eq!(chunks.usage.map(|u| u.output_tokens), Some(2));
@@ -936,11 +1025,10 @@ fn unreadable_responses_are_decode_errors() {
         r#"{"candidates": [{"content": {"parts": [{"text": 5}]}}]}"#,
         r#"{"error": {"code": 500, "message": "boom", "status": "INTERNAL"}}"#,
     ] {
-        assert!(decode_response(body.as_bytes(), SEED).is_err(), "{body}");
+        check_bad_response(body.as_bytes());
     }
-    let err = decode_response(br#"{"candidates": [{"content": {"parts": [{"text": 5}]}}]}"#, 0)
-        .unwrap_err();
-    assert!(err.0.contains("candidates[0].content.parts[0].text"), "{err}");
+    let err = check_bad_response(br#"{"candidates": [{"content": {"parts": [{"text": 5}]}}]}"#);
+    assert!(err.contains("candidates[0].content.parts[0].text"), "{err}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -955,7 +1043,10 @@ fn stop_on_every_chunk_finishes_once_and_a_late_call_updates_the_reason() {
         chunk(json!({"functionCall": {"name": "f", "args": {}}})),
         chunk(json!({"text": ""})),
     ]);
-    assert_eq!(finishes(&events), [FinishReason::Stop, FinishReason::ToolCalls]);
+    assert_eq!(
+        finishes(&events),
+        [FinishReason::Stop, FinishReason::ToolCalls]
+    );
     let events = check_chunks(&[chunk(json!({"text": "a"})), chunk(json!({"text": "b"}))]);
     assert_eq!(finishes(&events), [FinishReason::Stop]);
 }
@@ -1034,13 +1125,17 @@ fn stream_ids_match_the_whole_response_ids() {
             _ => None,
         })
         .collect();
-    let streamed: Vec<String> = calls_of(&check_chunks(&[body])).into_iter().map(|c| c.id).collect();
+    let streamed: Vec<String> = calls_of(&check_chunks(&[body]))
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
     assert_eq!(whole, streamed);
 }
 
 #[test]
 fn stream_blocked_prompt_and_error_payloads() {
-    let events = check_chunks(&[json!({"promptFeedback": {"blockReason": "SAFETY"}, "responseId": "r"})]);
+    let events =
+        check_chunks(&[json!({"promptFeedback": {"blockReason": "SAFETY"}, "responseId": "r"})]);
     assert_eq!(finishes(&events), [FinishReason::ContentFilter]);
 
     let events = check_chunks(&[
@@ -1077,7 +1172,9 @@ fn stream_ignores_empty_and_done_payloads_and_reports_malformed_ones() {
     assert!(decoder.decode(&event("not json")).is_err());
     // Still usable after an error.
     let events = decoder
-        .decode(&event(r#"{"candidates":[{"content":{"parts":[{"text":"ok"}]}}]}"#))
+        .decode(&event(
+            r#"{"candidates":[{"content":{"parts":[{"text":"ok"}]}}]}"#,
+        ))
         .unwrap();
     assert_eq!(events.len(), 2);
 }
@@ -1091,8 +1188,16 @@ fn rpc_statuses_map_to_client_statuses() {
         format!(r#"{{"error":{{"code":{code},"message":"m {status}","status":"{status}"}}}}"#)
     };
     let cases = [
-        (400, "INVALID_ARGUMENT", (400, "invalid_request_error", None)),
-        (400, "FAILED_PRECONDITION", (400, "invalid_request_error", None)),
+        (
+            400,
+            "INVALID_ARGUMENT",
+            (400, "invalid_request_error", None),
+        ),
+        (
+            400,
+            "FAILED_PRECONDITION",
+            (400, "invalid_request_error", None),
+        ),
         (401, "UNAUTHENTICATED", (401, "authentication_error", None)),
         (403, "PERMISSION_DENIED", (403, "permission_error", None)),
         (404, "NOT_FOUND", (404, "not_found_error", None)),
@@ -1150,11 +1255,27 @@ fn odd_error_bodies_fall_back_to_the_http_status() {
     assert_eq!(error.message, "gemini returned 502");
     let error = check_error(500, "upstream connect error", (500, "api_error", None));
     assert_eq!(error.message, "upstream connect error");
-    let error = check_error(400, r#"{"error":"bad thing"}"#, (400, "invalid_request_error", None));
+    let error = check_error(
+        400,
+        r#"{"error":"bad thing"}"#,
+        (400, "invalid_request_error", None),
+    );
     assert_eq!(error.message, "bad thing");
-    check_error(413, r#"{"error":{"code":413}}"#, (413, "invalid_request_error", None));
-    check_error(429, r#"{"error":{"message":"slow down"}}"#, (429, "rate_limit_error", None));
-    check_error(200, r#"{"error":{"message":"?"}}"#, (502, "api_error", None));
+    check_error(
+        413,
+        r#"{"error":{"code":413}}"#,
+        (413, "invalid_request_error", None),
+    );
+    check_error(
+        429,
+        r#"{"error":{"message":"slow down"}}"#,
+        (429, "rate_limit_error", None),
+    );
+    check_error(
+        200,
+        r#"{"error":{"message":"?"}}"#,
+        (502, "api_error", None),
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1162,7 +1283,7 @@ fn odd_error_bodies_fall_back_to_the_http_status() {
 
 #[test]
 fn decode_request_reads_config_choice_and_snake_case() {
-    let request = decode_request(
+    let request = check_decode_request(
         br#"{
         "contents": [
             {"role": "user", "parts": [{"text": "hi"}, {"inline_data": {"mime_type": "image/png", "data": "AA=="}}]},
@@ -1184,7 +1305,7 @@ fn decode_request_reads_config_choice_and_snake_case() {
                              "thinkingConfig": {"thinkingBudget": -1, "thinkingLevel": "HIGH"}}
     }"#,
     )
-    .unwrap();
+    ;
     assert_eq!(request.system, ["a", "b"]);
     assert_eq!(request.tool_choice, Some(ToolChoice::Named("f".into())));
     assert_eq!(request.response_format, Some(ResponseFormat::JsonObject));
@@ -1211,17 +1332,25 @@ fn decode_request_reads_config_choice_and_snake_case() {
     let (Part::ToolResult(rg), Part::ToolResult(rf)) = (&tool_g.parts[0], &tool_f.parts[0]) else {
         panic!();
     };
-    assert_eq!((&rg.call_id, rg.is_error, rg.content.as_str()), (&g.id, true, "nope"));
-    assert_eq!((&rf.call_id, rf.is_error, rf.content.as_str()), (&f.id, false, "one"));
+    assert_eq!(
+        (&rg.call_id, rg.is_error, rg.content.as_str()),
+        (&g.id, true, "nope")
+    );
+    assert_eq!(
+        (&rf.call_id, rf.is_error, rf.content.as_str()),
+        (&f.id, false, "one")
+    );
     assert_eq!(thanks, &user("thanks"));
 }
 
 #[test]
 fn decode_request_errors_name_the_path() {
-    let err = decode_request(br#"{"contents": [{"parts": [{"functionCall": {"name": 3}}]}]}"#)
-        .unwrap_err();
-    assert!(err.0.contains("contents[0].parts[0].functionCall.name"), "{err}");
-    assert!(decode_request(b"{}").is_err());
-    assert!(decode_request(b"[]").is_err());
-    assert!(decode_request(b"{\"contents\": []} x").is_err());
+    let err = check_bad_request(br#"{"contents": [{"parts": [{"functionCall": {"name": 3}}]}]}"#);
+    assert!(
+        err.contains("contents[0].parts[0].functionCall.name"),
+        "{err}"
+    );
+    check_bad_request(b"{}");
+    check_bad_request(b"[]");
+    check_bad_request(b"{\"contents\": []} x");
 }

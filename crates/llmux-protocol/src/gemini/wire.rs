@@ -24,7 +24,11 @@ pub(super) struct Request {
     pub system_instruction: Option<Content>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<Tool>,
-    #[serde(default, alias = "tool_config", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "tool_config",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub tool_config: Option<ToolConfig>,
     #[serde(
         default,
@@ -52,7 +56,11 @@ pub(super) struct Part {
     pub text: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thought: Option<bool>,
-    #[serde(default, alias = "inline_data", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "inline_data",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub inline_data: Option<Blob>,
     #[serde(default, alias = "file_data", skip_serializing_if = "Option::is_none")]
     pub file_data: Option<FileData>,

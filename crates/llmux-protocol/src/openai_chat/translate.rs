@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 use super::{InvalidRequest, describe_error, require_object};
 use crate::error::{ErrorKind, GatewayError};
 use crate::neutral::{
-    self, DecodeError, FinishReason, Image, ImageSource, Message, Part, ReasoningConfig, ResponseFormat, Role,
-    StreamEvent, Tool, ToolCall, ToolChoice, ToolResult, Usage,
+    self, DecodeError, FinishReason, Image, ImageSource, Message, Part, ReasoningConfig,
+    ResponseFormat, Role, StreamEvent, Tool, ToolCall, ToolChoice, ToolResult, Usage,
 };
 use crate::sse;
 
@@ -173,16 +173,28 @@ fn join_signature(id: &str, signature: Option<&str>) -> String {
 /// and file parts) is refused with a 400 rather than silently dropped.
 pub fn decode_neutral_request(body: &[u8]) -> Result<neutral::Request, InvalidRequest> {
     require_object(body)?;
-    let raw: RawRequest = serde_json::from_slice(body).map_err(|_| describe_error::<RawRequest>(body))?;
-    let raw_messages = raw.messages.ok_or_else(|| invalid("missing required field 'messages'", "messages"))?;
+    let raw: RawRequest =
+        serde_json::from_slice(body).map_err(|_| describe_error::<RawRequest>(body))?;
+    let raw_messages = raw
+        .messages
+        .ok_or_else(|| invalid("missing required field 'messages'", "messages"))?;
     if raw_messages.is_empty() {
-        return Err(invalid("'messages' must contain at least one message", "messages"));
+        return Err(invalid(
+            "'messages' must contain at least one message",
+            "messages",
+        ));
     }
     if raw.n.is_some_and(|n| n > 1) {
-        return Err(invalid("'n' greater than 1 is only supported by OpenAI-compatible vendors", "n"));
+        return Err(invalid(
+            "'n' greater than 1 is only supported by OpenAI-compatible vendors",
+            "n",
+        ));
     }
     if raw.logprobs == Some(true) {
-        return Err(invalid("'logprobs' is only supported by OpenAI-compatible vendors", "logprobs"));
+        return Err(invalid(
+            "'logprobs' is only supported by OpenAI-compatible vendors",
+            "logprobs",
+        ));
     }
     let mut request = neutral::Request {
         model: raw.model.unwrap_or_default(),
@@ -202,7 +214,12 @@ pub fn decode_neutral_request(body: &[u8]) -> Result<neutral::Request, InvalidRe
                 parameters: f.parameters,
                 strict: f.strict,
             }),
-            (kind, _) => return Err(invalid(format!("tool type '{kind}' is not supported"), &format!("tools[{i}]"))),
+            (kind, _) => {
+                return Err(invalid(
+                    format!("tool type '{kind}' is not supported"),
+                    &format!("tools[{i}]"),
+                ));
+            }
         }
     }
     request.tool_choice = raw.tool_choice.map(decode_tool_choice).transpose()?;
@@ -220,7 +237,10 @@ pub fn decode_neutral_request(body: &[u8]) -> Result<neutral::Request, InvalidRe
         presence_penalty: raw.presence_penalty,
         frequency_penalty: raw.frequency_penalty,
     };
-    request.response_format = raw.response_format.map(decode_response_format).transpose()?;
+    request.response_format = raw
+        .response_format
+        .map(decode_response_format)
+        .transpose()?;
     request.reasoning = raw.reasoning_effort.map(|effort| ReasoningConfig {
         effort: Some(effort),
         budget_tokens: None,
@@ -228,13 +248,21 @@ pub fn decode_neutral_request(body: &[u8]) -> Result<neutral::Request, InvalidRe
     Ok(request)
 }
 
-fn decode_message(index: usize, message: RawMessage, request: &mut neutral::Request) -> Result<(), InvalidRequest> {
+fn decode_message(
+    index: usize,
+    message: RawMessage,
+    request: &mut neutral::Request,
+) -> Result<(), InvalidRequest> {
     let param = format!("messages[{index}]");
     let text_of = |content: Option<RawContent>| -> Result<String, InvalidRequest> {
         Ok(match content {
             None => String::new(),
             Some(RawContent::Text(t)) => t,
-            Some(RawContent::Parts(parts)) => parts.into_iter().filter_map(|p| p.text).collect::<Vec<_>>().join(""),
+            Some(RawContent::Parts(parts)) => parts
+                .into_iter()
+                .filter_map(|p| p.text)
+                .collect::<Vec<_>>()
+                .join(""),
         })
     };
     match message.role.as_str() {
@@ -246,7 +274,10 @@ fn decode_message(index: usize, message: RawMessage, request: &mut neutral::Requ
         }
         "user" => {
             let parts = decode_parts(message.content, &param)?;
-            request.messages.push(Message { role: Role::User, parts });
+            request.messages.push(Message {
+                role: Role::User,
+                parts,
+            });
         }
         "assistant" => {
             let mut parts = Vec::new();
@@ -273,12 +304,18 @@ fn decode_message(index: usize, message: RawMessage, request: &mut neutral::Requ
                     signature: extra_signature.or(id_signature).map(str::to_owned),
                 }));
             }
-            request.messages.push(Message { role: Role::Assistant, parts });
+            request.messages.push(Message {
+                role: Role::Assistant,
+                parts,
+            });
         }
         "tool" | "function" => {
-            let call_id = message
-                .tool_call_id
-                .ok_or_else(|| invalid("a tool message needs 'tool_call_id'", &format!("{param}.tool_call_id")))?;
+            let call_id = message.tool_call_id.ok_or_else(|| {
+                invalid(
+                    "a tool message needs 'tool_call_id'",
+                    &format!("{param}.tool_call_id"),
+                )
+            })?;
             let (call_id, _) = split_signature(&call_id);
             let content = text_of(message.content)?;
             request.messages.push(Message {
@@ -291,7 +328,12 @@ fn decode_message(index: usize, message: RawMessage, request: &mut neutral::Requ
                 })],
             });
         }
-        other => return Err(invalid(format!("unknown role '{other}'"), &format!("{param}.role"))),
+        other => {
+            return Err(invalid(
+                format!("unknown role '{other}'"),
+                &format!("{param}.role"),
+            ));
+        }
     }
     Ok(())
 }
@@ -299,7 +341,13 @@ fn decode_message(index: usize, message: RawMessage, request: &mut neutral::Requ
 fn decode_parts(content: Option<RawContent>, param: &str) -> Result<Vec<Part>, InvalidRequest> {
     let parts = match content {
         None => return Ok(Vec::new()),
-        Some(RawContent::Text(text)) => return Ok(if text.is_empty() { Vec::new() } else { vec![Part::text(text)] }),
+        Some(RawContent::Text(text)) => {
+            return Ok(if text.is_empty() {
+                Vec::new()
+            } else {
+                vec![Part::text(text)]
+            });
+        }
         Some(RawContent::Parts(parts)) => parts,
     };
     let mut out = Vec::with_capacity(parts.len());
@@ -314,7 +362,12 @@ fn decode_parts(content: Option<RawContent>, param: &str) -> Result<Vec<Part>, I
                 let (url, detail) = match part.image_url {
                     Some(RawImageUrl::Object { url, detail }) => (url, detail),
                     Some(RawImageUrl::Url(url)) => (url, None),
-                    None => return Err(invalid("an image_url part needs 'image_url.url'", &format!("{param}.content[{i}]"))),
+                    None => {
+                        return Err(invalid(
+                            "an image_url part needs 'image_url.url'",
+                            &format!("{param}.content[{i}]"),
+                        ));
+                    }
                 };
                 out.push(Part::Image(Image {
                     source: ImageSource::from_url(&url),
@@ -338,7 +391,10 @@ fn decode_tool_choice(value: Value) -> Result<ToolChoice, InvalidRequest> {
             "auto" => Ok(ToolChoice::Auto),
             "none" => Ok(ToolChoice::None),
             "required" => Ok(ToolChoice::Required),
-            _ => Err(invalid("'tool_choice' must be 'none', 'auto', 'required' or a function object", "tool_choice")),
+            _ => Err(invalid(
+                "'tool_choice' must be 'none', 'auto', 'required' or a function object",
+                "tool_choice",
+            )),
         },
         _ => value
             .pointer("/function/name")
@@ -355,12 +411,22 @@ fn decode_response_format(value: Value) -> Result<ResponseFormat, InvalidRequest
         Some("json_schema") => {
             let spec = value.get("json_schema").cloned().unwrap_or(Value::Null);
             Ok(ResponseFormat::JsonSchema {
-                name: spec.get("name").and_then(Value::as_str).unwrap_or("response").to_owned(),
-                schema: spec.get("schema").cloned().unwrap_or_else(|| json!({"type": "object"})),
+                name: spec
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("response")
+                    .to_owned(),
+                schema: spec
+                    .get("schema")
+                    .cloned()
+                    .unwrap_or_else(|| json!({"type": "object"})),
                 strict: spec.get("strict").and_then(Value::as_bool),
             })
         }
-        _ => Err(invalid("'response_format.type' must be text, json_object or json_schema", "response_format")),
+        _ => Err(invalid(
+            "'response_format.type' must be text, json_object or json_schema",
+            "response_format",
+        )),
     }
 }
 
@@ -373,7 +439,9 @@ pub fn encode_neutral_request(request: &neutral::Request) -> Vec<u8> {
     }
     for message in &request.messages {
         match message.role {
-            Role::User => messages.push(json!({"role": "user", "content": encode_user_parts(&message.parts)})),
+            Role::User => {
+                messages.push(json!({"role": "user", "content": encode_user_parts(&message.parts)}))
+            }
             Role::Assistant => {
                 let text: String = message
                     .parts
@@ -415,7 +483,10 @@ pub fn encode_neutral_request(request: &neutral::Request) -> Vec<u8> {
         ("seed", s.seed.map(Value::from)),
         ("presence_penalty", s.presence_penalty.map(Value::from)),
         ("frequency_penalty", s.frequency_penalty.map(Value::from)),
-        ("parallel_tool_calls", request.parallel_tool_calls.map(Value::from)),
+        (
+            "parallel_tool_calls",
+            request.parallel_tool_calls.map(Value::from),
+        ),
         ("user", request.user.clone().map(Value::from)),
     ];
     for (key, value) in fields {
@@ -457,7 +528,11 @@ pub fn encode_neutral_request(request: &neutral::Request) -> Vec<u8> {
         body["response_format"] = match format {
             ResponseFormat::Text => json!({"type": "text"}),
             ResponseFormat::JsonObject => json!({"type": "json_object"}),
-            ResponseFormat::JsonSchema { name, schema, strict } => {
+            ResponseFormat::JsonSchema {
+                name,
+                schema,
+                strict,
+            } => {
                 let mut spec = json!({"name": name, "schema": schema});
                 if let Some(strict) = strict {
                     spec["strict"] = json!(strict);
@@ -529,7 +604,11 @@ fn usage_json(usage: &Usage) -> Value {
 }
 
 /// neutral → a `chat.completion` body with `model` = the client's name.
-pub fn encode_neutral_response(response: &neutral::Response, client_model: &str, created: u64) -> Vec<u8> {
+pub fn encode_neutral_response(
+    response: &neutral::Response,
+    client_model: &str,
+    created: u64,
+) -> Vec<u8> {
     let text: String = response
         .parts
         .iter()
@@ -665,7 +744,12 @@ impl ChunkEncoder {
                 self.ensure_role(out);
                 self.chunk(out, json!({"reasoning_content": text}), None);
             }
-            StreamEvent::ToolCallStart { index, id, name, signature } => {
+            StreamEvent::ToolCallStart {
+                index,
+                id,
+                name,
+                signature,
+            } => {
                 self.ensure_role(out);
                 let call = ToolCall {
                     id: id.clone(),
@@ -673,10 +757,18 @@ impl ChunkEncoder {
                     arguments: String::new(),
                     signature: signature.clone(),
                 };
-                self.chunk(out, json!({"tool_calls": [tool_call_json(&call, Some(*index))]}), None);
+                self.chunk(
+                    out,
+                    json!({"tool_calls": [tool_call_json(&call, Some(*index))]}),
+                    None,
+                );
             }
             StreamEvent::ToolCallDelta { index, arguments } if !arguments.is_empty() => {
-                self.chunk(out, json!({"tool_calls": [{"index": index, "function": {"arguments": arguments}}]}), None);
+                self.chunk(
+                    out,
+                    json!({"tool_calls": [{"index": index, "function": {"arguments": arguments}}]}),
+                    None,
+                );
             }
             StreamEvent::Usage(usage) => self.usage = Some(*usage),
             StreamEvent::Finish { reason } if !self.finished => {
@@ -822,7 +914,10 @@ fn decode_finish(reason: Option<&str>, has_calls: bool) -> FinishReason {
 }
 
 /// A `chat.completion` body → neutral.
-pub fn decode_neutral_response(body: &[u8], id_seed: u64) -> Result<neutral::Response, DecodeError> {
+pub fn decode_neutral_response(
+    body: &[u8],
+    id_seed: u64,
+) -> Result<neutral::Response, DecodeError> {
     let raw: RawResponse = serde_json::from_slice(body)?;
     let choice = raw.choices.into_iter().next();
     let finish_reason = choice.as_ref().and_then(|c| c.finish_reason.clone());
@@ -835,10 +930,19 @@ pub fn decode_neutral_response(body: &[u8], id_seed: u64) -> Result<neutral::Res
             redacted: None,
         }));
     }
-    if let Some(text) = message.content.or(message.refusal).filter(|t| !t.is_empty()) {
+    if let Some(text) = message
+        .content
+        .or(message.refusal)
+        .filter(|t| !t.is_empty())
+    {
         parts.push(Part::text(text));
     }
-    for (i, call) in message.tool_calls.unwrap_or_default().into_iter().enumerate() {
+    for (i, call) in message
+        .tool_calls
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
         let (id, signature) = call_identity(&call, id_seed, i);
         let function = call.function.unwrap_or(RawResponseFunction {
             name: None,
@@ -862,7 +966,11 @@ pub fn decode_neutral_response(body: &[u8], id_seed: u64) -> Result<neutral::Res
 }
 
 /// The call id (synthesized when empty, as Gemini's OpenAI endpoint sends) and its signature.
-fn call_identity(call: &RawResponseToolCall, id_seed: u64, index: usize) -> (String, Option<String>) {
+fn call_identity(
+    call: &RawResponseToolCall,
+    id_seed: u64,
+    index: usize,
+) -> (String, Option<String>) {
     let raw_id = call.id.as_deref().unwrap_or_default();
     let (id, id_signature) = split_signature(raw_id);
     let signature = call
@@ -913,38 +1021,65 @@ impl ChunkDecoder {
         if let Some(error) = value.get("error") {
             out.push(StreamEvent::Error {
                 kind: ErrorKind::UpstreamProtocol,
-                message: error.get("message").and_then(Value::as_str).unwrap_or("upstream stream error").to_owned(),
+                message: error
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("upstream stream error")
+                    .to_owned(),
             });
             return Ok(out);
         }
         let raw: RawResponse = serde_json::from_value(value)?;
         if !self.started {
             self.started = true;
-            out.push(StreamEvent::Start { id: raw.id.clone(), model: raw.model.clone() });
+            out.push(StreamEvent::Start {
+                id: raw.id.clone(),
+                model: raw.model.clone(),
+            });
         }
         for choice in raw.choices.into_iter().take(1) {
             let delta = choice.delta.unwrap_or_default();
             if let Some(text) = delta.reasoning_content.filter(|t| !t.is_empty()) {
-                out.push(StreamEvent::ReasoningDelta { text, signature: None });
+                out.push(StreamEvent::ReasoningDelta {
+                    text,
+                    signature: None,
+                });
             }
             if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
                 out.push(StreamEvent::TextDelta { text });
             }
             for (position, call) in delta.tool_calls.unwrap_or_default().into_iter().enumerate() {
                 let vendor_index = call.index.unwrap_or(position);
-                let starts = call.function.as_ref().and_then(|f| f.name.as_ref()).is_some_and(|n| !n.is_empty());
+                let starts = call
+                    .function
+                    .as_ref()
+                    .and_then(|f| f.name.as_ref())
+                    .is_some_and(|n| !n.is_empty());
                 let index = match self.tools.get(&vendor_index) {
                     Some(&index) if !starts || call.index.is_some() => index,
                     _ => {
                         let index = self.tools.len();
                         self.tools.insert(vendor_index, index);
                         let (id, signature) = call_identity(&call, self.id_seed, index);
-                        let name = call.function.as_ref().and_then(|f| f.name.clone()).unwrap_or_default();
-                        out.push(StreamEvent::ToolCallStart { index, id, name, signature });
+                        let name = call
+                            .function
+                            .as_ref()
+                            .and_then(|f| f.name.clone())
+                            .unwrap_or_default();
+                        out.push(StreamEvent::ToolCallStart {
+                            index,
+                            id,
+                            name,
+                            signature,
+                        });
                         index
                     }
                 };
-                if let Some(arguments) = call.function.and_then(|f| f.arguments).filter(|a| !a.is_empty()) {
+                if let Some(arguments) = call
+                    .function
+                    .and_then(|f| f.arguments)
+                    .filter(|a| !a.is_empty())
+                {
                     out.push(StreamEvent::ToolCallDelta { index, arguments });
                 }
             }

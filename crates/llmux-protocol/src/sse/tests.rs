@@ -26,8 +26,7 @@ fn data(events: &[Event]) -> Vec<String> {
 
 #[test]
 fn openai_fixture_decodes_every_chunk_and_the_done_marker() {
-    let raw =
-        include_bytes!("../../../../fixtures/openai/chat_stream_text_include_usage.sse");
+    let raw = include_bytes!("../../../../fixtures/openai/chat_stream_text_include_usage.sse");
     let events = decode_all(&[raw]);
     assert!(events.len() > 3);
     assert!(events.last().unwrap().is_done_marker());

@@ -1,6 +1,6 @@
 //! `POST /v1/chat/completions`. To an OpenAI-compatible vendor this is the same-protocol fast
 //! path: the body is forwarded as received except `model` (and `provider`, `stream_options`).
-//! To Anthropic or Gemini it goes through the neutral model.
+//! To Anthropic or Gemini it goes through the neutral model. Both run inside the attempt loop.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,11 +17,12 @@ use llmux_router::{Endpoint, Needs, Target};
 
 use super::proxy::{self, VendorParam};
 use crate::api_error::ApiError;
+use crate::attempts::{self, Failure};
 use crate::body;
 use crate::edge::RequestId;
-use crate::relay::{StreamContext, relay};
+use crate::relay::{Relay, StreamContext};
 use crate::state::{Gateway, Snapshot};
-use crate::translate::{self, StreamLabels};
+use crate::translate::{self, Translated};
 
 pub async fn handle(
     State(gateway): State<Arc<Gateway>>,
@@ -35,12 +36,27 @@ pub async fn handle(
     }
 }
 
-async fn serve(gateway: Arc<Gateway>, request_id: RequestId, params: VendorParam, body: Body) -> Result<Response, ApiError> {
+/// What one successful attempt produced.
+enum Answer {
+    Json(Vec<u8>),
+    Stream(Body),
+}
+
+async fn serve(
+    gateway: Arc<Gateway>,
+    request_id: RequestId,
+    params: VendorParam,
+    body: Body,
+) -> Result<Response, ApiError> {
     let snapshot = gateway.snapshot.load_full();
     let limits = &snapshot.config.limits;
     let bytes = body::read(body, limits.max_body_bytes, proxy::body_deadline(&snapshot)).await?;
     let request = openai_chat::decode_request(&bytes)?;
-    let vendor = params.vendor.as_deref().filter(|v| !v.is_empty()).or(request.provider.as_deref());
+    let vendor = params
+        .vendor
+        .as_deref()
+        .filter(|v| !v.is_empty())
+        .or(request.provider.as_deref());
     let query = llmux_router::Query {
         endpoint: Endpoint::Chat,
         model: request.model.as_deref(),
@@ -53,12 +69,81 @@ async fn serve(gateway: Arc<Gateway>, request_id: RequestId, params: VendorParam
         },
     };
     let candidates = snapshot.table.candidates(&query)?;
-    let target = proxy::choose(&gateway, &candidates)?;
-    if target.credential.api != Api::OpenAi {
-        return translated(&gateway, &snapshot, &target, &bytes, &request).await;
+    // Decoded once, only if some attempt goes to a vendor with another protocol.
+    let mut neutral: Option<llmux_protocol::neutral::Request> = None;
+    let request_id = request_id.0.to_str().unwrap_or("-").to_owned();
+    let result = attempts::run(&gateway, &snapshot, candidates, |target| {
+        let neutral = if target.credential.api == Api::OpenAi {
+            None
+        } else {
+            Some(match neutral.clone() {
+                Some(n) => Ok(n),
+                None => openai_chat::decode_neutral_request(&bytes).map(|n| {
+                    neutral = Some(n.clone());
+                    n
+                }),
+            })
+        };
+        let gateway = gateway.clone();
+        let snapshot = &snapshot;
+        let request = &request;
+        let bytes = &bytes;
+        let request_id = request_id.clone();
+        async move {
+            match neutral {
+                None => same_protocol(&gateway, snapshot, target, bytes, request, request_id).await,
+                Some(decoded) => {
+                    let decoded = decoded.map_err(ApiError::from)?;
+                    translated(&gateway, snapshot, target, decoded, request, request_id).await
+                }
+            }
+        }
+    })
+    .await;
+    let committed = match result {
+        Ok(committed) => committed,
+        Err(exhausted) => return Ok(proxy::exhausted(exhausted)),
+    };
+    let response = match committed.value {
+        Answer::Json(body) => proxy::json_response(body),
+        Answer::Stream(body) => sse_response(body),
+    };
+    Ok(proxy::finish(response, &committed.target))
+}
+
+fn context(
+    gateway: &Arc<Gateway>,
+    target: &Target<'_>,
+    started: Instant,
+    request_id: String,
+) -> StreamContext {
+    StreamContext {
+        gateway: gateway.clone(),
+        vendor: target.credential.vendor.clone(),
+        model: target.public_name.to_owned(),
+        route: "chat",
+        started,
+        request_id,
+        health: None,
     }
-    let upstream_body = openai_chat::encode_upstream_request(&bytes, target.upstream_model, &request)
-        .map_err(|_| ApiError::new(ErrorKind::InvalidRequest, "request body must be a JSON object"))?;
+}
+
+/// OpenAI client, OpenAI-compatible vendor: bytes in, bytes out, `model` swapped.
+async fn same_protocol(
+    gateway: &Arc<Gateway>,
+    snapshot: &Snapshot,
+    target: Target<'_>,
+    bytes: &[u8],
+    request: &openai_chat::ChatRequest<'_>,
+    request_id: String,
+) -> Result<Answer, Failure> {
+    let upstream_body = openai_chat::encode_upstream_request(bytes, target.upstream_model, request)
+        .map_err(|_| {
+            ApiError::new(
+                ErrorKind::InvalidRequest,
+                "request body must be a JSON object",
+            )
+        })?;
     let client_model = json_string(request.model.as_deref().unwrap_or(target.public_name));
     let endpoint = snapshot
         .endpoints
@@ -66,24 +151,24 @@ async fn serve(gateway: Arc<Gateway>, request_id: RequestId, params: VendorParam
         .ok_or_else(|| ApiError::new(ErrorKind::Internal, "credential endpoint missing"))?;
     let started = Instant::now();
     let stream = request.needs.streaming;
-    let result = proxy::send(&gateway, &snapshot, &target, &endpoint.chat_url, upstream_body, stream).await;
-    let response = match result {
-        Err(err) => return Ok(proxy::finish(err.into_response(), &target)),
-        Ok(response) => response,
-    };
+    let response =
+        proxy::send(snapshot, &target, &endpoint.chat_url, upstream_body, stream).await?;
     if !stream {
-        let answer = proxy::answer_json(&gateway, &snapshot, &target, response, &client_model, started).await;
-        return Ok(proxy::finish(answer.unwrap_or_else(IntoResponse::into_response), &target));
+        let body =
+            proxy::read_json(gateway, snapshot, &target, response, &client_model, started).await?;
+        return Ok(Answer::Json(body));
     }
-    let context = StreamContext {
-        gateway: gateway.clone(),
-        vendor: target.credential.vendor.clone(),
-        model: target.public_name.to_owned(),
-        started,
-        request_id: request_id.0.to_str().unwrap_or("-").to_owned(),
-    };
-    let events = relay(response, client_model, request.client_wants_usage, proxy::idle(&snapshot), context);
-    Ok(proxy::finish(sse_response(Body::from_stream(events)), &target))
+    let mut context = context(gateway, &target, started, request_id);
+    context.health = attempts::TargetHealth::of(snapshot, &target);
+    let relay = Relay::new(
+        response,
+        client_model,
+        request.client_wants_usage,
+        proxy::idle(snapshot, &target),
+        context,
+    );
+    let (first, relay) = relay.prime().await?;
+    Ok(Answer::Stream(Body::from_stream(relay.into_stream(first))))
 }
 
 /// An OpenAI client served by a vendor with another protocol (Anthropic, Gemini native):
@@ -91,45 +176,51 @@ async fn serve(gateway: Arc<Gateway>, request_id: RequestId, params: VendorParam
 async fn translated(
     gateway: &Arc<Gateway>,
     snapshot: &Snapshot,
-    target: &Target<'_>,
-    bytes: &[u8],
+    target: Target<'_>,
+    mut neutral: llmux_protocol::neutral::Request,
     request: &openai_chat::ChatRequest<'_>,
-) -> Result<Response, ApiError> {
-    let mut neutral = openai_chat::decode_neutral_request(bytes)?;
-    let client_model = request.model.as_deref().unwrap_or(target.public_name).to_owned();
+    request_id: String,
+) -> Result<Answer, Failure> {
+    let client_model = request
+        .model
+        .as_deref()
+        .unwrap_or(target.public_name)
+        .to_owned();
     let started = Instant::now();
-    let response = match translate::send(gateway, snapshot, target, &mut neutral).await {
-        Ok(response) => response,
-        Err(err) => return Ok(proxy::finish(err.into_response(), target)),
-    };
+    let response = translate::send(gateway, snapshot, &target, &mut neutral).await?;
     let created = unix_now();
     if !neutral.stream {
-        let answer = match translate::read_response(gateway, snapshot, target, response, started).await {
-            Ok(answer) => answer,
-            Err(err) => return Ok(proxy::finish(err.into_response(), target)),
-        };
-        let body = openai_chat::encode_neutral_response(&answer, &client_model, created);
-        let mut out = (StatusCode::OK, body).into_response();
-        out.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        return Ok(proxy::finish(out, target));
+        let answer =
+            translate::read_response(gateway, snapshot, &target, response, started).await?;
+        return Ok(Answer::Json(openai_chat::encode_neutral_response(
+            &answer,
+            &client_model,
+            created,
+        )));
     }
-    let encoder = openai_chat::ChunkEncoder::new(created, &client_model, request.client_wants_usage);
-    let labels = StreamLabels {
-        gateway: gateway.clone(),
-        vendor: target.credential.vendor.clone(),
-        model: target.public_name.to_owned(),
-        started,
-    };
-    let events = translate::relay(response, target.credential.api, encoder, proxy::idle(snapshot), labels);
-    Ok(proxy::finish(sse_response(Body::from_stream(events)), target))
+    let encoder =
+        openai_chat::ChunkEncoder::new(created, &client_model, request.client_wants_usage);
+    let mut context = context(gateway, &target, started, request_id);
+    context.health = attempts::TargetHealth::of(snapshot, &target);
+    let relay = Translated::new(
+        response,
+        target.credential.api,
+        encoder,
+        proxy::idle(snapshot, &target),
+        context,
+    );
+    let (first, relay) = relay.prime().await?;
+    Ok(Answer::Stream(Body::from_stream(relay.into_stream(first))))
 }
 
 /// A 200 `text/event-stream` response around `body`.
 pub fn sse_response(body: Body) -> Response {
     let mut out = (StatusCode::OK, body).into_response();
     let headers = out.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     out

@@ -1,5 +1,5 @@
-//! `POST /v1/embeddings` to OpenAI-compatible upstreams; float and base64 encodings pass
-//! through untouched because only `model` is rewritten.
+//! `POST /v1/embeddings` to OpenAI-compatible upstreams, inside the attempt loop; float and
+//! base64 encodings pass through untouched because only `model` is rewritten.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -7,6 +7,7 @@ use std::time::Instant;
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
+use llmux_config::Api;
 use llmux_protocol::embeddings;
 use llmux_protocol::error::ErrorKind;
 use llmux_protocol::openai_chat::json_string;
@@ -14,6 +15,7 @@ use llmux_router::{Endpoint, Needs};
 
 use super::proxy::{self, VendorParam};
 use crate::api_error::ApiError;
+use crate::attempts::{self, Failure};
 use crate::body;
 use crate::state::Gateway;
 
@@ -53,50 +55,36 @@ async fn serve(
         needs: Needs::default(),
     };
     let candidates = snapshot.table.candidates(&query)?;
-    let target = proxy::choose(&gateway, &candidates)?;
-    if target.credential.api != llmux_config::Api::OpenAi {
-        return Err(ApiError::new(
-            ErrorKind::InvalidRequest,
-            format!(
-                "embeddings need an OpenAI-compatible vendor; credential '{}' speaks the {} API",
-                target.credential.name, target.credential.api
-            ),
-        ));
-    }
-    let upstream_body = embeddings::encode_upstream_request(&bytes, target.upstream_model)
-        .map_err(|_| {
-            ApiError::new(
-                ErrorKind::InvalidRequest,
-                "request body must be a JSON object",
-            )
-        })?;
-    let client_model = json_string(request.model.as_deref().unwrap_or(target.public_name));
-    let endpoint = snapshot
-        .endpoints
-        .get(target.credential_index)
-        .ok_or_else(|| ApiError::new(ErrorKind::Internal, "credential endpoint missing"))?;
-    let started = Instant::now();
-    let response = match proxy::send(
-        &gateway,
-        &snapshot,
-        &target,
-        &endpoint.embeddings_url,
-        upstream_body,
-        false,
-    )
-    .await
-    {
-        Ok(response) => proxy::answer_json(
-            &gateway,
-            &snapshot,
-            &target,
-            response,
-            &client_model,
-            started,
-        )
-        .await
-        .unwrap_or_else(IntoResponse::into_response),
-        Err(err) => err.into_response(),
-    };
-    Ok(proxy::finish(response, &target))
+    let result = attempts::run(&gateway, &snapshot, candidates, |target| {
+        let gateway = gateway.clone();
+        let snapshot = &snapshot;
+        let bytes = &bytes;
+        let request = &request;
+        async move {
+            if target.credential.api != Api::OpenAi {
+                return Err(Failure::from(ApiError::new(
+                    ErrorKind::InvalidRequest,
+                    format!(
+                        "embeddings need an OpenAI-compatible vendor; credential '{}' speaks the {} API",
+                        target.credential.name, target.credential.api
+                    ),
+                )));
+            }
+            let upstream_body = embeddings::encode_upstream_request(bytes, target.upstream_model)
+                .map_err(|_| ApiError::new(ErrorKind::InvalidRequest, "request body must be a JSON object"))?;
+            let client_model = json_string(request.model.as_deref().unwrap_or(target.public_name));
+            let endpoint = snapshot
+                .endpoints
+                .get(target.credential_index)
+                .ok_or_else(|| ApiError::new(ErrorKind::Internal, "credential endpoint missing"))?;
+            let started = Instant::now();
+            let response = proxy::send(snapshot, &target, &endpoint.embeddings_url, upstream_body, false).await?;
+            Ok(proxy::read_json(&gateway, snapshot, &target, response, &client_model, started).await?)
+        }
+    })
+    .await;
+    Ok(match result {
+        Ok(committed) => proxy::finish(proxy::json_response(committed.value), &committed.target),
+        Err(exhausted) => proxy::exhausted(exhausted),
+    })
 }

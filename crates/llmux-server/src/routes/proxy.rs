@@ -1,16 +1,18 @@
-//! What chat and embeddings share: choosing a target, sending, and answering a non-streamed
-//! JSON response with the client's model name.
+//! What chat and embeddings share on the same-protocol path: sending to an OpenAI-compatible
+//! endpoint and answering a non-streamed JSON response with the client's model name.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
+use llmux_protocol::error::ErrorKind;
 use llmux_protocol::openai_chat::rewrite_response;
-use llmux_router::{Candidates, Target, ThreadRng};
-use llmux_telemetry::metrics::{SelectionLabels, UpstreamLabels};
+use llmux_router::Target;
+use llmux_telemetry::metrics::UpstreamLabels;
 
 use crate::api_error::ApiError;
+use crate::attempts::Exhausted;
 use crate::edge::Outcome;
 use crate::relay::record_usage;
 use crate::state::{Gateway, Snapshot};
@@ -23,26 +25,6 @@ const RESPONSE_LIMIT: usize = 64 * 1024 * 1024;
 #[derive(Debug, serde::Deserialize)]
 pub struct VendorParam {
     pub vendor: Option<String>,
-}
-
-/// Picks one combination and counts the selection.
-pub fn choose<'s>(gateway: &Gateway, candidates: &Candidates<'s>) -> Result<Target<'s>, ApiError> {
-    let target = candidates.pick(&mut ThreadRng).ok_or_else(|| {
-        ApiError::new(
-            llmux_protocol::error::ErrorKind::NoCombination,
-            "no combination available",
-        )
-    })?;
-    gateway
-        .metrics
-        .selections
-        .get_or_create(&SelectionLabels {
-            vendor: target.credential.vendor.clone(),
-            credential: target.credential.name.clone(),
-            model: target.public_name.to_owned(),
-        })
-        .inc();
-    Ok(target)
 }
 
 /// Response headers naming where the request went (never the credential's value).
@@ -74,9 +56,18 @@ pub fn finish(mut response: Response, target: &Target<'_>) -> Response {
     response
 }
 
-/// Sends `body` to `url` and waits for the response head; non-2xx becomes the client's error.
+/// The error response for a request no attempt could serve.
+pub fn exhausted(exhausted: Exhausted<'_>) -> Response {
+    let response = exhausted.error.into_response();
+    match &exhausted.target {
+        Some(target) => finish(response, target),
+        None => response,
+    }
+}
+
+/// Sends `body` to an OpenAI-compatible `url` and waits for the response head; non-2xx
+/// becomes the client's error (with the vendor's Retry-After, for cooldowns).
 pub async fn send(
-    gateway: &Gateway,
     snapshot: &Snapshot,
     target: &Target<'_>,
     url: &reqwest::Url,
@@ -86,35 +77,29 @@ pub async fn send(
     let endpoint = snapshot
         .endpoints
         .get(target.credential_index)
-        .ok_or_else(|| {
-            ApiError::new(
-                llmux_protocol::error::ErrorKind::Internal,
-                "credential endpoint missing",
-            )
-        })?;
+        .ok_or_else(|| ApiError::new(ErrorKind::Internal, "credential endpoint missing"))?;
     let vendor = target.credential.vendor.as_str();
-    let response = gateway
-        .client
-        .post_json(url, endpoint, body, stream)
+    let response = endpoint
+        .post_json(url, body, stream)
         .await
         .map_err(|e| send_failure(&e, vendor))?;
     if response.status().is_success() {
         Ok(response)
     } else {
-        Err(upstream_failure(response, snapshot, vendor, idle(snapshot)).await)
+        Err(upstream_failure(response, snapshot, vendor, idle(snapshot, target)).await)
     }
 }
 
-/// Reads a complete JSON response, rewrites `model` to the client's name and answers.
-pub async fn answer_json(
+/// Reads a complete JSON response and rewrites `model` to the client's name.
+pub async fn read_json(
     gateway: &Arc<Gateway>,
     snapshot: &Snapshot,
     target: &Target<'_>,
     mut response: reqwest::Response,
     client_model: &[u8],
     started: Instant,
-) -> Result<Response, ApiError> {
-    let body = read_body(&mut response, RESPONSE_LIMIT, idle(snapshot)).await?;
+) -> Result<Vec<u8>, ApiError> {
+    let body = read_body(&mut response, RESPONSE_LIMIT, idle(snapshot, target)).await?;
     let rewritten = rewrite_response(&body, client_model);
     gateway
         .metrics
@@ -130,18 +115,29 @@ pub async fn answer_json(
         target.public_name,
         rewritten.usage,
     );
-    let mut out = (StatusCode::OK, rewritten.body).into_response();
+    Ok(rewritten.body)
+}
+
+/// A 200 JSON response.
+pub fn json_response(body: Vec<u8>) -> Response {
+    let mut out = (StatusCode::OK, body).into_response();
     out.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    Ok(out)
+    out
 }
 
-pub fn idle(snapshot: &Snapshot) -> Duration {
-    Duration::from_millis(snapshot.config.timeouts.idle_ms)
+/// The longest silence allowed inside this target's response.
+pub fn idle(snapshot: &Snapshot, target: &Target<'_>) -> Duration {
+    let ms = snapshot
+        .endpoints
+        .get(target.credential_index)
+        .map_or(snapshot.config.timeouts.idle_ms, |e| e.timeouts.idle_ms);
+    Duration::from_millis(ms)
 }
 
+/// How long a client may take to send its body.
 pub fn body_deadline(snapshot: &Snapshot) -> Duration {
     Duration::from_millis(snapshot.config.timeouts.body_read_ms)
 }

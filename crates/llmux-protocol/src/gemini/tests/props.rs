@@ -183,10 +183,7 @@ fn tool_call() -> impl Strategy<Value = Part> {
 }
 
 fn tool_result() -> impl Strategy<Value = Part> {
-    let content = prop_oneof![
-        "[a-z0-9 ]{0,16}",
-        json_object().prop_map(|v| v.to_string()),
-    ];
+    let content = prop_oneof!["[a-z0-9 ]{0,16}", json_object().prop_map(|v| v.to_string()),];
     (
         call_id(),
         proptest::option::of("[a-z_]{1,8}"),

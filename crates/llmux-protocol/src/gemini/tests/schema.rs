@@ -115,7 +115,10 @@ fn recursive_refs_stop_at_the_depth_limit() {
         json!({"$ref": "https://example.com/schema.json"}),
         json!({"type": "object"}),
     );
-    check_schema(json!({"$ref": "#/$defs/Missing"}), json!({"type": "object"}));
+    check_schema(
+        json!({"$ref": "#/$defs/Missing"}),
+        json!({"type": "object"}),
+    );
 }
 
 #[test]
@@ -144,7 +147,10 @@ fn type_arrays_with_null_become_nullable() {
         json!({"type": ["string", "null"], "description": "maybe"}),
         json!({"type": "string", "nullable": true, "description": "maybe"}),
     );
-    check_schema(json!({"type": ["null", "integer"]}), json!({"type": "integer", "nullable": true}));
+    check_schema(
+        json!({"type": ["null", "integer"]}),
+        json!({"type": "integer", "nullable": true}),
+    );
     check_schema(
         json!({"type": ["string", "integer", "null"], "description": "either"}),
         json!({
@@ -225,7 +231,10 @@ fn items_and_non_schemas() {
         json!({"type": "array", "items": {"type": "string"}}),
     );
     check_schema(json!(true), json!({}));
-    check_schema(json!({"type": "array", "items": true}), json!({"type": "array"}));
+    check_schema(
+        json!({"type": "array", "items": true}),
+        json!({"type": "array"}),
+    );
     check_schema(json!({"type": "STRING"}), json!({"type": "STRING"}));
 }
 

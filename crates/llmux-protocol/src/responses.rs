@@ -1,0 +1,128 @@
+//! Open Responses (`POST /v1/responses`, REFERENCE.md §C) ⇄ the [`neutral`](crate::neutral)
+//! model, on the ingress side: a client speaks Open Responses to llmux, whatever vendor answers.
+//!
+//! - Requests: [`decode_request`] reads a `CreateResponseBody` into a neutral request plus what
+//!   the gateway needs around it ([`Decoded`]): the model, a pinned vendor, the
+//!   `previous_response_id` to load, whether to store the answer, and the request fields the
+//!   response resource echoes ([`Echo`]).
+//! - Responses: [`encode_response`] builds a complete `ResponseResource`, [`encode_failed`] one
+//!   for a failure before any output, and [`output_messages`] turns an answer into the assistant
+//!   turn the conversation store keeps.
+//! - Streams: [`StreamEncoder`] turns neutral stream events into the spec's SSE event sequence
+//!   (§C7), `data: [DONE]` included.
+//!
+//! Conventions, shared with the other codecs:
+//! - Gemini thought signatures on tool calls ride on the `function_call` item's `call_id` as
+//!   `<id>__ts__<signature>` ([`SIGNATURE_SEPARATOR`](crate::openai_chat::SIGNATURE_SEPARATOR)),
+//!   because every client sends call ids back.
+//! - A reasoning item's `encrypted_content` carries what the vendor needs back: redacted
+//!   reasoning as is, or the signature over readable reasoning behind
+//!   [`REASONING_SIGNATURE_PREFIX`]. Clients treat the field as opaque and return it unchanged.
+//! - The answer's parts map to output items in order: a run of text parts is one `message`
+//!   item, each reasoning part one `reasoning` item, each tool call one `function_call` item.
+//!   Item ids are derived from the response id and the item's position, so the streamed and
+//!   the final resource agree.
+//!
+//! Everything here is pure: no I/O, no clock, no randomness.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::neutral;
+
+mod decode;
+mod encode;
+mod stream;
+
+pub use decode::decode_request;
+pub use encode::{encode_failed, encode_response, output_messages};
+pub use stream::StreamEncoder;
+
+/// Marks a reasoning item's `encrypted_content` that holds a signature over the readable
+/// reasoning (Anthropic `thinking.signature`, Gemini `thoughtSignature`) rather than redacted
+/// reasoning. No vendor's redacted data starts with it (they are base64).
+pub const REASONING_SIGNATURE_PREFIX: &str = "llmux:sig:";
+
+/// What the gateway needs from a `POST /v1/responses` body.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decoded {
+    /// The neutral request: `instructions` then system/developer messages in `system`, the input
+    /// items as messages, function tools, tool choice, sampling (`max_output_tokens` becomes
+    /// `max_tokens`), `text.format` as the response format, reasoning effort, `stream`, `user`.
+    /// Its `model` is the body's `model` (empty when absent); the gateway replaces it with the
+    /// upstream name.
+    pub request: neutral::Request,
+    /// The requested model; `None` when absent, null or empty.
+    pub model: Option<String>,
+    /// The body's `provider` field, which pins a vendor; `None` when absent or empty.
+    pub provider: Option<String>,
+    /// The response whose input and output come before this request's input.
+    pub previous_response_id: Option<String>,
+    /// Whether the answer may be stored for a later `previous_response_id` (default true).
+    pub store: bool,
+    /// Request fields echoed in the response resource.
+    pub echo: Echo,
+}
+
+/// The request fields a `ResponseResource` echoes, normalized to the resource's shapes
+/// (§C4). `None` fields render as the spec's defaults, so `Echo::default()` is a valid echo
+/// for a request that could not be read.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Echo {
+    /// `instructions`.
+    pub instructions: Option<String>,
+    /// Function tools as `{type, name, description, parameters, strict}` (nulls where absent).
+    pub tools: Vec<Value>,
+    /// `tool_choice`; `None` renders as `"auto"`.
+    pub tool_choice: Option<Value>,
+    /// `temperature`; `None` renders as 1.
+    pub temperature: Option<f64>,
+    /// `top_p`; `None` renders as 1.
+    pub top_p: Option<f64>,
+    /// `presence_penalty`; `None` renders as 0.
+    pub presence_penalty: Option<f64>,
+    /// `frequency_penalty`; `None` renders as 0.
+    pub frequency_penalty: Option<f64>,
+    /// `top_logprobs`; `None` renders as 0.
+    pub top_logprobs: Option<u32>,
+    /// `max_output_tokens`.
+    pub max_output_tokens: Option<u32>,
+    /// `max_tool_calls`.
+    pub max_tool_calls: Option<u32>,
+    /// `metadata` (an empty object when absent).
+    pub metadata: Map<String, Value>,
+    /// `text` as `{format, verbosity?}`; `None` renders as `{"format":{"type":"text"}}`.
+    pub text: Option<Value>,
+    /// `reasoning` as `{effort, summary}`; `None` renders as null.
+    pub reasoning: Option<Value>,
+    /// `parallel_tool_calls`; `None` renders as true.
+    pub parallel_tool_calls: Option<bool>,
+    /// `truncation` (`auto` or `disabled`); `None` renders as `"disabled"`.
+    pub truncation: Option<String>,
+    /// `previous_response_id`.
+    pub previous_response_id: Option<String>,
+    /// `store`; `None` renders as true.
+    pub store: Option<bool>,
+    /// `user`.
+    pub user: Option<String>,
+    /// `safety_identifier`.
+    pub safety_identifier: Option<String>,
+    /// `prompt_cache_key`.
+    pub prompt_cache_key: Option<String>,
+}
+
+/// Identity and timing of one response.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Meta {
+    /// The response id, `resp_…`.
+    pub id: String,
+    /// When the response was created, in Unix seconds.
+    pub created_at: u64,
+    /// When it finished, in Unix seconds; a finished resource without it uses `created_at`.
+    pub completed_at: Option<u64>,
+    /// The model name the client asked for (never the upstream's name).
+    pub model: String,
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,430 @@
+//! The attempt loop: choose a healthy combination, try it, and on a retryable failure back off
+//! (full jitter) and fail over to a different combination, within an attempt budget and a
+//! deadline. Breakers, cooldowns and statistics are updated from every outcome.
+//!
+//! What counts where: statuses a model can cause (5xx, 429, 408/409/529) count against the
+//! combination; connect errors and timeouts also against the credential (the host is down for
+//! all its models); 401/403 open the credential at once (a revoked key fails for every model).
+//! Client mistakes (400, 404, 422) count against nothing.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use llmux_protocol::error::ErrorKind;
+use llmux_reliability::{Admission, Health, Transition, backoff};
+use llmux_router::{Candidates, Target};
+use llmux_telemetry::metrics::{BreakerLabels, SelectionLabels, VendorLabels};
+
+use crate::api_error::ApiError;
+use crate::state::{Gateway, Snapshot};
+
+/// Random picks tried before scanning the candidate list for an available one.
+const RANDOM_PICKS: usize = 8;
+
+/// The health entries of one target.
+#[derive(Debug, Clone)]
+pub struct TargetHealth {
+    pub combination: Option<Arc<Health>>,
+    pub credential: Arc<Health>,
+}
+
+impl TargetHealth {
+    /// The entries of `target` in `snapshot`.
+    pub fn of(snapshot: &Snapshot, target: &Target<'_>) -> Option<Self> {
+        Some(Self {
+            combination: match target.combination {
+                Some(i) => Some(snapshot.health.combinations.get(i)?.clone()),
+                None => None,
+            },
+            credential: snapshot
+                .health
+                .credentials
+                .get(target.credential_index)?
+                .clone(),
+        })
+    }
+
+    fn is_available(&self, now: Instant) -> bool {
+        self.credential.is_available(now)
+            && self
+                .combination
+                .as_ref()
+                .is_none_or(|c| c.is_available(now))
+    }
+
+    /// A failure after the answer started (mid-stream): counts against the combination.
+    pub fn record_stream_failure(&self, kind: &'static str) {
+        let now = Instant::now();
+        match &self.combination {
+            Some(c) => c.record_failure(now, kind),
+            None => self.credential.record_failure(now, kind),
+        };
+    }
+
+    /// The client left while this attempt was the breaker's probe: no verdict.
+    pub fn release(&self) {
+        if let Some(c) = &self.combination {
+            c.release_probe();
+        }
+        self.credential.release_probe();
+    }
+}
+
+/// How an attempt failed.
+#[derive(Debug)]
+pub struct Failure {
+    pub error: ApiError,
+}
+
+impl From<ApiError> for Failure {
+    fn from(error: ApiError) -> Self {
+        Self { error }
+    }
+}
+
+/// A successful attempt: the value and where it went.
+pub struct Committed<'s, T> {
+    pub value: T,
+    pub target: Target<'s>,
+}
+
+/// A request that no attempt could serve: the last error and the last target tried.
+pub struct Exhausted<'s> {
+    pub error: ApiError,
+    pub target: Option<Target<'s>>,
+}
+
+/// Runs `attempt` on up to `max_attempts` healthy candidates.
+pub async fn run<'s, T, F, Fut>(
+    gateway: &Gateway,
+    snapshot: &'s Snapshot,
+    candidates: Candidates<'s>,
+    mut attempt: F,
+) -> Result<Committed<'s, T>, Exhausted<'s>>
+where
+    F: FnMut(Target<'s>) -> Fut,
+    Fut: Future<Output = Result<T, Failure>>,
+{
+    let reliability = &snapshot.config.reliability;
+    let started = Instant::now();
+    let deadline = started + Duration::from_millis(snapshot.config.timeouts.total_ms);
+    let mut tried: Vec<usize> = Vec::with_capacity(reliability.max_attempts as usize);
+    let mut last: Option<(ApiError, Target<'s>)> = None;
+    for attempt_number in 0..reliability.max_attempts {
+        let now = Instant::now();
+        let Some((position, target, health)) = pick(snapshot, &candidates, &tried, now) else {
+            break;
+        };
+        let admission = admit(gateway, &health, &target, now);
+        if admission == Admission::Rejected {
+            // Lost a race for the half-open probe: try another candidate without sleeping.
+            tried.push(position);
+            continue;
+        }
+        if attempt_number > 0 {
+            gateway
+                .metrics
+                .retries
+                .get_or_create(&vendor_labels(&target))
+                .inc();
+            if !tried.contains(&position) {
+                gateway
+                    .metrics
+                    .failovers
+                    .get_or_create(&vendor_labels(&target))
+                    .inc();
+            }
+            let delay = backoff(
+                attempt_number - 1,
+                Duration::from_millis(reliability.backoff_base_ms),
+                Duration::from_millis(reliability.backoff_max_ms),
+                fastrand::f64(),
+            );
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            tokio::time::sleep(delay.min(remaining)).await;
+        }
+        tried.push(position);
+        count_selection(gateway, &target);
+        let attempt_started = Instant::now();
+        let remaining = deadline.saturating_duration_since(attempt_started);
+        let outcome = match tokio::time::timeout(remaining, attempt(target)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(Failure::from(ApiError::new(
+                ErrorKind::UpstreamTimeout,
+                format!(
+                    "request did not complete within {} ms",
+                    snapshot.config.timeouts.total_ms
+                ),
+            ))),
+        };
+        match outcome {
+            Ok(value) => {
+                record_success(gateway, &health, &target, attempt_started.elapsed());
+                return Ok(Committed { value, target });
+            }
+            Err(failure) => {
+                let kind = failure.error.0.kind;
+                record_failure(gateway, snapshot, &health, &target, &failure.error);
+                if !kind.is_retryable() {
+                    return Err(Exhausted {
+                        error: failure.error,
+                        target: Some(target),
+                    });
+                }
+                tracing::warn!(vendor = %target.credential.vendor, credential = %target.credential.name,
+                    model = target.upstream_model, attempt = attempt_number + 1, error = %failure.error.0, "attempt failed");
+                last = Some((failure.error, target));
+            }
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+    }
+    match last {
+        Some((error, target)) => Err(Exhausted {
+            error,
+            target: Some(target),
+        }),
+        None => Err(Exhausted {
+            error: no_healthy(snapshot, &candidates),
+            target: None,
+        }),
+    }
+}
+
+/// A random available candidate not tried yet; else any available one (retrying the same
+/// combination when there is no other); `None` when every candidate is open or cooling down.
+fn pick<'s>(
+    snapshot: &'s Snapshot,
+    candidates: &Candidates<'s>,
+    tried: &[usize],
+    now: Instant,
+) -> Option<(usize, Target<'s>, TargetHealth)> {
+    let len = candidates.len();
+    if len == 0 {
+        return None;
+    }
+    let usable = |position: usize, allow_tried: bool| {
+        if !allow_tried && tried.contains(&position) {
+            return None;
+        }
+        let target = candidates.get(position)?;
+        let health = TargetHealth::of(snapshot, &target)?;
+        health
+            .is_available(now)
+            .then_some((position, target, health))
+    };
+    for _ in 0..RANDOM_PICKS.min(len * 2) {
+        if let Some(found) = usable(fastrand::usize(..len), false) {
+            return Some(found);
+        }
+    }
+    let offset = fastrand::usize(..len);
+    for allow_tried in [false, true] {
+        for step in 0..len {
+            if let Some(found) = usable((offset + step) % len, allow_tried) {
+                return Some(found);
+            }
+        }
+    }
+    None
+}
+
+fn admit(gateway: &Gateway, health: &TargetHealth, target: &Target<'_>, now: Instant) -> Admission {
+    let (credential, transition) = health.credential.admit(now);
+    note_transition(gateway, target, "credential", transition);
+    if credential == Admission::Rejected {
+        return Admission::Rejected;
+    }
+    match &health.combination {
+        Some(combination) => {
+            let (admission, transition) = combination.admit(now);
+            note_transition(gateway, target, "combination", transition);
+            if admission == Admission::Rejected && credential == Admission::Probe {
+                health.credential.release_probe();
+            }
+            admission
+        }
+        None => credential,
+    }
+}
+
+fn record_success(
+    gateway: &Gateway,
+    health: &TargetHealth,
+    target: &Target<'_>,
+    latency: Duration,
+) {
+    let transition = health.credential.record_success(latency);
+    note_transition(gateway, target, "credential", transition);
+    if let Some(combination) = &health.combination {
+        let transition = combination.record_success(latency);
+        note_transition(gateway, target, "combination", transition);
+    }
+}
+
+fn record_failure(
+    gateway: &Gateway,
+    snapshot: &Snapshot,
+    health: &TargetHealth,
+    target: &Target<'_>,
+    error: &ApiError,
+) {
+    let now = Instant::now();
+    let kind = error.0.kind;
+    let label = failure_label(kind);
+    match kind {
+        ErrorKind::UpstreamStatus(401 | 403) => {
+            // The key itself is refused: take the credential out of rotation at once.
+            let mut transition = None;
+            for _ in 0..snapshot.config.reliability.breaker_consecutive_failures {
+                transition = health.credential.record_failure(now, label).or(transition);
+            }
+            note_transition(gateway, target, "credential", transition);
+        }
+        ErrorKind::UpstreamUnreachable | ErrorKind::UpstreamTimeout => {
+            gateway
+                .metrics
+                .timeouts
+                .get_or_create(&vendor_labels(target))
+                .inc();
+            let transition = health.credential.record_failure(now, label);
+            note_transition(gateway, target, "credential", transition);
+            record_on_combination(gateway, health, target, now, label);
+        }
+        kind if kind.is_retryable() => record_on_combination(gateway, health, target, now, label),
+        _ => {
+            // The client's request was at fault; the vendor is fine. Free a probe slot.
+            health.release();
+        }
+    }
+    // A rate limit always cools the combination down (for Retry-After, or a default); overload
+    // only when the vendor says for how long.
+    let cooldown = match (kind, error.0.retry_after_secs) {
+        (ErrorKind::UpstreamStatus(429), None) => Some(Duration::from_millis(
+            snapshot.config.reliability.default_cooldown_ms,
+        )),
+        (ErrorKind::UpstreamStatus(429 | 503 | 529), Some(secs)) => Some(Duration::from_secs(secs)),
+        _ => None,
+    };
+    if let Some(retry_after) = cooldown {
+        let entry = health.combination.as_ref().unwrap_or(&health.credential);
+        entry.cool_down(now + retry_after);
+        gateway
+            .metrics
+            .cooldowns
+            .get_or_create(&vendor_labels(target))
+            .inc();
+    }
+}
+
+fn record_on_combination(
+    gateway: &Gateway,
+    health: &TargetHealth,
+    target: &Target<'_>,
+    now: Instant,
+    label: &'static str,
+) {
+    match &health.combination {
+        Some(combination) => {
+            let transition = combination.record_failure(now, label);
+            note_transition(gateway, target, "combination", transition);
+        }
+        None => {
+            let transition = health.credential.record_failure(now, label);
+            note_transition(gateway, target, "credential", transition);
+        }
+    }
+}
+
+/// A bounded label for the kind of failure.
+pub fn failure_label(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::UpstreamStatus(400) => "status_400",
+        ErrorKind::UpstreamStatus(401) => "status_401",
+        ErrorKind::UpstreamStatus(403) => "status_403",
+        ErrorKind::UpstreamStatus(404) => "status_404",
+        ErrorKind::UpstreamStatus(408) => "status_408",
+        ErrorKind::UpstreamStatus(409) => "status_409",
+        ErrorKind::UpstreamStatus(429) => "status_429",
+        ErrorKind::UpstreamStatus(500) => "status_500",
+        ErrorKind::UpstreamStatus(502) => "status_502",
+        ErrorKind::UpstreamStatus(503) => "status_503",
+        ErrorKind::UpstreamStatus(504) => "status_504",
+        ErrorKind::UpstreamStatus(529) => "status_529",
+        ErrorKind::UpstreamStatus(_) => "status_other",
+        ErrorKind::UpstreamUnreachable => "unreachable",
+        ErrorKind::UpstreamTimeout => "timeout",
+        ErrorKind::UpstreamProtocol => "protocol",
+        _ => "other",
+    }
+}
+
+fn note_transition(
+    gateway: &Gateway,
+    target: &Target<'_>,
+    scope: &'static str,
+    transition: Option<Transition>,
+) {
+    let Some(transition) = transition else { return };
+    let to = match transition {
+        Transition::Opened => "open",
+        Transition::HalfOpened => "half_open",
+        Transition::Closed => "closed",
+    };
+    tracing::warn!(scope, vendor = %target.credential.vendor, credential = %target.credential.name,
+        model = target.public_name, to, "circuit breaker transition");
+    gateway
+        .metrics
+        .breaker_transitions
+        .get_or_create(&BreakerLabels {
+            vendor: target.credential.vendor.clone(),
+            credential: target.credential.name.clone(),
+            scope,
+            to,
+        })
+        .inc();
+}
+
+fn vendor_labels(target: &Target<'_>) -> VendorLabels {
+    VendorLabels {
+        vendor: target.credential.vendor.clone(),
+    }
+}
+
+fn count_selection(gateway: &Gateway, target: &Target<'_>) {
+    gateway
+        .metrics
+        .selections
+        .get_or_create(&SelectionLabels {
+            vendor: target.credential.vendor.clone(),
+            credential: target.credential.name.clone(),
+            model: target.public_name.to_owned(),
+        })
+        .inc();
+}
+
+/// Every candidate is open or cooling down: a 503 rather than hammering vendors.
+fn no_healthy(snapshot: &Snapshot, candidates: &Candidates<'_>) -> ApiError {
+    let now = Instant::now();
+    let soonest = (0..candidates.len())
+        .filter_map(|i| candidates.get(i))
+        .filter_map(|t| TargetHealth::of(snapshot, &t))
+        .filter_map(|h| {
+            let c = h.credential.view(now).cooldown_remaining;
+            let m = h.combination.and_then(|m| m.view(now).cooldown_remaining);
+            c.max(m)
+        })
+        .min();
+    let mut error = ApiError::new(
+        ErrorKind::NoCombination,
+        format!(
+            "no healthy combination: all {} candidate(s) are failing (circuit open) or cooling down after rate limits",
+            candidates.len()
+        ),
+    );
+    error.0.code = Some("no_healthy_combination".into());
+    error.0.retry_after_secs = soonest.map(|d| d.as_secs().max(1));
+    error
+}
