@@ -145,6 +145,9 @@ impl Snapshot {
     }
 }
 
+/// When vendors were last probed, and each credential's (name, outcome).
+pub(crate) type ProbeResults = (std::time::Instant, Vec<(String, String)>);
+
 /// Shared state of the running gateway.
 #[derive(Debug)]
 pub struct Gateway {
@@ -158,7 +161,7 @@ pub struct Gateway {
     pub started_unix: u64,
     /// When vendors were last actively probed, and what they answered (rate limit for
     /// `/health/vendors?probe=true`).
-    pub(crate) last_probe: tokio::sync::Mutex<Option<(std::time::Instant, Vec<(String, String)>)>>,
+    pub(crate) last_probe: tokio::sync::Mutex<Option<ProbeResults>>,
 }
 
 impl Gateway {

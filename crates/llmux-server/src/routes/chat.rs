@@ -78,9 +78,8 @@ async fn serve(
         } else {
             Some(match neutral.clone() {
                 Some(n) => Ok(n),
-                None => openai_chat::decode_neutral_request(&bytes).map(|n| {
+                None => openai_chat::decode_neutral_request(&bytes).inspect(|n| {
                     neutral = Some(n.clone());
-                    n
                 }),
             })
         };
