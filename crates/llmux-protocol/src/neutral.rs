@@ -41,6 +41,31 @@ pub struct Request {
     pub user: Option<String>,
 }
 
+impl Request {
+    /// A rough input-token count (about 4 characters per token, plus a few tokens per message),
+    /// for vendors without a counting endpoint. Never zero for a non-empty request.
+    pub fn estimate_input_tokens(&self) -> u64 {
+        let mut chars = self.system.iter().map(String::len).sum::<usize>();
+        for message in &self.messages {
+            chars += 16;
+            for part in &message.parts {
+                chars += match part {
+                    Part::Text { text } => text.len(),
+                    Part::Image(_) => 4 * 765, // a typical tile-based image cost
+                    Part::ToolCall(call) => call.name.len() + call.arguments.len(),
+                    Part::ToolResult(result) => result.content.len(),
+                    Part::Reasoning(reasoning) => reasoning.text.len(),
+                };
+            }
+        }
+        for tool in &self.tools {
+            chars += tool.name.len() + tool.description.as_ref().map_or(0, String::len);
+            chars += tool.parameters.as_ref().map_or(0, |p| p.to_string().len());
+        }
+        (chars as u64).div_ceil(4).max(1)
+    }
+}
+
 /// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

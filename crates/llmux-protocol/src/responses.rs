@@ -1,4 +1,4 @@
-//! Open Responses (`POST /v1/responses`, REFERENCE.md §C) ⇄ the [`neutral`](crate::neutral)
+//! Open Responses (`POST /v1/responses`, REFERENCE.md §C) ⇄ the [`neutral`]
 //! model, on the ingress side: a client speaks Open Responses to llmux, whatever vendor answers.
 //!
 //! - Requests: [`decode_request`] reads a `CreateResponseBody` into a neutral request plus what

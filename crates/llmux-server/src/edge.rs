@@ -87,6 +87,10 @@ fn route_label(path: &str) -> &'static str {
     match path {
         "/v1/chat/completions" => "chat",
         "/v1/embeddings" => "embeddings",
+        "/v1/responses" => "responses",
+        "/v1/messages" => "messages",
+        "/v1/messages/count_tokens" => "count_tokens",
+        p if p.starts_with("/v1/responses/") => "responses",
         "/v1/models" => "models",
         "/health" | "/health/vendors" => "health",
         "/metrics" => "metrics",

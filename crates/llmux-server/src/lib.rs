@@ -9,6 +9,7 @@ mod attempts;
 mod body;
 mod edge;
 mod relay;
+mod response_store;
 mod routes;
 mod server;
 mod state;

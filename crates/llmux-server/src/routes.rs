@@ -3,7 +3,9 @@
 mod chat;
 mod embeddings;
 mod info;
+mod messages;
 mod proxy;
+mod responses;
 mod vendors;
 
 pub(crate) use proxy::idle;
@@ -25,6 +27,13 @@ pub fn app(gateway: Arc<Gateway>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat::handle))
         .route("/v1/embeddings", post(embeddings::handle))
+        .route("/v1/responses", post(responses::create))
+        .route(
+            "/v1/responses/{id}",
+            get(responses::get).delete(responses::delete),
+        )
+        .route("/v1/messages", post(messages::create))
+        .route("/v1/messages/count_tokens", post(messages::count_tokens))
         .route("/v1/models", get(info::models))
         .route("/health", get(info::health))
         .route("/health/vendors", get(vendors::health))

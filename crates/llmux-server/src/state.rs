@@ -157,6 +157,8 @@ pub struct Gateway {
     pub metrics: Metrics,
     /// Image URL downloads for vendors that need inline data.
     pub images: ImageFetcher,
+    /// Stored Open Responses answers (`previous_response_id`, GET/DELETE).
+    pub(crate) responses: crate::response_store::ResponseStore,
     /// Unix time the process started (the `created` of listed models).
     pub started_unix: u64,
     /// When vendors were last actively probed, and what they answered (rate limit for
@@ -172,6 +174,7 @@ impl Gateway {
             snapshot: ArcSwap::from_pointee(snapshot),
             metrics: Metrics::default(),
             images,
+            responses: crate::response_store::ResponseStore::new(10_000),
             started_unix: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),

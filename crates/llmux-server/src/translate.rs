@@ -1,6 +1,7 @@
 //! The cross-protocol path: a neutral request sent to a vendor in its own wire format, and its
 //! answer (whole or streamed) decoded back into neutral form for the client's encoder.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -95,9 +96,22 @@ pub async fn send(
             (url, body)
         }
     };
+    send_raw(snapshot, target, endpoint, &url, body, request.stream).await
+}
+
+/// Sends an already-encoded body in `endpoint`'s protocol; a non-2xx answer is decoded with that
+/// vendor's error codec into the client's error (with any Retry-After, for cooldowns).
+pub async fn send_raw(
+    snapshot: &Snapshot,
+    target: &Target<'_>,
+    endpoint: &llmux_upstream::Endpoint,
+    url: &reqwest::Url,
+    body: Vec<u8>,
+    stream: bool,
+) -> Result<reqwest::Response, ApiError> {
     let vendor = target.credential.vendor.as_str();
     let mut response = endpoint
-        .post_json(&url, body, request.stream)
+        .post_json(url, body, stream)
         .await
         .map_err(|e| send_failure(&e, vendor))?;
     if response.status().is_success() {
@@ -231,6 +245,11 @@ pub trait ClientEncoder: Send + 'static {
     fn finish(&mut self, out: &mut BytesMut);
     /// Ends a stream with an error.
     fn fail(&mut self, kind: ErrorKind, message: &str, out: &mut BytesMut);
+    /// Same-protocol relays write the vendor's event themselves (returning true); the neutral
+    /// events decoded from it are then used only for bookkeeping (usage, finish, errors).
+    fn passthrough(&mut self, _event: &sse::Event, _out: &mut BytesMut) -> bool {
+        false
+    }
 }
 
 impl ClientEncoder for openai_chat::ChunkEncoder {
@@ -355,6 +374,7 @@ impl<E: ClientEncoder> Translated<E> {
         while !self.done
             && let Some(event) = self.sse.next_event()
         {
+            let raw = self.encoder.passthrough(&event, out);
             match self.vendor.decode(&event) {
                 Ok(events) => {
                     for event in &events {
@@ -373,7 +393,9 @@ impl<E: ClientEncoder> Translated<E> {
                             | StreamEvent::ToolCallDelta { .. } => self.sent_content = true,
                             StreamEvent::Start { .. } => {}
                         }
-                        self.encoder.encode(event, out);
+                        if !raw {
+                            self.encoder.encode(event, out);
+                        }
                     }
                 }
                 Err(err) => {
@@ -407,4 +429,50 @@ impl<E> Drop for Translated<E> {
             self.context.record_cancel();
         }
     }
+}
+
+/// What one cross-protocol attempt produced: a whole answer, or a primed stream.
+pub enum NeutralAnswer<E> {
+    /// The vendor's complete answer.
+    Whole(neutral::Response),
+    /// The first bytes for the client and the relay for the rest.
+    Stream(Bytes, Translated<E>),
+}
+
+/// One attempt of a neutral request on `target`: send, then read the whole answer or prime the
+/// stream (so a failure before content can still fail over).
+pub async fn attempt<E: ClientEncoder>(
+    gateway: &Arc<Gateway>,
+    snapshot: &Snapshot,
+    target: &Target<'_>,
+    mut request: neutral::Request,
+    encoder: E,
+    route: &'static str,
+    request_id: String,
+) -> Result<NeutralAnswer<E>, Failure> {
+    let started = Instant::now();
+    let response = send(gateway, snapshot, target, &mut request).await?;
+    if !request.stream {
+        return Ok(NeutralAnswer::Whole(
+            read_response(gateway, snapshot, target, response, started).await?,
+        ));
+    }
+    let context = StreamContext {
+        gateway: gateway.clone(),
+        vendor: target.credential.vendor.clone(),
+        model: target.public_name.to_owned(),
+        route,
+        started,
+        request_id,
+        health: crate::attempts::TargetHealth::of(snapshot, target),
+    };
+    let relay = Translated::new(
+        response,
+        target.credential.api,
+        encoder,
+        crate::routes::idle(snapshot, target),
+        context,
+    );
+    let (first, relay) = relay.prime().await?;
+    Ok(NeutralAnswer::Stream(first, relay))
 }

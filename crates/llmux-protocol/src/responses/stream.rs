@@ -223,7 +223,9 @@ impl StreamEncoder {
         }
     }
 
-    /// Appends the events for one neutral event.
+    /// Appends the events for one neutral event. An `Error` event ends the stream as
+    /// [`fail`](Self::fail) does (with a code from its [`ErrorKind`]); nothing is written after
+    /// the stream ended.
     pub fn encode(&mut self, event: &StreamEvent, out: &mut BytesMut) {
         if self.done {
             return;
@@ -504,10 +506,13 @@ impl StreamEncoder {
         if delta.is_empty() && signature.is_none() {
             return;
         }
-        let continues = match &self.open {
-            Some(Open::Reasoning { signature: sig, .. }) => sig.is_none() || delta.is_empty(),
-            _ => false,
-        };
+        let continues = matches!(
+            &self.open,
+            Some(Open::Reasoning {
+                signature: None,
+                ..
+            })
+        );
         if !continues {
             self.close(out, "completed");
             let index = self.parts.len();

@@ -22,7 +22,7 @@ use crate::body;
 use crate::edge::RequestId;
 use crate::relay::{Relay, StreamContext};
 use crate::state::{Gateway, Snapshot};
-use crate::translate::{self, Translated};
+use crate::translate::{self, NeutralAnswer};
 
 pub async fn handle(
     State(gateway): State<Arc<Gateway>>,
@@ -176,7 +176,7 @@ async fn translated(
     gateway: &Arc<Gateway>,
     snapshot: &Snapshot,
     target: Target<'_>,
-    mut neutral: llmux_protocol::neutral::Request,
+    neutral: llmux_protocol::neutral::Request,
     request: &openai_chat::ChatRequest<'_>,
     request_id: String,
 ) -> Result<Answer, Failure> {
@@ -185,31 +185,23 @@ async fn translated(
         .as_deref()
         .unwrap_or(target.public_name)
         .to_owned();
-    let started = Instant::now();
-    let response = translate::send(gateway, snapshot, &target, &mut neutral).await?;
     let created = unix_now();
-    if !neutral.stream {
-        let answer =
-            translate::read_response(gateway, snapshot, &target, response, started).await?;
-        return Ok(Answer::Json(openai_chat::encode_neutral_response(
+    let encoder =
+        openai_chat::ChunkEncoder::new(created, &client_model, request.client_wants_usage);
+    match translate::attempt(
+        gateway, snapshot, &target, neutral, encoder, "chat", request_id,
+    )
+    .await?
+    {
+        NeutralAnswer::Whole(answer) => Ok(Answer::Json(openai_chat::encode_neutral_response(
             &answer,
             &client_model,
             created,
-        )));
+        ))),
+        NeutralAnswer::Stream(first, relay) => {
+            Ok(Answer::Stream(Body::from_stream(relay.into_stream(first))))
+        }
     }
-    let encoder =
-        openai_chat::ChunkEncoder::new(created, &client_model, request.client_wants_usage);
-    let mut context = context(gateway, &target, started, request_id);
-    context.health = attempts::TargetHealth::of(snapshot, &target);
-    let relay = Translated::new(
-        response,
-        target.credential.api,
-        encoder,
-        proxy::idle(snapshot, &target),
-        context,
-    );
-    let (first, relay) = relay.prime().await?;
-    Ok(Answer::Stream(Body::from_stream(relay.into_stream(first))))
 }
 
 /// A 200 `text/event-stream` response around `body`.

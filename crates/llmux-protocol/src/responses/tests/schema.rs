@@ -204,7 +204,8 @@ pub fn check_item(item: &Value) {
         has(item, key, "output item");
     }
     assert!(
-        ["in_progress", "completed", "incomplete"].contains(&item["status"].as_str().unwrap_or_default()),
+        ["in_progress", "completed", "incomplete"]
+            .contains(&item["status"].as_str().unwrap_or_default()),
         "bad item status: {item}"
     );
     let id = item["id"].as_str().expect("item id is a string");
@@ -229,7 +230,10 @@ pub fn check_item(item: &Value) {
                 assert!(part["text"].is_string());
             }
             if let Some(content) = item.get("encrypted_content") {
-                assert!(content.is_string(), "encrypted_content is optional, not nullable");
+                assert!(
+                    content.is_string(),
+                    "encrypted_content is optional, not nullable"
+                );
             }
         }
         other => panic!("unexpected item type {other:?}"),

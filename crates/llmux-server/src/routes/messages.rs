@@ -1,0 +1,400 @@
+//! `POST /v1/messages` (Anthropic Messages) and `POST /v1/messages/count_tokens`, with errors in
+//! Anthropic's envelope. To an Anthropic combination the body is forwarded as received except
+//! `model` (the same-protocol fast path, streams included); to any other vendor it goes through
+//! the neutral model and comes back as Anthropic's exact event sequence.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use bytes::BytesMut;
+use http::{HeaderValue, StatusCode, header};
+use llmux_config::Api;
+use llmux_protocol::error::ErrorKind;
+use llmux_protocol::json_scan::{self, Edit};
+use llmux_protocol::neutral::{self, Part};
+use llmux_protocol::openai_chat::{json_string, rewrite_response};
+use llmux_protocol::{anthropic, sse};
+use llmux_router::{Endpoint, Needs, Target};
+use serde_json::{Value, json};
+
+use super::chat::sse_response;
+use super::proxy::{self, VendorParam};
+use crate::api_error::{ApiError, status_of};
+use crate::attempts::{self, Failure};
+use crate::body;
+use crate::edge::RequestId;
+use crate::relay::StreamContext;
+use crate::state::{Gateway, Snapshot};
+use crate::translate::{self, ClientEncoder, NeutralAnswer, Translated};
+use crate::upstream_call::read_body;
+
+/// Renders an error in Anthropic's envelope.
+pub fn anthropic_error(error: ApiError) -> Response {
+    let kind = error.0.kind;
+    let error_type = error
+        .0
+        .type_override
+        .clone()
+        .filter(|t| t.ends_with("_error"))
+        .unwrap_or_else(|| anthropic::error_type(kind).to_owned());
+    let mut response = (
+        status_of(kind),
+        anthropic::encode_error(&error_type, &error.0.message),
+    )
+        .into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Some(secs) = error.0.retry_after_secs {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
+}
+
+pub async fn create(
+    State(gateway): State<Arc<Gateway>>,
+    Extension(request_id): Extension<RequestId>,
+    Query(params): Query<VendorParam>,
+    body: Body,
+) -> Response {
+    match serve(gateway, request_id, params, body).await {
+        Ok(response) => response,
+        Err(err) => anthropic_error(err),
+    }
+}
+
+fn needs(request: &neutral::Request) -> Needs {
+    Needs {
+        image: request
+            .messages
+            .iter()
+            .flat_map(|m| &m.parts)
+            .any(|p| matches!(p, Part::Image(_))),
+        video: false,
+        tools: !request.tools.is_empty(),
+        streaming: request.stream,
+    }
+}
+
+enum Answer {
+    Json(Vec<u8>),
+    Stream(Body),
+}
+
+async fn serve(
+    gateway: Arc<Gateway>,
+    request_id: RequestId,
+    params: VendorParam,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let snapshot = gateway.snapshot.load_full();
+    let bytes = body::read(
+        body,
+        snapshot.config.limits.max_body_bytes,
+        proxy::body_deadline(&snapshot),
+    )
+    .await?;
+    let request = anthropic::decode_request(&bytes)?;
+    let client_model = request.model.clone();
+    let vendor = params.vendor.as_deref().filter(|v| !v.is_empty());
+    let query = llmux_router::Query {
+        endpoint: Endpoint::Chat,
+        model: Some(client_model.as_str()).filter(|m| !m.is_empty()),
+        vendor,
+        needs: needs(&request),
+    };
+    let candidates = snapshot.table.candidates(&query)?;
+    let request_id = request_id.0.to_str().unwrap_or("-").to_owned();
+    let message_id = format!("msg_{:016x}{:08x}", fastrand::u64(..), fastrand::u32(..));
+    let input_estimate = request.estimate_input_tokens();
+    let result = attempts::run(&gateway, &snapshot, candidates, |target| {
+        let gateway = gateway.clone();
+        let snapshot = &snapshot;
+        let bytes = &bytes;
+        let request = request.clone();
+        let client_model = client_model.clone();
+        let request_id = request_id.clone();
+        let message_id = message_id.clone();
+        async move {
+            if target.credential.api == Api::Anthropic {
+                return same_protocol(
+                    &gateway,
+                    snapshot,
+                    &target,
+                    bytes,
+                    request.stream,
+                    &client_model,
+                    request_id,
+                )
+                .await;
+            }
+            let encoder =
+                anthropic::StreamEncoder::new(message_id, client_model.clone(), input_estimate);
+            match translate::attempt(
+                &gateway,
+                snapshot,
+                &target,
+                request,
+                AnthropicClient(encoder),
+                "messages",
+                request_id,
+            )
+            .await?
+            {
+                NeutralAnswer::Whole(answer) => Ok(Answer::Json(anthropic::encode_response(
+                    &answer,
+                    &client_model,
+                ))),
+                NeutralAnswer::Stream(first, relay) => {
+                    Ok(Answer::Stream(Body::from_stream(relay.into_stream(first))))
+                }
+            }
+        }
+    })
+    .await;
+    let committed = match result {
+        Ok(committed) => committed,
+        Err(exhausted) => {
+            let response = anthropic_error(exhausted.error);
+            return Ok(match &exhausted.target {
+                Some(target) => proxy::finish(response, target),
+                None => response,
+            });
+        }
+    };
+    let response = match committed.value {
+        Answer::Json(body) => proxy::json_response(body),
+        Answer::Stream(body) => sse_response(body),
+    };
+    Ok(proxy::finish(response, &committed.target))
+}
+
+/// Anthropic client, Anthropic vendor: the body as received except `model`; the answer with
+/// `model` set back to the client's name (top level, or inside `message_start` for streams).
+async fn same_protocol(
+    gateway: &Arc<Gateway>,
+    snapshot: &Snapshot,
+    target: &Target<'_>,
+    bytes: &[u8],
+    stream: bool,
+    client_model: &str,
+    request_id: String,
+) -> Result<Answer, Failure> {
+    let members = json_scan::members(bytes).map_err(|_| {
+        ApiError::new(
+            ErrorKind::InvalidRequest,
+            "request body must be a JSON object",
+        )
+    })?;
+    let upstream_model = json_string(target.upstream_model);
+    let upstream_body = json_scan::edit(bytes, &members, &[Edit::Set("model", &upstream_model)]);
+    let endpoint = snapshot
+        .endpoints
+        .get(target.credential_index)
+        .ok_or_else(|| ApiError::new(ErrorKind::Internal, "credential endpoint missing"))?;
+    let started = Instant::now();
+    let mut response = translate::send_raw(
+        snapshot,
+        target,
+        endpoint,
+        &endpoint.messages_url,
+        upstream_body,
+        stream,
+    )
+    .await?;
+    let client_model = json_string(client_model);
+    if !stream {
+        let body = read_body(
+            &mut response,
+            64 * 1024 * 1024,
+            proxy::idle(snapshot, target),
+        )
+        .await?;
+        let usage = anthropic::decode_response(&body).ok().and_then(|r| r.usage);
+        crate::relay::record_neutral_usage(
+            gateway,
+            &target.credential.vendor,
+            target.public_name,
+            usage,
+        );
+        return Ok(Answer::Json(rewrite_response(&body, &client_model).body));
+    }
+    let context = StreamContext {
+        gateway: gateway.clone(),
+        vendor: target.credential.vendor.clone(),
+        model: target.public_name.to_owned(),
+        route: "messages",
+        started,
+        request_id,
+        health: attempts::TargetHealth::of(snapshot, target),
+    };
+    let encoder = AnthropicPassthrough { client_model };
+    let relay = Translated::new(
+        response,
+        Api::Anthropic,
+        encoder,
+        proxy::idle(snapshot, target),
+        context,
+    );
+    let (first, relay) = relay.prime().await?;
+    Ok(Answer::Stream(Body::from_stream(relay.into_stream(first))))
+}
+
+/// Neutral events → Anthropic's event sequence.
+struct AnthropicClient(anthropic::StreamEncoder);
+
+impl ClientEncoder for AnthropicClient {
+    fn encode(&mut self, event: &neutral::StreamEvent, out: &mut BytesMut) {
+        self.0.encode(event, out);
+    }
+    fn finish(&mut self, out: &mut BytesMut) {
+        self.0.finish(out);
+    }
+    fn fail(&mut self, kind: ErrorKind, message: &str, out: &mut BytesMut) {
+        self.0.fail(kind, message, out);
+    }
+}
+
+/// Anthropic events forwarded as received, `model` rewritten in `message_start`.
+struct AnthropicPassthrough {
+    client_model: Vec<u8>,
+}
+
+impl ClientEncoder for AnthropicPassthrough {
+    fn encode(&mut self, _event: &neutral::StreamEvent, _out: &mut BytesMut) {}
+
+    fn finish(&mut self, _out: &mut BytesMut) {
+        // message_stop was already forwarded.
+    }
+
+    fn fail(&mut self, kind: ErrorKind, message: &str, out: &mut BytesMut) {
+        sse::encode_event(
+            out,
+            Some("error"),
+            &anthropic::encode_error(anthropic::error_type(kind), message),
+        );
+    }
+
+    fn passthrough(&mut self, event: &sse::Event, out: &mut BytesMut) -> bool {
+        match event.name.as_deref() {
+            // Errors go through `fail`, so one stays the last event whatever ends the stream.
+            Some("error") => false,
+            Some("message_start") => {
+                let data = rewrite_nested_model(&event.data, &self.client_model)
+                    .unwrap_or_else(|| event.data.to_vec());
+                sse::encode_event(out, Some("message_start"), &data);
+                true
+            }
+            name => {
+                sse::encode_event(out, name, &event.data);
+                true
+            }
+        }
+    }
+}
+
+/// `{"type":"message_start","message":{…,"model":X,…}}` with X replaced, without a tree.
+fn rewrite_nested_model(data: &[u8], model: &[u8]) -> Option<Vec<u8>> {
+    let outer = json_scan::members(data).ok()?;
+    let message = json_scan::find(data, &outer, "message")?.value.clone();
+    let inner_json = &data[message.clone()];
+    let inner = json_scan::members(inner_json).ok()?;
+    let model_range = json_scan::find(inner_json, &inner, "model")?.value.clone();
+    let absolute = message.start + model_range.start..message.start + model_range.end;
+    Some(json_scan::splice(data, absolute, model))
+}
+
+/// `POST /v1/messages/count_tokens`: Anthropic's own count when the model is served by an
+/// Anthropic credential, else an estimate (about 4 characters per token), flagged by the
+/// `x-llmux-token-count: estimated` header.
+pub async fn count_tokens(
+    State(gateway): State<Arc<Gateway>>,
+    Query(params): Query<VendorParam>,
+    body: Body,
+) -> Response {
+    match count(gateway, params, body).await {
+        Ok(response) => response,
+        Err(err) => anthropic_error(err),
+    }
+}
+
+async fn count(
+    gateway: Arc<Gateway>,
+    params: VendorParam,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let snapshot = gateway.snapshot.load_full();
+    let bytes = body::read(
+        body,
+        snapshot.config.limits.max_body_bytes,
+        proxy::body_deadline(&snapshot),
+    )
+    .await?;
+    // count_tokens takes a Messages body without max_tokens.
+    let mut value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::new(
+            ErrorKind::InvalidRequest,
+            format!("request body is not valid JSON: {e}"),
+        )
+    })?;
+    if let Some(object) = value.as_object_mut() {
+        object.entry("max_tokens").or_insert(json!(1));
+        object.remove("stream");
+    }
+    let patched = serde_json::to_vec(&value).unwrap_or_default();
+    let request = anthropic::decode_request(&patched)?;
+    let vendor = params.vendor.as_deref().filter(|v| !v.is_empty());
+    let query = llmux_router::Query {
+        endpoint: Endpoint::Chat,
+        model: Some(request.model.as_str()).filter(|m| !m.is_empty()),
+        vendor,
+        needs: Needs::default(),
+    };
+    let candidates = snapshot.table.candidates(&query)?;
+    let anthropic_target = (0..candidates.len())
+        .filter_map(|i| candidates.get(i))
+        .find(|t| t.credential.api == Api::Anthropic);
+    if let Some(target) = anthropic_target
+        && let Some(counted) = vendor_count(&snapshot, &target, &bytes).await
+    {
+        return Ok(proxy::finish(counted, &target));
+    }
+    let mut response = proxy::json_response(
+        serde_json::to_vec(&json!({"input_tokens": request.estimate_input_tokens()}))
+            .unwrap_or_default(),
+    );
+    response
+        .headers_mut()
+        .insert("x-llmux-token-count", HeaderValue::from_static("estimated"));
+    Ok(response)
+}
+
+/// Anthropic's `/v1/messages/count_tokens`; `None` when it cannot answer (then we estimate).
+async fn vendor_count(snapshot: &Snapshot, target: &Target<'_>, bytes: &[u8]) -> Option<Response> {
+    let endpoint = snapshot.endpoints.get(target.credential_index)?;
+    let url = reqwest::Url::parse(&format!("{}/messages/count_tokens", endpoint.base)).ok()?;
+    let members = json_scan::members(bytes).ok()?;
+    let model = json_string(target.upstream_model);
+    let body = json_scan::edit(bytes, &members, &[Edit::Set("model", &model)]);
+    let mut response = endpoint.post_json(&url, body, false).await.ok()?;
+    if !response.status().is_success() {
+        return None;
+    }
+    let body = read_body(&mut response, 1024 * 1024, proxy::idle(snapshot, target))
+        .await
+        .ok()?;
+    let mut out = (StatusCode::OK, body).into_response();
+    out.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    out.headers_mut()
+        .insert("x-llmux-token-count", HeaderValue::from_static("vendor"));
+    Some(out)
+}
