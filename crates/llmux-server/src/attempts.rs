@@ -83,10 +83,12 @@ impl From<ApiError> for Failure {
     }
 }
 
-/// A successful attempt: the value and where it went.
+/// A successful attempt: the value, where it went, and the time spent waiting on upstreams
+/// (every attempt, up to the response head or first stream content).
 pub struct Committed<'s, T> {
     pub value: T,
     pub target: Target<'s>,
+    pub upstream_time: Duration,
 }
 
 /// A request that no attempt could serve: the last error and the last target tried.
@@ -111,6 +113,7 @@ where
     let deadline = started + Duration::from_millis(snapshot.config.timeouts.total_ms);
     let mut tried: Vec<usize> = Vec::with_capacity(reliability.max_attempts as usize);
     let mut last: Option<(ApiError, Target<'s>)> = None;
+    let mut upstream_time = Duration::ZERO;
     for attempt_number in 0..reliability.max_attempts {
         let now = Instant::now();
         let Some((position, target, health)) = pick(snapshot, &candidates, &tried, now) else {
@@ -158,10 +161,16 @@ where
                 ),
             ))),
         };
+        let attempt_time = attempt_started.elapsed();
+        upstream_time += attempt_time;
         match outcome {
             Ok(value) => {
-                record_success(gateway, &health, &target, attempt_started.elapsed());
-                return Ok(Committed { value, target });
+                record_success(gateway, &health, &target, attempt_time);
+                return Ok(Committed {
+                    value,
+                    target,
+                    upstream_time,
+                });
             }
             Err(failure) => {
                 let kind = failure.error.0.kind;

@@ -24,6 +24,10 @@ pub struct Outcome {
     pub upstream_model: String,
 }
 
+/// Time spent waiting on upstreams, attached by handlers; the rest is the gateway's overhead.
+#[derive(Debug, Clone, Copy)]
+pub struct UpstreamTime(pub std::time::Duration);
+
 const REQUEST_ID: &str = "x-request-id";
 
 pub async fn edge(
@@ -46,6 +50,23 @@ pub async fn edge(
     let mut response = next.run(request).await;
 
     response.headers_mut().insert(REQUEST_ID, id.clone());
+    if let Some(UpstreamTime(upstream)) = response.extensions().get::<UpstreamTime>().copied() {
+        let total = started.elapsed();
+        let overhead = total.saturating_sub(upstream);
+        gateway
+            .metrics
+            .overhead
+            .get_or_create(&llmux_telemetry::metrics::RouteLabels { route })
+            .observe(overhead.as_secs_f64());
+        let timing = format!(
+            "llmux;dur={:.3}, upstream;dur={:.3}",
+            overhead.as_secs_f64() * 1000.0,
+            upstream.as_secs_f64() * 1000.0
+        );
+        if let Ok(value) = HeaderValue::from_str(&timing) {
+            response.headers_mut().insert("server-timing", value);
+        }
+    }
     let status = response.status().as_u16();
     let outcome = response.extensions().get::<Outcome>();
     let (vendor, model) =

@@ -436,7 +436,7 @@ pub enum NeutralAnswer<E> {
     /// The vendor's complete answer.
     Whole(neutral::Response),
     /// The first bytes for the client and the relay for the rest.
-    Stream(Bytes, Translated<E>),
+    Stream(Bytes, Box<Translated<E>>),
 }
 
 /// One attempt of a neutral request on `target`: send, then read the whole answer or prime the
@@ -474,5 +474,5 @@ pub async fn attempt<E: ClientEncoder>(
         context,
     );
     let (first, relay) = relay.prime().await?;
-    Ok(NeutralAnswer::Stream(first, relay))
+    Ok(NeutralAnswer::Stream(first, Box::new(relay)))
 }

@@ -89,9 +89,17 @@ async fn health_and_metrics() {
     assert_eq!(health.status(), 200);
     assert_eq!(health.text().await.unwrap(), "OK");
 
-    gateway
+    let timed = gateway
         .post("/v1/chat/completions", &chat("fast", "one two"))
         .await;
+    let timing = timed.headers()["server-timing"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        timing.starts_with("llmux;dur=") && timing.contains(", upstream;dur="),
+        "{timing}"
+    );
     gateway
         .post("/v1/chat/completions", &chat("fast", ""))
         .await;
@@ -114,6 +122,10 @@ async fn health_and_metrics() {
     );
     assert!(
         text.contains(r#"llmux_tokens_total{vendor="openai",model="fast",direction="output"}"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"llmux_overhead_seconds_count{route="chat"} 2"#),
         "{text}"
     );
     assert!(!text.contains("abcdefghijklmnop"));

@@ -1,6 +1,11 @@
 //! `/v1/responses` and `/v1/messages` on every vendor (OpenAI, Anthropic, Gemini combinations of
 //! the mock): shapes, event sequences, tools, stored conversations, errors.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests fail by panicking")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail by panicking"
+)]
 
 mod common;
 
@@ -62,52 +67,114 @@ async fn responses_answers_on_every_vendor_with_the_required_resource_fields() {
     let mock = mock().await;
     let gateway = TestGateway::start(&every_vendor(&mock)).await;
     for model in VIA {
-        let response = gateway.post("/v1/responses", &json!({"model": model, "input": "hello responses", "instructions": "be kind"})).await;
+        let response = gateway
+            .post(
+                "/v1/responses",
+                &json!({"model": model, "input": "hello responses", "instructions": "be kind"}),
+            )
+            .await;
         assert_eq!(response.status(), 200, "{model}");
         let body: Value = response.json().await.unwrap();
-        for field in ["id", "object", "created_at", "completed_at", "status", "model", "output", "usage", "tools", "text", "tool_choice", "parallel_tool_calls", "metadata", "error", "incomplete_details", "instructions"] {
-            assert!(body.get(field).is_some(), "{model}: missing {field}: {body}");
+        for field in [
+            "id",
+            "object",
+            "created_at",
+            "completed_at",
+            "status",
+            "model",
+            "output",
+            "usage",
+            "tools",
+            "text",
+            "tool_choice",
+            "parallel_tool_calls",
+            "metadata",
+            "error",
+            "incomplete_details",
+            "instructions",
+        ] {
+            assert!(
+                body.get(field).is_some(),
+                "{model}: missing {field}: {body}"
+            );
         }
         assert_eq!(body["object"], "response");
         assert_eq!(body["status"], "completed");
         assert_eq!(body["model"], model);
         assert!(body["completed_at"].is_u64());
-        let message = body["output"].as_array().unwrap().iter().find(|i| i["type"] == "message").unwrap();
+        let message = body["output"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["type"] == "message")
+            .unwrap();
         assert_eq!(message["content"][0]["type"], "output_text");
         assert_eq!(message["content"][0]["text"], "hello responses");
         assert!(body["usage"]["input_tokens"].as_u64().unwrap() > 0);
     }
     // The instructions reached each vendor in its own place.
     let calls = mock.calls();
-    assert_eq!(calls[0].body["messages"][0], json!({"role": "system", "content": "be kind"}));
+    assert_eq!(
+        calls[0].body["messages"][0],
+        json!({"role": "system", "content": "be kind"})
+    );
     assert_eq!(calls[1].body["system"], "be kind");
-    assert_eq!(calls[2].body["systemInstruction"]["parts"][0]["text"], "be kind");
+    assert_eq!(
+        calls[2].body["systemInstruction"]["parts"][0]["text"],
+        "be kind"
+    );
 }
 
 #[tokio::test]
 async fn responses_stream_follows_the_spec_sequence_with_function_calls() {
-    let mock = mock_with(MockOptions { chunks: 3, ..MockOptions::default() }).await;
+    let mock = mock_with(MockOptions {
+        chunks: 3,
+        ..MockOptions::default()
+    })
+    .await;
     let gateway = TestGateway::start(&every_vendor(&mock)).await;
     for model in VIA {
         let request = json!({"model": model, "input": "weather in Lima", "tools": weather_tool_responses(), "stream": true});
         let events = named_events(gateway.post("/v1/responses", &request).await).await;
         let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(&names[..2], ["response.created", "response.in_progress"], "{model}: {names:?}");
+        assert_eq!(
+            &names[..2],
+            ["response.created", "response.in_progress"],
+            "{model}: {names:?}"
+        );
         assert!(names.contains(&"response.output_item.added"));
         assert!(names.contains(&"response.function_call_arguments.delta"));
         assert!(names.contains(&"response.function_call_arguments.done"));
-        assert_eq!(names[names.len() - 2], "response.completed", "{model}: {names:?}");
+        assert_eq!(
+            names[names.len() - 2],
+            "response.completed",
+            "{model}: {names:?}"
+        );
         assert_eq!(names[names.len() - 1], "[DONE]");
         for (i, (name, data)) in events[..events.len() - 1].iter().enumerate() {
             assert_eq!(data["type"], *name);
             assert_eq!(data["sequence_number"], i as u64, "{model}");
         }
-        let done = events.iter().find(|(n, _)| n == "response.function_call_arguments.done").unwrap();
-        assert_eq!(serde_json::from_str::<Value>(done.1["arguments"].as_str().unwrap()).unwrap(), json!({"text": "weather in Lima"}));
+        let done = events
+            .iter()
+            .find(|(n, _)| n == "response.function_call_arguments.done")
+            .unwrap();
+        assert_eq!(
+            serde_json::from_str::<Value>(done.1["arguments"].as_str().unwrap()).unwrap(),
+            json!({"text": "weather in Lima"})
+        );
         let completed = &events[events.len() - 2].1["response"];
         assert_eq!(completed["status"], "completed");
         assert_eq!(completed["model"], model);
-        assert_eq!(completed["output"].as_array().unwrap().iter().filter(|i| i["type"] == "function_call").count(), 1);
+        assert_eq!(
+            completed["output"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|i| i["type"] == "function_call")
+                .count(),
+            1
+        );
     }
 }
 
@@ -121,7 +188,13 @@ async fn previous_response_id_continues_a_conversation_on_another_vendor() {
         .json()
         .await
         .unwrap();
-    let call = first["output"].as_array().unwrap().iter().find(|i| i["type"] == "function_call").unwrap().clone();
+    let call = first["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["type"] == "function_call")
+        .unwrap()
+        .clone();
     let second = gateway
         .post(
             "/v1/responses",
@@ -131,22 +204,42 @@ async fn previous_response_id_continues_a_conversation_on_another_vendor() {
         .await;
     assert_eq!(second.status(), 200, "{}", second.text().await.unwrap());
     let sent = &mock.calls()[1].body;
-    assert_eq!(sent["messages"][0]["content"][0]["text"], "weather in Quito", "the first turn was replayed: {sent}");
+    assert_eq!(
+        sent["messages"][0]["content"][0]["text"], "weather in Quito",
+        "the first turn was replayed: {sent}"
+    );
     assert_eq!(sent["messages"][1]["content"][0]["type"], "tool_use");
     assert_eq!(sent["messages"][2]["content"][0]["type"], "tool_result");
 
-    let stored = gateway.get(&format!("/v1/responses/{}", first["id"].as_str().unwrap())).await;
+    let stored = gateway
+        .get(&format!("/v1/responses/{}", first["id"].as_str().unwrap()))
+        .await;
     assert_eq!(stored.status(), 200);
     assert_eq!(stored.json::<Value>().await.unwrap()["id"], first["id"]);
     let deleted = gateway
         .client
-        .delete(format!("{}/v1/responses/{}", gateway.url, first["id"].as_str().unwrap()))
+        .delete(format!(
+            "{}/v1/responses/{}",
+            gateway.url,
+            first["id"].as_str().unwrap()
+        ))
         .send()
         .await
         .unwrap();
     assert_eq!(deleted.json::<Value>().await.unwrap()["deleted"], true);
-    assert_eq!(gateway.get(&format!("/v1/responses/{}", first["id"].as_str().unwrap())).await.status(), 404);
-    let missing = gateway.post("/v1/responses", &json!({"model": "via-openai", "previous_response_id": "resp_nope", "input": "x"})).await;
+    assert_eq!(
+        gateway
+            .get(&format!("/v1/responses/{}", first["id"].as_str().unwrap()))
+            .await
+            .status(),
+        404
+    );
+    let missing = gateway
+        .post(
+            "/v1/responses",
+            &json!({"model": "via-openai", "previous_response_id": "resp_nope", "input": "x"}),
+        )
+        .await;
     assert_eq!(missing.status(), 400);
 }
 
@@ -154,10 +247,21 @@ async fn previous_response_id_continues_a_conversation_on_another_vendor() {
 async fn hosted_tools_are_a_clear_400() {
     let mock = mock().await;
     let gateway = TestGateway::start(&every_vendor(&mock)).await;
-    let response = gateway.post("/v1/responses", &json!({"model": "via-openai", "input": "x", "tools": [{"type": "web_search"}]})).await;
+    let response = gateway
+        .post(
+            "/v1/responses",
+            &json!({"model": "via-openai", "input": "x", "tools": [{"type": "web_search"}]}),
+        )
+        .await;
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();
-    assert!(body["error"]["message"].as_str().unwrap().contains("web_search"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("web_search"),
+        "{body}"
+    );
     assert!(mock.calls().is_empty());
 }
 
@@ -173,18 +277,29 @@ async fn messages_answers_on_every_vendor_in_anthropic_shape() {
     let mock = mock().await;
     let gateway = TestGateway::start(&every_vendor(&mock)).await;
     for model in VIA {
-        let response = gateway.post("/v1/messages", &messages_request(model, false)).await;
+        let response = gateway
+            .post("/v1/messages", &messages_request(model, false))
+            .await;
         assert_eq!(response.status(), 200, "{model}");
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["type"], "message");
         assert_eq!(body["model"], model);
         assert_eq!(body["stop_reason"], "tool_use", "{model}: {body}");
-        let tool_use = body["content"].as_array().unwrap().iter().find(|b| b["type"] == "tool_use").unwrap();
+        let tool_use = body["content"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["type"] == "tool_use")
+            .unwrap();
         assert_eq!(tool_use["input"], json!({"text": "weather in Bern"}));
         assert!(body["usage"]["input_tokens"].as_u64().unwrap() > 0);
     }
     // Anthropic itself got the body as sent, only `model` changed.
-    let anthropic_call = mock.calls().into_iter().find(|c| c.api == llmux_mock::Api::Anthropic).unwrap();
+    let anthropic_call = mock
+        .calls()
+        .into_iter()
+        .find(|c| c.api == llmux_mock::Api::Anthropic)
+        .unwrap();
     let mut expected = messages_request("claude-sonnet-4-5", false);
     expected["model"] = json!("claude-sonnet-4-5");
     assert_eq!(anthropic_call.body, expected);
@@ -192,16 +307,28 @@ async fn messages_answers_on_every_vendor_in_anthropic_shape() {
 
 #[tokio::test]
 async fn messages_stream_is_anthropics_exact_sequence_on_every_vendor() {
-    let mock = mock_with(MockOptions { chunks: 4, ..MockOptions::default() }).await;
+    let mock = mock_with(MockOptions {
+        chunks: 4,
+        ..MockOptions::default()
+    })
+    .await;
     let gateway = TestGateway::start(&every_vendor(&mock)).await;
     for model in VIA {
-        let events = named_events(gateway.post("/v1/messages", &messages_request(model, true)).await).await;
+        let events = named_events(
+            gateway
+                .post("/v1/messages", &messages_request(model, true))
+                .await,
+        )
+        .await;
         let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names[0], "message_start", "{model}: {names:?}");
         assert_eq!(*names.last().unwrap(), "message_stop", "{model}: {names:?}");
         let start = &events[0].1["message"];
         assert_eq!(start["model"], model);
-        assert!(start["usage"]["input_tokens"].as_u64().unwrap() > 0, "{model}: real input tokens, not zero");
+        assert!(
+            start["usage"]["input_tokens"].as_u64().unwrap() > 0,
+            "{model}: real input tokens, not zero"
+        );
         // Blocks never overlap and each is stopped.
         let mut open: Option<u64> = None;
         let mut arguments = String::new();
@@ -225,7 +352,11 @@ async fn messages_stream_is_anthropics_exact_sequence_on_every_vendor() {
             }
         }
         assert!(open.is_none());
-        assert_eq!(serde_json::from_str::<Value>(&arguments).unwrap(), json!({"text": "weather in Bern"}), "{model}");
+        assert_eq!(
+            serde_json::from_str::<Value>(&arguments).unwrap(),
+            json!({"text": "weather in Bern"}),
+            "{model}"
+        );
         let delta = events.iter().find(|(n, _)| n == "message_delta").unwrap();
         assert_eq!(delta.1["delta"]["stop_reason"], "tool_use", "{model}");
         assert!(delta.1["usage"]["output_tokens"].as_u64().unwrap() > 0);
@@ -235,16 +366,32 @@ async fn messages_stream_is_anthropics_exact_sequence_on_every_vendor() {
 #[tokio::test]
 async fn messages_errors_use_anthropics_envelope() {
     let mock = mock().await;
-    mock.add_fault(FaultRule { status: Some(400), times: Some(1), ..Default::default() });
+    mock.add_fault(FaultRule {
+        status: Some(400),
+        times: Some(1),
+        ..Default::default()
+    });
     let gateway = TestGateway::start(&every_vendor(&mock)).await;
-    let missing = gateway.post("/v1/messages", &json!({"model": "via-openai", "messages": [{"role": "user", "content": "x"}]})).await;
+    let missing = gateway
+        .post(
+            "/v1/messages",
+            &json!({"model": "via-openai", "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .await;
     assert_eq!(missing.status(), 400);
     let body: Value = missing.json().await.unwrap();
     assert_eq!(body["type"], "error");
     assert_eq!(body["error"]["type"], "invalid_request_error");
-    assert!(body["error"]["message"].as_str().unwrap().contains("max_tokens"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_tokens")
+    );
 
-    let upstream = gateway.post("/v1/messages", &messages_request("via-openai", false)).await;
+    let upstream = gateway
+        .post("/v1/messages", &messages_request("via-openai", false))
+        .await;
     assert_eq!(upstream.status(), 400);
     let body: Value = upstream.json().await.unwrap();
     assert_eq!(body["type"], "error");

@@ -1,7 +1,12 @@
 //! The official OpenAI and Anthropic Python SDKs against llmux, each on OpenAI, Anthropic and
 //! Gemini combinations of the mock. `scripts/test` installs the SDKs into a venv and sets
 //! `LLMUX_TEST_PYTHON`; without it the test says so and checks nothing else.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests fail by panicking")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail by panicking"
+)]
 
 mod common;
 
@@ -42,7 +47,9 @@ async fn run_script(python: &str, script: &str, base_url: &str, model: &str) {
 #[tokio::test]
 async fn official_sdks_work_against_every_vendor() {
     let Ok(python) = std::env::var("LLMUX_TEST_PYTHON") else {
-        eprintln!("skipped: LLMUX_TEST_PYTHON is not set (scripts/test sets it after installing the SDKs)");
+        eprintln!(
+            "skipped: LLMUX_TEST_PYTHON is not set (scripts/test sets it after installing the SDKs)"
+        );
         return;
     };
     let mock = mock().await;

@@ -107,7 +107,11 @@ async fn serve(
         Answer::Json(body) => proxy::json_response(body),
         Answer::Stream(body) => sse_response(body),
     };
-    Ok(proxy::finish(response, &committed.target))
+    Ok(proxy::finish_timed(
+        response,
+        &committed.target,
+        committed.upstream_time,
+    ))
 }
 
 fn context(
@@ -198,9 +202,9 @@ async fn translated(
             &client_model,
             created,
         ))),
-        NeutralAnswer::Stream(first, relay) => {
-            Ok(Answer::Stream(Body::from_stream(relay.into_stream(first))))
-        }
+        NeutralAnswer::Stream(first, relay) => Ok(Answer::Stream(Body::from_stream(
+            (*relay).into_stream(first),
+        ))),
     }
 }
 

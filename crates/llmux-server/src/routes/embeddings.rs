@@ -84,7 +84,10 @@ async fn serve(
     })
     .await;
     Ok(match result {
-        Ok(committed) => proxy::finish(proxy::json_response(committed.value), &committed.target),
+        Ok(mut committed) => {
+            let body = proxy::json_response(std::mem::take(&mut committed.value));
+            proxy::finish_timed(body, &committed.target, committed.upstream_time)
+        }
         Err(exhausted) => proxy::exhausted(exhausted),
     })
 }

@@ -151,9 +151,9 @@ async fn serve(
                     &answer,
                     &client_model,
                 ))),
-                NeutralAnswer::Stream(first, relay) => {
-                    Ok(Answer::Stream(Body::from_stream(relay.into_stream(first))))
-                }
+                NeutralAnswer::Stream(first, relay) => Ok(Answer::Stream(Body::from_stream(
+                    (*relay).into_stream(first),
+                ))),
             }
         }
     })
@@ -172,7 +172,11 @@ async fn serve(
         Answer::Json(body) => proxy::json_response(body),
         Answer::Stream(body) => sse_response(body),
     };
-    Ok(proxy::finish(response, &committed.target))
+    Ok(proxy::finish_timed(
+        response,
+        &committed.target,
+        committed.upstream_time,
+    ))
 }
 
 /// Anthropic client, Anthropic vendor: the body as received except `model`; the answer with

@@ -56,6 +56,16 @@ pub fn finish(mut response: Response, target: &Target<'_>) -> Response {
     response
 }
 
+/// [`finish`] for a committed attempt, also recording the upstream time for the edge's
+/// overhead measurement.
+pub fn finish_timed(response: Response, target: &Target<'_>, upstream_time: Duration) -> Response {
+    let mut response = finish(response, target);
+    response
+        .extensions_mut()
+        .insert(crate::edge::UpstreamTime(upstream_time));
+    response
+}
+
 /// The error response for a request no attempt could serve.
 pub fn exhausted(exhausted: Exhausted<'_>) -> Response {
     let response = exhausted.error.into_response();

@@ -189,10 +189,14 @@ async fn serve(
             Json(resource).into_response()
         }
         NeutralAnswer::Stream(first, relay) => {
-            sse_response(Body::from_stream(relay.into_stream(first)))
+            sse_response(Body::from_stream((*relay).into_stream(first)))
         }
     };
-    Ok(proxy::finish(response, &committed.target))
+    Ok(proxy::finish_timed(
+        response,
+        &committed.target,
+        committed.upstream_time,
+    ))
 }
 
 /// The Open Responses event stream, storing the finished response when asked to.
