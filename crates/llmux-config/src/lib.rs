@@ -16,6 +16,7 @@
 
 mod config;
 mod demo;
+mod encrypted;
 mod error;
 mod interpolate;
 mod parse;
@@ -150,8 +151,12 @@ fn parse_config(
     env: &dyn Fn(&str) -> Option<String>,
     source: String,
 ) -> Result<Config, Vec<ConfigError>> {
-    let raw = parse::parse::<raw::RawConfig>(text, format, env)?;
-    validate::validate(raw, &validate::Flavour::Native, source)
+    let mut raw = parse::parse::<raw::RawConfig>(text, format, env)?;
+    let open_errors = encrypted::open_values(&mut raw.credentials, env);
+    encrypted::with_open_errors(
+        open_errors,
+        validate::validate(raw, &validate::Flavour::Native, source),
+    )
 }
 
 fn read(path: &Path) -> Result<String, ConfigError> {

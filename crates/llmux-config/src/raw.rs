@@ -29,7 +29,9 @@ pub(crate) struct RawConfig {
 }
 
 /// One `credentials[]` entry; also one entry of the seed's `credentials.json`.
-#[derive(Debug, Deserialize)]
+///
+/// `value` may hold a decrypted secret, so `Debug` redacts it and drop zeroizes it.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawCredential {
     pub platform: String,
@@ -41,6 +43,27 @@ pub(crate) struct RawCredential {
     pub api: Option<Api>,
     pub fetch_images: Option<bool>,
     pub timeouts: Option<RawTimeouts>,
+}
+
+impl std::fmt::Debug for RawCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawCredential")
+            .field("platform", &self.platform)
+            .field("kind", &self.kind)
+            .field("value", &"***")
+            .field("name", &self.name)
+            .field("base_url", &self.base_url)
+            .field("api", &self.api)
+            .field("fetch_images", &self.fetch_images)
+            .field("timeouts", &self.timeouts)
+            .finish()
+    }
+}
+
+impl Drop for RawCredential {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.value.0);
+    }
 }
 
 /// One `models[]` entry; also one entry of the seed's `models.json`.

@@ -5,6 +5,7 @@
 //! `{"vendors": {name: base_url}, "models": [{vendor, model, config}]}`. The original router
 //! spoke the OpenAI API to every vendor, so here every credential defaults to [`crate::Api::OpenAi`].
 
+use crate::encrypted;
 use crate::parse::{Format, parse};
 use crate::raw::{RawConfig, RawCredential, RawModel, RawSeedModels};
 use crate::validate::{Flavour, validate};
@@ -21,16 +22,17 @@ pub(crate) fn from_texts(
     let (models_name, models_text) = models;
     let mut errors = Vec::new();
 
-    let credentials = parse::<Vec<RawCredential>>(credentials_text, Format::Json, env)
+    let credentials = parse_credentials(credentials_text, env)
         .map_err(|e| errors.extend(e.into_iter().map(|e| e.in_file(credentials_name))))
         .ok();
     let models = parse_models(models_text, env)
         .map_err(|e| errors.extend(e.into_iter().map(|e| e.in_file(models_name))))
         .ok();
 
-    let (Some(credentials), Some(models)) = (credentials, models) else {
+    let (Some(mut credentials), Some(models)) = (credentials, models) else {
         return Err(errors);
     };
+    let open_errors = encrypted::open_values(&mut credentials, env);
     let raw = RawConfig {
         credentials,
         models: models.models,
@@ -39,7 +41,21 @@ pub(crate) fn from_texts(
     let flavour = Flavour::Seed {
         vendors: models.vendors,
     };
-    validate(raw, &flavour, source)
+    encrypted::with_open_errors(open_errors, validate(raw, &flavour, source))
+}
+
+/// `credentials.json` as plain JSON, or in the original router's encrypted format: base64 of
+/// the AES-256-GCM encrypted JSON, opened with `CONFIG_ENCRYPTION_KEY`.
+fn parse_credentials(
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<RawCredential>, Vec<ConfigError>> {
+    if !llmux_auth::legacy::looks_legacy(text) {
+        return parse(text, Format::Json, env);
+    }
+    let plaintext = encrypted::open_legacy_file(text, env).map_err(|e| vec![e])?;
+    parse(&plaintext, Format::Json, env)
+        .map_err(|errors| errors.into_iter().map(encrypted::scrub_decrypted).collect())
 }
 
 /// Either shape of `models.json`; the plain list becomes an object without `vendors`.

@@ -2,6 +2,7 @@
 
 mod demo;
 mod discover;
+mod encrypted;
 mod formats;
 mod interpolation;
 mod secrets;

@@ -28,6 +28,11 @@ pub enum Command {
         #[command(flatten)]
         config: ConfigArgs,
     },
+    /// Encrypt, decrypt or re-key credential values (AES-256-GCM, key in LLMUX_SECRET_KEY).
+    Credentials {
+        #[command(subcommand)]
+        action: CredentialsAction,
+    },
     /// Run the mock vendor server (OpenAI, Anthropic and Gemini wire formats).
     MockUpstream {
         /// Address to listen on.
@@ -56,4 +61,31 @@ pub struct ConfigArgs {
     /// The original router's models.json (with --credentials).
     #[arg(long, requires = "credentials")]
     pub models: Option<PathBuf>,
+}
+
+/// `llmux credentials …`. FILE is an llmux config (YAML, JSON or TOML by extension) or the
+/// original router's credentials.json.
+#[derive(Debug, Subcommand)]
+pub enum CredentialsAction {
+    /// Encrypt every plain credential value of FILE in place (comments and layout are kept;
+    /// `${VAR}` references and values already encrypted are left alone).
+    Encrypt {
+        /// The file to rewrite.
+        #[arg(required_unless_present = "value")]
+        file: Option<PathBuf>,
+        /// Instead: read one secret from stdin and print it encrypted, for pasting into a file.
+        #[arg(long, conflicts_with = "file")]
+        value: bool,
+    },
+    /// Print FILE with every credential value decrypted (the file itself is not changed).
+    Decrypt {
+        /// The file to read.
+        file: PathBuf,
+    },
+    /// Re-encrypt under LLMUX_SECRET_KEY, in place, every value of FILE encrypted with a key
+    /// from LLMUX_SECRET_KEY_PREVIOUS.
+    Rotate {
+        /// The file to rewrite.
+        file: PathBuf,
+    },
 }

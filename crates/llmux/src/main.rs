@@ -2,6 +2,7 @@
 //! here beyond choosing what to start.
 
 mod cli;
+mod credentials;
 mod reload;
 
 use std::io::Write;
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve { config, listen } => serve(&config, listen).await,
             Command::Check { config } => check(&config),
+            Command::Credentials { action } => credentials::run(&action, &env),
             Command::MockUpstream {
                 listen,
                 chunks,

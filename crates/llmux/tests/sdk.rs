@@ -57,5 +57,6 @@ async fn official_sdks_work_against_every_vendor() {
     for model in ["via-openai", "via-anthropic", "via-gemini"] {
         run_script(&python, "openai_responses.py", &gateway.url, model).await;
         run_script(&python, "anthropic_messages.py", &gateway.url, model).await;
+        run_script(&python, "openresponses_schema.py", &gateway.url, model).await;
     }
 }
