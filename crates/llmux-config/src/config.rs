@@ -28,6 +28,13 @@ pub struct Config {
     pub images: Images,
     /// Retries, failover, circuit breakers and cooldowns.
     pub reliability: Reliability,
+    /// Client authentication and the key database (`auth:`); `None` runs the gateway open.
+    pub auth: Option<Auth>,
+    /// Shared state for several replicas (`redis:`).
+    pub redis: Option<Secret>,
+    /// USD per million tokens by upstream model name (prefix match), shipped defaults merged
+    /// with `pricing:`.
+    pub pricing: Pricing,
     /// Where this configuration came from, for humans: `llmux.yaml`,
     /// `configs/credentials.json + configs/models.json`, `demo mode (OPENAI_API_KEY)`, …
     pub source: String,
@@ -271,6 +278,104 @@ pub struct Timeouts {
     pub body_read_ms: u64,
     /// A whole request, all attempts included (default 600000).
     pub total_ms: u64,
+}
+
+/// Client authentication (`auth:`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Auth {
+    /// The master key: every API and admin route. `None` when unset or empty.
+    pub master_key: Option<Secret>,
+    /// The key database URL: `sqlite://llmux.db` (default), `sqlite::memory:`, `postgres://…`.
+    pub database: Secret,
+    /// Whether `/metrics` needs the master key (default true).
+    pub protect_metrics: bool,
+    /// What to do when Redis is unreachable (default: fail open, with a warning).
+    pub redis_failure: RedisFailure,
+}
+
+/// Policy when the shared-state backend (Redis) is unreachable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RedisFailure {
+    /// Serve without limits and budgets until Redis is back (logged).
+    #[default]
+    Open,
+    /// Refuse requests (503) until Redis is back.
+    Closed,
+}
+
+/// One model's price.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Price {
+    /// USD per million input tokens.
+    pub input_per_million: f64,
+    /// USD per million output tokens.
+    pub output_per_million: f64,
+}
+
+/// Prices by model name.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Pricing(pub Vec<(String, Price)>);
+
+impl Eq for Pricing {}
+
+impl Pricing {
+    /// The price of `model`: an exact entry, else the longest entry that prefixes it (so dated
+    /// versions such as `gpt-4o-2024-08-06` use `gpt-4o`).
+    pub fn price(&self, model: &str) -> Option<Price> {
+        self.0
+            .iter()
+            .filter(|(name, _)| model == name || model.starts_with(name.as_str()))
+            .max_by_key(|(name, _)| name.len())
+            .map(|(_, price)| *price)
+    }
+
+    /// The USD cost of a request.
+    pub fn cost(&self, model: &str, input_tokens: u64, output_tokens: u64) -> Option<f64> {
+        self.price(model).map(|p| {
+            (input_tokens as f64 * p.input_per_million
+                + output_tokens as f64 * p.output_per_million)
+                / 1_000_000.0
+        })
+    }
+
+    /// List prices of common models (USD per million tokens, as published by the vendors in
+    /// 2025–2026); override or extend with `pricing:`.
+    pub fn shipped() -> Self {
+        let table: [(&str, f64, f64); 17] = [
+            ("gpt-4o", 2.50, 10.00),
+            ("gpt-4o-mini", 0.15, 0.60),
+            ("gpt-4.1", 2.00, 8.00),
+            ("gpt-4.1-mini", 0.40, 1.60),
+            ("gpt-4.1-nano", 0.10, 0.40),
+            ("gpt-5", 1.25, 10.00),
+            ("gpt-5-mini", 0.25, 2.00),
+            ("o3", 2.00, 8.00),
+            ("o4-mini", 1.10, 4.40),
+            ("text-embedding-3-small", 0.02, 0.0),
+            ("text-embedding-3-large", 0.13, 0.0),
+            ("claude-sonnet-4", 3.00, 15.00),
+            ("claude-opus-4", 15.00, 75.00),
+            ("claude-haiku-4", 1.00, 5.00),
+            ("gemini-2.5-pro", 1.25, 10.00),
+            ("gemini-2.5-flash", 0.30, 2.50),
+            ("gemini-2.0-flash", 0.10, 0.40),
+        ];
+        Self(
+            table
+                .iter()
+                .map(|(name, input, output)| {
+                    (
+                        (*name).to_owned(),
+                        Price {
+                            input_per_million: *input,
+                            output_per_million: *output,
+                        },
+                    )
+                })
+                .collect(),
+        )
+    }
 }
 
 /// Retries, failover and circuit breaking (`reliability:`).

@@ -31,8 +31,8 @@ mod tests;
 use std::path::{Path, PathBuf};
 
 pub use config::{
-    Api, Capabilities, Config, Credential, Images, Limits, Model, ModelKind, Reliability, Routing,
-    Timeouts, UnknownModelPolicy,
+    Api, Auth, Capabilities, Config, Credential, Images, Limits, Model, ModelKind, Price, Pricing,
+    RedisFailure, Reliability, Routing, Timeouts, UnknownModelPolicy,
 };
 pub use error::ConfigError;
 pub use parse::Format;

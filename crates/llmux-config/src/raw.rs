@@ -21,11 +21,10 @@ pub(crate) struct RawConfig {
     pub timeouts: Option<RawTimeouts>,
     pub images: Option<RawImages>,
     pub reliability: Option<RawReliability>,
-    // Accepted and ignored for now, so files written for later features keep loading.
-    #[allow(dead_code, reason = "accepted for forward compatibility, not used yet")]
-    pub auth: Option<serde_json::Value>,
-    #[allow(dead_code, reason = "accepted for forward compatibility, not used yet")]
-    pub redis: Option<serde_json::Value>,
+    pub auth: Option<RawAuth>,
+    pub redis: Option<String>,
+    #[serde(default)]
+    pub pricing: std::collections::BTreeMap<String, RawPrice>,
 }
 
 /// One `credentials[]` entry; also one entry of the seed's `credentials.json`.
@@ -125,6 +124,24 @@ pub(crate) struct RawTimeouts {
     pub header_read_ms: Option<u64>,
     pub body_read_ms: Option<u64>,
     pub total_ms: Option<u64>,
+}
+
+/// `auth:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAuth {
+    pub master_key: Option<String>,
+    pub database: Option<String>,
+    pub protect_metrics: Option<bool>,
+    pub redis_failure: Option<crate::RedisFailure>,
+}
+
+/// One `pricing:` entry, USD per million tokens.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPrice {
+    pub input: f64,
+    pub output: f64,
 }
 
 /// `reliability:`.

@@ -54,6 +54,43 @@ pub(crate) fn validate(
     let timeouts = timeouts(raw.timeouts.unwrap_or_default(), &mut errors);
     let images = images(raw.images.unwrap_or_default(), &mut errors);
     let reliability = reliability(raw.reliability.unwrap_or_default(), &mut errors);
+    let auth = raw.auth.map(|auth| crate::Auth {
+        master_key: auth
+            .master_key
+            .map(|k| k.trim().to_owned())
+            .filter(|k| !k.is_empty())
+            .map(crate::Secret::new),
+        database: crate::Secret::new(
+            auth.database
+                .map(|d| d.trim().to_owned())
+                .filter(|d| !d.is_empty())
+                .unwrap_or_else(|| "sqlite://llmux.db".to_owned()),
+        ),
+        protect_metrics: auth.protect_metrics.unwrap_or(true),
+        redis_failure: auth.redis_failure.unwrap_or_default(),
+    });
+    let redis = raw
+        .redis
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty())
+        .map(crate::Secret::new);
+    let mut pricing = crate::Pricing::shipped();
+    for (model, price) in &raw.pricing {
+        if price.input < 0.0 || price.output < 0.0 {
+            errors.push(ConfigError::new(
+                format!("pricing.{model}"),
+                "prices must not be negative",
+            ));
+        }
+        pricing.0.retain(|(name, _)| name != model);
+        pricing.0.push((
+            model.clone(),
+            crate::Price {
+                input_per_million: price.input,
+                output_per_million: price.output,
+            },
+        ));
+    }
     let credentials = credentials
         .into_iter()
         .zip(&raw.credentials)
@@ -75,6 +112,9 @@ pub(crate) fn validate(
             timeouts,
             images,
             reliability,
+            auth,
+            redis,
+            pricing,
             source,
         })
     } else {

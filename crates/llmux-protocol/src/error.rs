@@ -79,6 +79,19 @@ pub struct GatewayError {
     pub type_override: Option<String>,
     /// How long the client (and the gateway) should wait before trying again, in seconds.
     pub retry_after_secs: Option<u64>,
+    /// The limit a 429 refers to, for `x-ratelimit-*` headers.
+    pub rate_limit: Option<Box<RateLimit>>,
+}
+
+/// A client rate limit's state, rendered as `x-ratelimit-limit/remaining/reset` headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// The limit (per minute).
+    pub limit: u64,
+    /// What is left now.
+    pub remaining: u64,
+    /// Seconds until the limit is fully available again.
+    pub reset_secs: u64,
 }
 
 impl GatewayError {
@@ -91,6 +104,7 @@ impl GatewayError {
             code: None,
             type_override: None,
             retry_after_secs: None,
+            rate_limit: None,
         }
     }
 

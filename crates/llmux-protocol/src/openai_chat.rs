@@ -43,6 +43,8 @@ pub struct ChatRequest<'a> {
     pub needs: Needs,
     /// Whether the client itself asked for `stream_options.include_usage`.
     pub client_wants_usage: bool,
+    /// `max_completion_tokens` or `max_tokens`, for token reservations.
+    pub max_tokens: Option<u32>,
 }
 
 /// A request body the gateway refuses, with a message safe to show to the client.
@@ -78,6 +80,10 @@ struct Envelope<'a> {
     stream_options: Option<StreamOptions>,
     #[serde(default)]
     tools: Option<Vec<IgnoredAny>>,
+    #[serde(default)]
+    max_tokens: Option<u32>,
+    #[serde(default)]
+    max_completion_tokens: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -228,6 +234,7 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest<'_>, InvalidRequest> {
             .stream_options
             .and_then(|o| o.include_usage)
             .unwrap_or(false),
+        max_tokens: envelope.max_completion_tokens.or(envelope.max_tokens),
     })
 }
 

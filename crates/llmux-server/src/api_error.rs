@@ -8,11 +8,16 @@ use llmux_router::RouteError;
 
 /// An error on its way to the client.
 #[derive(Debug)]
-pub struct ApiError(pub GatewayError);
+pub struct ApiError(pub Box<GatewayError>);
 
 impl ApiError {
+    /// Wraps a [`GatewayError`].
+    pub fn from_error(error: GatewayError) -> Self {
+        Self(Box::new(error))
+    }
+
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self(GatewayError::new(kind, message))
+        Self(Box::new(GatewayError::new(kind, message)))
     }
 }
 
@@ -42,16 +47,28 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        if let Some(secs) = self.0.retry_after_secs {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
+        add_limit_headers(headers, &self.0);
         response
+    }
+}
+
+/// `Retry-After` and `x-ratelimit-*` for an error that carries them.
+pub fn add_limit_headers(headers: &mut http::HeaderMap, error: &GatewayError) {
+    if let Some(secs) = error.retry_after_secs {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    if let Some(limit) = error.rate_limit.as_deref() {
+        headers.insert("x-ratelimit-limit", HeaderValue::from(limit.limit));
+        headers.insert("x-ratelimit-remaining", HeaderValue::from(limit.remaining));
+        headers.insert("x-ratelimit-reset", HeaderValue::from(limit.reset_secs));
     }
 }
 
 impl From<InvalidRequest> for ApiError {
     fn from(err: InvalidRequest) -> Self {
-        Self(GatewayError::new(ErrorKind::InvalidRequest, err.message).with_param(err.param))
+        Self(Box::new(
+            GatewayError::new(ErrorKind::InvalidRequest, err.message).with_param(err.param),
+        ))
     }
 }
 
@@ -63,10 +80,10 @@ impl From<RouteError> for ApiError {
             RouteError::NoCapableModel { .. } => ("unsupported_capability", "model"),
             RouteError::Empty(_) => ("no_combination", "model"),
         };
-        Self(
+        Self(Box::new(
             GatewayError::new(ErrorKind::InvalidRequest, err.to_string())
                 .with_code(code)
                 .with_param(Some(param.into())),
-        )
+        ))
     }
 }

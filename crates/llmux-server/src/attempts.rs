@@ -102,6 +102,7 @@ pub async fn run<'s, T, F, Fut>(
     gateway: &Gateway,
     snapshot: &'s Snapshot,
     candidates: Candidates<'s>,
+    allowed_vendors: &[String],
     mut attempt: F,
 ) -> Result<Committed<'s, T>, Exhausted<'s>>
 where
@@ -116,7 +117,9 @@ where
     let mut upstream_time = Duration::ZERO;
     for attempt_number in 0..reliability.max_attempts {
         let now = Instant::now();
-        let Some((position, target, health)) = pick(snapshot, &candidates, &tried, now) else {
+        let Some((position, target, health)) =
+            pick(snapshot, &candidates, &tried, allowed_vendors, now)
+        else {
             break;
         };
         let admission = admit(gateway, &health, &target, now);
@@ -208,6 +211,7 @@ fn pick<'s>(
     snapshot: &'s Snapshot,
     candidates: &Candidates<'s>,
     tried: &[usize],
+    allowed_vendors: &[String],
     now: Instant,
 ) -> Option<(usize, Target<'s>, TargetHealth)> {
     let len = candidates.len();
@@ -219,6 +223,9 @@ fn pick<'s>(
             return None;
         }
         let target = candidates.get(position)?;
+        if !allowed_vendors.is_empty() && !allowed_vendors.contains(&target.credential.vendor) {
+            return None;
+        }
         let health = TargetHealth::of(snapshot, &target)?;
         health
             .is_available(now)

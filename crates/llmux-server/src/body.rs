@@ -23,15 +23,12 @@ pub async fn read(body: Body, limit: usize, deadline: Duration) -> Result<Bytes,
             ErrorKind::InvalidRequest,
             "request body could not be read",
         )),
-        Err(_) => Err(ApiError(
-            llmux_protocol::error::GatewayError::new(
-                ErrorKind::UpstreamStatus(408),
-                format!(
-                    "request body was not received within {} ms",
-                    deadline.as_millis()
-                ),
-            )
-            .with_code("request_timeout"),
+        Err(_) => Err(ApiError::new(
+            ErrorKind::RequestTimeout,
+            format!(
+                "request body was not received within {} ms",
+                deadline.as_millis()
+            ),
         )),
     }
 }

@@ -115,6 +115,7 @@ fn route_label(path: &str) -> &'static str {
         "/v1/models" => "models",
         "/health" | "/health/vendors" => "health",
         "/metrics" => "metrics",
+        p if p.starts_with("/admin/") => "admin",
         _ => "other",
     }
 }

@@ -8,6 +8,8 @@ mod api_error;
 mod attempts;
 mod body;
 mod edge;
+mod governance;
+pub mod keys;
 mod relay;
 mod response_store;
 mod routes;
@@ -16,6 +18,7 @@ mod state;
 mod translate;
 mod upstream_call;
 
+pub use governance::Governance;
 pub use routes::app;
 pub use server::{ServerOptions, serve};
 pub use state::{Gateway, Snapshot, SnapshotError};

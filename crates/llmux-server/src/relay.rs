@@ -33,10 +33,25 @@ pub struct StreamContext {
     pub started: Instant,
     pub request_id: String,
     pub health: Option<TargetHealth>,
+    /// The caller's permit, settled with the stream's usage when it ends.
+    pub settle: crate::governance::Settle,
+    /// The model sent upstream (prices are per upstream model).
+    pub upstream_model: String,
 }
 
 impl StreamContext {
-    pub fn record_end(&self, usage: Option<Usage>, failure: Option<ErrorKind>) {
+    /// Records the end of a stream. `answered` is false when it failed before any content (the
+    /// attempt loop then tries elsewhere, and the permit stays open for that attempt).
+    pub fn record_end(&self, usage: Option<Usage>, failure: Option<ErrorKind>, answered: bool) {
+        if answered {
+            let tokens = usage.map(|u| {
+                (
+                    u.prompt_tokens.unwrap_or(0),
+                    u.completion_tokens.unwrap_or(0),
+                )
+            });
+            self.settle.done(&self.upstream_model, tokens);
+        }
         let metrics = &self.gateway.metrics;
         metrics
             .upstream_duration
@@ -56,6 +71,7 @@ impl StreamContext {
         &self,
         usage: Option<llmux_protocol::neutral::Usage>,
         failure: Option<ErrorKind>,
+        answered: bool,
     ) {
         self.record_end(
             usage.map(|u| Usage {
@@ -64,6 +80,7 @@ impl StreamContext {
                 total_tokens: Some(u.total()),
             }),
             failure,
+            answered,
         );
     }
 
@@ -77,6 +94,7 @@ impl StreamContext {
         if let Some(health) = &self.health {
             health.release();
         }
+        self.settle.abandon();
     }
 }
 
@@ -124,7 +142,7 @@ impl Relay {
         if !self.sent_content
             && let Some(error) = self.failure.take()
         {
-            return Err(Failure::from(ApiError(error)));
+            return Err(Failure::from(ApiError(Box::new(error))));
         }
         Ok((first, self))
     }
@@ -224,8 +242,9 @@ impl Relay {
     fn end(&mut self, failure: Option<ErrorKind>) {
         self.finished = true;
         // A failure before any content is reported by the attempt loop instead.
+        let answered = self.sent_content || failure.is_none();
         let failure = failure.filter(|_| self.sent_content);
-        self.context.record_end(self.usage, failure);
+        self.context.record_end(self.usage, failure, answered);
     }
 }
 

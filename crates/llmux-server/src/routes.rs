@@ -1,5 +1,6 @@
 //! The axum application: routes, fallbacks and the edge middleware.
 
+mod admin;
 mod chat;
 mod embeddings;
 mod info;
@@ -8,6 +9,7 @@ mod proxy;
 mod responses;
 mod vendors;
 
+pub(crate) use messages::anthropic_error;
 pub(crate) use proxy::idle;
 
 use std::sync::Arc;
@@ -35,11 +37,21 @@ pub fn app(gateway: Arc<Gateway>) -> Router {
         .route("/v1/messages", post(messages::create))
         .route("/v1/messages/count_tokens", post(messages::count_tokens))
         .route("/v1/models", get(info::models))
+        .route("/admin/keys", post(admin::create).get(admin::list))
+        .route(
+            "/admin/keys/{id}",
+            get(admin::get).patch(admin::update).delete(admin::revoke),
+        )
+        .route("/admin/keys/{id}/usage", get(admin::usage))
         .route("/health", get(info::health))
         .route("/health/vendors", get(vendors::health))
         .route("/metrics", get(info::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            gateway.clone(),
+            crate::governance::authenticate,
+        ))
         .layer(axum::middleware::from_fn_with_state(gateway.clone(), edge))
         .with_state(gateway)
 }

@@ -157,6 +157,8 @@ pub struct Gateway {
     pub metrics: Metrics,
     /// Image URL downloads for vendors that need inline data.
     pub images: ImageFetcher,
+    /// Client authentication, limits and budgets; `None` when `auth:` is not configured.
+    pub governance: Option<Arc<crate::governance::Governance>>,
     /// Stored Open Responses answers (`previous_response_id`, GET/DELETE).
     pub(crate) responses: crate::response_store::ResponseStore,
     /// Unix time the process started (the `created` of listed models).
@@ -169,11 +171,20 @@ pub struct Gateway {
 impl Gateway {
     /// A gateway serving `snapshot`.
     pub fn new(snapshot: Snapshot) -> Result<Arc<Self>, SnapshotError> {
+        Self::with_governance(snapshot, None)
+    }
+
+    /// A gateway serving `snapshot` with client governance.
+    pub fn with_governance(
+        snapshot: Snapshot,
+        governance: Option<crate::governance::Governance>,
+    ) -> Result<Arc<Self>, SnapshotError> {
         let images = ImageFetcher::new(&snapshot.config.images)?;
         Ok(Arc::new(Self {
             snapshot: ArcSwap::from_pointee(snapshot),
             metrics: Metrics::default(),
             images,
+            governance: governance.map(Arc::new),
             responses: crate::response_store::ResponseStore::new(10_000),
             started_unix: SystemTime::now()
                 .duration_since(UNIX_EPOCH)

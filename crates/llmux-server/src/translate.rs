@@ -158,7 +158,7 @@ fn vendor_failure(error: VendorError, snapshot: &Snapshot, vendor: &str) -> ApiE
     let mut gateway_error = GatewayError::new(ErrorKind::UpstreamStatus(error.status), message);
     gateway_error.type_override = Some(error.error_type);
     gateway_error.retry_after_secs = error.retry_after_secs;
-    ApiError(gateway_error)
+    ApiError(Box::new(gateway_error))
 }
 
 /// Reads and decodes a whole (non-streamed) vendor answer.
@@ -310,7 +310,7 @@ impl<E: ClientEncoder> Translated<E> {
         if !self.sent_content
             && let Some(error) = self.failure.take()
         {
-            return Err(Failure::from(ApiError(error)));
+            return Err(Failure::from(ApiError(Box::new(error))));
         }
         Ok((first, self))
     }
@@ -418,8 +418,10 @@ impl<E: ClientEncoder> Translated<E> {
             return;
         }
         self.done = true;
+        let answered = self.sent_content || failure.is_none();
         let failure = failure.filter(|_| self.sent_content);
-        self.context.record_end_neutral(self.usage, failure);
+        self.context
+            .record_end_neutral(self.usage, failure, answered);
     }
 }
 
@@ -441,6 +443,10 @@ pub enum NeutralAnswer<E> {
 
 /// One attempt of a neutral request on `target`: send, then read the whole answer or prime the
 /// stream (so a failure before content can still fail over).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one attempt needs the request, its target, the client's encoder and the request's bookkeeping"
+)]
 pub async fn attempt<E: ClientEncoder>(
     gateway: &Arc<Gateway>,
     snapshot: &Snapshot,
@@ -449,13 +455,17 @@ pub async fn attempt<E: ClientEncoder>(
     encoder: E,
     route: &'static str,
     request_id: String,
+    settle: crate::governance::Settle,
 ) -> Result<NeutralAnswer<E>, Failure> {
     let started = Instant::now();
     let response = send(gateway, snapshot, target, &mut request).await?;
     if !request.stream {
-        return Ok(NeutralAnswer::Whole(
-            read_response(gateway, snapshot, target, response, started).await?,
-        ));
+        let answer = read_response(gateway, snapshot, target, response, started).await?;
+        settle.done(
+            target.upstream_model,
+            answer.usage.map(|u| (u.input_tokens, u.output_tokens)),
+        );
+        return Ok(NeutralAnswer::Whole(answer));
     }
     let context = StreamContext {
         gateway: gateway.clone(),
@@ -465,6 +475,8 @@ pub async fn attempt<E: ClientEncoder>(
         started,
         request_id,
         health: crate::attempts::TargetHealth::of(snapshot, target),
+        settle,
+        upstream_model: target.upstream_model.to_owned(),
     };
     let relay = Translated::new(
         response,

@@ -80,7 +80,7 @@ pub async fn upstream_failure(
         error.type_override = Some(kind.to_ascii_lowercase());
     }
     error.retry_after_secs = retry_after(response.headers());
-    ApiError(error)
+    ApiError(Box::new(error))
 }
 
 /// How long a vendor asks us to wait: `Retry-After` (seconds or an HTTP date), `retry-after-ms`,

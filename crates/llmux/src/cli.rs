@@ -33,6 +33,13 @@ pub enum Command {
         #[command(subcommand)]
         action: CredentialsAction,
     },
+    /// Manage virtual client keys in the `auth.database` of the config.
+    Keys {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(subcommand)]
+        action: KeysAction,
+    },
     /// Run the mock vendor server (OpenAI, Anthropic and Gemini wire formats).
     MockUpstream {
         /// Address to listen on.
@@ -88,4 +95,65 @@ pub enum CredentialsAction {
         /// The file to rewrite.
         file: PathBuf,
     },
+}
+
+/// `llmux keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Create a key; its plaintext is printed once.
+    Create(KeyFields),
+    /// List keys (never their secrets).
+    List,
+    /// Revoke a key at once.
+    Revoke {
+        /// The key's public id.
+        id: String,
+    },
+    /// Change a key's limits (only the fields given).
+    Update {
+        /// The key's public id.
+        id: String,
+        #[command(flatten)]
+        fields: KeyFields,
+    },
+    /// Show a key's usage per day and its spend.
+    Usage {
+        /// The key's public id.
+        id: String,
+    },
+}
+
+/// Limits and restrictions of a key.
+#[derive(Debug, Args)]
+pub struct KeyFields {
+    /// A label.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Days until the key expires.
+    #[arg(long)]
+    pub expires_in_days: Option<u32>,
+    /// Models (names or aliases) the key may use, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub models: Option<Vec<String>>,
+    /// Vendors the key may reach, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub vendors: Option<Vec<String>>,
+    /// Requests per minute.
+    #[arg(long)]
+    pub rpm: Option<u32>,
+    /// Tokens per minute.
+    #[arg(long)]
+    pub tpm: Option<u32>,
+    /// Requests in flight at once.
+    #[arg(long)]
+    pub max_parallel: Option<u32>,
+    /// USD per UTC day.
+    #[arg(long)]
+    pub budget_daily: Option<f64>,
+    /// USD per UTC month.
+    #[arg(long)]
+    pub budget_monthly: Option<f64>,
+    /// USD over the key's lifetime.
+    #[arg(long)]
+    pub budget_total: Option<f64>,
 }

@@ -3,6 +3,7 @@
 
 mod cli;
 mod credentials;
+mod keys;
 mod reload;
 
 use std::io::Write;
@@ -41,6 +42,7 @@ fn main() -> ExitCode {
             Command::Serve { config, listen } => serve(&config, listen).await,
             Command::Check { config } => check(&config),
             Command::Credentials { action } => credentials::run(&action, &env),
+            Command::Keys { config, action } => keys::run(&source(&config)?, action, &env).await,
             Command::MockUpstream {
                 listen,
                 chunks,
@@ -132,8 +134,26 @@ async fn serve(args: &ConfigArgs, listen: Option<SocketAddr>) -> anyhow::Result<
         models = config.models.len(),
         "configuration loaded"
     );
+    let governance = match &config.auth {
+        Some(auth) => {
+            let governance = llmux_server::Governance::from_config(auth, config.redis.as_ref())
+                .await
+                .context("cannot open the key store or Redis")?;
+            if !governance.enforced() {
+                tracing::warn!(
+                    "auth is configured but there is no master key and no virtual key yet: the gateway is open until a key exists"
+                );
+            }
+            Some(governance)
+        }
+        None => {
+            tracing::warn!("no `auth:` section: the gateway is open to anyone who can reach it");
+            None
+        }
+    };
     let snapshot = Snapshot::compile(config).context("cannot prepare the configuration")?;
-    let gateway = Gateway::new(snapshot).context("cannot start the gateway")?;
+    let gateway =
+        Gateway::with_governance(snapshot, governance).context("cannot start the gateway")?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

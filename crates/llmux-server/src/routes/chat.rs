@@ -1,6 +1,7 @@
 //! `POST /v1/chat/completions`. To an OpenAI-compatible vendor this is the same-protocol fast
 //! path: the body is forwarded as received except `model` (and `provider`, `stream_options`).
-//! To Anthropic or Gemini it goes through the neutral model. Both run inside the attempt loop.
+//! To Anthropic or Gemini it goes through the neutral model. Both run inside the attempt loop,
+//! after the caller's limits admit the request.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,6 +21,7 @@ use crate::api_error::ApiError;
 use crate::attempts::{self, Failure};
 use crate::body;
 use crate::edge::RequestId;
+use crate::governance::{self, Caller, Settle};
 use crate::relay::{Relay, StreamContext};
 use crate::state::{Gateway, Snapshot};
 use crate::translate::{self, NeutralAnswer};
@@ -27,10 +29,11 @@ use crate::translate::{self, NeutralAnswer};
 pub async fn handle(
     State(gateway): State<Arc<Gateway>>,
     Extension(request_id): Extension<RequestId>,
+    Extension(caller): Extension<Caller>,
     Query(params): Query<VendorParam>,
     body: Body,
 ) -> Response {
-    match serve(gateway, request_id, params, body).await {
+    match serve(gateway, request_id, caller, params, body).await {
         Ok(response) => response,
         Err(err) => err.into_response(),
     }
@@ -42,9 +45,13 @@ enum Answer {
     Stream(Body),
 }
 
+/// Output tokens reserved when a request sets no `max_tokens`.
+pub const DEFAULT_OUTPUT_RESERVATION: u64 = 1024;
+
 async fn serve(
     gateway: Arc<Gateway>,
     request_id: RequestId,
+    caller: Caller,
     params: VendorParam,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -69,10 +76,24 @@ async fn serve(
         },
     };
     let candidates = snapshot.table.candidates(&query)?;
+    let reserve = bytes.len() as u64 / 4
+        + request
+            .max_tokens
+            .map_or(DEFAULT_OUTPUT_RESERVATION, u64::from);
+    let settle = governance::admit(
+        &gateway,
+        &caller,
+        request.model.as_deref(),
+        vendor,
+        reserve,
+        &snapshot.config.pricing,
+    )
+    .await?;
     // Decoded once, only if some attempt goes to a vendor with another protocol.
     let mut neutral: Option<llmux_protocol::neutral::Request> = None;
     let request_id = request_id.0.to_str().unwrap_or("-").to_owned();
-    let result = attempts::run(&gateway, &snapshot, candidates, |target| {
+    let allowed = governance::allowed_vendors(&caller).to_vec();
+    let result = attempts::run(&gateway, &snapshot, candidates, &allowed, |target| {
         let neutral = if target.credential.api == Api::OpenAi {
             None
         } else {
@@ -88,12 +109,21 @@ async fn serve(
         let request = &request;
         let bytes = &bytes;
         let request_id = request_id.clone();
+        let settle = settle.clone();
         async move {
             match neutral {
-                None => same_protocol(&gateway, snapshot, target, bytes, request, request_id).await,
+                None => {
+                    same_protocol(
+                        &gateway, snapshot, target, bytes, request, request_id, settle,
+                    )
+                    .await
+                }
                 Some(decoded) => {
                     let decoded = decoded.map_err(ApiError::from)?;
-                    translated(&gateway, snapshot, target, decoded, request, request_id).await
+                    translated(
+                        &gateway, snapshot, target, decoded, request, request_id, settle,
+                    )
+                    .await
                 }
             }
         }
@@ -101,7 +131,10 @@ async fn serve(
     .await;
     let committed = match result {
         Ok(committed) => committed,
-        Err(exhausted) => return Ok(proxy::exhausted(exhausted)),
+        Err(exhausted) => {
+            settle.abandon();
+            return Ok(proxy::exhausted(exhausted));
+        }
     };
     let response = match committed.value {
         Answer::Json(body) => proxy::json_response(body),
@@ -114,23 +147,6 @@ async fn serve(
     ))
 }
 
-fn context(
-    gateway: &Arc<Gateway>,
-    target: &Target<'_>,
-    started: Instant,
-    request_id: String,
-) -> StreamContext {
-    StreamContext {
-        gateway: gateway.clone(),
-        vendor: target.credential.vendor.clone(),
-        model: target.public_name.to_owned(),
-        route: "chat",
-        started,
-        request_id,
-        health: None,
-    }
-}
-
 /// OpenAI client, OpenAI-compatible vendor: bytes in, bytes out, `model` swapped.
 async fn same_protocol(
     gateway: &Arc<Gateway>,
@@ -139,6 +155,7 @@ async fn same_protocol(
     bytes: &[u8],
     request: &openai_chat::ChatRequest<'_>,
     request_id: String,
+    settle: Settle,
 ) -> Result<Answer, Failure> {
     let upstream_body = openai_chat::encode_upstream_request(bytes, target.upstream_model, request)
         .map_err(|_| {
@@ -157,12 +174,29 @@ async fn same_protocol(
     let response =
         proxy::send(snapshot, &target, &endpoint.chat_url, upstream_body, stream).await?;
     if !stream {
-        let body =
-            proxy::read_json(gateway, snapshot, &target, response, &client_model, started).await?;
+        let body = proxy::read_json(
+            gateway,
+            snapshot,
+            &target,
+            response,
+            &client_model,
+            started,
+            &settle,
+        )
+        .await?;
         return Ok(Answer::Json(body));
     }
-    let mut context = context(gateway, &target, started, request_id);
-    context.health = attempts::TargetHealth::of(snapshot, &target);
+    let context = StreamContext {
+        gateway: gateway.clone(),
+        vendor: target.credential.vendor.clone(),
+        model: target.public_name.to_owned(),
+        route: "chat",
+        started,
+        request_id,
+        health: attempts::TargetHealth::of(snapshot, &target),
+        settle,
+        upstream_model: target.upstream_model.to_owned(),
+    };
     let relay = Relay::new(
         response,
         client_model,
@@ -183,6 +217,7 @@ async fn translated(
     neutral: llmux_protocol::neutral::Request,
     request: &openai_chat::ChatRequest<'_>,
     request_id: String,
+    settle: Settle,
 ) -> Result<Answer, Failure> {
     let client_model = request
         .model
@@ -193,7 +228,7 @@ async fn translated(
     let encoder =
         openai_chat::ChunkEncoder::new(created, &client_model, request.client_wants_usage);
     match translate::attempt(
-        gateway, snapshot, &target, neutral, encoder, "chat", request_id,
+        gateway, snapshot, &target, neutral, encoder, "chat", request_id, settle,
     )
     .await?
     {

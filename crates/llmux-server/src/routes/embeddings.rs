@@ -17,14 +17,16 @@ use super::proxy::{self, VendorParam};
 use crate::api_error::ApiError;
 use crate::attempts::{self, Failure};
 use crate::body;
+use crate::governance::{self, Caller};
 use crate::state::Gateway;
 
 pub async fn handle(
     State(gateway): State<Arc<Gateway>>,
+    axum::Extension(caller): axum::Extension<Caller>,
     Query(params): Query<VendorParam>,
     body: Body,
 ) -> Response {
-    match serve(gateway, params, body).await {
+    match serve(gateway, caller, params, body).await {
         Ok(response) => response,
         Err(err) => err.into_response(),
     }
@@ -32,6 +34,7 @@ pub async fn handle(
 
 async fn serve(
     gateway: Arc<Gateway>,
+    caller: Caller,
     params: VendorParam,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -55,7 +58,18 @@ async fn serve(
         needs: Needs::default(),
     };
     let candidates = snapshot.table.candidates(&query)?;
-    let result = attempts::run(&gateway, &snapshot, candidates, |target| {
+    let settle = governance::admit(
+        &gateway,
+        &caller,
+        request.model.as_deref(),
+        vendor,
+        bytes.len() as u64 / 4,
+        &snapshot.config.pricing,
+    )
+    .await?;
+    let allowed = governance::allowed_vendors(&caller).to_vec();
+    let result = attempts::run(&gateway, &snapshot, candidates, &allowed, |target| {
+        let settle = settle.clone();
         let gateway = gateway.clone();
         let snapshot = &snapshot;
         let bytes = &bytes;
@@ -79,7 +93,7 @@ async fn serve(
                 .ok_or_else(|| ApiError::new(ErrorKind::Internal, "credential endpoint missing"))?;
             let started = Instant::now();
             let response = proxy::send(snapshot, &target, &endpoint.embeddings_url, upstream_body, false).await?;
-            Ok(proxy::read_json(&gateway, snapshot, &target, response, &client_model, started).await?)
+            Ok(proxy::read_json(&gateway, snapshot, &target, response, &client_model, started, &settle).await?)
         }
     })
     .await;
@@ -88,6 +102,9 @@ async fn serve(
             let body = proxy::json_response(std::mem::take(&mut committed.value));
             proxy::finish_timed(body, &committed.target, committed.upstream_time)
         }
-        Err(exhausted) => proxy::exhausted(exhausted),
+        Err(exhausted) => {
+            settle.abandon();
+            proxy::exhausted(exhausted)
+        }
     })
 }

@@ -27,6 +27,7 @@ use crate::api_error::{ApiError, status_of};
 use crate::attempts::{self, Failure};
 use crate::body;
 use crate::edge::RequestId;
+use crate::governance::{self, Caller, Settle};
 use crate::relay::StreamContext;
 use crate::state::{Gateway, Snapshot};
 use crate::translate::{self, ClientEncoder, NeutralAnswer, Translated};
@@ -51,19 +52,18 @@ pub fn anthropic_error(error: ApiError) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    if let Some(secs) = error.0.retry_after_secs {
-        headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    }
+    crate::api_error::add_limit_headers(headers, &error.0);
     response
 }
 
 pub async fn create(
     State(gateway): State<Arc<Gateway>>,
     Extension(request_id): Extension<RequestId>,
+    Extension(caller): Extension<Caller>,
     Query(params): Query<VendorParam>,
     body: Body,
 ) -> Response {
-    match serve(gateway, request_id, params, body).await {
+    match serve(gateway, request_id, caller, params, body).await {
         Ok(response) => response,
         Err(err) => anthropic_error(err),
     }
@@ -90,6 +90,7 @@ enum Answer {
 async fn serve(
     gateway: Arc<Gateway>,
     request_id: RequestId,
+    caller: Caller,
     params: VendorParam,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -113,7 +114,23 @@ async fn serve(
     let request_id = request_id.0.to_str().unwrap_or("-").to_owned();
     let message_id = format!("msg_{:016x}{:08x}", fastrand::u64(..), fastrand::u32(..));
     let input_estimate = request.estimate_input_tokens();
-    let result = attempts::run(&gateway, &snapshot, candidates, |target| {
+    let reserve = input_estimate
+        + request
+            .sampling
+            .max_tokens
+            .map_or(super::chat::DEFAULT_OUTPUT_RESERVATION, u64::from);
+    let settle = governance::admit(
+        &gateway,
+        &caller,
+        Some(client_model.as_str()),
+        vendor,
+        reserve,
+        &snapshot.config.pricing,
+    )
+    .await?;
+    let allowed = governance::allowed_vendors(&caller).to_vec();
+    let result = attempts::run(&gateway, &snapshot, candidates, &allowed, |target| {
+        let settle = settle.clone();
         let gateway = gateway.clone();
         let snapshot = &snapshot;
         let bytes = &bytes;
@@ -131,6 +148,7 @@ async fn serve(
                     request.stream,
                     &client_model,
                     request_id,
+                    settle,
                 )
                 .await;
             }
@@ -144,6 +162,7 @@ async fn serve(
                 AnthropicClient(encoder),
                 "messages",
                 request_id,
+                settle,
             )
             .await?
             {
@@ -161,6 +180,7 @@ async fn serve(
     let committed = match result {
         Ok(committed) => committed,
         Err(exhausted) => {
+            settle.abandon();
             let response = anthropic_error(exhausted.error);
             return Ok(match &exhausted.target {
                 Some(target) => proxy::finish(response, target),
@@ -181,6 +201,10 @@ async fn serve(
 
 /// Anthropic client, Anthropic vendor: the body as received except `model`; the answer with
 /// `model` set back to the client's name (top level, or inside `message_start` for streams).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the fast path needs the raw body and the request's bookkeeping"
+)]
 async fn same_protocol(
     gateway: &Arc<Gateway>,
     snapshot: &Snapshot,
@@ -189,6 +213,7 @@ async fn same_protocol(
     stream: bool,
     client_model: &str,
     request_id: String,
+    settle: Settle,
 ) -> Result<Answer, Failure> {
     let members = json_scan::members(bytes).map_err(|_| {
         ApiError::new(
@@ -221,6 +246,10 @@ async fn same_protocol(
         )
         .await?;
         let usage = anthropic::decode_response(&body).ok().and_then(|r| r.usage);
+        settle.done(
+            target.upstream_model,
+            usage.map(|u| (u.input_tokens, u.output_tokens)),
+        );
         crate::relay::record_neutral_usage(
             gateway,
             &target.credential.vendor,
@@ -237,6 +266,8 @@ async fn same_protocol(
         started,
         request_id,
         health: attempts::TargetHealth::of(snapshot, target),
+        settle,
+        upstream_model: target.upstream_model.to_owned(),
     };
     let encoder = AnthropicPassthrough { client_model };
     let relay = Translated::new(

@@ -108,6 +108,7 @@ pub async fn read_json(
     mut response: reqwest::Response,
     client_model: &[u8],
     started: Instant,
+    settle: &crate::governance::Settle,
 ) -> Result<Vec<u8>, ApiError> {
     let body = read_body(&mut response, RESPONSE_LIMIT, idle(snapshot, target)).await?;
     let rewritten = rewrite_response(&body, client_model);
@@ -125,6 +126,13 @@ pub async fn read_json(
         target.public_name,
         rewritten.usage,
     );
+    let tokens = rewritten.usage.map(|u| {
+        (
+            u.prompt_tokens.unwrap_or(0),
+            u.completion_tokens.unwrap_or(0),
+        )
+    });
+    settle.done(target.upstream_model, tokens);
     Ok(rewritten.body)
 }
 

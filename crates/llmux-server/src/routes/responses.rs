@@ -24,6 +24,7 @@ use crate::api_error::ApiError;
 use crate::attempts;
 use crate::body;
 use crate::edge::RequestId;
+use crate::governance::{self, Caller};
 use crate::response_store::Stored;
 use crate::state::Gateway;
 use crate::translate::{self, ClientEncoder, NeutralAnswer};
@@ -31,10 +32,11 @@ use crate::translate::{self, ClientEncoder, NeutralAnswer};
 pub async fn create(
     State(gateway): State<Arc<Gateway>>,
     Extension(request_id): Extension<RequestId>,
+    Extension(caller): Extension<Caller>,
     Query(params): Query<VendorParam>,
     body: Body,
 ) -> Response {
-    match serve(gateway, request_id, params, body).await {
+    match serve(gateway, request_id, caller, params, body).await {
         Ok(response) => response,
         Err(err) => err.into_response(),
     }
@@ -81,6 +83,7 @@ fn new_response_id() -> String {
 async fn serve(
     gateway: Arc<Gateway>,
     request_id: RequestId,
+    caller: Caller,
     params: VendorParam,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -124,7 +127,23 @@ async fn serve(
     let store = decoded.store;
     let request_id = request_id.0.to_str().unwrap_or("-").to_owned();
     let created_at = unix_now();
-    let result = attempts::run(&gateway, &snapshot, candidates, |target| {
+    let reserve = request.estimate_input_tokens()
+        + request
+            .sampling
+            .max_tokens
+            .map_or(super::chat::DEFAULT_OUTPUT_RESERVATION, u64::from);
+    let settle = governance::admit(
+        &gateway,
+        &caller,
+        decoded.model.as_deref(),
+        vendor,
+        reserve,
+        &snapshot.config.pricing,
+    )
+    .await?;
+    let allowed = governance::allowed_vendors(&caller).to_vec();
+    let result = attempts::run(&gateway, &snapshot, candidates, &allowed, |target| {
+        let settle = settle.clone();
         let meta = Meta {
             id: id.clone(),
             created_at,
@@ -154,6 +173,7 @@ async fn serve(
                 encoder,
                 "responses",
                 request_id,
+                settle,
             )
             .await
         }
@@ -161,7 +181,10 @@ async fn serve(
     .await;
     let committed = match result {
         Ok(committed) => committed,
-        Err(exhausted) => return Ok(proxy::exhausted(exhausted)),
+        Err(exhausted) => {
+            settle.abandon();
+            return Ok(proxy::exhausted(exhausted));
+        }
     };
     let response = match committed.value {
         NeutralAnswer::Whole(answer) => {

@@ -1,0 +1,590 @@
+//! Client governance: who is calling (master key, virtual keys), what they may use, and how
+//! much (RPM, TPM, parallel requests, USD budgets per day/month/total).
+//!
+//! Flow per request: the `authenticate` middleware turns the presented key into a [`Caller`];
+//! the handler calls [`Governance::admit`] once it knows the model, which checks the key's
+//! restrictions, budgets and limits and reserves tokens (`max_tokens`, or an estimate); the
+//! returned [`Settle`] is completed with the vendor's real usage when the answer ends — whole
+//! answers in the handler, streams when the stream ends — which refunds or charges the token
+//! difference, records usage and spend, and frees the parallel slot.
+//!
+//! Counters live in a [`Limiter`] (memory, or Redis shared by replicas); keys and usage in a
+//! [`KeyStore`] (SQLite or PostgreSQL). When Redis is unreachable, `auth.redis_failure` decides:
+//! serve without limits (logged) or refuse with 503.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use llmux_config::{Pricing, RedisFailure};
+use llmux_protocol::error::{ErrorKind, GatewayError, RateLimit};
+use llmux_store::{KeyRecord, KeyStore, Limiter, StoreError};
+
+use crate::api_error::ApiError;
+
+/// How long an authenticated key is trusted without asking the store again. Revocations on this
+/// replica clear it at once; other replicas see them within this time (and at once through the
+/// shared revocation flag when Redis is configured).
+const KEY_CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// Who is calling.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// No authentication configured: the gateway is open.
+    Open,
+    /// The master key.
+    Master,
+    /// A virtual key.
+    Key(Arc<KeyRecord>),
+}
+
+/// Governance state shared by every request.
+pub struct Governance {
+    master_key: Option<String>,
+    pub(crate) keys: Arc<dyn KeyStore>,
+    limiter: Arc<dyn Limiter>,
+    redis_failure: RedisFailure,
+    pub(crate) protect_metrics: bool,
+    any_keys: AtomicBool,
+    cache: Mutex<HashMap<String, (Arc<KeyRecord>, Instant)>>,
+}
+
+impl std::fmt::Debug for Governance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Governance")
+            .field("master_key", &self.master_key.as_ref().map(|_| "***"))
+            .field("redis_failure", &self.redis_failure)
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Compares without an early exit, so the time taken does not reveal how much matched.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn unauthenticated(message: &str) -> ApiError {
+    let mut error =
+        ApiError::from_error(GatewayError::new(ErrorKind::UpstreamStatus(401), message));
+    error.0.type_override = Some("authentication_error".into());
+    error.0.code = Some("invalid_api_key".into());
+    error
+}
+
+fn forbidden(message: String) -> ApiError {
+    let mut error =
+        ApiError::from_error(GatewayError::new(ErrorKind::UpstreamStatus(403), message));
+    error.0.type_override = Some("permission_error".into());
+    error.0.code = Some("forbidden".into());
+    error
+}
+
+fn limited(
+    message: String,
+    code: &str,
+    retry_after: Duration,
+    limit: Option<RateLimit>,
+) -> ApiError {
+    let mut error =
+        ApiError::from_error(GatewayError::new(ErrorKind::UpstreamStatus(429), message));
+    error.0.type_override = Some("rate_limit_error".into());
+    error.0.code = Some(code.into());
+    error.0.retry_after_secs = Some(retry_after.as_secs_f64().ceil().max(1.0) as u64);
+    error.0.rate_limit = limit.map(Box::new);
+    error
+}
+
+impl Governance {
+    /// Governance over `keys` and `limiter`.
+    pub async fn new(
+        master_key: Option<String>,
+        keys: Arc<dyn KeyStore>,
+        limiter: Arc<dyn Limiter>,
+        redis_failure: RedisFailure,
+        protect_metrics: bool,
+    ) -> Result<Self, StoreError> {
+        let any_keys = keys.any_keys().await?;
+        Ok(Self {
+            master_key,
+            keys,
+            limiter,
+            redis_failure,
+            protect_metrics,
+            any_keys: AtomicBool::new(any_keys),
+            cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Whether requests must authenticate: a master key is set or a virtual key exists.
+    pub fn enforced(&self) -> bool {
+        self.master_key.is_some() || self.any_keys.load(Ordering::Relaxed)
+    }
+
+    /// A key was created: authentication is enforced from now on.
+    pub(crate) fn note_key_created(&self) {
+        self.any_keys.store(true, Ordering::Relaxed);
+    }
+
+    /// A key changed: forget its cached record so the change applies at once.
+    pub(crate) fn note_revoked_cache_only(&self, id: &str) {
+        self.cache_lock().retain(|_, (record, _)| record.id != id);
+    }
+
+    /// A key was revoked here: forget it now and tell the other replicas.
+    pub(crate) async fn note_revoked(&self, id: &str) {
+        self.cache_lock().retain(|_, (record, _)| record.id != id);
+        if let Err(err) = self.limiter.mark_revoked(id).await {
+            tracing::warn!(error = %err, "could not share a key revocation");
+        }
+    }
+
+    fn cache_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Arc<KeyRecord>, Instant)>> {
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether `presented` is the master key.
+    pub fn is_master(&self, presented: &str) -> bool {
+        self.master_key
+            .as_deref()
+            .is_some_and(|m| constant_time_eq(m.as_bytes(), presented.as_bytes()))
+    }
+
+    /// The caller for a presented key (`None` when the request carried none).
+    pub async fn authenticate(&self, presented: Option<&str>) -> Result<Caller, ApiError> {
+        if !self.enforced() {
+            return Ok(Caller::Open);
+        }
+        let Some(presented) = presented.map(str::trim).filter(|p| !p.is_empty()) else {
+            return Err(unauthenticated(
+                "missing API key: send 'Authorization: Bearer <key>'",
+            ));
+        };
+        if self.is_master(presented) {
+            return Ok(Caller::Master);
+        }
+        let cached = self
+            .cache_lock()
+            .get(presented)
+            .filter(|(_, at)| at.elapsed() < KEY_CACHE_TTL)
+            .map(|(record, _)| record.clone());
+        let record = match cached {
+            Some(record) => record,
+            None => {
+                let record = self
+                    .keys
+                    .authenticate(presented)
+                    .await
+                    .map_err(|e| {
+                        ApiError::new(
+                            ErrorKind::NoCombination,
+                            format!("key store unavailable: {}", e.kind_label()),
+                        )
+                    })?
+                    .ok_or_else(|| unauthenticated("invalid API key"))?;
+                let record = Arc::new(record);
+                self.cache_lock()
+                    .insert(presented.to_owned(), (record.clone(), Instant::now()));
+                record
+            }
+        };
+        if !record.is_usable(now_unix()) {
+            return Err(unauthenticated("API key is revoked or expired"));
+        }
+        match self.limiter.is_revoked(&record.id).await {
+            Ok(true) => return Err(unauthenticated("API key is revoked or expired")),
+            Ok(false) => {}
+            Err(err) => self.on_limiter_error(&err)?,
+        }
+        Ok(Caller::Key(record))
+    }
+
+    fn on_limiter_error(&self, err: &StoreError) -> Result<(), ApiError> {
+        match self.redis_failure {
+            RedisFailure::Open => {
+                tracing::warn!(error = %err, "shared state unavailable: serving without limits (auth.redis_failure: open)");
+                Ok(())
+            }
+            RedisFailure::Closed => Err(ApiError::new(
+                ErrorKind::NoCombination,
+                "shared state (Redis) is unavailable and auth.redis_failure is closed; try again shortly",
+            )),
+        }
+    }
+
+    /// Checks `caller` may send this request now, and reserves what it may use.
+    pub async fn admit(
+        self: &Arc<Self>,
+        caller: &Caller,
+        model: Option<&str>,
+        vendor: Option<&str>,
+        reserve_tokens: u64,
+        pricing: Pricing,
+    ) -> Result<Settle, ApiError> {
+        let Caller::Key(key) = caller else {
+            return Ok(Settle::default());
+        };
+        let name = key.name.as_deref().unwrap_or(&key.id);
+        if !key.allowed_models.is_empty() {
+            let model = model.unwrap_or_default();
+            if !key.allowed_models.iter().any(|m| m == model) {
+                return Err(forbidden(format!(
+                    "key '{name}' may not use model '{model}'"
+                )));
+            }
+        }
+        if let Some(vendor) = vendor
+            && !key.allowed_vendors.is_empty()
+            && !key.allowed_vendors.iter().any(|v| v == vendor)
+        {
+            return Err(forbidden(format!(
+                "key '{name}' may not use vendor '{vendor}'"
+            )));
+        }
+        self.check_budgets(key).await?;
+        let now = now_ms();
+        if let Some(rpm) = key.rpm {
+            self.check_limit(
+                &format!("rpm:{}", key.id),
+                rpm,
+                1,
+                now,
+                "requests per minute",
+            )
+            .await?;
+        }
+        let mut reserved = 0;
+        if let Some(tpm) = key.tpm {
+            // A request larger than a whole minute's allowance is charged the allowance.
+            let cost = reserve_tokens.clamp(1, u64::from(tpm)) as u32;
+            self.check_limit(
+                &format!("tpm:{}", key.id),
+                tpm,
+                cost,
+                now,
+                "tokens per minute",
+            )
+            .await?;
+            reserved = u64::from(cost);
+        }
+        let mut parallel = false;
+        if let Some(max) = key.max_parallel {
+            match self.limiter.acquire(&format!("par:{}", key.id), max).await {
+                Ok(true) => parallel = true,
+                Ok(false) => {
+                    return Err(limited(
+                        format!("key '{name}' already has {max} requests in flight"),
+                        "parallel_limit_exceeded",
+                        Duration::from_secs(1),
+                        None,
+                    ));
+                }
+                Err(err) => self.on_limiter_error(&err)?,
+            }
+        }
+        Ok(Settle(Arc::new(Mutex::new(Some(Permit {
+            governance: self.clone(),
+            key: key.clone(),
+            reserved,
+            parallel,
+            pricing,
+        })))))
+    }
+
+    async fn check_limit(
+        &self,
+        bucket: &str,
+        limit: u32,
+        cost: u32,
+        now: u64,
+        what: &str,
+    ) -> Result<(), ApiError> {
+        match self.limiter.check(bucket, limit, cost, now).await {
+            Ok(decision) if decision.allowed => Ok(()),
+            Ok(decision) => Err(limited(
+                format!("rate limit of {limit} {what} reached"),
+                "rate_limit_exceeded",
+                decision.retry_after.unwrap_or(decision.reset_after),
+                Some(RateLimit {
+                    limit: u64::from(decision.limit),
+                    remaining: u64::from(decision.remaining),
+                    reset_secs: decision.reset_after.as_secs_f64().ceil() as u64,
+                }),
+            )),
+            Err(err) => self.on_limiter_error(&err),
+        }
+    }
+
+    async fn check_budgets(&self, key: &KeyRecord) -> Result<(), ApiError> {
+        if key.budget_daily_usd.is_none()
+            && key.budget_monthly_usd.is_none()
+            && key.budget_total_usd.is_none()
+        {
+            return Ok(());
+        }
+        let spend = match self.limiter.spend(&key.id, now_unix()).await {
+            Ok(spend) => spend,
+            Err(err) => return self.on_limiter_error(&err),
+        };
+        let secs_to_next_day = 86_400 - (now_unix().rem_euclid(86_400)) as u64;
+        for (budget, spent, period, wait) in [
+            (key.budget_daily_usd, spend.day, "daily", secs_to_next_day),
+            (
+                key.budget_monthly_usd,
+                spend.month,
+                "monthly",
+                secs_to_next_day,
+            ),
+            (key.budget_total_usd, spend.total, "total", 86_400),
+        ] {
+            if let Some(budget) = budget
+                && spent >= budget
+            {
+                return Err(limited(
+                    format!("{period} budget of ${budget:.2} is spent (${spent:.4})"),
+                    "budget_exceeded",
+                    Duration::from_secs(wait),
+                    None,
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+trait KindLabel {
+    fn kind_label(&self) -> &'static str;
+}
+
+impl KindLabel for StoreError {
+    fn kind_label(&self) -> &'static str {
+        match self.kind() {
+            llmux_store::ErrorKind::Unavailable => "unavailable",
+            _ => "error",
+        }
+    }
+}
+
+/// What a request reserved; settled once with the real usage.
+pub struct Permit {
+    governance: Arc<Governance>,
+    key: Arc<KeyRecord>,
+    reserved: u64,
+    parallel: bool,
+    pricing: Pricing,
+}
+
+/// Completes a request's permit exactly once, from whichever path learns the usage (handler or
+/// stream end). Cloneable; a no-op for open and master callers.
+#[derive(Clone, Default)]
+pub struct Settle(Arc<Mutex<Option<Permit>>>);
+
+impl Settle {
+    fn take(&self) -> Option<Permit> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+
+    /// The answer is complete: charge the real usage (input, output tokens) of `upstream_model`.
+    /// Unknown usage charges nothing beyond the reservation.
+    pub fn done(&self, upstream_model: &str, usage: Option<(u64, u64)>) {
+        let Some(permit) = self.take() else { return };
+        let model = upstream_model.to_owned();
+        tokio::spawn(async move { permit.settle(&model, usage).await });
+    }
+
+    /// The request ended without an answer (error, cancellation): free the parallel slot and
+    /// refund the token reservation.
+    pub fn abandon(&self) {
+        let Some(permit) = self.take() else { return };
+        tokio::spawn(async move { permit.settle("", Some((0, 0))).await });
+    }
+}
+
+impl Permit {
+    async fn settle(self, model: &str, usage: Option<(u64, u64)>) {
+        let governance = &self.governance;
+        let id = &self.key.id;
+        let now = now_unix();
+        if let (Some(tpm), Some((input, output))) = (self.key.tpm, usage) {
+            let delta = (input + output) as i64 - self.reserved as i64;
+            if delta != 0
+                && let Err(err) = governance
+                    .limiter
+                    .adjust(&format!("tpm:{id}"), tpm, delta, now_ms())
+                    .await
+            {
+                tracing::warn!(error = %err, "could not reconcile a token reservation");
+            }
+        }
+        if !model.is_empty() {
+            let (input, output) = usage.unwrap_or((0, 0));
+            let cost = self.pricing.cost(model, input, output).unwrap_or(0.0);
+            if let Err(err) = governance
+                .keys
+                .record_usage(id, now, input, output, cost)
+                .await
+            {
+                tracing::warn!(error = %err, "could not record key usage");
+            }
+            let micros = (cost * 1_000_000.0).round() as u64;
+            if micros > 0
+                && let Err(err) = governance.limiter.add_spend(id, micros, now).await
+            {
+                tracing::warn!(error = %err, "could not record key spend");
+            }
+        }
+        if self.parallel
+            && let Err(err) = governance.limiter.release(&format!("par:{id}")).await
+        {
+            tracing::warn!(error = %err, "could not release a parallel slot");
+        }
+    }
+}
+
+impl Drop for Settle {
+    fn drop(&mut self) {
+        // The last handle going away without done/abandon (a dropped stream): free the slot.
+        if Arc::strong_count(&self.0) == 1
+            && let Some(permit) = self.take()
+            && let Ok(handle) = tokio::runtime::Handle::try_current()
+        {
+            handle.spawn(async move { permit.settle("", Some((0, 0))).await });
+        }
+    }
+}
+
+/// The key a request presents: `Authorization: Bearer …`, or `x-api-key` (Anthropic clients).
+fn presented_key(headers: &http::HeaderMap) -> Option<&str> {
+    headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+}
+
+/// Authenticates every request before its handler: API routes need a valid key once
+/// authentication is enforced; `/admin` always needs the master key; `/metrics` needs it when
+/// `auth.protect_metrics` is on; `/health` stays open. The [`Caller`] is attached for handlers.
+pub async fn authenticate(
+    axum::extract::State(gateway): axum::extract::State<Arc<crate::state::Gateway>>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let Some(governance) = gateway.governance.clone() else {
+        request.extensions_mut().insert(Caller::Open);
+        return next.run(request).await;
+    };
+    let path = request.uri().path().to_owned();
+    let anthropic = path.starts_with("/v1/messages");
+    let render = |error: ApiError| {
+        if anthropic {
+            crate::routes::anthropic_error(error)
+        } else {
+            error.into_response()
+        }
+    };
+    let presented = presented_key(request.headers()).map(str::to_owned);
+    let master = presented
+        .as_deref()
+        .is_some_and(|p| governance.is_master(p));
+    if path.starts_with("/admin") {
+        if !master {
+            return render(unauthenticated(
+                "admin routes need the master key (auth.master_key)",
+            ));
+        }
+    } else if path == "/metrics" {
+        if governance.protect_metrics && governance.enforced() && !master {
+            return render(unauthenticated(
+                "/metrics needs the master key (auth.protect_metrics)",
+            ));
+        }
+    } else if path.starts_with("/v1/") {
+        match governance.authenticate(presented.as_deref()).await {
+            Ok(caller) => {
+                request.extensions_mut().insert(caller);
+            }
+            Err(error) => return render(error),
+        }
+    }
+    if request.extensions().get::<Caller>().is_none() {
+        request
+            .extensions_mut()
+            .insert(if master { Caller::Master } else { Caller::Open });
+    }
+    next.run(request).await
+}
+
+/// [`Governance::admit`] when governance is configured; an empty [`Settle`] otherwise.
+pub async fn admit(
+    gateway: &crate::state::Gateway,
+    caller: &Caller,
+    model: Option<&str>,
+    vendor: Option<&str>,
+    reserve_tokens: u64,
+    pricing: &Pricing,
+) -> Result<Settle, ApiError> {
+    match &gateway.governance {
+        Some(governance) => {
+            governance
+                .admit(caller, model, vendor, reserve_tokens, pricing.clone())
+                .await
+        }
+        None => Ok(Settle::default()),
+    }
+}
+
+/// The vendors a caller may reach (empty: all).
+pub fn allowed_vendors(caller: &Caller) -> &[String] {
+    match caller {
+        Caller::Key(key) => &key.allowed_vendors,
+        Caller::Open | Caller::Master => &[],
+    }
+}
+
+impl Governance {
+    /// Opens the key store named by `auth.database` and the limiter (Redis when `redis` is
+    /// set, memory otherwise).
+    pub async fn from_config(
+        auth: &llmux_config::Auth,
+        redis: Option<&llmux_config::Secret>,
+    ) -> Result<Self, StoreError> {
+        let keys = llmux_store::open(auth.database.expose()).await?;
+        let limiter: Arc<dyn Limiter> = match redis {
+            Some(url) => Arc::new(llmux_store::RedisLimiter::connect(url.expose()).await?),
+            None => Arc::new(llmux_store::MemoryLimiter::default()),
+        };
+        Self::new(
+            auth.master_key.as_ref().map(|k| k.expose().to_owned()),
+            keys,
+            limiter,
+            auth.redis_failure,
+            auth.protect_metrics,
+        )
+        .await
+    }
+}

@@ -1,0 +1,153 @@
+//! `/admin/keys`: virtual key management over HTTP (master key only; the `authenticate`
+//! middleware enforces it). The same operations as `llmux keys`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use llmux_protocol::error::ErrorKind;
+use serde_json::Value;
+
+use crate::api_error::ApiError;
+use crate::keys;
+use crate::state::Gateway;
+
+fn governance(gateway: &Gateway) -> Result<&Arc<crate::governance::Governance>, ApiError> {
+    gateway.governance.as_ref().ok_or_else(|| {
+        ApiError::new(
+            ErrorKind::NotFound,
+            "key management needs an `auth:` section in the config",
+        )
+    })
+}
+
+fn store_error(err: llmux_store::StoreError) -> ApiError {
+    ApiError::new(ErrorKind::NoCombination, format!("key store error: {err}"))
+}
+
+fn body(bytes: &[u8]) -> Result<Value, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Object(serde_json::Map::new()));
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::new(
+            ErrorKind::InvalidRequest,
+            format!("request body is not valid JSON: {e}"),
+        )
+    })
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::new(ErrorKind::NotFound, format!("key '{id}' not found"))
+}
+
+fn result(r: Result<Response, ApiError>) -> Response {
+    r.unwrap_or_else(IntoResponse::into_response)
+}
+
+pub async fn create(State(gateway): State<Arc<Gateway>>, bytes: Bytes) -> Response {
+    result(
+        async {
+            let governance = governance(&gateway)?;
+            let new_key = keys::new_key(&body(&bytes)?)
+                .map_err(|e| ApiError::new(ErrorKind::InvalidRequest, e.to_string()))?;
+            let (record, plaintext) = governance.keys.create(new_key).await.map_err(store_error)?;
+            governance.note_key_created();
+            let mut json = keys::record_json(&record);
+            json["key"] = Value::String(plaintext);
+            Ok((StatusCode::CREATED, Json(json)).into_response())
+        }
+        .await,
+    )
+}
+
+pub async fn list(State(gateway): State<Arc<Gateway>>) -> Response {
+    result(
+        async {
+            let records = governance(&gateway)?
+                .keys
+                .list()
+                .await
+                .map_err(store_error)?;
+            let data: Vec<Value> = records.iter().map(keys::record_json).collect();
+            Ok(Json(serde_json::json!({"object": "list", "data": data})).into_response())
+        }
+        .await,
+    )
+}
+
+pub async fn get(State(gateway): State<Arc<Gateway>>, Path(id): Path<String>) -> Response {
+    result(
+        async {
+            let record = governance(&gateway)?
+                .keys
+                .get(&id)
+                .await
+                .map_err(store_error)?
+                .ok_or_else(|| not_found(&id))?;
+            Ok(Json(keys::record_json(&record)).into_response())
+        }
+        .await,
+    )
+}
+
+pub async fn update(
+    State(gateway): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Response {
+    result(
+        async {
+            let governance = governance(&gateway)?;
+            let update = keys::update(&body(&bytes)?)
+                .map_err(|e| ApiError::new(ErrorKind::InvalidRequest, e.to_string()))?;
+            let record = governance
+                .keys
+                .update(&id, update)
+                .await
+                .map_err(store_error)?
+                .ok_or_else(|| not_found(&id))?;
+            governance.note_revoked_cache_only(&id);
+            Ok(Json(keys::record_json(&record)).into_response())
+        }
+        .await,
+    )
+}
+
+pub async fn revoke(State(gateway): State<Arc<Gateway>>, Path(id): Path<String>) -> Response {
+    result(
+        async {
+            let governance = governance(&gateway)?;
+            if !governance.keys.revoke(&id).await.map_err(store_error)? {
+                return Err(not_found(&id));
+            }
+            governance.note_revoked(&id).await;
+            Ok(Json(serde_json::json!({"id": id, "revoked": true})).into_response())
+        }
+        .await,
+    )
+}
+
+pub async fn usage(State(gateway): State<Arc<Gateway>>, Path(id): Path<String>) -> Response {
+    result(
+        async {
+            let governance = governance(&gateway)?;
+            governance
+                .keys
+                .get(&id)
+                .await
+                .map_err(store_error)?
+                .ok_or_else(|| not_found(&id))?;
+            let rows = governance.keys.usage(&id).await.map_err(store_error)?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            let spend = governance.keys.spend(&id, now).await.map_err(store_error)?;
+            Ok(Json(keys::usage_json(&id, &rows, spend)).into_response())
+        }
+        .await,
+    )
+}

@@ -1,0 +1,36 @@
+//! Storage and counters for client governance in llmux: virtual keys, usage, rate limits,
+//! concurrency slots and budgets.
+//!
+//! Two traits, each with an embedded default and a shared backend for several replicas:
+//!
+//! - [`KeyStore`] keeps virtual keys and per-day usage. [`open`] picks the backend from a URL:
+//!   SQLite (`sqlite://path.db`, `sqlite::memory:`) by default, PostgreSQL
+//!   (`postgres://…`) when replicas share state. One test suite runs against both.
+//! - [`Limiter`] holds the fast-moving counters: GCRA rate limits, concurrency slots,
+//!   revocation flags and budget spend. [`MemoryLimiter`] serves one process;
+//!   [`RedisLimiter`] shares them between replicas, each operation one atomic Lua script.
+//!
+//! Invariants: a key's secret is shown once, at [`KeyStore::create`], and only its SHA-256 is
+//! stored; no record, `Debug` output or error message holds a secret, a hash or a password.
+//! Counters are updated atomically in the backend (upserts, Lua scripts), never by
+//! read-modify-write in the caller. Time is always passed in, so tests never sleep.
+
+#![warn(missing_docs)]
+
+mod calendar;
+mod error;
+mod key;
+mod key_store;
+mod limiter;
+
+use std::future::Future;
+use std::pin::Pin;
+
+pub use error::{ErrorKind, StoreError, redact_url};
+pub use key::{KeyRecord, KeyUpdate, NewKey, Spend, UsageRow, parse_key};
+pub use key_store::{KeyStore, open};
+pub use limiter::{Decision, Limiter, MemoryLimiter, RedisLimiter};
+
+/// The future every trait method returns: boxed so the traits stay object-safe
+/// (`Arc<dyn KeyStore>`, `Arc<dyn Limiter>`).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
