@@ -23,8 +23,17 @@ impl TestGateway {
         let config = llmux_config::from_str(yaml, llmux_config::Format::Yaml, &|_| None)
             .unwrap_or_else(|e| panic!("test config invalid: {e:?}"));
         let header_read = std::time::Duration::from_millis(config.timeouts.header_read_ms);
+        let governance = match &config.auth {
+            Some(auth) => Some(
+                llmux_server::Governance::from_config(auth, config.redis.as_ref())
+                    .await
+                    .expect("governance"),
+            ),
+            None => None,
+        };
         let snapshot = llmux_server::Snapshot::compile(config).expect("snapshot");
-        let gateway = llmux_server::Gateway::new(snapshot).expect("gateway");
+        let gateway =
+            llmux_server::Gateway::with_governance(snapshot, governance).expect("gateway");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

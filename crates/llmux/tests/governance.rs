@@ -1,0 +1,580 @@
+//! Client keys, limits and budgets through the real server: SQLite by default, PostgreSQL and a
+//! shared Redis when `LLMUX_TEST_PG_URL` / `LLMUX_TEST_REDIS_URL` are set (scripts/test sets them).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail by panicking"
+)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use llmux_mock::{MockOptions, MockUpstream};
+use serde_json::{Value, json};
+
+const MASTER: &str = "master-secret-0123456789abcdef";
+
+fn governed(mock: &MockUpstream, database: &str, extra: &str) -> String {
+    format!(
+        "credentials:
+  - {{ platform: openai, value: sk-vendor-0123456789abcd, base_url: \"{url}/v1\" }}
+  - {{ platform: anthropic, value: sk-ant-vendor-0123456789, base_url: \"{url}/v1\" }}
+models:
+  - {{ vendor: openai, model: gpt-4o-mini, name: fast }}
+  - {{ vendor: openai, model: gpt-4o, name: other }}
+  - {{ vendor: anthropic, model: claude-sonnet-4-5, name: claude }}
+auth: {{ master_key: {MASTER}, database: \"{database}\" }}
+{extra}",
+        url = mock.url()
+    )
+}
+
+fn sqlite(name: &str) -> String {
+    format!("sqlite://{}", temp_dir(name).join("keys.db").display())
+}
+
+async fn request(
+    gateway: &TestGateway,
+    path: &str,
+    key: Option<&str>,
+    body: &Value,
+) -> reqwest::Response {
+    let mut builder = gateway
+        .client
+        .post(format!("{}{path}", gateway.url))
+        .json(body);
+    if let Some(key) = key {
+        builder = builder.bearer_auth(key);
+    }
+    builder.send().await.unwrap()
+}
+
+async fn create_key(gateway: &TestGateway, fields: Value) -> (String, String) {
+    let response = request(gateway, "/admin/keys", Some(MASTER), &fields).await;
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.unwrap();
+    (
+        body["id"].as_str().unwrap().to_owned(),
+        body["key"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn key_lifecycle(database: &str) {
+    let mock = mock().await;
+    let gateway = TestGateway::start(&governed(&mock, database, "")).await;
+    // Without a key: 401 in each API's own envelope; /health stays open.
+    let response = request(&gateway, "/v1/chat/completions", None, &chat("fast", "x")).await;
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["error"]["type"],
+        "authentication_error"
+    );
+    let messages = json!({"model": "claude", "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]});
+    let response = request(&gateway, "/v1/messages", None, &messages).await;
+    assert_eq!(response.status(), 401);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        (body["type"].as_str(), body["error"]["type"].as_str()),
+        (Some("error"), Some("authentication_error"))
+    );
+    assert_eq!(gateway.get("/health").await.status(), 200);
+    assert_eq!(
+        gateway.get("/metrics").await.status(),
+        401,
+        "/metrics needs the master key"
+    );
+    assert_eq!(
+        request(
+            &gateway,
+            "/v1/chat/completions",
+            Some(MASTER),
+            &chat("fast", "x")
+        )
+        .await
+        .status(),
+        200
+    );
+
+    let (id, key) = create_key(
+        &gateway,
+        json!({"name": "ci", "allowed_models": ["fast", "claude"]}),
+    )
+    .await;
+    assert!(key.starts_with(&format!("llmux-{id}-")));
+    let list: Value = gateway
+        .client
+        .get(format!("{}/admin/keys", gateway.url))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        !list.to_string().contains(&key[key.len() - 20..]),
+        "the secret is shown once only"
+    );
+    assert_eq!(
+        request(
+            &gateway,
+            "/v1/chat/completions",
+            Some(&key),
+            &chat("fast", "x")
+        )
+        .await
+        .status(),
+        200
+    );
+    // Anthropic clients send x-api-key.
+    let anthropic = gateway
+        .client
+        .post(format!("{}/v1/messages", gateway.url))
+        .header("x-api-key", &key)
+        .json(&messages)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anthropic.status(), 200);
+    // Allowed models only.
+    let response = request(
+        &gateway,
+        "/v1/chat/completions",
+        Some(&key),
+        &chat("other", "x"),
+    )
+    .await;
+    assert_eq!(response.status(), 403);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("may not use model 'other'")
+    );
+    // Revocation takes effect at once.
+    let revoked = gateway
+        .client
+        .delete(format!("{}/admin/keys/{id}", gateway.url))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    assert_eq!(
+        request(
+            &gateway,
+            "/v1/chat/completions",
+            Some(&key),
+            &chat("fast", "x")
+        )
+        .await
+        .status(),
+        401
+    );
+    // An expired key is refused.
+    let (_, expired) = create_key(&gateway, json!({"expires_at": 1_000})).await;
+    assert_eq!(
+        request(
+            &gateway,
+            "/v1/chat/completions",
+            Some(&expired),
+            &chat("fast", "x")
+        )
+        .await
+        .status(),
+        401
+    );
+}
+
+#[tokio::test]
+async fn key_lifecycle_on_sqlite() {
+    key_lifecycle(&sqlite("lifecycle")).await;
+}
+
+#[tokio::test]
+async fn key_lifecycle_on_postgres() {
+    let Ok(url) = std::env::var("LLMUX_TEST_PG_URL") else {
+        eprintln!("skipped: LLMUX_TEST_PG_URL is not set");
+        return;
+    };
+    key_lifecycle(&url).await;
+}
+
+#[tokio::test]
+async fn auth_bypass_attempts_are_all_401() {
+    let mock = mock().await;
+    let gateway = TestGateway::start(&governed(&mock, &sqlite("bypass"), "")).await;
+    let (id, key) = create_key(&gateway, json!({})).await;
+    let wrong_secret = format!("llmux-{id}-{}", "0".repeat(64));
+    for presented in [
+        "".to_owned(),
+        "Bearer".to_owned(),
+        "garbage".to_owned(),
+        "sk-proj-abcdefghijklmnop".to_owned(),
+        wrong_secret,
+        key.replace("llmux-", "llmx-"),
+        format!("{key}x"),
+        MASTER.to_uppercase(),
+    ] {
+        let response = gateway
+            .client
+            .post(format!("{}/v1/chat/completions", gateway.url))
+            .header("authorization", format!("Bearer {presented}"))
+            .json(&chat("fast", "x"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401, "{presented:?}");
+        let text = response.text().await.unwrap();
+        assert!(
+            !text.contains(&key[key.len() - 20..]),
+            "no secret in the answer"
+        );
+    }
+    assert!(mock.calls().is_empty(), "nothing reached the vendor");
+    let admin = gateway
+        .client
+        .get(format!("{}/admin/keys", gateway.url))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(admin.status(), 401, "a virtual key is not the master key");
+}
+
+#[tokio::test]
+async fn rpm_limit_is_a_429_with_retry_after_and_rate_limit_headers() {
+    let mock = mock().await;
+    let gateway = TestGateway::start(&governed(&mock, &sqlite("rpm"), "")).await;
+    let (_, key) = create_key(&gateway, json!({"rpm": 3})).await;
+    for _ in 0..3 {
+        assert_eq!(
+            request(
+                &gateway,
+                "/v1/chat/completions",
+                Some(&key),
+                &chat("fast", "x")
+            )
+            .await
+            .status(),
+            200
+        );
+    }
+    let limited = request(
+        &gateway,
+        "/v1/chat/completions",
+        Some(&key),
+        &chat("fast", "x"),
+    )
+    .await;
+    assert_eq!(limited.status(), 429);
+    let headers = limited.headers().clone();
+    assert!(
+        headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
+    assert_eq!(headers["x-ratelimit-limit"], "3");
+    assert_eq!(headers["x-ratelimit-remaining"], "0");
+    assert!(headers.contains_key("x-ratelimit-reset"));
+    let body: Value = limited.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limit_exceeded");
+    // The Messages API answers in its own envelope.
+    let messages = json!({"model": "claude", "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]});
+    let limited = gateway
+        .client
+        .post(format!("{}/v1/messages", gateway.url))
+        .header("x-api-key", &key)
+        .json(&messages)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(limited.status(), 429);
+    let body: Value = limited.json().await.unwrap();
+    assert_eq!(body["type"], "error");
+    assert_eq!(body["error"]["type"], "rate_limit_error");
+    assert_eq!(mock.calls().len(), 3);
+}
+
+#[tokio::test]
+async fn parallel_limit_counts_open_streams() {
+    let mock = mock_with(MockOptions {
+        chunks: 20,
+        chunk_delay: Duration::from_millis(50),
+        ..MockOptions::default()
+    })
+    .await;
+    let gateway = TestGateway::start(&governed(&mock, &sqlite("parallel"), "")).await;
+    let (_, key) = create_key(&gateway, json!({"max_parallel": 1})).await;
+    let mut streaming = chat("fast", "a long streamed answer");
+    streaming["stream"] = json!(true);
+    let mut open = request(&gateway, "/v1/chat/completions", Some(&key), &streaming).await;
+    assert_eq!(open.status(), 200);
+    assert!(open.chunk().await.unwrap().is_some());
+    let second = request(
+        &gateway,
+        "/v1/chat/completions",
+        Some(&key),
+        &chat("fast", "x"),
+    )
+    .await;
+    assert_eq!(second.status(), 429);
+    assert_eq!(
+        second.json::<Value>().await.unwrap()["error"]["code"],
+        "parallel_limit_exceeded"
+    );
+    while open.chunk().await.unwrap().is_some() {}
+    // The slot is released when the stream ends.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while request(
+        &gateway,
+        "/v1/chat/completions",
+        Some(&key),
+        &chat("fast", "x"),
+    )
+    .await
+    .status()
+        != 200
+    {
+        assert!(Instant::now() < deadline, "the slot was never released");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A dollar per token makes any request exceed a $0.50 budget.
+const EXPENSIVE: &str = "pricing:\n  gpt-4o-mini: { input: 1000000, output: 1000000 }\n  claude-sonnet-4-5: { input: 1000000, output: 1000000 }\n";
+
+async fn spent(gateway: &TestGateway, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let usage: Value = gateway
+            .client
+            .get(format!("{}/admin/keys/{id}/usage", gateway.url))
+            .bearer_auth(MASTER)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if usage["spend_usd"]["total"].as_f64().unwrap_or(0.0) > 0.0 {
+            return usage;
+        }
+        assert!(Instant::now() < deadline, "usage never recorded: {usage}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn budgets_hold_on_every_ingress_api_including_streams() {
+    let mock = mock().await;
+    let gateway = TestGateway::start(&governed(&mock, &sqlite("budgets"), EXPENSIVE)).await;
+    let cases: [(&str, Value); 3] = [
+        (
+            "/v1/chat/completions",
+            json!({"model": "fast", "stream": true, "messages": [{"role": "user", "content": "spend"}]}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "fast", "stream": true, "input": "spend"}),
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "claude", "max_tokens": 50, "stream": true, "messages": [{"role": "user", "content": "spend"}]}),
+        ),
+    ];
+    for (path, body) in cases {
+        let (id, key) = create_key(&gateway, json!({"budget_total_usd": 0.5})).await;
+        let first = request(&gateway, path, Some(&key), &body).await;
+        assert_eq!(first.status(), 200, "{path}");
+        let text = first.text().await.unwrap();
+        assert!(!text.is_empty());
+        let usage = spent(&gateway, &id).await;
+        assert_eq!(usage["days"][0]["requests"], 1, "{path}: {usage}");
+        assert!(
+            usage["days"][0]["output_tokens"].as_u64().unwrap() > 0,
+            "{path}: streams are not logged at $0: {usage}"
+        );
+        let refused = request(&gateway, path, Some(&key), &body).await;
+        assert_eq!(refused.status(), 429, "{path}");
+        assert!(refused.text().await.unwrap().contains("budget"), "{path}");
+    }
+}
+
+async fn start_redis(port: u16) -> std::process::Child {
+    let child = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server runs");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "redis did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child
+}
+
+#[tokio::test]
+async fn two_replicas_sharing_redis_share_limits_and_revocations() {
+    let (Ok(pg), Ok(redis)) = (
+        std::env::var("LLMUX_TEST_PG_URL"),
+        std::env::var("LLMUX_TEST_REDIS_URL"),
+    ) else {
+        eprintln!("skipped: LLMUX_TEST_PG_URL and LLMUX_TEST_REDIS_URL are needed");
+        return;
+    };
+    let mock = mock().await;
+    let config = governed(&mock, &pg, &format!("redis: \"{redis}\"\n"));
+    let a = TestGateway::start(&config).await;
+    let b = TestGateway::start(&config).await;
+    let (id, key) = create_key(&a, json!({"rpm": 60})).await;
+    let mut ok = 0;
+    for i in 0..100 {
+        let gateway = if i % 2 == 0 { &a } else { &b };
+        if request(
+            gateway,
+            "/v1/chat/completions",
+            Some(&key),
+            &chat("fast", "x"),
+        )
+        .await
+        .status()
+            == 200
+        {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 60, "60 RPM across both replicas, not 120");
+
+    let (id2, key2) = create_key(&a, json!({})).await;
+    assert_eq!(
+        request(&b, "/v1/chat/completions", Some(&key2), &chat("fast", "x"))
+            .await
+            .status(),
+        200
+    );
+    let revoked = a
+        .client
+        .delete(format!("{}/admin/keys/{id2}", a.url))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        if request(&b, "/v1/chat/completions", Some(&key2), &chat("fast", "x"))
+            .await
+            .status()
+            == 401
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replica b still accepts a key revoked on a"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = id;
+}
+
+async fn redis_outage(policy: &str, expected_during: u16) {
+    let Ok(pg) = std::env::var("LLMUX_TEST_PG_URL") else {
+        eprintln!("skipped: LLMUX_TEST_PG_URL is not set");
+        return;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut redis = start_redis(port).await;
+    let mock = mock().await;
+    let config = governed(
+        &mock,
+        &pg,
+        &format!("redis: \"redis://127.0.0.1:{port}\"\n"),
+    )
+    .replace(
+        &format!("auth: {{ master_key: {MASTER},"),
+        &format!("auth: {{ redis_failure: {policy}, master_key: {MASTER},"),
+    );
+    let gateway = TestGateway::start(&config).await;
+    let (_, key) = create_key(&gateway, json!({"rpm": 1000})).await;
+    assert_eq!(
+        request(
+            &gateway,
+            "/v1/chat/completions",
+            Some(&key),
+            &chat("fast", "x")
+        )
+        .await
+        .status(),
+        200
+    );
+
+    redis.kill().unwrap();
+    redis.wait().unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await; // past the revocation cache
+    let during = request(
+        &gateway,
+        "/v1/chat/completions",
+        Some(&key),
+        &chat("fast", "x"),
+    )
+    .await
+    .status();
+    assert_eq!(during.as_u16(), expected_during, "policy {policy}");
+
+    let mut redis = start_redis(port).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while request(
+        &gateway,
+        "/v1/chat/completions",
+        Some(&key),
+        &chat("fast", "x"),
+    )
+    .await
+    .status()
+        != 200
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no recovery after Redis came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    redis.kill().unwrap();
+    redis.wait().unwrap();
+}
+
+#[tokio::test]
+async fn redis_down_fails_open_when_configured_then_recovers() {
+    redis_outage("open", 200).await;
+}
+
+#[tokio::test]
+async fn redis_down_fails_closed_when_configured_then_recovers() {
+    redis_outage("closed", 503).await;
+}
