@@ -359,3 +359,76 @@ async fn a_client_that_disconnects_cancels_its_upstream_stream() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn breaker_and_cooldown_state_of_unchanged_combinations_survives_a_reload() {
+    let mock = mock().await;
+    mock.add_fault(FaultRule {
+        credential: Some("sk-flaky".into()),
+        status: Some(500),
+        ..Default::default()
+    });
+    let config = two_keys(
+        &mock,
+        "{ backoff_base_ms: 1, breaker: { consecutive_failures: 2, open_ms: 60000 } }",
+    );
+    let gateway = TestGateway::start(&config).await;
+    while vendor_states(&gateway).await["openai-2"]["state"] != "open" {
+        assert_eq!(
+            gateway
+                .post("/v1/chat/completions", &chat("fast", "x"))
+                .await
+                .status(),
+            200
+        );
+    }
+    // A reload that adds a model keeps the open breaker of the unchanged combination.
+    let reloaded = config.replace(
+        "models:\n",
+        "models:\n  - { vendor: openai, model: gpt-4o, name: extra }\n",
+    );
+    gateway.reload(&reloaded);
+    let states: Value = gateway.get("/health/vendors").await.json().await.unwrap();
+    let flaky_fast = states["combinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["credential"] == "openai-2" && c["model"] == "gpt-4o-mini")
+        .unwrap()
+        .clone();
+    assert_eq!(flaky_fast["state"], "open", "{states}");
+    let flaky_new = states["combinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["credential"] == "openai-2" && c["model"] == "gpt-4o")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        flaky_new["state"], "closed",
+        "a new combination starts closed"
+    );
+    let calls = mock
+        .calls()
+        .iter()
+        .filter(|c| c.credential == "sk-flaky" && c.model == "gpt-4o-mini")
+        .count();
+    for _ in 0..10 {
+        assert_eq!(
+            gateway
+                .post("/v1/chat/completions", &chat("fast", "x"))
+                .await
+                .status(),
+            200
+        );
+    }
+    let after = mock
+        .calls()
+        .iter()
+        .filter(|c| c.credential == "sk-flaky" && c.model == "gpt-4o-mini")
+        .count();
+    assert_eq!(
+        calls, after,
+        "the open combination got no traffic after the reload"
+    );
+}

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 pub struct TestGateway {
     pub url: String,
     pub client: reqwest::Client,
+    pub gateway: std::sync::Arc<llmux_server::Gateway>,
 }
 
 impl TestGateway {
@@ -44,14 +45,22 @@ impl TestGateway {
         };
         tokio::spawn(llmux_server::serve(
             listener,
-            llmux_server::app(gateway),
+            llmux_server::app(gateway.clone()),
             options,
             std::future::pending(),
         ));
         Self {
             url: format!("http://{addr}"),
             client: reqwest::Client::new(),
+            gateway,
         }
+    }
+
+    /// Swaps in a new config, as SIGHUP or a file change would.
+    pub fn reload(&self, yaml: &str) {
+        let config = llmux_config::from_str(yaml, llmux_config::Format::Yaml, &|_| None)
+            .expect("valid config");
+        self.gateway.reload(config).expect("reload");
     }
 
     pub fn addr(&self) -> String {
