@@ -1,39 +1,97 @@
 //! `llmux-bench`: drives the mock upstream directly (the physical limit on this machine) and
 //! llmux in front of the same mock, with the same load generator, and prints ratios measured in
-//! the same run. Timings are reported, never asserted; `--smoke` only checks that every workload
-//! completed without errors.
+//! the same run: throughput, added latency, added time to first byte and inter-chunk gap, CPU per
+//! request, routing table sizes, memory (idle, under load, per open stream), instructions per
+//! request (callgrind) and, optionally, LiteLLM. Timings are reported, never asserted; `--smoke`
+//! only checks that every workload completed without errors.
 
 #![allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 
+mod callgrind;
+mod litellm;
 mod load;
+mod memory;
 mod processes;
 mod report;
+mod sys;
+mod workloads;
 
-use std::path::PathBuf;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
 
-use crate::load::{Workload, run};
-use crate::processes::{Gateway, Mock};
-use crate::report::Row;
+use crate::load::Load;
+use crate::processes::{Launch, MockPacing, Process, start_gateway, start_mock};
+use crate::report::{Memory, Pair, Report, RoutingRow, Row, Streams};
+use crate::sys::{CpuMeter, Machine, RssSampler};
+use crate::workloads::{CHUNK_DELAY_MS, CHUNKS, Mock, Spec};
 
 #[derive(Debug, Parser)]
 #[command(about)]
 struct Args {
-    /// A few seconds in total; fails on any error. For CI.
+    /// CI: a few workloads, well under a second each; no memory, callgrind or LiteLLM. Fails
+    /// only if a request failed.
     #[arg(long)]
     smoke: bool,
-    /// Seconds per workload measurement.
+    /// Seconds per measurement (each workload is measured directly and through llmux).
     #[arg(long, default_value_t = 5)]
     seconds: u64,
-    /// The llmux binary (default: target/release/llmux next to this binary).
+    /// Run only the workloads whose name contains this text ("c=64", "stream", "openai→",
+    /// "routing", "memory", "instructions", …).
     #[arg(long)]
-    llmux: Option<PathBuf>,
-    /// Concurrency levels for the non-streaming workload.
+    only: Option<String>,
+    /// Only count instructions per request under callgrind (the stable regression signal).
+    #[arg(long)]
+    callgrind: bool,
+    /// Also measure LiteLLM's proxy (installed into ./target/bench-venv on first use).
+    #[arg(long)]
+    litellm: bool,
+    /// Open-stream counts for the memory measurement.
+    #[arg(long, value_delimiter = ',', default_values_t = [1000, 5000])]
+    streams: Vec<usize>,
+    /// Concurrency levels for non-streaming chat.
     #[arg(long, value_delimiter = ',', default_values_t = [1, 16, 64, 256])]
     concurrency: Vec<usize>,
+    /// Requests of the larger callgrind run (the smaller one sends a tenth as many).
+    #[arg(long, default_value_t = 2000)]
+    callgrind_requests: usize,
+    /// The llmux binary (default: llmux next to this binary).
+    #[arg(long)]
+    llmux: Option<PathBuf>,
+}
+
+/// Which workloads to run.
+struct Select {
+    only: Option<String>,
+    callgrind_only: bool,
+}
+
+impl Select {
+    fn wants(&self, name: &str) -> bool {
+        if self.callgrind_only && !name.starts_with("instructions") {
+            return false;
+        }
+        self.only.as_deref().is_none_or(|only| name.contains(only))
+    }
+}
+
+/// Everything a measurement needs besides the workload.
+struct Env {
+    load_warmup: Duration,
+    load_duration: Duration,
+    ticks: u64,
+}
+
+impl Env {
+    fn load(&self, concurrency: usize) -> Load {
+        Load {
+            concurrency,
+            warmup: self.load_warmup,
+            duration: self.load_duration,
+        }
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -45,63 +103,397 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn bench(args: Args) -> anyhow::Result<()> {
-    let llmux = match args.llmux {
-        Some(path) => path,
+    let llmux = match &args.llmux {
+        Some(path) => path.clone(),
         None => std::env::current_exe()?
             .parent()
             .context("binary directory")?
             .join("llmux"),
     };
-    let (seconds, levels) = if args.smoke {
-        (Duration::from_millis(500), vec![1, 8])
+    let env = if args.smoke {
+        Env {
+            load_warmup: Duration::from_millis(100),
+            load_duration: Duration::from_millis(400),
+            ticks: sys::clock_ticks_per_second(),
+        }
     } else {
-        (Duration::from_secs(args.seconds), args.concurrency)
+        let duration = Duration::from_secs(args.seconds.max(1));
+        Env {
+            load_warmup: (duration / 5).min(Duration::from_secs(1)),
+            load_duration: duration,
+            ticks: sys::clock_ticks_per_second(),
+        }
     };
-    let mock = Mock::start(&llmux, 20).await?;
-    let gateway = Gateway::start(&llmux, &mock).await?;
-    println!(
-        "llmux-bench: mock on cpu {}, gateway on cpu {} ({}), {:?} per workload",
-        processes::MOCK_CPU,
-        processes::GATEWAY_CPU,
-        if processes::pinning_available() {
-            "pinned with taskset"
-        } else {
-            "not pinned: taskset missing"
-        },
-        seconds
-    );
+    let select = Select {
+        only: args.only.clone(),
+        callgrind_only: args.callgrind,
+    };
+    print_header(&env, args.smoke);
 
-    let mut rows = Vec::new();
+    let fast = start_mock(
+        &llmux,
+        MockPacing {
+            chunks: CHUNKS,
+            chunk_delay_ms: 0,
+        },
+    )
+    .await?;
+    let paced = start_mock(
+        &llmux,
+        MockPacing {
+            chunks: CHUNKS,
+            chunk_delay_ms: CHUNK_DELAY_MS,
+        },
+    )
+    .await?;
+
+    let mut report = Report::default();
     let mut errors = 0;
-    let small = load::chat_body(1024, false);
-    let large = load::chat_body(100 * 1024, false);
-    let streaming = load::chat_body(1024, true);
-    let mut cases: Vec<(String, Vec<u8>, usize, bool)> = levels
-        .iter()
-        .map(|&c| (format!("chat 1KB c={c}"), small.clone(), c, false))
+
+    // The main table, all on one gateway.
+    let specs: Vec<Spec> = workloads::main(&args.concurrency, args.smoke)
+        .into_iter()
+        .filter(|s| select.wants(&s.name))
         .collect();
-    cases.push(("chat 100KB c=16".into(), large, 16, false));
-    cases.push(("stream 20 chunks c=16".into(), streaming, 16, true));
-    for (name, body, concurrency, stream) in cases {
-        let workload = Workload {
-            path: "/v1/chat/completions",
-            body: body.into(),
-            concurrency,
-            duration: seconds,
-            stream,
-        };
-        let direct = run(mock.addr, &workload).await;
-        let proxied = run(gateway.addr, &workload).await;
-        errors += direct.errors + proxied.errors;
-        rows.push(Row {
-            name,
-            direct,
-            proxied,
+    if !specs.is_empty() {
+        let config = workloads::main_config(fast.addr, paced.addr);
+        let gateway = start_gateway(&llmux, &config, Launch::Pinned).await?;
+        let mut litellm = None;
+        if args.litellm && !args.smoke {
+            // `scripts/bench` runs from the workspace root.
+            let target_dir = std::env::current_dir()?.join("target");
+            match litellm::start(&target_dir, fast.addr, paced.addr).await {
+                Ok(started) => {
+                    report.litellm = Some(Ok((started.version.clone(), started.workers.clone())));
+                    litellm = Some(started);
+                }
+                Err(why) => {
+                    eprintln!("LiteLLM skipped: {why}");
+                    report.litellm = Some(Err(why));
+                }
+            }
+        }
+        for spec in &specs {
+            let mock = match spec.mock {
+                Mock::Fast => &fast,
+                Mock::Paced => &paced,
+            };
+            let other = litellm.as_ref().map(|l| &l.process);
+            let (row, row_errors) = measure(spec, mock, &gateway, other, &env).await;
+            errors += row_errors;
+            report.rows.push(row);
+        }
+        if let Some(mut litellm) = litellm {
+            // Let it stop its workers; the handle kills it if it does not.
+            let _ = litellm
+                .process
+                .signal_and_wait("TERM", Duration::from_secs(10))
+                .await;
+        }
+    }
+
+    // Routing table sizes, one gateway per size.
+    let (sizes, concurrency): (&[(usize, usize)], usize) = if args.smoke {
+        (&[(10, 100)], 8)
+    } else {
+        (&[(1, 10), (10, 100), (100, 100)], 16)
+    };
+    for &(credentials, models) in sizes {
+        let spec = workloads::routing(credentials, models, concurrency);
+        if !select.wants(&spec.name) {
+            continue;
+        }
+        let config = workloads::routing_config(fast.addr, credentials, models);
+        let started = Instant::now();
+        let gateway = start_gateway(&llmux, &config, Launch::Pinned).await?;
+        let startup = started.elapsed();
+        let idle_kib = sys::rss_kib(gateway.pid()).unwrap_or(0);
+        let (row, row_errors) = measure(&spec, &fast, &gateway, None, &env).await;
+        errors += row_errors;
+        report.routing.push(RoutingRow {
+            combinations: credentials * models,
+            row,
+            idle_kib,
+            startup,
         });
     }
-    report::print(&rows, gateway.rss_kib());
+
+    if !args.smoke {
+        errors += memory_section(&llmux, &fast, &paced, &args, &select, &env, &mut report).await?;
+        instructions_section(&llmux, &fast, &args, &select, &mut report).await;
+    }
+
+    println!("{}", report.render());
     if errors > 0 {
         bail!("{errors} request(s) failed");
     }
     Ok(())
+}
+
+fn print_header(env: &Env, smoke: bool) {
+    let machine = Machine::read();
+    let date = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    println!(
+        "llmux-bench {date}{}",
+        if smoke {
+            " (smoke: timings meaningless)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "machine: {} CPUs, {}; kernel-visible load generator CPUs: {}",
+        machine.cpus, machine.model, machine.bench_cpus
+    );
+    if processes::pinning_available() {
+        println!(
+            "pinning: taskset; gateway (and LiteLLM) on cpu {}, mocks on cpu {} with the load generator",
+            processes::GATEWAY_CPU,
+            processes::MOCK_CPU
+        );
+    } else {
+        println!("pinning: none (taskset missing or a single CPU); processes share all cores");
+    }
+    println!(
+        "each measurement: {:?} warm-up, then {:?} recorded; mock streams {CHUNKS} content chunks, {CHUNK_DELAY_MS} ms apart",
+        env.load_warmup, env.load_duration
+    );
+}
+
+/// Measures one workload directly, through the gateway and through `other` (LiteLLM) when the
+/// workload asks for it. Returns the row and its number of failed requests.
+async fn measure(
+    spec: &Spec,
+    mock: &Process,
+    gateway: &Process,
+    other: Option<&Process>,
+    env: &Env,
+) -> (Row, usize) {
+    let row = |result| Row {
+        name: spec.name.clone(),
+        stream: spec.streams(),
+        same_events: spec.same_events(),
+        baseline: spec.baseline.clone(),
+        result,
+    };
+    if spec.probe {
+        match load::probe(gateway.addr, &spec.proxied).await {
+            Ok((404, _)) => {
+                eprintln!("{}: skipped: route not available", spec.name);
+                return (row(Err("skipped: route not available".to_owned())), 0);
+            }
+            Ok((status, _)) if (200..300).contains(&status) => {}
+            Ok((status, body)) => {
+                let why = format!("FAILED: the probe got {status}: {body}");
+                return (row(Err(why)), 1);
+            }
+            Err(err) => return (row(Err(format!("FAILED: the probe failed: {err}"))), 1),
+        }
+    }
+    eprintln!("measuring {}", spec.name);
+    let load = env.load(spec.concurrency);
+    let mock_cpu = CpuMeter::start(mock.pid(), env.ticks);
+    let direct = load::run(mock.addr, &spec.direct, load).await;
+    let mock_cpu_us = mock_cpu.micros();
+
+    let gateway_cpu = CpuMeter::start(gateway.pid(), env.ticks);
+    let rss = RssSampler::start(gateway.pid());
+    let proxied = load::run(gateway.addr, &spec.proxied, load).await;
+    let gateway_cpu_us = gateway_cpu.micros();
+    let max_rss_kib = rss.finish(gateway.pid()).await;
+
+    let (litellm, litellm_cpu_us) = match other {
+        Some(other) if spec.litellm => {
+            eprintln!("measuring {} through LiteLLM", spec.name);
+            let cpu = CpuMeter::start(other.pid(), env.ticks);
+            let measured = load::run(other.addr, &spec.proxied, load).await;
+            (Some(measured), cpu.micros())
+        }
+        _ => (None, None),
+    };
+    // LiteLLM's failures are reported in its table, not counted against llmux.
+    let errors = direct.errors + proxied.errors;
+    let pair = Pair {
+        direct,
+        proxied,
+        mock_cpu_us,
+        gateway_cpu_us,
+        max_rss_kib,
+        litellm,
+        litellm_cpu_us,
+    };
+    (row(Ok(pair)), errors)
+}
+
+/// Idle and loaded RSS, then KiB per open stream (a fresh gateway per stream count, in front of
+/// a mock that waits 10 s between events so every stream stays open). Returns failed requests.
+async fn memory_section(
+    llmux: &Path,
+    fast: &Process,
+    paced: &Process,
+    args: &Args,
+    select: &Select,
+    env: &Env,
+    report: &mut Report,
+) -> anyhow::Result<usize> {
+    const LOAD: usize = 64;
+    let mut errors = 0;
+    let mut memory = Memory {
+        load_concurrency: LOAD,
+        ..Memory::default()
+    };
+    let config = workloads::main_config(fast.addr, paced.addr);
+    let chat = workloads::openai_chat(
+        "/v1/chat/completions",
+        Some("bench"),
+        &workloads::text(1024),
+        false,
+    );
+    let mut measured = false;
+    if select.wants(&format!("memory idle and c={LOAD} load")) {
+        eprintln!("measuring memory idle and under c={LOAD} load");
+        measured = true;
+        let gateway = start_gateway(llmux, &config, Launch::Pinned).await?;
+        let pid = gateway.pid();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        memory.idle_kib = sys::rss_kib(pid);
+        if let Err(err) = load::sequential(gateway.addr, &chat, 1).await {
+            eprintln!("memory: the first request failed: {err}");
+            errors += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        memory.after_one_request_kib = sys::rss_kib(pid);
+        let sampler = RssSampler::start(pid);
+        let loaded = load::run(gateway.addr, &chat, env.load(LOAD)).await;
+        memory.under_load_kib = Some(
+            sampler
+                .finish(pid)
+                .await
+                .max(sys::peak_rss_kib(pid).unwrap_or(0)),
+        );
+        if let Some(err) = &loaded.first_error {
+            eprintln!(
+                "memory: {} request(s) failed under load, first: {err}",
+                loaded.errors
+            );
+        }
+        errors += loaded.errors;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        memory.after_load_kib = sys::rss_kib(pid);
+    }
+
+    let counts: Vec<usize> = args
+        .streams
+        .iter()
+        .copied()
+        .filter(|n| select.wants(&format!("memory {n} open streams")))
+        .collect();
+    if !counts.is_empty() {
+        measured = true;
+        let slow = start_mock(
+            llmux,
+            MockPacing {
+                chunks: CHUNKS,
+                chunk_delay_ms: 10_000,
+            },
+        )
+        .await?;
+        let config = workloads::main_config(fast.addr, slow.addr);
+        let stream = workloads::openai_chat(
+            "/v1/chat/completions",
+            Some("bench-stream"),
+            &workloads::text(1024),
+            true,
+        );
+        for n in counts {
+            eprintln!("measuring memory with {n} open streams");
+            let gateway = start_gateway(llmux, &config, Launch::Pinned).await?;
+            let pid = gateway.pid();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let idle_kib = sys::rss_kib(pid).unwrap_or(0);
+            let open = memory::open(gateway.addr, &stream, n).await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let with_streams_kib = sys::rss_kib(pid).unwrap_or(0);
+            if let Some(err) = &open.first_error {
+                eprintln!(
+                    "memory: {} stream(s) did not open, first: {err}",
+                    open.errors
+                );
+            }
+            errors += open.errors;
+            memory.streams.push(Streams {
+                requested: n,
+                opened: open.sockets.len(),
+                idle_kib,
+                with_streams_kib,
+            });
+            drop(open);
+        }
+    }
+    if measured {
+        report.memory = Some(memory);
+    }
+    Ok(errors)
+}
+
+/// Instructions per request under callgrind, for the main request shapes.
+async fn instructions_section(
+    llmux: &Path,
+    fast: &Process,
+    args: &Args,
+    select: &Select,
+    report: &mut Report,
+) {
+    let text = workloads::text(1024);
+    let chat = |model: &str, stream: bool| {
+        workloads::openai_chat("/v1/chat/completions", Some(model), &text, stream)
+    };
+    let shapes = [
+        ("instructions chat 1KB".to_owned(), chat("bench", false)),
+        (
+            format!("instructions stream {CHUNKS} chunks"),
+            chat("bench-stream", true),
+        ),
+        (
+            "instructions openai→anthropic 1KB".to_owned(),
+            chat("bench-anthropic", false),
+        ),
+        (
+            "instructions openai→gemini 1KB".to_owned(),
+            chat("bench-gemini", false),
+        ),
+    ];
+    let shapes: Vec<_> = shapes
+        .into_iter()
+        .filter(|(name, _)| select.wants(name))
+        .collect();
+    if shapes.is_empty() {
+        return;
+    }
+    if !callgrind::valgrind_available() {
+        report.instructions = Some(Err("valgrind is not installed".to_owned()));
+        return;
+    }
+    // Both aliases point at the unpaced mock: callgrind slows the gateway enough already, and
+    // the stream's events are decoded and rewritten one by one either way.
+    let config = workloads::main_config(fast.addr, fast.addr);
+    let large = args.callgrind_requests.max(20);
+    let small = large / 10;
+    let mut counts = Vec::new();
+    for (name, target) in shapes {
+        eprintln!("counting {name} under callgrind ({small} and {large} requests)");
+        match callgrind::count(llmux, &config, &name, &target, small, large).await {
+            Ok(count) => counts.push(count),
+            Err(err) => {
+                report.instructions = Some(Err(format!("{err:#}")));
+                return;
+            }
+        }
+    }
+    report.instructions = Some(Ok(counts));
 }

@@ -1,63 +1,612 @@
-//! The results table: absolute figures for context, ratios and added latency as the result.
+//! The report: per-workload ratios and added latency, the translated-path comparison, routing
+//! table sizes, memory, instructions per request, the mock's own figures, the optional LiteLLM
+//! column, and the issue's targets with what this run measured against them.
 
-use std::io::Write;
+use std::fmt::Write as _;
+use std::time::Duration;
 
+use crate::callgrind::Count;
 use crate::load::Measured;
 
-pub struct Row {
-    pub name: String,
+/// A workload measured directly and through llmux (and maybe LiteLLM).
+#[derive(Debug)]
+pub struct Pair {
     pub direct: Measured,
     pub proxied: Measured,
+    /// CPU time of the mock during the direct run, µs.
+    pub mock_cpu_us: Option<f64>,
+    /// CPU time of the gateway during the proxied run, µs.
+    pub gateway_cpu_us: Option<f64>,
+    /// Largest gateway RSS seen during the proxied run, KiB.
+    pub max_rss_kib: u64,
+    pub litellm: Option<Measured>,
+    /// CPU time of the LiteLLM process during its run, µs. With its default single worker it
+    /// serves requests in-process; forked workers would not be counted.
+    pub litellm_cpu_us: Option<f64>,
 }
 
-fn percentile(sorted: &[u32], p: f64) -> f64 {
+fn percentile(sorted: &[u32], p: f64) -> Option<f64> {
     if sorted.is_empty() {
-        return f64::NAN;
+        return None;
     }
     let rank = ((sorted.len() - 1) as f64 * p).round() as usize;
-    f64::from(sorted[rank.min(sorted.len() - 1)])
+    sorted
+        .get(rank.min(sorted.len() - 1))
+        .map(|&v| f64::from(v))
 }
 
-pub fn print(rows: &[Row], (rss, peak): (u64, u64)) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(
-        out,
-        "\n{:<24} {:>11} {:>11} {:>7} {:>9} {:>9} {:>9} {:>9} {:>6}",
-        "workload",
-        "direct rps",
-        "llmux rps",
-        "ratio",
-        "+p50 µs",
-        "+p99 µs",
-        "+p99.9µs",
-        "+ttfb µs",
-        "errors"
-    );
-    for row in rows {
-        let (d, p) = (&row.direct, &row.proxied);
-        let added = |q: f64| percentile(&p.latency, q) - percentile(&d.latency, q);
-        let ttfb = if p.ttfb.is_empty() {
-            "-".to_owned()
+fn added(direct: &[u32], proxied: &[u32], p: f64) -> Option<f64> {
+    Some(percentile(proxied, p)? - percentile(direct, p)?)
+}
+
+impl Pair {
+    pub fn ratio(&self) -> f64 {
+        self.proxied.throughput() / self.direct.throughput().max(1e-9)
+    }
+
+    pub fn added_latency(&self, p: f64) -> Option<f64> {
+        added(&self.direct.latency, &self.proxied.latency, p)
+    }
+
+    pub fn added_ttfb(&self, p: f64) -> Option<f64> {
+        added(&self.direct.ttfb, &self.proxied.ttfb, p)
+    }
+
+    pub fn added_gap(&self, p: f64) -> Option<f64> {
+        added(&self.direct.gaps, &self.proxied.gaps, p)
+    }
+
+    /// Gateway CPU µs per proxied request (warm-up and tail included on both sides).
+    pub fn cpu_per_request(&self) -> Option<f64> {
+        Some(self.gateway_cpu_us? / self.proxied.completed.max(1) as f64)
+    }
+
+    pub fn mock_cpu_per_request(&self) -> Option<f64> {
+        Some(self.mock_cpu_us? / self.direct.completed.max(1) as f64)
+    }
+
+    pub fn errors(&self) -> usize {
+        self.direct.errors + self.proxied.errors
+    }
+
+    /// The added latency a translated row is compared on: TTFB for streams, else the whole
+    /// request.
+    fn compared_p50(&self, stream: bool) -> Option<f64> {
+        if stream {
+            self.added_ttfb(0.5)
         } else {
-            format!("{:.0}", percentile(&p.ttfb, 0.5) - percentile(&d.ttfb, 0.5))
+            self.added_latency(0.5)
+        }
+    }
+}
+
+/// One row of the main table.
+#[derive(Debug)]
+pub struct Row {
+    pub name: String,
+    pub stream: bool,
+    /// Direct and proxied streams carry the same events (gaps are comparable).
+    pub same_events: bool,
+    pub baseline: Option<String>,
+    /// `Err`: why the row was not measured.
+    pub result: Result<Pair, String>,
+}
+
+impl Row {
+    pub fn pair(&self) -> Option<&Pair> {
+        self.result.as_ref().ok()
+    }
+}
+
+/// One routing table size.
+#[derive(Debug)]
+pub struct RoutingRow {
+    pub combinations: usize,
+    pub row: Row,
+    pub idle_kib: u64,
+    pub startup: Duration,
+}
+
+/// One open-streams measurement.
+#[derive(Debug)]
+pub struct Streams {
+    pub requested: usize,
+    pub opened: usize,
+    pub idle_kib: u64,
+    pub with_streams_kib: u64,
+}
+
+impl Streams {
+    pub fn kib_per_stream(&self) -> f64 {
+        (self.with_streams_kib as f64 - self.idle_kib as f64) / self.opened.max(1) as f64
+    }
+}
+
+/// Gateway memory.
+#[derive(Debug, Default)]
+pub struct Memory {
+    pub idle_kib: Option<u64>,
+    pub after_one_request_kib: Option<u64>,
+    pub load_concurrency: usize,
+    pub under_load_kib: Option<u64>,
+    pub after_load_kib: Option<u64>,
+    pub streams: Vec<Streams>,
+}
+
+/// Everything one run measured.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub rows: Vec<Row>,
+    pub routing: Vec<RoutingRow>,
+    pub memory: Option<Memory>,
+    /// `Err`: why instructions were not counted.
+    pub instructions: Option<Result<Vec<Count>, String>>,
+    /// `Ok((version, workers))` or why LiteLLM was skipped.
+    pub litellm: Option<Result<(String, String), String>>,
+}
+
+fn num(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| format!("{v:.0}"))
+}
+
+fn signed(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| format!("{v:+.0}"))
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+impl Report {
+    fn row(&self, name: &str) -> Option<&Pair> {
+        self.rows
+            .iter()
+            .find(|r| r.name == name)
+            .and_then(Row::pair)
+    }
+
+    /// The whole report as text.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        self.main_table(&mut out);
+        self.translated(&mut out);
+        self.routing(&mut out);
+        self.memory(&mut out);
+        self.instructions(&mut out);
+        self.mock(&mut out);
+        self.litellm(&mut out);
+        self.targets(&mut out);
+        out
+    }
+
+    fn main_table(&self, out: &mut String) {
+        if self.rows.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "\nPer workload: llmux vs the mock directly. Added = llmux − direct at the same \
+             percentile, µs. cpu = gateway CPU µs per request; RSS = gateway max during the row;\n\
+             gap n/a: a translated stream has other events than the vendor's, so gaps do not pair up."
+        );
+        let _ = writeln!(
+            out,
+            "{:<32} {:>9} {:>9} {:>6} {:>7} {:>7} {:>8} {:>7} {:>7} {:>7} {:>7} {:>6} {:>7} {:>6}",
+            "workload",
+            "direct/s",
+            "llmux/s",
+            "ratio",
+            "+p50",
+            "+p99",
+            "+p99.9",
+            "+ttfb50",
+            "+ttfb99",
+            "+gap50",
+            "+gap99",
+            "cpu",
+            "RSS MiB",
+            "errors"
+        );
+        for row in &self.rows {
+            let Some(p) = row.pair() else {
+                let why = row.result.as_ref().err().map_or("", String::as_str);
+                let _ = writeln!(out, "{:<32} {why}", row.name);
+                continue;
+            };
+            let gap = |q| {
+                if row.same_events {
+                    signed(p.added_gap(q))
+                } else if row.stream {
+                    "n/a".to_owned()
+                } else {
+                    "-".to_owned()
+                }
+            };
+            let _ = writeln!(
+                out,
+                "{:<32} {:>9.0} {:>9.0} {:>6.3} {:>7} {:>7} {:>8} {:>7} {:>7} {:>7} {:>7} {:>6} {:>7.1} {:>6}",
+                row.name,
+                p.direct.throughput(),
+                p.proxied.throughput(),
+                p.ratio(),
+                signed(p.added_latency(0.5)),
+                signed(p.added_latency(0.99)),
+                signed(p.added_latency(0.999)),
+                signed(p.added_ttfb(0.5)),
+                signed(p.added_ttfb(0.99)),
+                gap(0.5),
+                gap(0.99),
+                num(p.cpu_per_request()),
+                p.max_rss_kib as f64 / 1024.0,
+                p.errors()
+            );
+        }
+        for row in &self.rows {
+            if let Some(p) = row.pair() {
+                for (side, m) in [("direct", &p.direct), ("llmux", &p.proxied)] {
+                    if let Some(err) = &m.first_error {
+                        let _ = writeln!(
+                            out,
+                            "  {}: {} {side} error(s), first: {err}",
+                            row.name, m.errors
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn translated(&self, out: &mut String) {
+        let compared: Vec<_> = self
+            .rows
+            .iter()
+            .filter_map(|r| Some((r, r.baseline.as_deref()?, r.pair()?)))
+            .collect();
+        if compared.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "\nTranslated and other-ingress paths vs the same-protocol path (added p50; \
+             added TTFB p50 for streams; target ≤ 2×):"
+        );
+        for (row, baseline, pair) in compared {
+            let own = pair.compared_p50(row.stream);
+            let base = self.row(baseline).and_then(|b| b.compared_p50(row.stream));
+            let ratio = match (own, base) {
+                (Some(own), Some(base)) if base > 0.0 => format!("{:.2}×", own / base),
+                (_, None) => "n/a (same-protocol row not measured)".to_owned(),
+                _ => "n/a (same-protocol added ≤ 0)".to_owned(),
+            };
+            let _ = writeln!(
+                out,
+                "  {:<32} {:>6} µs vs {:>6} µs ({baseline}): {ratio}",
+                row.name,
+                signed(own),
+                signed(base),
+            );
+        }
+    }
+
+    fn routing(&self, out: &mut String) {
+        if self.routing.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "\nRouting table size (requests name no model: the whole pool is a candidate):"
+        );
+        let _ = writeln!(
+            out,
+            "{:>13} {:>9} {:>9} {:>6} {:>7} {:>7} {:>6} {:>10} {:>9} {:>6}",
+            "combinations",
+            "direct/s",
+            "llmux/s",
+            "ratio",
+            "+p50",
+            "+p99",
+            "cpu",
+            "idle RSS",
+            "start ms",
+            "errors"
+        );
+        for r in &self.routing {
+            let Some(p) = r.row.pair() else {
+                let why = r.row.result.as_ref().err().map_or("", String::as_str);
+                let _ = writeln!(out, "{:>13} {why}", r.combinations);
+                continue;
+            };
+            let _ = writeln!(
+                out,
+                "{:>13} {:>9.0} {:>9.0} {:>6.3} {:>7} {:>7} {:>6} {:>10} {:>9} {:>6}",
+                r.combinations,
+                p.direct.throughput(),
+                p.proxied.throughput(),
+                p.ratio(),
+                signed(p.added_latency(0.5)),
+                signed(p.added_latency(0.99)),
+                num(p.cpu_per_request()),
+                mib(r.idle_kib),
+                r.startup.as_millis(),
+                p.errors()
+            );
+        }
+    }
+
+    fn memory(&self, out: &mut String) {
+        let Some(m) = &self.memory else { return };
+        let _ = writeln!(out, "\nGateway memory (RSS):");
+        let show = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), mib);
+        let _ = writeln!(out, "  idle, just started          {}", show(m.idle_kib));
+        let _ = writeln!(
+            out,
+            "  idle, after one request     {}",
+            show(m.after_one_request_kib)
+        );
+        let _ = writeln!(
+            out,
+            "  under c={} load (max)       {}",
+            m.load_concurrency,
+            show(m.under_load_kib)
+        );
+        let _ = writeln!(
+            out,
+            "  after that load             {}",
+            show(m.after_load_kib)
+        );
+        for s in &m.streams {
+            let _ = writeln!(
+                out,
+                "  {} open streams ({} opened): {} (idle {}) → {:.1} KiB per open stream",
+                s.requested,
+                s.opened,
+                mib(s.with_streams_kib),
+                mib(s.idle_kib),
+                s.kib_per_stream()
+            );
+        }
+    }
+
+    fn instructions(&self, out: &mut String) {
+        let Some(result) = &self.instructions else {
+            return;
         };
         let _ = writeln!(
             out,
-            "{:<24} {:>11.0} {:>11.0} {:>7.3} {:>9.0} {:>9.0} {:>9.0} {:>9} {:>6}",
-            row.name,
-            d.throughput(),
-            p.throughput(),
-            p.throughput() / d.throughput().max(1e-9),
-            added(0.5),
-            added(0.99),
-            added(0.999),
-            ttfb,
-            d.errors + p.errors
+            "\nInstructions per proxied request (callgrind Ir; (Ir_large − Ir_small) / (N_large − N_small)):"
         );
+        match result {
+            Err(why) => {
+                let _ = writeln!(out, "  skipped: {why}");
+            }
+            Ok(counts) => {
+                for c in counts {
+                    let _ = writeln!(
+                        out,
+                        "  {:<32} {:>10.0} Ir/request   ({} req: {} Ir, {} req: {} Ir)",
+                        c.name,
+                        c.per_request(),
+                        c.small.0,
+                        c.small.1,
+                        c.large.0,
+                        c.large.1
+                    );
+                }
+            }
+        }
     }
-    let _ = writeln!(
-        out,
-        "gateway RSS after the run: {} KiB (peak {} KiB)",
-        rss, peak
-    );
+
+    fn mock(&self, out: &mut String) {
+        // The same-protocol row where llmux served the most requests says most about who the
+        // bottleneck is.
+        let busiest = self
+            .rows
+            .iter()
+            .filter(|r| !r.stream && r.baseline.is_none())
+            .filter_map(|r| Some((r, r.pair()?)))
+            .max_by(|a, b| {
+                a.1.proxied
+                    .throughput()
+                    .total_cmp(&b.1.proxied.throughput())
+            });
+        let Some((row, p)) = busiest else { return };
+        let _ = writeln!(out, "\nThe mock on its own ({}):", row.name);
+        let _ = writeln!(
+            out,
+            "  direct {:.0} requests/s with the load generator on the same core; llmux {:.0}/s",
+            p.direct.throughput(),
+            p.proxied.throughput()
+        );
+        if let (Some(mock), Some(gateway)) = (p.mock_cpu_per_request(), p.cpu_per_request()) {
+            // How busy each side's core was: the gateway alone on cpu 0; the mock shares cpu 1
+            // with the load generator.
+            let gateway_busy = gateway * p.proxied.throughput() / 1e4;
+            let mock_busy = mock * p.proxied.throughput() / 1e4;
+            let verdict = if gateway_busy >= 85.0 {
+                "llmux's core was saturated, so the proxied runs measure llmux, not the mock"
+            } else {
+                "llmux's core was not saturated in this row (too little concurrency, or \
+                 something else limited it)"
+            };
+            let _ = writeln!(
+                out,
+                "  CPU per request: mock {mock:.1} µs, llmux {gateway:.1} µs ({:.1}×). At llmux's \
+                 rate the mock used {mock_busy:.0}% of cpu 1 and llmux {gateway_busy:.0}% of cpu 0: \
+                 {verdict}",
+                gateway / mock.max(1e-9)
+            );
+        }
+    }
+
+    fn litellm(&self, out: &mut String) {
+        let Some(info) = &self.litellm else { return };
+        let _ = writeln!(out, "\nLiteLLM (same mocks, same core as llmux):");
+        match info {
+            Err(why) => {
+                let _ = writeln!(out, "  skipped: {why}");
+            }
+            Ok((version, workers)) => {
+                let _ = writeln!(out, "  litellm {version}; {workers}");
+                let _ = writeln!(
+                    out,
+                    "{:<32} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+                    "workload",
+                    "direct/s",
+                    "llmux/s",
+                    "litellm/s",
+                    "llmux×",
+                    "litellm×",
+                    "llmux+50",
+                    "litel+50",
+                    "llmux+tt",
+                    "litel+tt",
+                    "llmuxcpu",
+                    "litelcpu"
+                );
+                for row in &self.rows {
+                    let Some(p) = row.pair() else { continue };
+                    let Some(l) = &p.litellm else { continue };
+                    let ll_added = |q| added(&p.direct.latency, &l.latency, q);
+                    let ll_ttfb = |q| added(&p.direct.ttfb, &l.ttfb, q);
+                    let _ = writeln!(
+                        out,
+                        "{:<32} {:>9.0} {:>9.0} {:>9.0} {:>8.3} {:>8.3} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+                        row.name,
+                        p.direct.throughput(),
+                        p.proxied.throughput(),
+                        l.throughput(),
+                        p.ratio(),
+                        l.throughput() / p.direct.throughput().max(1e-9),
+                        signed(p.added_latency(0.5)),
+                        signed(ll_added(0.5)),
+                        signed(p.added_ttfb(0.5)),
+                        signed(ll_ttfb(0.5)),
+                        num(p.cpu_per_request()),
+                        num(p.litellm_cpu_us.map(|us| us / l.completed.max(1) as f64)),
+                    );
+                    if l.errors > 0 {
+                        let _ = writeln!(
+                            out,
+                            "  litellm errors: {}, first: {}",
+                            l.errors,
+                            l.first_error.as_deref().unwrap_or("")
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn targets(&self, out: &mut String) {
+        let mut lines = Vec::new();
+        let c64 = self.row("chat 1KB c=64");
+        let c1 = self.row("chat 1KB c=1");
+        lines.push(at_least(
+            "throughput at c=64 ≥ 0.30× direct",
+            c64.map(Pair::ratio),
+            0.30,
+            "×",
+        ));
+        lines.push(at_most(
+            "CPU ≤ 25 µs per request (chat 1KB c=64)",
+            c64.and_then(Pair::cpu_per_request),
+            25.0,
+            " µs",
+        ));
+        lines.push(at_most(
+            "one connection added p50 ≤ 60 µs",
+            c1.and_then(|p| p.added_latency(0.5)),
+            60.0,
+            " µs",
+        ));
+        lines.push(at_most(
+            "one connection added p99 ≤ 250 µs",
+            c1.and_then(|p| p.added_latency(0.99)),
+            250.0,
+            " µs",
+        ));
+        lines.push(at_most(
+            "streaming added TTFB p50 ≤ 100 µs (c=1)",
+            self.row(&format!("stream {} chunks c=1", crate::workloads::CHUNKS))
+                .and_then(|p| p.added_ttfb(0.5)),
+            100.0,
+            " µs",
+        ));
+        // MB and KB are decimal: 10 MB = 10,000,000 bytes.
+        let kib = |mb: f64| mb * 1e6 / 1024.0;
+        let memory = self.memory.as_ref();
+        lines.push(at_most(
+            "idle RSS ≤ 10 MB",
+            memory.and_then(|m| m.idle_kib).map(|v| v as f64 / kib(1.0)),
+            10.0,
+            " MB",
+        ));
+        lines.push(at_most(
+            "RSS at c=64 ≤ 30 MB",
+            memory
+                .and_then(|m| m.under_load_kib)
+                .map(|v| v as f64 / kib(1.0)),
+            30.0,
+            " MB",
+        ));
+        lines.push(at_most(
+            "≤ 20 KB per open stream (largest N)",
+            memory
+                .and_then(|m| m.streams.iter().max_by_key(|s| s.requested))
+                .map(|s| s.kib_per_stream() * 1024.0 / 1000.0),
+            20.0,
+            " KB",
+        ));
+        for row in &self.rows {
+            let (Some(baseline), Some(pair)) = (&row.baseline, row.pair()) else {
+                continue;
+            };
+            if !row.name.starts_with("openai→") {
+                continue;
+            }
+            let ratio = match (
+                pair.compared_p50(row.stream),
+                self.row(baseline).and_then(|b| b.compared_p50(row.stream)),
+            ) {
+                (Some(own), Some(base)) if base > 0.0 => Some(own / base),
+                _ => None,
+            };
+            lines.push(at_most(
+                &format!("{}: within 2× same-protocol", row.name),
+                ratio,
+                2.0,
+                "×",
+            ));
+        }
+        let _ = writeln!(out, "\nTargets (from the issue) against this run:");
+        for line in lines {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+}
+
+fn verdict(
+    target: &str,
+    value: Option<f64>,
+    limit: f64,
+    unit: &str,
+    ok: fn(f64, f64) -> bool,
+) -> String {
+    match value {
+        None => format!("{target:<52} not measured in this run"),
+        Some(v) if ok(v, limit) => format!("{target:<52} {v:.2}{unit}: met"),
+        Some(v) => format!(
+            "{target:<52} {v:.2}{unit}: MISSED by {:.2}{unit} ({:.0}%)",
+            (v - limit).abs(),
+            (v - limit).abs() / limit * 100.0
+        ),
+    }
+}
+
+fn at_most(target: &str, value: Option<f64>, limit: f64, unit: &str) -> String {
+    verdict(target, value, limit, unit, |v, l| v <= l)
+}
+
+fn at_least(target: &str, value: Option<f64>, limit: f64, unit: &str) -> String {
+    verdict(target, value, limit, unit, |v, l| v >= l)
 }

@@ -361,9 +361,10 @@ impl<E: ClientEncoder> Translated<E> {
                     self.fail(&mut out, ErrorKind::UpstreamTimeout, &message);
                 }
             }
-            // Before content, hold back preamble bytes (role chunk, message_start…) so a failure
-            // can still be retried on another combination with nothing sent.
-            if !out.is_empty() && (self.sent_content || self.done) {
+            // The first event commits the stream (as on the same-protocol path): errors a vendor
+            // sends instead of a stream (Anthropic's overloaded_error arrives first) still fail
+            // over, and nothing waits for content to reach the client.
+            if !out.is_empty() {
                 return Some(out.freeze());
             }
         }
@@ -391,7 +392,7 @@ impl<E: ClientEncoder> Translated<E> {
                             | StreamEvent::ReasoningDelta { .. }
                             | StreamEvent::ToolCallStart { .. }
                             | StreamEvent::ToolCallDelta { .. } => self.sent_content = true,
-                            StreamEvent::Start { .. } => {}
+                            StreamEvent::Start { .. } => self.sent_content = true,
                         }
                         if !raw {
                             self.encoder.encode(event, out);
