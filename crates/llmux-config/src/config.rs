@@ -32,6 +32,8 @@ pub struct Config {
     pub auth: Option<Auth>,
     /// Shared state for several replicas (`redis:`).
     pub redis: Option<Secret>,
+    /// Where stored Open Responses live (`responses:`).
+    pub responses: ResponsesStore,
     /// USD per million tokens by upstream model name (prefix match), shipped defaults merged
     /// with `pricing:`.
     pub pricing: Pricing,
@@ -278,6 +280,25 @@ pub struct Timeouts {
     pub body_read_ms: u64,
     /// A whole request, all attempts included (default 600000).
     pub total_ms: u64,
+}
+
+/// Stored Open Responses (`responses:`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResponsesStore {
+    /// `sqlite://…` or `postgres://…` to persist and share stored responses; `None` keeps them
+    /// in memory only.
+    pub store: Option<Secret>,
+    /// Responses kept in the memory cache (default 10,000; the oldest are evicted).
+    pub capacity: usize,
+}
+
+impl Default for ResponsesStore {
+    fn default() -> Self {
+        Self {
+            store: None,
+            capacity: 10_000,
+        }
+    }
 }
 
 /// Client authentication (`auth:`).

@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 
 pub use config::{
     Api, Auth, Capabilities, Config, Credential, Images, Limits, Model, ModelKind, Price, Pricing,
-    RedisFailure, Reliability, Routing, Timeouts, UnknownModelPolicy,
+    RedisFailure, Reliability, ResponsesStore, Routing, Timeouts, UnknownModelPolicy,
 };
 pub use error::ConfigError;
 pub use parse::Format;

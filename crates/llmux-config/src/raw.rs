@@ -23,6 +23,7 @@ pub(crate) struct RawConfig {
     pub reliability: Option<RawReliability>,
     pub auth: Option<RawAuth>,
     pub redis: Option<String>,
+    pub responses: Option<RawResponses>,
     #[serde(default)]
     pub pricing: std::collections::BTreeMap<String, RawPrice>,
 }
@@ -124,6 +125,14 @@ pub(crate) struct RawTimeouts {
     pub header_read_ms: Option<u64>,
     pub body_read_ms: Option<u64>,
     pub total_ms: Option<u64>,
+}
+
+/// `responses:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawResponses {
+    pub store: Option<String>,
+    pub capacity: Option<usize>,
 }
 
 /// `auth:`.

@@ -74,6 +74,16 @@ pub(crate) fn validate(
         .map(|r| r.trim().to_owned())
         .filter(|r| !r.is_empty())
         .map(crate::Secret::new);
+    let responses = raw
+        .responses
+        .map_or_else(crate::ResponsesStore::default, |r| crate::ResponsesStore {
+            store: r
+                .store
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .map(crate::Secret::new),
+            capacity: r.capacity.unwrap_or(10_000).max(1),
+        });
     let mut pricing = crate::Pricing::shipped();
     for (model, price) in &raw.pricing {
         if price.input < 0.0 || price.output < 0.0 {
@@ -114,6 +124,7 @@ pub(crate) fn validate(
             reliability,
             auth,
             redis,
+            responses,
             pricing,
             source,
         })

@@ -179,13 +179,26 @@ impl Gateway {
         snapshot: Snapshot,
         governance: Option<crate::governance::Governance>,
     ) -> Result<Arc<Self>, SnapshotError> {
+        Self::with_parts(snapshot, governance, None)
+    }
+
+    /// A gateway with client governance and a database behind the stored responses.
+    pub fn with_parts(
+        snapshot: Snapshot,
+        governance: Option<crate::governance::Governance>,
+        response_backend: Option<Arc<dyn llmux_store::ResponseStore>>,
+    ) -> Result<Arc<Self>, SnapshotError> {
+        let capacity = snapshot.config.responses.capacity;
         let images = ImageFetcher::new(&snapshot.config.images)?;
         Ok(Arc::new(Self {
             snapshot: ArcSwap::from_pointee(snapshot),
             metrics: Metrics::default(),
             images,
             governance: governance.map(Arc::new),
-            responses: crate::response_store::ResponseStore::new(10_000),
+            responses: crate::response_store::ResponseStore::with_backend(
+                capacity,
+                response_backend,
+            ),
             started_unix: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),

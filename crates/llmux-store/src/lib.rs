@@ -22,6 +22,7 @@ mod error;
 mod key;
 mod key_store;
 mod limiter;
+mod responses;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -30,6 +31,7 @@ pub use error::{ErrorKind, StoreError, redact_url};
 pub use key::{KeyRecord, KeyUpdate, NewKey, Spend, UsageRow, parse_key};
 pub use key_store::{KeyStore, open};
 pub use limiter::{Decision, Limiter, MemoryLimiter, RedisLimiter};
+pub use responses::{ResponseStore, open_responses};
 
 /// The future every trait method returns: boxed so the traits stay object-safe
 /// (`Arc<dyn KeyStore>`, `Arc<dyn Limiter>`).

@@ -151,9 +151,17 @@ async fn serve(args: &ConfigArgs, listen: Option<SocketAddr>) -> anyhow::Result<
             None
         }
     };
+    let response_backend = match &config.responses.store {
+        Some(url) => Some(
+            llmux_store::open_responses(url.expose())
+                .await
+                .context("cannot open responses.store")?,
+        ),
+        None => None,
+    };
     let snapshot = Snapshot::compile(config).context("cannot prepare the configuration")?;
-    let gateway =
-        Gateway::with_governance(snapshot, governance).context("cannot start the gateway")?;
+    let gateway = Gateway::with_parts(snapshot, governance, response_backend)
+        .context("cannot start the gateway")?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

@@ -409,3 +409,67 @@ async fn count_tokens_answers_and_says_when_it_estimates() {
     let body: Value = response.json().await.unwrap();
     assert!(body["input_tokens"].as_u64().unwrap() > 0);
 }
+
+async fn shared_store_across_replicas(store: &str) {
+    let mock = mock().await;
+    let config = format!(
+        "{}responses: {{ store: \"{store}\", capacity: 100 }}\n",
+        every_vendor(&mock)
+    );
+    let a = TestGateway::start(&config).await;
+    let b = TestGateway::start(&config).await;
+    let first: Value = a
+        .post(
+            "/v1/responses",
+            &json!({"model": "via-openai", "input": "remember Oslo"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = first["id"].as_str().unwrap().to_owned();
+    // The write to the database happens in the background: the other replica sees it shortly.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while b.get(&format!("/v1/responses/{id}")).await.status() != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "replica b never saw the stored response"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let second = b
+        .post(
+            "/v1/responses",
+            &json!({"model": "via-gemini", "previous_response_id": id, "input": "and now?"}),
+        )
+        .await;
+    assert_eq!(second.status(), 200);
+    let sent = &mock.calls()[1].body;
+    assert_eq!(
+        sent["contents"][0]["parts"][0]["text"], "remember Oslo",
+        "replica b replayed replica a's turn: {sent}"
+    );
+    let deleted = b
+        .client
+        .delete(format!("{}/v1/responses/{id}", b.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+    assert_eq!(b.get(&format!("/v1/responses/{id}")).await.status(), 404);
+}
+
+#[tokio::test]
+async fn stored_responses_persist_in_sqlite_and_are_shared_by_replicas() {
+    let path = temp_dir("responses").join("responses.db");
+    shared_store_across_replicas(&format!("sqlite://{}", path.display())).await;
+}
+
+#[tokio::test]
+async fn stored_responses_persist_in_postgres_and_are_shared_by_replicas() {
+    let Ok(url) = std::env::var("LLMUX_TEST_PG_URL") else {
+        eprintln!("skipped: LLMUX_TEST_PG_URL is not set");
+        return;
+    };
+    shared_store_across_replicas(&url).await;
+}

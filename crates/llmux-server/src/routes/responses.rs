@@ -43,14 +43,14 @@ pub async fn create(
 }
 
 pub async fn get(State(gateway): State<Arc<Gateway>>, Path(id): Path<String>) -> Response {
-    match gateway.responses.get(&id) {
+    match gateway.responses.get(&id).await {
         Some(stored) => Json(stored.resource.clone()).into_response(),
         None => not_found(&id).into_response(),
     }
 }
 
 pub async fn delete(State(gateway): State<Arc<Gateway>>, Path(id): Path<String>) -> Response {
-    if gateway.responses.delete(&id) {
+    if gateway.responses.delete(&id).await {
         Json(json!({"id": id, "object": "response", "deleted": true})).into_response()
     } else {
         not_found(&id).into_response()
@@ -97,7 +97,7 @@ async fn serve(
     let decoded = responses::decode_request(&bytes)?;
     let mut request = decoded.request;
     if let Some(previous) = &decoded.previous_response_id {
-        let stored = gateway.responses.get(previous).ok_or_else(|| {
+        let stored = gateway.responses.get(previous).await.ok_or_else(|| {
             let mut error = ApiError::new(
                 ErrorKind::InvalidRequest,
                 format!("previous response '{previous}' not found"),

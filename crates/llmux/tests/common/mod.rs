@@ -32,9 +32,17 @@ impl TestGateway {
             ),
             None => None,
         };
+        let backend = match &config.responses.store {
+            Some(url) => Some(
+                llmux_store::open_responses(url.expose())
+                    .await
+                    .expect("response store"),
+            ),
+            None => None,
+        };
         let snapshot = llmux_server::Snapshot::compile(config).expect("snapshot");
         let gateway =
-            llmux_server::Gateway::with_governance(snapshot, governance).expect("gateway");
+            llmux_server::Gateway::with_parts(snapshot, governance, backend).expect("gateway");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
