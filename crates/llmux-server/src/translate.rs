@@ -434,6 +434,20 @@ impl<E> Drop for Translated<E> {
     }
 }
 
+/// The capabilities a neutral request needs from a model (routing's capability filter).
+pub fn needs(request: &neutral::Request) -> llmux_router::Needs {
+    llmux_router::Needs {
+        image: request
+            .messages
+            .iter()
+            .flat_map(|m| &m.parts)
+            .any(|p| matches!(p, Part::Image(_))),
+        video: false,
+        tools: !request.tools.is_empty(),
+        streaming: request.stream,
+    }
+}
+
 /// What one cross-protocol attempt produced: a whole answer, or a primed stream.
 pub enum NeutralAnswer<E> {
     /// The vendor's complete answer.

@@ -15,7 +15,7 @@ use http::{HeaderValue, StatusCode, header};
 use llmux_config::Api;
 use llmux_protocol::error::ErrorKind;
 use llmux_protocol::json_scan::{self, Edit};
-use llmux_protocol::neutral::{self, Part};
+use llmux_protocol::neutral;
 use llmux_protocol::openai_chat::{json_string, rewrite_response};
 use llmux_protocol::{anthropic, sse};
 use llmux_router::{Endpoint, Needs, Target};
@@ -69,19 +69,6 @@ pub async fn create(
     }
 }
 
-fn needs(request: &neutral::Request) -> Needs {
-    Needs {
-        image: request
-            .messages
-            .iter()
-            .flat_map(|m| &m.parts)
-            .any(|p| matches!(p, Part::Image(_))),
-        video: false,
-        tools: !request.tools.is_empty(),
-        streaming: request.stream,
-    }
-}
-
 enum Answer {
     Json(Vec<u8>),
     Stream(Body),
@@ -108,7 +95,7 @@ async fn serve(
         endpoint: Endpoint::Chat,
         model: Some(client_model.as_str()).filter(|m| !m.is_empty()),
         vendor,
-        needs: needs(&request),
+        needs: translate::needs(&request),
     };
     let candidates = snapshot.table.candidates(&query)?;
     let request_id = request_id.0.to_str().unwrap_or("-").to_owned();

@@ -13,9 +13,9 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use bytes::BytesMut;
 use llmux_protocol::error::ErrorKind;
-use llmux_protocol::neutral::{self, Message, Part};
+use llmux_protocol::neutral::{self, Message};
 use llmux_protocol::responses::{self, Echo, Meta};
-use llmux_router::{Endpoint, Needs};
+use llmux_router::Endpoint;
 use serde_json::json;
 
 use super::chat::{sse_response, unix_now};
@@ -63,19 +63,6 @@ fn not_found(id: &str) -> ApiError {
     error
 }
 
-fn needs(request: &neutral::Request) -> Needs {
-    Needs {
-        image: request
-            .messages
-            .iter()
-            .flat_map(|m| &m.parts)
-            .any(|p| matches!(p, Part::Image(_))),
-        video: false,
-        tools: !request.tools.is_empty(),
-        streaming: request.stream,
-    }
-}
-
 fn new_response_id() -> String {
     format!("resp_{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
 }
@@ -119,7 +106,7 @@ async fn serve(
         endpoint: Endpoint::Chat,
         model: decoded.model.as_deref(),
         vendor,
-        needs: needs(&request),
+        needs: translate::needs(&request),
     };
     let candidates = snapshot.table.candidates(&query)?;
     let id = new_response_id();
