@@ -66,6 +66,27 @@ pub struct Credential {
     pub fetch_images: bool,
     /// Upstream timeouts for this credential (the global ones unless overridden).
     pub timeouts: Timeouts,
+    /// The vendor's quota for this key, enforced by llmux across every replica.
+    pub limits: CredentialLimits,
+}
+
+/// Requests and tokens per minute a vendor allows one key (`credentials[].limits`). llmux keeps
+/// each key under its quota (shared through Redis by replicas) and sends the request to another
+/// key, or answers 429, instead of letting the vendor refuse it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CredentialLimits {
+    /// Requests per minute.
+    pub rpm: Option<u32>,
+    /// Tokens per minute (input estimate + `max_tokens` reserved before the call, corrected
+    /// with the real usage after it).
+    pub tpm: Option<u32>,
+}
+
+impl CredentialLimits {
+    /// Whether any limit is set.
+    pub fn any(&self) -> bool {
+        self.rpm.is_some() || self.tpm.is_some()
+    }
 }
 
 /// The wire protocol a credential speaks upstream.
@@ -422,6 +443,9 @@ pub struct Reliability {
     pub breaker_open_ms: u64,
     /// Longest open period (default 300000 ms).
     pub breaker_max_open_ms: u64,
+    /// With `redis:`, how often each replica reads the breaker openings and cooldowns that the
+    /// others announced (default 250 ms).
+    pub share_interval_ms: u64,
 }
 
 impl Eq for Reliability {}
@@ -439,6 +463,7 @@ impl Default for Reliability {
             breaker_min_requests: 10,
             breaker_open_ms: 30_000,
             breaker_max_open_ms: 300_000,
+            share_interval_ms: 250,
         }
     }
 }

@@ -31,8 +31,9 @@ mod tests;
 use std::path::{Path, PathBuf};
 
 pub use config::{
-    Api, Auth, Capabilities, Config, Credential, Images, Limits, Model, ModelKind, Price, Pricing,
-    RedisFailure, Reliability, ResponsesStore, Routing, Timeouts, UnknownModelPolicy,
+    Api, Auth, Capabilities, Config, Credential, CredentialLimits, Images, Limits, Model,
+    ModelKind, Price, Pricing, RedisFailure, Reliability, ResponsesStore, Routing, Timeouts,
+    UnknownModelPolicy,
 };
 pub use error::ConfigError;
 pub use parse::Format;

@@ -43,6 +43,15 @@ pub(crate) struct RawCredential {
     pub api: Option<Api>,
     pub fetch_images: Option<bool>,
     pub timeouts: Option<RawTimeouts>,
+    pub limits: Option<RawCredentialLimits>,
+}
+
+/// `credentials[].limits:` — the vendor's quota for this key, shared by every replica.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCredentialLimits {
+    pub rpm: Option<u32>,
+    pub tpm: Option<u32>,
 }
 
 impl std::fmt::Debug for RawCredential {
@@ -56,6 +65,7 @@ impl std::fmt::Debug for RawCredential {
             .field("api", &self.api)
             .field("fetch_images", &self.fetch_images)
             .field("timeouts", &self.timeouts)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -161,6 +171,7 @@ pub(crate) struct RawReliability {
     pub backoff_base_ms: Option<u64>,
     pub backoff_max_ms: Option<u64>,
     pub default_cooldown_ms: Option<u64>,
+    pub share_interval_ms: Option<u64>,
     pub breaker: Option<RawBreaker>,
 }
 

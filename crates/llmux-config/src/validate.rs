@@ -246,6 +246,7 @@ fn credentials(
                 secret: Secret::new(value.to_owned()),
                 fetch_images: api == Api::Gemini || credential.fetch_images.unwrap_or(false),
                 timeouts: Timeouts::default(),
+                limits: credential_limits(credential.limits.as_ref(), &path, errors),
             });
         }
     }
@@ -493,6 +494,28 @@ fn timeouts(raw: crate::raw::RawTimeouts, errors: &mut Vec<ConfigError>) -> Time
     }
 }
 
+fn credential_limits(
+    raw: Option<&crate::raw::RawCredentialLimits>,
+    path: &str,
+    errors: &mut Vec<ConfigError>,
+) -> crate::CredentialLimits {
+    let Some(raw) = raw else {
+        return crate::CredentialLimits::default();
+    };
+    for (name, value) in [("rpm", raw.rpm), ("tpm", raw.tpm)] {
+        if value == Some(0) {
+            errors.push(ConfigError::new(
+                format!("{path}.limits.{name}"),
+                "must be at least 1 (leave it out for no limit)",
+            ));
+        }
+    }
+    crate::CredentialLimits {
+        rpm: raw.rpm,
+        tpm: raw.tpm,
+    }
+}
+
 /// A credential's timeouts: the global ones with its own overrides.
 fn credential_timeouts(
     global: &Timeouts,
@@ -541,7 +564,14 @@ fn reliability(
         breaker_min_requests: breaker.min_requests.unwrap_or(d.breaker_min_requests),
         breaker_open_ms: breaker.open_ms.unwrap_or(d.breaker_open_ms),
         breaker_max_open_ms: breaker.max_open_ms.unwrap_or(d.breaker_max_open_ms),
+        share_interval_ms: raw.share_interval_ms.unwrap_or(d.share_interval_ms),
     };
+    if out.share_interval_ms == 0 {
+        errors.push(ConfigError::new(
+            "reliability.share_interval_ms",
+            "must be at least 1",
+        ));
+    }
     if out.max_attempts == 0 {
         errors.push(ConfigError::new(
             "reliability.max_attempts",

@@ -122,6 +122,8 @@ struct Inner {
 pub struct Health {
     config: BreakerConfig,
     inner: Mutex<Inner>,
+    /// The name under which this entry's decisions are shared with other replicas.
+    shared_id: Option<String>,
 }
 
 impl Health {
@@ -142,7 +144,19 @@ impl Health {
                 latencies: [0; 16],
                 latency_count: 0,
             }),
+            shared_id: None,
         }
+    }
+
+    /// The same entry, shared with other replicas under `id`.
+    pub fn shared_as(mut self, id: String) -> Self {
+        self.shared_id = Some(id);
+        self
+    }
+
+    /// The name under which this entry is shared, if any.
+    pub fn shared_id(&self) -> Option<&str> {
+        self.shared_id.as_deref()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -247,6 +261,31 @@ impl Health {
         if inner.cooldown_until.is_none_or(|current| current < until) {
             inner.cooldown_until = Some(until);
         }
+    }
+
+    /// Opens the breaker until `until` because another replica opened it (shared state), unless
+    /// it is already open at least that long. Reports `Opened` when it was not open before.
+    /// Failures are not counted: the other replica counted them.
+    pub fn open_until(&self, now: Instant, until: Instant) -> Option<Transition> {
+        let mut inner = self.lock();
+        if until <= now
+            || (inner.state == BreakerState::Open && inner.open_until.is_some_and(|u| u >= until))
+        {
+            return None;
+        }
+        let was_open = inner.state == BreakerState::Open;
+        inner.state = BreakerState::Open;
+        inner.open_until = Some(until);
+        inner.probe_in_flight = false;
+        (!was_open).then_some(Transition::Opened)
+    }
+
+    /// When an open breaker lets its next probe through (`None` unless open).
+    pub fn opened_until(&self) -> Option<Instant> {
+        let inner = self.lock();
+        (inner.state == BreakerState::Open)
+            .then_some(inner.open_until)
+            .flatten()
     }
 
     /// The entry as `/health/vendors` shows it.

@@ -17,7 +17,10 @@ use llmux_router::{Candidates, Target};
 use llmux_telemetry::metrics::{BreakerLabels, SelectionLabels, VendorLabels};
 
 use crate::api_error::ApiError;
+use crate::governance::Settle;
+use crate::shared_health;
 use crate::state::{Gateway, Snapshot};
+use crate::vendor_quota;
 
 /// Random picks tried before scanning the candidate list for an available one.
 const RANDOM_PICKS: usize = 8;
@@ -97,12 +100,22 @@ pub struct Exhausted<'s> {
     pub target: Option<Target<'s>>,
 }
 
+/// What every attempt of one request shares: where the caller may go, and what it reserved.
+pub struct Admitted<'a> {
+    /// Vendors the caller's key may reach (empty: all).
+    pub allowed_vendors: &'a [String],
+    /// Tokens reserved for the request (input estimate + output), for vendor TPM quotas.
+    pub reserve_tokens: u64,
+    /// Settles the caller's and the vendor quota's reservations when the answer ends.
+    pub settle: &'a Settle,
+}
+
 /// Runs `attempt` on up to `max_attempts` healthy candidates.
 pub async fn run<'s, T, F, Fut>(
     gateway: &Gateway,
     snapshot: &'s Snapshot,
     candidates: Candidates<'s>,
-    allowed_vendors: &[String],
+    admitted: &Admitted<'_>,
     mut attempt: F,
 ) -> Result<Committed<'s, T>, Exhausted<'s>>
 where
@@ -113,22 +126,48 @@ where
     let started = Instant::now();
     let deadline = started + Duration::from_millis(snapshot.config.timeouts.total_ms);
     let mut tried: Vec<usize> = Vec::with_capacity(reliability.max_attempts as usize);
+    // Candidates whose credential is over its vendor quota: skipped for this whole request.
+    let mut over_quota: Vec<usize> = Vec::new();
+    let mut quota_wait: Option<Duration> = None;
     let mut last: Option<(ApiError, Target<'s>)> = None;
     let mut upstream_time = Duration::ZERO;
-    for attempt_number in 0..reliability.max_attempts {
+    let mut attempt_number = 0;
+    while attempt_number < reliability.max_attempts {
         let now = Instant::now();
-        let Some((position, target, health)) =
-            pick(snapshot, &candidates, &tried, allowed_vendors, now)
-        else {
+        let Some((position, target, health)) = pick(
+            snapshot,
+            &candidates,
+            &tried,
+            &over_quota,
+            admitted.allowed_vendors,
+            now,
+        ) else {
             break;
         };
         let admission = admit(gateway, &health, &target, now);
+        attempt_number += 1;
         if admission == Admission::Rejected {
             // Lost a race for the half-open probe: try another candidate without sleeping.
             tried.push(position);
             continue;
         }
-        if attempt_number > 0 {
+        let quota = vendor_quota::take(
+            gateway,
+            target.credential,
+            &health.credential,
+            admitted.reserve_tokens,
+            admitted.settle,
+        )
+        .await;
+        if let vendor_quota::Taken::Over(wait) = quota {
+            // Not an attempt (nothing was sent): another credential may have room.
+            health.release();
+            attempt_number -= 1;
+            over_quota.push(position);
+            quota_wait = Some(quota_wait.map_or(wait, |w| w.min(wait)));
+            continue;
+        }
+        if attempt_number > 1 {
             gateway
                 .metrics
                 .retries
@@ -142,7 +181,7 @@ where
                     .inc();
             }
             let delay = backoff(
-                attempt_number - 1,
+                attempt_number - 2,
                 Duration::from_millis(reliability.backoff_base_ms),
                 Duration::from_millis(reliability.backoff_max_ms),
                 fastrand::f64(),
@@ -176,6 +215,7 @@ where
                 });
             }
             Err(failure) => {
+                admitted.settle.refund_quota();
                 let kind = failure.error.0.kind;
                 record_failure(gateway, snapshot, &health, &target, &failure.error);
                 if !kind.is_retryable() {
@@ -185,7 +225,7 @@ where
                     });
                 }
                 tracing::warn!(vendor = %target.credential.vendor, credential = %target.credential.name,
-                    model = target.upstream_model, attempt = attempt_number + 1, error = %failure.error.0, "attempt failed");
+                    model = target.upstream_model, attempt = attempt_number, error = %failure.error.0, "attempt failed");
                 last = Some((failure.error, target));
             }
         }
@@ -199,10 +239,25 @@ where
             target: Some(target),
         }),
         None => Err(Exhausted {
-            error: no_healthy(snapshot, &candidates),
+            error: match quota_wait {
+                Some(wait) => over_vendor_quota(wait),
+                None => no_healthy(snapshot, &candidates),
+            },
             target: None,
         }),
     }
+}
+
+/// Every candidate's credential is at its vendor quota: a 429, like the vendor would send.
+fn over_vendor_quota(wait: Duration) -> ApiError {
+    let mut error = ApiError::new(
+        ErrorKind::UpstreamStatus(429),
+        "every vendor key for this model is at its configured quota (credentials[].limits); retry later",
+    );
+    error.0.type_override = Some("rate_limit_error".into());
+    error.0.code = Some("vendor_quota_exceeded".into());
+    error.0.retry_after_secs = Some(wait.as_secs_f64().ceil().max(1.0) as u64);
+    error
 }
 
 /// A random available candidate not tried yet; else any available one (retrying the same
@@ -211,6 +266,7 @@ fn pick<'s>(
     snapshot: &'s Snapshot,
     candidates: &Candidates<'s>,
     tried: &[usize],
+    excluded: &[usize],
     allowed_vendors: &[String],
     now: Instant,
 ) -> Option<(usize, Target<'s>, TargetHealth)> {
@@ -219,7 +275,7 @@ fn pick<'s>(
         return None;
     }
     let usable = |position: usize, allow_tried: bool| {
-        if !allow_tried && tried.contains(&position) {
+        if (!allow_tried && tried.contains(&position)) || excluded.contains(&position) {
             return None;
         }
         let target = candidates.get(position)?;
@@ -298,6 +354,7 @@ fn record_failure(
                 transition = health.credential.record_failure(now, label).or(transition);
             }
             note_transition(gateway, target, "credential", transition);
+            shared_health::opened(gateway, &health.credential, transition);
         }
         ErrorKind::UpstreamUnreachable | ErrorKind::UpstreamTimeout => {
             gateway
@@ -307,6 +364,7 @@ fn record_failure(
                 .inc();
             let transition = health.credential.record_failure(now, label);
             note_transition(gateway, target, "credential", transition);
+            shared_health::opened(gateway, &health.credential, transition);
             record_on_combination(gateway, health, target, now, label);
         }
         kind if kind.is_retryable() => record_on_combination(gateway, health, target, now, label),
@@ -327,6 +385,7 @@ fn record_failure(
     if let Some(retry_after) = cooldown {
         let entry = health.combination.as_ref().unwrap_or(&health.credential);
         entry.cool_down(now + retry_after);
+        shared_health::cooled(gateway, entry, now + retry_after);
         gateway
             .metrics
             .cooldowns
@@ -346,10 +405,12 @@ fn record_on_combination(
         Some(combination) => {
             let transition = combination.record_failure(now, label);
             note_transition(gateway, target, "combination", transition);
+            shared_health::opened(gateway, combination, transition);
         }
         None => {
             let transition = health.credential.record_failure(now, label);
             note_transition(gateway, target, "credential", transition);
+            shared_health::opened(gateway, &health.credential, transition);
         }
     }
 }

@@ -154,6 +154,11 @@ impl Governance {
         }
     }
 
+    /// The counters behind limits and budgets (memory, or Redis shared by replicas).
+    pub(crate) fn limiter(&self) -> &Arc<dyn Limiter> {
+        &self.limiter
+    }
+
     fn cache_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Arc<KeyRecord>, Instant)>> {
         self.cache
             .lock()
@@ -299,13 +304,13 @@ impl Governance {
                 Err(err) => self.on_limiter_error(&err)?,
             }
         }
-        Ok(Settle(Arc::new(Mutex::new(Some(Permit {
+        Ok(Settle::holding(Permit {
             governance: self.clone(),
             key: key.clone(),
             reserved,
             parallel,
             pricing,
-        })))))
+        }))
     }
 
     async fn check_limit(
@@ -391,32 +396,93 @@ pub struct Permit {
     pricing: Pricing,
 }
 
-/// Completes a request's permit exactly once, from whichever path learns the usage (handler or
-/// stream end). Cloneable; a no-op for open and master callers.
+/// Completes a request's permit, and the vendor quota its attempt took, exactly once, from
+/// whichever path learns the usage (handler or stream end). Cloneable; a no-op for open and master
+/// callers on credentials without quotas.
 #[derive(Clone, Default)]
-pub struct Settle(Arc<Mutex<Option<Permit>>>);
+pub struct Settle(Arc<Mutex<Pending>>);
+
+#[derive(Default)]
+struct Pending {
+    permit: Option<Permit>,
+    quota: Option<crate::vendor_quota::QuotaCharge>,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.permit.is_none() && self.quota.is_none()
+    }
+
+    /// Settles both parts with `usage` (`Some((0, 0))`: refund everything), in the background.
+    fn settle(self, model: String, usage: Option<(u64, u64)>) {
+        if self.is_empty() {
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        handle.spawn(async move {
+            if let Some(quota) = self.quota {
+                quota.settle(usage).await;
+            }
+            if let Some(permit) = self.permit {
+                permit.settle(&model, usage).await;
+            }
+        });
+    }
+}
 
 impl Settle {
-    fn take(&self) -> Option<Permit> {
+    fn holding(permit: Permit) -> Self {
+        Self(Arc::new(Mutex::new(Pending {
+            permit: Some(permit),
+            quota: None,
+        })))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take()
+    }
+
+    fn take(&self) -> Pending {
+        std::mem::take(&mut *self.lock())
+    }
+
+    /// The attempt that answers took this much of its credential's token quota; settled with
+    /// the real usage like the key's reservation. Replaces (refunds) an earlier attempt's charge.
+    pub(crate) fn charge_quota(&self, charge: crate::vendor_quota::QuotaCharge) {
+        let previous = self.lock().quota.replace(charge);
+        if let Some(previous) = previous {
+            Pending {
+                permit: None,
+                quota: Some(previous),
+            }
+            .settle(String::new(), Some((0, 0)));
+        }
+    }
+
+    /// A failed attempt did not use its tokens: refund its quota charge now.
+    pub(crate) fn refund_quota(&self) {
+        let quota = self.lock().quota.take();
+        Pending {
+            permit: None,
+            quota,
+        }
+        .settle(String::new(), Some((0, 0)));
     }
 
     /// The answer is complete: charge the real usage (input, output tokens) of `upstream_model`.
     /// Unknown usage charges nothing beyond the reservation.
     pub fn done(&self, upstream_model: &str, usage: Option<(u64, u64)>) {
-        let Some(permit) = self.take() else { return };
-        let model = upstream_model.to_owned();
-        tokio::spawn(async move { permit.settle(&model, usage).await });
+        self.take().settle(upstream_model.to_owned(), usage);
     }
 
     /// The request ended without an answer (error, cancellation): free the parallel slot and
-    /// refund the token reservation.
+    /// refund the token reservations.
     pub fn abandon(&self) {
-        let Some(permit) = self.take() else { return };
-        tokio::spawn(async move { permit.settle("", Some((0, 0))).await });
+        self.take().settle(String::new(), Some((0, 0)));
     }
 }
 
@@ -464,11 +530,8 @@ impl Permit {
 impl Drop for Settle {
     fn drop(&mut self) {
         // The last handle going away without done/abandon (a dropped stream): free the slot.
-        if Arc::strong_count(&self.0) == 1
-            && let Some(permit) = self.take()
-            && let Ok(handle) = tokio::runtime::Handle::try_current()
-        {
-            handle.spawn(async move { permit.settle("", Some((0, 0))).await });
+        if Arc::strong_count(&self.0) == 1 {
+            self.take().settle(String::new(), Some((0, 0)));
         }
     }
 }

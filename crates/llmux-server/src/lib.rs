@@ -14,9 +14,11 @@ mod relay;
 mod response_store;
 mod routes;
 mod server;
+mod shared_health;
 mod state;
 mod translate;
 mod upstream_call;
+mod vendor_quota;
 
 pub use governance::Governance;
 pub use routes::app;

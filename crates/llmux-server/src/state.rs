@@ -13,6 +13,8 @@ use llmux_telemetry::metrics::Metrics;
 use llmux_upstream::Endpoints;
 use llmux_upstream::images::ImageFetcher;
 
+use crate::shared_health::{SharedHealth, shared_id};
+
 /// A config compiled for serving: routing table, prepared upstream endpoints and the health of
 /// every combination and credential. Immutable; replaced as a whole on reload.
 #[derive(Debug)]
@@ -44,6 +46,7 @@ pub struct HealthTable {
     pub credentials: Vec<Arc<Health>>,
     combination_keys: HashMap<String, usize>,
     credential_keys: HashMap<String, usize>,
+    shared: HashMap<String, Arc<Health>>,
 }
 
 /// Identity of a credential across reloads: a changed key or URL is a new credential (its old
@@ -87,7 +90,10 @@ impl HealthTable {
                         .get(&key)
                         .map(|&i| p.credentials[i].clone())
                 })
-                .unwrap_or_else(|| Arc::new(Health::new(breaker)));
+                .unwrap_or_else(|| {
+                    Arc::new(Health::new(breaker).shared_as(shared_id(credential, None)))
+                });
+            out.note_shared(&entry);
             out.credential_keys.insert(key, out.credentials.len());
             out.credentials.push(entry);
         }
@@ -104,11 +110,26 @@ impl HealthTable {
                         .get(&key)
                         .map(|&i| p.combinations[i].clone())
                 })
-                .unwrap_or_else(|| Arc::new(Health::new(breaker)));
+                .unwrap_or_else(|| {
+                    let id = shared_id(credential, Some(&combination.model.model));
+                    Arc::new(Health::new(breaker).shared_as(id))
+                });
+            out.note_shared(&entry);
             out.combination_keys.insert(key, out.combinations.len());
             out.combinations.push(entry);
         }
         out
+    }
+
+    fn note_shared(&mut self, entry: &Arc<Health>) {
+        if let Some(id) = entry.shared_id() {
+            self.shared.insert(id.to_owned(), Arc::clone(entry));
+        }
+    }
+
+    /// The entry shared with other replicas under `id`.
+    pub fn by_shared_id(&self, id: &str) -> Option<&Arc<Health>> {
+        self.shared.get(id)
     }
 }
 
@@ -166,6 +187,12 @@ pub struct Gateway {
     /// When vendors were last actively probed, and what they answered (rate limit for
     /// `/health/vendors?probe=true`).
     pub(crate) last_probe: tokio::sync::Mutex<Option<ProbeResults>>,
+    /// Breaker openings and cooldowns shared with other replicas, once [`Gateway::share_health`]
+    /// was called.
+    pub(crate) shared_health: std::sync::OnceLock<Arc<SharedHealth>>,
+    /// Counters for vendor quotas (`credentials[].limits`): the governance limiter when there is
+    /// one, Redis when configured, else memory (see [`Gateway::connect_shared_state`]).
+    quota_limiter: std::sync::OnceLock<Arc<dyn llmux_store::Limiter>>,
 }
 
 impl Gateway {
@@ -203,7 +230,50 @@ impl Gateway {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
             last_probe: tokio::sync::Mutex::new(None),
+            shared_health: std::sync::OnceLock::new(),
+            quota_limiter: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Connects what replicas share beyond governance, when `redis:` is configured: breaker
+    /// openings and cooldowns ([`Gateway::share_health`]) and, when a credential has
+    /// `limits`, the vendor quota counters. Call once at start, inside the runtime.
+    pub async fn connect_shared_state(self: &Arc<Self>) -> Result<(), llmux_store::StoreError> {
+        let snapshot = self.snapshot.load_full();
+        let Some(url) = &snapshot.config.redis else {
+            return Ok(());
+        };
+        let board = llmux_store::RedisHealthBoard::new(url.expose())?;
+        let interval = Duration::from_millis(snapshot.config.reliability.share_interval_ms);
+        self.share_health(Arc::new(board), interval);
+        let quotas = snapshot.config.credentials.iter().any(|c| c.limits.any());
+        if quotas && self.governance.is_none() {
+            let limiter = llmux_store::RedisLimiter::connect(url.expose()).await?;
+            let _ = self.quota_limiter.set(Arc::new(limiter));
+        }
+        Ok(())
+    }
+
+    /// The counters behind vendor quotas.
+    pub(crate) fn quota_limiter(&self) -> &Arc<dyn llmux_store::Limiter> {
+        self.quota_limiter.get_or_init(|| match &self.governance {
+            Some(governance) => Arc::clone(governance.limiter()),
+            None => Arc::new(llmux_store::MemoryLimiter::default()),
+        })
+    }
+
+    /// Shares breaker openings and cooldowns with the other replicas on `board`, reading it
+    /// every `interval` (a background task that ends with the gateway). Call once, inside the
+    /// runtime; later calls are ignored.
+    pub fn share_health(
+        self: &Arc<Self>,
+        board: Arc<dyn llmux_store::HealthBoard>,
+        interval: Duration,
+    ) {
+        let shared = Arc::new(SharedHealth::new(board, interval));
+        if self.shared_health.set(Arc::clone(&shared)).is_ok() {
+            tokio::spawn(shared.run(Arc::downgrade(self)));
+        }
     }
 
     /// Validates nothing (the caller already has a valid `Config`): compiles it next to the

@@ -10,6 +10,9 @@
 //!   revocation flags and budget spend. [`MemoryLimiter`] serves one process;
 //!   [`RedisLimiter`] shares them between replicas, each operation one atomic Lua script.
 //!
+//! - [`HealthBoard`] carries circuit-breaker openings and cooldowns from the replica that
+//!   decided them to every other one ([`RedisHealthBoard`]; [`MemoryHealthBoard`] in one process).
+//!
 //! Invariants: a key's secret is shown once, at [`KeyStore::create`], and only its SHA-256 is
 //! stored; no record, `Debug` output or error message holds a secret, a hash or a password.
 //! Counters are updated atomically in the backend (upserts, Lua scripts), never by
@@ -19,6 +22,7 @@
 
 mod calendar;
 mod error;
+mod health_board;
 mod key;
 mod key_store;
 mod limiter;
@@ -28,6 +32,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 pub use error::{ErrorKind, StoreError, redact_url};
+pub use health_board::{HealthBoard, Mark, MarkKind, MemoryHealthBoard, RedisHealthBoard};
 pub use key::{KeyRecord, KeyUpdate, NewKey, Spend, UsageRow, parse_key};
 pub use key_store::{KeyStore, open};
 pub use limiter::{Decision, Limiter, MemoryLimiter, RedisLimiter};

@@ -34,7 +34,7 @@ pub struct Decision {
 /// Each operation is atomic in the backend.
 ///
 /// Time is passed in (`now_ms`, `now_unix`) rather than read, so tests control it.
-pub trait Limiter: Send + Sync {
+pub trait Limiter: Send + Sync + std::fmt::Debug {
     /// GCRA: may `cost` units pass for `key` under `limit_per_minute`? Requests cost 1;
     /// tokens cost what the request reserves.
     ///

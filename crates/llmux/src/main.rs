@@ -162,6 +162,10 @@ async fn serve(args: &ConfigArgs, listen: Option<SocketAddr>) -> anyhow::Result<
     let snapshot = Snapshot::compile(config).context("cannot prepare the configuration")?;
     let gateway = Gateway::with_parts(snapshot, governance, response_backend)
         .context("cannot start the gateway")?;
+    gateway
+        .connect_shared_state()
+        .await
+        .context("cannot connect the shared state in `redis`")?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

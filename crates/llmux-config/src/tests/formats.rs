@@ -245,7 +245,7 @@ fn unknown_top_level_key_is_an_error() {
 fn unknown_nested_key_is_an_error_in_every_format() {
     check_error(
         "credentials:\n  - platform: openai\n    value: sk-1234567890\n    region: eu\nmodels: []\n",
-        "line 4: unknown field `region`, expected one of platform, type, value, name, base_url, api, fetch_images, timeouts",
+        "line 4: unknown field `region`, expected one of platform, type, value, name, base_url, api, fetch_images, timeouts, limits",
     );
     let json = crate::from_str(
         r#"{"credentials": [], "models": [{"vendor": "x", "model": "y",
@@ -338,4 +338,50 @@ fn reliability_and_per_credential_timeouts() {
     assert_eq!(config.reliability.breaker_consecutive_failures, 2);
     assert_eq!(config.reliability.breaker_open_ms, 100);
     assert_eq!(config.reliability.backoff_base_ms, 25);
+}
+
+#[test]
+fn vendor_quotas_and_the_share_interval() {
+    let config = yaml_ok(
+        "credentials:\n  - { platform: openai, value: k, limits: { rpm: 50, tpm: 40000 } }\n  - { platform: openai, value: k2, limits: { tpm: 10 } }\n  - { platform: openai, value: k3 }\nmodels:\n  - { vendor: openai, model: m }\nreliability: { share_interval_ms: 100 }\n",
+    );
+    let limits: Vec<_> = config
+        .credentials
+        .iter()
+        .map(|c| (c.limits.rpm, c.limits.tpm))
+        .collect();
+    assert_eq!(
+        limits,
+        [(Some(50), Some(40_000)), (None, Some(10)), (None, None)]
+    );
+    assert!(!config.credentials[2].limits.any());
+    assert_eq!(config.reliability.share_interval_ms, 100);
+    assert_eq!(
+        crate::Reliability::default().share_interval_ms,
+        250,
+        "the documented default"
+    );
+
+    let errors = crate::from_str(
+        "credentials:\n  - { platform: openai, value: k, limits: { rpm: 0, burst: 3 } }\nmodels: []\n",
+        Format::Yaml,
+        &env(&[]),
+    )
+    .unwrap_err();
+    assert!(
+        errors[0].to_string().contains("unknown field `burst`"),
+        "{errors:?}"
+    );
+    let errors = crate::from_str(
+        "credentials:\n  - { platform: openai, value: k, limits: { rpm: 0 } }\nmodels:\n  - { vendor: openai, model: m }\n",
+        Format::Yaml,
+        &env(&[]),
+    )
+    .unwrap_err();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.to_string().contains("credentials[0].limits.rpm")),
+        "{errors:?}"
+    );
 }

@@ -129,3 +129,34 @@ fn view_reports_median_latency_and_last_error() {
     assert_eq!(view.last_error, Some("status_429"));
     assert_eq!(view.recent_requests, 6);
 }
+
+#[test]
+fn opened_elsewhere_blocks_until_then_admits_one_probe() {
+    let health = Health::new(config());
+    let now = Instant::now();
+    let until = now + Duration::from_secs(5);
+    assert_eq!(health.open_until(now, until), Some(Transition::Opened));
+    // Applying the same or a shorter opening again changes nothing.
+    assert_eq!(health.open_until(now, until), None);
+    assert_eq!(health.open_until(now, now + Duration::from_secs(1)), None);
+    assert_eq!(health.opened_until(), Some(until));
+    assert!(!health.is_available(now + Duration::from_millis(4999)));
+    assert_eq!(
+        health.view(now).recent_requests,
+        0,
+        "nothing was counted here"
+    );
+    // Once it ends this replica probes once, and a good probe closes the breaker.
+    assert_eq!(health.admit(until).0, Admission::Probe);
+    assert_eq!(health.admit(until).0, Admission::Rejected);
+    assert_eq!(health.record_success(MS), Some(Transition::Closed));
+    assert_eq!(health.opened_until(), None);
+}
+
+#[test]
+fn an_opening_that_already_ended_is_ignored() {
+    let health = Health::new(config());
+    let now = Instant::now();
+    assert_eq!(health.open_until(now, now), None);
+    assert!(health.is_available(now));
+}

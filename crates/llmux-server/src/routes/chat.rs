@@ -93,7 +93,12 @@ async fn serve(
     let mut neutral: Option<llmux_protocol::neutral::Request> = None;
     let request_id = request_id.0.to_str().unwrap_or("-").to_owned();
     let allowed = governance::allowed_vendors(&caller).to_vec();
-    let result = attempts::run(&gateway, &snapshot, candidates, &allowed, |target| {
+    let admitted = attempts::Admitted {
+        allowed_vendors: &allowed,
+        reserve_tokens: reserve,
+        settle: &settle,
+    };
+    let result = attempts::run(&gateway, &snapshot, candidates, &admitted, |target| {
         let neutral = if target.credential.api == Api::OpenAi {
             None
         } else {

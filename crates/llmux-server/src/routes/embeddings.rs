@@ -68,7 +68,12 @@ async fn serve(
     )
     .await?;
     let allowed = governance::allowed_vendors(&caller).to_vec();
-    let result = attempts::run(&gateway, &snapshot, candidates, &allowed, |target| {
+    let admitted = attempts::Admitted {
+        allowed_vendors: &allowed,
+        reserve_tokens: bytes.len() as u64 / 4,
+        settle: &settle,
+    };
+    let result = attempts::run(&gateway, &snapshot, candidates, &admitted, |target| {
         let settle = settle.clone();
         let gateway = gateway.clone();
         let snapshot = &snapshot;

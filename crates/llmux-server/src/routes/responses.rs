@@ -129,7 +129,12 @@ async fn serve(
     )
     .await?;
     let allowed = governance::allowed_vendors(&caller).to_vec();
-    let result = attempts::run(&gateway, &snapshot, candidates, &allowed, |target| {
+    let admitted = attempts::Admitted {
+        allowed_vendors: &allowed,
+        reserve_tokens: reserve,
+        settle: &settle,
+    };
+    let result = attempts::run(&gateway, &snapshot, candidates, &admitted, |target| {
         let settle = settle.clone();
         let meta = Meta {
             id: id.clone(),

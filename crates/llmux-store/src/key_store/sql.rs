@@ -357,6 +357,8 @@ macro_rules! impl_key_store {
                         .await
                         .map_err($crate::StoreError::database("authenticate"))?;
                     let Some(row) = row else {
+                        // Same work as a wrong secret, so the time does not tell ids apart.
+                        std::hint::black_box($crate::key::secret_matches(secret, &[0; 32]));
                         return Ok(None);
                     };
                     let stored_hash: Vec<u8> = row

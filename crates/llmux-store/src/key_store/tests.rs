@@ -246,6 +246,63 @@ async fn authenticate_accepts_only_the_right_secret(h: &Harness) {
     }
 }
 
+/// The hex string that differs from `secret` in every character.
+fn far_from(secret: &str) -> String {
+    secret
+        .chars()
+        .map(|c| {
+            let digit = c.to_digit(16).unwrap();
+            char::from_digit(15 - digit, 16).unwrap()
+        })
+        .collect()
+}
+
+/// Timing side of bypass attempts: a guess that shares all but the last character of the secret,
+/// one that shares nothing, and one for an id that does not exist are all refused after the
+/// same work (a lookup, a SHA-256, a constant-time compare), so their times agree within noise.
+/// Interleaved rounds and medians keep the comparison fair on a busy machine; the bound is wide
+/// (2×) because it is there to catch a path that skips or adds work, not nanoseconds.
+async fn refusals_take_the_same_time_however_close_the_guess(h: &Harness) {
+    let (_, plaintext) = create(h, NewKey::default()).await;
+    let (id, secret) = parse_key(&plaintext).unwrap();
+    let mut near = secret.to_owned();
+    let last = near.pop().unwrap();
+    near.push(if last == '0' { '1' } else { '0' });
+    let guesses = [
+        format!("llmux-{id}-{near}"),
+        // Well-formed (hex) but different in every character. A malformed key is refused before
+        // any lookup, which tells nothing: the format is public.
+        format!("llmux-{id}-{}", far_from(secret)),
+        format!("llmux-zzzzzzzzzzzz-{near}"),
+    ];
+    let mut times: [Vec<std::time::Duration>; 3] = Default::default();
+    for round in 0..300 {
+        for (i, guess) in guesses.iter().enumerate() {
+            let started = std::time::Instant::now();
+            let found = h.store.authenticate(guess).await.unwrap();
+            let elapsed = started.elapsed();
+            assert_eq!(found, None);
+            if round >= 30 {
+                times[i].push(elapsed);
+            }
+        }
+    }
+    let medians: Vec<f64> = times
+        .iter_mut()
+        .map(|t| {
+            t.sort_unstable();
+            t[t.len() / 2].as_secs_f64()
+        })
+        .collect();
+    let (min, max) = medians
+        .iter()
+        .fold((f64::MAX, 0f64), |(lo, hi), m| (lo.min(*m), hi.max(*m)));
+    assert!(
+        max <= 2.0 * min,
+        "refusal times differ by guess (near secret, far secret, unknown id): {medians:?}"
+    );
+}
+
 async fn expired_key_is_returned_but_unusable(h: &Harness) {
     let key = NewKey {
         expires_at: Some(1_000),
@@ -481,6 +538,7 @@ macro_rules! suite {
 suite!(
     create_shows_plaintext_once_and_stores_only_the_hash,
     authenticate_accepts_only_the_right_secret,
+    refusals_take_the_same_time_however_close_the_guess,
     expired_key_is_returned_but_unusable,
     revoked_key_authenticates_with_revoked_at_set,
     update_sets_and_clears_fields,

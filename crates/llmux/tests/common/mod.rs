@@ -43,6 +43,7 @@ impl TestGateway {
         let snapshot = llmux_server::Snapshot::compile(config).expect("snapshot");
         let gateway =
             llmux_server::Gateway::with_parts(snapshot, governance, backend).expect("gateway");
+        gateway.connect_shared_state().await.expect("shared state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

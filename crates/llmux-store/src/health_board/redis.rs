@@ -1,0 +1,114 @@
+//! [`RedisHealthBoard`]: marks in one Redis hash, shared by every replica.
+//!
+//! Each operation is one Lua script (atomic in Redis): publishing raises a field's end time and
+//! never lowers it; reading returns the live fields and deletes ended ones. The connection is
+//! made on first use and remade by the connection manager, so a gateway starts, and keeps
+//! serving on its own breakers, while Redis is down.
+
+use std::time::Duration;
+
+use ::redis::Script;
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::OnceCell;
+
+use super::{HealthBoard, Mark, MarkKind};
+use crate::{BoxFuture, StoreError, redact_url};
+
+const DEFAULT_KEY: &str = "llmux:health";
+
+/// Marks in a Redis hash (`llmux:health` unless [`RedisHealthBoard::with_prefix`]).
+pub struct RedisHealthBoard {
+    client: ::redis::Client,
+    conn: OnceCell<ConnectionManager>,
+    key: String,
+    publish: Script,
+    active: Script,
+}
+
+impl std::fmt::Debug for RedisHealthBoard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisHealthBoard")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisHealthBoard {
+    /// A board at `url` (`redis://[user:password@]host[:port][/db]`); connects on first use.
+    pub fn new(url: &str) -> Result<Self, StoreError> {
+        let client = ::redis::Client::open(url).map_err(|source| StoreError::InvalidUrl {
+            url: redact_url(url),
+            source: Box::new(source),
+        })?;
+        Ok(Self {
+            client,
+            conn: OnceCell::new(),
+            key: DEFAULT_KEY.to_owned(),
+            publish: Script::new(include_str!("lua/publish.lua")),
+            active: Script::new(include_str!("lua/active.lua")),
+        })
+    }
+
+    /// Keeps the board under `prefix` (`<prefix>health`), like the limiter's keys.
+    pub fn with_prefix(mut self, prefix: &str) -> Self {
+        self.key = format!("{prefix}health");
+        self
+    }
+
+    async fn conn(&self) -> Result<ConnectionManager, StoreError> {
+        let conn = self
+            .conn
+            .get_or_try_init(|| async {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(Duration::from_secs(2)))
+                    .set_response_timeout(Some(Duration::from_secs(1)))
+                    .set_number_of_retries(1);
+                ConnectionManager::new_with_config(self.client.clone(), config)
+                    .await
+                    .map_err(StoreError::redis("connect"))
+            })
+            .await?;
+        Ok(conn.clone())
+    }
+}
+
+impl HealthBoard for RedisHealthBoard {
+    fn publish<'a>(&'a self, mark: &'a Mark, now_ms: u64) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let field = format!("{}:{}", mark.kind.as_str(), mark.id);
+            let _: i64 = self
+                .publish
+                .key(&self.key)
+                .arg(field)
+                .arg(mark.until_ms)
+                .arg(now_ms)
+                .invoke_async(&mut self.conn().await?)
+                .await
+                .map_err(StoreError::redis("publish health mark"))?;
+            Ok(())
+        })
+    }
+
+    fn active(&self, now_ms: u64) -> BoxFuture<'_, Result<Vec<Mark>, StoreError>> {
+        Box::pin(async move {
+            let flat: Vec<String> = self
+                .active
+                .key(&self.key)
+                .arg(now_ms)
+                .invoke_async(&mut self.conn().await?)
+                .await
+                .map_err(StoreError::redis("read health marks"))?;
+            Ok(flat
+                .chunks_exact(2)
+                .filter_map(|pair| {
+                    let (kind, id) = MarkKind::parse(&pair[0])?;
+                    Some(Mark {
+                        id: id.to_owned(),
+                        kind,
+                        until_ms: pair[1].parse().ok()?,
+                    })
+                })
+                .collect())
+        })
+    }
+}
