@@ -6,7 +6,6 @@
 //! something to send. If the upstream fails before that (no byte, or only an error event), the
 //! attempt loop can still fail over to another combination.
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,8 +20,6 @@ use llmux_telemetry::metrics::{RouteLabels, TokenLabels, UpstreamLabels};
 use crate::api_error::ApiError;
 use crate::attempts::{Failure, TargetHealth, failure_label};
 use crate::state::Gateway;
-
-type Upstream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
 /// Labels, timing and health for what is recorded when a stream ends.
 pub struct StreamContext {
@@ -100,7 +97,7 @@ impl StreamContext {
 
 /// The same-protocol relay state.
 pub struct Relay {
-    upstream: Upstream,
+    upstream: llmux_upstream::Body,
     decoder: sse::Decoder,
     client_model: Vec<u8>,
     client_wants_usage: bool,
@@ -115,14 +112,14 @@ pub struct Relay {
 impl Relay {
     /// A relay over an upstream SSE response.
     pub fn new(
-        response: reqwest::Response,
+        response: llmux_upstream::Response,
         client_model: Vec<u8>,
         client_wants_usage: bool,
         idle: Duration,
         context: StreamContext,
     ) -> Self {
         Self {
-            upstream: Box::pin(response.bytes_stream()),
+            upstream: response.into_body(),
             decoder: sse::Decoder::default(),
             client_model,
             client_wants_usage,

@@ -69,7 +69,7 @@ pub async fn send(
     snapshot: &Snapshot,
     target: &Target<'_>,
     request: &mut neutral::Request,
-) -> Result<reqwest::Response, ApiError> {
+) -> Result<llmux_upstream::Response, ApiError> {
     let endpoint = snapshot
         .endpoints
         .get(target.credential_index)
@@ -105,10 +105,10 @@ pub async fn send_raw(
     snapshot: &Snapshot,
     target: &Target<'_>,
     endpoint: &llmux_upstream::Endpoint,
-    url: &reqwest::Url,
+    url: &http::Uri,
     body: Vec<u8>,
     stream: bool,
-) -> Result<reqwest::Response, ApiError> {
+) -> Result<llmux_upstream::Response, ApiError> {
     let vendor = target.credential.vendor.as_str();
     let mut response = endpoint
         .post_json(url, body, stream)
@@ -166,7 +166,7 @@ pub async fn read_response(
     gateway: &Gateway,
     snapshot: &Snapshot,
     target: &Target<'_>,
-    mut response: reqwest::Response,
+    mut response: llmux_upstream::Response,
     started: Instant,
 ) -> Result<neutral::Response, ApiError> {
     let body = read_body(
@@ -267,7 +267,7 @@ impl ClientEncoder for openai_chat::ChunkEncoder {
 /// A vendor stream in another protocol, converted event by event into the client's protocol;
 /// it always ends well-formed (finish, or an error event). Primed like [`crate::relay::Relay`].
 pub struct Translated<E> {
-    upstream: std::pin::Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
+    upstream: llmux_upstream::Body,
     sse: sse::Decoder,
     vendor: VendorStream,
     encoder: E,
@@ -283,14 +283,14 @@ pub struct Translated<E> {
 impl<E: ClientEncoder> Translated<E> {
     /// A relay over `response`, a stream in `api`'s format.
     pub fn new(
-        response: reqwest::Response,
+        response: llmux_upstream::Response,
         api: Api,
         encoder: E,
         idle: Duration,
         context: StreamContext,
     ) -> Self {
         Self {
-            upstream: Box::pin(response.bytes_stream()),
+            upstream: response.into_body(),
             sse: sse::Decoder::default(),
             vendor: VendorStream::for_api(api),
             encoder,

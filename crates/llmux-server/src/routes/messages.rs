@@ -400,11 +400,13 @@ async fn count(
 /// Anthropic's `/v1/messages/count_tokens`; `None` when it cannot answer (then we estimate).
 async fn vendor_count(snapshot: &Snapshot, target: &Target<'_>, bytes: &[u8]) -> Option<Response> {
     let endpoint = snapshot.endpoints.get(target.credential_index)?;
-    let url = reqwest::Url::parse(&format!("{}/messages/count_tokens", endpoint.base)).ok()?;
     let members = json_scan::members(bytes).ok()?;
     let model = json_string(target.upstream_model);
     let body = json_scan::edit(bytes, &members, &[Edit::Set("model", &model)]);
-    let mut response = endpoint.post_json(&url, body, false).await.ok()?;
+    let mut response = endpoint
+        .post_json(&endpoint.count_tokens_url, body, false)
+        .await
+        .ok()?;
     if !response.status().is_success() {
         return None;
     }

@@ -80,10 +80,10 @@ pub fn exhausted(exhausted: Exhausted<'_>) -> Response {
 pub async fn send(
     snapshot: &Snapshot,
     target: &Target<'_>,
-    url: &reqwest::Url,
+    url: &http::Uri,
     body: Vec<u8>,
     stream: bool,
-) -> Result<reqwest::Response, ApiError> {
+) -> Result<llmux_upstream::Response, ApiError> {
     let endpoint = snapshot
         .endpoints
         .get(target.credential_index)
@@ -105,7 +105,7 @@ pub async fn read_json(
     gateway: &Arc<Gateway>,
     snapshot: &Snapshot,
     target: &Target<'_>,
-    mut response: reqwest::Response,
+    mut response: llmux_upstream::Response,
     client_model: &[u8],
     started: Instant,
     settle: &crate::governance::Settle,
