@@ -27,6 +27,8 @@ pub struct Snapshot {
     pub health: HealthTable,
     /// Every credential value, to scrub from anything shown or logged.
     pub(crate) secrets: Vec<String>,
+    /// Metric series per routing slot, resolved on first use (`crate::series`).
+    pub(crate) series: crate::series::SeriesTable,
 }
 
 /// A config that cannot be served.
@@ -137,6 +139,7 @@ impl Snapshot {
             endpoints,
             health,
             secrets,
+            series: Default::default(),
         })
     }
 

@@ -12,11 +12,10 @@ use llmux_protocol::neutral::{self, DecodeError, ImageSource, Part, StreamEvent}
 use llmux_protocol::{anthropic, gemini, openai_chat, sse};
 use llmux_router::Target;
 use llmux_telemetry::mask::scrub;
-use llmux_telemetry::metrics::UpstreamLabels;
 
 use crate::api_error::ApiError;
 use crate::attempts::Failure;
-use crate::relay::{StreamContext, record_neutral_usage};
+use crate::relay::StreamContext;
 use crate::state::{Gateway, Snapshot};
 use crate::upstream_call::{read_body, retry_after, send_failure};
 
@@ -187,20 +186,9 @@ pub async fn read_response(
             format!("upstream answer could not be read: {e}"),
         )
     })?;
-    gateway
-        .metrics
-        .upstream_duration
-        .get_or_create(&UpstreamLabels {
-            vendor: target.credential.vendor.clone(),
-            model: target.public_name.to_owned(),
-        })
-        .observe(started.elapsed().as_secs_f64());
-    record_neutral_usage(
-        gateway,
-        &target.credential.vendor,
-        target.public_name,
-        decoded.usage,
-    );
+    let series = crate::series::of(snapshot, target);
+    series.observe_upstream(&gateway.metrics, started.elapsed().as_secs_f64());
+    series.add_neutral_usage(&gateway.metrics, decoded.usage);
     Ok(decoded)
 }
 
@@ -408,7 +396,11 @@ impl<E: ClientEncoder> Translated<E> {
     }
 
     fn fail(&mut self, out: &mut BytesMut, kind: ErrorKind, message: &str) {
-        tracing::warn!(vendor = %self.context.vendor, message, "stream ended with an error");
+        tracing::warn!(
+            vendor = self.context.series.vendor(),
+            message,
+            "stream ended with an error"
+        );
         self.encoder.fail(kind, message, out);
         self.failure = Some(GatewayError::new(kind, message));
         self.end(Some(kind));
@@ -484,8 +476,7 @@ pub async fn attempt<E: ClientEncoder>(
     }
     let context = StreamContext {
         gateway: gateway.clone(),
-        vendor: target.credential.vendor.clone(),
-        model: target.public_name.to_owned(),
+        series: crate::series::of(snapshot, target),
         route,
         started,
         request_id,

@@ -178,6 +178,21 @@ fn push_path_escaped(out: &mut String, path: &str) {
     }
 }
 
+/// The `Host` header hyper would format on every request to a plain-http endpoint (they speak
+/// HTTP/1.1 only). Over TLS, ALPN may choose HTTP/2, which carries the authority itself, so
+/// hyper is left to add it there.
+fn plain_http_host(uri: &Uri) -> Option<HeaderValue> {
+    if uri.scheme() != Some(&http::uri::Scheme::HTTP) {
+        return None;
+    }
+    let host = uri.host()?;
+    let value = match uri.port_u16() {
+        Some(port) if port != 80 => format!("{host}:{port}"),
+        _ => host.to_owned(),
+    };
+    HeaderValue::from_str(&value).ok()
+}
+
 /// One [`Endpoint`] per credential, in the routing table's credential order.
 #[derive(Debug, Clone, Default)]
 pub struct Endpoints(Vec<Endpoint>);
@@ -240,6 +255,10 @@ fn prepare(credential: &Credential, client: client::Client) -> Result<Endpoint, 
         http::header::USER_AGENT,
         HeaderValue::from_static(USER_AGENT),
     );
+    let chat_url = join("chat/completions")?;
+    if let Some(host) = plain_http_host(&chat_url) {
+        probe_headers.insert(http::header::HOST, host);
+    }
     if credential.api == Api::Anthropic {
         probe_headers.insert(
             http::HeaderName::from_static("anthropic-version"),
@@ -263,7 +282,7 @@ fn prepare(credential: &Credential, client: client::Client) -> Result<Endpoint, 
     Ok(Endpoint {
         api: credential.api,
         base: base.to_owned(),
-        chat_url: join("chat/completions")?,
+        chat_url,
         embeddings_url: join("embeddings")?,
         messages_url: join("messages")?,
         count_tokens_url: join("messages/count_tokens")?,

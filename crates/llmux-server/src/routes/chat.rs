@@ -133,7 +133,7 @@ async fn serve(
         Ok(committed) => committed,
         Err(exhausted) => {
             settle.abandon();
-            return Ok(proxy::exhausted(exhausted));
+            return Ok(proxy::exhausted(&snapshot, exhausted));
         }
     };
     let response = match committed.value {
@@ -142,6 +142,7 @@ async fn serve(
     };
     Ok(proxy::finish_timed(
         response,
+        &snapshot,
         &committed.target,
         committed.upstream_time,
     ))
@@ -188,8 +189,7 @@ async fn same_protocol(
     }
     let context = StreamContext {
         gateway: gateway.clone(),
-        vendor: target.credential.vendor.clone(),
-        model: target.public_name.to_owned(),
+        series: crate::series::of(snapshot, &target),
         route: "chat",
         started,
         request_id,

@@ -170,7 +170,7 @@ async fn serve(
             settle.abandon();
             let response = anthropic_error(exhausted.error);
             return Ok(match &exhausted.target {
-                Some(target) => proxy::finish(response, target),
+                Some(target) => proxy::finish(response, &snapshot, target),
                 None => response,
             });
         }
@@ -181,6 +181,7 @@ async fn serve(
     };
     Ok(proxy::finish_timed(
         response,
+        &snapshot,
         &committed.target,
         committed.upstream_time,
     ))
@@ -237,18 +238,12 @@ async fn same_protocol(
             target.upstream_model,
             usage.map(|u| (u.input_tokens, u.output_tokens)),
         );
-        crate::relay::record_neutral_usage(
-            gateway,
-            &target.credential.vendor,
-            target.public_name,
-            usage,
-        );
+        crate::series::of(snapshot, target).add_neutral_usage(&gateway.metrics, usage);
         return Ok(Answer::Json(rewrite_response(&body, &client_model).body));
     }
     let context = StreamContext {
         gateway: gateway.clone(),
-        vendor: target.credential.vendor.clone(),
-        model: target.public_name.to_owned(),
+        series: crate::series::of(snapshot, target),
         route: "messages",
         started,
         request_id,
@@ -385,7 +380,7 @@ async fn count(
     if let Some(target) = anthropic_target
         && let Some(counted) = vendor_count(&snapshot, &target, &bytes).await
     {
-        return Ok(proxy::finish(counted, &target));
+        return Ok(proxy::finish(counted, &snapshot, &target));
     }
     let mut response = proxy::json_response(
         serde_json::to_vec(&json!({"input_tokens": request.estimate_input_tokens()}))

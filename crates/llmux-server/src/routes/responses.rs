@@ -170,7 +170,7 @@ async fn serve(
         Ok(committed) => committed,
         Err(exhausted) => {
             settle.abandon();
-            return Ok(proxy::exhausted(exhausted));
+            return Ok(proxy::exhausted(&snapshot, exhausted));
         }
     };
     let response = match committed.value {
@@ -204,6 +204,7 @@ async fn serve(
     };
     Ok(proxy::finish_timed(
         response,
+        &snapshot,
         &committed.target,
         committed.upstream_time,
     ))
