@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use llmux_protocol::error::ErrorKind;
 use llmux_reliability::{Admission, Health, Transition, backoff};
 use llmux_router::{Candidates, Target};
-use llmux_telemetry::metrics::{BreakerLabels, SelectionLabels, VendorLabels};
+use llmux_telemetry::metrics::{BreakerLabels, VendorLabels};
 
 use crate::api_error::ApiError;
 use crate::governance::Settle;
@@ -190,7 +190,7 @@ where
             tokio::time::sleep(delay.min(remaining)).await;
         }
         tried.push(position);
-        count_selection(gateway, &target);
+        count_selection(gateway, snapshot, &target);
         let attempt_started = Instant::now();
         let remaining = deadline.saturating_duration_since(attempt_started);
         let outcome = match tokio::time::timeout(remaining, attempt(target)).await {
@@ -470,16 +470,8 @@ fn vendor_labels(target: &Target<'_>) -> VendorLabels {
     }
 }
 
-fn count_selection(gateway: &Gateway, target: &Target<'_>) {
-    gateway
-        .metrics
-        .selections
-        .get_or_create(&SelectionLabels {
-            vendor: target.credential.vendor.clone(),
-            credential: target.credential.name.clone(),
-            model: target.public_name.to_owned(),
-        })
-        .inc();
+fn count_selection(gateway: &Gateway, snapshot: &Snapshot, target: &Target<'_>) {
+    crate::series::of(snapshot, target).count_selection(&gateway.metrics);
 }
 
 /// Every candidate is open or cooling down: a 503 rather than hammering vendors.

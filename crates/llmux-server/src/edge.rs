@@ -1,7 +1,7 @@
 //! The edge middleware: request id, one log line and one metric per request.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -9,6 +9,7 @@ use axum::response::Response;
 use http::HeaderValue;
 use llmux_telemetry::metrics::RequestLabels;
 
+use crate::series::Series;
 use crate::state::Gateway;
 
 /// The request's id: the client's `x-request-id` when it is sane, else a fresh one.
@@ -18,9 +19,8 @@ pub struct RequestId(pub HeaderValue);
 /// Where a request went, attached by handlers to the response for logging and metrics.
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    pub vendor: String,
-    pub model: String,
-    pub credential: String,
+    /// The target's series and labels (vendor, credential name, public model name).
+    pub series: Arc<Series>,
     pub upstream_model: String,
 }
 
@@ -58,30 +58,28 @@ pub async fn edge(
             .overhead
             .get_or_create(&llmux_telemetry::metrics::RouteLabels { route })
             .observe(overhead.as_secs_f64());
-        let timing = format!(
-            "llmux;dur={:.3}, upstream;dur={:.3}",
-            overhead.as_secs_f64() * 1000.0,
-            upstream.as_secs_f64() * 1000.0
-        );
-        if let Ok(value) = HeaderValue::from_str(&timing) {
+        if let Ok(value) = server_timing(overhead, upstream) {
             response.headers_mut().insert("server-timing", value);
         }
     }
     let status = response.status().as_u16();
     let outcome = response.extensions().get::<Outcome>();
-    let (vendor, model) =
-        outcome.map_or(("none", "none"), |o| (o.vendor.as_str(), o.model.as_str()));
     if route != "other" {
-        gateway
-            .metrics
-            .requests
-            .get_or_create(&RequestLabels {
-                route,
-                vendor: vendor.to_owned(),
-                model: model.to_owned(),
-                status,
-            })
-            .inc();
+        match outcome {
+            Some(o) => o.series.count_request(&gateway.metrics, route, status),
+            None => {
+                gateway
+                    .metrics
+                    .requests
+                    .get_or_create(&RequestLabels {
+                        route,
+                        vendor: "none".to_owned(),
+                        model: "none".to_owned(),
+                        status,
+                    })
+                    .inc();
+            }
+        }
     }
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     let request_id = id.to_str().unwrap_or("-");
@@ -91,16 +89,53 @@ pub async fn edge(
             %method,
             path,
             status,
-            vendor = o.vendor,
-            model = o.model,
+            vendor = o.series.vendor(),
+            model = o.series.model(),
             upstream_model = o.upstream_model,
-            credential = o.credential,
+            credential = o.series.credential(),
             elapsed_ms,
             "request"
         ),
         None => tracing::info!(request_id, %method, path, status, elapsed_ms, "request"),
     }
     response
+}
+
+/// `llmux;dur=<ms>, upstream;dur=<ms>` with three decimals, without float formatting (this
+/// runs on every proxied request).
+fn server_timing(
+    overhead: Duration,
+    upstream: Duration,
+) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
+    let mut out = Vec::with_capacity(48);
+    out.extend_from_slice(b"llmux;dur=");
+    push_millis(&mut out, overhead);
+    out.extend_from_slice(b", upstream;dur=");
+    push_millis(&mut out, upstream);
+    HeaderValue::from_bytes(&out)
+}
+
+/// Appends `d` in milliseconds, rounded to the microsecond: `12.345`.
+fn push_millis(out: &mut Vec<u8>, d: Duration) {
+    let micros = (d.as_nanos() + 500) / 1000;
+    push_decimal(out, micros / 1000);
+    let fraction = micros % 1000;
+    out.push(b'.');
+    for divisor in [100, 10, 1] {
+        out.push(b'0' + (fraction / divisor % 10) as u8);
+    }
+}
+
+fn push_decimal(out: &mut Vec<u8>, mut n: u128) {
+    let start = out.len();
+    loop {
+        out.push(b'0' + (n % 10) as u8);
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out[start..].reverse();
 }
 
 /// A bounded label for metrics: unknown paths must not create series.
@@ -127,4 +162,18 @@ fn is_sane_id(bytes: &[u8]) -> bool {
 fn new_id() -> HeaderValue {
     let id = format!("req_{:016x}{:08x}", fastrand::u64(..), fastrand::u32(..));
     HeaderValue::from_str(&id).unwrap_or(HeaderValue::from_static("req_unknown"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_timing_has_three_decimals() {
+        let value =
+            server_timing(Duration::from_nanos(1_234_567), Duration::from_secs(12)).unwrap();
+        assert_eq!(value, "llmux;dur=1.235, upstream;dur=12000.000");
+        let value = server_timing(Duration::ZERO, Duration::from_micros(7)).unwrap();
+        assert_eq!(value, "llmux;dur=0.000, upstream;dur=0.007");
+    }
 }

@@ -13,6 +13,7 @@ pub mod keys;
 mod relay;
 mod response_store;
 mod routes;
+mod series;
 mod server;
 mod shared_health;
 mod state;

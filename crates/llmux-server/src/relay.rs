@@ -6,7 +6,6 @@
 //! something to send. If the upstream fails before that (no byte, or only an error event), the
 //! attempt loop can still fail over to another combination.
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,19 +15,18 @@ use llmux_protocol::error::{ErrorKind, GatewayError};
 use llmux_protocol::openai_chat::rewrite_response;
 use llmux_protocol::sse::{self, DONE_FRAME};
 use llmux_protocol::usage::Usage;
-use llmux_telemetry::metrics::{RouteLabels, TokenLabels, UpstreamLabels};
+use llmux_telemetry::metrics::RouteLabels;
 
 use crate::api_error::ApiError;
 use crate::attempts::{Failure, TargetHealth, failure_label};
+use crate::series::Series;
 use crate::state::Gateway;
-
-type Upstream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
 /// Labels, timing and health for what is recorded when a stream ends.
 pub struct StreamContext {
     pub gateway: Arc<Gateway>,
-    pub vendor: String,
-    pub model: String,
+    /// The target's metric series (and its vendor and model names).
+    pub series: Arc<Series>,
     pub route: &'static str,
     pub started: Instant,
     pub request_id: String,
@@ -53,14 +51,9 @@ impl StreamContext {
             self.settle.done(&self.upstream_model, tokens);
         }
         let metrics = &self.gateway.metrics;
-        metrics
-            .upstream_duration
-            .get_or_create(&UpstreamLabels {
-                vendor: self.vendor.clone(),
-                model: self.model.clone(),
-            })
-            .observe(self.started.elapsed().as_secs_f64());
-        record_usage(&self.gateway, &self.vendor, &self.model, usage);
+        self.series
+            .observe_upstream(metrics, self.started.elapsed().as_secs_f64());
+        self.series.add_usage(metrics, usage);
         if let (Some(kind), Some(health)) = (failure, &self.health) {
             health.record_stream_failure(failure_label(kind));
         }
@@ -90,7 +83,7 @@ impl StreamContext {
             .client_cancellations
             .get_or_create(&RouteLabels { route: self.route })
             .inc();
-        tracing::info!(request_id = %self.request_id, vendor = %self.vendor, "client closed the stream; upstream request cancelled");
+        tracing::info!(request_id = %self.request_id, vendor = self.series.vendor(), "client closed the stream; upstream request cancelled");
         if let Some(health) = &self.health {
             health.release();
         }
@@ -100,7 +93,7 @@ impl StreamContext {
 
 /// The same-protocol relay state.
 pub struct Relay {
-    upstream: Upstream,
+    upstream: llmux_upstream::Body,
     decoder: sse::Decoder,
     client_model: Vec<u8>,
     client_wants_usage: bool,
@@ -115,14 +108,14 @@ pub struct Relay {
 impl Relay {
     /// A relay over an upstream SSE response.
     pub fn new(
-        response: reqwest::Response,
+        response: llmux_upstream::Response,
         client_model: Vec<u8>,
         client_wants_usage: bool,
         idle: Duration,
         context: StreamContext,
     ) -> Self {
         Self {
-            upstream: Box::pin(response.bytes_stream()),
+            upstream: response.into_body(),
             decoder: sse::Decoder::default(),
             client_model,
             client_wants_usage,
@@ -231,7 +224,7 @@ impl Relay {
     }
 
     fn fail(&mut self, out: &mut BytesMut, kind: ErrorKind, message: &str) {
-        tracing::warn!(request_id = %self.context.request_id, vendor = %self.context.vendor, message, "stream ended with an error");
+        tracing::warn!(request_id = %self.context.request_id, vendor = self.context.series.vendor(), message, "stream ended with an error");
         let error = GatewayError::new(kind, message);
         sse::encode_event(out, None, &error.to_openai_json());
         out.extend_from_slice(DONE_FRAME);
@@ -252,46 +245,6 @@ impl Drop for Relay {
     fn drop(&mut self) {
         if !self.finished {
             self.context.record_cancel();
-        }
-    }
-}
-
-/// Adds neutral usage to `llmux_tokens_total`.
-pub fn record_neutral_usage(
-    gateway: &Gateway,
-    vendor: &str,
-    model: &str,
-    usage: Option<llmux_protocol::neutral::Usage>,
-) {
-    record_usage(
-        gateway,
-        vendor,
-        model,
-        usage.map(|u| Usage {
-            prompt_tokens: Some(u.input_tokens),
-            completion_tokens: Some(u.output_tokens),
-            total_tokens: Some(u.total()),
-        }),
-    );
-}
-
-/// Adds reported tokens to `llmux_tokens_total`; unreported usage adds nothing.
-pub fn record_usage(gateway: &Gateway, vendor: &str, model: &str, usage: Option<Usage>) {
-    let Some(usage) = usage else { return };
-    for (direction, count) in [
-        ("input", usage.prompt_tokens),
-        ("output", usage.completion_tokens),
-    ] {
-        if let Some(count) = count {
-            gateway
-                .metrics
-                .tokens
-                .get_or_create(&TokenLabels {
-                    vendor: vendor.to_owned(),
-                    model: model.to_owned(),
-                    direction,
-                })
-                .inc_by(count);
         }
     }
 }

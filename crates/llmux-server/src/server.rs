@@ -12,6 +12,12 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
+/// The largest read buffer of a client connection, which also bounds a request head. hyper's
+/// default (~400 KiB) lets the buffer double past 8 KiB on a connection's first request (the
+/// HTTP/2 preface check leaves bytes in it), and every open stream keeps that buffer; bodies
+/// are read through it chunk by chunk, so they are not limited by it.
+const READ_BUF_MAX: usize = 8 * 1024;
+
 /// Server-side limits.
 #[derive(Debug, Clone, Copy)]
 pub struct ServerOptions {
@@ -33,7 +39,8 @@ pub async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(options.header_read_timeout)
-        .keep_alive(true);
+        .keep_alive(true)
+        .max_buf_size(READ_BUF_MAX);
     builder.http2().timer(TokioTimer::new());
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);

@@ -29,6 +29,8 @@ pub struct Snapshot {
     pub health: HealthTable,
     /// Every credential value, to scrub from anything shown or logged.
     pub(crate) secrets: Vec<String>,
+    /// Metric series per routing slot, resolved on first use (`crate::series`).
+    pub(crate) series: crate::series::SeriesTable,
 }
 
 /// A config that cannot be served.
@@ -158,6 +160,7 @@ impl Snapshot {
             endpoints,
             health,
             secrets,
+            series: Default::default(),
         })
     }
 

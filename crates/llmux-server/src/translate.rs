@@ -12,11 +12,10 @@ use llmux_protocol::neutral::{self, DecodeError, ImageSource, Part, StreamEvent}
 use llmux_protocol::{anthropic, gemini, openai_chat, sse};
 use llmux_router::Target;
 use llmux_telemetry::mask::scrub;
-use llmux_telemetry::metrics::UpstreamLabels;
 
 use crate::api_error::ApiError;
 use crate::attempts::Failure;
-use crate::relay::{StreamContext, record_neutral_usage};
+use crate::relay::StreamContext;
 use crate::state::{Gateway, Snapshot};
 use crate::upstream_call::{read_body, retry_after, send_failure};
 
@@ -69,7 +68,7 @@ pub async fn send(
     snapshot: &Snapshot,
     target: &Target<'_>,
     request: &mut neutral::Request,
-) -> Result<reqwest::Response, ApiError> {
+) -> Result<llmux_upstream::Response, ApiError> {
     let endpoint = snapshot
         .endpoints
         .get(target.credential_index)
@@ -105,10 +104,10 @@ pub async fn send_raw(
     snapshot: &Snapshot,
     target: &Target<'_>,
     endpoint: &llmux_upstream::Endpoint,
-    url: &reqwest::Url,
+    url: &http::Uri,
     body: Vec<u8>,
     stream: bool,
-) -> Result<reqwest::Response, ApiError> {
+) -> Result<llmux_upstream::Response, ApiError> {
     let vendor = target.credential.vendor.as_str();
     let mut response = endpoint
         .post_json(url, body, stream)
@@ -166,7 +165,7 @@ pub async fn read_response(
     gateway: &Gateway,
     snapshot: &Snapshot,
     target: &Target<'_>,
-    mut response: reqwest::Response,
+    mut response: llmux_upstream::Response,
     started: Instant,
 ) -> Result<neutral::Response, ApiError> {
     let body = read_body(
@@ -187,20 +186,9 @@ pub async fn read_response(
             format!("upstream answer could not be read: {e}"),
         )
     })?;
-    gateway
-        .metrics
-        .upstream_duration
-        .get_or_create(&UpstreamLabels {
-            vendor: target.credential.vendor.clone(),
-            model: target.public_name.to_owned(),
-        })
-        .observe(started.elapsed().as_secs_f64());
-    record_neutral_usage(
-        gateway,
-        &target.credential.vendor,
-        target.public_name,
-        decoded.usage,
-    );
+    let series = crate::series::of(snapshot, target);
+    series.observe_upstream(&gateway.metrics, started.elapsed().as_secs_f64());
+    series.add_neutral_usage(&gateway.metrics, decoded.usage);
     Ok(decoded)
 }
 
@@ -267,7 +255,7 @@ impl ClientEncoder for openai_chat::ChunkEncoder {
 /// A vendor stream in another protocol, converted event by event into the client's protocol;
 /// it always ends well-formed (finish, or an error event). Primed like [`crate::relay::Relay`].
 pub struct Translated<E> {
-    upstream: std::pin::Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
+    upstream: llmux_upstream::Body,
     sse: sse::Decoder,
     vendor: VendorStream,
     encoder: E,
@@ -283,14 +271,14 @@ pub struct Translated<E> {
 impl<E: ClientEncoder> Translated<E> {
     /// A relay over `response`, a stream in `api`'s format.
     pub fn new(
-        response: reqwest::Response,
+        response: llmux_upstream::Response,
         api: Api,
         encoder: E,
         idle: Duration,
         context: StreamContext,
     ) -> Self {
         Self {
-            upstream: Box::pin(response.bytes_stream()),
+            upstream: response.into_body(),
             sse: sse::Decoder::default(),
             vendor: VendorStream::for_api(api),
             encoder,
@@ -408,7 +396,11 @@ impl<E: ClientEncoder> Translated<E> {
     }
 
     fn fail(&mut self, out: &mut BytesMut, kind: ErrorKind, message: &str) {
-        tracing::warn!(vendor = %self.context.vendor, message, "stream ended with an error");
+        tracing::warn!(
+            vendor = self.context.series.vendor(),
+            message,
+            "stream ended with an error"
+        );
         self.encoder.fail(kind, message, out);
         self.failure = Some(GatewayError::new(kind, message));
         self.end(Some(kind));
@@ -484,8 +476,7 @@ pub async fn attempt<E: ClientEncoder>(
     }
     let context = StreamContext {
         gateway: gateway.clone(),
-        vendor: target.credential.vendor.clone(),
-        model: target.public_name.to_owned(),
+        series: crate::series::of(snapshot, target),
         route,
         started,
         request_id,

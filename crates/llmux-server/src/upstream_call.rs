@@ -15,7 +15,7 @@ const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
 /// Reads a whole upstream body, at most `limit` bytes, waiting at most `idle` between chunks.
 pub async fn read_body(
-    response: &mut reqwest::Response,
+    response: &mut llmux_upstream::Response,
     limit: usize,
     idle: Duration,
 ) -> Result<Bytes, ApiError> {
@@ -51,7 +51,7 @@ pub async fn read_body(
 /// Turns a non-2xx upstream response into the error the client sees: the same status, the
 /// vendor's message and code in the OpenAI envelope, with credentials scrubbed.
 pub async fn upstream_failure(
-    mut response: reqwest::Response,
+    mut response: llmux_upstream::Response,
     snapshot: &Snapshot,
     vendor: &str,
     idle: Duration,

@@ -219,7 +219,7 @@ impl ImageFetcher {
                 " (image fetch)"
             ))
             .build()
-            .map_err(crate::Error::Build)?;
+            .map_err(|e| crate::Error::Build(Box::new(e)))?;
         Ok(Self {
             client,
             settings: settings.clone(),

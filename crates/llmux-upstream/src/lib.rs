@@ -1,32 +1,40 @@
 //! The only crate that knows vendor URLs and auth headers.
 //!
-//! [`Endpoints`] holds, per credential, the request URLs, the auth header and the timeouts,
-//! computed once at config load so the hot path formats nothing, and a pooled `reqwest::Client`
-//! (HTTP/1.1 keep-alive pools per host, `TCP_NODELAY`, no redirects). Credentials with the same
-//! connect timeout share one client and therefore one pool. [`images`] downloads image URLs for
-//! vendors that need inline data, refusing internal addresses.
+//! [`Endpoints`] holds, per credential, the request URIs, the request headers (auth included)
+//! and the timeouts, computed once at config load so the hot path parses and formats nothing,
+//! and a pooled HTTP client ([`client`]: hyper-util over rustls, HTTP/1.1 keep-alive pools per
+//! host, `TCP_NODELAY`, no redirects). Credentials with the same connect timeout share one
+//! client and therefore one pool. Answers come back as our own [`Response`]. [`images`]
+//! downloads image URLs for vendors that need inline data, refusing internal addresses.
 
+mod client;
 pub mod images;
+mod response;
 
 use std::collections::HashMap;
+use std::error::Error as StdError;
 use std::time::Duration;
 
-use http::HeaderValue;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Uri};
+use http_body_util::Full;
 use llmux_config::{Api, Credential, Timeouts};
 use llmux_protocol::error::ErrorKind;
+
+pub use response::{Body, BodyError, Response};
 
 /// Failure to build a client or send a request.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The HTTP client could not be built (TLS setup).
+    /// An HTTP client could not be built (TLS setup).
     #[error("cannot build the upstream HTTP client")]
-    Build(#[source] reqwest::Error),
+    Build(#[source] Box<dyn StdError + Send + Sync>),
     /// A credential's base URL or secret cannot form a request.
     #[error("credential '{0}' cannot form an upstream request: {1}")]
     Credential(String, &'static str),
     /// The request failed before a response arrived.
     #[error("upstream request failed: {}", describe(.0))]
-    Send(#[source] reqwest::Error),
+    Send(#[source] hyper_util::client::legacy::Error),
     /// No response head arrived within the first-byte timeout.
     #[error("upstream did not answer within {0} ms")]
     FirstByteTimeout(u64),
@@ -36,7 +44,7 @@ impl Error {
     /// What failed, for status and retry decisions.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::Send(e) if e.is_timeout() => ErrorKind::UpstreamTimeout,
+            Self::Send(e) if client::is_timeout(e) => ErrorKind::UpstreamTimeout,
             Self::Send(_) => ErrorKind::UpstreamUnreachable,
             Self::FirstByteTimeout(_) => ErrorKind::UpstreamTimeout,
             Self::Build(_) | Self::Credential(..) => ErrorKind::Internal,
@@ -44,15 +52,13 @@ impl Error {
     }
 }
 
-/// A short, secret-free description: keys travel in headers, which reqwest never prints, but a
+/// A short, secret-free description: keys travel in headers, which are never printed, but a
 /// fixed phrase keeps log lines bounded.
-fn describe(e: &reqwest::Error) -> &'static str {
-    if e.is_timeout() {
+fn describe(e: &hyper_util::client::legacy::Error) -> &'static str {
+    if client::is_timeout(e) {
         "timed out"
     } else if e.is_connect() {
         "connection failed"
-    } else if e.is_body() || e.is_decode() {
-        "body error"
     } else {
         "connection error"
     }
@@ -61,7 +67,10 @@ fn describe(e: &reqwest::Error) -> &'static str {
 /// The Anthropic API version llmux speaks (the one the recorded fixtures use).
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 
-/// URLs, auth, timeouts and the pooled client for one credential.
+/// Sent on every vendor request.
+const USER_AGENT: &str = concat!("llmux/", env!("CARGO_PKG_VERSION"));
+
+/// URIs, headers, timeouts and the pooled client for one credential.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     /// The wire protocol this credential speaks.
@@ -69,31 +78,43 @@ pub struct Endpoint {
     /// The API root without a trailing slash.
     pub base: String,
     /// `{base_url}/chat/completions`.
-    pub chat_url: reqwest::Url,
+    pub chat_url: Uri,
     /// `{base_url}/embeddings`.
-    pub embeddings_url: reqwest::Url,
+    pub embeddings_url: Uri,
     /// `{base_url}/messages` (Anthropic).
-    pub messages_url: reqwest::Url,
-    /// The auth header (name, value), marked sensitive so it never prints.
-    pub auth: (http::HeaderName, HeaderValue),
-    /// Headers every request to this vendor carries besides auth (`anthropic-version`).
-    pub extra_headers: Vec<(http::HeaderName, HeaderValue)>,
+    pub messages_url: Uri,
+    /// `{base_url}/messages/count_tokens` (Anthropic).
+    pub count_tokens_url: Uri,
+    /// `{base_url}/models`, the probe.
+    models_url: Uri,
     /// This credential's timeouts.
     pub timeouts: Timeouts,
-    client: reqwest::Client,
+    /// Headers of a JSON POST (auth, marked sensitive so it never prints; user agent; content
+    /// type; vendor extras), cloned per request instead of built.
+    json_headers: HeaderMap,
+    /// The same with `accept: text/event-stream`.
+    stream_headers: HeaderMap,
+    /// Auth, user agent and vendor extras, for the probe's GET.
+    probe_headers: HeaderMap,
+    client: client::Client,
 }
 
 impl Endpoint {
     /// Gemini's `models/{model}:generateContent`, or `:streamGenerateContent?alt=sse`.
-    pub fn gemini_url(&self, model: &str, stream: bool) -> Result<reqwest::Url, Error> {
+    pub fn gemini_url(&self, model: &str, stream: bool) -> Result<Uri, Error> {
         let model = model.strip_prefix("models/").unwrap_or(model);
         let operation = if stream {
             "streamGenerateContent?alt=sse"
         } else {
             "generateContent"
         };
-        reqwest::Url::parse(&format!("{}/models/{model}:{operation}", self.base))
-            .map_err(|_| Error::Credential(String::new(), "invalid Gemini model URL"))
+        let mut url = String::with_capacity(self.base.len() + model.len() + 40);
+        url.push_str(&self.base);
+        url.push_str("/models/");
+        push_path_escaped(&mut url, model);
+        url.push(':');
+        url.push_str(operation);
+        Uri::try_from(url).map_err(|_| Error::Credential(String::new(), "invalid Gemini model URL"))
     }
 
     /// Sends a JSON POST with only our own headers (never the client's: no cookies, no
@@ -101,51 +122,75 @@ impl Endpoint {
     /// first-byte timeout.
     pub async fn post_json(
         &self,
-        url: &reqwest::Url,
+        url: &Uri,
         body: Vec<u8>,
         stream: bool,
-    ) -> Result<reqwest::Response, Error> {
-        let accept = if stream {
-            "text/event-stream"
+    ) -> Result<Response, Error> {
+        let headers = if stream {
+            &self.stream_headers
         } else {
-            "application/json"
+            &self.json_headers
         };
-        let mut request = self
-            .client
-            .post(url.clone())
-            .header(self.auth.0.clone(), self.auth.1.clone())
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .header(http::header::ACCEPT, accept);
-        for (name, value) in &self.extra_headers {
-            request = request.header(name.clone(), value.clone());
-        }
-        let first_byte = Duration::from_millis(self.timeouts.first_byte_ms);
-        match tokio::time::timeout(first_byte, request.body(body).send()).await {
-            Ok(result) => result.map_err(Error::Send),
-            Err(_) => Err(Error::FirstByteTimeout(self.timeouts.first_byte_ms)),
+        let mut request = http::Request::new(Full::new(Bytes::from(body)));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = url.clone();
+        *request.headers_mut() = headers.clone();
+        self.send(request, self.timeouts.first_byte_ms).await
+    }
+
+    /// The vendor's cheapest authenticated call (listing models): its status, or the failure.
+    pub async fn probe(&self) -> Result<u16, Error> {
+        let mut request = http::Request::new(Full::new(Bytes::new()));
+        *request.uri_mut() = self.models_url.clone();
+        *request.headers_mut() = self.probe_headers.clone();
+        let response = self
+            .send(request, self.timeouts.first_byte_ms.min(10_000))
+            .await?;
+        Ok(response.status().as_u16())
+    }
+
+    async fn send(
+        &self,
+        request: http::Request<Full<Bytes>>,
+        first_byte_ms: u64,
+    ) -> Result<Response, Error> {
+        let first_byte = Duration::from_millis(first_byte_ms);
+        match tokio::time::timeout(first_byte, self.client.request(request)).await {
+            Ok(Ok(response)) => Ok(Response::new(response)),
+            Ok(Err(err)) => Err(Error::Send(err)),
+            Err(_) => Err(Error::FirstByteTimeout(first_byte_ms)),
         }
     }
 }
 
-impl Endpoint {
-    /// The vendor's cheapest authenticated call (listing models): its status, or the failure.
-    pub async fn probe(&self) -> Result<u16, Error> {
-        let url = reqwest::Url::parse(&format!("{}/models", self.base))
-            .map_err(|_| Error::Credential(String::new(), "invalid base_url"))?;
-        let mut request = self
-            .client
-            .get(url)
-            .header(self.auth.0.clone(), self.auth.1.clone());
-        for (name, value) in &self.extra_headers {
-            request = request.header(name.clone(), value.clone());
-        }
-        let first_byte = Duration::from_millis(self.timeouts.first_byte_ms.min(10_000));
-        match tokio::time::timeout(first_byte, request.send()).await {
-            Ok(Ok(response)) => Ok(response.status().as_u16()),
-            Ok(Err(err)) => Err(Error::Send(err)),
-            Err(_) => Err(Error::FirstByteTimeout(first_byte.as_millis() as u64)),
+/// Percent-encodes what cannot stand in a URI path (a model name is free text; `/` stays, as
+/// in `tunedModels/…`, and so does an existing `%` escape).
+fn push_path_escaped(out: &mut String, path: &str) {
+    for byte in path.bytes() {
+        let keep = byte.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/%".contains(&byte);
+        if keep {
+            out.push(char::from(byte));
+        } else {
+            out.push('%');
+            out.push(char::from(b"0123456789ABCDEF"[usize::from(byte >> 4)]));
+            out.push(char::from(b"0123456789ABCDEF"[usize::from(byte & 15)]));
         }
     }
+}
+
+/// The `Host` header hyper would format on every request to a plain-http endpoint (they speak
+/// HTTP/1.1 only). Over TLS, ALPN may choose HTTP/2, which carries the authority itself, so
+/// hyper is left to add it there.
+fn plain_http_host(uri: &Uri) -> Option<HeaderValue> {
+    if uri.scheme() != Some(&http::uri::Scheme::HTTP) {
+        return None;
+    }
+    let host = uri.host()?;
+    let value = match uri.port_u16() {
+        Some(port) if port != 80 => format!("{host}:{port}"),
+        _ => host.to_owned(),
+    };
+    HeaderValue::from_str(&value).ok()
 }
 
 /// One [`Endpoint`] per credential, in the routing table's credential order.
@@ -153,16 +198,17 @@ impl Endpoint {
 pub struct Endpoints(Vec<Endpoint>);
 
 impl Endpoints {
-    /// Prepares every credential's URLs, auth header and client.
+    /// Prepares every credential's URIs, headers and client.
     pub fn prepare(credentials: &[Credential]) -> Result<Self, Error> {
-        let mut clients: HashMap<u64, reqwest::Client> = HashMap::new();
+        let mut clients: HashMap<u64, client::Client> = HashMap::new();
         let mut out = Vec::with_capacity(credentials.len());
         for credential in credentials {
             let connect_ms = credential.timeouts.connect_ms;
             let client = match clients.get(&connect_ms) {
                 Some(client) => client.clone(),
                 None => {
-                    let client = build_client(connect_ms)?;
+                    let client =
+                        client::build(Duration::from_millis(connect_ms)).map_err(Error::Build)?;
                     clients.insert(connect_ms, client.clone());
                     client
                 }
@@ -178,24 +224,10 @@ impl Endpoints {
     }
 }
 
-/// Keep-alive pools, `TCP_NODELAY` (streams must not wait on Nagle), no redirects (a vendor
-/// redirect would carry our key elsewhere), connect timeout.
-fn build_client(connect_ms: u64) -> Result<reqwest::Client, Error> {
-    reqwest::Client::builder()
-        .tcp_nodelay(true)
-        .connect_timeout(Duration::from_millis(connect_ms))
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(1024)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("llmux/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(Error::Build)
-}
-
-fn prepare(credential: &Credential, client: reqwest::Client) -> Result<Endpoint, Error> {
+fn prepare(credential: &Credential, client: client::Client) -> Result<Endpoint, Error> {
     let base = credential.base_url.as_str().trim_end_matches('/');
     let join = |op: &str| {
-        reqwest::Url::parse(&format!("{base}/{op}"))
+        Uri::try_from(format!("{base}/{op}"))
             .map_err(|_| Error::Credential(credential.name.clone(), "invalid base_url"))
     };
     let secret = credential.secret.expose();
@@ -217,22 +249,51 @@ fn prepare(credential: &Credential, client: reqwest::Client) -> Result<Endpoint,
         )
     })?;
     value.set_sensitive(true);
-    let extra_headers = match credential.api {
-        Api::Anthropic => vec![(
+    let mut probe_headers = HeaderMap::with_capacity(8);
+    probe_headers.insert(name, value);
+    probe_headers.insert(
+        http::header::USER_AGENT,
+        HeaderValue::from_static(USER_AGENT),
+    );
+    let chat_url = join("chat/completions")?;
+    if let Some(host) = plain_http_host(&chat_url) {
+        probe_headers.insert(http::header::HOST, host);
+    }
+    if credential.api == Api::Anthropic {
+        probe_headers.insert(
             http::HeaderName::from_static("anthropic-version"),
             HeaderValue::from_static(ANTHROPIC_VERSION),
-        )],
-        Api::OpenAi | Api::Gemini => Vec::new(),
-    };
+        );
+    }
+    let mut json_headers = probe_headers.clone();
+    json_headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let mut stream_headers = json_headers.clone();
+    json_headers.insert(
+        http::header::ACCEPT,
+        HeaderValue::from_static("application/json"),
+    );
+    stream_headers.insert(
+        http::header::ACCEPT,
+        HeaderValue::from_static("text/event-stream"),
+    );
     Ok(Endpoint {
         api: credential.api,
         base: base.to_owned(),
-        chat_url: join("chat/completions")?,
+        chat_url,
         embeddings_url: join("embeddings")?,
         messages_url: join("messages")?,
-        auth: (name, value),
-        extra_headers,
+        count_tokens_url: join("messages/count_tokens")?,
+        models_url: join("models")?,
         timeouts: credential.timeouts,
+        json_headers,
+        stream_headers,
+        probe_headers,
         client,
     })
 }
+
+#[cfg(test)]
+mod tests;

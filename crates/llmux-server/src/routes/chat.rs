@@ -138,7 +138,7 @@ async fn serve(
         Ok(committed) => committed,
         Err(exhausted) => {
             settle.abandon();
-            return Ok(proxy::exhausted(exhausted));
+            return Ok(proxy::exhausted(&snapshot, exhausted));
         }
     };
     let response = match committed.value {
@@ -147,6 +147,7 @@ async fn serve(
     };
     Ok(proxy::finish_timed(
         response,
+        &snapshot,
         &committed.target,
         committed.upstream_time,
     ))
@@ -193,8 +194,7 @@ async fn same_protocol(
     }
     let context = StreamContext {
         gateway: gateway.clone(),
-        vendor: target.credential.vendor.clone(),
-        model: target.public_name.to_owned(),
+        series: crate::series::of(snapshot, &target),
         route: "chat",
         started,
         request_id,

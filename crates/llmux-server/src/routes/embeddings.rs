@@ -105,11 +105,11 @@ async fn serve(
     Ok(match result {
         Ok(mut committed) => {
             let body = proxy::json_response(std::mem::take(&mut committed.value));
-            proxy::finish_timed(body, &committed.target, committed.upstream_time)
+            proxy::finish_timed(body, &snapshot, &committed.target, committed.upstream_time)
         }
         Err(exhausted) => {
             settle.abandon();
-            proxy::exhausted(exhausted)
+            proxy::exhausted(&snapshot, exhausted)
         }
     })
 }

@@ -175,7 +175,7 @@ async fn serve(
             settle.abandon();
             let response = anthropic_error(exhausted.error);
             return Ok(match &exhausted.target {
-                Some(target) => proxy::finish(response, target),
+                Some(target) => proxy::finish(response, &snapshot, target),
                 None => response,
             });
         }
@@ -186,6 +186,7 @@ async fn serve(
     };
     Ok(proxy::finish_timed(
         response,
+        &snapshot,
         &committed.target,
         committed.upstream_time,
     ))
@@ -242,18 +243,12 @@ async fn same_protocol(
             target.upstream_model,
             usage.map(|u| (u.input_tokens, u.output_tokens)),
         );
-        crate::relay::record_neutral_usage(
-            gateway,
-            &target.credential.vendor,
-            target.public_name,
-            usage,
-        );
+        crate::series::of(snapshot, target).add_neutral_usage(&gateway.metrics, usage);
         return Ok(Answer::Json(rewrite_response(&body, &client_model).body));
     }
     let context = StreamContext {
         gateway: gateway.clone(),
-        vendor: target.credential.vendor.clone(),
-        model: target.public_name.to_owned(),
+        series: crate::series::of(snapshot, target),
         route: "messages",
         started,
         request_id,
@@ -390,7 +385,7 @@ async fn count(
     if let Some(target) = anthropic_target
         && let Some(counted) = vendor_count(&snapshot, &target, &bytes).await
     {
-        return Ok(proxy::finish(counted, &target));
+        return Ok(proxy::finish(counted, &snapshot, &target));
     }
     let mut response = proxy::json_response(
         serde_json::to_vec(&json!({"input_tokens": request.estimate_input_tokens()}))
@@ -405,11 +400,13 @@ async fn count(
 /// Anthropic's `/v1/messages/count_tokens`; `None` when it cannot answer (then we estimate).
 async fn vendor_count(snapshot: &Snapshot, target: &Target<'_>, bytes: &[u8]) -> Option<Response> {
     let endpoint = snapshot.endpoints.get(target.credential_index)?;
-    let url = reqwest::Url::parse(&format!("{}/messages/count_tokens", endpoint.base)).ok()?;
     let members = json_scan::members(bytes).ok()?;
     let model = json_string(target.upstream_model);
     let body = json_scan::edit(bytes, &members, &[Edit::Set("model", &model)]);
-    let mut response = endpoint.post_json(&url, body, false).await.ok()?;
+    let mut response = endpoint
+        .post_json(&endpoint.count_tokens_url, body, false)
+        .await
+        .ok()?;
     if !response.status().is_success() {
         return None;
     }

@@ -9,12 +9,10 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use llmux_protocol::error::ErrorKind;
 use llmux_protocol::openai_chat::rewrite_response;
 use llmux_router::Target;
-use llmux_telemetry::metrics::UpstreamLabels;
 
 use crate::api_error::ApiError;
 use crate::attempts::Exhausted;
 use crate::edge::Outcome;
-use crate::relay::record_usage;
 use crate::state::{Gateway, Snapshot};
 use crate::upstream_call::{read_body, send_failure, upstream_failure};
 
@@ -40,26 +38,29 @@ pub fn routing_headers(headers: &mut HeaderMap, target: &Target<'_>) {
     }
 }
 
-pub fn outcome(target: &Target<'_>) -> Outcome {
+pub fn outcome(snapshot: &Snapshot, target: &Target<'_>) -> Outcome {
     Outcome {
-        vendor: target.credential.vendor.clone(),
-        model: target.public_name.to_owned(),
-        credential: target.credential.name.clone(),
+        series: crate::series::of(snapshot, target),
         upstream_model: target.upstream_model.to_owned(),
     }
 }
 
 /// Attaches routing headers and the outcome to any response for this target.
-pub fn finish(mut response: Response, target: &Target<'_>) -> Response {
+pub fn finish(mut response: Response, snapshot: &Snapshot, target: &Target<'_>) -> Response {
     routing_headers(response.headers_mut(), target);
-    response.extensions_mut().insert(outcome(target));
+    response.extensions_mut().insert(outcome(snapshot, target));
     response
 }
 
 /// [`finish`] for a committed attempt, also recording the upstream time for the edge's
 /// overhead measurement.
-pub fn finish_timed(response: Response, target: &Target<'_>, upstream_time: Duration) -> Response {
-    let mut response = finish(response, target);
+pub fn finish_timed(
+    response: Response,
+    snapshot: &Snapshot,
+    target: &Target<'_>,
+    upstream_time: Duration,
+) -> Response {
+    let mut response = finish(response, snapshot, target);
     response
         .extensions_mut()
         .insert(crate::edge::UpstreamTime(upstream_time));
@@ -67,10 +68,10 @@ pub fn finish_timed(response: Response, target: &Target<'_>, upstream_time: Dura
 }
 
 /// The error response for a request no attempt could serve.
-pub fn exhausted(exhausted: Exhausted<'_>) -> Response {
+pub fn exhausted(snapshot: &Snapshot, exhausted: Exhausted<'_>) -> Response {
     let response = exhausted.error.into_response();
     match &exhausted.target {
-        Some(target) => finish(response, target),
+        Some(target) => finish(response, snapshot, target),
         None => response,
     }
 }
@@ -80,10 +81,10 @@ pub fn exhausted(exhausted: Exhausted<'_>) -> Response {
 pub async fn send(
     snapshot: &Snapshot,
     target: &Target<'_>,
-    url: &reqwest::Url,
+    url: &http::Uri,
     body: Vec<u8>,
     stream: bool,
-) -> Result<reqwest::Response, ApiError> {
+) -> Result<llmux_upstream::Response, ApiError> {
     let endpoint = snapshot
         .endpoints
         .get(target.credential_index)
@@ -105,27 +106,16 @@ pub async fn read_json(
     gateway: &Arc<Gateway>,
     snapshot: &Snapshot,
     target: &Target<'_>,
-    mut response: reqwest::Response,
+    mut response: llmux_upstream::Response,
     client_model: &[u8],
     started: Instant,
     settle: &crate::governance::Settle,
 ) -> Result<Vec<u8>, ApiError> {
     let body = read_body(&mut response, RESPONSE_LIMIT, idle(snapshot, target)).await?;
     let rewritten = rewrite_response(&body, client_model);
-    gateway
-        .metrics
-        .upstream_duration
-        .get_or_create(&UpstreamLabels {
-            vendor: target.credential.vendor.clone(),
-            model: target.public_name.to_owned(),
-        })
-        .observe(started.elapsed().as_secs_f64());
-    record_usage(
-        gateway,
-        &target.credential.vendor,
-        target.public_name,
-        rewritten.usage,
-    );
+    let series = crate::series::of(snapshot, target);
+    series.observe_upstream(&gateway.metrics, started.elapsed().as_secs_f64());
+    series.add_usage(&gateway.metrics, rewritten.usage);
     let tokens = rewritten.usage.map(|u| {
         (
             u.prompt_tokens.unwrap_or(0),

@@ -175,7 +175,7 @@ async fn serve(
         Ok(committed) => committed,
         Err(exhausted) => {
             settle.abandon();
-            return Ok(proxy::exhausted(exhausted));
+            return Ok(proxy::exhausted(&snapshot, exhausted));
         }
     };
     let response = match committed.value {
@@ -209,6 +209,7 @@ async fn serve(
     };
     Ok(proxy::finish_timed(
         response,
+        &snapshot,
         &committed.target,
         committed.upstream_time,
     ))

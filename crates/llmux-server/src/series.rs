@@ -1,0 +1,185 @@
+//! Metric series resolved once per combination instead of once per request.
+//!
+//! Looking a series up in a prometheus-client `Family` clones its label strings and hashes them
+//! (SipHash) under a lock. Every label of the hot-path series is a function of the target's
+//! slot (its combination, or its credential for a passed-through model), so each slot resolves
+//! its series on first use and keeps the handles (counters and histograms share their value
+//! with the family). Series still appear in `/metrics` only once used, as before. The table
+//! lives in the [`Snapshot`] because slots are indexes into its routing table.
+
+use std::sync::{Arc, OnceLock};
+
+use llmux_protocol::usage::Usage;
+use llmux_router::Target;
+use llmux_telemetry::metrics::{
+    Counter, Histogram, Metrics, RequestLabels, SelectionLabels, TokenLabels, UpstreamLabels,
+};
+
+use crate::state::Snapshot;
+
+/// Routes whose successful requests are counted through a slot (the ones that reach a vendor).
+const ROUTES: [&str; 5] = [
+    "chat",
+    "embeddings",
+    "responses",
+    "messages",
+    "count_tokens",
+];
+
+/// One [`Series`] per slot of a snapshot, resolved on first use.
+#[derive(Debug, Default)]
+pub struct SeriesTable {
+    /// Combinations first, then one slot per credential for passed-through models. Sized on
+    /// first use (the snapshot is built before any gateway, and so before its metrics, exists).
+    slots: OnceLock<Box<[OnceLock<Arc<Series>>]>>,
+}
+
+/// The hot-path series of one slot, each resolved when first used (so `/metrics` shows the
+/// same series as it would without this cache).
+#[derive(Debug)]
+pub struct Series {
+    /// The labels: vendor, credential name and public model name.
+    vendor: String,
+    credential: String,
+    model: String,
+    selections: OnceLock<Counter>,
+    upstream_duration: OnceLock<Histogram>,
+    input_tokens: OnceLock<Counter>,
+    output_tokens: OnceLock<Counter>,
+    /// `llmux_requests_total{status="200"}` per entry of [`ROUTES`].
+    requests_ok: [OnceLock<Counter>; ROUTES.len()],
+}
+
+/// The series of `target` in `snapshot`.
+pub fn of(snapshot: &Snapshot, target: &Target<'_>) -> Arc<Series> {
+    let table = &snapshot.table;
+    let slots = snapshot.series.slots.get_or_init(|| {
+        (0..table.combinations().len() + table.credentials().len())
+            .map(|_| OnceLock::new())
+            .collect()
+    });
+    let index = match target.combination {
+        Some(i) => i,
+        None => table.combinations().len() + target.credential_index,
+    };
+    match slots.get(index) {
+        Some(slot) => slot.get_or_init(|| Arc::new(Series::new(target))).clone(),
+        // Not reachable for a target of this snapshot; stay correct anyway.
+        None => Arc::new(Series::new(target)),
+    }
+}
+
+impl Series {
+    fn new(target: &Target<'_>) -> Self {
+        Self {
+            vendor: target.credential.vendor.clone(),
+            credential: target.credential.name.clone(),
+            model: target.public_name.to_owned(),
+            selections: OnceLock::new(),
+            upstream_duration: OnceLock::new(),
+            input_tokens: OnceLock::new(),
+            output_tokens: OnceLock::new(),
+            requests_ok: Default::default(),
+        }
+    }
+
+    /// The vendor (`platform`) label.
+    pub fn vendor(&self) -> &str {
+        &self.vendor
+    }
+
+    /// The credential's name (never its value).
+    pub fn credential(&self) -> &str {
+        &self.credential
+    }
+
+    /// The public model name label.
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    /// `llmux_selections_total`: the router chose this slot for an attempt.
+    pub fn count_selection(&self, metrics: &Metrics) {
+        self.selections
+            .get_or_init(|| {
+                metrics
+                    .selections
+                    .get_or_create(&SelectionLabels {
+                        vendor: self.vendor.clone(),
+                        credential: self.credential.clone(),
+                        model: self.model.clone(),
+                    })
+                    .clone()
+            })
+            .inc();
+    }
+
+    /// `llmux_upstream_duration_seconds`.
+    pub fn observe_upstream(&self, metrics: &Metrics, seconds: f64) {
+        self.upstream_duration
+            .get_or_init(|| {
+                metrics
+                    .upstream_duration
+                    .get_or_create(&UpstreamLabels {
+                        vendor: self.vendor.clone(),
+                        model: self.model.clone(),
+                    })
+                    .clone()
+            })
+            .observe(seconds);
+    }
+
+    /// Adds reported tokens to `llmux_tokens_total`; unreported usage adds nothing.
+    pub fn add_usage(&self, metrics: &Metrics, usage: Option<Usage>) {
+        let Some(usage) = usage else { return };
+        for (direction, count, slot) in [
+            ("input", usage.prompt_tokens, &self.input_tokens),
+            ("output", usage.completion_tokens, &self.output_tokens),
+        ] {
+            let Some(count) = count else { continue };
+            slot.get_or_init(|| {
+                metrics
+                    .tokens
+                    .get_or_create(&TokenLabels {
+                        vendor: self.vendor.clone(),
+                        model: self.model.clone(),
+                        direction,
+                    })
+                    .clone()
+            })
+            .inc_by(count);
+        }
+    }
+
+    /// [`Series::add_usage`] for neutral usage.
+    pub fn add_neutral_usage(
+        &self,
+        metrics: &Metrics,
+        usage: Option<llmux_protocol::neutral::Usage>,
+    ) {
+        self.add_usage(
+            metrics,
+            usage.map(|u| Usage {
+                prompt_tokens: Some(u.input_tokens),
+                completion_tokens: Some(u.output_tokens),
+                total_tokens: Some(u.total()),
+            }),
+        );
+    }
+
+    /// `llmux_requests_total` for a request this slot answered.
+    pub fn count_request(&self, metrics: &Metrics, route: &'static str, status: u16) {
+        let labels = || RequestLabels {
+            route,
+            vendor: self.vendor.clone(),
+            model: self.model.clone(),
+            status,
+        };
+        match ROUTES.iter().position(|r| *r == route) {
+            Some(i) if status == 200 => self.requests_ok[i]
+                .get_or_init(|| metrics.requests.get_or_create(&labels()).clone())
+                .inc(),
+            _ => metrics.requests.get_or_create(&labels()).inc(),
+        };
+    }
+}
