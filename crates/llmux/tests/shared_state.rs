@@ -1,4 +1,4 @@
-//! Two replicas sharing one Redis share their breaker openings and cooldowns (a vendor key that
+//! Two `llmux serve` processes sharing one Redis share their breaker openings and cooldowns (a vendor key that
 //! one replica found revoked or rate-limited gets no traffic from the other, which never saw it
 //! fail) and their vendor quotas. Needs `LLMUX_TEST_REDIS_URL` (scripts/test sets it); client
 //! keys, limits and budgets across replicas are in governance.rs.
@@ -18,9 +18,34 @@ use common::*;
 use llmux_mock::FaultRule;
 use serde_json::Value;
 
+/// Two gateway processes with the same config.
+fn two_replicas(name: &str, config: &str) -> (Binary, Binary) {
+    let start = |replica: &str| {
+        let dir = temp_dir(&format!("{name}-{replica}"));
+        std::fs::write(dir.join("llmux.yaml"), config).unwrap();
+        Binary::serve(&dir, &[], &[])
+    };
+    (start("a"), start("b"))
+}
+
+async fn post_chat(replica: &Binary) -> reqwest::StatusCode {
+    reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", replica.url))
+        .json(&chat("fast", "x"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
 /// Each credential's (breaker state, cooling down?) as `/health/vendors` shows it.
-async fn states(gateway: &TestGateway) -> HashMap<String, (String, bool)> {
-    let body: Value = gateway.get("/health/vendors").await.json().await.unwrap();
+async fn states(replica: &Binary) -> HashMap<String, (String, bool)> {
+    let body: Value = reqwest::get(format!("{}/health/vendors", replica.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let mut out = HashMap::new();
     for scope in ["credentials", "combinations"] {
         for entry in body[scope].as_array().unwrap() {
@@ -57,8 +82,7 @@ async fn a_key_refused_or_rate_limited_on_one_replica_gets_no_traffic_from_the_o
          redis: \"{redis}\"\n",
         credentials(&mock, "openai", &["sk-good", "sk-revoked", "sk-limited"])
     );
-    let a = TestGateway::start(&config).await;
-    let b = TestGateway::start(&config).await;
+    let (a, b) = two_replicas("breakers", &config);
 
     // Replica a meets both bad keys (each request fails over to the good one).
     let hit = |credential: &str| mock.calls().iter().any(|c| c.credential == credential);
@@ -67,10 +91,7 @@ async fn a_key_refused_or_rate_limited_on_one_replica_gets_no_traffic_from_the_o
             break;
         }
         // A vendor 401 is the client's answer (not retried); a 429 fails over.
-        let status = a
-            .post("/v1/chat/completions", &chat("fast", "x"))
-            .await
-            .status();
+        let status = post_chat(&a).await;
         assert!(status == 200 || status == 401, "{status}");
     }
     assert!(
@@ -95,8 +116,7 @@ async fn a_key_refused_or_rate_limited_on_one_replica_gets_no_traffic_from_the_o
     }
     mock.clear_calls();
     for _ in 0..40 {
-        let response = b.post("/v1/chat/completions", &chat("fast", "x")).await;
-        assert_eq!(response.status(), 200);
+        assert_eq!(post_chat(&b).await, 200);
     }
     let calls = mock.calls();
     assert_eq!(calls.len(), 40, "every request of b went out once");
@@ -125,15 +145,11 @@ async fn a_vendor_quota_holds_across_replicas() {
          redis: \"{redis}\"\n",
         mock.url()
     );
-    let a = TestGateway::start(&config).await;
-    let b = TestGateway::start(&config).await;
+    let (a, b) = two_replicas("quota", &config);
     let mut ok = 0;
     for i in 0..12 {
-        let gateway = if i % 2 == 0 { &a } else { &b };
-        let status = gateway
-            .post("/v1/chat/completions", &chat("fast", "x"))
-            .await
-            .status();
+        let replica = if i % 2 == 0 { &a } else { &b };
+        let status = post_chat(replica).await;
         match status.as_u16() {
             200 => ok += 1,
             429 => {}
