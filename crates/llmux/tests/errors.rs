@@ -236,6 +236,34 @@ async fn unreachable_upstream_is_a_502() {
 }
 
 #[tokio::test]
+async fn request_heads_up_to_8_kib_pass_and_larger_ones_are_a_431() {
+    let mock = mock().await;
+    let gateway = TestGateway::start(&basic_config(&mock)).await;
+    let with_header = |bytes: usize| {
+        gateway
+            .client
+            .post(format!("{}/v1/chat/completions", gateway.url))
+            .header("x-client-context", "c".repeat(bytes))
+            .json(&chat("fast", "x"))
+            .send()
+    };
+    assert_eq!(with_header(6 * 1024).await.unwrap().status(), 200);
+    assert_eq!(with_header(16 * 1024).await.unwrap().status(), 431);
+    assert_eq!(
+        mock.calls().len(),
+        1,
+        "the oversized request never went upstream"
+    );
+    assert_eq!(
+        gateway
+            .post("/v1/chat/completions", &chat("fast", "after"))
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
 async fn a_body_over_the_limit_is_a_413() {
     // Regression: the original router read bodies without a limit (A17 #15).
     let mock = mock().await;
