@@ -1,6 +1,8 @@
 //! Mock vendor server speaking the real wire formats of OpenAI Chat Completions (plus
 //! `/v1/models` and `/v1/embeddings`), Anthropic Messages and Gemini `generateContent` /
-//! `streamGenerateContent`, with call recording and fault injection.
+//! `streamGenerateContent`, with call recording and fault injection. Gemini's OpenAI-compatible
+//! endpoint is served at `/v1beta/openai/chat/completions`, with its tool-call quirks (empty
+//! ids, no stream `index`, `finish_reason: "stop"` after calls) as documented in REFERENCE §A14.
 //!
 //! The gateway's integration tests, its benchmark and its demo mode run against it, so it keeps
 //! two invariants: every body, event order and frame separator matches the recorded vendor
@@ -188,6 +190,7 @@ async fn serve(
 fn router(shared: Arc<state::Shared>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(openai::chat))
+        .route("/v1beta/openai/chat/completions", post(openai::chat))
         .route("/v1/embeddings", post(openai::embeddings))
         .route("/v1/models", get(openai::models))
         .route("/v1/messages", post(anthropic::messages))

@@ -13,6 +13,7 @@ use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use crate::json_scan::{self, Edit};
 use crate::usage::Usage;
 
+pub mod repair;
 mod translate;
 pub use translate::{
     ChunkDecoder, ChunkEncoder, SIGNATURE_SEPARATOR, decode_neutral_request,

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use llmux_protocol::error::{ErrorKind, GatewayError};
+use llmux_protocol::openai_chat::repair::{self, ToolCallRepair};
 use llmux_protocol::openai_chat::rewrite_response;
 use llmux_protocol::sse::{self, DONE_FRAME};
 use llmux_protocol::usage::Usage;
@@ -103,6 +104,9 @@ pub struct Relay {
     sent_content: bool,
     failure: Option<GatewayError>,
     context: StreamContext,
+    /// Tool-call repair for vendors that send malformed calls: from the start for vendors known
+    /// to, else from the first chunk that shows the symptoms.
+    repair: Option<ToolCallRepair>,
 }
 
 impl Relay {
@@ -113,6 +117,7 @@ impl Relay {
         client_wants_usage: bool,
         idle: Duration,
         context: StreamContext,
+        repair_tool_calls: bool,
     ) -> Self {
         Self {
             upstream: response.into_body(),
@@ -125,6 +130,7 @@ impl Relay {
             sent_content: false,
             failure: None,
             context,
+            repair: repair_tool_calls.then(|| ToolCallRepair::new(fastrand::u64(..))),
         }
     }
 
@@ -191,6 +197,19 @@ impl Relay {
         (!out.is_empty()).then(|| out.freeze())
     }
 
+    /// The chunk with its tool calls repaired, when it needed it.
+    fn repair(&mut self, chunk: &[u8]) -> Option<Vec<u8>> {
+        if self.repair.is_none() && repair::shows_symptoms(chunk) {
+            self.repair = Some(ToolCallRepair::new(fastrand::u64(..)));
+        }
+        let repair = self.repair.as_mut()?;
+        if repair.concerns(chunk) {
+            repair.chunk(chunk)
+        } else {
+            None
+        }
+    }
+
     fn drain(&mut self, out: &mut BytesMut) {
         while let Some(event) = self.decoder.next_event() {
             if event.is_done_marker() {
@@ -198,7 +217,9 @@ impl Relay {
                 self.end(None);
                 return;
             }
-            let rewritten = rewrite_response(&event.data, &self.client_model);
+            let repaired = self.repair(&event.data);
+            let data = repaired.as_deref().unwrap_or(&event.data);
+            let rewritten = rewrite_response(data, &self.client_model);
             if rewritten.usage.is_some() {
                 self.usage = rewritten.usage;
             }

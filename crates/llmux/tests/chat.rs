@@ -9,7 +9,7 @@
 mod common;
 
 use common::*;
-use llmux_mock::{Api, MockOptions};
+use llmux_mock::{Api, MockOptions, MockUpstream};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -201,7 +201,13 @@ async fn streamed_parallel_tool_calls_reassemble_with_stable_ids() {
     request["tool_choice"] = json!("auto");
 
     let events = sse_data(gateway.post("/v1/chat/completions", &request).await).await;
+    assert_two_whole_calls(&events, "weather and time in parallel please");
+}
 
+/// Clients accumulate fragments by `index`: every call has one, its first fragment carries a
+/// unique id and continuations none, arguments reassemble into JSON, and the turn finishes with
+/// `tool_calls`.
+fn assert_two_whole_calls(events: &[String], text: &str) {
     let mut calls: Vec<(String, String, String)> = Vec::new(); // id, name, arguments
     let mut finish = None;
     for event in events.iter().filter(|e| *e != "[DONE]") {
@@ -215,11 +221,14 @@ async fn streamed_parallel_tool_calls_reassemble_with_stable_ids() {
             .into_iter()
             .flatten()
         {
-            let index = delta["index"].as_u64().unwrap() as usize;
+            let index = delta["index"]
+                .as_u64()
+                .expect("every fragment has an index") as usize;
             if index == calls.len() {
                 let id = delta["id"]
                     .as_str()
                     .expect("first delta of a call carries its id");
+                assert!(!id.is_empty(), "{delta}");
                 calls.push((
                     id.to_owned(),
                     delta["function"]["name"].as_str().unwrap().to_owned(),
@@ -243,8 +252,61 @@ async fn streamed_parallel_tool_calls_reassemble_with_stable_ids() {
     assert_ne!(calls[0].0, calls[1].0);
     for (_, _, arguments) in &calls {
         let parsed: Value = serde_json::from_str(arguments).expect("arguments are valid JSON");
-        assert_eq!(parsed["text"], "weather and time in parallel please");
+        assert_eq!(parsed["text"], text);
     }
+}
+
+/// Gemini through its OpenAI-compatible endpoint (the original router's layout): the same
+/// protocol, so bytes pass through, except the tool calls Gemini sends malformed.
+fn gemini_compat_config(mock: &MockUpstream) -> String {
+    format!(
+        "credentials:\n  - {{ platform: gemini, api: openai, value: AIzaCompat0123456789, base_url: \"{}/v1beta/openai\" }}\nmodels:\n  - {{ vendor: gemini, model: gemini-2.5-flash, name: fast }}\n",
+        mock.url()
+    )
+}
+
+#[tokio::test]
+async fn gemini_compat_streamed_tool_calls_get_indexes_ids_and_finish_reason() {
+    let mock = mock().await;
+    let gateway = TestGateway::start(&gemini_compat_config(&mock)).await;
+    let mut request = chat("fast", "weather and time in parallel please");
+    request["stream"] = json!(true);
+    request["tools"] = tools();
+
+    let events = sse_data(gateway.post("/v1/chat/completions", &request).await).await;
+
+    // What Gemini sent: no index, empty ids, "stop".
+    assert!(
+        mock.calls()[0]
+            .path
+            .starts_with("/v1beta/openai/chat/completions")
+    );
+    assert_two_whole_calls(&events, "weather and time in parallel please");
+}
+
+#[tokio::test]
+async fn gemini_compat_whole_answer_tool_calls_get_ids_and_finish_reason() {
+    let mock = mock().await;
+    let gateway = TestGateway::start(&gemini_compat_config(&mock)).await;
+    let mut request = chat("fast", "weather and time in parallel please");
+    request["tools"] = tools();
+
+    let body: Value = gateway
+        .post("/v1/chat/completions", &request)
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    assert_eq!(body["model"], "fast");
+    assert_eq!(body["choices"][0]["finish_reason"], "tool_calls");
+    let calls = body["choices"][0]["message"]["tool_calls"]
+        .as_array()
+        .unwrap();
+    assert_eq!(calls.len(), 2);
+    let ids: Vec<&str> = calls.iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert!(ids.iter().all(|id| id.starts_with("call_")), "{ids:?}");
+    assert_ne!(ids[0], ids[1]);
 }
 
 #[tokio::test]

@@ -163,7 +163,20 @@ enum Delta<'a> {
     Tool {
         tool_calls: [ToolCallDelta<'a>; 1],
     },
+    /// Gemini's OpenAI endpoint: a whole call per chunk, no `index`, an empty `id`.
+    GeminiTool {
+        role: &'static str,
+        tool_calls: [GeminiToolCall<'a>; 1],
+    },
     Empty {},
+}
+
+#[derive(Serialize)]
+struct GeminiToolCall<'a> {
+    function: FunctionDelta<'a>,
+    id: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
 }
 
 #[derive(Serialize)]
@@ -241,6 +254,8 @@ pub(crate) async fn chat(
     let credential = respond::bearer(&headers);
     let request = respond::parse(&body);
     let model = request.as_ref().map_or("", |r| str_at(r, "model"));
+    // Gemini's OpenAI-compatible endpoint (`/v1beta/openai/...`) has its own tool-call quirks.
+    let gemini_compat = uri.path().starts_with("/v1beta/openai/");
     let stream = request
         .as_ref()
         .and_then(|r| r.get("stream"))
@@ -283,7 +298,8 @@ pub(crate) async fn chat(
             finish_reason = "length";
         }
     } else {
-        finish_reason = "tool_calls";
+        // Gemini's OpenAI endpoint ends tool-call turns with "stop".
+        finish_reason = if gemini_compat { "stop" } else { "tool_calls" };
     }
     let answer = Answer {
         id: shared.ids.chat_completion(),
@@ -297,6 +313,7 @@ pub(crate) async fn chat(
         },
         reply: &reply,
         finish_reason,
+        gemini_compat,
     };
     let pacing = respond::pacing(shared.opts.chunk_delay, fault.as_ref());
     let response = if stream {
@@ -327,6 +344,8 @@ struct Answer<'a> {
     reply: &'a Reply,
     call_ids: Vec<String>,
     finish_reason: &'static str,
+    /// Render tool calls as Gemini's OpenAI endpoint does (empty ids, no stream index).
+    gemini_compat: bool,
 }
 
 impl Answer<'_> {
@@ -338,7 +357,7 @@ impl Answer<'_> {
                     .iter()
                     .zip(&self.call_ids)
                     .map(|(call, id)| ToolCall {
-                        id,
+                        id: if self.gemini_compat { "" } else { id },
                         kind: "function",
                         function: Function {
                             name: &call.name,
@@ -400,6 +419,29 @@ impl Answer<'_> {
                 for piece in text::pieces(text, chunks) {
                     push(Delta::Content { content: piece }, None)?;
                 }
+            }
+            Reply::Tools(calls) if self.gemini_compat => {
+                // Each call whole in one chunk; the last one carries the finish reason.
+                for (position, call) in calls.iter().enumerate() {
+                    let delta = Delta::GeminiTool {
+                        role: "assistant",
+                        tool_calls: [GeminiToolCall {
+                            function: FunctionDelta {
+                                name: Some(&call.name),
+                                arguments: &call.arguments,
+                            },
+                            id: "",
+                            kind: "function",
+                        }],
+                    };
+                    let last = position + 1 == calls.len();
+                    push(delta, last.then_some(self.finish_reason))?;
+                }
+                if include_usage {
+                    events.data(&self.chunk(&[], UsageSlot::Final(self.usage)), b"\n\n")?;
+                }
+                events.raw(b"data: [DONE]\n\n");
+                return Ok(events);
             }
             Reply::Tools(calls) => {
                 // As recorded: a single call starts inside the role chunk, while parallel calls

@@ -208,6 +208,7 @@ async fn same_protocol(
         request.client_wants_usage,
         proxy::idle(snapshot, &target),
         context,
+        proxy::needs_tool_call_repair(&target),
     );
     let (first, relay) = relay.prime().await?;
     Ok(Answer::Stream(Body::from_stream(relay.into_stream(first))))

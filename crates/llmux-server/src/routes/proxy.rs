@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use llmux_protocol::error::ErrorKind;
+use llmux_protocol::openai_chat::repair::{self, ToolCallRepair};
 use llmux_protocol::openai_chat::rewrite_response;
 use llmux_router::Target;
 
@@ -111,7 +112,12 @@ pub async fn read_json(
     started: Instant,
     settle: &crate::governance::Settle,
 ) -> Result<Vec<u8>, ApiError> {
-    let body = read_body(&mut response, RESPONSE_LIMIT, idle(snapshot, target)).await?;
+    let mut body = read_body(&mut response, RESPONSE_LIMIT, idle(snapshot, target)).await?;
+    if (needs_tool_call_repair(target) || repair::shows_symptoms(&body))
+        && let Some(fixed) = ToolCallRepair::new(fastrand::u64(..)).message(&body)
+    {
+        body = fixed.into();
+    }
     let rewritten = rewrite_response(&body, client_model);
     let series = crate::series::of(snapshot, target);
     series.observe_upstream(&gateway.metrics, started.elapsed().as_secs_f64());
@@ -124,6 +130,15 @@ pub async fn read_json(
     });
     settle.done(target.upstream_model, tokens);
     Ok(rewritten.body)
+}
+
+/// Whether this target's vendor is known to send malformed tool calls (Gemini's OpenAI
+/// endpoint), so every answer goes through the repair.
+pub fn needs_tool_call_repair(target: &Target<'_>) -> bool {
+    repair::vendor_needs_repair(
+        &target.credential.vendor,
+        target.credential.base_url.as_str(),
+    )
 }
 
 /// A 200 JSON response.
