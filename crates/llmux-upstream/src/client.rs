@@ -1,7 +1,12 @@
 //! The pooled HTTP client behind every vendor call: hyper-util's legacy `Client` over an
-//! HTTPS-or-HTTP connector (rustls with the ring provider and the webpki roots, ALPN h2 and
-//! http/1.1), keep-alive pools per host, `TCP_NODELAY`, a deadline on the whole connect (TCP
-//! and TLS), no redirects (nothing here follows them) and no per-request URL parsing.
+//! HTTPS-or-HTTP connector (rustls with the ring provider and the webpki roots), keep-alive pools
+//! per host, `TCP_NODELAY`, a deadline on the whole connect (TCP and TLS), no redirects (nothing
+//! here follows them) and no per-request URL parsing.
+//!
+//! HTTP/1.1 only (ALPN offers just `http/1.1`): with HTTP/2 the pool keeps one multiplexed
+//! connection per host, and once a vendor's concurrent-stream limit is reached every further
+//! request queues behind it — a gateway's whole traffic to a vendor would share one TCP
+//! connection. A pool of HTTP/1.1 connections grows with the load instead.
 
 use std::error::Error as StdError;
 use std::future::Future;
@@ -47,7 +52,7 @@ pub(crate) fn build(connect: Duration) -> Result<Client, BoxError> {
     let https = HttpsConnectorBuilder::new()
         .with_tls_config(tls_config()?.as_ref().clone())
         .https_or_http()
-        .enable_all_versions()
+        .enable_http1()
         .wrap_connector(http);
     let connector = Bounded {
         inner: https,

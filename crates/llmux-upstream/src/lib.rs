@@ -178,9 +178,8 @@ fn push_path_escaped(out: &mut String, path: &str) {
     }
 }
 
-/// The `Host` header hyper would format on every request to a plain-http endpoint (they speak
-/// HTTP/1.1 only). Over TLS, ALPN may choose HTTP/2, which carries the authority itself, so
-/// hyper is left to add it there.
+/// The `Host` header hyper would format on every request to a plain-http endpoint, built once.
+/// (Over TLS hyper is left to add it.)
 fn plain_http_host(uri: &Uri) -> Option<HeaderValue> {
     if uri.scheme() != Some(&http::uri::Scheme::HTTP) {
         return None;
