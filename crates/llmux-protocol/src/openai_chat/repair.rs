@@ -13,10 +13,23 @@
 //! come back as `None` and the caller forwards the original bytes.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
 
+use memchr::memmem::Finder;
 use serde_json::{Map, Value};
 
 use crate::neutral::synthesize_call_id;
+
+// Every same-protocol stream chunk is checked: searchers built once, not per call (building one
+// costs more than searching a chunk).
+static TOOL_CALLS: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"tool_calls\""));
+static STOP: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"stop\""));
+static NULL_INDEX: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"index\":null"));
+static EMPTY_ID: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"id\":\"\""));
+
+fn contains(haystack: &[u8], needle: &Finder<'_>) -> bool {
+    needle.find(haystack).is_some()
+}
 
 /// Per-stream (or per-answer) state of the repair.
 #[derive(Debug, Default)]
@@ -39,8 +52,7 @@ impl ToolCallRepair {
 
     /// Whether `chunk` may need repairing (cheap byte checks; most chunks do not).
     pub fn concerns(&self, chunk: &[u8]) -> bool {
-        memchr::memmem::find(chunk, b"\"tool_calls\"").is_some()
-            || (self.saw_calls && memchr::memmem::find(chunk, b"\"stop\"").is_some())
+        contains(chunk, &TOOL_CALLS) || (self.saw_calls && contains(chunk, &STOP))
     }
 
     /// The repaired stream chunk, or `None` when it was already well formed.
@@ -65,7 +77,7 @@ impl ToolCallRepair {
 
     /// The repaired whole answer (`message.tool_calls`), or `None` when already well formed.
     pub fn message(&mut self, body: &[u8]) -> Option<Vec<u8>> {
-        memchr::memmem::find(body, b"\"tool_calls\"")?;
+        TOOL_CALLS.find(body)?;
         let mut value: Value = serde_json::from_slice(body).ok()?;
         let mut changed = false;
         for choice in value.get_mut("choices")?.as_array_mut()?.iter_mut() {
@@ -160,9 +172,7 @@ pub fn vendor_needs_repair(vendor: &str, base_url: &str) -> bool {
 
 /// The byte patterns of malformed tool calls in compact JSON.
 pub fn shows_symptoms(chunk: &[u8]) -> bool {
-    memchr::memmem::find(chunk, b"\"tool_calls\"").is_some()
-        && (memchr::memmem::find(chunk, b"\"index\":null").is_some()
-            || memchr::memmem::find(chunk, b"\"id\":\"\"").is_some())
+    contains(chunk, &TOOL_CALLS) && (contains(chunk, &NULL_INDEX) || contains(chunk, &EMPTY_ID))
 }
 
 #[cfg(test)]
