@@ -15,6 +15,10 @@ fn mark(id: &str, kind: MarkKind, until_ms: u64) -> Mark {
     }
 }
 
+async fn publish(board: &dyn HealthBoard, mark: Mark) {
+    board.publish(&mark, NOW_MS).await.unwrap();
+}
+
 /// (this replica's board, another replica's board over the same state)
 async fn boards() -> Vec<(Arc<dyn HealthBoard>, Arc<dyn HealthBoard>)> {
     let memory: Arc<dyn HealthBoard> = Arc::new(MemoryHealthBoard::default());
@@ -53,22 +57,13 @@ async fn a_published_mark_is_seen_by_another_replica_until_it_ends() {
 #[tokio::test]
 async fn a_mark_is_extended_but_never_shortened() {
     for (board, replica) in boards().await {
-        board
-            .publish(&mark("c1", MarkKind::Cooldown, NOW_MS + 5_000), NOW_MS)
-            .await
-            .unwrap();
-        replica
-            .publish(&mark("c1", MarkKind::Cooldown, NOW_MS + 1_000), NOW_MS)
-            .await
-            .unwrap();
+        publish(&*board, mark("c1", MarkKind::Cooldown, NOW_MS + 5_000)).await;
+        publish(&*replica, mark("c1", MarkKind::Cooldown, NOW_MS + 1_000)).await;
         assert_eq!(
             board.active(NOW_MS).await.unwrap(),
             vec![mark("c1", MarkKind::Cooldown, NOW_MS + 5_000)]
         );
-        replica
-            .publish(&mark("c1", MarkKind::Cooldown, NOW_MS + 9_000), NOW_MS)
-            .await
-            .unwrap();
+        publish(&*replica, mark("c1", MarkKind::Cooldown, NOW_MS + 9_000)).await;
         assert_eq!(
             board.active(NOW_MS).await.unwrap(),
             vec![mark("c1", MarkKind::Cooldown, NOW_MS + 9_000)]
@@ -79,14 +74,8 @@ async fn a_mark_is_extended_but_never_shortened() {
 #[tokio::test]
 async fn opening_and_cooldown_of_one_id_are_separate_marks() {
     for (board, replica) in boards().await {
-        board
-            .publish(&mark("c1", MarkKind::Open, NOW_MS + 1_000), NOW_MS)
-            .await
-            .unwrap();
-        board
-            .publish(&mark("c1", MarkKind::Cooldown, NOW_MS + 3_000), NOW_MS)
-            .await
-            .unwrap();
+        publish(&*board, mark("c1", MarkKind::Open, NOW_MS + 1_000)).await;
+        publish(&*board, mark("c1", MarkKind::Cooldown, NOW_MS + 3_000)).await;
         let mut kinds: Vec<_> = replica
             .active(NOW_MS)
             .await
