@@ -1,142 +1,245 @@
-//! The pooled HTTP client behind every vendor call: hyper-util's legacy `Client` over an
-//! HTTPS-or-HTTP connector (rustls with the ring provider and the webpki roots), keep-alive pools
-//! per host, `TCP_NODELAY`, a deadline on the whole connect (TCP and TLS), no redirects (nothing
-//! here follows them) and no per-request URL parsing.
+//! The HTTP/1.1 client behind every vendor call: a keep-alive pool per vendor host and one
+//! request/response exchange at a time on each connection, driven by the request's own task.
 //!
-//! HTTP/1.1 only (ALPN offers just `http/1.1`): with HTTP/2 the pool keeps one multiplexed
-//! connection per host, and once a vendor's concurrent-stream limit is reached every further
-//! request queues behind it — a gateway's whole traffic to a vendor would share one TCP
-//! connection. A pool of HTTP/1.1 connections grows with the load instead.
+//! Why not a general client: hyper's gives every connection its own task, a dispatch channel
+//! (an 8.7 KB block), and 8 KiB read and write buffers, and hands each request to that task
+//! and back — per open stream ~27 KB and two cross-task wake-ups per request. A gateway sends
+//! one kind of request (a POST with a known body, or the probe's GET) and reads one response
+//! at a time, so the request's task writes the head and body itself, parses the response head
+//! (`httparse`) and reads the body through a 4 KiB buffer that grows only for large bodies.
+//!
+//! HTTP/1.1 only (ALPN offers just `http/1.1`): with HTTP/2 one multiplexed connection per host
+//! would carry a gateway's whole traffic to a vendor and queue it past the vendor's
+//! concurrent-stream limit; a pool of HTTP/1.1 connections grows with the load instead.
+//! No redirects are followed.
 
-use std::error::Error as StdError;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll};
-use std::time::Duration;
+use std::io::{self, IoSlice};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::BytesMut;
 use http::Uri;
-use http_body_util::Full;
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-type BoxError = Box<dyn StdError + Send + Sync>;
-
-/// The connector: TCP (+ TLS for `https`), bounded by the connect timeout.
-pub(crate) type Connector = Bounded<HttpsConnector<HttpConnector>>;
-
-/// A pooled client; cheap to clone (clones share the pool).
-pub(crate) type Client = hyper_util::client::legacy::Client<Connector, Full<Bytes>>;
+use crate::connection::{Io, Target};
+use crate::response::Response;
+use crate::wire::{self, HeadError};
 
 /// Idle pooled connections are closed after this long.
 const POOL_IDLE: Duration = Duration::from_secs(90);
-/// TCP keep-alive probes on upstream connections (what reqwest did by default).
-const TCP_KEEPALIVE: Duration = Duration::from_secs(15);
+/// How often idle connections are checked for expiry and for the vendor having closed them.
+const REAP_EVERY: Duration = Duration::from_secs(15);
+/// Idle connections kept per host; more are closed when they come back.
+const MAX_IDLE: usize = 1024;
+/// The first read of a response: enough for a vendor's head (1–2 KiB) and a small body.
+pub(crate) const FIRST_READ: usize = 4 * 1024;
 
-/// The connect timeout fired (TCP connect plus TLS handshake took too long).
+/// Why no response head arrived.
 #[derive(Debug, thiserror::Error)]
-#[error("connect timed out")]
-pub(crate) struct ConnectTimeout;
-
-/// Builds a client whose connects (TCP and TLS) take at most `connect`.
-pub(crate) fn build(connect: Duration) -> Result<Client, BoxError> {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(connect));
-    http.set_keepalive(Some(TCP_KEEPALIVE));
-    http.set_keepalive_interval(Some(TCP_KEEPALIVE));
-    http.set_keepalive_retries(Some(3));
-    let https = HttpsConnectorBuilder::new()
-        .with_tls_config(tls_config()?.as_ref().clone())
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
-    let connector = Bounded {
-        inner: https,
-        timeout: connect,
-    };
-    let mut builder = hyper_util::client::legacy::Client::builder(TokioExecutor::new());
-    builder
-        .timer(TokioTimer::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(POOL_IDLE)
-        .pool_max_idle_per_host(1024);
-    Ok(builder.build(connector))
+pub enum SendError {
+    /// The TCP connect plus TLS handshake took longer than the connect timeout.
+    #[error("timed out")]
+    ConnectTimeout,
+    /// TCP or TLS could not be established.
+    #[error("connection failed")]
+    Connect(#[source] io::Error),
+    /// The connection failed while the request was written or the head awaited.
+    #[error("connection error")]
+    Io(#[source] io::Error),
+    /// The vendor's response head is not HTTP/1.1.
+    #[error("invalid response")]
+    Head(#[source] HeadError),
 }
 
-/// One TLS configuration per process: loading the root store is the costly part (time and
-/// memory), and every snapshot's clients can share it.
-fn tls_config() -> Result<Arc<rustls::ClientConfig>, BoxError> {
-    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
-    if let Some(config) = CONFIG.get() {
-        return Ok(config.clone());
-    }
-    // A provider installed by the process wins; else ring (the only one in the tree, see deny.toml).
-    let provider = rustls::crypto::CryptoProvider::get_default()
-        .cloned()
-        .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(CONFIG.get_or_init(|| Arc::new(config)).clone())
-}
-
-/// Whether a send error is a timeout (ours on the whole connect, or the TCP connect's own).
-pub(crate) fn is_timeout(err: &(dyn StdError + 'static)) -> bool {
-    let mut source = Some(err);
-    while let Some(e) = source {
-        if e.is::<ConnectTimeout>() {
-            return true;
+impl SendError {
+    pub(crate) fn is_timeout(&self) -> bool {
+        match self {
+            Self::ConnectTimeout => true,
+            Self::Connect(e) | Self::Io(e) => e.kind() == io::ErrorKind::TimedOut,
+            Self::Head(_) => false,
         }
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && io.kind() == std::io::ErrorKind::TimedOut
-        {
-            return true;
-        }
-        source = e.source();
     }
-    false
 }
 
-/// A connector whose whole connect (TCP and TLS) is bounded by `timeout`.
-#[derive(Debug, Clone)]
-pub(crate) struct Bounded<C> {
-    inner: C,
-    timeout: Duration,
+/// The keep-alive pool of one vendor host. Credentials on the same host share it: a request's
+/// credential is in its headers, not in the connection.
+#[derive(Debug)]
+pub(crate) struct Pool {
+    target: Target,
+    /// Most recently returned last: the warmest connection is reused first.
+    idle: Mutex<Vec<IdleConnection>>,
+    reaper_started: AtomicBool,
 }
 
-type Connecting<T> = Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>>;
+#[derive(Debug)]
+struct IdleConnection {
+    io: Io,
+    since: Instant,
+}
 
-impl<C> tower::Service<Uri> for Bounded<C>
-where
-    C: tower::Service<Uri>,
-    C::Error: Into<BoxError>,
-    C::Future: Send + 'static,
-    C::Response: 'static,
-{
-    type Response = C::Response;
-    type Error = BoxError;
-    type Future = Connecting<C::Response>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
+impl Pool {
+    /// A pool for the host of `uri`.
+    pub(crate) fn new(uri: &Uri, connect_timeout: Duration) -> Result<Arc<Self>, &'static str> {
+        Ok(Arc::new(Self {
+            target: Target::new(uri, connect_timeout)?,
+            idle: Mutex::new(Vec::new()),
+            reaper_started: AtomicBool::new(false),
+        }))
     }
 
-    fn call(&mut self, uri: Uri) -> Self::Future {
-        let connecting = self.inner.call(uri);
-        let timeout = self.timeout;
-        Box::pin(async move {
-            match tokio::time::timeout(timeout, connecting).await {
-                Ok(result) => result.map_err(Into::into),
-                Err(_) => Err(Box::new(ConnectTimeout) as BoxError),
+    /// Sends one request (`head` then `body`) and reads the response head. A pooled
+    /// connection the vendor closed while it sat idle (it fails before any byte of an answer)
+    /// is replaced by a fresh one, once.
+    pub(crate) async fn send(
+        self: &Arc<Self>,
+        head: &[u8],
+        body: &[u8],
+    ) -> Result<Response, SendError> {
+        if let Some(io) = self.take_idle() {
+            match self.exchange(io, head, body).await {
+                Ok(response) => return Ok(response),
+                Err(Exchange::Stale) => {}
+                Err(Exchange::Failed(err)) => return Err(err),
             }
-        })
+        }
+        let io = self.target.connect().await?;
+        match self.exchange(io, head, body).await {
+            Ok(response) => Ok(response),
+            Err(Exchange::Stale) => Err(SendError::Io(io::ErrorKind::UnexpectedEof.into())),
+            Err(Exchange::Failed(err)) => Err(err),
+        }
     }
+
+    async fn exchange(
+        self: &Arc<Self>,
+        mut io: Io,
+        head: &[u8],
+        body: &[u8],
+    ) -> Result<Response, Exchange> {
+        write_request(&mut io, head, body)
+            .await
+            .map_err(Exchange::stale_or(SendError::Io))?;
+        let mut buf = BytesMut::with_capacity(FIRST_READ);
+        loop {
+            if buf.capacity() == buf.len() {
+                buf.reserve(FIRST_READ);
+            }
+            let read = io.read_buf(&mut buf).await;
+            let nothing_yet = buf.is_empty();
+            match read {
+                Ok(0) if nothing_yet => return Err(Exchange::Stale),
+                Ok(0) => {
+                    return Err(Exchange::Failed(SendError::Io(
+                        io::ErrorKind::UnexpectedEof.into(),
+                    )));
+                }
+                Ok(_) => {}
+                Err(e) if nothing_yet => return Err(Exchange::stale_or(SendError::Io)(e)),
+                Err(e) => return Err(Exchange::Failed(SendError::Io(e))),
+            }
+            match wire::parse_head(&mut buf) {
+                Ok(Some(head)) => return Ok(Response::new(head, io, buf, Arc::clone(self))),
+                Ok(None) => {}
+                Err(err) => return Err(Exchange::Failed(SendError::Head(err))),
+            }
+        }
+    }
+
+    fn take_idle(&self) -> Option<Io> {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        while let Some(connection) = idle.pop() {
+            if connection.since.elapsed() >= POOL_IDLE {
+                // Everything below it went idle earlier.
+                idle.clear();
+                return None;
+            }
+            if !connection.io.is_closed() {
+                return Some(connection.io);
+            }
+        }
+        None
+    }
+
+    /// A connection whose response was read to its end, ready for another request.
+    pub(crate) fn put(self: &Arc<Self>, io: Io) {
+        {
+            let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            if idle.len() >= MAX_IDLE {
+                return;
+            }
+            idle.push(IdleConnection {
+                io,
+                since: Instant::now(),
+            });
+        }
+        if !self.reaper_started.swap(true, Ordering::Relaxed) {
+            self.start_reaper();
+        }
+    }
+
+    /// Closes connections that expired or that the vendor closed, while the pool lives.
+    fn start_reaper(self: &Arc<Self>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let pool: Weak<Self> = Arc::downgrade(self);
+        runtime.spawn(async move {
+            let mut every = tokio::time::interval(REAP_EVERY);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                let Some(pool) = pool.upgrade() else { return };
+                let mut idle = pool.idle.lock().unwrap_or_else(PoisonError::into_inner);
+                idle.retain(|c| c.since.elapsed() < POOL_IDLE && !c.io.is_closed());
+            }
+        });
+    }
+
+    /// Idle connections (tests).
+    #[cfg(test)]
+    pub(crate) fn idle_count(&self) -> usize {
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+/// How an exchange failed: `Stale` when a connection died before any byte of an answer (a
+/// pooled connection the vendor had closed), so the request can go on a fresh one.
+enum Exchange {
+    Stale,
+    Failed(SendError),
+}
+
+impl Exchange {
+    fn stale_or(wrap: fn(io::Error) -> SendError) -> impl Fn(io::Error) -> Self {
+        move |err| match err.kind() {
+            io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::UnexpectedEof => Self::Stale,
+            _ => Self::Failed(wrap(err)),
+        }
+    }
+}
+
+/// Writes head and body, gathered into as few writes as the socket allows.
+async fn write_request(io: &mut Io, head: &[u8], body: &[u8]) -> io::Result<()> {
+    let total = head.len() + body.len();
+    let mut written = 0;
+    while written < total {
+        let n = if written < head.len() {
+            io.write_vectored(&[IoSlice::new(&head[written..]), IoSlice::new(body)])
+                .await?
+        } else {
+            io.write(&body[written - head.len()..]).await?
+        };
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        written += n;
+    }
+    io.flush().await
 }

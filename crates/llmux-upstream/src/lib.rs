@@ -2,39 +2,44 @@
 //!
 //! [`Endpoints`] holds, per credential, the request URIs, the request headers (auth included)
 //! and the timeouts, computed once at config load so the hot path parses and formats nothing,
-//! and a pooled HTTP client ([`client`]: hyper-util over rustls, HTTP/1.1 keep-alive pools per
-//! host, `TCP_NODELAY`, no redirects). Credentials with the same connect timeout share one
-//! client and therefore one pool. Answers come back as our own [`Response`]. [`images`]
-//! downloads image URLs for vendors that need inline data, refusing internal addresses.
+//! and the keep-alive pool of the credential's vendor host ([`client`]: our own HTTP/1.1 client
+//! over TCP or rustls, `TCP_NODELAY`, no redirects). Credentials on the same host with the same
+//! connect timeout share one pool. Answers come back as [`Response`]. [`images`] downloads
+//! image URLs for vendors that need inline data, refusing internal addresses.
 
 mod client;
+mod connection;
+mod framing;
 pub mod images;
 mod response;
+mod wire;
 
 use std::collections::HashMap;
-use std::error::Error as StdError;
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, Uri};
-use http_body_util::Full;
+use http::{HeaderMap, HeaderValue, Uri};
 use llmux_config::{Api, Credential, Timeouts};
 use llmux_protocol::error::ErrorKind;
 
+pub use client::SendError;
 pub use response::{Body, BodyError, Response};
+pub use wire::HeadError;
+
+use crate::wire::HeaderLines;
 
 /// Failure to build a client or send a request.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An HTTP client could not be built (TLS setup).
     #[error("cannot build the upstream HTTP client")]
-    Build(#[source] Box<dyn StdError + Send + Sync>),
+    Build(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A credential's base URL or secret cannot form a request.
     #[error("credential '{0}' cannot form an upstream request: {1}")]
     Credential(String, &'static str),
     /// The request failed before a response arrived.
-    #[error("upstream request failed: {}", describe(.0))]
-    Send(#[source] hyper_util::client::legacy::Error),
+    #[error("upstream request failed: {0}")]
+    Send(#[source] SendError),
     /// No response head arrived within the first-byte timeout.
     #[error("upstream did not answer within {0} ms")]
     FirstByteTimeout(u64),
@@ -44,23 +49,12 @@ impl Error {
     /// What failed, for status and retry decisions.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::Send(e) if client::is_timeout(e) => ErrorKind::UpstreamTimeout,
+            Self::Send(e) if e.is_timeout() => ErrorKind::UpstreamTimeout,
+            Self::Send(SendError::Head(_)) => ErrorKind::UpstreamProtocol,
             Self::Send(_) => ErrorKind::UpstreamUnreachable,
             Self::FirstByteTimeout(_) => ErrorKind::UpstreamTimeout,
             Self::Build(_) | Self::Credential(..) => ErrorKind::Internal,
         }
-    }
-}
-
-/// A short, secret-free description: keys travel in headers, which are never printed, but a
-/// fixed phrase keeps log lines bounded.
-fn describe(e: &hyper_util::client::legacy::Error) -> &'static str {
-    if client::is_timeout(e) {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else {
-        "connection error"
     }
 }
 
@@ -89,14 +83,15 @@ pub struct Endpoint {
     models_url: Uri,
     /// This credential's timeouts.
     pub timeouts: Timeouts,
-    /// Headers of a JSON POST (auth, marked sensitive so it never prints; user agent; content
-    /// type; vendor extras), cloned per request instead of built.
-    json_headers: HeaderMap,
+    /// Header lines of a JSON POST (host, auth, user agent, content type, vendor extras),
+    /// serialized once; they never print.
+    json_headers: HeaderLines,
     /// The same with `accept: text/event-stream`.
-    stream_headers: HeaderMap,
-    /// Auth, user agent and vendor extras, for the probe's GET.
-    probe_headers: HeaderMap,
-    client: client::Client,
+    stream_headers: HeaderLines,
+    /// Host, auth, user agent and vendor extras, for the probe's GET.
+    probe_headers: HeaderLines,
+    /// The keep-alive pool of this credential's vendor host.
+    pool: Arc<client::Pool>,
 }
 
 impl Endpoint {
@@ -131,32 +126,24 @@ impl Endpoint {
         } else {
             &self.json_headers
         };
-        let mut request = http::Request::new(Full::new(Bytes::from(body)));
-        *request.method_mut() = Method::POST;
-        *request.uri_mut() = url.clone();
-        *request.headers_mut() = headers.clone();
-        self.send(request, self.timeouts.first_byte_ms).await
+        let head = wire::request_head("POST", path_of(url), headers, Some(body.len()));
+        self.send(&head, &body, self.timeouts.first_byte_ms).await
     }
 
     /// The vendor's cheapest authenticated call (listing models): its status, or the failure.
     pub async fn probe(&self) -> Result<u16, Error> {
-        let mut request = http::Request::new(Full::new(Bytes::new()));
-        *request.uri_mut() = self.models_url.clone();
-        *request.headers_mut() = self.probe_headers.clone();
+        let head = wire::request_head("GET", path_of(&self.models_url), &self.probe_headers, None);
         let response = self
-            .send(request, self.timeouts.first_byte_ms.min(10_000))
+            .send(&head, &[], self.timeouts.first_byte_ms.min(10_000))
             .await?;
         Ok(response.status().as_u16())
     }
 
-    async fn send(
-        &self,
-        request: http::Request<Full<Bytes>>,
-        first_byte_ms: u64,
-    ) -> Result<Response, Error> {
+    /// Sends on this credential's pool (every URL of an endpoint is on its base URL's host).
+    async fn send(&self, head: &[u8], body: &[u8], first_byte_ms: u64) -> Result<Response, Error> {
         let first_byte = Duration::from_millis(first_byte_ms);
-        match tokio::time::timeout(first_byte, self.client.request(request)).await {
-            Ok(Ok(response)) => Ok(Response::new(response)),
+        match tokio::time::timeout(first_byte, self.pool.send(head, body)).await {
+            Ok(Ok(response)) => Ok(response),
             Ok(Err(err)) => Err(Error::Send(err)),
             Err(_) => Err(Error::FirstByteTimeout(first_byte_ms)),
         }
@@ -178,15 +165,23 @@ fn push_path_escaped(out: &mut String, path: &str) {
     }
 }
 
-/// The `Host` header hyper would format on every request to a plain-http endpoint, built once.
-/// (Over TLS hyper is left to add it.)
-fn plain_http_host(uri: &Uri) -> Option<HeaderValue> {
-    if uri.scheme() != Some(&http::uri::Scheme::HTTP) {
-        return None;
-    }
+/// The request target of `url` (`/v1/chat/completions`, with any query).
+fn path_of(url: &Uri) -> &str {
+    url.path_and_query()
+        .map_or("/", http::uri::PathAndQuery::as_str)
+}
+
+/// The `Host` header of every request to `uri`'s host, built once (the port only when it is
+/// not the scheme's default).
+fn host_header(uri: &Uri) -> Option<HeaderValue> {
     let host = uri.host()?;
+    let default_port = if uri.scheme() == Some(&http::uri::Scheme::HTTPS) {
+        443
+    } else {
+        80
+    };
     let value = match uri.port_u16() {
-        Some(port) if port != 80 => format!("{host}:{port}"),
+        Some(port) if port != default_port => format!("{host}:{port}"),
         _ => host.to_owned(),
     };
     HeaderValue::from_str(&value).ok()
@@ -197,22 +192,13 @@ fn plain_http_host(uri: &Uri) -> Option<HeaderValue> {
 pub struct Endpoints(Vec<Endpoint>);
 
 impl Endpoints {
-    /// Prepares every credential's URIs, headers and client.
+    /// Prepares every credential's URIs, headers and pool (one pool per scheme, host, port
+    /// and connect timeout).
     pub fn prepare(credentials: &[Credential]) -> Result<Self, Error> {
-        let mut clients: HashMap<u64, client::Client> = HashMap::new();
+        let mut pools: HashMap<(String, u64), Arc<client::Pool>> = HashMap::new();
         let mut out = Vec::with_capacity(credentials.len());
         for credential in credentials {
-            let connect_ms = credential.timeouts.connect_ms;
-            let client = match clients.get(&connect_ms) {
-                Some(client) => client.clone(),
-                None => {
-                    let client =
-                        client::build(Duration::from_millis(connect_ms)).map_err(Error::Build)?;
-                    clients.insert(connect_ms, client.clone());
-                    client
-                }
-            };
-            out.push(prepare(credential, client)?);
+            out.push(prepare(credential, &mut pools)?);
         }
         Ok(Self(out))
     }
@@ -223,7 +209,10 @@ impl Endpoints {
     }
 }
 
-fn prepare(credential: &Credential, client: client::Client) -> Result<Endpoint, Error> {
+fn prepare(
+    credential: &Credential,
+    pools: &mut HashMap<(String, u64), Arc<client::Pool>>,
+) -> Result<Endpoint, Error> {
     let base = credential.base_url.as_str().trim_end_matches('/');
     let join = |op: &str| {
         Uri::try_from(format!("{base}/{op}"))
@@ -255,9 +244,29 @@ fn prepare(credential: &Credential, client: client::Client) -> Result<Endpoint, 
         HeaderValue::from_static(USER_AGENT),
     );
     let chat_url = join("chat/completions")?;
-    if let Some(host) = plain_http_host(&chat_url) {
-        probe_headers.insert(http::header::HOST, host);
-    }
+    let invalid = |why| Error::Credential(credential.name.clone(), why);
+    probe_headers.insert(
+        http::header::HOST,
+        host_header(&chat_url).ok_or_else(|| invalid("base_url has no valid host"))?,
+    );
+    let connect_ms = credential.timeouts.connect_ms;
+    let pool_key = (
+        format!(
+            "{}://{}",
+            chat_url.scheme_str().unwrap_or_default(),
+            chat_url.authority().map_or("", |a| a.as_str())
+        ),
+        connect_ms,
+    );
+    let pool = match pools.get(&pool_key) {
+        Some(pool) => Arc::clone(pool),
+        None => {
+            let pool =
+                client::Pool::new(&chat_url, Duration::from_millis(connect_ms)).map_err(invalid)?;
+            pools.insert(pool_key, Arc::clone(&pool));
+            pool
+        }
+    };
     if credential.api == Api::Anthropic {
         probe_headers.insert(
             http::HeaderName::from_static("anthropic-version"),
@@ -287,10 +296,10 @@ fn prepare(credential: &Credential, client: client::Client) -> Result<Endpoint, 
         count_tokens_url: join("messages/count_tokens")?,
         models_url: join("models")?,
         timeouts: credential.timeouts,
-        json_headers,
-        stream_headers,
-        probe_headers,
-        client,
+        json_headers: HeaderLines::new(&json_headers),
+        stream_headers: HeaderLines::new(&stream_headers),
+        probe_headers: HeaderLines::new(&probe_headers),
+        pool,
     })
 }
 

@@ -1,0 +1,337 @@
+//! HTTP/1.1 heads on the wire: request heads written from header lines prepared once per
+//! credential, response heads parsed (`httparse`) into a status, a `HeaderMap` whose values
+//! share the read buffer, the body's framing and whether the connection can be reused.
+
+use bytes::BytesMut;
+use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+
+use crate::framing::{Chunked, Framing};
+
+/// Most response header lines accepted.
+const MAX_HEADERS: usize = 100;
+/// Largest response head accepted (vendors send 1–2 KiB).
+pub(crate) const MAX_HEAD: usize = 64 * 1024;
+
+/// Request header lines (`name: value\r\n`…), serialized once. They carry the credential, so
+/// they never print.
+#[derive(Clone)]
+pub(crate) struct HeaderLines(Box<[u8]>);
+
+impl HeaderLines {
+    pub(crate) fn new(headers: &HeaderMap) -> Self {
+        let mut out = Vec::with_capacity(256);
+        for (name, value) in headers {
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        Self(out.into_boxed_slice())
+    }
+}
+
+impl std::fmt::Debug for HeaderLines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HeaderLines({} bytes, not shown)", self.0.len())
+    }
+}
+
+/// `METHOD path HTTP/1.1`, the prepared lines, `content-length` when there is a body.
+pub(crate) fn request_head(
+    method: &str,
+    path_and_query: &str,
+    lines: &HeaderLines,
+    content_length: Option<usize>,
+) -> Vec<u8> {
+    let mut head = Vec::with_capacity(method.len() + path_and_query.len() + lines.0.len() + 48);
+    head.extend_from_slice(method.as_bytes());
+    head.push(b' ');
+    head.extend_from_slice(path_and_query.as_bytes());
+    head.extend_from_slice(b" HTTP/1.1\r\n");
+    head.extend_from_slice(&lines.0);
+    if let Some(length) = content_length {
+        head.extend_from_slice(b"content-length: ");
+        push_decimal(&mut head, length);
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    head
+}
+
+/// Appends the decimal digits of `n` without going through `fmt`.
+fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// A parsed response head.
+#[derive(Debug)]
+pub(crate) struct Head {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub framing: Framing,
+    /// The connection can carry another request once this body has been read.
+    pub keep_alive: bool,
+}
+
+/// The response head is not valid HTTP/1.1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HeadError {
+    #[error("malformed response head")]
+    Malformed,
+    #[error("response head too large")]
+    TooLarge,
+    #[error("conflicting content-length")]
+    ContentLength,
+    #[error("unsupported response status")]
+    Status,
+}
+
+/// Parses the head at the start of `buf`, removing it: `None` while it is incomplete.
+/// Informational (1xx) heads are skipped.
+pub(crate) fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
+    loop {
+        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut slots);
+        let length = match response.parse(buf) {
+            Ok(httparse::Status::Complete(length)) => length,
+            Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
+                return Err(HeadError::TooLarge);
+            }
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
+            Err(_) => return Err(HeadError::Malformed),
+        };
+        let code = response.code.ok_or(HeadError::Malformed)?;
+        let status = StatusCode::from_u16(code).map_err(|_| HeadError::Malformed)?;
+        if status.is_informational() {
+            if code == 101 {
+                return Err(HeadError::Status);
+            }
+            let _ = buf.split_to(length);
+            continue;
+        }
+        let http11 = response.version == Some(1);
+        // Header values are slices of the head's bytes: offsets now, `Bytes` once it is split off.
+        let base = buf.as_ptr() as usize;
+        let mut spans = Vec::with_capacity(response.headers.len());
+        for header in response.headers.iter() {
+            let name =
+                HeaderName::from_bytes(header.name.as_bytes()).map_err(|_| HeadError::Malformed)?;
+            let start = header.value.as_ptr() as usize - base;
+            spans.push((name, start, start + header.value.len()));
+        }
+        let head = buf.split_to(length).freeze();
+        let mut headers = HeaderMap::with_capacity(spans.len());
+        for (name, start, end) in spans {
+            let value = HeaderValue::from_maybe_shared(head.slice(start..end))
+                .map_err(|_| HeadError::Malformed)?;
+            headers.append(name, value);
+        }
+        return head_of(status, headers, http11).map(Some);
+    }
+}
+
+/// Framing and reuse from the status and headers (RFC 9112 §6.3, §9.3).
+fn head_of(status: StatusCode, headers: HeaderMap, http11: bool) -> Result<Head, HeadError> {
+    let mut keep_alive = http11 && !has_token(&headers, &CONNECTION, "close");
+    let framing = if status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+        Framing::Length(0)
+    } else if headers.contains_key(TRANSFER_ENCODING) {
+        if last_token_is(&headers, &TRANSFER_ENCODING, "chunked") {
+            Framing::Chunked(Chunked::Size)
+        } else {
+            keep_alive = false;
+            Framing::UntilClose
+        }
+    } else if let Some(length) = content_length(&headers)? {
+        Framing::Length(length)
+    } else {
+        keep_alive = false;
+        Framing::UntilClose
+    };
+    Ok(Head {
+        status,
+        headers,
+        framing,
+        keep_alive,
+    })
+}
+
+/// Every `Content-Length` value must agree (a list like `5, 5` counts as one).
+fn content_length(headers: &HeaderMap) -> Result<Option<u64>, HeadError> {
+    let mut length = None;
+    for value in headers.get_all(CONTENT_LENGTH) {
+        let text = value.to_str().map_err(|_| HeadError::ContentLength)?;
+        for part in text.split(',') {
+            let part = part.trim();
+            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(HeadError::ContentLength);
+            }
+            let n: u64 = part.parse().map_err(|_| HeadError::ContentLength)?;
+            if length.is_some_and(|l| l != n) {
+                return Err(HeadError::ContentLength);
+            }
+            length = Some(n);
+        }
+    }
+    Ok(length)
+}
+
+fn tokens<'a>(headers: &'a HeaderMap, name: &HeaderName) -> impl Iterator<Item = &'a [u8]> {
+    headers
+        .get_all(name)
+        .into_iter()
+        .flat_map(|value| value.as_bytes().split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+}
+
+fn has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
+    tokens(headers, name).any(|t| t.eq_ignore_ascii_case(token.as_bytes()))
+}
+
+fn last_token_is(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
+    tokens(headers, name)
+        .filter(|t| !t.is_empty())
+        .last()
+        .is_some_and(|t| t.eq_ignore_ascii_case(token.as_bytes()))
+}
+
+/// Bytes of a head, for tests.
+#[cfg(test)]
+pub(crate) fn head_bytes(head: &str) -> BytesMut {
+    BytesMut::from(head.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests fail by panicking")]
+
+    use super::*;
+
+    fn parse(text: &str) -> Result<Option<Head>, HeadError> {
+        parse_head(&mut head_bytes(text))
+    }
+
+    #[test]
+    fn writes_the_request_line_prepared_lines_and_length() {
+        let mut headers = HeaderMap::new();
+        headers.insert("host", HeaderValue::from_static("api.example.com"));
+        headers.insert("authorization", HeaderValue::from_static("Bearer sk-x"));
+        let lines = HeaderLines::new(&headers);
+        let head = request_head("POST", "/v1/chat/completions", &lines, Some(1234));
+        assert_eq!(
+            String::from_utf8(head).unwrap(),
+            "POST /v1/chat/completions HTTP/1.1\r\nhost: api.example.com\r\nauthorization: Bearer sk-x\r\ncontent-length: 1234\r\n\r\n"
+        );
+        let get = request_head("GET", "/v1/models", &lines, None);
+        assert!(String::from_utf8(get).unwrap().ends_with("sk-x\r\n\r\n"));
+        assert!(!format!("{lines:?}").contains("sk-x"));
+        for n in [0, 7, 10, 9_876_543_210, usize::MAX] {
+            let mut out = Vec::new();
+            push_decimal(&mut out, n);
+            assert_eq!(out, n.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn parses_status_headers_and_leaves_the_body_in_the_buffer() {
+        let mut buf = head_bytes(
+            "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\nx-custom: a\r\nx-custom: b\r\ncontent-length: 4\r\n\r\nbody",
+        );
+        let head = parse_head(&mut buf).unwrap().unwrap();
+        assert_eq!(head.status, 429);
+        assert_eq!(head.headers["retry-after"], "7");
+        assert_eq!(head.headers.get_all("x-custom").iter().count(), 2);
+        assert!(matches!(head.framing, Framing::Length(4)));
+        assert!(head.keep_alive);
+        assert_eq!(&buf[..], b"body");
+    }
+
+    #[test]
+    fn an_incomplete_head_waits_and_an_endless_one_is_refused() {
+        assert!(parse("HTTP/1.1 200 OK\r\ncontent-le").unwrap().is_none());
+        let endless = format!("HTTP/1.1 200 OK\r\nx: {}", "a".repeat(MAX_HEAD + 1));
+        assert_eq!(parse(&endless).unwrap_err(), HeadError::TooLarge);
+        let many: String = (0..MAX_HEADERS + 1)
+            .map(|i| format!("x-{i}: 1\r\n"))
+            .collect();
+        assert_eq!(
+            parse(&format!("HTTP/1.1 200 OK\r\n{many}\r\n")).unwrap_err(),
+            HeadError::TooLarge
+        );
+        assert_eq!(
+            parse("SMTP ready\r\n\r\n").unwrap_err(),
+            HeadError::Malformed
+        );
+    }
+
+    #[test]
+    fn framing_follows_rfc_9112() {
+        let framing = |text: &str| {
+            let head = parse(text).unwrap().unwrap();
+            (format!("{:?}", head.framing), head.keep_alive)
+        };
+        assert_eq!(
+            framing("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n"),
+            ("Chunked(Size)".to_owned(), true)
+        );
+        assert_eq!(
+            framing("HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\n\r\n"),
+            ("UntilClose".to_owned(), false)
+        );
+        assert_eq!(
+            framing("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: 9\r\n\r\n"),
+            ("Chunked(Size)".to_owned(), true)
+        );
+        assert_eq!(
+            framing("HTTP/1.1 200 OK\r\n\r\n"),
+            ("UntilClose".to_owned(), false)
+        );
+        assert_eq!(
+            framing("HTTP/1.1 204 No Content\r\ncontent-length: 10\r\n\r\n"),
+            ("Length(0)".to_owned(), true)
+        );
+        assert_eq!(
+            framing(
+                "HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\nConnection: keep-alive, Close\r\n\r\n"
+            ),
+            ("Length(5)".to_owned(), false)
+        );
+        assert_eq!(
+            framing("HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\n"),
+            ("Length(2)".to_owned(), false)
+        );
+        for bad in ["5, 6", "-1", "", "0x10", "99999999999999999999999"] {
+            assert_eq!(
+                parse(&format!("HTTP/1.1 200 OK\r\ncontent-length: {bad}\r\n\r\n")).unwrap_err(),
+                HeadError::ContentLength,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn informational_heads_are_skipped() {
+        let mut buf = head_bytes(
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: x\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n",
+        );
+        let head = parse_head(&mut buf).unwrap().unwrap();
+        assert_eq!(head.status, 200);
+        assert!(buf.is_empty());
+        assert_eq!(
+            parse("HTTP/1.1 101 Switching Protocols\r\n\r\n").unwrap_err(),
+            HeadError::Status
+        );
+    }
+}
