@@ -329,7 +329,8 @@ impl RoutingTable {
         if let Some(model) = query.model
             && let Some(scope) = self.by_model.get(model)
         {
-            return self.scope_candidates(scope, query, &format!("named '{model}'"));
+            // The description is only formatted for an error (not per request).
+            return self.scope_candidates(scope, query, || format!("named '{model}'"));
         }
         self.unknown_model(query)
     }
@@ -350,7 +351,7 @@ impl RoutingTable {
                 Endpoint::Chat => &self.chat_pool,
                 Endpoint::Embeddings => &self.embedding_pool,
             };
-            self.scope_candidates(pool, query, "in the pool")
+            self.scope_candidates(pool, query, || "in the pool".to_owned())
         };
         let not_found = |hint: &str| RouteError::ModelNotFound {
             model: query.model.unwrap_or_default().to_owned(),
@@ -393,7 +394,7 @@ impl RoutingTable {
         &'t self,
         scope: &'t Scope,
         query: &Query<'t>,
-        what: &str,
+        what: impl Fn() -> String,
     ) -> Result<Candidates<'t>, RouteError> {
         let index = match query.vendor {
             Some(vendor) => scope.by_vendor.get(vendor),
@@ -409,14 +410,16 @@ impl RoutingTable {
                 Endpoint::Embeddings => "embedding",
             };
             return Err(RouteError::Empty(format!(
-                "{what}{vendor} (no {kind} model)"
+                "{}{vendor} (no {kind} model)",
+                what()
             )));
         };
         let list = index.get(query.needs);
         if list.is_empty() {
             return Err(RouteError::NoCapableModel {
                 scope: format!(
-                    "{what}{}",
+                    "{}{}",
+                    what(),
                     query
                         .vendor
                         .map(|v| format!(" for vendor '{v}'"))

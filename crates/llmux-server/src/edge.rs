@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 use llmux_telemetry::metrics::RequestLabels;
 
 use crate::series::Series;
@@ -28,7 +28,10 @@ pub struct Outcome {
 #[derive(Debug, Clone, Copy)]
 pub struct UpstreamTime(pub std::time::Duration);
 
-const REQUEST_ID: &str = "x-request-id";
+// Header names as constants: inserting a `&str` name that is not a standard header copies it
+// into a new allocation on every request.
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
 
 pub async fn edge(
     State(gateway): State<Arc<Gateway>>,
@@ -38,7 +41,7 @@ pub async fn edge(
     let started = Instant::now();
     let id = request
         .headers()
-        .get(REQUEST_ID)
+        .get(&REQUEST_ID)
         .filter(|v| is_sane_id(v.as_bytes()))
         .cloned()
         .unwrap_or_else(new_id);
@@ -59,7 +62,7 @@ pub async fn edge(
             .get_or_create(&llmux_telemetry::metrics::RouteLabels { route })
             .observe(overhead.as_secs_f64());
         if let Ok(value) = server_timing(overhead, upstream) {
-            response.headers_mut().insert("server-timing", value);
+            response.headers_mut().insert(SERVER_TIMING, value);
         }
     }
     let status = response.status().as_u16();
@@ -159,14 +162,37 @@ fn is_sane_id(bytes: &[u8]) -> bool {
     !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(|b| b.is_ascii_graphic())
 }
 
+/// `req_` and 24 random hex digits.
 fn new_id() -> HeaderValue {
-    let id = format!("req_{:016x}{:08x}", fastrand::u64(..), fastrand::u32(..));
-    HeaderValue::from_str(&id).unwrap_or(HeaderValue::from_static("req_unknown"))
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = *b"req_000000000000000000000000";
+    let random = u128::from(fastrand::u64(..)) << 32 | u128::from(fastrand::u32(..));
+    for (i, byte) in id[4..].iter_mut().enumerate() {
+        *byte = HEX[(random >> (4 * (23 - i)) & 0xf) as usize];
+    }
+    HeaderValue::from_bytes(&id).unwrap_or(HeaderValue::from_static("req_unknown"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn new_ids_are_24_random_hex_digits() {
+        let a = new_id();
+        let b = new_id();
+        assert_ne!(a, b);
+        for id in [a, b] {
+            let id = id.to_str().unwrap();
+            assert_eq!(id.len(), 28, "{id}");
+            assert!(id.starts_with("req_"));
+            assert!(
+                id[4..]
+                    .bytes()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+            );
+        }
+    }
 
     #[test]
     fn server_timing_has_three_decimals() {

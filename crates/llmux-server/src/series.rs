@@ -9,6 +9,8 @@
 
 use std::sync::{Arc, OnceLock};
 
+use http::HeaderValue;
+
 use llmux_protocol::usage::Usage;
 use llmux_router::Target;
 use llmux_telemetry::metrics::{
@@ -48,6 +50,18 @@ pub struct Series {
     output_tokens: OnceLock<Counter>,
     /// `llmux_requests_total{status="200"}` per entry of [`ROUTES`].
     requests_ok: [OnceLock<Counter>; ROUTES.len()],
+    /// The routing response headers' values, built once.
+    headers: HeaderValues,
+}
+
+/// Values of the `x-llmux-vendor`, `x-llmux-model` and `x-llmux-credential` response headers
+/// (`None` where a name is not a valid header value). The model is only fixed for a
+/// combination's slot; a passed-through model varies per request.
+#[derive(Debug)]
+pub struct HeaderValues {
+    pub vendor: Option<HeaderValue>,
+    pub model: Option<HeaderValue>,
+    pub credential: Option<HeaderValue>,
 }
 
 /// The series of `target` in `snapshot`.
@@ -80,7 +94,19 @@ impl Series {
             input_tokens: OnceLock::new(),
             output_tokens: OnceLock::new(),
             requests_ok: Default::default(),
+            headers: HeaderValues {
+                vendor: HeaderValue::from_str(&target.credential.vendor).ok(),
+                model: target
+                    .combination
+                    .and_then(|_| HeaderValue::from_str(target.upstream_model).ok()),
+                credential: HeaderValue::from_str(&target.credential.name).ok(),
+            },
         }
+    }
+
+    /// The routing response headers' prepared values.
+    pub fn header_values(&self) -> &HeaderValues {
+        &self.headers
     }
 
     /// The vendor (`platform`) label.

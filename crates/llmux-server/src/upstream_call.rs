@@ -19,19 +19,30 @@ pub async fn read_body(
     limit: usize,
     idle: Duration,
 ) -> Result<Bytes, ApiError> {
+    // A body that arrives as one chunk (the usual case) is returned as it is, without a copy.
+    let mut first: Option<Bytes> = None;
     let mut out = BytesMut::new();
     loop {
         match tokio::time::timeout(idle, response.chunk()).await {
             Ok(Ok(Some(chunk))) => {
-                if out.len() + chunk.len() > limit {
+                let so_far = first.as_ref().map_or(0, Bytes::len) + out.len();
+                if so_far + chunk.len() > limit {
                     return Err(ApiError::new(
                         ErrorKind::UpstreamProtocol,
                         format!("upstream response is larger than {limit} bytes"),
                     ));
                 }
-                out.extend_from_slice(&chunk);
+                if so_far == 0 {
+                    first = Some(chunk);
+                } else {
+                    if let Some(first) = first.take() {
+                        out.reserve(first.len() + chunk.len());
+                        out.extend_from_slice(&first);
+                    }
+                    out.extend_from_slice(&chunk);
+                }
             }
-            Ok(Ok(None)) => return Ok(out.freeze()),
+            Ok(Ok(None)) => return Ok(first.unwrap_or_else(|| out.freeze())),
             Ok(Err(_)) => {
                 return Err(ApiError::new(
                     ErrorKind::UpstreamUnreachable,

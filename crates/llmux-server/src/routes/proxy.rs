@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::response::{IntoResponse, Response};
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use llmux_protocol::error::ErrorKind;
 use llmux_protocol::openai_chat::repair::{self, ToolCallRepair};
 use llmux_protocol::openai_chat::rewrite_response;
@@ -14,6 +14,7 @@ use llmux_router::Target;
 use crate::api_error::ApiError;
 use crate::attempts::Exhausted;
 use crate::edge::Outcome;
+use crate::series::Series;
 use crate::state::{Gateway, Snapshot};
 use crate::upstream_call::{read_body, send_failure, upstream_failure};
 
@@ -26,16 +27,25 @@ pub struct VendorParam {
     pub vendor: Option<String>,
 }
 
-/// Response headers naming where the request went (never the credential's value).
-pub fn routing_headers(headers: &mut HeaderMap, target: &Target<'_>) {
-    for (name, value) in [
-        ("x-llmux-vendor", target.credential.vendor.as_str()),
-        ("x-llmux-model", target.upstream_model),
-        ("x-llmux-credential", target.credential.name.as_str()),
-    ] {
-        if let Ok(value) = HeaderValue::from_str(value) {
-            headers.insert(name, value);
-        }
+/// Response headers naming where the request went (never the credential's value); the values
+/// come prepared from the target's series.
+fn routing_headers(headers: &mut HeaderMap, target: &Target<'_>, series: &Series) {
+    const VENDOR: HeaderName = HeaderName::from_static("x-llmux-vendor");
+    const MODEL: HeaderName = HeaderName::from_static("x-llmux-model");
+    const CREDENTIAL: HeaderName = HeaderName::from_static("x-llmux-credential");
+    let values = series.header_values();
+    if let Some(vendor) = &values.vendor {
+        headers.insert(VENDOR, vendor.clone());
+    }
+    let model = match &values.model {
+        Some(model) => Some(model.clone()),
+        None => HeaderValue::from_str(target.upstream_model).ok(),
+    };
+    if let Some(model) = model {
+        headers.insert(MODEL, model);
+    }
+    if let Some(credential) = &values.credential {
+        headers.insert(CREDENTIAL, credential.clone());
     }
 }
 
@@ -48,8 +58,9 @@ pub fn outcome(snapshot: &Snapshot, target: &Target<'_>) -> Outcome {
 
 /// Attaches routing headers and the outcome to any response for this target.
 pub fn finish(mut response: Response, snapshot: &Snapshot, target: &Target<'_>) -> Response {
-    routing_headers(response.headers_mut(), target);
-    response.extensions_mut().insert(outcome(snapshot, target));
+    let outcome = outcome(snapshot, target);
+    routing_headers(response.headers_mut(), target, &outcome.series);
+    response.extensions_mut().insert(outcome);
     response
 }
 
