@@ -6,7 +6,9 @@
 //! and back — per open stream ~27 KB and two cross-task wake-ups per request. A gateway sends
 //! one kind of request (a POST with a known body, or the probe's GET) and reads one response
 //! at a time, so the request's task writes the head and body itself, parses the response head
-//! (`httparse`) and reads the body through a 4 KiB buffer that grows only for large bodies.
+//! (`httparse`) and reads the body: a length-delimited one into a buffer that grows only for
+//! large bodies, a stream through per-thread scratch space, so an open stream holds no read
+//! buffer between events.
 //!
 //! HTTP/1.1 only (ALPN offers just `http/1.1`): with HTTP/2 one multiplexed connection per host
 //! would carry a gateway's whole traffic to a vendor and queue it past the vendor's

@@ -3,6 +3,7 @@
 //! moment the body's end has been read (or, when the reader stops at its last event, if that
 //! end is already buffered when the body is dropped).
 
+use std::cell::RefCell;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use std::task::{Context, Poll, Waker};
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 use http::{HeaderMap, StatusCode};
+use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::client::{FIRST_READ, Pool};
 use crate::connection::Io;
@@ -19,6 +21,8 @@ use crate::wire::Head;
 
 /// Reads grow up to this size while they keep filling the buffer (large bodies).
 const LARGEST_READ: usize = 64 * 1024;
+/// The per-thread buffer streams are read through.
+const SCRATCH_SIZE: usize = 16 * 1024;
 /// At most this much of an unread body is drained on drop to save the connection.
 const DRAIN_ON_DROP: usize = 16 * 1024;
 
@@ -45,7 +49,11 @@ pub struct Response {
 }
 
 impl Response {
-    pub(crate) fn new(head: Head, io: Io, buf: BytesMut, pool: Arc<Pool>) -> Self {
+    pub(crate) fn new(head: Head, io: Io, mut buf: BytesMut, pool: Arc<Pool>) -> Self {
+        if buf.is_empty() && !matches!(head.framing, Framing::Length(_)) {
+            // A stream reads through scratch space (see `Live::poll_read_through_scratch`).
+            buf = BytesMut::new();
+        }
         let live = Live {
             io,
             buf,
@@ -118,14 +126,23 @@ impl Live {
     fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<Step> {
         loop {
             match self.framing.decode(&mut self.buf) {
-                Ok(Decoded::Data(data)) => return Poll::Ready(Step::Data(data)),
+                Ok(Decoded::Data(data)) => {
+                    if self.buf.is_empty() && self.streamed() {
+                        // Between a stream's events, hold no read buffer at all.
+                        self.buf = BytesMut::new();
+                    }
+                    return Poll::Ready(Step::Data(data));
+                }
                 Ok(Decoded::End) => return Poll::Ready(Step::End),
                 Ok(Decoded::NeedMore) => {}
                 Err(err) => return Poll::Ready(Step::Failed(Failure::Framing(err))),
             }
-            self.reserve();
-            let spare = self.buf.capacity() - self.buf.len();
-            match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.buf) {
+            let read = if self.streamed() {
+                self.poll_read_through_scratch(cx)
+            } else {
+                self.poll_read_into_buffer(cx)
+            };
+            match read {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Ok(0)) => {
                     self.keep_alive = false;
@@ -134,14 +151,49 @@ impl Live {
                         Err(err) => Step::Failed(Failure::Framing(err)),
                     });
                 }
-                Poll::Ready(Ok(n)) => {
-                    if n == spare {
-                        self.read_size = (self.read_size * 2).min(LARGEST_READ);
-                    }
-                }
+                Poll::Ready(Ok(_)) => {}
                 Poll::Ready(Err(err)) => return Poll::Ready(Step::Failed(Failure::Io(err))),
             }
         }
+    }
+
+    /// Chunked and until-close bodies are streams (SSE): their events are copied out by the
+    /// reader anyway, and a stream may stay open for minutes between events.
+    fn streamed(&self) -> bool {
+        !matches!(self.framing, Framing::Length(_))
+    }
+
+    /// A length-delimited body is read straight into the buffer its chunks are split from.
+    fn poll_read_into_buffer(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        self.reserve();
+        let spare = self.buf.capacity() - self.buf.len();
+        let read = tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.buf);
+        if matches!(read, Poll::Ready(Ok(n)) if n == spare) {
+            self.read_size = (self.read_size * 2).min(LARGEST_READ);
+        }
+        read
+    }
+
+    /// A stream is read through the worker thread's scratch buffer and only what arrived is
+    /// kept, so an open stream waiting for its next event holds no read buffer (a 4 KiB one
+    /// per stream was a fifth of an open stream's memory).
+    fn poll_read_through_scratch(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        thread_local! {
+            static SCRATCH: RefCell<[u8; SCRATCH_SIZE]> = const { RefCell::new([0; SCRATCH_SIZE]) };
+        }
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let mut read = ReadBuf::new(&mut scratch[..]);
+            match Pin::new(&mut self.io).poll_read(cx, &mut read) {
+                Poll::Ready(Ok(())) => {
+                    let filled = read.filled();
+                    self.buf.extend_from_slice(filled);
+                    Poll::Ready(Ok(filled.len()))
+                }
+                Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+                Poll::Pending => Poll::Pending,
+            }
+        })
     }
 
     /// Room for the next read: what a length-delimited body still needs (up to
