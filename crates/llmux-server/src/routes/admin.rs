@@ -141,11 +141,13 @@ pub async fn usage(State(gateway): State<Arc<Gateway>>, Path(id): Path<String>) 
                 .await
                 .map_err(store_error)?
                 .ok_or_else(|| not_found(&id))?;
-            let rows = governance.keys.usage(&id).await.map_err(store_error)?;
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64);
+            // Spend first, then the rows: a usage row committed between two reads then shows
+            // up in the rows too, never as spend without its row.
             let spend = governance.keys.spend(&id, now).await.map_err(store_error)?;
+            let rows = governance.keys.usage(&id).await.map_err(store_error)?;
             Ok(Json(keys::usage_json(&id, &rows, spend)).into_response())
         }
         .await,
