@@ -64,11 +64,15 @@ fn round_trip(text: &str, layout: Layout) -> String {
         if plain {
             let new = new.as_str().unwrap();
             assert!(looks_sealed(new), "{new}");
-            assert!(
-                !encrypted.text.contains(old_text.trim()),
-                "{}",
-                *encrypted.text
-            );
+            // A short plaintext (the number `42`) can occur by chance inside the random base64
+            // of a nonce or ciphertext; a longer one cannot.
+            if old_text.trim().len() >= 8 {
+                assert!(
+                    !encrypted.text.contains(old_text.trim()),
+                    "{}",
+                    *encrypted.text
+                );
+            }
         } else {
             assert_eq!(old, new);
         }
