@@ -217,6 +217,14 @@ impl Scripted {
     }
 }
 
+/// Sends `{}` to the endpoint's chat URL; the response head must arrive.
+async fn post(endpoint: &Endpoint, stream: bool) -> Response {
+    endpoint
+        .post_json(&endpoint.chat_url, b"{}".to_vec(), stream)
+        .await
+        .unwrap()
+}
+
 async fn read_all(response: &mut Response) -> Result<Vec<u8>, BodyError> {
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await? {
@@ -259,10 +267,7 @@ async fn a_stream_dropped_at_its_last_event_still_frees_its_connection() {
     let vendor = Scripted::start(vec![CHUNKED_STREAM.into()], false).await;
     let endpoint = endpoint("openai", &format!("http://{}/v1", vendor.addr), 1000);
     for _ in 0..3 {
-        let mut response = endpoint
-            .post_json(&endpoint.chat_url, b"{}".to_vec(), true)
-            .await
-            .unwrap();
+        let mut response = post(&endpoint, true).await;
         // Read until the [DONE] event, like the relay, then drop the body.
         let mut seen = Vec::new();
         while !seen.windows(6).any(|w| w == b"[DONE]") {
@@ -283,10 +288,7 @@ async fn a_body_dropped_midway_closes_its_connection() {
     .await;
     let endpoint = endpoint("openai", &format!("http://{}/v1", vendor.addr), 1000);
     for _ in 0..3 {
-        let mut response = endpoint
-            .post_json(&endpoint.chat_url, b"{}".to_vec(), true)
-            .await
-            .unwrap();
+        let mut response = post(&endpoint, true).await;
         assert_eq!(&response.chunk().await.unwrap().unwrap()[..], b"hello");
     }
     assert_eq!(vendor.connections(), 3);
@@ -319,20 +321,14 @@ async fn connection_close_and_until_close_bodies_are_not_reused() {
     .await;
     let endpoint = endpoint("openai", &format!("http://{}/v1", vendor.addr), 1000);
     for _ in 0..2 {
-        let mut response = endpoint
-            .post_json(&endpoint.chat_url, b"{}".to_vec(), false)
-            .await
-            .unwrap();
+        let mut response = post(&endpoint, false).await;
         assert_eq!(read_all(&mut response).await.unwrap(), b"ok");
     }
     assert_eq!(vendor.connections(), 2);
 
     let (addr, _server) = one_answer("HTTP/1.1 200 OK\r\n\r\nuntil the end").await;
     let endpoint = endpoint_for(addr);
-    let mut response = endpoint
-        .post_json(&endpoint.chat_url, b"{}".to_vec(), false)
-        .await
-        .unwrap();
+    let mut response = post(&endpoint, false).await;
     assert_eq!(read_all(&mut response).await.unwrap(), b"until the end");
     assert_eq!(endpoint.pool.idle_count(), 0);
 }
@@ -346,19 +342,13 @@ async fn a_truncated_body_is_an_error_not_a_short_answer() {
     let (addr, _server) =
         one_answer("HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly this").await;
     let endpoint = endpoint_for(addr);
-    let mut response = endpoint
-        .post_json(&endpoint.chat_url, b"{}".to_vec(), false)
-        .await
-        .unwrap();
+    let mut response = post(&endpoint, false).await;
     assert!(read_all(&mut response).await.is_err());
 
     let (addr, _server) =
         one_answer("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhel").await;
     let endpoint = endpoint_for(addr);
-    let mut response = endpoint
-        .post_json(&endpoint.chat_url, b"{}".to_vec(), false)
-        .await
-        .unwrap();
+    let mut response = post(&endpoint, false).await;
     assert!(read_all(&mut response).await.is_err());
 }
 
