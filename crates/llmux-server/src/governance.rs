@@ -1,7 +1,7 @@
 //! Client governance: who is calling (master key, virtual keys), what they may use, and how
 //! much (RPM, TPM, parallel requests, USD budgets per day/month/total).
 //!
-//! Flow per request: the `authenticate` middleware turns the presented key into a [`Caller`];
+//! Flow per request: the edge's `authenticate` step turns the presented key into a [`Caller`];
 //! the handler calls [`Governance::admit`] once it knows the model, which checks the key's
 //! restrictions, budgets and limits and reserves tokens (`max_tokens`, or an estimate); the
 //! returned [`Settle`] is completed with the vendor's real usage when the answer ends — whole
@@ -476,7 +476,10 @@ impl Settle {
     /// The answer is complete: charge the real usage (input, output tokens) of `upstream_model`.
     /// Unknown usage charges nothing beyond the reservation.
     pub fn done(&self, upstream_model: &str, usage: Option<(u64, u64)>) {
-        self.take().settle(upstream_model.to_owned(), usage);
+        let pending = self.take();
+        if !pending.is_empty() {
+            pending.settle(upstream_model.to_owned(), usage);
+        }
     }
 
     /// The request ended without an answer (error, cancellation): free the parallel slot and
@@ -550,18 +553,18 @@ fn presented_key(headers: &http::HeaderMap) -> Option<&str> {
 
 /// Authenticates every request before its handler: API routes need a valid key once
 /// authentication is enforced; `/admin` always needs the master key; `/metrics` needs it when
-/// `auth.protect_metrics` is on; `/health` stays open. The [`Caller`] is attached for handlers.
+/// `auth.protect_metrics` is on; `/health` stays open. The [`Caller`] is attached for handlers;
+/// a refusal is the response to send instead (in Anthropic's envelope on `/v1/messages`).
 pub async fn authenticate(
-    axum::extract::State(gateway): axum::extract::State<Arc<crate::state::Gateway>>,
-    mut request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
+    gateway: &crate::state::Gateway,
+    request: &mut axum::extract::Request,
+) -> Result<(), axum::response::Response> {
     use axum::response::IntoResponse;
-    let Some(governance) = gateway.governance.clone() else {
+    let Some(governance) = gateway.governance.as_ref() else {
         request.extensions_mut().insert(Caller::Open);
-        return next.run(request).await;
+        return Ok(());
     };
-    let path = request.uri().path().to_owned();
+    let path = request.uri().path();
     let anthropic = path.starts_with("/v1/messages");
     let render = |error: ApiError| {
         if anthropic {
@@ -570,36 +573,31 @@ pub async fn authenticate(
             error.into_response()
         }
     };
-    let presented = presented_key(request.headers()).map(str::to_owned);
-    let master = presented
-        .as_deref()
-        .is_some_and(|p| governance.is_master(p));
-    if path.starts_with("/admin") {
+    let presented = presented_key(request.headers());
+    let master = presented.is_some_and(|p| governance.is_master(p));
+    let caller = if path.starts_with("/admin") {
         if !master {
-            return render(unauthenticated(
+            return Err(render(unauthenticated(
                 "admin routes need the master key (auth.master_key)",
-            ));
+            )));
         }
+        Caller::Master
     } else if path == "/metrics" {
         if governance.protect_metrics && governance.enforced() && !master {
-            return render(unauthenticated(
+            return Err(render(unauthenticated(
                 "/metrics needs the master key (auth.protect_metrics)",
-            ));
+            )));
         }
+        if master { Caller::Master } else { Caller::Open }
     } else if path.starts_with("/v1/") {
-        match governance.authenticate(presented.as_deref()).await {
-            Ok(caller) => {
-                request.extensions_mut().insert(caller);
-            }
-            Err(error) => return render(error),
-        }
-    }
-    if request.extensions().get::<Caller>().is_none() {
-        request
-            .extensions_mut()
-            .insert(if master { Caller::Master } else { Caller::Open });
-    }
-    next.run(request).await
+        governance.authenticate(presented).await.map_err(render)?
+    } else if master {
+        Caller::Master
+    } else {
+        Caller::Open
+    };
+    request.extensions_mut().insert(caller);
+    Ok(())
 }
 
 /// [`Governance::admit`] when governance is configured; an empty [`Settle`] otherwise.

@@ -21,6 +21,7 @@ mod translate;
 mod upstream_call;
 mod vendor_quota;
 
+pub use edge::App;
 pub use governance::Governance;
 pub use routes::app;
 pub use server::{ServerOptions, serve};

@@ -21,12 +21,13 @@ use axum::routing::{get, post};
 use llmux_protocol::error::ErrorKind;
 
 use crate::api_error::ApiError;
-use crate::edge::edge;
+use crate::edge::App;
 use crate::state::Gateway;
 
-/// Builds the application for `gateway`.
-pub fn app(gateway: Arc<Gateway>) -> Router {
-    Router::new()
+/// Builds the application for `gateway`: the edge (authentication, request id, log line,
+/// metrics) around the routes.
+pub fn app(gateway: Arc<Gateway>) -> App {
+    let router = Router::new()
         .route("/v1/chat/completions", post(chat::handle))
         .route("/v1/embeddings", post(embeddings::handle))
         .route("/v1/responses", post(responses::create))
@@ -48,12 +49,8 @@ pub fn app(gateway: Arc<Gateway>) -> Router {
         .route("/metrics", get(info::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(
-            gateway.clone(),
-            crate::governance::authenticate,
-        ))
-        .layer(axum::middleware::from_fn_with_state(gateway.clone(), edge))
-        .with_state(gateway)
+        .with_state(gateway.clone());
+    App::new(gateway, router)
 }
 
 async fn not_found(request: Request) -> impl IntoResponse {

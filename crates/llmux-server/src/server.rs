@@ -5,7 +5,6 @@
 use std::future::Future;
 use std::time::Duration;
 
-use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -30,7 +29,7 @@ pub struct ServerOptions {
 /// Serves `app` on `listener` until `shutdown` resolves, then drains.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    app: crate::edge::App,
     options: ServerOptions,
     shutdown: impl Future<Output = ()>,
 ) {

@@ -53,12 +53,16 @@ pub fn outcome(snapshot: &Snapshot, target: &Target<'_>) -> Outcome {
     Outcome {
         series: crate::series::of(snapshot, target),
         upstream_model: target.upstream_model.to_owned(),
+        upstream_time: None,
     }
 }
 
 /// Attaches routing headers and the outcome to any response for this target.
-pub fn finish(mut response: Response, snapshot: &Snapshot, target: &Target<'_>) -> Response {
-    let outcome = outcome(snapshot, target);
+pub fn finish(response: Response, snapshot: &Snapshot, target: &Target<'_>) -> Response {
+    attach(response, target, outcome(snapshot, target))
+}
+
+fn attach(mut response: Response, target: &Target<'_>, outcome: Outcome) -> Response {
     routing_headers(response.headers_mut(), target, &outcome.series);
     response.extensions_mut().insert(outcome);
     response
@@ -72,11 +76,9 @@ pub fn finish_timed(
     target: &Target<'_>,
     upstream_time: Duration,
 ) -> Response {
-    let mut response = finish(response, snapshot, target);
-    response
-        .extensions_mut()
-        .insert(crate::edge::UpstreamTime(upstream_time));
-    response
+    let mut outcome = outcome(snapshot, target);
+    outcome.upstream_time = Some(upstream_time);
+    attach(response, target, outcome)
 }
 
 /// The error response for a request no attempt could serve.
