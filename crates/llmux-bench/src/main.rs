@@ -12,6 +12,7 @@ mod litellm;
 mod load;
 mod memory;
 mod processes;
+mod relay;
 mod report;
 mod sys;
 mod workloads;
@@ -23,7 +24,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 
 use crate::load::Load;
-use crate::processes::{Launch, MockPacing, Process, start_gateway, start_mock};
+use crate::processes::{Launch, MockPacing, Process, start_gateway, start_mock, start_relay};
 use crate::report::{Memory, Pair, Report, RoutingRow, Row, Streams};
 use crate::sys::{CpuMeter, Machine, RssSampler};
 use crate::workloads::{CHUNK_DELAY_MS, CHUNKS, Mock, Spec};
@@ -60,6 +61,12 @@ struct Args {
     /// The llmux binary (default: llmux next to this binary).
     #[arg(long)]
     llmux: Option<PathBuf>,
+    /// Internal: serve the byte relay (the floor) on this address instead of benchmarking.
+    #[arg(long, hide = true, requires = "relay_to")]
+    relay_listen: Option<std::net::SocketAddr>,
+    /// Internal: where the byte relay forwards to.
+    #[arg(long, hide = true)]
+    relay_to: Option<std::net::SocketAddr>,
 }
 
 /// Which workloads to run.
@@ -96,6 +103,9 @@ impl Env {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let (Some(listen), Some(to)) = (args.relay_listen, args.relay_to) {
+        return relay::run(listen, to);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -158,6 +168,15 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     if !specs.is_empty() {
         let config = workloads::main_config(fast.addr, paced.addr);
         let gateway = start_gateway(&llmux, &config, Launch::Pinned).await?;
+        // The floor, in front of each mock (not in smoke runs: CI checks for errors only).
+        let relays = if args.smoke {
+            None
+        } else {
+            Some((
+                start_relay(fast.addr).await?,
+                start_relay(paced.addr).await?,
+            ))
+        };
         let mut litellm = None;
         if args.litellm && !args.smoke {
             // `scripts/bench` runs from the workspace root.
@@ -179,7 +198,11 @@ async fn bench(args: Args) -> anyhow::Result<()> {
                 Mock::Paced => &paced,
             };
             let other = litellm.as_ref().map(|l| &l.process);
-            let (row, row_errors) = measure(spec, mock, &gateway, other, &env).await;
+            let relay = relays.as_ref().map(|(fast, paced)| match spec.mock {
+                Mock::Fast => fast,
+                Mock::Paced => paced,
+            });
+            let (row, row_errors) = measure(spec, mock, &gateway, other, relay, &env).await;
             errors += row_errors;
             report.rows.push(row);
         }
@@ -208,7 +231,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         let gateway = start_gateway(&llmux, &config, Launch::Pinned).await?;
         let startup = started.elapsed();
         let idle_kib = sys::rss_kib(gateway.pid()).unwrap_or(0);
-        let (row, row_errors) = measure(&spec, &fast, &gateway, None, &env).await;
+        let (row, row_errors) = measure(&spec, &fast, &gateway, None, None, &env).await;
         errors += row_errors;
         report.routing.push(RoutingRow {
             combinations: credentials * models,
@@ -265,13 +288,15 @@ fn print_header(env: &Env, smoke: bool) {
     );
 }
 
-/// Measures one workload directly, through the gateway and through `other` (LiteLLM) when the
-/// workload asks for it. Returns the row and its number of failed requests.
+/// Measures one workload directly, through the gateway, and through `other` (LiteLLM) and the
+/// byte `relay` (the floor) when the workload asks for it. Returns the row and its number of
+/// failed requests.
 async fn measure(
     spec: &Spec,
     mock: &Process,
     gateway: &Process,
     other: Option<&Process>,
+    relay: Option<&Process>,
     env: &Env,
 ) -> (Row, usize) {
     let row = |result| Row {
@@ -316,6 +341,17 @@ async fn measure(
         }
         _ => (None, None),
     };
+    let floor = match relay {
+        Some(relay) if spec.litellm => {
+            eprintln!("measuring {} through the byte relay", spec.name);
+            let cpu = CpuMeter::start(relay.pid(), env.ticks);
+            // The relay forwards to the mock, so it gets the mock's request.
+            let measured = load::run(relay.addr, &spec.direct, load).await;
+            let cpu_us = cpu.micros();
+            Some(report::Floor { measured, cpu_us })
+        }
+        _ => None,
+    };
     // LiteLLM's failures are reported in its table, not counted against llmux.
     let errors = direct.errors + proxied.errors;
     let pair = Pair {
@@ -326,6 +362,7 @@ async fn measure(
         max_rss_kib,
         litellm,
         litellm_cpu_us,
+        floor,
     };
     (row(Ok(pair)), errors)
 }

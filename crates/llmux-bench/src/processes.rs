@@ -207,6 +207,17 @@ pub async fn start_mock(llmux: &Path, pacing: MockPacing) -> anyhow::Result<Proc
     Process::spawn("mock", command, addr, Duration::from_secs(20), Vec::new()).await
 }
 
+/// Starts the byte relay (this very binary, `--relay-listen`) on the gateway's core in front
+/// of `to`: the floor any proxy process adds (see `relay`).
+pub async fn start_relay(to: SocketAddr) -> anyhow::Result<Process> {
+    let addr = free_port()?;
+    let mut command = pinned(&std::env::current_exe()?, GATEWAY_CPU);
+    command
+        .args(["--relay-listen", &addr.to_string()])
+        .args(["--relay-to", &to.to_string()]);
+    Process::spawn("relay", command, addr, Duration::from_secs(10), Vec::new()).await
+}
+
 /// How to run a gateway.
 #[derive(Debug, Clone, Copy)]
 pub enum Launch<'a> {

@@ -23,6 +23,23 @@ pub struct Pair {
     /// CPU time of the LiteLLM process during its run, µs. With its default single worker it
     /// serves requests in-process; forked workers would not be counted.
     pub litellm_cpu_us: Option<f64>,
+    /// The same workload through the byte relay (see `relay`).
+    pub floor: Option<Floor>,
+}
+
+/// A workload measured through the byte relay, the floor of any proxy process.
+#[derive(Debug)]
+pub struct Floor {
+    pub measured: Measured,
+    /// CPU time of the relay process during its run, µs.
+    pub cpu_us: Option<f64>,
+}
+
+impl Floor {
+    fn cpu_per_request(&self) -> Option<f64> {
+        self.cpu_us
+            .map(|us| us / self.measured.completed.max(1) as f64)
+    }
 }
 
 fn percentile(sorted: &[u32], p: f64) -> Option<f64> {
@@ -174,6 +191,7 @@ impl Report {
         self.memory(&mut out);
         self.instructions(&mut out);
         self.mock(&mut out);
+        self.floor(&mut out);
         self.litellm(&mut out);
         self.targets(&mut out);
         out
@@ -438,6 +456,67 @@ impl Report {
         }
     }
 
+    fn floor(&self, out: &mut String) {
+        let rows: Vec<(&Row, &Pair, &Floor)> = self
+            .rows
+            .iter()
+            .filter_map(|r| r.pair().and_then(|p| Some((r, p, p.floor.as_ref()?))))
+            .collect();
+        if rows.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "\nThe floor: a byte relay (no HTTP, TCP_NODELAY, current-thread tokio) on llmux's core in \
+             front of the same mock. Added = relay − direct, µs;\nbeyond = llmux's added − the relay's \
+             added: what llmux's own work costs on top of being a second process."
+        );
+        let _ = writeln!(
+            out,
+            "{:<32} {:>9} {:>9} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "workload",
+            "relay/s",
+            "ratio",
+            "+p50",
+            "+p99",
+            "+ttfb50",
+            "cpu",
+            "llmux+50",
+            "beyond50",
+            "llmux+tt",
+            "beyondtt"
+        );
+        for (row, p, floor) in rows {
+            let f = &floor.measured;
+            let relay_p50 = added(&p.direct.latency, &f.latency, 0.5);
+            let relay_ttfb = added(&p.direct.ttfb, &f.ttfb, 0.5);
+            let beyond = |llmux: Option<f64>, relay: Option<f64>| Some(llmux? - relay?);
+            let _ = writeln!(
+                out,
+                "{:<32} {:>9.0} {:>9.3} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+                row.name,
+                f.throughput(),
+                f.throughput() / p.direct.throughput().max(1e-9),
+                signed(relay_p50),
+                signed(added(&p.direct.latency, &f.latency, 0.99)),
+                signed(relay_ttfb),
+                num(floor.cpu_per_request()),
+                signed(p.added_latency(0.5)),
+                signed(beyond(p.added_latency(0.5), relay_p50)),
+                signed(p.added_ttfb(0.5)),
+                signed(beyond(p.added_ttfb(0.5), relay_ttfb)),
+            );
+            if f.errors > 0 {
+                let _ = writeln!(
+                    out,
+                    "  relay errors: {}, first: {}",
+                    f.errors,
+                    f.first_error.as_deref().unwrap_or("")
+                );
+            }
+        }
+    }
+
     fn litellm(&self, out: &mut String) {
         let Some(info) = &self.litellm else { return };
         let _ = writeln!(out, "\nLiteLLM (same mocks, same core as llmux):");
@@ -519,19 +598,21 @@ impl Report {
             60.0,
             " µs",
         ));
+        lines.extend(c1.and_then(|p| floor_note(p, |m| &m.latency)));
         lines.push(at_most(
             "one connection added p99 ≤ 250 µs",
             c1.and_then(|p| p.added_latency(0.99)),
             250.0,
             " µs",
         ));
+        let stream_c1 = self.row(&format!("stream {} chunks c=1", crate::workloads::CHUNKS));
         lines.push(at_most(
             "streaming added TTFB p50 ≤ 100 µs (c=1)",
-            self.row(&format!("stream {} chunks c=1", crate::workloads::CHUNKS))
-                .and_then(|p| p.added_ttfb(0.5)),
+            stream_c1.and_then(|p| p.added_ttfb(0.5)),
             100.0,
             " µs",
         ));
+        lines.extend(stream_c1.and_then(|p| floor_note(p, |m| &m.ttfb)));
         // MB and KB are decimal: 10 MB = 10,000,000 bytes.
         let kib = |mb: f64| mb * 1e6 / 1024.0;
         let memory = self.memory.as_ref();
@@ -601,6 +682,18 @@ fn verdict(
             (v - limit).abs() / limit * 100.0
         ),
     }
+}
+
+/// How much of a p50 the floor (the byte relay) accounts for: `    of which the floor …`.
+fn floor_note(pair: &Pair, samples: fn(&Measured) -> &Vec<u32>) -> Option<String> {
+    let floor = pair.floor.as_ref()?;
+    let relay = added(samples(&pair.direct), samples(&floor.measured), 0.5)?;
+    let llmux = added(samples(&pair.direct), samples(&pair.proxied), 0.5)?;
+    Some(format!(
+        "    of which the floor (a byte relay on the same core) {}: llmux beyond the floor {} µs",
+        format_args!("{relay:+.0} µs"),
+        format_args!("{:+.0}", llmux - relay)
+    ))
 }
 
 fn at_most(target: &str, value: Option<f64>, limit: f64, unit: &str) -> String {

@@ -40,7 +40,8 @@ pub struct Spec {
     pub probe: bool,
     /// The same-protocol row whose added latency this row's is compared with.
     pub baseline: Option<String>,
-    /// Also measured through LiteLLM when `--litellm` is given.
+    /// Also measured through LiteLLM when `--litellm` is given, and through the byte relay
+    /// (the floor of any proxy process): the same-protocol chat rows.
     pub litellm: bool,
     /// Part of `--smoke`.
     pub smoke: bool,

@@ -19,6 +19,16 @@ use llmux_telemetry::logging;
 
 use crate::cli::{Cli, Command, ConfigArgs};
 
+/// A work-stealing runtime with a worker per core, or a current-thread one when the process
+/// may use a single core (`taskset`, a one-CPU container): with nobody to steal from, the
+/// multi-thread scheduler only adds bookkeeping to every wake-up (BENCHMARKS.md).
+fn runtime_builder() -> tokio::runtime::Builder {
+    match std::thread::available_parallelism() {
+        Ok(cores) if cores.get() == 1 => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let level = std::env::var("LOG_LEVEL").unwrap_or_else(|_| "info".into());
@@ -27,10 +37,7 @@ fn main() -> ExitCode {
         .and_then(|f| logging::Format::parse(&f))
         .unwrap_or_default();
     logging::init(&level, format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime_builder().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");

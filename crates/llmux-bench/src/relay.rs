@@ -1,0 +1,37 @@
+//! The floor: a byte relay with no HTTP in it, started where llmux runs (pinned to the gateway's
+//! core) in front of the same mock. Each client connection gets one upstream connection and the
+//! bytes are copied both ways as they arrive (`TCP_NODELAY` on both sockets).
+//!
+//! What the relay adds over the direct run is what any proxy process costs on this machine
+//! before it does any work: two more loopback hops and waking a second process on another core.
+//! The report subtracts it from llmux's added latency, so "llmux beyond the floor" is the part
+//! that llmux's own code can change.
+
+use std::net::SocketAddr;
+
+use tokio::net::{TcpListener, TcpStream};
+
+/// Serves the relay until the process is killed. A current-thread runtime: the cheapest way
+/// tokio can move bytes, so the floor is not raised by scheduling.
+pub fn run(listen: SocketAddr, to: SocketAddr) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(listen, to))
+}
+
+async fn serve(listen: SocketAddr, to: SocketAddr) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(listen).await?;
+    loop {
+        let (mut client, _) = listener.accept().await?;
+        tokio::spawn(async move {
+            let Ok(mut upstream) = TcpStream::connect(to).await else {
+                return;
+            };
+            let _ = client.set_nodelay(true);
+            let _ = upstream.set_nodelay(true);
+            // Ends when either side closes; errors only mean a side went away.
+            let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+        });
+    }
+}
