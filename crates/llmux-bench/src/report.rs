@@ -355,7 +355,12 @@ impl Report {
         let Some(m) = &self.memory else { return };
         let _ = writeln!(out, "\nGateway memory (RSS):");
         let show = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), mib);
-        let _ = writeln!(out, "  idle, just started          {}", show(m.idle_kib));
+        let _ = writeln!(
+            out,
+            "  idle, just started          {} (median of {} starts)",
+            show(m.idle_kib),
+            crate::IDLE_STARTS
+        );
         let _ = writeln!(
             out,
             "  idle, after one request     {}",

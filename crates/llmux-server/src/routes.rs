@@ -1,4 +1,4 @@
-//! The axum application: routes, fallbacks and the edge middleware.
+//! The application: axum routes and fallbacks, wrapped in the edge (`edge::App`).
 
 mod admin;
 mod chat;

@@ -1,5 +1,5 @@
-//! `/admin/keys`: virtual key management over HTTP (master key only; the `authenticate`
-//! middleware enforces it). The same operations as `llmux keys`.
+//! `/admin/keys`: virtual key management over HTTP (master key only; the edge's
+//! `authenticate` step enforces it). The same operations as `llmux keys`.
 
 use std::sync::Arc;
 
