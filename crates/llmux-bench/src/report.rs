@@ -511,14 +511,7 @@ impl Report {
                 signed(p.added_ttfb(0.5)),
                 signed(beyond(p.added_ttfb(0.5), relay_ttfb)),
             );
-            if f.errors > 0 {
-                let _ = writeln!(
-                    out,
-                    "  relay errors: {}, first: {}",
-                    f.errors,
-                    f.first_error.as_deref().unwrap_or("")
-                );
-            }
+            error_line(out, "relay", f);
         }
     }
 
@@ -568,14 +561,7 @@ impl Report {
                         num(p.cpu_per_request()),
                         num(p.litellm_cpu_us.map(|us| us / l.completed.max(1) as f64)),
                     );
-                    if l.errors > 0 {
-                        let _ = writeln!(
-                            out,
-                            "  litellm errors: {}, first: {}",
-                            l.errors,
-                            l.first_error.as_deref().unwrap_or("")
-                        );
-                    }
+                    error_line(out, "litellm", l);
                 }
             }
         }
@@ -686,6 +672,18 @@ fn verdict(
             (v - limit).abs(),
             (v - limit).abs() / limit * 100.0
         ),
+    }
+}
+
+/// `  <who> errors: N, first: …` when a comparison run had failures (they are not llmux's).
+fn error_line(out: &mut String, who: &str, measured: &Measured) {
+    if measured.errors > 0 {
+        let _ = writeln!(
+            out,
+            "  {who} errors: {}, first: {}",
+            measured.errors,
+            measured.first_error.as_deref().unwrap_or("")
+        );
     }
 }
 
