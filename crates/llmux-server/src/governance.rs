@@ -553,18 +553,17 @@ fn presented_key(headers: &http::HeaderMap) -> Option<&str> {
 
 /// Authenticates every request before its handler: API routes need a valid key once
 /// authentication is enforced; `/admin` always needs the master key; `/metrics` needs it when
-/// `auth.protect_metrics` is on; `/health` stays open. The [`Caller`] is attached for handlers;
-/// a refusal is the response to send instead (in Anthropic's envelope on `/v1/messages`).
+/// `auth.protect_metrics` is on; `/health` stays open. Returns who is calling, or the refusal
+/// to send instead (in Anthropic's envelope on `/v1/messages`).
 pub async fn authenticate(
     gateway: &crate::state::Gateway,
-    request: &mut axum::extract::Request,
-) -> Result<(), axum::response::Response> {
+    path: &str,
+    headers: &http::HeaderMap,
+) -> Result<Caller, axum::response::Response> {
     use axum::response::IntoResponse;
     let Some(governance) = gateway.governance.as_ref() else {
-        request.extensions_mut().insert(Caller::Open);
-        return Ok(());
+        return Ok(Caller::Open);
     };
-    let path = request.uri().path();
     let anthropic = path.starts_with("/v1/messages");
     let render = |error: ApiError| {
         if anthropic {
@@ -573,7 +572,7 @@ pub async fn authenticate(
             error.into_response()
         }
     };
-    let presented = presented_key(request.headers());
+    let presented = presented_key(headers);
     let master = presented.is_some_and(|p| governance.is_master(p));
     let caller = if path.starts_with("/admin") {
         if !master {
@@ -596,8 +595,7 @@ pub async fn authenticate(
     } else {
         Caller::Open
     };
-    request.extensions_mut().insert(caller);
-    Ok(())
+    Ok(caller)
 }
 
 /// [`Governance::admit`] when governance is configured; an empty [`Settle`] otherwise.

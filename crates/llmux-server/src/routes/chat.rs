@@ -6,9 +6,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::Extension;
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use llmux_config::Api;
@@ -26,14 +25,18 @@ use crate::relay::{Relay, StreamContext};
 use crate::state::{Gateway, Snapshot};
 use crate::translate::{self, NeutralAnswer};
 
+/// Called by the edge with the request's id and caller (see `edge::dispatch`).
 pub async fn handle(
-    State(gateway): State<Arc<Gateway>>,
-    Extension(request_id): Extension<RequestId>,
-    Extension(caller): Extension<Caller>,
-    Query(params): Query<VendorParam>,
-    body: Body,
+    gateway: Arc<Gateway>,
+    request_id: RequestId,
+    caller: Caller,
+    request: Request,
 ) -> Response {
-    match serve(gateway, request_id, caller, params, body).await {
+    let params = match VendorParam::of(request.uri()) {
+        Ok(params) => params,
+        Err(rejection) => return rejection,
+    };
+    match serve(gateway, request_id, caller, params, request.into_body()).await {
         Ok(response) => response,
         Err(err) => err.into_response(),
     }

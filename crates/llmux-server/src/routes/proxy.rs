@@ -27,6 +27,15 @@ pub struct VendorParam {
     pub vendor: Option<String>,
 }
 
+impl VendorParam {
+    /// Reads `?vendor=` from `uri` as axum's `Query` extractor would, rejection included.
+    pub fn of(uri: &http::Uri) -> Result<Self, Response> {
+        axum::extract::Query::try_from_uri(uri)
+            .map(|axum::extract::Query(params)| params)
+            .map_err(IntoResponse::into_response)
+    }
+}
+
 /// Response headers naming where the request went (never the credential's value); the values
 /// come prepared from the target's series.
 fn routing_headers(headers: &mut HeaderMap, target: &Target<'_>, series: &Series) {

@@ -6,10 +6,9 @@
 
 use std::sync::Arc;
 
-use axum::Extension;
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::BytesMut;
 use llmux_protocol::error::ErrorKind;
@@ -29,14 +28,19 @@ use crate::response_store::Stored;
 use crate::state::Gateway;
 use crate::translate::{self, ClientEncoder, NeutralAnswer};
 
+/// `POST /v1/responses`, called by the edge with the request's id and caller (see
+/// `edge::dispatch`).
 pub async fn create(
-    State(gateway): State<Arc<Gateway>>,
-    Extension(request_id): Extension<RequestId>,
-    Extension(caller): Extension<Caller>,
-    Query(params): Query<VendorParam>,
-    body: Body,
+    gateway: Arc<Gateway>,
+    request_id: RequestId,
+    caller: Caller,
+    request: Request,
 ) -> Response {
-    match serve(gateway, request_id, caller, params, body).await {
+    let params = match VendorParam::of(request.uri()) {
+        Ok(params) => params,
+        Err(rejection) => return rejection,
+    };
+    match serve(gateway, request_id, caller, params, request.into_body()).await {
         Ok(response) => response,
         Err(err) => err.into_response(),
     }
