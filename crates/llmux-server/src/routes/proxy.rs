@@ -29,10 +29,8 @@ pub struct VendorParam {
 
 impl VendorParam {
     /// Reads `?vendor=` from `uri` as axum's `Query` extractor would, rejection included.
-    pub fn of(uri: &http::Uri) -> Result<Self, Response> {
-        axum::extract::Query::try_from_uri(uri)
-            .map(|axum::extract::Query(params)| params)
-            .map_err(IntoResponse::into_response)
+    pub fn of(uri: &http::Uri) -> Result<Self, axum::extract::rejection::QueryRejection> {
+        axum::extract::Query::try_from_uri(uri).map(|axum::extract::Query(params)| params)
     }
 }
 

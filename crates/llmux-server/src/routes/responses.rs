@@ -38,7 +38,7 @@ pub async fn create(
 ) -> Response {
     let params = match VendorParam::of(request.uri()) {
         Ok(params) => params,
-        Err(rejection) => return rejection,
+        Err(rejection) => return rejection.into_response(),
     };
     match serve(gateway, request_id, caller, params, request.into_body()).await {
         Ok(response) => response,
