@@ -162,6 +162,11 @@ async fn edge(gateway: Arc<Gateway>, mut router: Router, request: Request) -> Re
 /// the caller: through the router, matching the path, inserting both into the request's
 /// extensions and running the handler's extractors cost about a tenth of a proxied request's
 /// instructions. Everything else goes through the router.
+///
+/// Each handler's future gets its own box rather than living inside the edge's: the edge's box
+/// would then be as large as the largest handler for every request, and open streams measured
+/// 1.7 KiB more each (heap fragmentation around the freed request futures), for 500 fewer
+/// instructions per request.
 async fn dispatch(
     gateway: Arc<Gateway>,
     router: &mut Router,
@@ -172,12 +177,14 @@ async fn dispatch(
     if request.method() == Method::POST {
         match request.uri().path() {
             "/v1/chat/completions" => {
-                return routes::chat::handle(gateway, id, caller, request).await;
+                return Box::pin(routes::chat::handle(gateway, id, caller, request)).await;
             }
             "/v1/responses" => {
-                return routes::responses::create(gateway, id, caller, request).await;
+                return Box::pin(routes::responses::create(gateway, id, caller, request)).await;
             }
-            "/v1/messages" => return routes::messages::create(gateway, id, caller, request).await,
+            "/v1/messages" => {
+                return Box::pin(routes::messages::create(gateway, id, caller, request)).await;
+            }
             _ => {}
         }
     }
