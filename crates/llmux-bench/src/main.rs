@@ -370,18 +370,27 @@ async fn measure(
 /// Fresh gateways started to read the idle RSS from.
 const IDLE_STARTS: usize = 7;
 
-/// The median idle RSS of [`IDLE_STARTS`] fresh gateways. One start is not enough: most of an
-/// idle gateway's RSS is code paged in 64 KiB windows around what start-up touched, and where
-/// those windows fall moves with the address the binary is loaded at (ASLR), by ±0.5 MiB.
-async fn median_idle_rss(llmux: &Path, config: &str) -> anyhow::Result<Option<u64>> {
-    let mut samples = Vec::with_capacity(IDLE_STARTS);
+/// The median idle RSS of [`IDLE_STARTS`] fresh gateways, and the median of its anonymous part.
+/// One start is not enough: most of an idle gateway's RSS is code paged in 64 KiB windows
+/// around what start-up touched, and where those windows fall moves with the address the
+/// binary is loaded at (ASLR), by ±0.5 MiB.
+async fn median_idle_rss(
+    llmux: &Path,
+    config: &str,
+) -> anyhow::Result<(Option<u64>, Option<u64>)> {
+    let mut total = Vec::with_capacity(IDLE_STARTS);
+    let mut anon = Vec::with_capacity(IDLE_STARTS);
     for _ in 0..IDLE_STARTS {
         let gateway = start_gateway(llmux, config, Launch::Pinned).await?;
         tokio::time::sleep(Duration::from_millis(500)).await;
-        samples.extend(sys::rss_kib(gateway.pid()));
+        total.extend(sys::rss_kib(gateway.pid()));
+        anon.extend(sys::rss_anon_kib(gateway.pid()));
     }
-    samples.sort_unstable();
-    Ok(samples.get(samples.len() / 2).copied())
+    let median = |mut v: Vec<u64>| {
+        v.sort_unstable();
+        v.get(v.len() / 2).copied()
+    };
+    Ok((median(total), median(anon)))
 }
 
 /// Idle and loaded RSS, then KiB per open stream (a fresh gateway per stream count, in front of
@@ -412,7 +421,7 @@ async fn memory_section(
     if select.wants(&format!("memory idle and c={LOAD} load")) {
         eprintln!("measuring memory idle and under c={LOAD} load");
         measured = true;
-        memory.idle_kib = median_idle_rss(llmux, &config).await?;
+        (memory.idle_kib, memory.idle_anon_kib) = median_idle_rss(llmux, &config).await?;
         let gateway = start_gateway(llmux, &config, Launch::Pinned).await?;
         let pid = gateway.pid();
         tokio::time::sleep(Duration::from_millis(500)).await;

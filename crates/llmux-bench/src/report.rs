@@ -143,6 +143,8 @@ impl Streams {
 #[derive(Debug, Default)]
 pub struct Memory {
     pub idle_kib: Option<u64>,
+    /// The anonymous part of the idle RSS (median).
+    pub idle_anon_kib: Option<u64>,
     pub after_one_request_kib: Option<u64>,
     pub load_concurrency: usize,
     pub under_load_kib: Option<u64>,
@@ -357,9 +359,11 @@ impl Report {
         let show = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), mib);
         let _ = writeln!(
             out,
-            "  idle, just started          {} (median of {} starts)",
+            "  idle, just started          {} (median of {} starts; anonymous: {}, the rest is \
+             file-backed code and data)",
             show(m.idle_kib),
-            crate::IDLE_STARTS
+            crate::IDLE_STARTS,
+            show(m.idle_anon_kib)
         );
         let _ = writeln!(
             out,

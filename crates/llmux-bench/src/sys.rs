@@ -58,6 +58,12 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
     status_kib(pid, "VmRSS:")
 }
 
+/// The anonymous part of `pid`'s resident memory (heap, stacks: what it owns, unlike the
+/// file-backed pages of its code, which the page cache shares), KiB.
+pub fn rss_anon_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "RssAnon:")
+}
+
 /// Peak resident memory of `pid` since it started, KiB.
 pub fn peak_rss_kib(pid: u32) -> Option<u64> {
     status_kib(pid, "VmHWM:")
