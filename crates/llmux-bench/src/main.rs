@@ -374,10 +374,7 @@ const IDLE_STARTS: usize = 7;
 /// One start is not enough: most of an idle gateway's RSS is code paged in 64 KiB windows
 /// around what start-up touched, and where those windows fall moves with the address the
 /// binary is loaded at (ASLR), by ±0.5 MiB.
-async fn median_idle_rss(
-    llmux: &Path,
-    config: &str,
-) -> anyhow::Result<(Option<u64>, Option<u64>)> {
+async fn median_idle_rss(llmux: &Path, config: &str) -> anyhow::Result<(Option<u64>, Option<u64>)> {
     let mut total = Vec::with_capacity(IDLE_STARTS);
     let mut anon = Vec::with_capacity(IDLE_STARTS);
     for _ in 0..IDLE_STARTS {
