@@ -1,5 +1,6 @@
 //! The edge: what happens around every request, in one future — request id, authentication,
-//! one log line, one metric, the overhead histogram and `Server-Timing` — then axum's router.
+//! one log line, one metric, the overhead histogram and `Server-Timing` — and, in between, the
+//! proxy handler called directly or axum's router for everything else.
 //!
 //! It is a service wrapped around the router rather than two `from_fn` layers on it: layers on
 //! a router are cloned into every route and each boxes its own future, which cost about fifteen
@@ -103,8 +104,11 @@ async fn edge(gateway: Arc<Gateway>, mut router: Router, request: Request) -> Re
         };
 
     response.headers_mut().insert(REQUEST_ID, id.clone());
-    let upstream_time = response.extensions().get::<Outcome>();
-    if let Some(upstream) = upstream_time.and_then(|o| o.upstream_time) {
+    let upstream_time = response
+        .extensions()
+        .get::<Outcome>()
+        .and_then(|o| o.upstream_time);
+    if let Some(upstream) = upstream_time {
         let total = started.elapsed();
         let overhead = total.saturating_sub(upstream);
         gateway
