@@ -35,3 +35,52 @@ async fn serve(listen: SocketAddr, to: SocketAddr) -> anyhow::Result<()> {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// The relay carries bytes both ways, on one upstream connection per client connection.
+    #[tokio::test]
+    async fn copies_both_ways_until_the_client_closes() {
+        // Upstream: answers every read with the bytes reversed.
+        let upstream = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let to = upstream.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut socket, _) = upstream.accept().await.unwrap();
+            let mut buf = [0u8; 64];
+            loop {
+                let n = socket.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    return;
+                }
+                buf[..n].reverse();
+                socket.write_all(&buf[..n]).await.unwrap();
+            }
+        });
+        let listen = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        tokio::spawn(super::serve(listen, to));
+        let mut client = loop {
+            match tokio::net::TcpStream::connect(listen).await {
+                Ok(client) => break client,
+                Err(_) => tokio::task::yield_now().await,
+            }
+        };
+        for message in [&b"hello"[..], b"relay"] {
+            client.write_all(message).await.unwrap();
+            let mut back = vec![0u8; message.len()];
+            let read = client.read_exact(&mut back);
+            tokio::time::timeout(std::time::Duration::from_secs(5), read)
+                .await
+                .expect("the relay sent nothing back within 5 s")
+                .unwrap();
+            let mut expected = message.to_vec();
+            expected.reverse();
+            assert_eq!(back, expected);
+        }
+    }
+}

@@ -710,3 +710,44 @@ fn at_most(target: &str, value: Option<f64>, limit: f64, unit: &str) -> String {
 fn at_least(target: &str, value: Option<f64>, limit: f64, unit: &str) -> String {
     verdict(target, value, limit, unit, |v, l| v >= l)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn measured(latency: Vec<u32>) -> Measured {
+        Measured {
+            latency,
+            ..Measured::default()
+        }
+    }
+
+    fn pair(direct: u32, llmux: u32, relay: Option<u32>) -> Pair {
+        Pair {
+            direct: measured(vec![direct; 3]),
+            proxied: measured(vec![llmux; 3]),
+            mock_cpu_us: None,
+            gateway_cpu_us: None,
+            max_rss_kib: 0,
+            litellm: None,
+            litellm_cpu_us: None,
+            floor: relay.map(|r| Floor {
+                measured: measured(vec![r; 3]),
+                cpu_us: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn the_floor_note_splits_llmux_added_latency_into_floor_and_beyond() {
+        // Direct 40 µs, relay 140 µs, llmux 175 µs: the floor is +100, llmux beyond it +35.
+        let note = floor_note(&pair(40, 175, Some(140)), |m| &m.latency).unwrap();
+        assert!(note.contains("+100 µs"), "{note}");
+        assert!(note.contains("beyond the floor +35 µs"), "{note}");
+    }
+
+    #[test]
+    fn without_a_floor_run_there_is_no_note() {
+        assert_eq!(floor_note(&pair(40, 175, None), |m| &m.latency), None);
+    }
+}

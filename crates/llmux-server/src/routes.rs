@@ -29,8 +29,9 @@ use crate::state::Gateway;
 /// metrics) around the routes.
 pub fn app(gateway: Arc<Gateway>) -> App {
     let router = Router::new()
-        // The edge calls the three proxy handlers itself for POST (`edge::dispatch`); the
-        // router keeps them for their 405s and for anything that reaches it directly.
+        // The edge calls the three proxy handlers itself for every POST (`edge::dispatch`).
+        // The router keeps the routes so other methods get a 405 with `Allow: POST`, and keeps
+        // real handlers on them so the router stays correct on its own.
         .route("/v1/chat/completions", post(routed(chat::handle)))
         .route("/v1/embeddings", post(embeddings::handle))
         .route("/v1/responses", post(routed(responses::create)))
