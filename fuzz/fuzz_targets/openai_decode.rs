@@ -7,7 +7,8 @@ use llmux_protocol::{json_scan, openai_chat, sse};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(request) = openai_chat::decode_request(data) {
-        let out = openai_chat::encode_upstream_request(data, "m", &request).expect("a valid request is an object");
+        let out = openai_chat::encode_upstream_request(data, "m", &request)
+            .expect("a valid request is an object");
         assert!(json_scan::members(&out).is_ok());
     }
     let _ = openai_chat::rewrite_response(data, b"\"x\"");

@@ -34,6 +34,8 @@ pub struct Config {
     pub redis: Option<Secret>,
     /// Where stored Open Responses live (`responses:`).
     pub responses: ResponsesStore,
+    /// Trust roots for vendor connections (`tls:`).
+    pub tls: Tls,
     /// USD per million tokens by upstream model name (prefix match), shipped defaults merged
     /// with `pricing:`.
     pub pricing: Pricing,
@@ -232,18 +234,36 @@ impl fmt::Display for UnknownModelPolicy {
     }
 }
 
-/// Request size limits.
+/// Size, connection and concurrency limits (`limits:`): what one client, one request or one
+/// vendor may make llmux hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Largest accepted request body, in bytes (default 10 MiB).
     pub max_body_bytes: usize,
     /// `max_tokens` sent to vendors that require one (Anthropic) when the request has none.
     pub default_max_tokens: u32,
+    /// Open client connections; a connection past it is closed at once (default 10,000).
+    pub max_connections: usize,
+    /// Requests being served at once; past it a request gets an immediate 503 with
+    /// `Retry-After` (default 1,024 per CPU core).
+    pub max_in_flight: usize,
+    /// Largest non-stream vendor response body, in bytes (default 64 MiB); larger is a 502.
+    pub max_upstream_body_bytes: usize,
+    /// Largest vendor stream line or event, in bytes (default 16 MiB); larger is a 502.
+    pub max_upstream_event_bytes: usize,
+    /// Connections llmux keeps open to one vendor host (default 512).
+    pub upstream_connections_per_host: usize,
 }
 
 impl Limits {
     /// The default `max_body_bytes`: 10 MiB.
     pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+    /// The default `max_in_flight`: 1,024 per core this process may use.
+    pub fn default_max_in_flight() -> usize {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        1024 * cores
+    }
 }
 
 impl Default for Limits {
@@ -251,8 +271,35 @@ impl Default for Limits {
         Self {
             max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
             default_max_tokens: 4096,
+            max_connections: 10_000,
+            max_in_flight: Self::default_max_in_flight(),
+            max_upstream_body_bytes: 64 * 1024 * 1024,
+            max_upstream_event_bytes: 16 * 1024 * 1024,
+            upstream_connections_per_host: 512,
         }
     }
+}
+
+/// Which certificate authorities vendor connections trust (`tls:`).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Tls {
+    /// A PEM file of extra CA certificates (a private CA in front of a vendor).
+    pub ca_file: Option<std::path::PathBuf>,
+    /// The built-in root sets to trust besides `ca_file`.
+    pub roots: TlsRoots,
+}
+
+/// Built-in trust roots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TlsRoots {
+    /// Mozilla's roots compiled into the binary (the default: no dependence on the host).
+    #[default]
+    Webpki,
+    /// The operating system's trust store.
+    System,
+    /// Both.
+    Both,
 }
 
 /// Image URL fetching (`images:`), guarded against server-side request forgery.
@@ -271,6 +318,13 @@ pub struct Images {
     pub allow_private_networks: bool,
     /// Exact addresses allowed even though they are internal (e.g. an internal image host).
     pub allow_addresses: Vec<std::net::IpAddr>,
+    /// Image URLs fetched for one request (default 16); more is a 400.
+    pub max_per_request: usize,
+    /// Bytes downloaded for one request's images together (default 50 MiB); more is a 400.
+    pub max_total_bytes: usize,
+    /// An HTTP(S) proxy for image downloads (`http://host:port`); without it downloads go
+    /// direct, whatever `HTTP(S)_PROXY` says, so the address guard sees the real target.
+    pub proxy: Option<String>,
 }
 
 impl Default for Images {
@@ -282,6 +336,9 @@ impl Default for Images {
             max_redirects: 3,
             allow_private_networks: false,
             allow_addresses: Vec::new(),
+            max_per_request: 16,
+            max_total_bytes: 50 * 1024 * 1024,
+            proxy: None,
         }
     }
 }
@@ -301,6 +358,9 @@ pub struct Timeouts {
     pub body_read_ms: u64,
     /// A whole request, all attempts included (default 600000).
     pub total_ms: u64,
+    /// An idle client connection (keep-alive, between requests) is closed after this (default
+    /// 60000).
+    pub client_idle_ms: u64,
 }
 
 /// Stored Open Responses (`responses:`).
@@ -431,6 +491,9 @@ pub struct Reliability {
     pub backoff_max_ms: u64,
     /// Cooldown after a 429 without a usable Retry-After (default 1000 ms).
     pub default_cooldown_ms: u64,
+    /// Longest cooldown a vendor can dictate with `Retry-After` and similar headers (default
+    /// 600000 ms); longer values are cut to it.
+    pub max_cooldown_ms: u64,
     /// Failures in a row that open a breaker (default 5).
     pub breaker_consecutive_failures: u32,
     /// Failure rate over the window that opens a breaker (default 0.5).
@@ -457,6 +520,7 @@ impl Default for Reliability {
             backoff_base_ms: 25,
             backoff_max_ms: 2_000,
             default_cooldown_ms: 1_000,
+            max_cooldown_ms: 600_000,
             breaker_consecutive_failures: 5,
             breaker_failure_rate: 0.5,
             breaker_window: 20,
@@ -477,6 +541,7 @@ impl Default for Timeouts {
             header_read_ms: 10_000,
             body_read_ms: 30_000,
             total_ms: 600_000,
+            client_idle_ms: 60_000,
         }
     }
 }

@@ -32,8 +32,8 @@ use std::path::{Path, PathBuf};
 
 pub use config::{
     Api, Auth, Capabilities, Config, Credential, CredentialLimits, Images, Limits, Model,
-    ModelKind, Price, Pricing, RedisFailure, Reliability, ResponsesStore, Routing, Timeouts,
-    UnknownModelPolicy,
+    ModelKind, Price, Pricing, RedisFailure, Reliability, ResponsesStore, Routing, Timeouts, Tls,
+    TlsRoots, UnknownModelPolicy,
 };
 pub use error::ConfigError;
 pub use parse::Format;

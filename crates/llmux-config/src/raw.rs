@@ -24,6 +24,7 @@ pub(crate) struct RawConfig {
     pub auth: Option<RawAuth>,
     pub redis: Option<String>,
     pub responses: Option<RawResponses>,
+    pub tls: Option<RawTls>,
     #[serde(default)]
     pub pricing: std::collections::BTreeMap<String, RawPrice>,
 }
@@ -110,6 +111,19 @@ pub(crate) struct RawRouting {
 pub(crate) struct RawLimits {
     pub max_body_bytes: Option<usize>,
     pub default_max_tokens: Option<u32>,
+    pub max_connections: Option<usize>,
+    pub max_in_flight: Option<usize>,
+    pub max_upstream_body_bytes: Option<usize>,
+    pub max_upstream_event_bytes: Option<usize>,
+    pub upstream_connections_per_host: Option<usize>,
+}
+
+/// `tls:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTls {
+    pub ca_file: Option<String>,
+    pub roots: Option<crate::TlsRoots>,
 }
 
 /// `images:`.
@@ -123,6 +137,9 @@ pub(crate) struct RawImages {
     pub allow_private_networks: Option<bool>,
     #[serde(default)]
     pub allow_addresses: Vec<String>,
+    pub max_per_request: Option<usize>,
+    pub max_total_bytes: Option<usize>,
+    pub proxy: Option<String>,
 }
 
 /// `timeouts:`.
@@ -135,6 +152,7 @@ pub(crate) struct RawTimeouts {
     pub header_read_ms: Option<u64>,
     pub body_read_ms: Option<u64>,
     pub total_ms: Option<u64>,
+    pub client_idle_ms: Option<u64>,
 }
 
 /// `responses:`.
@@ -171,6 +189,7 @@ pub(crate) struct RawReliability {
     pub backoff_base_ms: Option<u64>,
     pub backoff_max_ms: Option<u64>,
     pub default_cooldown_ms: Option<u64>,
+    pub max_cooldown_ms: Option<u64>,
     pub share_interval_ms: Option<u64>,
     pub breaker: Option<RawBreaker>,
 }

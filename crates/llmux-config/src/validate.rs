@@ -54,6 +54,14 @@ pub(crate) fn validate(
     let timeouts = timeouts(raw.timeouts.unwrap_or_default(), &mut errors);
     let images = images(raw.images.unwrap_or_default(), &mut errors);
     let reliability = reliability(raw.reliability.unwrap_or_default(), &mut errors);
+    let tls = raw.tls.map_or_else(crate::Tls::default, |tls| crate::Tls {
+        ca_file: tls
+            .ca_file
+            .map(|f| f.trim().to_owned())
+            .filter(|f| !f.is_empty())
+            .map(std::path::PathBuf::from),
+        roots: tls.roots.unwrap_or_default(),
+    });
     let auth = raw.auth.map(|auth| crate::Auth {
         master_key: auth
             .master_key
@@ -125,6 +133,7 @@ pub(crate) fn validate(
             auth,
             redis,
             responses,
+            tls,
             pricing,
             source,
         })
@@ -425,9 +434,40 @@ fn limits(raw: crate::raw::RawLimits, errors: &mut Vec<ConfigError>) -> Limits {
             "must be greater than 0",
         ));
     }
+    let mut positive = |name: &str, value: Option<usize>, default: usize| {
+        let value = value.unwrap_or(default);
+        if value == 0 {
+            errors.push(ConfigError::new(
+                format!("limits.{name}"),
+                "must be greater than 0",
+            ));
+        }
+        value
+    };
     Limits {
         max_body_bytes,
         default_max_tokens,
+        max_connections: positive(
+            "max_connections",
+            raw.max_connections,
+            defaults.max_connections,
+        ),
+        max_in_flight: positive("max_in_flight", raw.max_in_flight, defaults.max_in_flight),
+        max_upstream_body_bytes: positive(
+            "max_upstream_body_bytes",
+            raw.max_upstream_body_bytes,
+            defaults.max_upstream_body_bytes,
+        ),
+        max_upstream_event_bytes: positive(
+            "max_upstream_event_bytes",
+            raw.max_upstream_event_bytes,
+            defaults.max_upstream_event_bytes,
+        ),
+        upstream_connections_per_host: positive(
+            "upstream_connections_per_host",
+            raw.upstream_connections_per_host,
+            defaults.upstream_connections_per_host,
+        ),
     }
 }
 
@@ -452,7 +492,27 @@ fn images(raw: crate::raw::RawImages, errors: &mut Vec<ConfigError>) -> crate::I
             .allow_private_networks
             .unwrap_or(defaults.allow_private_networks),
         allow_addresses,
+        max_per_request: raw.max_per_request.unwrap_or(defaults.max_per_request),
+        max_total_bytes: raw.max_total_bytes.unwrap_or(defaults.max_total_bytes),
+        proxy: raw
+            .proxy
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty()),
     };
+    if let Some(proxy) = &images.proxy
+        && !matches!(url::Url::parse(proxy), Ok(u) if matches!(u.scheme(), "http" | "https"))
+    {
+        errors.push(ConfigError::new(
+            "images.proxy",
+            "must be an http:// or https:// URL",
+        ));
+    }
+    if images.max_total_bytes < images.max_bytes {
+        errors.push(ConfigError::new(
+            "images.max_total_bytes",
+            "must be at least images.max_bytes",
+        ));
+    }
     if images.max_bytes == 0 {
         errors.push(ConfigError::new(
             "images.max_bytes",
@@ -491,6 +551,11 @@ fn timeouts(raw: crate::raw::RawTimeouts, errors: &mut Vec<ConfigError>) -> Time
         ),
         body_read_ms: field("body_read_ms", raw.body_read_ms, defaults.body_read_ms),
         total_ms: field("total_ms", raw.total_ms, defaults.total_ms),
+        client_idle_ms: field(
+            "client_idle_ms",
+            raw.client_idle_ms,
+            defaults.client_idle_ms,
+        ),
     }
 }
 
@@ -542,6 +607,7 @@ fn credential_timeouts(
         header_read_ms: global.header_read_ms,
         body_read_ms: global.body_read_ms,
         total_ms: pick("total_ms", raw.total_ms, global.total_ms),
+        client_idle_ms: global.client_idle_ms,
     }
 }
 
@@ -556,6 +622,7 @@ fn reliability(
         backoff_base_ms: raw.backoff_base_ms.unwrap_or(d.backoff_base_ms),
         backoff_max_ms: raw.backoff_max_ms.unwrap_or(d.backoff_max_ms),
         default_cooldown_ms: raw.default_cooldown_ms.unwrap_or(d.default_cooldown_ms),
+        max_cooldown_ms: raw.max_cooldown_ms.unwrap_or(d.max_cooldown_ms),
         breaker_consecutive_failures: breaker
             .consecutive_failures
             .unwrap_or(d.breaker_consecutive_failures),
@@ -569,6 +636,12 @@ fn reliability(
     if out.share_interval_ms == 0 {
         errors.push(ConfigError::new(
             "reliability.share_interval_ms",
+            "must be at least 1",
+        ));
+    }
+    if out.max_cooldown_ms == 0 {
+        errors.push(ConfigError::new(
+            "reliability.max_cooldown_ms",
             "must be at least 1",
         ));
     }

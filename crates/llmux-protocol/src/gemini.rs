@@ -6,7 +6,10 @@
 //! - [`decode_request`]: request body → neutral (round-trip tests, the mock).
 //! - [`decode_response`] and [`StreamDecoder`]: answers → neutral.
 //! - [`decode_error`]: a google.rpc.Status error → what the client sees.
-//! - [`clean_schema`]: JSON Schema → the subset Gemini's `parameters` / `responseSchema` accept.
+//! - [`clean_schema`]: JSON Schema → the subset Gemini's `parameters` / `responseSchema` accept,
+//!   within a [`SchemaBudget`]; a recursive `$ref`, too deep or too large a schema is a
+//!   [`SchemaError`] (the encoder's error names the path, e.g.
+//!   `tools[0].parameters.properties.a: $ref "#" is a cycle`).
 //!
 //! Gemini-specific rules every function here keeps:
 //! - A call's `thoughtSignature` is a *sibling* of `functionCall` on the same part; it arrives in
@@ -25,7 +28,10 @@ mod wire;
 
 pub use request::{decode_request, encode_request};
 pub use response::{StreamDecoder, decode_response};
-pub use schema::clean_schema;
+pub use schema::{
+    DEFAULT_SCHEMA_BYTES, DEFAULT_SCHEMA_NODES, MAX_SCHEMA_DEPTH, SchemaBudget, SchemaError,
+    SchemaProblem, clean_schema, clean_schema_within,
+};
 pub use status::decode_error;
 
 #[cfg(test)]

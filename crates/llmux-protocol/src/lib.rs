@@ -6,6 +6,7 @@
 //! - [`embeddings`]: Embeddings request inspection and rewrite.
 //! - [`error`]: what failed ([`error::ErrorKind`]) and the OpenAI error envelope.
 //! - [`usage`]: token usage as reported by vendors.
+//! - [`utf8`]: vendor bytes → valid UTF-8 (invalid sequences become U+FFFD).
 //! - [`neutral`]: the cross-protocol model (request, response, stream events).
 //!
 //! Invariant: this crate depends on no other llmux crate and on no async runtime or HTTP crate.
@@ -20,3 +21,4 @@ pub mod openai_chat;
 pub mod responses;
 pub mod sse;
 pub mod usage;
+pub mod utf8;

@@ -12,6 +12,7 @@ use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::json_scan::{self, Edit};
 use crate::usage::Usage;
+use crate::utf8;
 
 pub mod repair;
 mod translate;
@@ -317,11 +318,13 @@ pub struct Rewritten {
 }
 
 /// Replaces the top-level `model` with `client_model` (the name the client asked for) and
-/// reads `usage` on the way. Bodies that are not JSON objects come back unchanged.
+/// reads `usage` on the way. Bodies that are not JSON objects come back unchanged. Either way,
+/// invalid UTF-8 from the vendor becomes U+FFFD ([`crate::utf8`]), so the client always gets
+/// valid text.
 pub fn rewrite_response(body: &[u8], client_model: &[u8]) -> Rewritten {
     let Ok(members) = json_scan::members(body) else {
         return Rewritten {
-            body: body.to_vec(),
+            body: utf8::valid_or_replaced_vec(body.to_vec()),
             usage: None,
             usage_only: false,
             is_error: false,
@@ -343,7 +346,7 @@ pub fn rewrite_response(body: &[u8], client_model: &[u8]) -> Rewritten {
         None => body.to_vec(),
     };
     Rewritten {
-        body,
+        body: utf8::valid_or_replaced_vec(body),
         usage,
         usage_only,
         is_error,

@@ -144,13 +144,13 @@ where
         ) else {
             break;
         };
-        let admission = admit(gateway, &health, &target, now);
-        attempt_number += 1;
-        if admission == Admission::Rejected {
+        let Some(probe) = admit(gateway, &health, &target, now) else {
             // Lost a race for the half-open probe: try another candidate without sleeping.
+            attempt_number += 1;
             tried.push(position);
             continue;
-        }
+        };
+        attempt_number += 1;
         let quota = vendor_quota::take(
             gateway,
             target.credential,
@@ -160,8 +160,9 @@ where
         )
         .await;
         if let vendor_quota::Taken::Over(wait) = quota {
-            // Not an attempt (nothing was sent): another credential may have room.
-            health.release();
+            // Not an attempt (nothing was sent): another credential may have room. Dropping
+            // `probe` frees a half-open probe slot this request took.
+            drop(probe);
             attempt_number -= 1;
             over_quota.push(position);
             quota_wait = Some(quota_wait.map_or(wait, |w| w.min(wait)));
@@ -205,6 +206,9 @@ where
         };
         let attempt_time = attempt_started.elapsed();
         upstream_time += attempt_time;
+        // The outcome below is the probe's verdict (recorded on the breaker); only a request
+        // dropped before this point, e.g. by a client that went away, releases the probe.
+        probe.settled();
         match outcome {
             Ok(value) => {
                 record_success(gateway, &health, &target, attempt_time);
@@ -303,23 +307,61 @@ fn pick<'s>(
     None
 }
 
-fn admit(gateway: &Gateway, health: &TargetHealth, target: &Target<'_>, now: Instant) -> Admission {
+/// The half-open probe slots one attempt holds. Dropped before [`ProbeSlots::settled`] (the
+/// request was cancelled, or the attempt gave up before sending), it releases them, so a
+/// probe whose client disconnected can never keep a combination out of rotation. A guard
+/// value rather than a call on every exit path: a dropped future runs no code of its own.
+struct ProbeSlots {
+    credential: Option<Arc<Health>>,
+    combination: Option<Arc<Health>>,
+}
+
+impl ProbeSlots {
+    /// The attempt reached its verdict, which the breaker records; nothing to release.
+    fn settled(mut self) {
+        self.credential = None;
+        self.combination = None;
+    }
+}
+
+impl Drop for ProbeSlots {
+    fn drop(&mut self) {
+        for entry in [self.credential.take(), self.combination.take()]
+            .into_iter()
+            .flatten()
+        {
+            entry.release_probe();
+        }
+    }
+}
+
+/// Admits an attempt on `health`'s entries; `None` when either refuses (another request holds
+/// the half-open probe).
+fn admit(
+    gateway: &Gateway,
+    health: &TargetHealth,
+    target: &Target<'_>,
+    now: Instant,
+) -> Option<ProbeSlots> {
     let (credential, transition) = health.credential.admit(now);
     note_transition(gateway, target, "credential", transition);
     if credential == Admission::Rejected {
-        return Admission::Rejected;
+        return None;
     }
-    match &health.combination {
-        Some(combination) => {
-            let (admission, transition) = combination.admit(now);
-            note_transition(gateway, target, "combination", transition);
-            if admission == Admission::Rejected && credential == Admission::Probe {
-                health.credential.release_probe();
-            }
-            admission
+    let mut slots = ProbeSlots {
+        credential: (credential == Admission::Probe).then(|| Arc::clone(&health.credential)),
+        combination: None,
+    };
+    if let Some(combination) = &health.combination {
+        let (admission, transition) = combination.admit(now);
+        note_transition(gateway, target, "combination", transition);
+        if admission == Admission::Rejected {
+            // Dropping `slots` frees the credential's probe, if this request took it.
+            return None;
         }
-        None => credential,
+        slots.combination = (admission == Admission::Probe).then(|| Arc::clone(combination));
     }
+    Some(slots)
 }
 
 fn record_success(
@@ -374,18 +416,22 @@ fn record_failure(
         }
     }
     // A rate limit always cools the combination down (for Retry-After, or a default); overload
-    // only when the vendor says for how long.
+    // only when the vendor says for how long. The vendor's number is hostile input: it is cut
+    // to `max_cooldown_ms`, so no header can take a combination out for good or overflow the
+    // clock.
+    let reliability = &snapshot.config.reliability;
     let cooldown = match (kind, error.0.retry_after_secs) {
-        (ErrorKind::UpstreamStatus(429), None) => Some(Duration::from_millis(
-            snapshot.config.reliability.default_cooldown_ms,
-        )),
+        (ErrorKind::UpstreamStatus(429), None) => {
+            Some(Duration::from_millis(reliability.default_cooldown_ms))
+        }
         (ErrorKind::UpstreamStatus(429 | 503 | 529), Some(secs)) => Some(Duration::from_secs(secs)),
         _ => None,
-    };
-    if let Some(retry_after) = cooldown {
+    }
+    .map(|d| d.min(Duration::from_millis(reliability.max_cooldown_ms)));
+    if let Some(until) = cooldown.and_then(|d| now.checked_add(d)) {
         let entry = health.combination.as_ref().unwrap_or(&health.credential);
-        entry.cool_down(now + retry_after);
-        shared_health::cooled(gateway, entry, now + retry_after);
+        entry.cool_down(until);
+        shared_health::cooled(gateway, entry, until);
         gateway
             .metrics
             .cooldowns

@@ -21,9 +21,17 @@ use http::{HeaderName, HeaderValue, Method};
 use llmux_telemetry::metrics::RequestLabels;
 use tower::Service;
 
+use futures_util::FutureExt;
+use llmux_protocol::error::ErrorKind;
+use std::panic::AssertUnwindSafe;
+
+use crate::api_error::ApiError;
+use crate::envelope::Envelope;
 use crate::governance::Caller;
+use crate::isolation::{Guarded, Held};
 use crate::routes;
 use crate::series::Series;
+use crate::server::{ActiveRequest, Activity};
 use crate::state::Gateway;
 
 /// The request's id: the client's `x-request-id` when it is sane, else a fresh one.
@@ -46,16 +54,31 @@ pub struct Outcome {
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
 
-/// The application: the edge around axum's router. Cloned per connection (two `Arc`s).
+/// The application: the edge around axum's router. Cloned per connection (three `Arc`s).
 #[derive(Clone)]
 pub struct App {
     gateway: Arc<Gateway>,
     router: Router,
+    /// The connection this clone serves, so that its idle time can be measured.
+    connection: Option<Arc<Activity>>,
 }
 
 impl App {
     pub fn new(gateway: Arc<Gateway>, router: Router) -> Self {
-        Self { gateway, router }
+        Self {
+            gateway,
+            router,
+            connection: None,
+        }
+    }
+
+    /// A clone that marks its requests on `connection`.
+    pub(crate) fn for_connection(&self, connection: Arc<Activity>) -> Self {
+        Self {
+            gateway: Arc::clone(&self.gateway),
+            router: self.router.clone(),
+            connection: Some(connection),
+        }
     }
 }
 
@@ -75,11 +98,17 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let gateway = self.gateway.clone();
         let router = self.router.clone();
-        Box::pin(async move { Ok(edge(gateway, router, request.map(Body::new)).await) })
+        let active = self.connection.as_ref().map(Activity::begin);
+        Box::pin(async move { Ok(edge(gateway, router, request.map(Body::new), active).await) })
     }
 }
 
-async fn edge(gateway: Arc<Gateway>, mut router: Router, request: Request) -> Response {
+async fn edge(
+    gateway: Arc<Gateway>,
+    mut router: Router,
+    request: Request,
+    active: Option<ActiveRequest>,
+) -> Response {
     let started = Instant::now();
     let id = request
         .headers()
@@ -89,10 +118,25 @@ async fn edge(gateway: Arc<Gateway>, mut router: Router, request: Request) -> Re
         .unwrap_or_else(new_id);
     let method = request.method().clone();
     let route = route_label(request.uri().path());
+    let envelope = Envelope::for_path(request.uri().path());
     // Only the log line needs the path after the request is handed on.
     let path = tracing::enabled!(tracing::Level::INFO).then(|| request.uri().path().to_owned());
 
-    let mut response =
+    // The API routes hold a place in the in-flight limit until their body ends; past the limit
+    // a request is refused at once, before any work (authentication included).
+    let in_flight = if is_api_route(route) {
+        match gateway.load.try_enter() {
+            Some(place) => Some(place),
+            None => {
+                gateway.metrics.shed.inc();
+                return finish_shed(&gateway, envelope, &id, route);
+            }
+        }
+    } else {
+        None
+    };
+
+    let handled = AssertUnwindSafe(async {
         match crate::governance::authenticate(&gateway, request.uri().path(), request.headers())
             .await
         {
@@ -101,7 +145,25 @@ async fn edge(gateway: Arc<Gateway>, mut router: Router, request: Request) -> Re
                 dispatch(gateway.clone(), &mut router, request, id, caller).await
             }
             Err(refusal) => refusal,
-        };
+        }
+    })
+    .catch_unwind()
+    .await;
+    let mut response = match handled {
+        Ok(response) => response,
+        Err(payload) => {
+            crate::isolation::report(&gateway.metrics.panics, &id, payload.as_ref());
+            envelope.render(ApiError::new(
+                ErrorKind::Internal,
+                "internal error while handling this request; it was not completed (other requests are unaffected)",
+            ))
+        }
+    };
+    let held = Held { in_flight, active };
+    if held.in_flight.is_some() || held.active.is_some() {
+        let panics = gateway.metrics.panics.clone();
+        response = response.map(|body| Body::new(Guarded::new(body, held, id.clone(), panics)));
+    }
 
     response.headers_mut().insert(REQUEST_ID, id.clone());
     let upstream_time = response
@@ -237,6 +299,44 @@ fn push_decimal(out: &mut Vec<u8>, mut n: u128) {
     out[start..].reverse();
 }
 
+/// Routes that call vendors (or serve what they answered): the ones the in-flight limit covers.
+fn is_api_route(route: &str) -> bool {
+    matches!(
+        route,
+        "chat" | "embeddings" | "responses" | "messages" | "count_tokens"
+    )
+}
+
+/// A request refused by the in-flight limit: 503 with `Retry-After: 1` in its envelope,
+/// counted and logged like any request.
+fn finish_shed(
+    gateway: &Gateway,
+    envelope: Envelope,
+    id: &HeaderValue,
+    route: &'static str,
+) -> Response {
+    let mut error = ApiError::new(
+        ErrorKind::NoCombination,
+        "llmux is at its limit of requests in flight (limits.max_in_flight); retry shortly",
+    );
+    error.0.code = Some("overloaded".into());
+    error.0.type_override = Some("overloaded_error".into());
+    error.0.retry_after_secs = Some(1);
+    let mut response = envelope.render(error);
+    response.headers_mut().insert(REQUEST_ID, id.clone());
+    gateway
+        .metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            route,
+            vendor: "none".to_owned(),
+            model: "none".to_owned(),
+            status: 503,
+        })
+        .inc();
+    response
+}
+
 /// A bounded label for metrics: unknown paths must not create series.
 fn route_label(path: &str) -> &'static str {
     match path {
@@ -272,6 +372,132 @@ fn new_id() -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::routing::post;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    fn gateway() -> Arc<Gateway> {
+        let config = llmux_config::from_str(
+            "credentials:\n  - { platform: openai, value: sk-test-0123456789 }\nmodels:\n  - { vendor: openai, model: gpt-4o-mini }\n",
+            llmux_config::Format::Yaml,
+            &|_| None,
+        )
+        .unwrap();
+        Gateway::new(crate::state::Snapshot::compile(config).unwrap()).unwrap()
+    }
+
+    fn bug(what: &str) -> &'static str {
+        panic!("{what}")
+    }
+
+    fn panicking_app(gateway: &Arc<Gateway>) -> App {
+        let router = Router::new()
+            .route(
+                "/v1/embeddings",
+                post(|| async { bug("a bug in a handler") }),
+            )
+            .route(
+                "/v1/messages/count_tokens",
+                post(|| async {
+                    let first = futures_util::stream::iter([Ok::<_, Infallible>(
+                        bytes::Bytes::from_static(b"data: one\n\n"),
+                    )]);
+                    let broken = futures_util::stream::poll_fn(
+                        |_| -> Poll<Option<Result<bytes::Bytes, Infallible>>> {
+                            panic!("a bug while streaming")
+                        },
+                    );
+                    Body::from_stream(futures_util::StreamExt::chain(first, broken))
+                }),
+            )
+            .route(
+                "/v1/responses/{id}",
+                axum::routing::get(|| async { "fine" }),
+            );
+        App::new(Arc::clone(gateway), router)
+    }
+
+    fn request(method: Method, path: &str) -> Request {
+        http::Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::empty())
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_fails_only_its_request_in_its_envelope() {
+        let gateway = gateway();
+        let app = panicking_app(&gateway);
+        let response = app
+            .clone()
+            .oneshot(request(Method::POST, "/v1/embeddings"))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 500);
+        assert!(response.headers().contains_key("x-request-id"));
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("internal error"),
+            "{body}"
+        );
+        assert_eq!(gateway.metrics.panics.get(), 1);
+        assert_eq!(
+            gateway.load.in_flight(),
+            0,
+            "the panicked request freed its place"
+        );
+
+        // The next request on the same app is served.
+        let fine = app
+            .clone()
+            .oneshot(request(Method::GET, "/v1/responses/x"))
+            .await
+            .unwrap();
+        assert_eq!(fine.status(), 200);
+    }
+
+    #[tokio::test]
+    async fn a_panic_while_streaming_ends_only_that_stream() {
+        let gateway = gateway();
+        let app = panicking_app(&gateway);
+        let response = app
+            .clone()
+            .oneshot(request(Method::POST, "/v1/messages/count_tokens"))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "the head was already sent");
+        let mut body = response.into_body();
+        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(first, "data: one\n\n");
+        assert_eq!(gateway.load.in_flight(), 1, "a stream holds its place");
+        assert!(
+            body.frame().await.unwrap().is_err(),
+            "the stream ends with an error"
+        );
+        assert!(body.frame().await.is_none());
+        assert_eq!(gateway.metrics.panics.get(), 1);
+        assert_eq!(gateway.load.in_flight(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_panic_on_the_anthropic_route_answers_in_anthropic_s_envelope() {
+        let gateway = gateway();
+        let router =
+            Router::new().route("/v1/messages/count_tokens", post(|| async { bug("a bug") }));
+        let response = App::new(Arc::clone(&gateway), router)
+            .oneshot(request(Method::POST, "/v1/messages/count_tokens"))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 500);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["type"], "error", "{body}");
+    }
 
     #[test]
     fn new_ids_are_24_random_hex_digits() {

@@ -560,18 +560,11 @@ pub async fn authenticate(
     path: &str,
     headers: &http::HeaderMap,
 ) -> Result<Caller, axum::response::Response> {
-    use axum::response::IntoResponse;
     let Some(governance) = gateway.governance.as_ref() else {
         return Ok(Caller::Open);
     };
-    let anthropic = path.starts_with("/v1/messages");
-    let render = |error: ApiError| {
-        if anthropic {
-            crate::routes::anthropic_error(error)
-        } else {
-            error.into_response()
-        }
-    };
+    let envelope = crate::envelope::Envelope::for_path(path);
+    let render = |error: ApiError| envelope.render(error);
     let presented = presented_key(headers);
     let master = presented.is_some_and(|p| governance.is_master(p));
     let caller = if path.starts_with("/admin") {

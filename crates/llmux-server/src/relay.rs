@@ -92,6 +92,17 @@ impl StreamContext {
     }
 }
 
+/// An SSE decoder that refuses lines and events past `limits.max_upstream_event_bytes`.
+pub fn event_decoder(gateway: &Gateway) -> sse::Decoder {
+    let max = gateway
+        .snapshot
+        .load()
+        .config
+        .limits
+        .max_upstream_event_bytes;
+    sse::Decoder::with_limits(max, max)
+}
+
 /// The same-protocol relay state.
 pub struct Relay {
     upstream: llmux_upstream::Body,
@@ -121,7 +132,7 @@ impl Relay {
     ) -> Self {
         Self {
             upstream: response.into_body(),
-            decoder: sse::Decoder::default(),
+            decoder: event_decoder(&context.gateway),
             client_model,
             client_wants_usage,
             idle,
@@ -166,6 +177,13 @@ impl Relay {
                 Ok(Some(Ok(chunk))) => {
                     self.decoder.push(&chunk);
                     self.drain(&mut out);
+                    if let Some(error) = self.decoder.error()
+                        && !self.finished
+                    {
+                        // A line or event past `limits.max_upstream_event_bytes`: the vendor is
+                        // broken or hostile, and the stream ends here rather than grow.
+                        self.fail(&mut out, error.kind(), &format!("upstream stream: {error}"));
+                    }
                 }
                 Ok(None) => {
                     self.decoder.finish();

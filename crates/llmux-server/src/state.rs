@@ -10,8 +10,8 @@ use llmux_config::{Config, Credential, Reliability};
 use llmux_reliability::{BreakerConfig, Health};
 use llmux_router::RoutingTable;
 use llmux_telemetry::metrics::Metrics;
-use llmux_upstream::Endpoints;
 use llmux_upstream::images::ImageFetcher;
+use llmux_upstream::{Endpoints, UpstreamOptions};
 
 use crate::shared_health::{SharedHealth, shared_id};
 
@@ -147,7 +147,8 @@ impl Snapshot {
         previous: Option<&Snapshot>,
     ) -> Result<Self, SnapshotError> {
         let table = RoutingTable::compile(&config);
-        let endpoints = Endpoints::prepare(table.credentials())?;
+        let options = UpstreamOptions::from_config(&config, &|name| std::env::var(name).ok())?;
+        let endpoints = Endpoints::prepare_with(table.credentials(), &options)?;
         let health = HealthTable::build(&table, &config.reliability, previous.map(|p| &p.health));
         let secrets = table
             .credentials()
@@ -196,6 +197,8 @@ pub struct Gateway {
     /// Counters for vendor quotas (`credentials[].limits`): the governance limiter when there is
     /// one, Redis when configured, else memory (see [`Gateway::connect_shared_state`]).
     quota_limiter: std::sync::OnceLock<Arc<dyn llmux_store::Limiter>>,
+    /// Requests in flight against `limits.max_in_flight`.
+    pub(crate) load: Arc<crate::overload::Load>,
 }
 
 impl Gateway {
@@ -220,6 +223,7 @@ impl Gateway {
     ) -> Result<Arc<Self>, SnapshotError> {
         let capacity = snapshot.config.responses.capacity;
         let images = ImageFetcher::new(&snapshot.config.images)?;
+        let load = crate::overload::Load::new(snapshot.config.limits.max_in_flight);
         Ok(Arc::new(Self {
             snapshot: ArcSwap::from_pointee(snapshot),
             metrics: Metrics::default(),
@@ -235,6 +239,7 @@ impl Gateway {
             last_probe: tokio::sync::Mutex::new(None),
             shared_health: std::sync::OnceLock::new(),
             quota_limiter: std::sync::OnceLock::new(),
+            load,
         }))
     }
 
@@ -284,6 +289,7 @@ impl Gateway {
     pub fn reload(&self, config: Config) -> Result<(), SnapshotError> {
         let current = self.snapshot.load_full();
         let next = Snapshot::compile_after(config, Some(&current))?;
+        self.load.set_limit(next.config.limits.max_in_flight);
         self.snapshot.store(Arc::new(next));
         Ok(())
     }

@@ -19,14 +19,34 @@ use crate::relay::StreamContext;
 use crate::state::{Gateway, Snapshot};
 use crate::upstream_call::{read_body, retry_after, send_failure};
 
-/// A request may carry at most this many image URLs to fetch.
-const MAX_FETCHED_IMAGES: usize = 16;
-/// Largest vendor response body accepted on this path.
-const RESPONSE_LIMIT: usize = 64 * 1024 * 1024;
-
-/// Downloads `http(s)` image URLs into inline data when the target needs it.
-async fn inline_images(gateway: &Gateway, request: &mut neutral::Request) -> Result<(), ApiError> {
-    let mut fetched = 0;
+/// Downloads `http(s)` image URLs into inline data when the target needs it, within the
+/// request's image budget (`images.max_per_request`, `images.max_total_bytes`).
+async fn inline_images(
+    gateway: &Gateway,
+    snapshot: &Snapshot,
+    request: &mut neutral::Request,
+) -> Result<(), ApiError> {
+    let settings = &snapshot.config.images;
+    // Too many URLs is refused before anything is downloaded.
+    let urls = request
+        .messages
+        .iter()
+        .flat_map(|m| &m.parts)
+        .filter(|part| {
+            matches!(part, Part::Image(image) if matches!(&image.source,
+                ImageSource::Url(url) if url.starts_with("http://") || url.starts_with("https://")))
+        })
+        .count();
+    if urls > settings.max_per_request {
+        return Err(ApiError::new(
+            ErrorKind::InvalidRequest,
+            format!(
+                "at most {} image URLs can be fetched per request (images.max_per_request); this one has {urls}",
+                settings.max_per_request
+            ),
+        ));
+    }
+    let mut budget = llmux_upstream::images::ImageBudget::new(settings);
     for message in &mut request.messages {
         for part in &mut message.parts {
             let Part::Image(image) = part else { continue };
@@ -36,16 +56,9 @@ async fn inline_images(gateway: &Gateway, request: &mut neutral::Request) -> Res
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 continue;
             }
-            fetched += 1;
-            if fetched > MAX_FETCHED_IMAGES {
-                return Err(ApiError::new(
-                    ErrorKind::InvalidRequest,
-                    format!("at most {MAX_FETCHED_IMAGES} image URLs can be fetched per request"),
-                ));
-            }
             let image_data = gateway
                 .images
-                .fetch(url)
+                .fetch_within(url, &mut budget)
                 .await
                 .map_err(|e| ApiError::new(ErrorKind::InvalidRequest, e.to_string()))?;
             image.source = ImageSource::Base64 {
@@ -75,7 +88,7 @@ pub async fn send(
         .ok_or_else(|| ApiError::new(ErrorKind::Internal, "credential endpoint missing"))?;
     request.model = target.upstream_model.to_owned();
     if target.credential.fetch_images {
-        inline_images(gateway, request).await?;
+        inline_images(gateway, snapshot, request).await?;
     }
     let (url, body) = match endpoint.api {
         Api::OpenAi => (
@@ -89,7 +102,7 @@ pub async fn send(
         Api::Gemini => {
             let url = endpoint
                 .gemini_url(&request.model, request.stream)
-                .map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?;
+                .map_err(|e| ApiError::new(e.kind(), e.to_string()))?;
             let body = gemini::encode_request(request)
                 .map_err(|e| ApiError::new(ErrorKind::InvalidRequest, e.0))?;
             (url, body)
@@ -170,7 +183,7 @@ pub async fn read_response(
 ) -> Result<neutral::Response, ApiError> {
     let body = read_body(
         &mut response,
-        RESPONSE_LIMIT,
+        snapshot.config.limits.max_upstream_body_bytes,
         crate::routes::idle(snapshot, target),
     )
     .await?;
@@ -279,7 +292,7 @@ impl<E: ClientEncoder> Translated<E> {
     ) -> Self {
         Self {
             upstream: response.into_body(),
-            sse: sse::Decoder::default(),
+            sse: crate::relay::event_decoder(&context.gateway),
             vendor: VendorStream::for_api(api),
             encoder,
             idle,
@@ -322,6 +335,11 @@ impl<E: ClientEncoder> Translated<E> {
                 Ok(Some(Ok(chunk))) => {
                     self.sse.push(&chunk);
                     self.drain(&mut out);
+                    if let Some(error) = self.sse.error()
+                        && !self.done
+                    {
+                        self.fail(&mut out, error.kind(), &format!("upstream stream: {error}"));
+                    }
                 }
                 Ok(None) => {
                     self.sse.finish();

@@ -94,9 +94,19 @@ pub async fn upstream_failure(
     ApiError(Box::new(error))
 }
 
+/// The longest wait a vendor's header is read as (a day). The attempt loop cuts cooldowns
+/// further, to `reliability.max_cooldown_ms`; this bound keeps the `Retry-After` a client sees
+/// sane as well.
+const MAX_RETRY_AFTER_SECS: u64 = 86_400;
+
 /// How long a vendor asks us to wait: `Retry-After` (seconds or an HTTP date), `retry-after-ms`,
-/// or OpenAI's `x-ratelimit-reset-*` durations (`1s`, `6m0s`, `20ms`), rounded up to seconds.
+/// or OpenAI's `x-ratelimit-reset-*` durations (`1s`, `6m0s`, `20ms`), rounded up to seconds
+/// and at most a day (the numbers are the vendor's: anything, `1e300` included).
 pub fn retry_after(headers: &http::HeaderMap) -> Option<u64> {
+    vendor_retry_after(headers).map(|secs| secs.min(MAX_RETRY_AFTER_SECS))
+}
+
+fn vendor_retry_after(headers: &http::HeaderMap) -> Option<u64> {
     let text = |name: &str| {
         headers
             .get(name)
@@ -113,7 +123,7 @@ pub fn retry_after(headers: &http::HeaderMap) -> Option<u64> {
         if let Ok(when) = httpdate::parse_http_date(value) {
             return Some(
                 when.duration_since(std::time::SystemTime::now())
-                    .map_or(0, |d| d.as_secs() + 1),
+                    .map_or(0, |d| d.as_secs().saturating_add(1)),
             );
         }
     }

@@ -106,6 +106,12 @@ pub struct Metrics {
     /// The gateway's own time per request: total time to the response head minus time waiting
     /// on upstreams.
     pub overhead: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    /// Requests (or response bodies) that failed with an internal error (a caught panic).
+    pub panics: Counter,
+    /// Requests refused at once because `limits.max_in_flight` were being served.
+    pub shed: Counter,
+    /// Client connections closed at once because `limits.max_connections` were open.
+    pub connections_refused: Counter,
 }
 
 impl Default for Metrics {
@@ -171,6 +177,24 @@ impl Default for Metrics {
             "Gateway time per request: total to the response head minus upstream time",
             overhead.clone(),
         );
+        let panics = Counter::default();
+        registry.register(
+            "panics",
+            "Requests or response bodies that failed with an internal error (a caught panic)",
+            panics.clone(),
+        );
+        let shed = Counter::default();
+        registry.register(
+            "requests_shed",
+            "Requests refused with 503 because limits.max_in_flight were being served",
+            shed.clone(),
+        );
+        let connections_refused = Counter::default();
+        registry.register(
+            "connections_refused",
+            "Client connections closed because limits.max_connections were open",
+            connections_refused.clone(),
+        );
         Self {
             registry,
             requests,
@@ -184,6 +208,9 @@ impl Default for Metrics {
             timeouts,
             client_cancellations,
             overhead,
+            panics,
+            shed,
+            connections_refused,
         }
     }
 }

@@ -14,26 +14,28 @@
 //! would carry a gateway's whole traffic to a vendor and queue it past the vendor's
 //! concurrent-stream limit; a pool of HTTP/1.1 connections grows with the load instead.
 //! No redirects are followed.
+//!
+//! A host has at most `limits.upstream_connections_per_host` connections (a semaphore permit
+//! travels with each); a request past the cap waits, up to its connect timeout, for one to be
+//! returned or closed.
 
 use std::io::{self, IoSlice};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use http::Uri;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::connection::{Io, Target};
 use crate::response::Response;
-use crate::wire::{self, HeadError};
+use crate::wire::{HeadError, HeadScan};
 
 /// Idle pooled connections are closed after this long.
 const POOL_IDLE: Duration = Duration::from_secs(90);
 /// How often idle connections are checked for expiry and for the vendor having closed them.
 const REAP_EVERY: Duration = Duration::from_secs(15);
-/// Idle connections kept per host; more are closed when they come back.
-const MAX_IDLE: usize = 1024;
 /// The first read of a response: enough for a vendor's head (1–2 KiB) and a small body.
 pub(crate) const FIRST_READ: usize = 4 * 1024;
 
@@ -52,16 +54,28 @@ pub enum SendError {
     /// The vendor's response head is not HTTP/1.1.
     #[error("invalid response")]
     Head(#[source] HeadError),
+    /// Every connection this host may have (`limits.upstream_connections_per_host`) stayed busy
+    /// for the whole connect timeout.
+    #[error("timed out waiting for one of the {0} connections to the vendor host")]
+    PoolFull(usize),
 }
 
 impl SendError {
     pub(crate) fn is_timeout(&self) -> bool {
         match self {
-            Self::ConnectTimeout => true,
+            Self::ConnectTimeout | Self::PoolFull(_) => true,
             Self::Connect(e) | Self::Io(e) => e.kind() == io::ErrorKind::TimedOut,
             Self::Head(_) => false,
         }
     }
+}
+
+/// An open connection and its place in its host's connection cap: the permit goes wherever the
+/// connection goes (a response body, the idle list) and is released when it is dropped.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub(crate) io: Io,
+    _permit: OwnedSemaphorePermit,
 }
 
 /// The keep-alive pool of one vendor host. Credentials on the same host share it: a request's
@@ -72,108 +86,171 @@ pub(crate) struct Pool {
     /// Most recently returned last: the warmest connection is reused first.
     idle: Mutex<Vec<IdleConnection>>,
     reaper_started: AtomicBool,
+    /// One permit per connection this host may have open (idle or busy).
+    permits: Arc<Semaphore>,
+    /// The cap, for messages.
+    cap: usize,
+    /// Requests waiting for a connection; `returned` is only notified while there are some.
+    waiting: AtomicUsize,
+    returned: Notify,
 }
 
 #[derive(Debug)]
 struct IdleConnection {
-    io: Io,
+    conn: Conn,
     since: Instant,
 }
 
 impl Pool {
-    /// A pool for the host of `uri`.
-    pub(crate) fn new(uri: &Uri, connect_timeout: Duration) -> Result<Arc<Self>, &'static str> {
-        Ok(Arc::new(Self {
-            target: Target::new(uri, connect_timeout)?,
+    /// A pool for `target` with at most `connections` open at once (at least one).
+    pub(crate) fn new(target: Target, connections: usize) -> Arc<Self> {
+        let cap = connections.clamp(1, Semaphore::MAX_PERMITS);
+        Arc::new(Self {
+            target,
             idle: Mutex::new(Vec::new()),
             reaper_started: AtomicBool::new(false),
-        }))
+            permits: Arc::new(Semaphore::new(cap)),
+            cap,
+            waiting: AtomicUsize::new(0),
+            returned: Notify::new(),
+        })
     }
 
-    /// Sends one request (`head` then `body`) and reads the response head. A pooled
-    /// connection the vendor closed while it sat idle (it fails before any byte of an answer)
-    /// is replaced by a fresh one, once.
+    /// Sends one request (`head` then `body`) and reads the response head.
+    ///
+    /// A pooled connection is checked for a close by the vendor before it is used. A request
+    /// is written at most once per call: it goes on a fresh connection only when a pooled one
+    /// failed before accepting any byte of it; once any byte is written, every failure is this
+    /// attempt's error (a re-sent generation could be billed twice; the attempt loop decides).
     pub(crate) async fn send(
         self: &Arc<Self>,
         head: &[u8],
         body: &[u8],
+        connect_timeout: Duration,
     ) -> Result<Response, SendError> {
-        if let Some(io) = self.take_idle() {
-            match self.exchange(io, head, body).await {
-                Ok(response) => return Ok(response),
-                Err(Exchange::Stale) => {}
-                Err(Exchange::Failed(err)) => return Err(err),
+        let (mut conn, pooled) = self.checkout(connect_timeout).await?;
+        match write_request(&mut conn.io, head, body).await {
+            Ok(()) => {}
+            Err((0, err)) if pooled && is_stale(&err) => {
+                let Conn { io, _permit } = conn;
+                drop(io);
+                conn = Conn {
+                    io: self.target.connect(connect_timeout).await?,
+                    _permit,
+                };
+                write_request(&mut conn.io, head, body)
+                    .await
+                    .map_err(|(_, err)| SendError::Io(err))?;
             }
+            Err((_, err)) => return Err(SendError::Io(err)),
         }
-        let io = self.target.connect().await?;
-        match self.exchange(io, head, body).await {
-            Ok(response) => Ok(response),
-            Err(Exchange::Stale) => Err(SendError::Io(io::ErrorKind::UnexpectedEof.into())),
-            Err(Exchange::Failed(err)) => Err(err),
+        self.read_head(conn).await
+    }
+
+    /// A connection for one request: the warmest live idle one, else a new one when the cap
+    /// allows, else the first to come back or be released within `timeout`.
+    async fn checkout(self: &Arc<Self>, timeout: Duration) -> Result<(Conn, bool), SendError> {
+        if let Some(conn) = self.take_idle() {
+            return Ok((conn, true));
+        }
+        if let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() {
+            return Ok((self.open(permit, timeout).await?, false));
+        }
+        self.wait_for_connection(timeout).await
+    }
+
+    async fn open(
+        &self,
+        permit: OwnedSemaphorePermit,
+        timeout: Duration,
+    ) -> Result<Conn, SendError> {
+        Ok(Conn {
+            io: self.target.connect(timeout).await?,
+            _permit: permit,
+        })
+    }
+
+    /// The slow path of [`Self::checkout`], when the host is at its cap.
+    async fn wait_for_connection(
+        self: &Arc<Self>,
+        timeout: Duration,
+    ) -> Result<(Conn, bool), SendError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting(&self.waiting);
+        loop {
+            let returned = self.returned.notified();
+            tokio::pin!(returned);
+            // Registered before looking at the idle list, so a connection put back after the
+            // look still wakes this waiter.
+            returned.as_mut().enable();
+            if let Some(conn) = self.take_idle() {
+                return Ok((conn, true));
+            }
+            tokio::select! {
+                permit = Arc::clone(&self.permits).acquire_owned() => {
+                    let permit = permit.map_err(|_| SendError::PoolFull(self.cap))?;
+                    return Ok((self.open(permit, timeout).await?, false));
+                }
+                () = &mut returned => {}
+                () = tokio::time::sleep_until(deadline) => return Err(SendError::PoolFull(self.cap)),
+            }
         }
     }
 
-    async fn exchange(
-        self: &Arc<Self>,
-        mut io: Io,
-        head: &[u8],
-        body: &[u8],
-    ) -> Result<Response, Exchange> {
-        write_request(&mut io, head, body)
-            .await
-            .map_err(Exchange::stale_or(SendError::Io))?;
+    /// Reads until a whole response head has arrived.
+    async fn read_head(self: &Arc<Self>, mut conn: Conn) -> Result<Response, SendError> {
         let mut buf = BytesMut::with_capacity(FIRST_READ);
+        let mut scan = HeadScan::default();
         loop {
             if buf.capacity() == buf.len() {
                 buf.reserve(FIRST_READ);
             }
-            let read = io.read_buf(&mut buf).await;
-            let nothing_yet = buf.is_empty();
-            match read {
-                Ok(0) if nothing_yet => return Err(Exchange::Stale),
-                Ok(0) => {
-                    return Err(Exchange::Failed(SendError::Io(
-                        io::ErrorKind::UnexpectedEof.into(),
-                    )));
-                }
+            match conn.io.read_buf(&mut buf).await {
+                Ok(0) => return Err(SendError::Io(io::ErrorKind::UnexpectedEof.into())),
                 Ok(_) => {}
-                Err(e) if nothing_yet => return Err(Exchange::stale_or(SendError::Io)(e)),
-                Err(e) => return Err(Exchange::Failed(SendError::Io(e))),
+                Err(err) => return Err(SendError::Io(err)),
             }
-            match wire::parse_head(&mut buf) {
-                Ok(Some(head)) => return Ok(Response::new(head, io, buf, Arc::clone(self))),
+            match scan.parse(&mut buf) {
+                Ok(Some(head)) => return Ok(Response::new(head, conn, buf, Arc::clone(self))),
                 Ok(None) => {}
-                Err(err) => return Err(Exchange::Failed(SendError::Head(err))),
+                Err(err) => return Err(SendError::Head(err)),
             }
         }
     }
 
-    fn take_idle(&self) -> Option<Io> {
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        while let Some(connection) = idle.pop() {
-            if connection.since.elapsed() >= POOL_IDLE {
-                // Everything below it went idle earlier.
-                idle.clear();
-                return None;
-            }
-            if !connection.io.is_closed() {
-                return Some(connection.io);
+    /// The warmest idle connection the vendor has not closed; expired and closed ones are
+    /// dropped on the way (which releases their permits).
+    fn take_idle(&self) -> Option<Conn> {
+        loop {
+            let connection = {
+                let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+                let connection = idle.pop()?;
+                if connection.since.elapsed() >= POOL_IDLE {
+                    // Everything below it went idle earlier.
+                    idle.clear();
+                    return None;
+                }
+                connection
+            };
+            // The check is a system call: made outside the lock.
+            if !connection.conn.io.is_closed() {
+                return Some(connection.conn);
             }
         }
-        None
     }
 
     /// A connection whose response was read to its end, ready for another request.
-    pub(crate) fn put(self: &Arc<Self>, io: Io) {
+    pub(crate) fn put(self: &Arc<Self>, conn: Conn) {
         {
             let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-            if idle.len() >= MAX_IDLE {
-                return;
-            }
             idle.push(IdleConnection {
-                io,
+                conn,
                 since: Instant::now(),
             });
+        }
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.returned.notify_waiters();
         }
         if !self.reaper_started.swap(true, Ordering::Relaxed) {
             self.start_reaper();
@@ -193,7 +270,7 @@ impl Pool {
                 every.tick().await;
                 let Some(pool) = pool.upgrade() else { return };
                 let mut idle = pool.idle.lock().unwrap_or_else(PoisonError::into_inner);
-                idle.retain(|c| c.since.elapsed() < POOL_IDLE && !c.io.is_closed());
+                idle.retain(|c| c.since.elapsed() < POOL_IDLE && !c.conn.io.is_closed());
             }
         });
     }
@@ -208,40 +285,43 @@ impl Pool {
     }
 }
 
-/// How an exchange failed: `Stale` when a connection died before any byte of an answer (a
-/// pooled connection the vendor had closed), so the request can go on a fresh one.
-enum Exchange {
-    Stale,
-    Failed(SendError),
-}
+/// Counts a request as waiting for a connection while it lives.
+struct Waiting<'a>(&'a AtomicUsize);
 
-impl Exchange {
-    fn stale_or(wrap: fn(io::Error) -> SendError) -> impl Fn(io::Error) -> Self {
-        move |err| match err.kind() {
-            io::ErrorKind::BrokenPipe
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::UnexpectedEof => Self::Stale,
-            _ => Self::Failed(wrap(err)),
-        }
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
-/// Writes head and body, gathered into as few writes as the socket allows.
-async fn write_request(io: &mut Io, head: &[u8], body: &[u8]) -> io::Result<()> {
+/// Whether a write error means the vendor had closed the connection.
+fn is_stale(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::UnexpectedEof
+    )
+}
+
+/// Writes head and body, gathered into as few writes as the socket allows. On failure, also
+/// says how many bytes the connection had accepted.
+async fn write_request(io: &mut Io, head: &[u8], body: &[u8]) -> Result<(), (usize, io::Error)> {
     let total = head.len() + body.len();
     let mut written = 0;
     while written < total {
         let n = if written < head.len() {
             io.write_vectored(&[IoSlice::new(&head[written..]), IoSlice::new(body)])
-                .await?
+                .await
         } else {
-            io.write(&body[written - head.len()..]).await?
-        };
+            io.write(&body[written - head.len()..]).await
+        }
+        .map_err(|err| (written, err))?;
         if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
+            return Err((written, io::ErrorKind::WriteZero.into()));
         }
         written += n;
     }
-    io.flush().await
+    io.flush().await.map_err(|err| (written, err))
 }

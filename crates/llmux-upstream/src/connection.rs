@@ -1,5 +1,6 @@
-//! One connection to a vendor: TCP (`TCP_NODELAY`, keep-alive probes) and, for `https`, rustls
-//! (ring provider, webpki roots, ALPN `http/1.1` only), the whole connect under one deadline.
+//! One connection to a vendor: TCP (`TCP_NODELAY`, keep-alive probes), a CONNECT tunnel when a
+//! proxy is configured, and, for `https`, rustls (ring provider; webpki and/or system roots plus
+//! `tls.ca_file`; ALPN `http/1.1` only), the whole connect under one deadline.
 
 use std::io;
 use std::pin::Pin;
@@ -14,7 +15,13 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
+use llmux_config::{Tls, TlsRoots};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+
+use crate::Error;
 use crate::client::SendError;
+use crate::proxy::Proxy;
 
 /// TCP keep-alive probes on upstream connections.
 const TCP_KEEPALIVE: Duration = Duration::from_secs(15);
@@ -26,7 +33,8 @@ pub(crate) struct Target {
     host: String,
     port: u16,
     tls: Option<(ServerName<'static>, TlsConnector)>,
-    timeout: Duration,
+    /// The HTTP proxy vendor traffic to this host goes through (a CONNECT tunnel), if any.
+    proxy: Option<Arc<Proxy>>,
 }
 
 impl std::fmt::Debug for Target {
@@ -35,30 +43,23 @@ impl std::fmt::Debug for Target {
             .field("host", &self.host)
             .field("port", &self.port)
             .field("tls", &self.tls.is_some())
-            .field("timeout", &self.timeout)
+            .field("proxy", &self.proxy)
             .finish()
     }
 }
 
 impl Target {
-    /// The host of `uri` (`http` or `https`), connected to within `timeout`.
-    pub(crate) fn new(uri: &Uri, timeout: Duration) -> Result<Self, &'static str> {
-        let tls = match uri.scheme_str() {
-            Some("https") => true,
-            Some("http") => false,
-            _ => return Err("base_url must be http or https"),
-        };
-        let host = uri.host().ok_or("base_url has no host")?;
-        let host = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host)
-            .to_owned();
-        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-        let tls = if tls {
+    /// The host of `uri` (`http` or `https`); `tls` is the client configuration for `https`
+    /// and `proxy` the tunnel to go through.
+    pub(crate) fn new(
+        uri: &Uri,
+        tls: &Arc<rustls::ClientConfig>,
+        proxy: Option<Arc<Proxy>>,
+    ) -> Result<Self, &'static str> {
+        let (host, port, is_tls) = host_port(uri)?;
+        let tls = if is_tls {
             let name = ServerName::try_from(host.clone()).map_err(|_| "invalid TLS server name")?;
-            let config = tls_config().map_err(|_| "cannot set up TLS")?;
-            Some((name, TlsConnector::from(config)))
+            Some((name, TlsConnector::from(Arc::clone(tls))))
         } else {
             None
         };
@@ -66,24 +67,25 @@ impl Target {
             host,
             port,
             tls,
-            timeout,
+            proxy,
         })
     }
 
-    /// Opens a connection: TCP, then TLS when the target wants it, all within the deadline.
-    pub(crate) async fn connect(&self) -> Result<Io, SendError> {
+    /// Opens a connection: TCP (to the proxy, then a tunnel through it, when there is one),
+    /// then TLS when the target wants it, all within `timeout`.
+    pub(crate) async fn connect(&self, timeout: Duration) -> Result<Io, SendError> {
         let connecting = async {
-            let tcp = TcpStream::connect((self.host.as_str(), self.port))
-                .await
-                .map_err(SendError::Connect)?;
-            tcp.set_nodelay(true).map_err(SendError::Connect)?;
-            let keepalive = socket2::TcpKeepalive::new()
-                .with_time(TCP_KEEPALIVE)
-                .with_interval(TCP_KEEPALIVE)
-                .with_retries(3);
-            socket2::SockRef::from(&tcp)
-                .set_tcp_keepalive(&keepalive)
-                .map_err(SendError::Connect)?;
+            let tcp = match &self.proxy {
+                None => tcp_connect(&self.host, self.port).await?,
+                Some(proxy) => {
+                    let mut tcp = tcp_connect(proxy.host(), proxy.port()).await?;
+                    proxy
+                        .tunnel(&mut tcp, &self.host, self.port)
+                        .await
+                        .map_err(SendError::Connect)?;
+                    tcp
+                }
+            };
             match &self.tls {
                 None => Ok(Io::Plain(tcp)),
                 Some((name, connector)) => {
@@ -95,32 +97,108 @@ impl Target {
                 }
             }
         };
-        tokio::time::timeout(self.timeout, connecting)
+        tokio::time::timeout(timeout, connecting)
             .await
             .map_err(|_| SendError::ConnectTimeout)?
     }
 }
 
-/// One TLS configuration per process: loading the root store is the costly part (time and
+/// The host (IPv6 brackets removed), port and whether `uri` is `https`.
+pub(crate) fn host_port(uri: &Uri) -> Result<(String, u16, bool), &'static str> {
+    let tls = match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => false,
+        _ => return Err("base_url must be http or https"),
+    };
+    let host = uri.host().ok_or("base_url has no host")?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+        .to_ascii_lowercase();
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    Ok((host, port, tls))
+}
+
+/// TCP with `TCP_NODELAY` and keep-alive probes.
+async fn tcp_connect(host: &str, port: u16) -> Result<TcpStream, SendError> {
+    let tcp = TcpStream::connect((host, port))
+        .await
+        .map_err(SendError::Connect)?;
+    tcp.set_nodelay(true).map_err(SendError::Connect)?;
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(TCP_KEEPALIVE)
+        .with_interval(TCP_KEEPALIVE)
+        .with_retries(3);
+    socket2::SockRef::from(&tcp)
+        .set_tcp_keepalive(&keepalive)
+        .map_err(SendError::Connect)?;
+    Ok(tcp)
+}
+
+/// The TLS client configuration for `tls`: which roots, plus the CA file. The default (webpki
+/// roots only) is built once per process: loading a root store is the costly part (time and
 /// memory), and every snapshot's pools can share it.
-fn tls_config() -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
-    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
-    if let Some(config) = CONFIG.get() {
-        return Ok(config.clone());
+pub(crate) fn tls_config(tls: &Tls) -> Result<Arc<rustls::ClientConfig>, Error> {
+    static DEFAULT: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+    let default = tls.ca_file.is_none() && tls.roots == TlsRoots::Webpki;
+    if default && let Some(config) = DEFAULT.get() {
+        return Ok(Arc::clone(config));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    if matches!(tls.roots, TlsRoots::Webpki | TlsRoots::Both) {
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    }
+    if matches!(tls.roots, TlsRoots::System | TlsRoots::Both) {
+        let native = rustls_native_certs::load_native_certs();
+        let (added, _ignored) = roots.add_parsable_certificates(native.certs);
+        if added == 0 && tls.roots == TlsRoots::System && tls.ca_file.is_none() {
+            return Err(build_error(format!(
+                "tls.roots is 'system' but no system CA certificate could be loaded ({} errors)",
+                native.errors.len()
+            )));
+        }
+    }
+    if let Some(path) = &tls.ca_file {
+        let shown = path.display();
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| build_error(format!("cannot read tls.ca_file '{shown}': {e}")))?;
+        let mut count = 0usize;
+        for cert in certs {
+            let cert =
+                cert.map_err(|e| build_error(format!("cannot parse tls.ca_file '{shown}': {e}")))?;
+            roots.add(cert).map_err(|e| {
+                build_error(format!(
+                    "tls.ca_file '{shown}' holds a certificate that is not a valid CA: {e}"
+                ))
+            })?;
+            count += 1;
+        }
+        if count == 0 {
+            return Err(build_error(format!(
+                "tls.ca_file '{shown}' holds no PEM certificate"
+            )));
+        }
     }
     // A provider installed by the process wins; else ring (the only one in the tree, see deny.toml).
     let provider = rustls::crypto::CryptoProvider::get_default()
         .cloned()
         .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Build(Box::new(e)))?
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(CONFIG.get_or_init(|| Arc::new(config)).clone())
+    let config = Arc::new(config);
+    if default {
+        return Ok(Arc::clone(DEFAULT.get_or_init(|| config)));
+    }
+    Ok(config)
+}
+
+fn build_error(message: String) -> Error {
+    Error::Build(message.into())
 }
 
 /// A plain or TLS connection.
@@ -141,7 +219,9 @@ impl std::fmt::Debug for Io {
 
 impl Io {
     /// Whether an idle pooled connection has been closed (or sent something unasked) by the
-    /// vendor. Costs no system call unless the socket was reported readable.
+    /// vendor: one non-blocking `MSG_PEEK` on the socket. It asks the kernel rather than the
+    /// runtime's readiness flags, which may not have seen a close that already arrived; a
+    /// request written to such a connection could not be safely re-sent.
     pub(crate) fn is_closed(&self) -> bool {
         let tcp = match self {
             Self::Plain(tcp) => tcp,
@@ -149,7 +229,11 @@ impl Io {
         };
         // Any byte counts as closed: an idle HTTP/1.1 connection has nothing to say, and a
         // TLS record read here would desynchronise the session anyway.
-        !matches!(tcp.try_read(&mut [0u8; 1]), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+        let mut byte = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        !matches!(
+            socket2::SockRef::from(tcp).peek(&mut byte),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock
+        )
     }
 }
 

@@ -308,6 +308,7 @@ mod tests {
             (b"\r\n", FramingError::ChunkSize),
             (b"5 x\r\nhello\r\n", FramingError::ChunkSize),
             (b"1000000000000000\r\n", FramingError::ChunkSize),
+            (b"ffffffffffffffffff\r\n", FramingError::ChunkSize),
             (b"5\r\nhelloXY0\r\n\r\n", FramingError::ChunkEnd),
         ] {
             assert_eq!(

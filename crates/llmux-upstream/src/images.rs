@@ -7,6 +7,17 @@
 //! hops to internal addresses and caps the number of redirects, and the body is read with a hard
 //! size limit inside one deadline. Only `image/*` content (or octet-stream with image magic bytes)
 //! is accepted.
+//!
+//! Proxies from the environment (`HTTP(S)_PROXY`) are ignored: through a proxy the resolver
+//! never sees the target, so the guard would not apply. Only `images.proxy` is used, and then
+//! every hop's host is resolved and checked here before the request is sent (redirects are
+//! followed by this module, not by reqwest, so each hop can be checked asynchronously). The
+//! proxy resolves the name again, so a name whose answers change between the two lookups (DNS
+//! rebinding) is the remaining gap; use `allow_addresses` with an IP-literal allow-list where
+//! that matters.
+//!
+//! [`ImageBudget`] bounds what one request may download: how many URLs and how many bytes
+//! together, counted while streaming.
 
 use std::error::Error as StdError;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -46,6 +57,80 @@ pub enum ImageError {
     /// Network failure.
     #[error("image download failed: {0}")]
     Network(String),
+    /// The request already fetched as many image URLs as one request may.
+    #[error("a request may fetch at most {0} image URLs")]
+    TooMany(usize),
+    /// The request's images together are over the size limit.
+    #[error("the images of one request are larger than the limit of {0} bytes together")]
+    TotalTooLarge(usize),
+}
+
+/// What one client request may still download (`images.max_per_request` URLs and
+/// `images.max_total_bytes` bytes together). The server creates one per request and passes it
+/// to [`ImageFetcher::fetch_within`] for each URL.
+#[derive(Debug, Clone)]
+pub struct ImageBudget {
+    max_urls: usize,
+    max_bytes: usize,
+    urls: usize,
+    bytes: usize,
+}
+
+impl ImageBudget {
+    /// A fresh budget under the `images:` settings.
+    pub fn new(settings: &Images) -> Self {
+        Self {
+            max_urls: settings.max_per_request,
+            max_bytes: settings.max_total_bytes,
+            urls: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Bytes downloaded so far under this budget.
+    pub fn bytes_used(&self) -> usize {
+        self.bytes
+    }
+
+    /// URLs fetched (or attempted) so far under this budget.
+    pub fn urls_used(&self) -> usize {
+        self.urls
+    }
+}
+
+/// Byte limits of one download: the image's own and what is left of the request's budget.
+struct Limits<'a> {
+    per_image: usize,
+    budget: Option<&'a mut ImageBudget>,
+}
+
+impl Limits<'_> {
+    /// Counts `more` bytes on top of `have` already read for this image.
+    fn take(&mut self, have: usize, more: usize) -> Result<(), ImageError> {
+        if have.saturating_add(more) > self.per_image {
+            return Err(ImageError::TooLarge(self.per_image));
+        }
+        if let Some(budget) = self.budget.as_deref_mut() {
+            if budget.bytes.saturating_add(more) > budget.max_bytes {
+                return Err(ImageError::TotalTooLarge(budget.max_bytes));
+            }
+            budget.bytes += more;
+        }
+        Ok(())
+    }
+
+    /// Refuses a declared length that cannot fit.
+    fn check_declared(&self, length: u64) -> Result<(), ImageError> {
+        if length > self.per_image as u64 {
+            return Err(ImageError::TooLarge(self.per_image));
+        }
+        if let Some(budget) = self.budget.as_deref()
+            && length > budget.max_bytes.saturating_sub(budget.bytes) as u64
+        {
+            return Err(ImageError::TotalTooLarge(budget.max_bytes));
+        }
+        Ok(())
+    }
 }
 
 /// A downloaded image.
@@ -121,27 +206,55 @@ fn is_internal_v4(ip: Ipv4Addr) -> bool {
         || a >= 240 // reserved
 }
 
-/// Resolves names with the system resolver, then refuses internal answers.
+/// Resolves names with the system resolver, then refuses internal answers (except for the
+/// configured proxy's own name: an internal proxy is the usual case).
 struct GuardedResolver {
     policy: AddressPolicy,
+    proxy_host: Option<String>,
 }
 
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
-        let policy = self.policy.clone();
+        let policy = if self
+            .proxy_host
+            .as_deref()
+            .is_some_and(|p| p.eq_ignore_ascii_case(name.as_str()))
+        {
+            AddressPolicy {
+                allow_private: true,
+                allow: Vec::new(),
+            }
+        } else {
+            self.policy.clone()
+        };
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            for addr in &addrs {
-                policy.check(addr.ip()).map_err(|why| {
-                    Box::new(Refusal(format!("{host} resolves to {why}")))
-                        as Box<dyn StdError + Send + Sync>
-                })?;
-            }
+            let addrs = resolve_checked(&host, &policy).await.map_err(|e| match e {
+                Resolved::Io(e) => Box::new(e) as Box<dyn StdError + Send + Sync>,
+                Resolved::Refused(why) => Box::new(Refusal(why)),
+            })?;
             Ok(Box::new(addrs.into_iter()) as Addrs)
         })
     }
+}
+
+enum Resolved {
+    Io(std::io::Error),
+    Refused(String),
+}
+
+/// Every address of `host`, or the refusal of the first internal one.
+async fn resolve_checked(host: &str, policy: &AddressPolicy) -> Result<Vec<SocketAddr>, Resolved> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, 0))
+        .await
+        .map_err(Resolved::Io)?
+        .collect();
+    for addr in &addrs {
+        policy
+            .check(addr.ip())
+            .map_err(|why| Resolved::Refused(format!("{host} resolves to {why}")))?;
+    }
+    Ok(addrs)
 }
 
 /// A policy refusal carried through reqwest's error chain.
@@ -155,17 +268,6 @@ impl std::fmt::Display for Refusal {
 }
 
 impl StdError for Refusal {}
-
-#[derive(Debug)]
-struct TooManyRedirects;
-
-impl std::fmt::Display for TooManyRedirects {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("too many redirects")
-    }
-}
-
-impl StdError for TooManyRedirects {}
 
 /// Checks a URL's scheme and, for IP-literal hosts, its address (named hosts are checked by the
 /// resolver at connect time).
@@ -188,67 +290,153 @@ pub struct ImageFetcher {
     client: reqwest::Client,
     settings: Images,
     policy: AddressPolicy,
+    /// Whether `images.proxy` is set: every hop's host is then resolved and checked here.
+    proxied: bool,
 }
 
 impl ImageFetcher {
-    /// A fetcher for the `images:` settings.
+    /// A fetcher for the `images:` settings. Environment proxies are ignored; `images.proxy`
+    /// is used when set (a malformed one is an [`crate::Error::Build`]).
     pub fn new(settings: &Images) -> Result<Self, crate::Error> {
         let policy = AddressPolicy {
             allow_private: settings.allow_private_networks,
             allow: settings.allow_addresses.clone(),
         };
-        let max_redirects = settings.max_redirects;
-        let redirect_policy = policy.clone();
-        let client = reqwest::Client::builder()
+        let proxy = settings
+            .proxy
+            .as_deref()
+            .map(|url| {
+                let parsed = reqwest::Url::parse(url).map_err(|_| {
+                    crate::Error::Build("images.proxy is not a valid proxy URL".into())
+                })?;
+                let host = parsed.host_str().map(str::to_owned);
+                let proxy = reqwest::Proxy::all(parsed).map_err(|_| {
+                    crate::Error::Build("images.proxy is not a valid proxy URL".into())
+                })?;
+                Ok::<_, crate::Error>((proxy, host))
+            })
+            .transpose()?;
+        let proxy_host = proxy.as_ref().and_then(|(_, host)| host.clone());
+        let mut builder = reqwest::Client::builder()
+            // Never the environment's proxy: the guard must see the real target.
+            .no_proxy()
             .dns_resolver(Arc::new(GuardedResolver {
                 policy: policy.clone(),
+                proxy_host,
             }))
-            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
-                if attempt.previous().len() > max_redirects as usize {
-                    return attempt.error(TooManyRedirects);
-                }
-                match check_url(attempt.url(), &redirect_policy) {
-                    Ok(()) => attempt.follow(),
-                    Err(refused) => attempt.error(Refusal(refused.to_string())),
-                }
-            }))
+            // Redirects are followed in `download`, each hop checked before it is requested.
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_millis(settings.timeout_ms))
             .user_agent(concat!(
                 "llmux/",
                 env!("CARGO_PKG_VERSION"),
                 " (image fetch)"
-            ))
+            ));
+        let proxied = proxy.is_some();
+        if let Some((proxy, _)) = proxy {
+            builder = builder.proxy(proxy);
+        }
+        let client = builder
             .build()
             .map_err(|e| crate::Error::Build(Box::new(e)))?;
         Ok(Self {
             client,
             settings: settings.clone(),
             policy,
+            proxied,
         })
     }
 
     /// Downloads `url` (http or https) as an image.
     pub async fn fetch(&self, url: &str) -> Result<Fetched, ImageError> {
+        self.fetch_limited(url, None).await
+    }
+
+    /// Downloads `url` as an image under one request's `budget`: refused when the request has
+    /// fetched `images.max_per_request` URLs already, stopped as soon as the request's bytes
+    /// together would pass `images.max_total_bytes`.
+    pub async fn fetch_within(
+        &self,
+        url: &str,
+        budget: &mut ImageBudget,
+    ) -> Result<Fetched, ImageError> {
+        if budget.urls >= budget.max_urls {
+            return Err(ImageError::TooMany(budget.max_urls));
+        }
+        budget.urls += 1;
+        self.fetch_limited(url, Some(budget)).await
+    }
+
+    async fn fetch_limited(
+        &self,
+        url: &str,
+        budget: Option<&mut ImageBudget>,
+    ) -> Result<Fetched, ImageError> {
         if !self.settings.fetch {
             return Err(ImageError::Disabled);
         }
         let parsed =
             reqwest::Url::parse(url).map_err(|_| ImageError::Scheme("invalid URL".into()))?;
         check_url(&parsed, &self.policy)?;
+        let limits = Limits {
+            per_image: self.settings.max_bytes,
+            budget,
+        };
         let deadline = Duration::from_millis(self.settings.timeout_ms);
-        match tokio::time::timeout(deadline, self.download(parsed)).await {
+        match tokio::time::timeout(deadline, self.download(parsed, limits)).await {
             Ok(result) => result,
             Err(_) => Err(ImageError::Timeout(self.settings.timeout_ms)),
         }
     }
 
-    async fn download(&self, url: reqwest::Url) -> Result<Fetched, ImageError> {
-        let mut response = self
-            .client
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| classify(&e, self.settings.max_redirects))?;
+    /// Checks one hop: its scheme and address, and, through a proxy (which resolves the name
+    /// itself), the addresses its name resolves to.
+    async fn check_hop(&self, url: &reqwest::Url) -> Result<(), ImageError> {
+        check_url(url, &self.policy)?;
+        if self.proxied
+            && let Some(url::Host::Domain(host)) = url.host()
+        {
+            resolve_checked(host, &self.policy)
+                .await
+                .map_err(|e| match e {
+                    Resolved::Refused(why) => ImageError::Refused(why),
+                    Resolved::Io(_) => ImageError::Network(format!("cannot resolve {host}")),
+                })?;
+        }
+        Ok(())
+    }
+
+    async fn download(
+        &self,
+        mut url: reqwest::Url,
+        mut limits: Limits<'_>,
+    ) -> Result<Fetched, ImageError> {
+        let mut redirects = 0u32;
+        let mut response = loop {
+            self.check_hop(&url).await?;
+            let response = self
+                .client
+                .get(url.clone())
+                .send()
+                .await
+                .map_err(|e| classify(&e))?;
+            if !response.status().is_redirection() {
+                break response;
+            }
+            let Some(next) = response
+                .headers()
+                .get(http::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|location| url.join(location).ok())
+            else {
+                return Err(ImageError::Status(response.status().as_u16()));
+            };
+            redirects += 1;
+            if redirects > self.settings.max_redirects {
+                return Err(ImageError::Redirects(self.settings.max_redirects));
+            }
+            url = next;
+        };
         if !response.status().is_success() {
             return Err(ImageError::Status(response.status().as_u16()));
         }
@@ -264,22 +452,12 @@ impl ImageFetcher {
                     .to_ascii_lowercase()
             })
             .unwrap_or_default();
-        let limit = self.settings.max_bytes;
-        if response
-            .content_length()
-            .is_some_and(|len| len > limit as u64)
-        {
-            return Err(ImageError::TooLarge(limit));
+        if let Some(length) = response.content_length() {
+            limits.check_declared(length)?;
         }
         let mut bytes = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| classify(&e, self.settings.max_redirects))?
-        {
-            if bytes.len() + chunk.len() > limit {
-                return Err(ImageError::TooLarge(limit));
-            }
+        while let Some(chunk) = response.chunk().await.map_err(|e| classify(&e))? {
+            limits.take(bytes.len(), chunk.len())?;
             bytes.extend_from_slice(&chunk);
         }
         let media_type = if declared.starts_with("image/") {
@@ -298,14 +476,11 @@ impl ImageFetcher {
     }
 }
 
-fn classify(err: &reqwest::Error, max_redirects: u32) -> ImageError {
+fn classify(err: &reqwest::Error) -> ImageError {
     let mut source: Option<&(dyn StdError + 'static)> = Some(err);
     while let Some(e) = source {
         if let Some(refusal) = e.downcast_ref::<Refusal>() {
             return ImageError::Refused(refusal.0.clone());
-        }
-        if e.downcast_ref::<TooManyRedirects>().is_some() {
-            return ImageError::Redirects(max_redirects);
         }
         source = e.source();
     }

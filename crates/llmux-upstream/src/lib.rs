@@ -2,15 +2,25 @@
 //!
 //! [`Endpoints`] holds, per credential, the request URIs, the request headers (auth included)
 //! and the timeouts, computed once at config load so the hot path parses and formats nothing,
-//! and the keep-alive pool of the credential's vendor host ([`client`]: our own HTTP/1.1 client
-//! over TCP or rustls, `TCP_NODELAY`, no redirects). Credentials on the same host with the same
-//! connect timeout share one pool. Answers come back as [`Response`]. [`images`] downloads
-//! image URLs for vendors that need inline data, refusing internal addresses.
+//! and the keep-alive pool of the credential's vendor host (`client`: our own HTTP/1.1 client
+//! over TCP or rustls, `TCP_NODELAY`, no redirects). Credentials on the same host share one
+//! pool, capped at `limits.upstream_connections_per_host` connections. [`UpstreamOptions`]
+//! carries what applies to every vendor connection: trust roots (`tls:`), proxies from the
+//! environment ([`ProxySettings`]) and that cap; [`Endpoints::prepare_with`] takes them.
+//! Answers come back as [`Response`]. [`images`] downloads image URLs for vendors that need
+//! inline data, refusing internal addresses.
+//!
+//! Nothing a client or a vendor sends may crash llmux, misuse a credential or hold unbounded
+//! memory: a client's model name is one path segment of a vendor URL or refused
+//! ([`Endpoint::gemini_url`]); response heads, chunk-size lines and trailers are bounded and
+//! scanned once; a request is written at most once per call (a pooled connection is checked
+//! for a close before it is used, never re-sent after it was written to).
 
 mod client;
 mod connection;
 mod framing;
 pub mod images;
+mod proxy;
 mod response;
 mod wire;
 
@@ -19,10 +29,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, Uri};
-use llmux_config::{Api, Credential, Timeouts};
+use llmux_config::{Api, Config, Credential, Timeouts, Tls};
 use llmux_protocol::error::ErrorKind;
 
 pub use client::SendError;
+pub use proxy::ProxySettings;
 pub use response::{Body, BodyError, Response};
 pub use wire::HeadError;
 
@@ -31,8 +42,9 @@ use crate::wire::HeaderLines;
 /// Failure to build a client or send a request.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// An HTTP client could not be built (TLS setup).
-    #[error("cannot build the upstream HTTP client")]
+    /// An HTTP client could not be built (TLS setup: a CA file that cannot be read or parsed;
+    /// a malformed proxy variable).
+    #[error("cannot build the upstream HTTP client: {0}")]
     Build(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A credential's base URL or secret cannot form a request.
     #[error("credential '{0}' cannot form an upstream request: {1}")]
@@ -43,6 +55,10 @@ pub enum Error {
     /// No response head arrived within the first-byte timeout.
     #[error("upstream did not answer within {0} ms")]
     FirstByteTimeout(u64),
+    /// A model name from the client cannot be put in a vendor URL (it must be exactly one
+    /// path segment). Holds the name (escaped, shortened) and why.
+    #[error("model name '{0}' {1}")]
+    InvalidModel(String, &'static str),
 }
 
 impl Error {
@@ -54,6 +70,7 @@ impl Error {
             Self::Send(_) => ErrorKind::UpstreamUnreachable,
             Self::FirstByteTimeout(_) => ErrorKind::UpstreamTimeout,
             Self::Build(_) | Self::Credential(..) => ErrorKind::Internal,
+            Self::InvalidModel(..) => ErrorKind::InvalidRequest,
         }
     }
 }
@@ -96,20 +113,26 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// Gemini's `models/{model}:generateContent`, or `:streamGenerateContent?alt=sse`.
+    ///
+    /// The model comes from the client, and the URL carries the credential's key, so the name
+    /// must stay one path segment of this URL: an optional leading `models/` (Gemini's own
+    /// spelling) is dropped, then any `/`, `\`, `%`, `?`, `#`, whitespace or control character,
+    /// and a name that is empty, `.` or `..`, is refused ([`Error::InvalidModel`]).
     pub fn gemini_url(&self, model: &str, stream: bool) -> Result<Uri, Error> {
-        let model = model.strip_prefix("models/").unwrap_or(model);
+        let name = model.strip_prefix("models/").unwrap_or(model);
+        check_path_segment(name).map_err(|why| Error::InvalidModel(shown_model(model), why))?;
         let operation = if stream {
             "streamGenerateContent?alt=sse"
         } else {
             "generateContent"
         };
-        let mut url = String::with_capacity(self.base.len() + model.len() + 40);
+        let mut url = String::with_capacity(self.base.len() + name.len() + 40);
         url.push_str(&self.base);
         url.push_str("/models/");
-        push_path_escaped(&mut url, model);
+        push_path_escaped(&mut url, name);
         url.push(':');
         url.push_str(operation);
-        Uri::try_from(url).map_err(|_| Error::Credential(String::new(), "invalid Gemini model URL"))
+        Uri::try_from(url).map_err(|_| Error::InvalidModel(shown_model(model), "cannot form a URL"))
     }
 
     /// Sends a JSON POST with only our own headers (never the client's: no cookies, no
@@ -142,7 +165,8 @@ impl Endpoint {
     /// Sends on this credential's pool (every URL of an endpoint is on its base URL's host).
     async fn send(&self, head: &[u8], body: &[u8], first_byte_ms: u64) -> Result<Response, Error> {
         let first_byte = Duration::from_millis(first_byte_ms);
-        match tokio::time::timeout(first_byte, self.pool.send(head, body)).await {
+        let connect = Duration::from_millis(self.timeouts.connect_ms);
+        match tokio::time::timeout(first_byte, self.pool.send(head, body, connect)).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(err)) => Err(Error::Send(err)),
             Err(_) => Err(Error::FirstByteTimeout(first_byte_ms)),
@@ -150,11 +174,48 @@ impl Endpoint {
     }
 }
 
-/// Percent-encodes what cannot stand in a URI path (a model name is free text; `/` stays, as
-/// in `tunedModels/…`, and so does an existing `%` escape).
-fn push_path_escaped(out: &mut String, path: &str) {
-    for byte in path.bytes() {
-        let keep = byte.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/%".contains(&byte);
+/// Why `name` cannot be one path segment of a vendor URL, if it cannot.
+fn check_path_segment(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("is empty");
+    }
+    if name == "." || name == ".." {
+        return Err("is not a single path segment");
+    }
+    for c in name.chars() {
+        match c {
+            '/' | '\\' => return Err("is not a single path segment"),
+            // A real model id never has one, and a decoding proxy or vendor could turn
+            // `%2e%2e%2f` back into `../`.
+            '%' => return Err("contains '%' (percent-encodings are not accepted)"),
+            '?' | '#' => return Err("contains '?' or '#'"),
+            c if c.is_whitespace() || c.is_control() => {
+                return Err("contains whitespace or a control character");
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// A client's model name as an error shows it: escaped, and cut after 100 characters.
+fn shown_model(model: &str) -> String {
+    let mut shown: String = model
+        .chars()
+        .take(100)
+        .flat_map(char::escape_debug)
+        .collect();
+    if model.chars().nth(100).is_some() {
+        shown.push('…');
+    }
+    shown
+}
+
+/// Percent-encodes what cannot stand in a URI path segment (a model name checked by
+/// [`check_path_segment`]; non-ASCII characters are encoded as UTF-8).
+fn push_path_escaped(out: &mut String, segment: &str) {
+    for byte in segment.bytes() {
+        let keep = byte.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@".contains(&byte);
         if keep {
             out.push(char::from(byte));
         } else {
@@ -187,18 +248,67 @@ fn host_header(uri: &Uri) -> Option<HeaderValue> {
     HeaderValue::from_str(&value).ok()
 }
 
+/// How vendor connections are made, shared by every credential: trust roots, proxies and the
+/// connection cap per vendor host.
+#[derive(Debug, Clone)]
+pub struct UpstreamOptions {
+    /// Trust roots (`tls:`).
+    pub tls: Tls,
+    /// Proxies from the environment (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`).
+    pub proxies: ProxySettings,
+    /// Connections open at once to one vendor host (`limits.upstream_connections_per_host`).
+    pub connections_per_host: usize,
+}
+
+impl Default for UpstreamOptions {
+    /// Webpki roots, no proxy, 512 connections per host.
+    fn default() -> Self {
+        Self {
+            tls: Tls::default(),
+            proxies: ProxySettings::default(),
+            connections_per_host: llmux_config::Limits::default().upstream_connections_per_host,
+        }
+    }
+}
+
+impl UpstreamOptions {
+    /// The options of `config`, with proxies read through `env` (the process environment in
+    /// production, a closure in tests). Fails on a malformed proxy variable.
+    pub fn from_config(
+        config: &Config,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, Error> {
+        Ok(Self {
+            tls: config.tls.clone(),
+            proxies: ProxySettings::from_env(env)?,
+            connections_per_host: config.limits.upstream_connections_per_host,
+        })
+    }
+}
+
 /// One [`Endpoint`] per credential, in the routing table's credential order.
 #[derive(Debug, Clone, Default)]
 pub struct Endpoints(Vec<Endpoint>);
 
 impl Endpoints {
-    /// Prepares every credential's URIs, headers and pool (one pool per scheme, host, port
-    /// and connect timeout).
+    /// Prepares every credential's URIs, headers and pool with the default options (webpki
+    /// roots, no proxy, 512 connections per host): [`Self::prepare_with`].
     pub fn prepare(credentials: &[Credential]) -> Result<Self, Error> {
-        let mut pools: HashMap<(String, u64), Arc<client::Pool>> = HashMap::new();
+        Self::prepare_with(credentials, &UpstreamOptions::default())
+    }
+
+    /// Prepares every credential's URIs, headers and pool: one pool per scheme, host and port,
+    /// shared by the credentials on it. Fails when the TLS roots cannot be loaded (an
+    /// unreadable `tls.ca_file`) or a credential cannot form a request.
+    pub fn prepare_with(
+        credentials: &[Credential],
+        options: &UpstreamOptions,
+    ) -> Result<Self, Error> {
+        let tls = connection::tls_config(&options.tls)?;
+        let mut pools: HashMap<String, Arc<client::Pool>> = HashMap::new();
         let mut out = Vec::with_capacity(credentials.len());
         for credential in credentials {
-            out.push(prepare(credential, &mut pools)?);
+            out.push(prepare(credential, &mut pools, &tls, options)?);
         }
         Ok(Self(out))
     }
@@ -211,7 +321,9 @@ impl Endpoints {
 
 fn prepare(
     credential: &Credential,
-    pools: &mut HashMap<(String, u64), Arc<client::Pool>>,
+    pools: &mut HashMap<String, Arc<client::Pool>>,
+    tls: &Arc<rustls::ClientConfig>,
+    options: &UpstreamOptions,
 ) -> Result<Endpoint, Error> {
     let base = credential.base_url.as_str().trim_end_matches('/');
     let join = |op: &str| {
@@ -249,20 +361,20 @@ fn prepare(
         http::header::HOST,
         host_header(&chat_url).ok_or_else(|| invalid("base_url has no valid host"))?,
     );
-    let connect_ms = credential.timeouts.connect_ms;
-    let pool_key = (
-        format!(
-            "{}://{}",
-            chat_url.scheme_str().unwrap_or_default(),
-            chat_url.authority().map_or("", |a| a.as_str())
-        ),
-        connect_ms,
+    // The connect timeout is the request's, so credentials with different timeouts on one
+    // host still share its pool and its connection cap.
+    let pool_key = format!(
+        "{}://{}",
+        chat_url.scheme_str().unwrap_or_default(),
+        chat_url.authority().map_or("", |a| a.as_str())
     );
     let pool = match pools.get(&pool_key) {
         Some(pool) => Arc::clone(pool),
         None => {
-            let pool =
-                client::Pool::new(&chat_url, Duration::from_millis(connect_ms)).map_err(invalid)?;
+            let (host, port, https) = connection::host_port(&chat_url).map_err(invalid)?;
+            let proxy = options.proxies.for_target(https, &host, port);
+            let target = connection::Target::new(&chat_url, tls, proxy).map_err(invalid)?;
+            let pool = client::Pool::new(target, options.connections_per_host);
             pools.insert(pool_key, Arc::clone(&pool));
             pool
         }

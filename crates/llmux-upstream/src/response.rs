@@ -14,8 +14,7 @@ use futures_util::Stream;
 use http::{HeaderMap, StatusCode};
 use tokio::io::{AsyncRead, ReadBuf};
 
-use crate::client::{FIRST_READ, Pool};
-use crate::connection::Io;
+use crate::client::{Conn, FIRST_READ, Pool};
 use crate::framing::{Decoded, Framing, FramingError};
 use crate::wire::Head;
 
@@ -49,13 +48,13 @@ pub struct Response {
 }
 
 impl Response {
-    pub(crate) fn new(head: Head, io: Io, mut buf: BytesMut, pool: Arc<Pool>) -> Self {
+    pub(crate) fn new(head: Head, conn: Conn, mut buf: BytesMut, pool: Arc<Pool>) -> Self {
         if buf.is_empty() && !matches!(head.framing, Framing::Length(_)) {
             // A stream reads through scratch space (see `Live::poll_read_through_scratch`).
             buf = BytesMut::new();
         }
         let live = Live {
-            io,
+            conn,
             buf,
             framing: head.framing,
             keep_alive: head.keep_alive,
@@ -105,7 +104,8 @@ pub struct Body {
 /// A body being read, with the connection it is read from.
 #[derive(Debug)]
 struct Live {
-    io: Io,
+    /// The connection (with its place in the host's connection cap).
+    conn: Conn,
     buf: BytesMut,
     framing: Framing,
     keep_alive: bool,
@@ -167,7 +167,7 @@ impl Live {
     fn poll_read_into_buffer(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         self.reserve();
         let spare = self.buf.capacity() - self.buf.len();
-        let read = tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.buf);
+        let read = tokio_util::io::poll_read_buf(Pin::new(&mut self.conn.io), cx, &mut self.buf);
         if matches!(read, Poll::Ready(Ok(n)) if n == spare) {
             self.read_size = (self.read_size * 2).min(LARGEST_READ);
         }
@@ -184,7 +184,7 @@ impl Live {
         SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
             let mut read = ReadBuf::new(&mut scratch[..]);
-            match Pin::new(&mut self.io).poll_read(cx, &mut read) {
+            match Pin::new(&mut self.conn.io).poll_read(cx, &mut read) {
                 Poll::Ready(Ok(())) => {
                     let filled = read.filled();
                     self.buf.extend_from_slice(filled);
@@ -214,7 +214,7 @@ impl Live {
     /// Returns the connection to its pool when the body has ended cleanly, else closes it.
     fn finish(self) {
         if self.keep_alive && self.framing.is_done() && self.buf.is_empty() {
-            self.pool.put(self.io);
+            self.pool.put(self.conn);
         }
     }
 }

@@ -97,49 +97,114 @@ pub enum HeadError {
     Status,
 }
 
-/// Parses the head at the start of `buf`, removing it: `None` while it is incomplete.
-/// Informational (1xx) heads are skipped.
-pub(crate) fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
-    loop {
-        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut response = httparse::Response::new(&mut slots);
-        let length = match response.parse(buf) {
-            Ok(httparse::Status::Complete(length)) => length,
-            Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
+/// Largest `Content-Length` believed (1 TiB): no vendor answer comes near it, and a larger one
+/// is a broken or hostile head rather than a body to wait for.
+pub(crate) const MAX_CONTENT_LENGTH: u64 = 1 << 40;
+
+/// Finds complete response heads in a buffer that grows by reads, scanning each byte once: a
+/// head arriving a byte at a time costs linear work, not a full re-parse per read.
+#[derive(Debug, Default)]
+pub(crate) struct HeadScan {
+    /// Bytes of the buffer already searched for the end of the head.
+    scanned: usize,
+}
+
+impl HeadScan {
+    /// Parses the head at the start of `buf`, removing it: `None` while it is incomplete.
+    /// Informational (1xx) heads are skipped.
+    pub(crate) fn parse(&mut self, buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
+        loop {
+            if buf.is_empty() {
+                self.scanned = 0;
+                return Ok(None);
+            }
+            // A head never starts with an empty line; refusing one here also keeps a run of
+            // newlines from looking like a stream of head ends.
+            if matches!(buf[0], b'\r' | b'\n') {
+                return Err(HeadError::Malformed);
+            }
+            let Some(end) = head_end(buf, self.scanned) else {
+                if buf.len() > MAX_HEAD {
+                    return Err(HeadError::TooLarge);
+                }
+                self.scanned = buf.len();
+                return Ok(None);
+            };
+            if end > MAX_HEAD {
                 return Err(HeadError::TooLarge);
             }
-            Ok(httparse::Status::Partial) => return Ok(None),
-            Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
-            Err(_) => return Err(HeadError::Malformed),
-        };
-        let code = response.code.ok_or(HeadError::Malformed)?;
-        let status = StatusCode::from_u16(code).map_err(|_| HeadError::Malformed)?;
-        if status.is_informational() {
-            if code == 101 {
-                return Err(HeadError::Status);
+            self.scanned = 0;
+            if let Some(head) = parse_one(buf)? {
+                return Ok(Some(head));
             }
-            let _ = buf.split_to(length);
-            continue;
         }
-        let http11 = response.version == Some(1);
-        // Header values are slices of the head's bytes: offsets now, `Bytes` once it is split off.
-        let base = buf.as_ptr() as usize;
-        let mut spans = Vec::with_capacity(response.headers.len());
-        for header in response.headers.iter() {
-            let name =
-                HeaderName::from_bytes(header.name.as_bytes()).map_err(|_| HeadError::Malformed)?;
-            let start = header.value.as_ptr() as usize - base;
-            spans.push((name, start, start + header.value.len()));
-        }
-        let head = buf.split_to(length).freeze();
-        let mut headers = HeaderMap::with_capacity(spans.len());
-        for (name, start, end) in spans {
-            let value = HeaderValue::from_maybe_shared(head.slice(start..end))
-                .map_err(|_| HeadError::Malformed)?;
-            headers.append(name, value);
-        }
-        return head_of(status, headers, http11).map(Some);
     }
+}
+
+/// The offset just past the first empty line (`\n\n` or `\n\r\n`) ending at or after `from`.
+pub(crate) fn head_end(buf: &[u8], from: usize) -> Option<usize> {
+    let from = from.min(buf.len());
+    memchr::memchr_iter(b'\n', &buf[from..])
+        .map(|i| from + i)
+        .find(|&i| {
+            (i >= 1 && buf[i - 1] == b'\n')
+                || (i >= 2 && buf[i - 1] == b'\r' && buf[i - 2] == b'\n')
+        })
+        .map(|i| i + 1)
+}
+
+/// Parses the head at the start of `buf`, removing it: `None` while it is incomplete.
+/// Informational (1xx) heads are skipped.
+#[cfg(test)]
+pub(crate) fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
+    HeadScan::default().parse(buf)
+}
+
+/// Parses one complete head at the start of `buf` and removes it: `None` for an informational
+/// head (skipped).
+fn parse_one(buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
+    #[cfg(test)]
+    tests::PARSES.with(|n| n.set(n.get() + 1));
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut slots);
+    let length = match response.parse(buf) {
+        Ok(httparse::Status::Complete(length)) => length,
+        // The end of the head is in the buffer: a parser that still wants more disagrees
+        // about where it ends, and waiting would only grow the buffer.
+        Ok(httparse::Status::Partial) => return Err(HeadError::Malformed),
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
+        Err(_) => return Err(HeadError::Malformed),
+    };
+    let code = response.code.ok_or(HeadError::Malformed)?;
+    let status = StatusCode::from_u16(code).map_err(|_| HeadError::Malformed)?;
+    if status.is_informational() {
+        if code == 101 {
+            return Err(HeadError::Status);
+        }
+        let _ = buf.split_to(length);
+        return Ok(None);
+    }
+    let http11 = response.version == Some(1);
+    // Header values are slices of the head's bytes: offsets now, `Bytes` once it is split off.
+    let base = buf.as_ptr() as usize;
+    let mut spans = Vec::with_capacity(response.headers.len());
+    for header in response.headers.iter() {
+        let name =
+            HeaderName::from_bytes(header.name.as_bytes()).map_err(|_| HeadError::Malformed)?;
+        let start = (header.value.as_ptr() as usize).saturating_sub(base);
+        spans.push((name, start, start.saturating_add(header.value.len())));
+    }
+    let head = buf.split_to(length).freeze();
+    let mut headers = HeaderMap::with_capacity(spans.len());
+    for (name, start, end) in spans {
+        if start > end || end > head.len() {
+            return Err(HeadError::Malformed);
+        }
+        let value = HeaderValue::from_maybe_shared(head.slice(start..end))
+            .map_err(|_| HeadError::Malformed)?;
+        headers.append(name, value);
+    }
+    head_of(status, headers, http11).map(Some)
 }
 
 /// Framing and reuse from the status and headers (RFC 9112 §6.3, §9.3).
@@ -179,6 +244,9 @@ fn content_length(headers: &HeaderMap) -> Result<Option<u64>, HeadError> {
                 return Err(HeadError::ContentLength);
             }
             let n: u64 = part.parse().map_err(|_| HeadError::ContentLength)?;
+            if n > MAX_CONTENT_LENGTH {
+                return Err(HeadError::ContentLength);
+            }
             if length.is_some_and(|l| l != n) {
                 return Err(HeadError::ContentLength);
             }
@@ -218,6 +286,46 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "tests fail by panicking")]
 
     use super::*;
+
+    thread_local! {
+        /// Full head parses on this thread.
+        pub(super) static PARSES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    #[test]
+    fn a_head_arriving_byte_by_byte_is_parsed_once() {
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nx-big: {}\r\ncontent-length: 0\r\n\r\n",
+            "v".repeat(60_000)
+        );
+        PARSES.with(|n| n.set(0));
+        let mut scan = HeadScan::default();
+        let mut buf = BytesMut::new();
+        let mut parsed = None;
+        for &byte in head.as_bytes() {
+            buf.extend_from_slice(&[byte]);
+            if let Some(head) = scan.parse(&mut buf).unwrap() {
+                parsed = Some(head);
+            }
+        }
+        assert_eq!(parsed.unwrap().status, 200);
+        assert_eq!(
+            PARSES.with(std::cell::Cell::get),
+            1,
+            "one parse, not one per byte"
+        );
+        // Bare newlines end a head too, and a run of empty lines is not a head.
+        let mut buf = head_bytes("HTTP/1.1 204 No Content\n\n");
+        assert_eq!(
+            HeadScan::default().parse(&mut buf).unwrap().unwrap().status,
+            204
+        );
+        let mut buf = head_bytes("\n\n\n\n");
+        assert_eq!(
+            HeadScan::default().parse(&mut buf).unwrap_err(),
+            HeadError::Malformed
+        );
+    }
 
     fn parse(text: &str) -> Result<Option<Head>, HeadError> {
         parse_head(&mut head_bytes(text))
@@ -312,7 +420,16 @@ mod tests {
             framing("HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\n"),
             ("Length(2)".to_owned(), false)
         );
-        for bad in ["5, 6", "-1", "", "0x10", "99999999999999999999999"] {
+        for bad in [
+            "5, 6",
+            "-1",
+            "",
+            "0x10",
+            "99999999999999999999999",
+            "99999999999999999999",
+            "18446744073709551615",
+            "1099511627777",
+        ] {
             assert_eq!(
                 parse(&format!("HTTP/1.1 200 OK\r\ncontent-length: {bad}\r\n\r\n")).unwrap_err(),
                 HeadError::ContentLength,

@@ -131,10 +131,7 @@ async fn serve(args: &ConfigArgs, listen: Option<SocketAddr>) -> anyhow::Result<
                 .with_context(|| format!("PORT={port} is not a valid port"))?
         }
     };
-    let options = ServerOptions {
-        header_read_timeout: Duration::from_millis(config.timeouts.header_read_ms),
-        drain_timeout: Duration::from_secs(30),
-    };
+    let options = ServerOptions::from_config(&config);
     tracing::info!(
         source = %config.source,
         credentials = config.credentials.len(),

@@ -135,7 +135,8 @@ fn fixture_values() {
             idle_ms: 3000,
             header_read_ms: 4000,
             body_read_ms: 5000,
-            total_ms: 600_000
+            total_ms: 600_000,
+            client_idle_ms: 60_000
         }
     );
 }
@@ -158,7 +159,8 @@ fn defaults_apply_when_fields_are_absent() {
             idle_ms: 120_000,
             header_read_ms: 10_000,
             body_read_ms: 30_000,
-            total_ms: 600_000
+            total_ms: 600_000,
+            client_idle_ms: 60_000
         }
     );
     assert_eq!(config.credentials[0].kind, "api-key");

@@ -288,3 +288,49 @@ models:
         ]
     );
 }
+
+#[test]
+fn hardening_limits_parse_and_zero_is_refused() {
+    let config = yaml_ok(&format!(
+        "{MINIMAL}limits: {{ max_connections: 50, max_in_flight: 7, max_upstream_body_bytes: 1000, max_upstream_event_bytes: 900, upstream_connections_per_host: 3 }}\ntimeouts: {{ client_idle_ms: 1234 }}\nreliability: {{ max_cooldown_ms: 5000 }}\ntls: {{ ca_file: /etc/ca.pem, roots: both }}\nimages: {{ max_per_request: 2, max_bytes: 10, max_total_bytes: 20, proxy: http://proxy:3128 }}\n"
+    ));
+    assert_eq!(config.limits.max_connections, 50);
+    assert_eq!(config.limits.max_in_flight, 7);
+    assert_eq!(config.limits.max_upstream_body_bytes, 1000);
+    assert_eq!(config.limits.max_upstream_event_bytes, 900);
+    assert_eq!(config.limits.upstream_connections_per_host, 3);
+    assert_eq!(config.timeouts.client_idle_ms, 1234);
+    assert_eq!(config.reliability.max_cooldown_ms, 5000);
+    assert_eq!(
+        config.tls.ca_file.as_deref(),
+        Some(std::path::Path::new("/etc/ca.pem"))
+    );
+    assert_eq!(config.tls.roots, crate::TlsRoots::Both);
+    assert_eq!(config.images.max_per_request, 2);
+    assert_eq!(config.images.max_total_bytes, 20);
+    assert_eq!(config.images.proxy.as_deref(), Some("http://proxy:3128"));
+
+    let defaults = yaml_ok(MINIMAL);
+    assert!(
+        defaults.limits.max_in_flight >= 1024,
+        "sized for the machine"
+    );
+    assert_eq!(defaults.reliability.max_cooldown_ms, 600_000);
+    assert_eq!(defaults.tls.roots, crate::TlsRoots::Webpki);
+
+    let errors = yaml_errors(&format!(
+        "{MINIMAL}limits: {{ max_connections: 0, max_in_flight: 0 }}\nreliability: {{ max_cooldown_ms: 0 }}\nimages: {{ proxy: 'socks5://x', max_bytes: 100, max_total_bytes: 10 }}\n"
+    ));
+    for field in [
+        "limits.max_connections",
+        "limits.max_in_flight",
+        "reliability.max_cooldown_ms",
+        "images.proxy",
+        "images.max_total_bytes",
+    ] {
+        assert!(
+            errors.iter().any(|e| e.contains(field)),
+            "{field} in {errors:?}"
+        );
+    }
+}

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::schema::clean_schema;
+use super::schema::{SchemaBudget, clean_schema_within};
 use super::wire;
 use crate::neutral::{
     self, DecodeError, Image, ImageSource, Message, Part, Reasoning, ReasoningConfig,
@@ -99,8 +99,14 @@ pub fn encode_request(request: &neutral::Request) -> Result<Vec<u8>, DecodeError
         }],
     });
 
-    let declarations: Vec<wire::FunctionDeclaration> =
-        request.tools.iter().map(declaration).collect();
+    // One budget for every schema of the request: many small schemas cannot add up to a bomb.
+    let mut budget = SchemaBudget::default();
+    let declarations = request
+        .tools
+        .iter()
+        .enumerate()
+        .map(|(index, tool)| declaration(index, tool, &mut budget))
+        .collect::<Result<Vec<_>, _>>()?;
     let tools = if declarations.is_empty() {
         Vec::new()
     } else {
@@ -114,7 +120,7 @@ pub fn encode_request(request: &neutral::Request) -> Result<Vec<u8>, DecodeError
         system_instruction,
         tools,
         tool_config: request.tool_choice.as_ref().map(tool_config),
-        generation_config: generation_config(request),
+        generation_config: generation_config(request, &mut budget)?,
     };
     Ok(serde_json::to_vec(&body)?)
 }
@@ -226,8 +232,21 @@ fn wrap(key: &str, value: &RawValue) -> Result<Box<RawValue>, DecodeError> {
     Ok(serde_json::value::to_raw_value(&map)?)
 }
 
-fn declaration(tool: &Tool) -> wire::FunctionDeclaration {
-    let parameters = tool.parameters.as_ref().map(clean_schema).filter(|p| {
+/// A tool → a function declaration; its schema is cleaned within `budget`, and an error names
+/// the tool by its position (`tools[3].parameters.properties.a: …`).
+fn declaration(
+    index: usize,
+    tool: &Tool,
+    budget: &mut SchemaBudget,
+) -> Result<wire::FunctionDeclaration, DecodeError> {
+    let parameters = match &tool.parameters {
+        Some(schema) => Some(
+            clean_schema_within(schema, budget)
+                .map_err(|e| DecodeError::new(e.at(&format!("tools[{index}].parameters"))))?,
+        ),
+        None => None,
+    };
+    let parameters = parameters.filter(|p| {
         // A function without arguments: Gemini refuses an object schema with no properties.
         !(p.get("type")
             .and_then(Value::as_str)
@@ -235,12 +254,12 @@ fn declaration(tool: &Tool) -> wire::FunctionDeclaration {
             && p.get("properties").is_none()
             && p.get("anyOf").is_none())
     });
-    wire::FunctionDeclaration {
+    Ok(wire::FunctionDeclaration {
         name: tool.name.clone(),
         description: tool.description.clone().filter(|d| !d.is_empty()),
         parameters,
         parameters_json_schema: None,
-    }
+    })
 }
 
 fn tool_config(choice: &ToolChoice) -> wire::ToolConfig {
@@ -269,13 +288,19 @@ fn effort_budget(effort: &str) -> Option<u32> {
     }
 }
 
-fn generation_config(request: &neutral::Request) -> Option<wire::GenerationConfig> {
+fn generation_config(
+    request: &neutral::Request,
+    budget: &mut SchemaBudget,
+) -> Result<Option<wire::GenerationConfig>, DecodeError> {
     let sampling = &request.sampling;
     let (response_mime_type, response_schema) = match &request.response_format {
         Some(ResponseFormat::JsonObject) => (Some("application/json".to_owned()), None),
         Some(ResponseFormat::JsonSchema { schema, .. }) => (
             Some("application/json".to_owned()),
-            Some(clean_schema(schema)),
+            Some(
+                clean_schema_within(schema, budget)
+                    .map_err(|e| DecodeError::new(e.at("response_format.schema")))?,
+            ),
         ),
         Some(ResponseFormat::Text) | None => (None, None),
     };
@@ -303,7 +328,7 @@ fn generation_config(request: &neutral::Request) -> Option<wire::GenerationConfi
         response_json_schema: None,
         thinking_config,
     };
-    (config != wire::GenerationConfig::default()).then_some(config)
+    Ok((config != wire::GenerationConfig::default()).then_some(config))
 }
 
 /// Gemini request body → neutral (round-trip tests; the mock).

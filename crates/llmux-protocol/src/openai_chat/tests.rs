@@ -136,3 +136,17 @@ fn usage_only_chunk_is_recognized() {
 fn non_json_bodies_pass_unchanged() {
     assert_eq!(rewrite_response(b"oops", b"\"x\"").body, b"oops");
 }
+
+#[test]
+fn invalid_utf8_from_the_vendor_becomes_replacement_characters() {
+    let chunk = b"{\"model\":\"gpt-4o\",\"choices\":[{\"delta\":{\"content\":\"a\xFF\xC3\"}}]}";
+    let out = rewrite_response(chunk, b"\"x\"");
+    let v: Value = serde_json::from_slice(&out.body).expect("valid JSON");
+    assert_eq!(v["model"], "x");
+    assert_eq!(v["choices"][0]["delta"]["content"], "a\u{FFFD}\u{FFFD}");
+    // Not JSON, still valid text.
+    assert_eq!(
+        rewrite_response(b"oops\xFF", b"\"x\"").body,
+        "oops\u{FFFD}".as_bytes()
+    );
+}

@@ -6,10 +6,11 @@
 //! convention) and appended to the call id after [`SIGNATURE_SEPARATOR`], because every client
 //! sends ids back even when it drops unknown fields. Either one brings it back on the next turn.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use bytes::BytesMut;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{InvalidRequest, describe_error, require_object};
@@ -432,141 +433,290 @@ fn decode_response_format(value: Value) -> Result<ResponseFormat, InvalidRequest
 
 /// neutral → a Chat Completions request body (for the Responses and Messages ingress APIs
 /// served by OpenAI-compatible vendors).
+///
+/// Serialized from borrowed structs, not a JSON tree: the body is the only copy of the
+/// conversation this makes.
 pub fn encode_neutral_request(request: &neutral::Request) -> Vec<u8> {
-    let mut messages = Vec::new();
+    let mut messages = Vec::with_capacity(request.messages.len() + 1);
     if !request.system.is_empty() {
-        messages.push(json!({"role": "system", "content": request.system.join("\n\n")}));
+        messages.push(OutMessage {
+            role: "system",
+            content: OutContent::Text(Cow::Owned(request.system.join("\n\n"))),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        });
     }
     for message in &request.messages {
         match message.role {
-            Role::User => {
-                messages.push(json!({"role": "user", "content": encode_user_parts(&message.parts)}))
-            }
+            Role::User => messages.push(OutMessage {
+                role: "user",
+                content: user_content(&message.parts),
+                tool_calls: Vec::new(),
+                tool_call_id: None,
+            }),
             Role::Assistant => {
-                let text: String = message
+                let mut texts = message.parts.iter().filter_map(|p| match p {
+                    Part::Text { text } => Some(text.as_str()),
+                    _ => None,
+                });
+                // One text part (the usual case) is borrowed, several are joined.
+                let text: Cow<'_, str> = match (texts.next(), texts.next()) {
+                    (None, _) => Cow::Borrowed(""),
+                    (Some(only), None) => Cow::Borrowed(only),
+                    (Some(first), Some(second)) => {
+                        let mut joined = format!("{first}{second}");
+                        joined.extend(texts);
+                        Cow::Owned(joined)
+                    }
+                };
+                let tool_calls = message
                     .parts
                     .iter()
                     .filter_map(|p| match p {
-                        Part::Text { text } => Some(text.as_str()),
+                        Part::ToolCall(call) => Some(OutToolCall::new(call)),
                         _ => None,
                     })
                     .collect();
-                let calls: Vec<Value> = message
-                    .parts
-                    .iter()
-                    .filter_map(|p| match p {
-                        Part::ToolCall(call) => Some(tool_call_json(call, None)),
-                        _ => None,
-                    })
-                    .collect();
-                let mut m = json!({"role": "assistant", "content": if text.is_empty() { Value::Null } else { Value::String(text) }});
-                if !calls.is_empty() {
-                    m["tool_calls"] = Value::Array(calls);
-                }
-                messages.push(m);
+                messages.push(OutMessage {
+                    role: "assistant",
+                    content: if text.is_empty() {
+                        OutContent::Null
+                    } else {
+                        OutContent::Text(text)
+                    },
+                    tool_calls,
+                    tool_call_id: None,
+                });
             }
             Role::Tool => {
                 for part in &message.parts {
                     if let Part::ToolResult(result) = part {
-                        messages.push(json!({"role": "tool", "tool_call_id": result.call_id, "content": result.content}));
+                        messages.push(OutMessage {
+                            role: "tool",
+                            content: OutContent::Text(Cow::Borrowed(&result.content)),
+                            tool_calls: Vec::new(),
+                            tool_call_id: Some(&result.call_id),
+                        });
                     }
                 }
             }
         }
     }
-    let mut body = json!({"model": request.model, "messages": messages});
     let s = &request.sampling;
-    let fields: [(&str, Option<Value>); 8] = [
-        ("temperature", s.temperature.map(Value::from)),
-        ("top_p", s.top_p.map(Value::from)),
-        ("max_completion_tokens", s.max_tokens.map(Value::from)),
-        ("seed", s.seed.map(Value::from)),
-        ("presence_penalty", s.presence_penalty.map(Value::from)),
-        ("frequency_penalty", s.frequency_penalty.map(Value::from)),
-        (
-            "parallel_tool_calls",
-            request.parallel_tool_calls.map(Value::from),
-        ),
-        ("user", request.user.clone().map(Value::from)),
-    ];
-    for (key, value) in fields {
-        if let Some(value) = value {
-            body[key] = value;
-        }
-    }
-    if !s.stop.is_empty() {
-        body["stop"] = json!(s.stop);
-    }
-    if !request.tools.is_empty() {
-        body["tools"] = request
+    let body = OutRequest {
+        model: &request.model,
+        messages,
+        temperature: s.temperature,
+        top_p: s.top_p,
+        max_completion_tokens: s.max_tokens,
+        seed: s.seed,
+        presence_penalty: s.presence_penalty,
+        frequency_penalty: s.frequency_penalty,
+        parallel_tool_calls: request.parallel_tool_calls,
+        user: request.user.as_deref(),
+        stop: &s.stop,
+        tools: request
             .tools
             .iter()
-            .map(|t| {
-                let mut f = json!({"name": t.name});
-                if let Some(d) = &t.description {
-                    f["description"] = json!(d);
-                }
-                if let Some(p) = &t.parameters {
-                    f["parameters"] = p.clone();
-                }
-                if let Some(strict) = t.strict {
-                    f["strict"] = json!(strict);
-                }
-                json!({"type": "function", "function": f})
+            .map(|t| OutTool {
+                kind: "function",
+                function: OutFunction {
+                    name: &t.name,
+                    description: t.description.as_deref(),
+                    parameters: t.parameters.as_ref(),
+                    strict: t.strict,
+                },
             })
-            .collect();
-    }
-    if let Some(choice) = &request.tool_choice {
-        body["tool_choice"] = match choice {
+            .collect(),
+        tool_choice: request.tool_choice.as_ref().map(|choice| match choice {
             ToolChoice::Auto => json!("auto"),
             ToolChoice::None => json!("none"),
             ToolChoice::Required => json!("required"),
             ToolChoice::Named(name) => json!({"type": "function", "function": {"name": name}}),
-        };
-    }
-    if let Some(format) = &request.response_format {
-        body["response_format"] = match format {
-            ResponseFormat::Text => json!({"type": "text"}),
-            ResponseFormat::JsonObject => json!({"type": "json_object"}),
+        }),
+        response_format: request.response_format.as_ref().map(|format| match format {
+            ResponseFormat::Text => OutFormat::Text,
+            ResponseFormat::JsonObject => OutFormat::JsonObject,
             ResponseFormat::JsonSchema {
                 name,
                 schema,
                 strict,
-            } => {
-                let mut spec = json!({"name": name, "schema": schema});
-                if let Some(strict) = strict {
-                    spec["strict"] = json!(strict);
-                }
-                json!({"type": "json_schema", "json_schema": spec})
-            }
-        };
-    }
-    if let Some(effort) = request.reasoning.as_ref().and_then(|r| r.effort.clone()) {
-        body["reasoning_effort"] = json!(effort);
-    }
-    if request.stream {
-        body["stream"] = json!(true);
-        body["stream_options"] = json!({"include_usage": true});
-    }
+            } => OutFormat::JsonSchema {
+                json_schema: OutSchema {
+                    name,
+                    schema,
+                    strict: *strict,
+                },
+            },
+        }),
+        reasoning_effort: request.reasoning.as_ref().and_then(|r| r.effort.as_deref()),
+        stream: request.stream.then_some(true),
+        stream_options: request.stream.then_some(StreamOptions {
+            include_usage: true,
+        }),
+    };
     serde_json::to_vec(&body).unwrap_or_default()
 }
 
-fn encode_user_parts(parts: &[Part]) -> Value {
-    if let [Part::Text { text }] = parts {
-        return json!(text);
+#[derive(Serialize)]
+struct OutRequest<'a> {
+    model: &'a str,
+    messages: Vec<OutMessage<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_completion_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    presence_penalty: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    frequency_penalty: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parallel_tool_calls: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stop: &'a [String],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<OutTool<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_format: Option<OutFormat<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_effort: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<StreamOptions>,
+}
+
+#[derive(Serialize)]
+struct OutMessage<'a> {
+    role: &'static str,
+    content: OutContent<'a>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<OutToolCall<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_call_id: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum OutContent<'a> {
+    Null,
+    Text(Cow<'a, str>),
+    Parts(Vec<OutPart<'a>>),
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum OutPart<'a> {
+    Text { text: &'a str },
+    ImageUrl { image_url: OutImageUrl<'a> },
+}
+
+#[derive(Serialize)]
+struct OutImageUrl<'a> {
+    url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct OutToolCall<'a> {
+    id: Cow<'a, str>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: OutCallFunction<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    extra_content: Option<Value>,
+}
+
+impl<'a> OutToolCall<'a> {
+    fn new(call: &'a ToolCall) -> Self {
+        Self {
+            id: match &call.signature {
+                Some(signature) => Cow::Owned(join_signature(&call.id, Some(signature))),
+                None => Cow::Borrowed(&call.id),
+            },
+            kind: "function",
+            function: OutCallFunction {
+                name: &call.name,
+                arguments: &call.arguments,
+            },
+            extra_content: call
+                .signature
+                .as_ref()
+                .map(|signature| json!({"google": {"thought_signature": signature}})),
+        }
     }
-    Value::Array(
+}
+
+#[derive(Serialize)]
+struct OutCallFunction<'a> {
+    name: &'a str,
+    arguments: &'a str,
+}
+
+#[derive(Serialize)]
+struct OutTool<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: OutFunction<'a>,
+}
+
+#[derive(Serialize)]
+struct OutFunction<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    strict: Option<bool>,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum OutFormat<'a> {
+    Text,
+    JsonObject,
+    JsonSchema { json_schema: OutSchema<'a> },
+}
+
+#[derive(Serialize)]
+struct OutSchema<'a> {
+    name: &'a str,
+    schema: &'a Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    strict: Option<bool>,
+}
+
+#[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
+
+/// A user turn's content: a string for one text part, parts otherwise.
+fn user_content(parts: &[Part]) -> OutContent<'_> {
+    if let [Part::Text { text }] = parts {
+        return OutContent::Text(Cow::Borrowed(text));
+    }
+    OutContent::Parts(
         parts
             .iter()
             .filter_map(|p| match p {
-                Part::Text { text } => Some(json!({"type": "text", "text": text})),
-                Part::Image(image) => {
-                    let mut url = json!({"url": image.source.to_url()});
-                    if let Some(detail) = &image.detail {
-                        url["detail"] = json!(detail);
-                    }
-                    Some(json!({"type": "image_url", "image_url": url}))
-                }
+                Part::Text { text } => Some(OutPart::Text { text }),
+                Part::Image(image) => Some(OutPart::ImageUrl {
+                    image_url: OutImageUrl {
+                        url: image.source.to_url(),
+                        detail: image.detail.as_deref(),
+                    },
+                }),
                 _ => None,
             })
             .collect(),

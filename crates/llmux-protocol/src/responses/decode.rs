@@ -6,7 +6,7 @@
 //! What no vendor behind the neutral model can do is refused with a 400 rather than silently
 //! dropped: hosted tools, files, item references, background mode.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -693,6 +693,8 @@ fn decode_tool_choice(
                             "tool_choice.tools",
                         )
                     })?;
+                // Sets, not list scans: both lists may be long.
+                let names: HashSet<&str> = tools.iter().map(|t| t.name.as_str()).collect();
                 let mut allowed = Vec::with_capacity(listed.len());
                 for (i, entry) in listed.iter().enumerate() {
                     let name = entry.get("name").and_then(Value::as_str).ok_or_else(|| {
@@ -701,7 +703,7 @@ fn decode_tool_choice(
                             format!("tool_choice.tools[{i}].name"),
                         )
                     })?;
-                    if !tools.iter().any(|t| t.name == name) {
+                    if !names.contains(name) {
                         return Err(invalid(
                             format!("allowed tool '{name}' is not in 'tools'"),
                             format!("tool_choice.tools[{i}]"),
@@ -709,7 +711,9 @@ fn decode_tool_choice(
                     }
                     allowed.push(name.to_owned());
                 }
-                tools.retain(|t| allowed.contains(&t.name));
+                drop(names);
+                let kept: HashSet<&str> = allowed.iter().map(String::as_str).collect();
+                tools.retain(|t| kept.contains(t.name.as_str()));
                 let mode_echo = match choice {
                     ToolChoice::None => "none",
                     ToolChoice::Required => "required",

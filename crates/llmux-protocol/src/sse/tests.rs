@@ -87,6 +87,116 @@ fn encoder_writes_one_data_line_per_payload_line() {
     );
 }
 
+#[test]
+fn a_line_without_end_stops_at_the_cap_holding_at_most_cap_plus_a_piece() {
+    let piece = [b'x'; 4096];
+    let mut decoder = Decoder::default();
+    decoder.push(b"data: ");
+    let mut pushed = 6;
+    let mut failure = None;
+    while pushed < 64 << 20 {
+        decoder.push(&piece);
+        pushed += piece.len();
+        assert!(decoder.buffered() <= DEFAULT_MAX_LINE + piece.len());
+        match decoder.try_next_event() {
+            Ok(None) => {}
+            Ok(Some(event)) => panic!("unexpected event {event:?}"),
+            Err(error) => {
+                failure = Some(error);
+                break;
+            }
+        }
+    }
+    assert_eq!(
+        failure,
+        Some(SseError::LineTooLong {
+            limit: DEFAULT_MAX_LINE
+        })
+    );
+    assert!(pushed <= DEFAULT_MAX_LINE + piece.len(), "{pushed}");
+    // Stopped for good: memory released, input ignored, the error repeated.
+    assert_eq!(decoder.buffered(), 0);
+    decoder.push(b"\n\ndata: 1\n\n");
+    assert_eq!(decoder.buffered(), 0);
+    assert_eq!(decoder.next_event(), None);
+    assert_eq!(decoder.error(), failure);
+    assert_eq!(
+        decoder.try_next_event(),
+        Err(SseError::LineTooLong {
+            limit: DEFAULT_MAX_LINE
+        })
+    );
+    assert_eq!(
+        SseError::LineTooLong { limit: 1 }.kind(),
+        crate::error::ErrorKind::UpstreamProtocol
+    );
+}
+
+#[test]
+fn a_line_split_into_tiny_pieces_is_scanned_once() {
+    // Rescanning the buffer on every push would read 8 MiB × 131,072 pushes (about 550 GB).
+    let started = std::time::Instant::now();
+    let mut decoder = Decoder::default();
+    decoder.push(b"data: ");
+    let piece = [b'y'; 64];
+    for _ in 0..(8 << 20) / piece.len() {
+        decoder.push(&piece);
+        assert_eq!(decoder.next_event(), None);
+    }
+    decoder.push(b"\r");
+    assert_eq!(decoder.next_event(), None);
+    decoder.push(b"\n\n");
+    let event = decoder.next_event().expect("one event");
+    assert_eq!(event.data.len(), 8 << 20);
+    assert_eq!(decoder.error(), None);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn line_and_event_caps_are_exact() {
+    // A 10-byte line is allowed with a cap of 10, even when its CR waits for the next piece.
+    let mut decoder = Decoder::with_limits(10, 1000);
+    decoder.push(b"data: abcd\r");
+    assert_eq!(decoder.try_next_event(), Ok(None));
+    decoder.push(b"\n\n");
+    assert_eq!(data(&[decoder.next_event().expect("event")]), vec!["abcd"]);
+    decoder.push(b"data: abcde\n");
+    assert_eq!(
+        decoder.try_next_event(),
+        Err(SseError::LineTooLong { limit: 10 })
+    );
+
+    // Three data lines of 4 bytes join into 14 bytes: over a cap of 13.
+    let mut decoder = Decoder::with_limits(100, 14);
+    decoder.push(b"data: 1234\ndata: 5678\ndata: 9abc\n\n");
+    assert_eq!(
+        data(&[decoder.next_event().expect("event")]),
+        vec!["1234\n5678\n9abc"]
+    );
+    let mut decoder = Decoder::with_limits(100, 13);
+    decoder.push(b"data: 1234\ndata: 5678\ndata: 9abc\n\n");
+    assert_eq!(
+        decoder.try_next_event(),
+        Err(SseError::EventTooLarge { limit: 13 })
+    );
+    assert_eq!(
+        SseError::EventTooLarge { limit: 13 }.to_string(),
+        "upstream stream event larger than 13 bytes"
+    );
+    // An unfinished last line over the cap fails at the end of input too.
+    let mut decoder = Decoder::with_limits(4, 100);
+    decoder.push(b"data: 12345");
+    decoder.finish();
+    assert_eq!(
+        decoder.try_next_event(),
+        Err(SseError::LineTooLong { limit: 4 })
+    );
+}
+
 proptest! {
     /// Decoding is the same however the bytes are split into network reads.
     #[test]
@@ -111,6 +221,20 @@ proptest! {
         pieces.push(&raw[last..]);
         let split = decode_all(&pieces);
         prop_assert_eq!(&whole, &split);
+        // Caps that the stream stays within change nothing either.
+        let mut capped = Decoder::with_limits(40, 40);
+        let mut events = Vec::new();
+        for piece in &pieces {
+            capped.push(piece);
+            while let Some(event) = capped.try_next_event().expect("within the caps") {
+                events.push(event);
+            }
+        }
+        capped.finish();
+        while let Some(event) = capped.try_next_event().expect("within the caps") {
+            events.push(event);
+        }
+        prop_assert_eq!(&whole, &events);
         let expected: Vec<String> = payloads.iter().map(|p| p.to_string()).collect();
         prop_assert_eq!(data(&whole), expected);
     }

@@ -238,7 +238,7 @@ async fn same_protocol(
     if !stream {
         let body = read_body(
             &mut response,
-            64 * 1024 * 1024,
+            snapshot.config.limits.max_upstream_body_bytes,
             proxy::idle(snapshot, target),
         )
         .await?;
@@ -311,14 +311,18 @@ impl ClientEncoder for AnthropicPassthrough {
         match event.name.as_deref() {
             // Errors go through `fail`, so one stays the last event whatever ends the stream.
             Some("error") => false,
+            // Vendor bytes reach the client as valid UTF-8 (U+FFFD for anything else), so a
+            // broken vendor cannot make the client's JSON parser fail.
             Some("message_start") => {
                 let data = rewrite_nested_model(&event.data, &self.client_model)
                     .unwrap_or_else(|| event.data.to_vec());
+                let data = llmux_protocol::utf8::valid_or_replaced_vec(data);
                 sse::encode_event(out, Some("message_start"), &data);
                 true
             }
             name => {
-                sse::encode_event(out, name, &event.data);
+                let data = llmux_protocol::utf8::valid_or_replaced(event.data.clone());
+                sse::encode_event(out, name, &data);
                 true
             }
         }

@@ -18,9 +18,6 @@ use crate::series::Series;
 use crate::state::{Gateway, Snapshot};
 use crate::upstream_call::{read_body, send_failure, upstream_failure};
 
-/// Largest upstream response body accepted for a non-streamed request.
-const RESPONSE_LIMIT: usize = 64 * 1024 * 1024;
-
 /// `?vendor=`; an empty value means no filter.
 #[derive(Debug, serde::Deserialize)]
 pub struct VendorParam {
@@ -132,7 +129,8 @@ pub async fn read_json(
     started: Instant,
     settle: &crate::governance::Settle,
 ) -> Result<Vec<u8>, ApiError> {
-    let mut body = read_body(&mut response, RESPONSE_LIMIT, idle(snapshot, target)).await?;
+    let limit = snapshot.config.limits.max_upstream_body_bytes;
+    let mut body = read_body(&mut response, limit, idle(snapshot, target)).await?;
     if (needs_tool_call_repair(target) || repair::shows_symptoms(&body))
         && let Some(fixed) = ToolCallRepair::new(fastrand::u64(..)).message(&body)
     {

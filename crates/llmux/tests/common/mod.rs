@@ -23,7 +23,7 @@ impl TestGateway {
     pub async fn start(yaml: &str) -> Self {
         let config = llmux_config::from_str(yaml, llmux_config::Format::Yaml, &|_| None)
             .unwrap_or_else(|e| panic!("test config invalid: {e:?}"));
-        let header_read = std::time::Duration::from_millis(config.timeouts.header_read_ms);
+        let server_config = config.clone();
         let governance = match &config.auth {
             Some(auth) => Some(
                 llmux_server::Governance::from_config(auth, config.redis.as_ref())
@@ -49,8 +49,8 @@ impl TestGateway {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let options = llmux_server::ServerOptions {
-            header_read_timeout: header_read,
             drain_timeout: std::time::Duration::from_secs(1),
+            ..llmux_server::ServerOptions::from_config(&server_config)
         };
         tokio::spawn(llmux_server::serve(
             listener,
@@ -238,6 +238,22 @@ impl Binary {
     pub fn logs(&self) -> String {
         self.logs.lock().expect("logs").clone()
     }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process is still running (it did not abort or exit).
+    pub fn is_alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Runs `llmux serve --config llmux.yaml` with `yaml` written to a fresh directory.
+    pub fn with_config(name: &str, yaml: &str) -> Self {
+        let dir = temp_dir(name);
+        std::fs::write(dir.join("llmux.yaml"), yaml).expect("config written");
+        Self::serve(&dir, &["--config", "llmux.yaml"], &[])
+    }
 }
 
 impl Drop for Binary {
@@ -263,4 +279,110 @@ fn fastrand_suffix() -> u128 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or_default()
+}
+
+/// A vendor that answers with exactly the bytes a test scripts: each accepted connection reads
+/// one request (head and `content-length` body), records it, and writes the next scripted
+/// answer (the last one repeats), then closes. For vendors that misbehave in ways the mock
+/// never would.
+pub struct ScriptedVendor {
+    pub url: String,
+    pub requests: Arc<Mutex<Vec<String>>>,
+}
+
+impl ScriptedVendor {
+    pub async fn start(answers: Vec<Vec<u8>>) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        let answers = Arc::new(answers);
+        tokio::spawn(async move {
+            let mut served = 0usize;
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let answer = answers[served.min(answers.len() - 1)].clone();
+                served += 1;
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 8192];
+                    let head_end = loop {
+                        let Ok(n) = stream.read(&mut chunk).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                    let length = head
+                        .lines()
+                        .find_map(|l| {
+                            let (name, value) = l.split_once(':')?;
+                            name.eq_ignore_ascii_case("content-length")
+                                .then(|| value.trim().parse::<usize>().ok())?
+                        })
+                        .unwrap_or(0);
+                    while buf.len() < head_end + length {
+                        let Ok(n) = stream.read(&mut chunk).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            break;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                    }
+                    seen.lock()
+                        .expect("requests")
+                        .push(String::from_utf8_lossy(&buf).to_string());
+                    let _ = stream.write_all(&answer).await;
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+        Self { url, requests }
+    }
+
+    pub fn request_count(&self) -> usize {
+        self.requests.lock().expect("requests").len()
+    }
+}
+
+/// An HTTP/1.1 answer with `status`, extra header lines and a body (closes the connection).
+pub fn http_answer(status: &str, headers: &[&str], body: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n",
+        body.len()
+    )
+    .into_bytes();
+    for header in headers {
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+    out
+}
+
+/// The resident set (`VmRSS`) and its peak (`VmHWM`) of process `pid`, in KiB.
+pub fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
 }

@@ -1,0 +1,35 @@
+//! Which error envelope a path's clients understand. Every refusal made before a handler runs
+//! (authentication, load shedding, a panic) is rendered through here, so an Anthropic SDK gets
+//! `{"type":"error",…}` and everyone else gets OpenAI's `{"error":{…}}`.
+
+use axum::response::{IntoResponse, Response};
+
+use crate::api_error::ApiError;
+
+/// An ingress's error format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Envelope {
+    /// `{"error":{message,type,param,code}}`.
+    OpenAi,
+    /// `{"type":"error","error":{type,message}}`.
+    Anthropic,
+}
+
+impl Envelope {
+    /// The envelope of the API served at `path`.
+    pub fn for_path(path: &str) -> Self {
+        if path.starts_with("/v1/messages") {
+            Self::Anthropic
+        } else {
+            Self::OpenAi
+        }
+    }
+
+    /// `error` as a response in this envelope, with its status and limit headers.
+    pub fn render(self, error: ApiError) -> Response {
+        match self {
+            Self::OpenAi => error.into_response(),
+            Self::Anthropic => crate::routes::anthropic_error(error),
+        }
+    }
+}
