@@ -1,6 +1,7 @@
 //! The validated configuration types. They hold no raw strings that still need checking: URLs are
 //! [`url::Url`], choices are enums, and secrets are [`Secret`].
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -133,12 +134,46 @@ pub struct Model {
     pub kind: ModelKind,
     /// Which request features this model accepts.
     pub capabilities: Capabilities,
+    /// Its share of traffic under the `weighted` policy (`models[].weight`, default 1). Each
+    /// combination of this model carries the whole weight, so a model served by two credentials
+    /// gets twice the traffic of a model with the same weight and one credential.
+    pub weight: Weight,
+    /// Its tier under the `priority` policy (`models[].tier`, default 0): lower is preferred.
+    pub tier: u32,
 }
 
 impl Model {
     /// The name clients see: the alias if set, else the model id.
     pub fn public_name(&self) -> &str {
         self.name.as_deref().unwrap_or(&self.model)
+    }
+}
+
+/// A model's share of traffic under [`RoutingPolicy::Weighted`]: a finite number greater than 0.
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
+pub struct Weight(f64);
+
+// Equality is total: a `Weight` is never NaN.
+impl Eq for Weight {}
+
+impl Weight {
+    /// The default weight, 1.
+    pub const ONE: Self = Self(1.0);
+
+    /// `value` as a weight, or `None` unless it is finite and greater than 0.
+    pub fn new(value: f64) -> Option<Self> {
+        (value.is_finite() && value > 0.0).then_some(Self(value))
+    }
+
+    /// The weight as a number: finite and greater than 0.
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+impl Default for Weight {
+    fn default() -> Self {
+        Self::ONE
     }
 }
 
@@ -194,11 +229,86 @@ impl Default for Capabilities {
     }
 }
 
-/// Routing options.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+/// Routing options (`routing:`).
+///
+/// Every name used as a key or in a chain is a configured `models[].name` or `models[].model`
+/// (validated). Fallback chains may form cycles across chains (`a: [b]`, `b: [a]`): the runtime
+/// never serves a request twice from the same group, it skips every group the request already
+/// visited, so a walk over the chains always ends. A chain never contains its own name.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Routing {
     /// What to do with a requested model that matches no configured `model` or `name`.
     pub unknown_model: UnknownModelPolicy,
+    /// How a group chooses among its available combinations, unless `groups` says otherwise
+    /// (`routing.policy`, default `even`).
+    pub policy: RoutingPolicy,
+    /// Per public name overrides (`routing.groups`).
+    pub groups: BTreeMap<String, Group>,
+    /// Where a request goes when no combination of its group can serve it (all failed, open or
+    /// cooling down): `routing.fallbacks`, name → the groups to try next, in order.
+    pub fallbacks: BTreeMap<String, Vec<String>>,
+    /// Where a request goes when its vendor says the input exceeds the model's context window
+    /// (`routing.context_fallbacks`).
+    pub context_fallbacks: BTreeMap<String, Vec<String>>,
+    /// Where a request goes when its vendor refuses it with a content filter
+    /// (`routing.content_fallbacks`).
+    pub content_fallbacks: BTreeMap<String, Vec<String>>,
+}
+
+impl Routing {
+    /// The policy of the group `name`: its `routing.groups` override, else `routing.policy`.
+    pub fn policy_for(&self, name: &str) -> RoutingPolicy {
+        self.groups.get(name).map_or(self.policy, |g| g.policy)
+    }
+}
+
+/// One `routing.groups` entry: settings for the combinations of one public name.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Group {
+    /// The group's policy (`routing.policy` when the entry does not set one).
+    pub policy: RoutingPolicy,
+}
+
+/// How a group chooses among its available combinations. Every policy only ever chooses among
+/// combinations that may take the request now (breakers, cooldowns, vendor quotas, capability
+/// filters and `?vendor=` are applied first) and prefers combinations not yet tried for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoutingPolicy {
+    /// Each combination equally likely (the original router's guarantee).
+    #[default]
+    Even,
+    /// Probability proportional to `models[].weight`.
+    Weighted,
+    /// Power of two choices on a decaying average of time to first byte; a small share of
+    /// traffic still goes to slower combinations, so their recovery is noticed.
+    Latency,
+    /// Power of two choices on requests in flight.
+    LeastBusy,
+    /// The cheapest combination for the request's estimated tokens (`pricing`), ties even.
+    Cost,
+    /// The lowest `models[].tier` that has an available combination, even within the tier.
+    Priority,
+}
+
+impl RoutingPolicy {
+    /// The name used in config files, e.g. `least_busy`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Even => "even",
+            Self::Weighted => "weighted",
+            Self::Latency => "latency",
+            Self::LeastBusy => "least_busy",
+            Self::Cost => "cost",
+            Self::Priority => "priority",
+        }
+    }
+}
+
+impl fmt::Display for RoutingPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// What to do with a requested model that matches no configured `model` or `name`.

@@ -163,5 +163,7 @@ fn demo_model(vendor: &str, model: &str, kind: ModelKind) -> Model {
         name: None,
         kind,
         capabilities: Capabilities::default(),
+        weight: crate::Weight::ONE,
+        tier: 0,
     }
 }

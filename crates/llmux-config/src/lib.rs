@@ -31,9 +31,9 @@ mod tests;
 use std::path::{Path, PathBuf};
 
 pub use config::{
-    Api, Auth, Capabilities, Config, Credential, CredentialLimits, Images, Limits, Model,
-    ModelKind, Price, Pricing, RedisFailure, Reliability, ResponsesStore, Routing, Timeouts, Tls,
-    TlsRoots, UnknownModelPolicy,
+    Api, Auth, Capabilities, Config, Credential, CredentialLimits, Group, Images, Limits, Model,
+    ModelKind, Price, Pricing, RedisFailure, Reliability, ResponsesStore, Routing, RoutingPolicy,
+    Timeouts, Tls, TlsRoots, UnknownModelPolicy, Weight,
 };
 pub use error::ConfigError;
 pub use parse::Format;

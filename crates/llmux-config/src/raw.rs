@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::{Api, ModelKind, UnknownModelPolicy};
+use crate::{Api, ModelKind, RoutingPolicy, UnknownModelPolicy};
 
 /// A whole `llmux.yaml|json|toml` file.
 #[derive(Debug, Default, Deserialize)]
@@ -86,6 +86,9 @@ pub(crate) struct RawModel {
     pub name: Option<String>,
     pub kind: Option<ModelKind>,
     pub config: Option<RawCapabilities>,
+    pub weight: Option<f64>,
+    /// Signed so that a negative tier is a validation error naming its path, not a parse error.
+    pub tier: Option<i64>,
 }
 
 /// The seed's per-model `config` block.
@@ -103,6 +106,22 @@ pub(crate) struct RawCapabilities {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRouting {
     pub unknown_model: Option<UnknownModelPolicy>,
+    pub policy: Option<RoutingPolicy>,
+    #[serde(default)]
+    pub groups: BTreeMap<String, RawGroup>,
+    #[serde(default)]
+    pub fallbacks: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub context_fallbacks: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub content_fallbacks: BTreeMap<String, Vec<String>>,
+}
+
+/// One `routing.groups` entry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawGroup {
+    pub policy: Option<RoutingPolicy>,
 }
 
 /// `limits:`.

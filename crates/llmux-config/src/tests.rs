@@ -5,6 +5,7 @@ mod discover;
 mod encrypted;
 mod formats;
 mod interpolation;
+mod routing;
 mod secrets;
 mod seed;
 mod table;

@@ -6,10 +6,11 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use url::Url;
 
-use crate::raw::{RawCapabilities, RawConfig, RawCredential, RawModel};
+use crate::raw::{RawCapabilities, RawConfig, RawCredential, RawModel, RawRouting};
 use crate::secret::Secret;
 use crate::{
-    Api, Capabilities, Config, ConfigError, Credential, Limits, Model, ModelKind, Routing, Timeouts,
+    Api, Capabilities, Config, ConfigError, Credential, Group, Limits, Model, ModelKind, Routing,
+    Timeouts, Weight,
 };
 
 /// Which file layout the raw config came from; it changes the defaults.
@@ -44,12 +45,7 @@ pub(crate) fn validate(
         raw.credentials.iter().map(|c| c.platform.trim()).collect();
     let models = models(&raw.models, &credential_vendors, &mut errors);
 
-    let routing = Routing {
-        unknown_model: raw
-            .routing
-            .and_then(|r| r.unknown_model)
-            .unwrap_or_default(),
-    };
+    let routing = routing(raw.routing.unwrap_or_default(), &raw.models, &mut errors);
     let limits = limits(raw.limits.unwrap_or_default(), &mut errors);
     let timeouts = timeouts(raw.timeouts.unwrap_or_default(), &mut errors);
     let images = images(raw.images.unwrap_or_default(), &mut errors);
@@ -389,6 +385,26 @@ fn models(
                 Some(_) => {}
             }
         }
+        let weight = match model.weight {
+            None => Weight::ONE,
+            Some(value) => Weight::new(value).unwrap_or_else(|| {
+                errors.push(ConfigError::new(
+                    format!("{path}.weight"),
+                    format!("must be a number greater than 0, not {value}"),
+                ));
+                Weight::ONE
+            }),
+        };
+        let tier = match model.tier {
+            None => 0,
+            Some(value) => u32::try_from(value).unwrap_or_else(|_| {
+                errors.push(ConfigError::new(
+                    format!("{path}.tier"),
+                    format!("must be an integer from 0 to {}, not {value}", u32::MAX),
+                ));
+                0
+            }),
+        };
         if errors.len() == before {
             out.push(Model {
                 vendor: vendor.to_owned(),
@@ -396,10 +412,114 @@ fn models(
                 name: alias.map(str::to_owned),
                 kind,
                 capabilities: capabilities(model.config.as_ref()),
+                weight,
+                tier,
             });
         }
     }
     out
+}
+
+/// `routing:` — the default policy, per-group overrides and the three fallback chains. Names are
+/// checked against the raw models (trimmed, as `models` stores them), so a model with another
+/// problem does not also make every chain naming it an error.
+fn routing(raw: RawRouting, models: &[RawModel], errors: &mut Vec<ConfigError>) -> Routing {
+    // Every public name (model id or alias) → the kind of the first model that claims it;
+    // `models` already reports a name claimed by both kinds.
+    let mut names: HashMap<&str, ModelKind> = HashMap::new();
+    for model in models {
+        let kind = model.kind.unwrap_or_default();
+        for name in [
+            Some(model.model.trim()),
+            model.name.as_deref().map(str::trim),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|n| !n.is_empty())
+        {
+            names.entry(name).or_insert(kind);
+        }
+    }
+    let unknown = |name: &str| {
+        format!("unknown model name '{name}' (no models[] entry has it as name or model)")
+    };
+    let policy = raw.policy.unwrap_or_default();
+    let mut groups = BTreeMap::new();
+    for (name, group) in raw.groups {
+        if !names.contains_key(name.as_str()) {
+            errors.push(ConfigError::new(
+                format!("routing.groups.{name}"),
+                unknown(&name),
+            ));
+        }
+        groups.insert(
+            name,
+            Group {
+                policy: group.policy.unwrap_or(policy),
+            },
+        );
+    }
+    let mut chains = |field: &str, raw: BTreeMap<String, Vec<String>>| {
+        let mut out = BTreeMap::new();
+        for (name, chain) in raw {
+            let path = format!("routing.{field}.{name}");
+            let kind = names.get(name.as_str()).copied();
+            if kind.is_none() {
+                errors.push(ConfigError::new(path.clone(), unknown(&name)));
+            }
+            let mut seen: BTreeSet<&str> = BTreeSet::new();
+            for (i, next) in chain.iter().enumerate() {
+                let at = format!("{path}[{i}]");
+                if *next == name {
+                    errors.push(ConfigError::new(
+                        at,
+                        format!("'{name}' falls back to itself"),
+                    ));
+                } else if !seen.insert(next) {
+                    errors.push(ConfigError::new(
+                        at,
+                        format!("'{next}' appears twice in the chain"),
+                    ));
+                } else {
+                    match (kind, names.get(next.as_str())) {
+                        (_, None) => errors.push(ConfigError::new(at, unknown(next))),
+                        (Some(kind), Some(&next_kind)) if kind != next_kind => {
+                            errors.push(ConfigError::new(
+                                at,
+                                format!(
+                                    "'{next}' is {} model but '{name}' is {} model",
+                                    a_kind(next_kind),
+                                    a_kind(kind)
+                                ),
+                            ));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            out.insert(name, chain);
+        }
+        out
+    };
+    let fallbacks = chains("fallbacks", raw.fallbacks);
+    let context_fallbacks = chains("context_fallbacks", raw.context_fallbacks);
+    let content_fallbacks = chains("content_fallbacks", raw.content_fallbacks);
+    Routing {
+        unknown_model: raw.unknown_model.unwrap_or_default(),
+        policy,
+        groups,
+        fallbacks,
+        context_fallbacks,
+        content_fallbacks,
+    }
+}
+
+/// "a chat" or "an embedding", for messages.
+fn a_kind(kind: ModelKind) -> &'static str {
+    match kind {
+        ModelKind::Chat => "a chat",
+        ModelKind::Embedding => "an embedding",
+    }
 }
 
 /// The seed's rule: no `config` means everything is supported; with `config`, a missing flag

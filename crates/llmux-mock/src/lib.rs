@@ -111,7 +111,7 @@ impl MockUpstream {
                 std::future::pending::<()>().await;
             }
         };
-        let task = tokio::spawn(serve(listener, Arc::clone(&shared), signal));
+        let task = llmux_telemetry::spawn_tracked(serve(listener, Arc::clone(&shared), signal));
         Ok(MockUpstream {
             addr,
             shared,

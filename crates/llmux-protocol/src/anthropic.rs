@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::value::RawValue;
 
 use crate::neutral::{FinishReason, Usage};
+use crate::shared::{compact_json, stable_hash};
 
 mod request;
 mod response;
@@ -199,32 +200,6 @@ impl Serialize for Input<'_> {
     }
 }
 
-/// Copies valid JSON text without its insignificant whitespace, keeping member order (a
-/// `Value` round trip would sort the keys).
-fn compact_json(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    let mut in_string = false;
-    let mut escaped = false;
-    for c in raw.chars() {
-        if in_string {
-            out.push(c);
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_string = false;
-            }
-        } else if c == '"' {
-            in_string = true;
-            out.push(c);
-        } else if !matches!(c, ' ' | '\n' | '\r' | '\t') {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// A serde_json error without its "at line L column C" suffix, which points into a sub-slice
 /// of the body and would only confuse the reader.
 fn error_reason(err: &serde_json::Error) -> String {
@@ -233,13 +208,6 @@ fn error_reason(err: &serde_json::Error) -> String {
         Some(pos) => text[..pos].to_owned(),
         None => text,
     }
-}
-
-/// FNV-1a: a stable hash (the same across builds and Rust versions) to derive ids from content.
-fn stable_hash(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
-        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// An id with `prefix` and 24 hex digits derived from `seed`.

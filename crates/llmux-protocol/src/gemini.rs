@@ -6,6 +6,8 @@
 //! - [`decode_request`]: request body → neutral (round-trip tests, the mock).
 //! - [`decode_response`] and [`StreamDecoder`]: answers → neutral.
 //! - [`decode_error`]: a google.rpc.Status error → what the client sees.
+//! - [`ingress`]: the other direction, for Gemini *clients* (google-genai SDKs, Gemini CLI):
+//!   their requests → neutral, neutral answers and streams → Gemini's wire format.
 //! - [`clean_schema`]: JSON Schema → the subset Gemini's `parameters` / `responseSchema` accept,
 //!   within a [`SchemaBudget`]; a recursive `$ref`, too deep or too large a schema is a
 //!   [`SchemaError`] (the encoder's error names the path, e.g.
@@ -20,6 +22,7 @@
 //!   order and name).
 //! - A tool-call turn finishes with `STOP`: the decoders infer `tool_calls` from the parts.
 
+pub mod ingress;
 mod request;
 mod response;
 mod schema;

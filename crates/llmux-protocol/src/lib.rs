@@ -11,6 +11,8 @@
 //!
 //! Invariant: this crate depends on no other llmux crate and on no async runtime or HTTP crate.
 
+#![warn(missing_docs)]
+
 pub mod anthropic;
 pub mod embeddings;
 pub mod error;
@@ -19,6 +21,7 @@ pub mod json_scan;
 pub mod neutral;
 pub mod openai_chat;
 pub mod responses;
+mod shared;
 pub mod sse;
 pub mod usage;
 pub mod utf8;

@@ -3,6 +3,17 @@
 //!
 //! Nothing here builds a JSON tree of the body: requests are validated by deserializing into
 //! borrowed envelopes that ignore unknown fields, and rewrites splice top-level members.
+//!
+//! The cross-protocol path (⇄ the [`neutral`](crate::neutral) model) lives in one file per
+//! shape, like the other codecs: `request` ([`decode_neutral_request`],
+//! [`encode_neutral_request`]), `response` ([`decode_neutral_response`],
+//! [`encode_neutral_response`]) and `stream` ([`ChunkDecoder`], [`ChunkEncoder`]). The
+//! same-protocol path never goes there.
+//!
+//! Gemini's `thoughtSignature` has no field in OpenAI's format. llmux returns it twice on each
+//! tool call: as `extra_content.google.thought_signature` (Google's own OpenAI-compatible
+//! convention) and appended to the call id after [`SIGNATURE_SEPARATOR`], because every client
+//! sends ids back even when it drops unknown fields. Either one brings it back on the next turn.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -15,11 +26,33 @@ use crate::usage::Usage;
 use crate::utf8;
 
 pub mod repair;
-mod translate;
-pub use translate::{
-    ChunkDecoder, ChunkEncoder, SIGNATURE_SEPARATOR, decode_neutral_request,
-    decode_neutral_response, encode_neutral_request, encode_neutral_response, split_signature,
-};
+mod request;
+mod response;
+mod stream;
+
+pub use request::{decode_neutral_request, encode_neutral_request};
+pub use response::{decode_neutral_response, encode_neutral_response};
+pub use stream::{ChunkDecoder, ChunkEncoder};
+
+/// Separates a tool-call id from the Gemini thought signature appended to it.
+pub const SIGNATURE_SEPARATOR: &str = "__ts__";
+
+/// Splits `call_x__ts__SIG` into the id and the signature.
+pub fn split_signature(id: &str) -> (&str, Option<&str>) {
+    match id.split_once(SIGNATURE_SEPARATOR) {
+        Some((id, signature)) if !signature.is_empty() => (id, Some(signature)),
+        _ => (id, None),
+    }
+}
+
+/// `id` with `signature` appended after [`SIGNATURE_SEPARATOR`], the inverse of
+/// [`split_signature`].
+fn join_signature(id: &str, signature: Option<&str>) -> String {
+    match signature {
+        Some(signature) => format!("{id}{SIGNATURE_SEPARATOR}{signature}"),
+        None => id.to_owned(),
+    }
+}
 
 /// Which optional model capabilities a request needs (the seed's `support_*` flags).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

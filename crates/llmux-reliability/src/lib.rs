@@ -5,6 +5,8 @@
 //! drive time explicitly and never sleep. State is guarded per entry (a small mutex held for a
 //! few instructions), never globally.
 
+#![warn(missing_docs)]
+
 mod backoff;
 mod health;
 

@@ -1,15 +1,27 @@
 //! The routing table: every (credential, model) combination of a validated config, indexed so
-//! that choosing one is O(1) whatever the table's size.
+//! that finding the candidates of a request is O(1) whatever the table's size; the routing
+//! policies that choose among them; and the fallback chains between groups.
 //!
 //! Invariant: the table is immutable once compiled and shared by reference; choosing takes no
-//! lock. Randomness is injected ([`Pick`]) so tests can seed it. No I/O.
+//! lock (live statistics are atomics, one entry per combination). Randomness is injected
+//! ([`Pick`]) so tests can seed it. No I/O, no async runtime.
 //!
-//! Entry points: [`RoutingTable::compile`], [`RoutingTable::candidates`], [`Candidates::pick`].
+//! Entry points: [`RoutingTable::compile`], [`RoutingTable::candidates`],
+//! [`RoutingTable::policy_for`], [`choose`] (with a [`StatsTable`] built by [`StatsTable::new`]),
+//! [`RoutingTable::fallbacks`] and [`RoutingTable::next_fallback`], and [`Candidates::pick`] for
+//! a plain uniform choice.
 
+mod fallback;
 mod infer;
+mod policy;
+mod stats;
 mod table;
 
 pub use infer::infer_vendor;
+pub use llmux_config::RoutingPolicy;
+pub use llmux_protocol::error::ErrorClass;
+pub use policy::{Choice, Choose, Tokens, choose};
+pub use stats::{InFlightGuard, Stats, StatsTable};
 pub use table::{
     Candidates, Combination, Endpoint, Needs, Query, RouteError, RoutingTable, Target,
 };
@@ -18,11 +30,22 @@ pub use table::{
 pub trait Pick {
     /// A uniformly random index in `0..len` (`len > 0`).
     fn index(&mut self, len: usize) -> usize;
+
+    /// A uniformly random number in `[0, 1)`, for weighted choices. The default draws it from
+    /// [`Pick::index`] with 2^24 steps, finer than any configured weight ratio needs.
+    fn unit(&mut self) -> f64 {
+        const STEPS: usize = 1 << 24;
+        self.index(STEPS) as f64 / STEPS as f64
+    }
 }
 
 impl Pick for fastrand::Rng {
     fn index(&mut self, len: usize) -> usize {
         self.usize(..len)
+    }
+
+    fn unit(&mut self) -> f64 {
+        self.f64()
     }
 }
 
@@ -33,5 +56,9 @@ pub struct ThreadRng;
 impl Pick for ThreadRng {
     fn index(&mut self, len: usize) -> usize {
         fastrand::usize(..len)
+    }
+
+    fn unit(&mut self) -> f64 {
+        fastrand::f64()
     }
 }

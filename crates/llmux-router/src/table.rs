@@ -3,9 +3,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use llmux_config::{Config, Credential, Model, ModelKind, UnknownModelPolicy};
+use llmux_config::{
+    Config, Credential, Model, ModelKind, Price, Pricing, Routing, RoutingPolicy,
+    UnknownModelPolicy,
+};
 
-use crate::{Pick, infer_vendor};
+use crate::{Pick, Stats, StatsTable, infer_vendor};
 
 /// One (credential, model) pair.
 #[derive(Debug)]
@@ -156,6 +159,12 @@ pub struct RoutingTable {
     /// Keyed by configured `model` and by `name`.
     by_model: HashMap<String, Scope>,
     policy: UnknownModelPolicy,
+    /// Policies and fallback chains (`routing:`).
+    pub(crate) routing: Routing,
+    /// Prices for models passed through unchanged.
+    pub(crate) pricing: Pricing,
+    /// Each combination's price, looked up once (prefix match) at compile time.
+    pub(crate) prices: Vec<Option<Price>>,
 }
 
 /// The combinations that may serve one request; pick one with [`Candidates::pick`].
@@ -235,7 +244,37 @@ impl<'t> Candidates<'t> {
         }
     }
 
-    /// Chooses one candidate uniformly at random: O(1).
+    /// The `i`-th candidate's model (`None` for a model passed through).
+    pub(crate) fn model(&self, i: usize) -> Option<&'t Model> {
+        match *self {
+            Self::Configured(table, list) => {
+                Some(&table.combinations.get(*list.get(i)? as usize)?.model)
+            }
+            Self::PassThrough { .. } => None,
+        }
+    }
+
+    /// The `i`-th candidate's price per million tokens, if the pricing table knows its model.
+    pub(crate) fn price(&self, i: usize) -> Option<Price> {
+        match *self {
+            Self::Configured(table, list) => *table.prices.get(*list.get(i)? as usize)?,
+            Self::PassThrough { table, model, .. } => table.pricing.price(model),
+        }
+    }
+
+    /// The `i`-th candidate's live statistics in `stats`.
+    pub(crate) fn stats<'s>(&self, stats: &'s StatsTable, i: usize) -> Option<&'s Stats> {
+        match *self {
+            Self::Configured(_, list) => stats.combination(*list.get(i)? as usize),
+            Self::PassThrough { credentials, .. } => {
+                stats.credential(*credentials.get(i)? as usize)
+            }
+        }
+        .map(AsRef::as_ref)
+    }
+
+    /// Chooses one candidate uniformly at random: O(1). The attempt loop uses
+    /// [`choose`](crate::choose), which also knows availability, tried candidates and policies.
     pub fn pick(&self, rng: &mut impl Pick) -> Option<Target<'t>> {
         let len = self.len();
         if len == 0 {
@@ -289,8 +328,15 @@ impl RoutingTable {
             .map(|(key, members)| (key, build_scope(&members, &combinations)))
             .collect();
 
+        let prices = combinations
+            .iter()
+            .map(|c| config.pricing.price(&c.model.model))
+            .collect();
         Self {
             credentials: config.credentials.clone(),
+            prices,
+            pricing: config.pricing.clone(),
+            routing: config.routing.clone(),
             combinations,
             vendors,
             credentials_by_vendor,
@@ -314,6 +360,21 @@ impl RoutingTable {
     /// Vendors with at least one credential, sorted.
     pub fn vendors(&self) -> &[String] {
         &self.vendors
+    }
+
+    /// The routing options the table was compiled with: policies and fallback chains.
+    pub fn routing(&self) -> &Routing {
+        &self.routing
+    }
+
+    /// The policy for a request that asked for `model`: the `routing.groups` entry of that
+    /// name, else `routing.policy` (also for a request without a model, or one served by the
+    /// pool or passed through).
+    pub fn policy_for(&self, model: Option<&str>) -> RoutingPolicy {
+        match model {
+            Some(name) => self.routing.policy_for(name),
+            None => self.routing.policy,
+        }
     }
 
     /// The combinations that may serve `query` (DESIGN.md routing rules 1–4).

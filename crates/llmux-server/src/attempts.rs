@@ -22,9 +22,6 @@ use crate::shared_health;
 use crate::state::{Gateway, Snapshot};
 use crate::vendor_quota;
 
-/// Random picks tried before scanning the candidate list for an available one.
-const RANDOM_PICKS: usize = 8;
-
 /// The health entries of one target.
 #[derive(Debug, Clone)]
 pub struct TargetHealth {
@@ -92,6 +89,8 @@ pub struct Committed<'s, T> {
     pub value: T,
     pub target: Target<'s>,
     pub upstream_time: Duration,
+    /// Why the routing policy chose this target (`x-llmux-policy`).
+    pub reason: &'static str,
 }
 
 /// A request that no attempt could serve: the last error and the last target tried.
@@ -104,6 +103,10 @@ pub struct Exhausted<'s> {
 pub struct Admitted<'a> {
     /// Vendors the caller's key may reach (empty: all).
     pub allowed_vendors: &'a [String],
+    /// The group's routing policy.
+    pub policy: llmux_router::RoutingPolicy,
+    /// The request's estimated tokens (the `cost` policy reads them).
+    pub tokens: llmux_router::Tokens,
     /// Tokens reserved for the request (input estimate + output), for vendor TPM quotas.
     pub reserve_tokens: u64,
     /// Settles the caller's and the vendor quota's reservations when the answer ends.
@@ -134,14 +137,9 @@ where
     let mut attempt_number = 0;
     while attempt_number < reliability.max_attempts {
         let now = Instant::now();
-        let Some((position, target, health)) = pick(
-            snapshot,
-            &candidates,
-            &tried,
-            &over_quota,
-            admitted.allowed_vendors,
-            now,
-        ) else {
+        let Some((position, target, health, reason)) =
+            pick(snapshot, &candidates, &tried, &over_quota, admitted, now)
+        else {
             break;
         };
         let Some(probe) = admit(gateway, &health, &target, now) else {
@@ -192,6 +190,8 @@ where
         }
         tried.push(position);
         count_selection(gateway, snapshot, &target);
+        let stats = snapshot.stats.of(&target).cloned();
+        let busy = stats.as_ref().map(llmux_router::Stats::enter);
         let attempt_started = Instant::now();
         let remaining = deadline.saturating_duration_since(attempt_started);
         let outcome = match tokio::time::timeout(remaining, attempt(target)).await {
@@ -209,13 +209,19 @@ where
         // The outcome below is the probe's verdict (recorded on the breaker); only a request
         // dropped before this point, e.g. by a client that went away, releases the probe.
         probe.settled();
+        drop(busy);
         match outcome {
             Ok(value) => {
                 record_success(gateway, &health, &target, attempt_time);
+                if let Some(stats) = &stats {
+                    // Whole answers and primed streams both return at their first content.
+                    stats.record_ttfb(attempt_time);
+                }
                 return Ok(Committed {
                     value,
                     target,
                     upstream_time,
+                    reason,
                 });
             }
             Err(failure) => {
@@ -264,47 +270,40 @@ fn over_vendor_quota(wait: Duration) -> ApiError {
     error
 }
 
-/// A random available candidate not tried yet; else any available one (retrying the same
-/// combination when there is no other); `None` when every candidate is open or cooling down.
+/// The routing policy's choice among the available candidates (llmux-router decides; this
+/// only says which candidates are available: healthy, allowed for the caller, and not over
+/// their vendor quota); `None` when every candidate is open, cooling down or excluded.
 fn pick<'s>(
     snapshot: &'s Snapshot,
     candidates: &Candidates<'s>,
     tried: &[usize],
     excluded: &[usize],
-    allowed_vendors: &[String],
+    admitted: &Admitted<'_>,
     now: Instant,
-) -> Option<(usize, Target<'s>, TargetHealth)> {
-    let len = candidates.len();
-    if len == 0 {
-        return None;
-    }
-    let usable = |position: usize, allow_tried: bool| {
-        if (!allow_tried && tried.contains(&position)) || excluded.contains(&position) {
-            return None;
+) -> Option<(usize, Target<'s>, TargetHealth, &'static str)> {
+    let allowed = admitted.allowed_vendors;
+    let available = |position: usize| {
+        if excluded.contains(&position) {
+            return false;
         }
-        let target = candidates.get(position)?;
-        if !allowed_vendors.is_empty() && !allowed_vendors.contains(&target.credential.vendor) {
-            return None;
+        let Some(target) = candidates.get(position) else {
+            return false;
+        };
+        if !allowed.is_empty() && !allowed.contains(&target.credential.vendor) {
+            return false;
         }
-        let health = TargetHealth::of(snapshot, &target)?;
-        health
-            .is_available(now)
-            .then_some((position, target, health))
+        TargetHealth::of(snapshot, &target).is_some_and(|h| h.is_available(now))
     };
-    for _ in 0..RANDOM_PICKS.min(len * 2) {
-        if let Some(found) = usable(fastrand::usize(..len), false) {
-            return Some(found);
-        }
-    }
-    let offset = fastrand::usize(..len);
-    for allow_tried in [false, true] {
-        for step in 0..len {
-            if let Some(found) = usable((offset + step) % len, allow_tried) {
-                return Some(found);
-            }
-        }
-    }
-    None
+    let how = llmux_router::Choose {
+        policy: admitted.policy,
+        tried,
+        stats: &snapshot.stats,
+        tokens: admitted.tokens,
+    };
+    let choice = llmux_router::choose(candidates, &how, available, &mut llmux_router::ThreadRng)?;
+    let target = candidates.get(choice.position)?;
+    let health = TargetHealth::of(snapshot, &target)?;
+    Some((choice.position, target, health, choice.reason))
 }
 
 /// The half-open probe slots one attempt holds. Dropped before [`ProbeSlots::settled`] (the

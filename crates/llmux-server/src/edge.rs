@@ -29,7 +29,8 @@ use crate::api_error::ApiError;
 use crate::envelope::Envelope;
 use crate::governance::Caller;
 use crate::isolation::{Guarded, Held};
-use crate::routes;
+use crate::pipeline::serve;
+use crate::routes::{self, Chat, Handler, Messages, Responses};
 use crate::series::Series;
 use crate::server::{ActiveRequest, Activity};
 use crate::state::Gateway;
@@ -117,7 +118,10 @@ async fn edge(
         .cloned()
         .unwrap_or_else(new_id);
     let method = request.method().clone();
-    let route = route_label(request.uri().path());
+    let found = routes::lookup(request.uri().path());
+    let route = found.map_or("other", |r| r.label);
+    let access = routes::access(request.uri().path(), found);
+    let handler = found.map(|r| r.handler);
     let envelope = Envelope::for_path(request.uri().path());
     // Only the log line needs the path after the request is handed on.
     let path = tracing::enabled!(tracing::Level::INFO).then(|| request.uri().path().to_owned());
@@ -137,12 +141,10 @@ async fn edge(
     };
 
     let handled = AssertUnwindSafe(async {
-        match crate::governance::authenticate(&gateway, request.uri().path(), request.headers())
-            .await
-        {
+        match crate::governance::authenticate(&gateway, access, envelope, request.headers()).await {
             Ok(caller) => {
                 let id = RequestId(id.clone());
-                dispatch(gateway.clone(), &mut router, request, id, caller).await
+                dispatch(gateway.clone(), &mut router, request, handler, id, caller).await
             }
             Err(refusal) => refusal,
         }
@@ -237,19 +239,20 @@ async fn dispatch(
     gateway: Arc<Gateway>,
     router: &mut Router,
     mut request: Request,
+    handler: Option<Handler>,
     id: RequestId,
     caller: Caller,
 ) -> Response {
     if request.method() == Method::POST {
-        match request.uri().path() {
-            "/v1/chat/completions" => {
-                return Box::pin(routes::chat::handle(gateway, id, caller, request)).await;
+        match handler {
+            Some(Handler::Chat) => {
+                return Box::pin(serve::<Chat>(gateway, id, caller, request)).await;
             }
-            "/v1/responses" => {
-                return Box::pin(routes::responses::create(gateway, id, caller, request)).await;
+            Some(Handler::Responses) => {
+                return Box::pin(serve::<Responses>(gateway, id, caller, request)).await;
             }
-            "/v1/messages" => {
-                return Box::pin(routes::messages::create(gateway, id, caller, request)).await;
+            Some(Handler::Messages) => {
+                return Box::pin(serve::<Messages>(gateway, id, caller, request)).await;
             }
             _ => {}
         }
@@ -287,16 +290,8 @@ fn push_millis(out: &mut Vec<u8>, d: Duration) {
     }
 }
 
-fn push_decimal(out: &mut Vec<u8>, mut n: u128) {
-    let start = out.len();
-    loop {
-        out.push(b'0' + (n % 10) as u8);
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out[start..].reverse();
+fn push_decimal(out: &mut Vec<u8>, n: u128) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 /// Routes that call vendors (or serve what they answered): the ones the in-flight limit covers.
@@ -335,23 +330,6 @@ fn finish_shed(
         })
         .inc();
     response
-}
-
-/// A bounded label for metrics: unknown paths must not create series.
-fn route_label(path: &str) -> &'static str {
-    match path {
-        "/v1/chat/completions" => "chat",
-        "/v1/embeddings" => "embeddings",
-        "/v1/responses" => "responses",
-        "/v1/messages" => "messages",
-        "/v1/messages/count_tokens" => "count_tokens",
-        p if p.starts_with("/v1/responses/") => "responses",
-        "/v1/models" => "models",
-        "/health" | "/health/vendors" => "health",
-        "/metrics" => "metrics",
-        p if p.starts_with("/admin/") => "admin",
-        _ => "other",
-    }
 }
 
 fn is_sane_id(bytes: &[u8]) -> bool {

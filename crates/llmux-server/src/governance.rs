@@ -15,13 +15,15 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use llmux_config::{Pricing, RedisFailure};
 use llmux_protocol::error::{ErrorKind, GatewayError, RateLimit};
 use llmux_store::{KeyRecord, KeyStore, Limiter, StoreError};
+use subtle::ConstantTimeEq;
 
 use crate::api_error::ApiError;
+use crate::routes::Access;
 
 /// How long an authenticated key is trusted without asking the store again. Revocations on this
 /// replica clear it at once; other replicas see them within this time (and at once through the
@@ -60,24 +62,10 @@ impl std::fmt::Debug for Governance {
 }
 
 fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    i64::try_from(crate::clock::unix_secs()).unwrap_or(i64::MAX)
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// Compares without an early exit, so the time taken does not reveal how much matched.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
+use crate::clock::unix_millis as now_ms;
 
 fn unauthenticated(message: &str) -> ApiError {
     let mut error =
@@ -169,7 +157,7 @@ impl Governance {
     pub fn is_master(&self, presented: &str) -> bool {
         self.master_key
             .as_deref()
-            .is_some_and(|m| constant_time_eq(m.as_bytes(), presented.as_bytes()))
+            .is_some_and(|m| bool::from(m.as_bytes().ct_eq(presented.as_bytes())))
     }
 
     /// The caller for a presented key (`None` when the request carried none).
@@ -551,42 +539,42 @@ fn presented_key(headers: &http::HeaderMap) -> Option<&str> {
         .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
 }
 
-/// Authenticates every request before its handler: API routes need a valid key once
-/// authentication is enforced; `/admin` always needs the master key; `/metrics` needs it when
-/// `auth.protect_metrics` is on; `/health` stays open. Returns who is calling, or the refusal
-/// to send instead (in Anthropic's envelope on `/v1/messages`).
+/// Authenticates every request before its handler, by its route's [`Access`]: API routes need
+/// a valid key once authentication is enforced; `/admin` always needs the master key;
+/// `/metrics` needs it when `auth.protect_metrics` is on; `/health` stays open. Returns who is
+/// calling, or the refusal to send instead (in the route's `envelope`).
 pub async fn authenticate(
     gateway: &crate::state::Gateway,
-    path: &str,
+    access: Access,
+    envelope: crate::envelope::Envelope,
     headers: &http::HeaderMap,
 ) -> Result<Caller, axum::response::Response> {
     let Some(governance) = gateway.governance.as_ref() else {
         return Ok(Caller::Open);
     };
-    let envelope = crate::envelope::Envelope::for_path(path);
     let render = |error: ApiError| envelope.render(error);
     let presented = presented_key(headers);
     let master = presented.is_some_and(|p| governance.is_master(p));
-    let caller = if path.starts_with("/admin") {
-        if !master {
-            return Err(render(unauthenticated(
-                "admin routes need the master key (auth.master_key)",
-            )));
+    let caller = match access {
+        Access::Master => {
+            if !master {
+                return Err(render(unauthenticated(
+                    "admin routes need the master key (auth.master_key)",
+                )));
+            }
+            Caller::Master
         }
-        Caller::Master
-    } else if path == "/metrics" {
-        if governance.protect_metrics && governance.enforced() && !master {
-            return Err(render(unauthenticated(
-                "/metrics needs the master key (auth.protect_metrics)",
-            )));
+        Access::Metrics => {
+            if governance.protect_metrics && governance.enforced() && !master {
+                return Err(render(unauthenticated(
+                    "/metrics needs the master key (auth.protect_metrics)",
+                )));
+            }
+            if master { Caller::Master } else { Caller::Open }
         }
-        if master { Caller::Master } else { Caller::Open }
-    } else if path.starts_with("/v1/") {
-        governance.authenticate(presented).await.map_err(render)?
-    } else if master {
-        Caller::Master
-    } else {
-        Caller::Open
+        Access::Key => governance.authenticate(presented).await.map_err(render)?,
+        Access::Open if master => Caller::Master,
+        Access::Open => Caller::Open,
     };
     Ok(caller)
 }

@@ -7,12 +7,14 @@
 mod api_error;
 mod attempts;
 mod body;
+mod clock;
 mod edge;
 mod envelope;
 mod governance;
 mod isolation;
 pub mod keys;
 mod overload;
+mod pipeline;
 mod relay;
 mod response_store;
 mod routes;

@@ -60,24 +60,6 @@ impl StreamContext {
         }
     }
 
-    /// [`StreamContext::record_end`] for neutral usage.
-    pub fn record_end_neutral(
-        &self,
-        usage: Option<llmux_protocol::neutral::Usage>,
-        failure: Option<ErrorKind>,
-        answered: bool,
-    ) {
-        self.record_end(
-            usage.map(|u| Usage {
-                prompt_tokens: Some(u.input_tokens),
-                completion_tokens: Some(u.output_tokens),
-                total_tokens: Some(u.total()),
-            }),
-            failure,
-            answered,
-        );
-    }
-
     pub fn record_cancel(&self) {
         self.gateway
             .metrics
@@ -103,45 +85,65 @@ pub fn event_decoder(gateway: &Gateway) -> sse::Decoder {
     sse::Decoder::with_limits(max, max)
 }
 
-/// The same-protocol relay state.
-pub struct Relay {
-    upstream: llmux_upstream::Body,
-    decoder: sse::Decoder,
-    client_model: Vec<u8>,
-    client_wants_usage: bool,
-    idle: Duration,
-    usage: Option<Usage>,
-    finished: bool,
-    sent_content: bool,
-    failure: Option<GatewayError>,
-    context: StreamContext,
-    /// Tool-call repair for vendors that send malformed calls: from the start for vendors known
-    /// to, else from the first chunk that shows the symptoms.
-    repair: Option<ToolCallRepair>,
+/// What one vendor event meant, as a [`Strategy`] reports it.
+pub enum Step {
+    /// Nothing for the client (e.g. a usage chunk the client did not ask for).
+    Skip,
+    /// Bytes for the client were written.
+    Content,
+    /// The answer is complete; its last bytes were written.
+    End,
+    /// The vendor reported an error (or sent something unreadable).
+    Fail(ErrorKind, String),
 }
 
-impl Relay {
+/// How vendor events become client output: the same-protocol byte rewrite ([`Rewrite`]) or
+/// translation through the neutral model (`translate::Translate`).
+pub trait Strategy: Send + 'static {
+    /// Handles one vendor event, writing what the client gets to `out`.
+    fn event(&mut self, event: &sse::Event, out: &mut BytesMut, sent_content: bool) -> Step;
+    /// The vendor's stream ended without an end event: `Ok` when the answer is complete anyway
+    /// (its ending written to `out`), else why it is not.
+    fn vendor_ended(&mut self, out: &mut BytesMut) -> Result<(), &'static str>;
+    /// Writes the client's error ending.
+    fn fail(&mut self, kind: ErrorKind, message: &str, out: &mut BytesMut);
+    /// The usage the vendor reported so far.
+    fn usage(&self) -> Option<Usage>;
+}
+
+/// One relay for every stream: vendor bytes in, client bytes out as they arrive, through a
+/// [`Strategy`]. It is *primed* before the response is committed: it reads until it has
+/// something to send, so a vendor that fails before that can still be failed over. It always
+/// ends the client's stream well-formed, records the outcome once, and, when dropped early
+/// (the client left), cancels the upstream request and refunds the reservation.
+pub struct Relay<S> {
+    upstream: llmux_upstream::Body,
+    decoder: sse::Decoder,
+    strategy: S,
+    idle: Duration,
+    sent_content: bool,
+    finished: bool,
+    failure: Option<GatewayError>,
+    context: StreamContext,
+}
+
+impl<S: Strategy> Relay<S> {
     /// A relay over an upstream SSE response.
     pub fn new(
         response: llmux_upstream::Response,
-        client_model: Vec<u8>,
-        client_wants_usage: bool,
+        strategy: S,
         idle: Duration,
         context: StreamContext,
-        repair_tool_calls: bool,
     ) -> Self {
         Self {
             upstream: response.into_body(),
             decoder: event_decoder(&context.gateway),
-            client_model,
-            client_wants_usage,
+            strategy,
             idle,
-            usage: None,
-            finished: false,
             sent_content: false,
+            finished: false,
             failure: None,
             context,
-            repair: repair_tool_calls.then(|| ToolCallRepair::new(fastrand::u64(..))),
         }
     }
 
@@ -189,11 +191,10 @@ impl Relay {
                     self.decoder.finish();
                     self.drain(&mut out);
                     if !self.finished {
-                        self.fail(
-                            &mut out,
-                            ErrorKind::UpstreamProtocol,
-                            "upstream stream ended before [DONE]",
-                        );
+                        match self.strategy.vendor_ended(&mut out) {
+                            Ok(()) => self.end(None),
+                            Err(why) => self.fail(&mut out, ErrorKind::UpstreamProtocol, why),
+                        }
                     }
                 }
                 Ok(Some(Err(_))) => {
@@ -215,6 +216,70 @@ impl Relay {
         (!out.is_empty()).then(|| out.freeze())
     }
 
+    fn drain(&mut self, out: &mut BytesMut) {
+        while !self.finished
+            && let Some(event) = self.decoder.next_event()
+        {
+            match self.strategy.event(&event, out, self.sent_content) {
+                Step::Skip => {}
+                Step::Content => self.sent_content = true,
+                Step::End => self.end(None),
+                Step::Fail(kind, message) => self.fail(out, kind, &message),
+            }
+        }
+    }
+
+    fn fail(&mut self, out: &mut BytesMut, kind: ErrorKind, message: &str) {
+        tracing::warn!(request_id = %self.context.request_id, vendor = self.context.series.vendor(), message, "stream ended with an error");
+        self.strategy.fail(kind, message, out);
+        self.failure = Some(GatewayError::new(kind, message));
+        self.end(Some(kind));
+    }
+
+    fn end(&mut self, failure: Option<ErrorKind>) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        // A failure before any content is reported by the attempt loop instead.
+        let answered = self.sent_content || failure.is_none();
+        let failure = failure.filter(|_| self.sent_content);
+        self.context
+            .record_end(self.strategy.usage(), failure, answered);
+    }
+}
+
+impl<S> Drop for Relay<S> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.context.record_cancel();
+        }
+    }
+}
+
+/// The same-protocol strategy for OpenAI-compatible streams: each chunk forwarded with `model`
+/// rewritten, the usage-only chunk dropped when the client did not ask for it (but counted),
+/// malformed tool calls repaired, and `[DONE]` as the end.
+pub struct Rewrite {
+    client_model: Vec<u8>,
+    client_wants_usage: bool,
+    usage: Option<Usage>,
+    /// Tool-call repair for vendors that send malformed calls: from the start for vendors known
+    /// to, else from the first chunk that shows the symptoms.
+    repair: Option<ToolCallRepair>,
+}
+
+impl Rewrite {
+    /// The strategy for one stream answered as `client_model`.
+    pub fn new(client_model: Vec<u8>, client_wants_usage: bool, repair_tool_calls: bool) -> Self {
+        Self {
+            client_model,
+            client_wants_usage,
+            usage: None,
+            repair: repair_tool_calls.then(|| ToolCallRepair::new(fastrand::u64(..))),
+        }
+    }
+
     /// The chunk with its tool calls repaired, when it needed it.
     fn repair(&mut self, chunk: &[u8]) -> Option<Vec<u8>> {
         if self.repair.is_none() && repair::shows_symptoms(chunk) {
@@ -227,63 +292,49 @@ impl Relay {
             None
         }
     }
+}
 
-    fn drain(&mut self, out: &mut BytesMut) {
-        while let Some(event) = self.decoder.next_event() {
-            if event.is_done_marker() {
-                out.extend_from_slice(DONE_FRAME);
-                self.end(None);
-                return;
-            }
-            let repaired = self.repair(&event.data);
-            let data = repaired.as_deref().unwrap_or(&event.data);
-            let rewritten = rewrite_response(data, &self.client_model);
-            if rewritten.usage.is_some() {
-                self.usage = rewritten.usage;
-            }
-            if rewritten.is_error && !self.sent_content {
-                // An error before any content: let the attempt loop retry elsewhere.
-                let message = llmux_protocol::error::decode_upstream_error(&event.data)
-                    .message
-                    .unwrap_or_else(|| "upstream stream error".into());
-                let message = llmux_telemetry::mask::mask_secrets(&message).into_owned();
-                self.fail(
-                    out,
-                    ErrorKind::UpstreamStatus(502),
-                    &format!("upstream stream error: {message}"),
-                );
-                return;
-            }
-            if rewritten.usage_only && !self.client_wants_usage {
-                continue;
-            }
-            self.sent_content = true;
-            sse::encode_event(out, event.name.as_deref(), &rewritten.body);
+impl Strategy for Rewrite {
+    fn event(&mut self, event: &sse::Event, out: &mut BytesMut, sent_content: bool) -> Step {
+        if event.is_done_marker() {
+            out.extend_from_slice(DONE_FRAME);
+            return Step::End;
         }
+        let repaired = self.repair(&event.data);
+        let data = repaired.as_deref().unwrap_or(&event.data);
+        let rewritten = rewrite_response(data, &self.client_model);
+        if rewritten.usage.is_some() {
+            self.usage = rewritten.usage;
+        }
+        if rewritten.is_error && !sent_content {
+            // An error before any content: let the attempt loop retry elsewhere.
+            let message = llmux_protocol::error::decode_upstream_error(&event.data)
+                .message
+                .unwrap_or_else(|| "upstream stream error".into());
+            let message = llmux_telemetry::mask::mask_secrets(&message).into_owned();
+            return Step::Fail(
+                ErrorKind::UpstreamStatus(502),
+                format!("upstream stream error: {message}"),
+            );
+        }
+        if rewritten.usage_only && !self.client_wants_usage {
+            return Step::Skip;
+        }
+        sse::encode_event(out, event.name.as_deref(), &rewritten.body);
+        Step::Content
     }
 
-    fn fail(&mut self, out: &mut BytesMut, kind: ErrorKind, message: &str) {
-        tracing::warn!(request_id = %self.context.request_id, vendor = self.context.series.vendor(), message, "stream ended with an error");
+    fn vendor_ended(&mut self, _out: &mut BytesMut) -> Result<(), &'static str> {
+        Err("upstream stream ended before [DONE]")
+    }
+
+    fn fail(&mut self, kind: ErrorKind, message: &str, out: &mut BytesMut) {
         let error = GatewayError::new(kind, message);
         sse::encode_event(out, None, &error.to_openai_json());
         out.extend_from_slice(DONE_FRAME);
-        self.failure = Some(error);
-        self.end(Some(kind));
     }
 
-    fn end(&mut self, failure: Option<ErrorKind>) {
-        self.finished = true;
-        // A failure before any content is reported by the attempt loop instead.
-        let answered = self.sent_content || failure.is_none();
-        let failure = failure.filter(|_| self.sent_content);
-        self.context.record_end(self.usage, failure, answered);
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        if !self.finished {
-            self.context.record_cancel();
-        }
+    fn usage(&self) -> Option<Usage> {
+        self.usage
     }
 }

@@ -75,7 +75,7 @@ impl ResponseStore {
                 .and_then(Value::as_i64)
                 .unwrap_or(0);
             let key = id.clone();
-            tokio::spawn(async move {
+            llmux_telemetry::spawn_tracked(async move {
                 if let Err(err) = backend
                     .put(&key, &resource, &conversation, created_at)
                     .await

@@ -5,52 +5,197 @@ pub(crate) mod chat;
 mod embeddings;
 mod info;
 pub(crate) mod messages;
-mod proxy;
+pub(crate) mod proxy;
 pub(crate) mod responses;
 mod vendors;
 
-pub(crate) use messages::anthropic_error;
+pub(crate) use chat::Chat;
+pub(crate) use embeddings::Embeddings;
+pub(crate) use messages::{Messages, anthropic_error};
 pub(crate) use proxy::idle;
+pub(crate) use responses::Responses;
 
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use axum::{Extension, Router};
 use llmux_protocol::error::ErrorKind;
 
 use crate::api_error::ApiError;
 use crate::edge::{App, RequestId};
 use crate::governance::Caller;
+use crate::pipeline::serve;
 use crate::state::Gateway;
 
-/// Builds the application for `gateway`: the edge (authentication, request id, log line,
-/// metrics) around the routes.
-pub fn app(gateway: Arc<Gateway>) -> App {
-    let router = Router::new()
+/// Who may call a route (checked by the edge before any handler runs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (`/health`).
+    Open,
+    /// A virtual key once authentication is enforced (the API).
+    Key,
+    /// The master key (`/admin`).
+    Master,
+    /// The master key when `auth.protect_metrics` is on (`/metrics`).
+    Metrics,
+}
+
+/// What serves a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handler {
+    Chat,
+    Embeddings,
+    Responses,
+    ResponseById,
+    Messages,
+    CountTokens,
+    Models,
+    AdminKeys,
+    AdminKey,
+    AdminKeyUsage,
+    Health,
+    HealthVendors,
+    Metrics,
+}
+
+/// One route: its path pattern (`{id}` is one segment), its bounded metric label, who may call
+/// it, and what serves it.
+#[derive(Debug)]
+pub struct Route {
+    pub path: &'static str,
+    pub label: &'static str,
+    pub access: Access,
+    pub handler: Handler,
+}
+
+/// Every route, declared once: the router, the edge's dispatch, metric labels and
+/// authentication all derive from this table. The proxy routes come first (the edge looks
+/// them up on every request).
+pub const ROUTES: &[Route] = &[
+    route("/v1/chat/completions", "chat", Access::Key, Handler::Chat),
+    route("/v1/messages", "messages", Access::Key, Handler::Messages),
+    route(
+        "/v1/responses",
+        "responses",
+        Access::Key,
+        Handler::Responses,
+    ),
+    route(
+        "/v1/embeddings",
+        "embeddings",
+        Access::Key,
+        Handler::Embeddings,
+    ),
+    route(
+        "/v1/responses/{id}",
+        "responses",
+        Access::Key,
+        Handler::ResponseById,
+    ),
+    route(
+        "/v1/messages/count_tokens",
+        "count_tokens",
+        Access::Key,
+        Handler::CountTokens,
+    ),
+    route("/v1/models", "models", Access::Key, Handler::Models),
+    route("/health", "health", Access::Open, Handler::Health),
+    route(
+        "/health/vendors",
+        "health",
+        Access::Open,
+        Handler::HealthVendors,
+    ),
+    route("/metrics", "metrics", Access::Metrics, Handler::Metrics),
+    route("/admin/keys", "admin", Access::Master, Handler::AdminKeys),
+    route(
+        "/admin/keys/{id}",
+        "admin",
+        Access::Master,
+        Handler::AdminKey,
+    ),
+    route(
+        "/admin/keys/{id}/usage",
+        "admin",
+        Access::Master,
+        Handler::AdminKeyUsage,
+    ),
+];
+
+const fn route(path: &'static str, label: &'static str, access: Access, handler: Handler) -> Route {
+    Route {
+        path,
+        label,
+        access,
+        handler,
+    }
+}
+
+impl Route {
+    fn matches(&self, path: &str) -> bool {
+        if !self.path.contains('{') {
+            return self.path == path;
+        }
+        let mut pattern = self.path.split('/');
+        let mut actual = path.split('/');
+        loop {
+            match (pattern.next(), actual.next()) {
+                (None, None) => return true,
+                (Some(p), Some(a)) if p.starts_with('{') && !a.is_empty() => {}
+                (Some(p), Some(a)) if p == a => {}
+                _ => return false,
+            }
+        }
+    }
+}
+
+/// The route serving `path`, if any.
+pub fn lookup(path: &str) -> Option<&'static Route> {
+    ROUTES.iter().find(|route| route.matches(path))
+}
+
+/// Who may call `path`: its route's access, or for unknown paths the access of the area they
+/// are in (an unknown API path still needs a key, so a 404 tells nothing to strangers).
+pub fn access(path: &str, route: Option<&Route>) -> Access {
+    match route {
+        Some(route) => route.access,
+        None if path.starts_with("/admin") => Access::Master,
+        None if path.starts_with("/v1/") => Access::Key,
+        None => Access::Open,
+    }
+}
+
+fn method_router(handler: Handler) -> MethodRouter<Arc<Gateway>> {
+    match handler {
         // The edge calls the three proxy handlers itself for every POST (`edge::dispatch`).
-        // The router keeps the routes so other methods get a 405 with `Allow: POST`, and keeps
-        // real handlers on them so the router stays correct on its own.
-        .route("/v1/chat/completions", post(routed(chat::handle)))
-        .route("/v1/embeddings", post(embeddings::handle))
-        .route("/v1/responses", post(routed(responses::create)))
-        .route(
-            "/v1/responses/{id}",
-            get(responses::get).delete(responses::delete),
-        )
-        .route("/v1/messages", post(routed(messages::create)))
-        .route("/v1/messages/count_tokens", post(messages::count_tokens))
-        .route("/v1/models", get(info::models))
-        .route("/admin/keys", post(admin::create).get(admin::list))
-        .route(
-            "/admin/keys/{id}",
-            get(admin::get).patch(admin::update).delete(admin::revoke),
-        )
-        .route("/admin/keys/{id}/usage", get(admin::usage))
-        .route("/health", get(info::health))
-        .route("/health/vendors", get(vendors::health))
-        .route("/metrics", get(info::metrics))
+        // The router keeps them so other methods get a 405 with `Allow: POST`, and keeps real
+        // handlers on them so the router stays correct on its own.
+        Handler::Chat => post(routed(serve::<Chat>)),
+        Handler::Embeddings => post(routed(serve::<Embeddings>)),
+        Handler::Responses => post(routed(serve::<Responses>)),
+        Handler::Messages => post(routed(serve::<Messages>)),
+        Handler::ResponseById => get(responses::get).delete(responses::delete),
+        Handler::CountTokens => post(messages::count_tokens),
+        Handler::Models => get(info::models),
+        Handler::AdminKeys => post(admin::create).get(admin::list),
+        Handler::AdminKey => get(admin::get).patch(admin::update).delete(admin::revoke),
+        Handler::AdminKeyUsage => get(admin::usage),
+        Handler::Health => get(info::health),
+        Handler::HealthVendors => get(vendors::health),
+        Handler::Metrics => get(info::metrics),
+    }
+}
+
+/// Builds the application for `gateway`: the edge (authentication, request id, log line,
+/// metrics) around the routes of [`ROUTES`].
+pub fn app(gateway: Arc<Gateway>) -> App {
+    let router = ROUTES
+        .iter()
+        .fold(Router::new(), |router, route| {
+            router.route(route.path, method_router(route.handler))
+        })
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(gateway.clone());

@@ -122,7 +122,7 @@ pub async fn serve(
                     options,
                     closing: closing.clone(),
                 };
-                tokio::spawn(async move {
+                llmux_telemetry::spawn_tracked(async move {
                     connection.run(stream).await;
                     drop(slot);
                 });

@@ -13,7 +13,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use llmux_config::Credential;
 use llmux_reliability::{Health, Transition};
@@ -57,11 +57,7 @@ pub fn shared_id(credential: &Credential, model: Option<&str>) -> String {
         .collect()
 }
 
-fn now_unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+use crate::clock::unix_millis as now_unix_ms;
 
 impl SharedHealth {
     /// Sharing through `board`, read every `interval`.
@@ -83,7 +79,7 @@ impl SharedHealth {
             until_ms: now_ms + until.saturating_duration_since(Instant::now()).as_millis() as u64,
         };
         let board = Arc::clone(&self.board);
-        tokio::spawn(async move {
+        llmux_telemetry::spawn_tracked(async move {
             if let Err(err) = board.publish(&mark, now_ms).await {
                 tracing::debug!(error = %err, "could not share a breaker or cooldown decision");
             }

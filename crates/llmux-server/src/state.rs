@@ -31,6 +31,9 @@ pub struct Snapshot {
     pub(crate) secrets: Vec<String>,
     /// Metric series per routing slot, resolved on first use (`crate::series`).
     pub(crate) series: crate::series::SeriesTable,
+    /// Live routing statistics (TTFB average, requests in flight) per combination, carried
+    /// across reloads; the latency and least-busy policies read them.
+    pub stats: llmux_router::StatsTable,
 }
 
 /// A config that cannot be served.
@@ -150,6 +153,12 @@ impl Snapshot {
         let options = UpstreamOptions::from_config(&config, &|name| std::env::var(name).ok())?;
         let endpoints = Endpoints::prepare_with(table.credentials(), &options)?;
         let health = HealthTable::build(&table, &config.reliability, previous.map(|p| &p.health));
+        let stats = match previous {
+            Some(previous) => {
+                llmux_router::StatsTable::carried(&table, &previous.table, &previous.stats)
+            }
+            None => llmux_router::StatsTable::new(&table),
+        };
         let secrets = table
             .credentials()
             .iter()
@@ -162,6 +171,7 @@ impl Snapshot {
             health,
             secrets,
             series: Default::default(),
+            stats,
         })
     }
 
@@ -280,7 +290,9 @@ impl Gateway {
     ) {
         let shared = Arc::new(SharedHealth::new(board, interval));
         if self.shared_health.set(Arc::clone(&shared)).is_ok() {
-            tokio::spawn(shared.run(Arc::downgrade(self)));
+            // Lives as long as the gateway (it stops when the gateway is dropped), so it is
+            // not one of the tracked tasks that shutdown waits for.
+            tokio::runtime::Handle::current().spawn(shared.run(Arc::downgrade(self)));
         }
     }
 

@@ -2,22 +2,21 @@
 //! answer (whole or streamed) decoded back into neutral form for the client's encoder.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use futures_util::{Stream, StreamExt};
 use llmux_config::Api;
-use llmux_protocol::error::{ErrorKind, GatewayError, VendorError};
+use llmux_protocol::error::ErrorKind;
 use llmux_protocol::neutral::{self, DecodeError, ImageSource, Part, StreamEvent};
+use llmux_protocol::usage::Usage;
 use llmux_protocol::{anthropic, gemini, openai_chat, sse};
 use llmux_router::Target;
-use llmux_telemetry::mask::scrub;
 
 use crate::api_error::ApiError;
 use crate::attempts::Failure;
-use crate::relay::StreamContext;
+use crate::relay::{Relay, Step, Strategy, StreamContext};
 use crate::state::{Gateway, Snapshot};
-use crate::upstream_call::{read_body, retry_after, send_failure};
+use crate::upstream_call::read_body;
 
 /// Downloads `http(s)` image URLs into inline data when the target needs it, within the
 /// request's image budget (`images.max_per_request`, `images.max_total_bytes`).
@@ -108,69 +107,7 @@ pub async fn send(
             (url, body)
         }
     };
-    send_raw(snapshot, target, endpoint, &url, body, request.stream).await
-}
-
-/// Sends an already-encoded body in `endpoint`'s protocol; a non-2xx answer is decoded with that
-/// vendor's error codec into the client's error (with any Retry-After, for cooldowns).
-pub async fn send_raw(
-    snapshot: &Snapshot,
-    target: &Target<'_>,
-    endpoint: &llmux_upstream::Endpoint,
-    url: &http::Uri,
-    body: Vec<u8>,
-    stream: bool,
-) -> Result<llmux_upstream::Response, ApiError> {
-    let vendor = target.credential.vendor.as_str();
-    let mut response = endpoint
-        .post_json(url, body, stream)
-        .await
-        .map_err(|e| send_failure(&e, vendor))?;
-    if response.status().is_success() {
-        return Ok(response);
-    }
-    let status = response.status().as_u16();
-    let header_retry = retry_after(response.headers());
-    let idle = Duration::from_millis(endpoint.timeouts.idle_ms);
-    let body = read_body(&mut response, 64 * 1024, idle)
-        .await
-        .unwrap_or_default();
-    let mut error = match endpoint.api {
-        Api::Anthropic => anthropic::decode_error(status, &body),
-        Api::Gemini => gemini::decode_error(status, &body),
-        Api::OpenAi => {
-            let parsed = llmux_protocol::error::decode_upstream_error(&body);
-            VendorError {
-                status,
-                kind: ErrorKind::UpstreamStatus(status),
-                error_type: parsed
-                    .kind
-                    .unwrap_or_else(|| ErrorKind::UpstreamStatus(status).openai_type().to_owned()),
-                message: parsed.message.unwrap_or_default(),
-                retry_after_secs: None,
-            }
-        }
-    };
-    error.retry_after_secs = error.retry_after_secs.or(header_retry);
-    Err(vendor_failure(error, snapshot, vendor))
-}
-
-fn vendor_failure(error: VendorError, snapshot: &Snapshot, vendor: &str) -> ApiError {
-    let secrets = snapshot.secret_refs();
-    let message = if error.message.is_empty() {
-        format!("upstream {vendor} returned {}", error.status)
-    } else {
-        format!(
-            "upstream {vendor} returned {}: {}",
-            error.status,
-            scrub(&error.message, &secrets)
-        )
-    };
-    tracing::warn!(vendor, status = error.status, message = %message, "upstream error");
-    let mut gateway_error = GatewayError::new(ErrorKind::UpstreamStatus(error.status), message);
-    gateway_error.type_override = Some(error.error_type);
-    gateway_error.retry_after_secs = error.retry_after_secs;
-    ApiError(Box::new(gateway_error))
+    crate::upstream_call::send(snapshot, target, &url, body, request.stream).await
 }
 
 /// Reads and decodes a whole (non-streamed) vendor answer.
@@ -265,182 +202,84 @@ impl ClientEncoder for openai_chat::ChunkEncoder {
     }
 }
 
-/// A vendor stream in another protocol, converted event by event into the client's protocol;
-/// it always ends well-formed (finish, or an error event). Primed like [`crate::relay::Relay`].
-pub struct Translated<E> {
-    upstream: llmux_upstream::Body,
-    sse: sse::Decoder,
+/// The translation strategy: each vendor event decoded into neutral events and encoded in the
+/// client's protocol (or, for a same-protocol passthrough encoder, forwarded as received and
+/// decoded only for bookkeeping). The stream ends well-formed: finish, or an error event.
+pub struct Translation<E> {
     vendor: VendorStream,
     encoder: E,
-    idle: Duration,
     saw_finish: bool,
-    sent_content: bool,
-    done: bool,
-    failure: Option<GatewayError>,
     usage: Option<neutral::Usage>,
-    context: StreamContext,
 }
 
-impl<E: ClientEncoder> Translated<E> {
-    /// A relay over `response`, a stream in `api`'s format.
-    pub fn new(
-        response: llmux_upstream::Response,
-        api: Api,
-        encoder: E,
-        idle: Duration,
-        context: StreamContext,
-    ) -> Self {
+/// A vendor stream in another protocol, relayed to the client.
+pub type Translated<E> = Relay<Translation<E>>;
+
+impl<E: ClientEncoder> Translation<E> {
+    /// Decodes `api`'s stream events and encodes them with `encoder`.
+    pub fn new(api: Api, encoder: E) -> Self {
         Self {
-            upstream: response.into_body(),
-            sse: crate::relay::event_decoder(&context.gateway),
             vendor: VendorStream::for_api(api),
             encoder,
-            idle,
             saw_finish: false,
-            sent_content: false,
-            done: false,
-            failure: None,
             usage: None,
-            context,
         }
-    }
-
-    /// Reads until there is content to send; an upstream that fails first is a [`Failure`].
-    pub async fn prime(mut self) -> Result<(Bytes, Self), Failure> {
-        let first = self.next_output().await.unwrap_or_default();
-        if !self.sent_content
-            && let Some(error) = self.failure.take()
-        {
-            return Err(Failure::from(ApiError(Box::new(error))));
-        }
-        Ok((first, self))
-    }
-
-    /// The client's byte stream: `first` then the rest as it arrives.
-    pub fn into_stream(
-        self,
-        first: Bytes,
-    ) -> impl Stream<Item = Result<Bytes, std::convert::Infallible>> + Send + 'static {
-        let rest = futures_util::stream::unfold(self, |mut state| async move {
-            let bytes = state.next_output().await?;
-            Some((Ok(bytes), state))
-        });
-        futures_util::stream::once(async move { Ok(first) }).chain(rest)
-    }
-
-    async fn next_output(&mut self) -> Option<Bytes> {
-        let mut out = BytesMut::new();
-        while !self.done {
-            match tokio::time::timeout(self.idle, self.upstream.next()).await {
-                Ok(Some(Ok(chunk))) => {
-                    self.sse.push(&chunk);
-                    self.drain(&mut out);
-                    if let Some(error) = self.sse.error()
-                        && !self.done
-                    {
-                        self.fail(&mut out, error.kind(), &format!("upstream stream: {error}"));
-                    }
-                }
-                Ok(None) => {
-                    self.sse.finish();
-                    self.drain(&mut out);
-                    if !self.done {
-                        if self.saw_finish {
-                            self.encoder.finish(&mut out);
-                            self.end(None);
-                        } else {
-                            self.fail(
-                                &mut out,
-                                ErrorKind::UpstreamProtocol,
-                                "upstream stream ended before the answer finished",
-                            );
-                        }
-                    }
-                }
-                Ok(Some(Err(_))) => self.fail(
-                    &mut out,
-                    ErrorKind::UpstreamUnreachable,
-                    "upstream connection failed mid-stream",
-                ),
-                Err(_) => {
-                    let message = format!("upstream sent nothing for {} ms", self.idle.as_millis());
-                    self.fail(&mut out, ErrorKind::UpstreamTimeout, &message);
-                }
-            }
-            // The first event commits the stream (as on the same-protocol path): errors a vendor
-            // sends instead of a stream (Anthropic's overloaded_error arrives first) still fail
-            // over, and nothing waits for content to reach the client.
-            if !out.is_empty() {
-                return Some(out.freeze());
-            }
-        }
-        (!out.is_empty()).then(|| out.freeze())
-    }
-
-    fn drain(&mut self, out: &mut BytesMut) {
-        while !self.done
-            && let Some(event) = self.sse.next_event()
-        {
-            let raw = self.encoder.passthrough(&event, out);
-            match self.vendor.decode(&event) {
-                Ok(events) => {
-                    for event in &events {
-                        match event {
-                            StreamEvent::Usage(usage) => self.usage = Some(*usage),
-                            StreamEvent::Finish { .. } => self.saw_finish = true,
-                            StreamEvent::Error { kind, message } => {
-                                let message =
-                                    llmux_telemetry::mask::mask_secrets(message).into_owned();
-                                self.fail(out, *kind, &format!("upstream stream error: {message}"));
-                                return;
-                            }
-                            StreamEvent::TextDelta { .. }
-                            | StreamEvent::ReasoningDelta { .. }
-                            | StreamEvent::ToolCallStart { .. }
-                            | StreamEvent::ToolCallDelta { .. } => self.sent_content = true,
-                            StreamEvent::Start { .. } => self.sent_content = true,
-                        }
-                        if !raw {
-                            self.encoder.encode(event, out);
-                        }
-                    }
-                }
-                Err(err) => {
-                    let message = format!("upstream stream could not be read: {err}");
-                    self.fail(out, ErrorKind::UpstreamProtocol, &message);
-                }
-            }
-        }
-    }
-
-    fn fail(&mut self, out: &mut BytesMut, kind: ErrorKind, message: &str) {
-        tracing::warn!(
-            vendor = self.context.series.vendor(),
-            message,
-            "stream ended with an error"
-        );
-        self.encoder.fail(kind, message, out);
-        self.failure = Some(GatewayError::new(kind, message));
-        self.end(Some(kind));
-    }
-
-    fn end(&mut self, failure: Option<ErrorKind>) {
-        if self.done {
-            return;
-        }
-        self.done = true;
-        let answered = self.sent_content || failure.is_none();
-        let failure = failure.filter(|_| self.sent_content);
-        self.context
-            .record_end_neutral(self.usage, failure, answered);
     }
 }
 
-impl<E> Drop for Translated<E> {
-    fn drop(&mut self) {
-        if !self.done {
-            self.context.record_cancel();
+impl<E: ClientEncoder> Strategy for Translation<E> {
+    fn event(&mut self, event: &sse::Event, out: &mut BytesMut, _sent_content: bool) -> Step {
+        let raw = self.encoder.passthrough(event, out);
+        let events = match self.vendor.decode(event) {
+            Ok(events) => events,
+            Err(err) => {
+                return Step::Fail(
+                    ErrorKind::UpstreamProtocol,
+                    format!("upstream stream could not be read: {err}"),
+                );
+            }
+        };
+        let mut step = Step::Skip;
+        for event in &events {
+            match event {
+                StreamEvent::Usage(usage) => self.usage = Some(*usage),
+                StreamEvent::Finish { .. } => self.saw_finish = true,
+                StreamEvent::Error { kind, message } => {
+                    let message = llmux_telemetry::mask::mask_secrets(message).into_owned();
+                    return Step::Fail(*kind, format!("upstream stream error: {message}"));
+                }
+                StreamEvent::TextDelta { .. }
+                | StreamEvent::ReasoningDelta { .. }
+                | StreamEvent::ToolCallStart { .. }
+                | StreamEvent::ToolCallDelta { .. }
+                | StreamEvent::Start { .. } => step = Step::Content,
+            }
+            if !raw {
+                self.encoder.encode(event, out);
+            }
         }
+        step
+    }
+
+    fn vendor_ended(&mut self, out: &mut BytesMut) -> Result<(), &'static str> {
+        if self.saw_finish {
+            self.encoder.finish(out);
+            Ok(())
+        } else {
+            Err("upstream stream ended before the answer finished")
+        }
+    }
+
+    fn fail(&mut self, kind: ErrorKind, message: &str, out: &mut BytesMut) {
+        self.encoder.fail(kind, message, out);
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        self.usage.map(|u| Usage {
+            prompt_tokens: Some(u.input_tokens),
+            completion_tokens: Some(u.output_tokens),
+            total_tokens: Some(u.total()),
+        })
     }
 }
 
@@ -502,10 +341,9 @@ pub async fn attempt<E: ClientEncoder>(
         settle,
         upstream_model: target.upstream_model.to_owned(),
     };
-    let relay = Translated::new(
+    let relay = Relay::new(
         response,
-        target.credential.api,
-        encoder,
+        Translation::new(target.credential.api, encoder),
         crate::routes::idle(snapshot, target),
         context,
     );

@@ -4,7 +4,10 @@
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use llmux_protocol::error::{ErrorKind, GatewayError, decode_upstream_error};
+use llmux_config::Api;
+use llmux_protocol::error::{ErrorKind, GatewayError, VendorError, decode_upstream_error};
+use llmux_protocol::{anthropic, gemini};
+use llmux_router::Target;
 use llmux_telemetry::mask::scrub;
 
 use crate::api_error::ApiError;
@@ -59,9 +62,71 @@ pub async fn read_body(
     }
 }
 
+/// Sends an encoded body to `url` on `target`'s credential and waits for the response head. A
+/// non-2xx answer is decoded with that vendor's error codec into the client's error (credentials
+/// scrubbed, with any Retry-After for cooldowns). The one place every attempt sends from.
+pub async fn send(
+    snapshot: &Snapshot,
+    target: &Target<'_>,
+    url: &http::Uri,
+    body: Vec<u8>,
+    stream: bool,
+) -> Result<llmux_upstream::Response, ApiError> {
+    let endpoint = snapshot
+        .endpoints
+        .get(target.credential_index)
+        .ok_or_else(|| ApiError::new(ErrorKind::Internal, "credential endpoint missing"))?;
+    let vendor = target.credential.vendor.as_str();
+    let mut response = endpoint
+        .post_json(url, body, stream)
+        .await
+        .map_err(|e| send_failure(&e, vendor))?;
+    if response.status().is_success() {
+        return Ok(response);
+    }
+    let idle = Duration::from_millis(endpoint.timeouts.idle_ms);
+    let status = response.status().as_u16();
+    let mut error = match endpoint.api {
+        Api::OpenAi => return Err(upstream_failure(response, snapshot, vendor, idle).await),
+        Api::Anthropic | Api::Gemini => {
+            let header_retry = retry_after(response.headers());
+            let body = read_body(&mut response, ERROR_BODY_LIMIT, idle)
+                .await
+                .unwrap_or_default();
+            let mut error = if endpoint.api == Api::Anthropic {
+                anthropic::decode_error(status, &body)
+            } else {
+                gemini::decode_error(status, &body)
+            };
+            error.retry_after_secs = error.retry_after_secs.or(header_retry);
+            error
+        }
+    };
+    error.retry_after_secs = error.retry_after_secs.map(|s| s.min(MAX_RETRY_AFTER_SECS));
+    Err(vendor_failure(error, snapshot, vendor))
+}
+
+fn vendor_failure(error: VendorError, snapshot: &Snapshot, vendor: &str) -> ApiError {
+    let secrets = snapshot.secret_refs();
+    let message = if error.message.is_empty() {
+        format!("upstream {vendor} returned {}", error.status)
+    } else {
+        format!(
+            "upstream {vendor} returned {}: {}",
+            error.status,
+            scrub(&error.message, &secrets)
+        )
+    };
+    tracing::warn!(vendor, status = error.status, message = %message, "upstream error");
+    let mut gateway_error = GatewayError::new(ErrorKind::UpstreamStatus(error.status), message);
+    gateway_error.type_override = Some(error.error_type);
+    gateway_error.retry_after_secs = error.retry_after_secs;
+    ApiError(Box::new(gateway_error))
+}
+
 /// Turns a non-2xx upstream response into the error the client sees: the same status, the
 /// vendor's message and code in the OpenAI envelope, with credentials scrubbed.
-pub async fn upstream_failure(
+async fn upstream_failure(
     mut response: llmux_upstream::Response,
     snapshot: &Snapshot,
     vendor: &str,

@@ -13,7 +13,7 @@
 //! the cooldown it starts still protect the key.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use llmux_config::Credential;
 use llmux_reliability::Health;
@@ -55,11 +55,7 @@ pub(crate) enum Taken {
     Over(Duration),
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+use crate::clock::unix_millis as now_ms;
 
 /// Takes one request and `reserve` tokens of `credential`'s quota for an attempt.
 pub(crate) async fn take(

@@ -15,7 +15,8 @@ pub enum ErrorKind {
     Other,
 }
 
-/// An error from a [`KeyStore`](crate::KeyStore) or a [`Limiter`](crate::Limiter).
+/// An error from a [`KeyStore`](crate::KeyStore), a [`Limiter`](crate::Limiter) or a
+/// [`RequestLogStore`](crate::RequestLogStore).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The URL names no backend this crate knows.
@@ -62,6 +63,23 @@ pub enum StoreError {
         /// What was wrong with it.
         reason: String,
     },
+    /// A stored request-log row could not be turned into a record.
+    #[error("stored request log row {request_id} is invalid: {reason}")]
+    InvalidLogRow {
+        /// The request id of the row.
+        request_id: String,
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// A request-log cursor that this store did not issue.
+    #[error("invalid request log cursor")]
+    InvalidCursor,
+    /// The operation did not finish before its deadline.
+    #[error("{op} timed out")]
+    TimedOut {
+        /// The operation, such as `write the request log`.
+        op: &'static str,
+    },
     /// An argument cannot be represented by the backend.
     #[error("{what} is out of range")]
     OutOfRange {
@@ -83,6 +101,7 @@ impl StoreError {
                 | sqlx::migrate::MigrateError::ExecuteMigration(source, _),
             ) => sqlx_unavailable(source),
             Self::Redis { source, .. } => redis_unavailable(source),
+            Self::TimedOut { .. } => true,
             _ => false,
         };
         if unavailable {

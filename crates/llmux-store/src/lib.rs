@@ -10,6 +10,11 @@
 //!   revocation flags and budget spend. [`MemoryLimiter`] serves one process;
 //!   [`RedisLimiter`] shares them between replicas, each operation one atomic Lua script.
 //!
+//! - [`RequestLogStore`] keeps one [`RequestRecord`] per client request, in SQLite or in
+//!   PostgreSQL partitioned by day ([`open_request_log`]), for whole days of retention.
+//!   [`RequestLog`] is the request path's side: `try_send` into a bounded channel (drops are
+//!   counted, a request never waits), drained by one task in batched transactions.
+//!
 //! - [`HealthBoard`] carries circuit-breaker openings and cooldowns from the replica that
 //!   decided them to every other one ([`RedisHealthBoard`]; [`MemoryHealthBoard`] in one process).
 //!
@@ -26,6 +31,7 @@ mod health_board;
 mod key;
 mod key_store;
 mod limiter;
+mod request_log;
 mod responses;
 
 use std::future::Future;
@@ -36,6 +42,11 @@ pub use health_board::{HealthBoard, Mark, MarkKind, MemoryHealthBoard, RedisHeal
 pub use key::{KeyRecord, KeyUpdate, NewKey, Spend, UsageRow, parse_key};
 pub use key_store::{KeyStore, open};
 pub use limiter::{Decision, Limiter, MemoryLimiter, RedisLimiter};
+pub use request_log::{
+    AttemptRecord, DEFAULT_LIMIT, MAX_LIMIT, Page, ParseStatusFilterError, RequestFilter,
+    RequestLog, RequestLogOptions, RequestLogStore, RequestLogTask, RequestRecord, StatusFilter,
+    USER_AGENT_CAP, open_request_log,
+};
 pub use responses::{ResponseStore, open_responses};
 
 /// The future every trait method returns: boxed so the traits stay object-safe

@@ -8,7 +8,8 @@
 //! carries what applies to every vendor connection: trust roots (`tls:`), proxies from the
 //! environment ([`ProxySettings`]) and that cap; [`Endpoints::prepare_with`] takes them.
 //! Answers come back as [`Response`]. [`images`] downloads image URLs for vendors that need
-//! inline data, refusing internal addresses.
+//! inline data, refusing internal addresses. [`vendor`] names each vendor's public API root
+//! ([`default_base_url`]).
 //!
 //! Nothing a client or a vendor sends may crash llmux, misuse a credential or hold unbounded
 //! memory: a client's model name is one path segment of a vendor URL or refused
@@ -16,12 +17,15 @@
 //! scanned once; a request is written at most once per call (a pooled connection is checked
 //! for a close before it is used, never re-sent after it was written to).
 
+#![warn(missing_docs)]
+
 mod client;
 mod connection;
 mod framing;
 pub mod images;
 mod proxy;
 mod response;
+pub mod vendor;
 mod wire;
 
 use std::collections::HashMap;
@@ -35,6 +39,7 @@ use llmux_protocol::error::ErrorKind;
 pub use client::SendError;
 pub use proxy::ProxySettings;
 pub use response::{Body, BodyError, Response};
+pub use vendor::default_base_url;
 pub use wire::HeadError;
 
 use crate::wire::HeaderLines;

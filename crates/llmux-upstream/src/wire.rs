@@ -52,26 +52,11 @@ pub(crate) fn request_head(
     head.extend_from_slice(&lines.0);
     if let Some(length) = content_length {
         head.extend_from_slice(b"content-length: ");
-        push_decimal(&mut head, length);
+        head.extend_from_slice(itoa::Buffer::new().format(length).as_bytes());
         head.extend_from_slice(b"\r\n");
     }
     head.extend_from_slice(b"\r\n");
     head
-}
-
-/// Appends the decimal digits of `n` without going through `fmt`.
-fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
 }
 
 /// A parsed response head.
@@ -87,12 +72,17 @@ pub(crate) struct Head {
 /// The response head is not valid HTTP/1.1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum HeadError {
+    /// The bytes do not parse as a status line and header lines.
     #[error("malformed response head")]
     Malformed,
+    /// The head did not end within its byte cap, or has too many header lines.
     #[error("response head too large")]
     TooLarge,
+    /// A `content-length` that is not a number, is too large, or disagrees with another one.
     #[error("conflicting content-length")]
     ContentLength,
+    /// A status llmux cannot relay: `101 Switching Protocols` (other informational heads are
+    /// skipped).
     #[error("unsupported response status")]
     Status,
 }
@@ -346,9 +336,11 @@ mod tests {
         assert!(String::from_utf8(get).unwrap().ends_with("sk-x\r\n\r\n"));
         assert!(!format!("{lines:?}").contains("sk-x"));
         for n in [0, 7, 10, 9_876_543_210, usize::MAX] {
-            let mut out = Vec::new();
-            push_decimal(&mut out, n);
-            assert_eq!(out, n.to_string().as_bytes());
+            let head = String::from_utf8(request_head("POST", "/", &lines, Some(n))).unwrap();
+            assert!(
+                head.ends_with(&format!("content-length: {n}\r\n\r\n")),
+                "{head}"
+            );
         }
     }
 

@@ -115,10 +115,13 @@ fn check(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
 
 async fn serve(args: &ConfigArgs, listen: Option<SocketAddr>) -> anyhow::Result<ExitCode> {
     let source = source(args)?;
+    let mut demo_mock = None;
     let config = match llmux_config::load(&source, &env) {
         Ok(config) => config,
         Err(_) if matches!(source, Source::Demo) && !llmux_config::demo_has_keys(&env) => {
-            start_demo_mock().await?
+            let (config, mock) = start_demo_mock().await?;
+            demo_mock = Some(mock);
+            config
         }
         Err(errors) => return Err(report(&errors)),
     };
@@ -175,9 +178,9 @@ async fn serve(args: &ConfigArgs, listen: Option<SocketAddr>) -> anyhow::Result<
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
-    if !matches!(source, Source::Demo) {
-        tokio::spawn(reload::watch(source.clone(), gateway.clone()));
-    }
+    let watcher = (!matches!(source, Source::Demo))
+        .then(|| llmux_telemetry::spawn_tracked(reload::watch(source.clone(), gateway.clone())));
+    let drain_timeout = options.drain_timeout;
     llmux_server::serve(
         listener,
         llmux_server::app(gateway),
@@ -185,11 +188,28 @@ async fn serve(args: &ConfigArgs, listen: Option<SocketAddr>) -> anyhow::Result<
         shutdown_signal(),
     )
     .await;
+    // The watcher never ends on its own; stopped, it no longer holds up the drain below.
+    if let Some(watcher) = watcher {
+        watcher.abort();
+    }
+    // One deadline for what is left: the demo mock, then every other tracked task.
+    let drained = tokio::time::timeout(drain_timeout, async {
+        if let Some(mock) = demo_mock {
+            let _ = mock.shutdown().await;
+        }
+        llmux_telemetry::drain_tracked(drain_timeout).await
+    })
+    .await
+    .unwrap_or(false);
+    if !drained {
+        tracing::warn!("drain deadline reached with background tasks still running");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Demo mode without any vendor key: the built-in mock answers, so the first curl works.
-async fn start_demo_mock() -> anyhow::Result<Config> {
+/// Demo mode without any vendor key: the built-in mock answers, so the first curl works. The
+/// mock serves until it is shut down, after the gateway.
+async fn start_demo_mock() -> anyhow::Result<(Config, llmux_mock::MockUpstream)> {
     let mock = llmux_mock::MockUpstream::start(llmux_mock::MockOptions::default())
         .await
         .context("cannot start the built-in mock vendor")?;
@@ -199,9 +219,7 @@ async fn start_demo_mock() -> anyhow::Result<Config> {
         "DEMO MODE: no config file and no vendor key (OPENAI_API_KEY, GEMINI_API_KEY, ANTHROPIC_API_KEY); \
          answering from the built-in mock vendor, which echoes your last message"
     );
-    // The mock must outlive this function: it serves for the whole process.
-    std::mem::forget(mock);
-    Ok(llmux_config::mock_demo(&base))
+    Ok((llmux_config::mock_demo(&base), mock))
 }
 
 fn url_for(mock: &llmux_mock::MockUpstream) -> anyhow::Result<url::Url> {

@@ -6,6 +6,10 @@
     clippy::panic,
     reason = "tests fail by panicking"
 )]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests spawn their own peers and load on the test runtime, which ends with the test: nothing to drain"
+)]
 
 mod common;
 

@@ -373,28 +373,5 @@ pub(super) fn is_array(body: &[u8]) -> bool {
     body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
 }
 
-/// JSON text without insignificant whitespace, keeping key order. `raw` must be valid JSON
-/// (a `RawValue` is).
-pub(super) fn compact(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    let mut in_string = false;
-    let mut escaped = false;
-    for c in raw.chars() {
-        if in_string {
-            out.push(c);
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_string = false;
-            }
-        } else if c == '"' {
-            in_string = true;
-            out.push(c);
-        } else if !c.is_ascii_whitespace() {
-            out.push(c);
-        }
-    }
-    out
-}
+/// JSON text without insignificant whitespace, keeping key order (one copy for every codec).
+pub(super) use crate::shared::compact_json as compact;

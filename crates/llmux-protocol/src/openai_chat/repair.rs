@@ -164,10 +164,41 @@ impl ToolCallRepair {
     }
 }
 
-/// Whether a vendor is known to need the repair on every answer (Gemini's OpenAI endpoint);
-/// other vendors get it only when a chunk shows the symptoms ([`shows_symptoms`]).
+/// Which OpenAI-compatible dialect a credential declares it speaks. The declaration decides,
+/// never the host name: a proxy or a private endpoint serves the same dialect under any host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompatKind {
+    /// OpenAI, or a server that follows OpenAI's format.
+    OpenAi,
+    /// Gemini's OpenAI-compatible endpoint (a credential whose `platform` is `gemini`).
+    Gemini,
+}
+
+impl CompatKind {
+    /// The dialect of a credential declared with `platform: vendor`.
+    pub fn from_vendor(vendor: &str) -> Self {
+        if vendor.eq_ignore_ascii_case("gemini") {
+            Self::Gemini
+        } else {
+            Self::OpenAi
+        }
+    }
+}
+
+/// Whether a dialect is known to need the repair on every answer (Gemini's OpenAI endpoint);
+/// others get it only when a chunk shows the symptoms ([`shows_symptoms`]).
+pub fn needs_repair_for(kind: CompatKind) -> bool {
+    kind == CompatKind::Gemini
+}
+
+/// Whether a vendor is known to need the repair on every answer, recognising Gemini by its
+/// declared vendor or by its host name.
+#[deprecated(
+    note = "use `needs_repair_for(CompatKind::from_vendor(vendor))`: the declared kind decides, not the host"
+)]
 pub fn vendor_needs_repair(vendor: &str, base_url: &str) -> bool {
-    vendor.eq_ignore_ascii_case("gemini") || base_url.contains("generativelanguage.googleapis.com")
+    needs_repair_for(CompatKind::from_vendor(vendor))
+        || base_url.contains("generativelanguage.googleapis.com")
 }
 
 /// The byte patterns of malformed tool calls in compact JSON.
@@ -331,6 +362,19 @@ mod tests {
         assert!(!shows_symptoms(
             br#"{"tool_calls":[{"index":0,"id":"call_1"}]}"#
         ));
+        assert!(needs_repair_for(CompatKind::from_vendor("gemini")));
+        assert!(needs_repair_for(CompatKind::from_vendor("Gemini")));
+        assert!(!needs_repair_for(CompatKind::from_vendor("openai")));
+        // The host alone does not declare the dialect.
+        assert!(!needs_repair_for(CompatKind::from_vendor("google")));
+    }
+
+    #[test]
+    #[allow(
+        deprecated,
+        reason = "the old entry point keeps its behaviour until callers move"
+    )]
+    fn the_host_name_wrapper_keeps_its_behaviour() {
         assert!(vendor_needs_repair("gemini", "https://x"));
         assert!(vendor_needs_repair(
             "google",

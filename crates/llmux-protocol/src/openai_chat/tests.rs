@@ -1,6 +1,8 @@
 use super::*;
 use serde_json::{Value, json};
 
+mod neutral;
+
 #[track_caller]
 fn check_invalid(body: &str, expected_fragment: &str) {
     let err = decode_request(body.as_bytes()).expect_err("request must be refused");

@@ -50,12 +50,7 @@ pub(super) fn items(parts: &[Part]) -> Vec<Item<'_>> {
 /// A deterministic item id: the kind's prefix, a hash of the response id and the item's
 /// position, so ids are unique within a response and equal in its stream and its snapshots.
 pub(super) fn item_id(response_id: &str, prefix: &str, index: usize) -> String {
-    // FNV-1a: stable across builds and platforms, unlike `DefaultHasher`.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in response_id.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
+    let hash = crate::shared::stable_hash(response_id.as_bytes());
     format!("{prefix}_{hash:016x}{index:04x}")
 }
 

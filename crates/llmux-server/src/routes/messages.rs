@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{Query, Request, State};
+use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use http::{HeaderValue, StatusCode, header};
 use llmux_config::Api;
 use llmux_protocol::error::ErrorKind;
@@ -20,16 +20,15 @@ use llmux_protocol::{anthropic, sse};
 use llmux_router::{Endpoint, Needs, Target};
 use serde_json::{Value, json};
 
-use super::chat::sse_response;
 use super::proxy::{self, VendorParam};
 use crate::api_error::{ApiError, status_of};
 use crate::attempts::{self, Failure};
 use crate::body;
-use crate::edge::RequestId;
-use crate::governance::{self, Caller, Settle};
-use crate::relay::StreamContext;
+use crate::envelope::Envelope;
+use crate::pipeline::{self, Answer, Call, DEFAULT_OUTPUT_RESERVATION, Facts, Ingress, Translate};
+use crate::relay::{Relay, StreamContext};
 use crate::state::{Gateway, Snapshot};
-use crate::translate::{self, ClientEncoder, NeutralAnswer, Translated};
+use crate::translate::{self, ClientEncoder, Translation};
 use crate::upstream_call::read_body;
 
 /// Renders an error in Anthropic's envelope.
@@ -55,163 +54,128 @@ pub fn anthropic_error(error: ApiError) -> Response {
     response
 }
 
-/// `POST /v1/messages`, called by the edge with the request's id and caller (see
-/// `edge::dispatch`).
-pub async fn create(
-    gateway: Arc<Gateway>,
-    request_id: RequestId,
-    caller: Caller,
-    request: Request,
-) -> Response {
-    let params = match VendorParam::of(request.uri()) {
-        Ok(params) => params,
-        Err(rejection) => return rejection.into_response(),
-    };
-    match serve(gateway, request_id, caller, params, request.into_body()).await {
-        Ok(response) => response,
-        Err(err) => anthropic_error(err),
+/// The Anthropic Messages ingress.
+pub struct Messages;
+
+/// A decoded Messages request: the body for the byte path, the neutral form for translation
+/// (taken by the first translated attempt; a retry decodes the body again, so a large request
+/// is never held twice).
+pub struct MessagesCall {
+    bytes: Bytes,
+    request: neutral::Request,
+    unused: std::sync::Mutex<Option<neutral::Request>>,
+    needs: Needs,
+    input_estimate: u64,
+}
+
+impl Ingress for Messages {
+    const ROUTE: &'static str = "messages";
+    const ENVELOPE: Envelope = Envelope::Anthropic;
+    const ENDPOINT: Endpoint = Endpoint::Chat;
+    const PASSTHROUGH: Option<Api> = Some(Api::Anthropic);
+    type Request = MessagesCall;
+
+    async fn decode(_gateway: &Gateway, bytes: Bytes) -> Result<MessagesCall, ApiError> {
+        let mut request = anthropic::decode_request(&bytes)?;
+        let input_estimate = request.estimate_input_tokens();
+        let needs = translate::needs(&request);
+        // What routing and the encoders read stays here; the messages wait in `unused`.
+        let messages = std::mem::take(&mut request.messages);
+        let tools = std::mem::take(&mut request.tools);
+        let mut full = request.clone();
+        full.messages = messages;
+        full.tools = tools;
+        Ok(MessagesCall {
+            bytes,
+            request,
+            unused: std::sync::Mutex::new(Some(full)),
+            needs,
+            input_estimate,
+        })
+    }
+
+    fn facts(call: &MessagesCall) -> Facts<'_> {
+        let request = &call.request;
+        Facts {
+            model: Some(request.model.as_str()).filter(|m| !m.is_empty()),
+            provider: None,
+            needs: call.needs,
+            reserve_tokens: call.input_estimate
+                + request
+                    .sampling
+                    .max_tokens
+                    .map_or(DEFAULT_OUTPUT_RESERVATION, u64::from),
+        }
+    }
+
+    async fn passthrough<'a>(
+        request: &'a MessagesCall,
+        call: &'a Call<'a>,
+        target: Target<'a>,
+    ) -> Result<Answer, Failure> {
+        same_protocol(
+            call,
+            &target,
+            &request.bytes,
+            request.request.stream,
+            &request.request.model,
+        )
+        .await
+    }
+
+    async fn translated<'a>(
+        request: &'a MessagesCall,
+        call: &'a Call<'a>,
+        target: Target<'a>,
+    ) -> Result<Answer, Failure> {
+        pipeline::translated::<Self>(request, call, target).await
     }
 }
 
-enum Answer {
-    Json(Vec<u8>),
-    Stream(Body),
-}
+impl Translate for Messages {
+    type Encoder = AnthropicClient;
 
-async fn serve(
-    gateway: Arc<Gateway>,
-    request_id: RequestId,
-    caller: Caller,
-    params: VendorParam,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let snapshot = gateway.snapshot.load_full();
-    let bytes = body::read(
-        body,
-        snapshot.config.limits.max_body_bytes,
-        proxy::body_deadline(&snapshot),
-    )
-    .await?;
-    let request = anthropic::decode_request(&bytes)?;
-    let client_model = request.model.clone();
-    let vendor = params.vendor.as_deref().filter(|v| !v.is_empty());
-    let query = llmux_router::Query {
-        endpoint: Endpoint::Chat,
-        model: Some(client_model.as_str()).filter(|m| !m.is_empty()),
-        vendor,
-        needs: translate::needs(&request),
-    };
-    let candidates = snapshot.table.candidates(&query)?;
-    let request_id = request_id.0.to_str().unwrap_or("-").to_owned();
-    let message_id = format!("msg_{:016x}{:08x}", fastrand::u64(..), fastrand::u32(..));
-    let input_estimate = request.estimate_input_tokens();
-    let reserve = input_estimate
-        + request
-            .sampling
-            .max_tokens
-            .map_or(super::chat::DEFAULT_OUTPUT_RESERVATION, u64::from);
-    let settle = governance::admit(
-        &gateway,
-        &caller,
-        Some(client_model.as_str()),
-        vendor,
-        reserve,
-        &snapshot.config.pricing,
-    )
-    .await?;
-    let allowed = governance::allowed_vendors(&caller).to_vec();
-    let admitted = attempts::Admitted {
-        allowed_vendors: &allowed,
-        reserve_tokens: reserve,
-        settle: &settle,
-    };
-    let result = attempts::run(&gateway, &snapshot, candidates, &admitted, |target| {
-        let settle = settle.clone();
-        let gateway = gateway.clone();
-        let snapshot = &snapshot;
-        let bytes = &bytes;
-        let request = request.clone();
-        let client_model = client_model.clone();
-        let request_id = request_id.clone();
-        let message_id = message_id.clone();
-        async move {
-            if target.credential.api == Api::Anthropic {
-                return same_protocol(
-                    &gateway,
-                    snapshot,
-                    &target,
-                    bytes,
-                    request.stream,
-                    &client_model,
-                    request_id,
-                    settle,
-                )
-                .await;
-            }
-            let encoder =
-                anthropic::StreamEncoder::new(message_id, client_model.clone(), input_estimate);
-            match translate::attempt(
-                &gateway,
-                snapshot,
-                &target,
-                request,
-                AnthropicClient(encoder),
-                "messages",
-                request_id,
-                settle,
-            )
-            .await?
-            {
-                NeutralAnswer::Whole(answer) => Ok(Answer::Json(anthropic::encode_response(
-                    &answer,
-                    &client_model,
-                ))),
-                NeutralAnswer::Stream(first, relay) => Ok(Answer::Stream(Body::from_stream(
-                    (*relay).into_stream(first),
-                ))),
-            }
+    fn neutral(request: &MessagesCall) -> Result<neutral::Request, ApiError> {
+        let first = request
+            .unused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        match first {
+            Some(full) => Ok(full),
+            None => Ok(anthropic::decode_request(&request.bytes)?),
         }
-    })
-    .await;
-    let committed = match result {
-        Ok(committed) => committed,
-        Err(exhausted) => {
-            settle.abandon();
-            let response = anthropic_error(exhausted.error);
-            return Ok(match &exhausted.target {
-                Some(target) => proxy::finish(response, &snapshot, target),
-                None => response,
-            });
-        }
-    };
-    let response = match committed.value {
-        Answer::Json(body) => proxy::json_response(body),
-        Answer::Stream(body) => sse_response(body),
-    };
-    Ok(proxy::finish_timed(
-        response,
-        &snapshot,
-        &committed.target,
-        committed.upstream_time,
-    ))
+    }
+
+    fn encoder(request: &MessagesCall, _call: &Call<'_>, _target: &Target<'_>) -> AnthropicClient {
+        let message_id = format!("msg_{:016x}{:08x}", fastrand::u64(..), fastrand::u32(..));
+        AnthropicClient(anthropic::StreamEncoder::new(
+            message_id,
+            request.request.model.clone(),
+            request.input_estimate,
+        ))
+    }
+
+    fn encode_whole(
+        request: &MessagesCall,
+        answer: &neutral::Response,
+        _call: &Call<'_>,
+        _target: &Target<'_>,
+    ) -> Vec<u8> {
+        anthropic::encode_response(answer, &request.request.model)
+    }
 }
 
 /// Anthropic client, Anthropic vendor: the body as received except `model`; the answer with
 /// `model` set back to the client's name (top level, or inside `message_start` for streams).
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the fast path needs the raw body and the request's bookkeeping"
-)]
 async fn same_protocol(
-    gateway: &Arc<Gateway>,
-    snapshot: &Snapshot,
+    call: &Call<'_>,
     target: &Target<'_>,
     bytes: &[u8],
     stream: bool,
     client_model: &str,
-    request_id: String,
-    settle: Settle,
 ) -> Result<Answer, Failure> {
+    let (gateway, snapshot, settle) = (call.gateway, call.snapshot, call.settle);
     let members = json_scan::members(bytes).map_err(|_| {
         ApiError::new(
             ErrorKind::InvalidRequest,
@@ -225,10 +189,9 @@ async fn same_protocol(
         .get(target.credential_index)
         .ok_or_else(|| ApiError::new(ErrorKind::Internal, "credential endpoint missing"))?;
     let started = Instant::now();
-    let mut response = translate::send_raw(
+    let mut response = crate::upstream_call::send(
         snapshot,
         target,
-        endpoint,
         &endpoint.messages_url,
         upstream_body,
         stream,
@@ -255,16 +218,15 @@ async fn same_protocol(
         series: crate::series::of(snapshot, target),
         route: "messages",
         started,
-        request_id,
+        request_id: call.request_id.to_owned(),
         health: attempts::TargetHealth::of(snapshot, target),
-        settle,
+        settle: settle.clone(),
         upstream_model: target.upstream_model.to_owned(),
     };
     let encoder = AnthropicPassthrough { client_model };
-    let relay = Translated::new(
+    let relay = Relay::new(
         response,
-        Api::Anthropic,
-        encoder,
+        Translation::new(Api::Anthropic, encoder),
         proxy::idle(snapshot, target),
         context,
     );
@@ -273,7 +235,7 @@ async fn same_protocol(
 }
 
 /// Neutral events → Anthropic's event sequence.
-struct AnthropicClient(anthropic::StreamEncoder);
+pub struct AnthropicClient(anthropic::StreamEncoder);
 
 impl ClientEncoder for AnthropicClient {
     fn encode(&mut self, event: &neutral::StreamEvent, out: &mut BytesMut) {

@@ -6,17 +6,15 @@ use std::time::{Duration, Instant};
 
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
-use llmux_protocol::error::ErrorKind;
 use llmux_protocol::openai_chat::repair::{self, ToolCallRepair};
 use llmux_protocol::openai_chat::rewrite_response;
 use llmux_router::Target;
 
 use crate::api_error::ApiError;
-use crate::attempts::Exhausted;
 use crate::edge::Outcome;
 use crate::series::Series;
 use crate::state::{Gateway, Snapshot};
-use crate::upstream_call::{read_body, send_failure, upstream_failure};
+use crate::upstream_call::read_body;
 
 /// `?vendor=`; an empty value means no filter.
 #[derive(Debug, serde::Deserialize)]
@@ -85,40 +83,6 @@ pub fn finish_timed(
     attach(response, target, outcome)
 }
 
-/// The error response for a request no attempt could serve.
-pub fn exhausted(snapshot: &Snapshot, exhausted: Exhausted<'_>) -> Response {
-    let response = exhausted.error.into_response();
-    match &exhausted.target {
-        Some(target) => finish(response, snapshot, target),
-        None => response,
-    }
-}
-
-/// Sends `body` to an OpenAI-compatible `url` and waits for the response head; non-2xx
-/// becomes the client's error (with the vendor's Retry-After, for cooldowns).
-pub async fn send(
-    snapshot: &Snapshot,
-    target: &Target<'_>,
-    url: &http::Uri,
-    body: Vec<u8>,
-    stream: bool,
-) -> Result<llmux_upstream::Response, ApiError> {
-    let endpoint = snapshot
-        .endpoints
-        .get(target.credential_index)
-        .ok_or_else(|| ApiError::new(ErrorKind::Internal, "credential endpoint missing"))?;
-    let vendor = target.credential.vendor.as_str();
-    let response = endpoint
-        .post_json(url, body, stream)
-        .await
-        .map_err(|e| send_failure(&e, vendor))?;
-    if response.status().is_success() {
-        Ok(response)
-    } else {
-        Err(upstream_failure(response, snapshot, vendor, idle(snapshot, target)).await)
-    }
-}
-
 /// Reads a complete JSON response and rewrites `model` to the client's name.
 pub async fn read_json(
     gateway: &Arc<Gateway>,
@@ -151,12 +115,10 @@ pub async fn read_json(
 }
 
 /// Whether this target's vendor is known to send malformed tool calls (Gemini's OpenAI
-/// endpoint), so every answer goes through the repair.
+/// endpoint), so every answer goes through the repair. The credential's declared platform
+/// decides, not its host name; other vendors are repaired when a chunk shows the symptoms.
 pub fn needs_tool_call_repair(target: &Target<'_>) -> bool {
-    repair::vendor_needs_repair(
-        &target.credential.vendor,
-        target.credential.base_url.as_str(),
-    )
+    repair::needs_repair_for(repair::CompatKind::from_vendor(&target.credential.vendor))
 }
 
 /// A 200 JSON response.

@@ -7,44 +7,25 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
+use llmux_config::Api;
 use llmux_protocol::error::ErrorKind;
 use llmux_protocol::neutral::{self, Message};
 use llmux_protocol::responses::{self, Echo, Meta};
-use llmux_router::Endpoint;
+use llmux_router::{Endpoint, Target};
 use serde_json::json;
 
-use super::chat::{sse_response, unix_now};
-use super::proxy::{self, VendorParam};
 use crate::api_error::ApiError;
-use crate::attempts;
-use crate::body;
-use crate::edge::RequestId;
-use crate::governance::{self, Caller};
+use crate::attempts::Failure;
+use crate::envelope::Envelope;
+use crate::pipeline::{
+    self, Answer, Call, DEFAULT_OUTPUT_RESERVATION, Facts, Ingress, Translate, unix_now,
+};
 use crate::response_store::Stored;
 use crate::state::Gateway;
-use crate::translate::{self, ClientEncoder, NeutralAnswer};
-
-/// `POST /v1/responses`, called by the edge with the request's id and caller (see
-/// `edge::dispatch`).
-pub async fn create(
-    gateway: Arc<Gateway>,
-    request_id: RequestId,
-    caller: Caller,
-    request: Request,
-) -> Response {
-    let params = match VendorParam::of(request.uri()) {
-        Ok(params) => params,
-        Err(rejection) => return rejection.into_response(),
-    };
-    match serve(gateway, request_id, caller, params, request.into_body()).await {
-        Ok(response) => response,
-        Err(err) => err.into_response(),
-    }
-}
+use crate::translate::{self, ClientEncoder};
 
 pub async fn get(State(gateway): State<Arc<Gateway>>, Path(id): Path<String>) -> Response {
     match gateway.responses.get(&id).await {
@@ -71,156 +52,145 @@ fn new_response_id() -> String {
     format!("resp_{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
 }
 
-async fn serve(
-    gateway: Arc<Gateway>,
-    request_id: RequestId,
-    caller: Caller,
-    params: VendorParam,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let snapshot = gateway.snapshot.load_full();
-    let bytes = body::read(
-        body,
-        snapshot.config.limits.max_body_bytes,
-        proxy::body_deadline(&snapshot),
-    )
-    .await?;
-    let decoded = responses::decode_request(&bytes)?;
-    let mut request = decoded.request;
-    if let Some(previous) = &decoded.previous_response_id {
-        let stored = gateway.responses.get(previous).await.ok_or_else(|| {
-            let mut error = ApiError::new(
-                ErrorKind::InvalidRequest,
-                format!("previous response '{previous}' not found"),
-            );
-            error.0.code = Some("previous_response_not_found".into());
-            error.0.param = Some("previous_response_id".into());
-            error
-        })?;
-        let mut conversation = stored.conversation.clone();
-        conversation.append(&mut request.messages);
-        request.messages = conversation;
-    }
-    let vendor = params
-        .vendor
-        .as_deref()
-        .filter(|v| !v.is_empty())
-        .or(decoded.provider.as_deref());
-    let query = llmux_router::Query {
-        endpoint: Endpoint::Chat,
-        model: decoded.model.as_deref(),
-        vendor,
-        needs: translate::needs(&request),
-    };
-    let candidates = snapshot.table.candidates(&query)?;
-    let id = new_response_id();
-    let echo = decoded.echo;
-    let store = decoded.store;
-    let request_id = request_id.0.to_str().unwrap_or("-").to_owned();
-    let created_at = unix_now();
-    let reserve = request.estimate_input_tokens()
-        + request
-            .sampling
-            .max_tokens
-            .map_or(super::chat::DEFAULT_OUTPUT_RESERVATION, u64::from);
-    let settle = governance::admit(
-        &gateway,
-        &caller,
-        decoded.model.as_deref(),
-        vendor,
-        reserve,
-        &snapshot.config.pricing,
-    )
-    .await?;
-    let allowed = governance::allowed_vendors(&caller).to_vec();
-    let admitted = attempts::Admitted {
-        allowed_vendors: &allowed,
-        reserve_tokens: reserve,
-        settle: &settle,
-    };
-    let result = attempts::run(&gateway, &snapshot, candidates, &admitted, |target| {
-        let settle = settle.clone();
-        let meta = Meta {
-            id: id.clone(),
-            created_at,
-            completed_at: None,
-            model: decoded
+/// The Open Responses ingress (every vendor through the neutral model).
+pub struct Responses;
+
+/// A decoded Open Responses request, with a stored conversation already prepended.
+pub struct ResponsesCall {
+    request: neutral::Request,
+    model: Option<String>,
+    provider: Option<String>,
+    echo: Echo,
+    store: bool,
+    id: String,
+    created_at: u64,
+}
+
+impl ResponsesCall {
+    fn meta(&self, target: &Target<'_>, completed_at: Option<u64>) -> Meta {
+        Meta {
+            id: self.id.clone(),
+            created_at: self.created_at,
+            completed_at,
+            model: self
                 .model
                 .clone()
                 .unwrap_or_else(|| target.public_name.to_owned()),
-        };
-        let encoder = ResponsesClient {
-            encoder: responses::StreamEncoder::new(echo.clone(), meta.clone()),
-            echo: echo.clone(),
-            meta,
-            conversation: store.then(|| request.messages.clone()),
-            gateway: gateway.clone(),
-        };
-        let gateway = gateway.clone();
-        let snapshot = &snapshot;
-        let request = request.clone();
-        let request_id = request_id.clone();
-        async move {
-            translate::attempt(
-                &gateway,
-                snapshot,
-                &target,
-                request,
-                encoder,
-                "responses",
-                request_id,
-                settle,
-            )
-            .await
         }
-    })
-    .await;
-    let committed = match result {
-        Ok(committed) => committed,
-        Err(exhausted) => {
-            settle.abandon();
-            return Ok(proxy::exhausted(&snapshot, exhausted));
-        }
-    };
-    let response = match committed.value {
-        NeutralAnswer::Whole(answer) => {
-            let meta = Meta {
-                id: id.clone(),
-                created_at,
-                completed_at: Some(unix_now()),
-                model: decoded
-                    .model
-                    .clone()
-                    .unwrap_or_else(|| committed.target.public_name.to_owned()),
-            };
-            let resource = responses::encode_response(&answer, &echo, &meta);
-            if store {
-                let mut conversation = request.messages;
-                conversation.extend(responses::output_messages(&answer));
-                gateway.responses.put(
-                    id,
-                    Stored {
-                        resource: resource.clone(),
-                        conversation,
-                    },
+    }
+}
+
+impl Ingress for Responses {
+    const ROUTE: &'static str = "responses";
+    const ENVELOPE: Envelope = Envelope::OpenAi;
+    const ENDPOINT: Endpoint = Endpoint::Chat;
+    const PASSTHROUGH: Option<Api> = None;
+    type Request = ResponsesCall;
+
+    async fn decode(gateway: &Gateway, bytes: Bytes) -> Result<ResponsesCall, ApiError> {
+        let decoded = responses::decode_request(&bytes)?;
+        let mut request = decoded.request;
+        if let Some(previous) = &decoded.previous_response_id {
+            let stored = gateway.responses.get(previous).await.ok_or_else(|| {
+                let mut error = ApiError::new(
+                    ErrorKind::InvalidRequest,
+                    format!("previous response '{previous}' not found"),
                 );
-            }
-            Json(resource).into_response()
+                error.0.code = Some("previous_response_not_found".into());
+                error.0.param = Some("previous_response_id".into());
+                error
+            })?;
+            let mut conversation = stored.conversation.clone();
+            conversation.append(&mut request.messages);
+            request.messages = conversation;
         }
-        NeutralAnswer::Stream(first, relay) => {
-            sse_response(Body::from_stream((*relay).into_stream(first)))
+        Ok(ResponsesCall {
+            request,
+            model: decoded.model,
+            provider: decoded.provider,
+            echo: decoded.echo,
+            store: decoded.store,
+            id: new_response_id(),
+            created_at: unix_now(),
+        })
+    }
+
+    fn facts(call: &ResponsesCall) -> Facts<'_> {
+        Facts {
+            model: call.model.as_deref(),
+            provider: call.provider.as_deref(),
+            needs: translate::needs(&call.request),
+            reserve_tokens: call.request.estimate_input_tokens()
+                + call
+                    .request
+                    .sampling
+                    .max_tokens
+                    .map_or(DEFAULT_OUTPUT_RESERVATION, u64::from),
         }
-    };
-    Ok(proxy::finish_timed(
-        response,
-        &snapshot,
-        &committed.target,
-        committed.upstream_time,
-    ))
+    }
+
+    async fn passthrough<'a>(
+        request: &'a ResponsesCall,
+        call: &'a Call<'a>,
+        target: Target<'a>,
+    ) -> Result<Answer, Failure> {
+        // No vendor API is reached by bytes (PASSTHROUGH is None): translation serves all.
+        pipeline::translated::<Self>(request, call, target).await
+    }
+
+    async fn translated<'a>(
+        request: &'a ResponsesCall,
+        call: &'a Call<'a>,
+        target: Target<'a>,
+    ) -> Result<Answer, Failure> {
+        pipeline::translated::<Self>(request, call, target).await
+    }
+}
+
+impl Translate for Responses {
+    type Encoder = ResponsesClient;
+
+    fn neutral(request: &ResponsesCall) -> Result<neutral::Request, ApiError> {
+        Ok(request.request.clone())
+    }
+
+    fn encoder(request: &ResponsesCall, call: &Call<'_>, target: &Target<'_>) -> ResponsesClient {
+        let meta = request.meta(target, None);
+        ResponsesClient {
+            encoder: responses::StreamEncoder::new(request.echo.clone(), meta.clone()),
+            echo: request.echo.clone(),
+            meta,
+            conversation: request.store.then(|| request.request.messages.clone()),
+            gateway: Arc::clone(call.gateway),
+        }
+    }
+
+    fn encode_whole(
+        request: &ResponsesCall,
+        answer: &neutral::Response,
+        call: &Call<'_>,
+        target: &Target<'_>,
+    ) -> Vec<u8> {
+        let meta = request.meta(target, Some(unix_now()));
+        let resource = responses::encode_response(answer, &request.echo, &meta);
+        let body = serde_json::to_vec(&resource).unwrap_or_default();
+        if request.store {
+            let mut conversation = request.request.messages.clone();
+            conversation.extend(responses::output_messages(answer));
+            call.gateway.responses.put(
+                request.id.clone(),
+                Stored {
+                    resource,
+                    conversation,
+                },
+            );
+        }
+        body
+    }
 }
 
 /// The Open Responses event stream, storing the finished response when asked to.
-struct ResponsesClient {
+pub struct ResponsesClient {
     encoder: responses::StreamEncoder,
     echo: Echo,
     meta: Meta,

@@ -1,6 +1,10 @@
 //! One suite, run against every [`KeyStore`] backend: SQLite in a temporary file always, and
 //! PostgreSQL when `LLMUX_TEST_PG_URL` is set (each test in a schema of its own, dropped at the
 //! end).
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests spawn their own peers and load on the test runtime, which ends with the test: nothing to drain"
+)]
 
 use std::io::Write as _;
 use std::path::PathBuf;

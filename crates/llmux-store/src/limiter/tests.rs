@@ -2,6 +2,10 @@
 //! [`RedisLimiter`] when `LLMUX_TEST_REDIS_URL` is set (each test under a key prefix of its
 //! own, deleted at the end). A second Redis instance with the same prefix plays another
 //! replica.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests spawn their own peers and load on the test runtime, which ends with the test: nothing to drain"
+)]
 
 use std::io::Write as _;
 use std::sync::{Arc, Once};

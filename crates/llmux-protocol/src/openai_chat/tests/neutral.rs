@@ -1,9 +1,18 @@
+//! The cross-protocol codecs (`request`, `response`, `stream`): Chat Completions ⇄ neutral.
+
 use bytes::BytesMut;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use super::*;
-use crate::neutral::{Message, Part, Role, ToolCall, ToolResult};
+use crate::neutral::{
+    self, FinishReason, Image, ImageSource, Message, Part, ResponseFormat, Role, StreamEvent,
+    ToolCall, ToolChoice, ToolResult, Usage,
+};
+use crate::openai_chat::{
+    ChunkDecoder, ChunkEncoder, decode_neutral_request, decode_neutral_response,
+    encode_neutral_request,
+};
+use crate::sse;
 
 fn decode_stream(raw: &[u8]) -> Vec<StreamEvent> {
     let mut decoder = sse::Decoder::default();

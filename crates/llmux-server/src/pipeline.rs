@@ -1,0 +1,301 @@
+//! One request pipeline for every ingress: read → decode → route → admit → attempts → answer.
+//!
+//! An ingress (chat, responses, messages, embeddings) is a type implementing [`Ingress`]: it
+//! decodes its body into the routing facts the pipeline needs, and knows how to run one attempt
+//! on a target — the same-protocol byte path when the target speaks the ingress's own API
+//! ([`Ingress::PASSTHROUGH`]), the neutral model otherwise ([`Translate`] provides the pieces and
+//! [`translated`] runs them). [`serve`] runs the stages in the same order for all of them, so a
+//! cross-cutting feature (a log record, a trace, a policy, a cache) is written once, here.
+//!
+//! Invariants: the snapshot is loaded once per request; the caller's reservation is settled
+//! exactly once (by the attempt that answers, by the relay when a stream ends, or abandoned
+//! here when no attempt could answer); errors are rendered in the ingress's envelope.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use llmux_config::Api;
+use llmux_protocol::neutral;
+use llmux_router::{Endpoint, Needs, Target};
+
+use crate::api_error::ApiError;
+use crate::attempts::{self, Failure};
+use crate::body;
+use crate::edge::RequestId;
+use crate::envelope::Envelope;
+use crate::governance::{self, Caller, Settle};
+use crate::routes::proxy::{self, VendorParam};
+use crate::state::{Gateway, Snapshot};
+use crate::translate::{self, ClientEncoder, NeutralAnswer};
+
+/// Why the routing policy chose the combination that answered.
+const POLICY: http::HeaderName = http::HeaderName::from_static("x-llmux-policy");
+
+/// What routing and admission need to know about a decoded request.
+#[derive(Debug, Clone, Copy)]
+pub struct Facts<'a> {
+    /// The model (or public name) the client asked for.
+    pub model: Option<&'a str>,
+    /// A vendor named in the body (`provider`), used when `?vendor=` is absent.
+    pub provider: Option<&'a str>,
+    /// Capabilities the request needs from a model.
+    pub needs: Needs,
+    /// Tokens to reserve against the caller's limits (input estimate + output allowance).
+    pub reserve_tokens: u64,
+}
+
+/// What every attempt of one request shares.
+pub struct Call<'a> {
+    pub gateway: &'a Arc<Gateway>,
+    pub snapshot: &'a Snapshot,
+    /// The request id, for log lines of streams that outlive the handler.
+    pub request_id: &'a str,
+    /// Settles the caller's reservation when the answer ends.
+    pub settle: &'a Settle,
+}
+
+/// What one successful attempt produced.
+pub enum Answer {
+    /// A whole JSON answer, ready for the client.
+    Json(Vec<u8>),
+    /// A primed `text/event-stream` body.
+    Stream(Body),
+}
+
+impl Answer {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Json(body) => proxy::json_response(body),
+            Self::Stream(body) => sse_response(body),
+        }
+    }
+}
+
+/// A client-facing API served through the pipeline (implemented by a unit type per API).
+pub trait Ingress: Send + Sync + 'static {
+    /// The bounded label of this route in metrics and logs.
+    const ROUTE: &'static str;
+    /// The error format this API's clients read.
+    const ENVELOPE: Envelope;
+    /// The kind of model this API needs.
+    const ENDPOINT: Endpoint;
+    /// The vendor API that receives the client's bytes with only `model` changed; `None` when
+    /// every vendor is reached through the neutral model.
+    const PASSTHROUGH: Option<Api>;
+
+    /// A decoded request (holding the body when the byte path needs it).
+    type Request: Send + Sync + 'static;
+
+    /// Decodes the body (and anything it refers to, such as a stored conversation).
+    fn decode(
+        gateway: &Gateway,
+        bytes: Bytes,
+    ) -> impl Future<Output = Result<Self::Request, ApiError>> + Send;
+
+    /// The routing facts of a decoded request.
+    fn facts(request: &Self::Request) -> Facts<'_>;
+
+    /// One attempt on a target that speaks [`Ingress::PASSTHROUGH`].
+    fn passthrough<'a>(
+        request: &'a Self::Request,
+        call: &'a Call<'a>,
+        target: Target<'a>,
+    ) -> impl Future<Output = Result<Answer, Failure>> + Send + 'a;
+
+    /// One attempt on a target with another protocol; most ingresses delegate to
+    /// [`translated`].
+    fn translated<'a>(
+        request: &'a Self::Request,
+        call: &'a Call<'a>,
+        target: Target<'a>,
+    ) -> impl Future<Output = Result<Answer, Failure>> + Send + 'a;
+}
+
+/// The pieces an ingress provides for the cross-protocol path.
+pub trait Translate: Ingress {
+    /// Encodes neutral stream events in this API's stream format.
+    type Encoder: ClientEncoder;
+
+    /// The request in the neutral model (each attempt gets its own copy: it may be changed on
+    /// the way, e.g. image URLs inlined).
+    fn neutral(request: &Self::Request) -> Result<neutral::Request, ApiError>;
+
+    /// The stream encoder for one attempt on `target`.
+    fn encoder(request: &Self::Request, call: &Call<'_>, target: &Target<'_>) -> Self::Encoder;
+
+    /// A whole neutral answer in this API's format.
+    fn encode_whole(
+        request: &Self::Request,
+        answer: &neutral::Response,
+        call: &Call<'_>,
+        target: &Target<'_>,
+    ) -> Vec<u8>;
+}
+
+/// Serves one request of ingress `I`: called by the edge with the request's id and caller.
+pub async fn serve<I: Ingress>(
+    gateway: Arc<Gateway>,
+    request_id: RequestId,
+    caller: Caller,
+    request: Request,
+) -> Response {
+    let params = match VendorParam::of(request.uri()) {
+        Ok(params) => params,
+        Err(rejection) => return rejection.into_response(),
+    };
+    match run::<I>(gateway, request_id, caller, params, request.into_body()).await {
+        Ok(response) => response,
+        Err(error) => I::ENVELOPE.render(error),
+    }
+}
+
+async fn run<I: Ingress>(
+    gateway: Arc<Gateway>,
+    request_id: RequestId,
+    caller: Caller,
+    params: VendorParam,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let snapshot = gateway.snapshot.load_full();
+    let bytes = body::read(
+        body,
+        snapshot.config.limits.max_body_bytes,
+        proxy::body_deadline(&snapshot),
+    )
+    .await?;
+    let request = I::decode(&gateway, bytes).await?;
+    let facts = I::facts(&request);
+    let vendor = params
+        .vendor
+        .as_deref()
+        .filter(|v| !v.is_empty())
+        .or(facts.provider);
+    let query = llmux_router::Query {
+        endpoint: I::ENDPOINT,
+        model: facts.model,
+        vendor,
+        needs: facts.needs,
+    };
+    let candidates = snapshot.table.candidates(&query)?;
+    let settle = governance::admit(
+        &gateway,
+        &caller,
+        facts.model,
+        vendor,
+        facts.reserve_tokens,
+        &snapshot.config.pricing,
+    )
+    .await?;
+    let allowed = governance::allowed_vendors(&caller);
+    let admitted = attempts::Admitted {
+        allowed_vendors: allowed,
+        policy: snapshot.table.policy_for(facts.model),
+        tokens: llmux_router::Tokens {
+            input: facts.reserve_tokens,
+            output: 0,
+        },
+        reserve_tokens: facts.reserve_tokens,
+        settle: &settle,
+    };
+    let call = Call {
+        gateway: &gateway,
+        snapshot: &snapshot,
+        request_id: request_id.0.to_str().unwrap_or("-"),
+        settle: &settle,
+    };
+    let request = &request;
+    let call_ref = &call;
+    let result = attempts::run(&gateway, &snapshot, candidates, &admitted, |target| {
+        attempt::<I>(request, call_ref, target)
+    })
+    .await;
+    match result {
+        Ok(committed) => {
+            let mut response = proxy::finish_timed(
+                committed.value.into_response(),
+                &snapshot,
+                &committed.target,
+                committed.upstream_time,
+            );
+            response
+                .headers_mut()
+                .insert(POLICY, http::HeaderValue::from_static(committed.reason));
+            Ok(response)
+        }
+        Err(exhausted) => {
+            settle.abandon();
+            let response = I::ENVELOPE.render(exhausted.error);
+            Ok(match &exhausted.target {
+                Some(target) => proxy::finish(response, &snapshot, target),
+                None => response,
+            })
+        }
+    }
+}
+
+/// One attempt: the byte path when the target speaks the ingress's API, else translation.
+async fn attempt<'a, I: Ingress>(
+    request: &'a I::Request,
+    call: &'a Call<'a>,
+    target: Target<'a>,
+) -> Result<Answer, Failure> {
+    if I::PASSTHROUGH == Some(target.credential.api) {
+        I::passthrough(request, call, target).await
+    } else {
+        I::translated(request, call, target).await
+    }
+}
+
+/// One cross-protocol attempt: the neutral request to the target's API, and the answer (or each
+/// stream event) back in the ingress's format.
+pub async fn translated<'a, I: Translate>(
+    request: &'a I::Request,
+    call: &'a Call<'a>,
+    target: Target<'a>,
+) -> Result<Answer, Failure> {
+    let neutral = I::neutral(request)?;
+    let encoder = I::encoder(request, call, &target);
+    match translate::attempt(
+        call.gateway,
+        call.snapshot,
+        &target,
+        neutral,
+        encoder,
+        I::ROUTE,
+        call.request_id.to_owned(),
+        call.settle.clone(),
+    )
+    .await?
+    {
+        NeutralAnswer::Whole(answer) => Ok(Answer::Json(I::encode_whole(
+            request, &answer, call, &target,
+        ))),
+        NeutralAnswer::Stream(first, relay) => Ok(Answer::Stream(Body::from_stream(
+            (*relay).into_stream(first),
+        ))),
+    }
+}
+
+/// A 200 `text/event-stream` response around `body`.
+pub fn sse_response(body: Body) -> Response {
+    use http::{HeaderValue, StatusCode, header};
+    let mut out = (StatusCode::OK, body).into_response();
+    let headers = out.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    out
+}
+
+/// Seconds since the Unix epoch (the `created` of answers).
+pub use crate::clock::unix_secs as unix_now;
+
+/// Output tokens reserved when a request sets no `max_tokens`.
+pub const DEFAULT_OUTPUT_RESERVATION: u64 = 1024;

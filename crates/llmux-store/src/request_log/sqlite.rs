@@ -1,0 +1,199 @@
+//! The SQLite request log: the embedded default, one file per gateway.
+//!
+//! One table, not one per day: retention deletes every row before the first kept day in one
+//! `DELETE` that walks the primary key's time prefix. Whole days still go at once, while
+//! queries, indexes and the schema stay those of one table (no `UNION` over a day table per
+//! day in range, no schema changes at run time). The gateway is the only writer and freed
+//! pages are reused by later inserts, so the file stops growing at about `retention_days` of
+//! traffic. Deployments busy enough for a day's `DELETE` to matter use PostgreSQL, where a
+//! day is a partition and goes with `DROP TABLE`.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, SqlSafeStr};
+
+use super::sql::{self, InsertRow, bind_params, bind_row, select_columns};
+use crate::{BoxFuture, Page, RequestFilter, RequestLogStore, RequestRecord, StoreError, redact_url};
+
+/// Version 1 of the schema. Applied migrations are checksummed: change the schema by adding a
+/// version, never by editing one.
+///
+/// The primary key leads with the time, so it serves newest-first pages and retention; each
+/// filter has an index that ends in the same order, so a filtered page is an index walk too.
+const SCHEMA_V1: &str = "
+CREATE TABLE llmux_request_log (
+    time_ms INTEGER NOT NULL,
+    request_id TEXT NOT NULL,
+    key_id TEXT,
+    key_name TEXT,
+    ingress TEXT NOT NULL,
+    requested_model TEXT NOT NULL,
+    vendor TEXT,
+    credential TEXT,
+    upstream_model TEXT,
+    status INTEGER NOT NULL,
+    error_kind TEXT,
+    attempts TEXT NOT NULL,
+    ttfb_ms INTEGER,
+    total_ms INTEGER NOT NULL,
+    input_tokens INTEGER,
+    output_tokens INTEGER,
+    cached_tokens INTEGER,
+    reasoning_tokens INTEGER,
+    cost_usd REAL,
+    cost_estimated BOOLEAN NOT NULL,
+    stream BOOLEAN NOT NULL,
+    client_addr TEXT NOT NULL,
+    user_agent TEXT,
+    request_body TEXT,
+    response_body TEXT,
+    PRIMARY KEY (time_ms, request_id)
+);
+CREATE INDEX llmux_request_log_request_id ON llmux_request_log (request_id);
+CREATE INDEX llmux_request_log_key ON llmux_request_log (key_id, time_ms, request_id);
+CREATE INDEX llmux_request_log_requested_model
+    ON llmux_request_log (requested_model, time_ms, request_id);
+CREATE INDEX llmux_request_log_upstream_model
+    ON llmux_request_log (upstream_model, time_ms, request_id);
+CREATE INDEX llmux_request_log_vendor ON llmux_request_log (vendor, time_ms, request_id);
+CREATE INDEX llmux_request_log_status ON llmux_request_log (status, time_ms, request_id);
+";
+
+const PAGE_COLUMNS: &str = select_columns!("attempts");
+
+const GET: &str = concat!(
+    "SELECT ",
+    select_columns!("attempts", bodies),
+    " FROM llmux_request_log WHERE request_id = $1 ORDER BY time_ms DESC LIMIT 1"
+);
+
+const DELETE_BEFORE: &str = "DELETE FROM llmux_request_log WHERE time_ms < $1";
+
+/// The request log in SQLite.
+pub(super) struct SqliteLog {
+    pool: SqlitePool,
+}
+
+impl SqliteLog {
+    /// Opens (creating when missing) the database `url` names and migrates it.
+    pub(super) async fn open(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|source| StoreError::InvalidUrl {
+                url: redact_url(url),
+                source: Box::new(source),
+            })?
+            .create_if_missing(true)
+            // A page query waits for the writer's transaction instead of failing.
+            .busy_timeout(Duration::from_secs(5));
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let pool = if in_memory {
+            // An in-memory database lives as long as one of its connections: keep exactly one.
+            SqlitePoolOptions::new()
+                .min_connections(1)
+                .max_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connect_with(options)
+                .await
+        } else {
+            // WAL: readers (the admin API) never block the writer task, nor it them.
+            SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with(
+                    options
+                        .journal_mode(SqliteJournalMode::Wal)
+                        .synchronous(SqliteSynchronous::Normal),
+                )
+                .await
+        }
+        .map_err(StoreError::database("open the request log"))?;
+        migrator().run(&pool).await.map_err(StoreError::Migration)?;
+        Ok(Self { pool })
+    }
+}
+
+fn migrator() -> Migrator {
+    let mut migrator = Migrator::with_migrations(vec![Migration::new(
+        1,
+        "request log".into(),
+        MigrationType::Simple,
+        SCHEMA_V1.into_sql_str(),
+        false,
+    )]);
+    migrator.dangerous_set_table_name(sql::MIGRATIONS_TABLE);
+    migrator
+}
+
+impl RequestLogStore for SqliteLog {
+    fn write<'a>(&'a self, records: &'a [RequestRecord]) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            if records.is_empty() {
+                return Ok(());
+            }
+            let err = StoreError::database("write the request log");
+            let rows: Vec<InsertRow<'_>> = records.iter().map(InsertRow::new).collect();
+            let mut tx = self.pool.begin().await.map_err(err)?;
+            for chunk in rows.chunks(sql::ROWS_PER_STATEMENT) {
+                let statement = sql::insert_sql(chunk.len(), "");
+                let mut query = sqlx::query(AssertSqlSafe(statement));
+                for row in chunk {
+                    query = bind_row!(query, row);
+                }
+                query
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::database("write the request log"))?;
+            }
+            tx.commit()
+                .await
+                .map_err(StoreError::database("write the request log"))
+        })
+    }
+
+    fn query<'a>(&'a self, filter: &'a RequestFilter) -> BoxFuture<'a, Result<Page, StoreError>> {
+        Box::pin(async move {
+            let page = sql::page_query(PAGE_COLUMNS, filter)?;
+            let query = bind_params!(sqlx::query(AssertSqlSafe(page.sql)), &page.params);
+            let rows = query
+                .fetch_all(&self.pool)
+                .await
+                .map_err(StoreError::database("query the request log"))?;
+            let records = rows
+                .iter()
+                .map(|row| sql::decode(row, false))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(sql::page(records, page.size))
+        })
+    }
+
+    fn get<'a>(
+        &'a self,
+        request_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<RequestRecord>, StoreError>> {
+        Box::pin(async move {
+            let row = sqlx::query(GET)
+                .bind(request_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(StoreError::database("read the request log"))?;
+            row.map(|row| sql::decode(&row, true)).transpose()
+        })
+    }
+
+    fn retain(&self, days: u32, now_ms: i64) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let first_kept_ms = sql::first_kept_day(days, now_ms) * sql::DAY_MS;
+            sqlx::query(DELETE_BEFORE)
+                .bind(first_kept_ms)
+                .execute(&self.pool)
+                .await
+                .map_err(StoreError::database("apply request log retention"))?;
+            Ok(())
+        })
+    }
+}
