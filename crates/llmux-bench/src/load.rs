@@ -26,7 +26,7 @@ pub enum Framing {
 }
 
 impl Framing {
-    fn content_type(self) -> &'static str {
+    pub fn content_type(self) -> &'static str {
         match self {
             Self::Json => "application/json",
             Self::Sse { .. } => "text/event-stream",
@@ -45,7 +45,7 @@ pub struct Target {
 }
 
 impl Target {
-    fn request(&self) -> Result<hyper::Request<Full<Bytes>>, String> {
+    pub fn request(&self) -> Result<hyper::Request<Full<Bytes>>, String> {
         let mut builder = hyper::Request::post(self.path.as_str())
             .header("host", "bench")
             .header("content-type", "application/json");
@@ -136,7 +136,7 @@ pub async fn run(addr: SocketAddr, target: &Target, load: Load) -> Measured {
     for _ in 0..load.concurrency {
         let window = window.clone();
         let target = target.clone();
-        tasks.push(tokio::spawn(async move {
+        tasks.push(crate::spawn(async move {
             connection(addr, &target, &window).await
         }));
     }
@@ -408,7 +408,7 @@ async fn connect(addr: SocketAddr) -> Result<http1::SendRequest<Full<Bytes>>, St
     let (sender, conn) = http1::handshake(TokioIo::new(tcp))
         .await
         .map_err(|e| format!("handshake: {e}"))?;
-    tokio::spawn(conn);
+    crate::spawn(conn);
     Ok(sender)
 }
 

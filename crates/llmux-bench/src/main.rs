@@ -8,12 +8,15 @@
 #![allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 
 mod callgrind;
+mod client;
 mod litellm;
 mod load;
 mod memory;
+mod overload;
 mod processes;
 mod relay;
 mod report;
+mod soak;
 mod sys;
 mod workloads;
 
@@ -58,6 +61,21 @@ struct Args {
     /// Requests of the larger callgrind run (the smaller one sends a tenth as many).
     #[arg(long, default_value_t = 2000)]
     callgrind_requests: usize,
+    /// Soak test instead of the benchmark: mixed traffic on every ingress and vendor for this
+    /// many seconds, with vendor faults and client hang-ups; fails when the gateway's RSS grew
+    /// by more than 10 % after the first minute, it died, or it panicked.
+    #[arg(long, value_name = "SECONDS", conflicts_with_all = ["smoke", "overload", "callgrind"])]
+    soak: Option<u64>,
+    /// Concurrent clients of `--soak`.
+    #[arg(long, default_value_t = 32)]
+    soak_clients: usize,
+    /// Overload test instead of the benchmark: a sustainable load, then ten times it offered
+    /// open-loop against `limits.max_in_flight`; reports shedding and admitted latency.
+    #[arg(long, conflicts_with_all = ["smoke", "callgrind"])]
+    overload: bool,
+    /// Seconds of each `--overload` run (1× and 10×).
+    #[arg(long, default_value_t = 15)]
+    overload_seconds: u64,
     /// The llmux binary (default: llmux next to this binary).
     #[arg(long)]
     llmux: Option<PathBuf>,
@@ -67,6 +85,20 @@ struct Args {
     /// Internal: where the byte relay forwards to.
     #[arg(long, hide = true)]
     relay_to: Option<std::net::SocketAddr>,
+}
+
+/// `tokio::spawn` for the benchmark's own tasks (load generator connections, clients, the byte
+/// relay): they are not the gateway's, and there is no shutdown to drain them for.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "llmux_telemetry::spawn_tracked serves the gateway's graceful shutdown"
+)]
+pub fn spawn<F>(future: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    tokio::spawn(future)
 }
 
 /// Which workloads to run.
@@ -120,6 +152,17 @@ async fn bench(args: Args) -> anyhow::Result<()> {
             .context("binary directory")?
             .join("llmux"),
     };
+    if let Some(seconds) = args.soak {
+        print_machine();
+        if !soak::run(&llmux, seconds, args.soak_clients).await? {
+            bail!("soak FAILED");
+        }
+        return Ok(());
+    }
+    if args.overload {
+        print_machine();
+        return overload::run(&llmux, args.overload_seconds, sys::clock_ticks_per_second()).await;
+    }
     let env = if args.smoke {
         Env {
             load_warmup: Duration::from_millis(100),
@@ -145,6 +188,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         MockPacing {
             chunks: CHUNKS,
             chunk_delay_ms: 0,
+            latency_ms: 0,
         },
     )
     .await?;
@@ -153,6 +197,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         MockPacing {
             chunks: CHUNKS,
             chunk_delay_ms: CHUNK_DELAY_MS,
+            latency_ms: 0,
         },
     )
     .await?;
@@ -253,14 +298,37 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_header(env: &Env, smoke: bool) {
-    let machine = Machine::read();
-    let date = std::process::Command::new("date")
+fn date() -> String {
+    std::process::Command::new("date")
         .args(["-u", "+%Y-%m-%d %H:%M UTC"])
         .output()
         .ok()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// The header of `--soak` and `--overload`: date, machine and pinning.
+fn print_machine() {
+    let machine = Machine::read();
+    println!("llmux-bench {}", date());
+    println!(
+        "machine: {} CPUs, {}; load generator CPUs: {}",
+        machine.cpus, machine.model, machine.bench_cpus
+    );
+    if processes::pinning_available() {
+        println!(
+            "pinning: gateway on cpu {}, mock on cpu {} with the load generator",
+            processes::GATEWAY_CPU,
+            processes::MOCK_CPU
+        );
+    } else {
+        println!("pinning: none (taskset missing or a single CPU); processes share all cores");
+    }
+}
+
+fn print_header(env: &Env, smoke: bool) {
+    let machine = Machine::read();
+    let date = date();
     println!(
         "llmux-bench {date}{}",
         if smoke {
@@ -460,6 +528,7 @@ async fn memory_section(
             MockPacing {
                 chunks: CHUNKS,
                 chunk_delay_ms: 10_000,
+                latency_ms: 0,
             },
         )
         .await?;

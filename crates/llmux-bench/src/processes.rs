@@ -143,6 +143,11 @@ impl Process {
         self.child.id()
     }
 
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// The last lines the process wrote to stderr.
     pub fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(self.log.path()).unwrap_or_default();
@@ -193,6 +198,8 @@ impl Drop for Process {
 pub struct MockPacing {
     pub chunks: usize,
     pub chunk_delay_ms: u64,
+    /// Delay before each answer's head, ms.
+    pub latency_ms: u64,
 }
 
 /// Starts `llmux mock-upstream` on cpu 1.
@@ -203,6 +210,7 @@ pub async fn start_mock(llmux: &Path, pacing: MockPacing) -> anyhow::Result<Proc
         .args(["mock-upstream", "--listen", &addr.to_string()])
         .args(["--chunks", &pacing.chunks.to_string()])
         .args(["--chunk-delay-ms", &pacing.chunk_delay_ms.to_string()])
+        .args(["--latency-ms", &pacing.latency_ms.to_string()])
         .env("LOG_LEVEL", "warn");
     Process::spawn("mock", command, addr, Duration::from_secs(20), Vec::new()).await
 }

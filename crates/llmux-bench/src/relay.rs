@@ -24,7 +24,7 @@ async fn serve(listen: SocketAddr, to: SocketAddr) -> anyhow::Result<()> {
     let listener = TcpListener::bind(listen).await?;
     loop {
         let (mut client, _) = listener.accept().await?;
-        tokio::spawn(async move {
+        crate::spawn(async move {
             let Ok(mut upstream) = TcpStream::connect(to).await else {
                 return;
             };
@@ -47,7 +47,7 @@ mod tests {
         // Upstream: answers every read with the bytes reversed.
         let upstream = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let to = upstream.local_addr().unwrap();
-        tokio::spawn(async move {
+        crate::spawn(async move {
             let (mut socket, _) = upstream.accept().await.unwrap();
             let mut buf = [0u8; 64];
             loop {
@@ -63,7 +63,7 @@ mod tests {
             .unwrap()
             .local_addr()
             .unwrap();
-        tokio::spawn(super::serve(listen, to));
+        crate::spawn(super::serve(listen, to));
         let mut client = loop {
             match tokio::net::TcpStream::connect(listen).await {
                 Ok(client) => break client,

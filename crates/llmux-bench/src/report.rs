@@ -42,7 +42,7 @@ impl Floor {
     }
 }
 
-fn percentile(sorted: &[u32], p: f64) -> Option<f64> {
+pub fn percentile(sorted: &[u32], p: f64) -> Option<f64> {
     if sorted.is_empty() {
         return None;
     }

@@ -127,7 +127,7 @@ impl RssSampler {
     pub fn start(pid: u32) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let max = Arc::new(AtomicU64::new(rss_kib(pid).unwrap_or(0)));
-        let task = tokio::spawn({
+        let task = crate::spawn({
             let (stop, max) = (stop.clone(), max.clone());
             async move {
                 while !stop.load(Ordering::Relaxed) {

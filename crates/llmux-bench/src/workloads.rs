@@ -154,15 +154,15 @@ pub fn responses(model: &str, text: &str, stream: bool) -> Target {
     }
 }
 
-const CHAT: &str = "/v1/chat/completions";
-const MESSAGES: &str = "/v1/messages";
+pub const CHAT: &str = "/v1/chat/completions";
+pub const MESSAGES: &str = "/v1/messages";
 /// Upstream model names the mock is asked for.
 const OPENAI_MODEL: &str = "gpt-4o-mini";
 const ANTHROPIC_MODEL: &str = "claude-sonnet-4-5";
 const GEMINI_MODEL: &str = "gemini-2.5-flash";
 
 /// The gateway alias that reaches `vendor` on `mock`.
-fn alias(vendor: &str, mock: Mock) -> String {
+pub fn alias(vendor: &str, mock: Mock) -> String {
     let vendor = if vendor == "openai" {
         String::new()
     } else {
