@@ -141,7 +141,15 @@ async fn edge(
     };
 
     let handled = AssertUnwindSafe(async {
-        match crate::governance::authenticate(&gateway, access, envelope, request.headers()).await {
+        match crate::governance::authenticate(
+            &gateway,
+            access,
+            envelope,
+            request.headers(),
+            request.uri(),
+        )
+        .await
+        {
             Ok(caller) => {
                 let id = RequestId(id.clone());
                 dispatch(gateway.clone(), &mut router, request, handler, id, caller).await
@@ -253,6 +261,9 @@ async fn dispatch(
             }
             Some(Handler::Messages) => {
                 return Box::pin(serve::<Messages>(gateway, id, caller, request)).await;
+            }
+            Some(Handler::Gemini) => {
+                return Box::pin(routes::gemini::handle(gateway, id, caller, request)).await;
             }
             _ => {}
         }

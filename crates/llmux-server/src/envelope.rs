@@ -13,6 +13,8 @@ pub enum Envelope {
     OpenAi,
     /// `{"type":"error","error":{type,message}}`.
     Anthropic,
+    /// Google's `{"error":{code,message,status}}` (the Gemini API).
+    Google,
 }
 
 impl Envelope {
@@ -20,6 +22,8 @@ impl Envelope {
     pub fn for_path(path: &str) -> Self {
         if path.starts_with("/v1/messages") {
             Self::Anthropic
+        } else if crate::routes::gemini::is_gemini_path(path) {
+            Self::Google
         } else {
             Self::OpenAi
         }
@@ -30,6 +34,7 @@ impl Envelope {
         match self {
             Self::OpenAi => error.into_response(),
             Self::Anthropic => crate::routes::anthropic_error(error),
+            Self::Google => crate::routes::gemini::google_error(error),
         }
     }
 }

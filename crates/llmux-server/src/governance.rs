@@ -528,7 +528,9 @@ impl Drop for Settle {
 }
 
 /// The key a request presents: `Authorization: Bearer …`, or `x-api-key` (Anthropic clients).
-fn presented_key(headers: &http::HeaderMap) -> Option<&str> {
+/// The key a client presents: `Authorization: Bearer` (OpenAI), `x-api-key` (Anthropic),
+/// `x-goog-api-key` or `?key=` (Google). Whatever the form, it is never forwarded upstream.
+fn presented_key<'a>(headers: &'a http::HeaderMap, uri: &'a http::Uri) -> Option<&'a str> {
     headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -537,6 +539,13 @@ fn presented_key(headers: &http::HeaderMap) -> Option<&str> {
                 .or_else(|| v.strip_prefix("bearer "))
         })
         .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+        .or_else(|| headers.get("x-goog-api-key").and_then(|v| v.to_str().ok()))
+        .or_else(|| {
+            uri.query()?
+                .split('&')
+                .find_map(|pair| pair.strip_prefix("key="))
+                .filter(|k| !k.is_empty())
+        })
 }
 
 /// Authenticates every request before its handler, by its route's [`Access`]: API routes need
@@ -548,12 +557,13 @@ pub async fn authenticate(
     access: Access,
     envelope: crate::envelope::Envelope,
     headers: &http::HeaderMap,
+    uri: &http::Uri,
 ) -> Result<Caller, axum::response::Response> {
     let Some(governance) = gateway.governance.as_ref() else {
         return Ok(Caller::Open);
     };
     let render = |error: ApiError| envelope.render(error);
-    let presented = presented_key(headers);
+    let presented = presented_key(headers, uri);
     let master = presented.is_some_and(|p| governance.is_master(p));
     let caller = match access {
         Access::Master => {

@@ -93,6 +93,7 @@ pub trait Ingress: Send + Sync + 'static {
     /// Decodes the body (and anything it refers to, such as a stored conversation).
     fn decode(
         gateway: &Gateway,
+        head: &http::request::Parts,
         bytes: Bytes,
     ) -> impl Future<Output = Result<Self::Request, ApiError>> + Send;
 
@@ -147,7 +148,8 @@ pub async fn serve<I: Ingress>(
         Ok(params) => params,
         Err(rejection) => return rejection.into_response(),
     };
-    match run::<I>(gateway, request_id, caller, params, request.into_body()).await {
+    let (head, body) = request.into_parts();
+    match run::<I>(gateway, request_id, caller, params, &head, body).await {
         Ok(response) => response,
         Err(error) => I::ENVELOPE.render(error),
     }
@@ -158,6 +160,7 @@ async fn run<I: Ingress>(
     request_id: RequestId,
     caller: Caller,
     params: VendorParam,
+    head: &http::request::Parts,
     body: Body,
 ) -> Result<Response, ApiError> {
     let snapshot = gateway.snapshot.load_full();
@@ -167,7 +170,7 @@ async fn run<I: Ingress>(
         proxy::body_deadline(&snapshot),
     )
     .await?;
-    let request = I::decode(&gateway, bytes).await?;
+    let request = I::decode(&gateway, head, bytes).await?;
     let facts = I::facts(&request);
     let vendor = params
         .vendor

@@ -3,6 +3,7 @@
 mod admin;
 pub(crate) mod chat;
 mod embeddings;
+pub(crate) mod gemini;
 mod info;
 pub(crate) mod messages;
 pub(crate) mod proxy;
@@ -50,6 +51,10 @@ pub enum Handler {
     Responses,
     ResponseById,
     Messages,
+    /// `POST /…/models/{model}:{action}` (the Gemini API).
+    Gemini,
+    /// `GET /v1beta/models`.
+    GeminiModels,
     CountTokens,
     Models,
     AdminKeys,
@@ -87,6 +92,31 @@ pub const ROUTES: &[Route] = &[
         "embeddings",
         Access::Key,
         Handler::Embeddings,
+    ),
+    route(
+        "/v1beta/models/{model}",
+        "gemini",
+        Access::Key,
+        Handler::Gemini,
+    ),
+    route("/v1/models/{model}", "gemini", Access::Key, Handler::Gemini),
+    route(
+        "/v1alpha/models/{model}",
+        "gemini",
+        Access::Key,
+        Handler::Gemini,
+    ),
+    route(
+        "/v1beta/models",
+        "models",
+        Access::Key,
+        Handler::GeminiModels,
+    ),
+    route(
+        "/v1alpha/models",
+        "models",
+        Access::Key,
+        Handler::GeminiModels,
     ),
     route(
         "/v1/responses/{id}",
@@ -176,6 +206,8 @@ fn method_router(handler: Handler) -> MethodRouter<Arc<Gateway>> {
         Handler::Embeddings => post(routed(serve::<Embeddings>)),
         Handler::Responses => post(routed(serve::<Responses>)),
         Handler::Messages => post(routed(serve::<Messages>)),
+        Handler::Gemini => post(routed(gemini::handle)).get(gemini::get_model),
+        Handler::GeminiModels => get(gemini::list_models),
         Handler::ResponseById => get(responses::get).delete(responses::delete),
         Handler::CountTokens => post(messages::count_tokens),
         Handler::Models => get(info::models),

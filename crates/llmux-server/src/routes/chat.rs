@@ -40,7 +40,11 @@ impl Ingress for Chat {
     const PASSTHROUGH: Option<Api> = Some(Api::OpenAi);
     type Request = ChatCall;
 
-    async fn decode(_gateway: &Gateway, bytes: Bytes) -> Result<ChatCall, ApiError> {
+    async fn decode(
+        _gateway: &Gateway,
+        _head: &http::request::Parts,
+        bytes: Bytes,
+    ) -> Result<ChatCall, ApiError> {
         let request = owned(openai_chat::decode_request(&bytes)?);
         Ok(ChatCall { bytes, request })
     }

@@ -34,7 +34,11 @@ impl Ingress for Embeddings {
     const PASSTHROUGH: Option<Api> = Some(Api::OpenAi);
     type Request = EmbeddingsCall;
 
-    async fn decode(_gateway: &Gateway, bytes: Bytes) -> Result<EmbeddingsCall, ApiError> {
+    async fn decode(
+        _gateway: &Gateway,
+        _head: &http::request::Parts,
+        bytes: Bytes,
+    ) -> Result<EmbeddingsCall, ApiError> {
         let request = embeddings::decode_request(&bytes)?;
         let model = request.model.map(std::borrow::Cow::into_owned);
         let provider = request.provider.map(std::borrow::Cow::into_owned);

@@ -75,7 +75,11 @@ impl Ingress for Messages {
     const PASSTHROUGH: Option<Api> = Some(Api::Anthropic);
     type Request = MessagesCall;
 
-    async fn decode(_gateway: &Gateway, bytes: Bytes) -> Result<MessagesCall, ApiError> {
+    async fn decode(
+        _gateway: &Gateway,
+        _head: &http::request::Parts,
+        bytes: Bytes,
+    ) -> Result<MessagesCall, ApiError> {
         let mut request = anthropic::decode_request(&bytes)?;
         let input_estimate = request.estimate_input_tokens();
         let needs = translate::needs(&request);

@@ -87,7 +87,11 @@ impl Ingress for Responses {
     const PASSTHROUGH: Option<Api> = None;
     type Request = ResponsesCall;
 
-    async fn decode(gateway: &Gateway, bytes: Bytes) -> Result<ResponsesCall, ApiError> {
+    async fn decode(
+        gateway: &Gateway,
+        _head: &http::request::Parts,
+        bytes: Bytes,
+    ) -> Result<ResponsesCall, ApiError> {
         let decoded = responses::decode_request(&bytes)?;
         let mut request = decoded.request;
         if let Some(previous) = &decoded.previous_response_id {

@@ -17,7 +17,9 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, SqlSafeStr};
 
 use super::sql::{self, InsertRow, bind_params, bind_row, select_columns};
-use crate::{BoxFuture, Page, RequestFilter, RequestLogStore, RequestRecord, StoreError, redact_url};
+use crate::{
+    BoxFuture, Page, RequestFilter, RequestLogStore, RequestRecord, StoreError, redact_url,
+};
 
 /// Version 1 of the schema. Applied migrations are checksummed: change the schema by adding a
 /// version, never by editing one.
@@ -121,7 +123,9 @@ impl PostgresLog {
     async fn ensure_partitions(&self, days: BTreeSet<i64>) -> Result<(), StoreError> {
         let missing: Vec<i64> = {
             let known = self.known();
-            days.into_iter().filter(|day| !known.contains(day)).collect()
+            days.into_iter()
+                .filter(|day| !known.contains(day))
+                .collect()
         };
         if missing.is_empty() {
             return Ok(());

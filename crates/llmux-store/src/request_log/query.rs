@@ -65,7 +65,9 @@ pub enum StatusFilter {
 
 /// A status filter that is neither a status, a class such as `4xx`, nor `error`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid status filter {0:?}: expected a status such as 429, a class such as 5xx, or error")]
+#[error(
+    "invalid status filter {0:?}: expected a status such as 429, a class such as 5xx, or error"
+)]
 pub struct ParseStatusFilterError(String);
 
 impl FromStr for StatusFilter {
@@ -184,18 +186,19 @@ mod tests {
         assert_eq!(filter.page_size(), 10);
         assert_eq!(filter.model.as_deref(), Some("gpt"));
         assert!(
-            serde_json::from_value::<RequestFilter>(serde_json::json!({"status": "nope"}))
-                .is_err()
+            serde_json::from_value::<RequestFilter>(serde_json::json!({"status": "nope"})).is_err()
         );
     }
 
     #[test]
     fn page_size_is_bounded() {
-        let size = |limit| RequestFilter {
-            limit,
-            ..RequestFilter::default()
-        }
-        .page_size();
+        let size = |limit| {
+            RequestFilter {
+                limit,
+                ..RequestFilter::default()
+            }
+            .page_size()
+        };
         assert_eq!(size(None), DEFAULT_LIMIT);
         assert_eq!(size(Some(0)), 1);
         assert_eq!(size(Some(10_000)), MAX_LIMIT);
@@ -207,7 +210,12 @@ mod tests {
         let cursor = Cursor::decode(&text).unwrap();
         assert_eq!(cursor.time_ms, 1_793_487_600_123);
         assert_eq!(cursor.request_id, "req:with:colons");
-        for bad in ["", "!!!", &URL_SAFE_NO_PAD.encode("nocolon"), &URL_SAFE_NO_PAD.encode("x:1")] {
+        for bad in [
+            "",
+            "!!!",
+            &URL_SAFE_NO_PAD.encode("nocolon"),
+            &URL_SAFE_NO_PAD.encode("x:1"),
+        ] {
             assert!(
                 matches!(Cursor::decode(bad), Err(StoreError::InvalidCursor)),
                 "{bad}"

@@ -238,7 +238,10 @@ pub(super) fn page_query(columns: &str, filter: &RequestFilter) -> Result<PageQu
         sql.push_str(&format!(" AND time_ms < {}", param(Param::Int(to))));
     }
     if let Some(key) = &filter.key {
-        sql.push_str(&format!(" AND key_id = {}", param(Param::Text(key.clone()))));
+        sql.push_str(&format!(
+            " AND key_id = {}",
+            param(Param::Text(key.clone()))
+        ));
     }
     if let Some(model) = &filter.model {
         let requested = param(Param::Text(model.clone()));
@@ -248,7 +251,10 @@ pub(super) fn page_query(columns: &str, filter: &RequestFilter) -> Result<PageQu
         ));
     }
     if let Some(vendor) = &filter.vendor {
-        sql.push_str(&format!(" AND vendor = {}", param(Param::Text(vendor.clone()))));
+        sql.push_str(&format!(
+            " AND vendor = {}",
+            param(Param::Text(vendor.clone()))
+        ));
     }
     match filter.status {
         None => {}

@@ -18,7 +18,9 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, SqlSafeStr};
 
 use super::sql::{self, InsertRow, bind_params, bind_row, select_columns};
-use crate::{BoxFuture, Page, RequestFilter, RequestLogStore, RequestRecord, StoreError, redact_url};
+use crate::{
+    BoxFuture, Page, RequestFilter, RequestLogStore, RequestRecord, StoreError, redact_url,
+};
 
 /// Version 1 of the schema. Applied migrations are checksummed: change the schema by adding a
 /// version, never by editing one.

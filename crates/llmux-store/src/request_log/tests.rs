@@ -172,10 +172,7 @@ async fn all_ids(store: &dyn RequestLogStore, filter: RequestFilter) -> Vec<Stri
 }
 
 fn ids(page: &Page) -> Vec<&str> {
-    page.records
-        .iter()
-        .map(|r| r.request_id.as_str())
-        .collect()
+    page.records.iter().map(|r| r.request_id.as_str()).collect()
 }
 
 // ---- cases ----
@@ -247,7 +244,10 @@ async fn get_returns_the_record_with_attempts_and_bodies(h: &Harness) {
     let json = serde_json::to_value(&page).unwrap();
     assert!(json["records"][0].get("request_body").is_none(), "{json}");
     assert_eq!(json["records"][0]["attempts"][0]["status"], 529);
-    assert_eq!(json["records"][1]["upstream_model"], serde_json::Value::Null);
+    assert_eq!(
+        json["records"][1]["upstream_model"],
+        serde_json::Value::Null
+    );
     assert_eq!(json["next_cursor"], serde_json::Value::Null);
 }
 
@@ -472,7 +472,10 @@ async fn retention_drops_whole_old_days(h: &Harness) {
 
     h.store.retain(7, NOW_MS).await.unwrap();
     let ids = all_ids(&*h.store, RequestFilter::default()).await;
-    assert_eq!(ids, ["now", "yesterday", "seven-days-1h", "seven-days-start"]);
+    assert_eq!(
+        ids,
+        ["now", "yesterday", "seven-days-1h", "seven-days-start"]
+    );
     if let Some(partitions) = h.partitions().await {
         assert!(
             partitions.iter().all(|day| day.as_str() >= "20261025"),

@@ -75,7 +75,10 @@ pub struct RequestLog {
 impl fmt::Debug for RequestLog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RequestLog")
-            .field("queued", &(self.records.max_capacity() - self.records.capacity()))
+            .field(
+                "queued",
+                &(self.records.max_capacity() - self.records.capacity()),
+            )
             .field("dropped", &self.dropped())
             .finish_non_exhaustive()
     }
@@ -165,10 +168,17 @@ impl RequestLog {
     /// Stops taking records (later ones are dropped and counted) and has the writer write
     /// what is queued, then end. Records still queued after `within` are dropped and counted.
     /// `true` when everything queued was written in time.
+    ///
+    /// A batch the writer was already writing when the call arrived finishes first, without
+    /// the deadline; should the database hang, this returns `false` shortly after `within`
+    /// and the caller may abort the task.
     pub async fn shutdown(&self, within: Duration) -> bool {
         let deadline = Instant::now() + within;
         let (done, answer) = oneshot::channel();
-        let sent = timeout_at(deadline, self.control.send(Control::Shutdown { deadline, done }));
+        let sent = timeout_at(
+            deadline,
+            self.control.send(Control::Shutdown { deadline, done }),
+        );
         match sent.await {
             // The writer bounds its own work by the deadline; the margin covers its answer.
             Ok(Ok(())) => matches!(
@@ -312,9 +322,13 @@ impl Writer {
         }
         let write = self.store.write(&self.batch);
         let result = match deadline {
-            Some(deadline) => timeout_at(deadline, write).await.unwrap_or(Err(StoreError::TimedOut {
-                op: "write the request log",
-            })),
+            Some(deadline) => {
+                timeout_at(deadline, write)
+                    .await
+                    .unwrap_or(Err(StoreError::TimedOut {
+                        op: "write the request log",
+                    }))
+            }
             None => write.await,
         };
         let count = self.batch.len();

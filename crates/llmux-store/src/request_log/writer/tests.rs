@@ -155,7 +155,10 @@ async fn a_thousand_records_are_written_in_two_transactions() {
     assert!(log.flush(Duration::from_secs(5)).await);
     assert_eq!(script.batches(), [500, 500]);
     let ids = script.ids.lock().unwrap().clone();
-    assert_eq!(ids, (0..1_000).map(|n| record(n).request_id).collect::<Vec<_>>());
+    assert_eq!(
+        ids,
+        (0..1_000).map(|n| record(n).request_id).collect::<Vec<_>>()
+    );
     assert_eq!(log.dropped(), 0);
 }
 
@@ -187,7 +190,9 @@ async fn a_full_channel_drops_and_counts_while_the_store_blocks() {
     );
     // The writer takes the first record and blocks in the store ...
     assert!(log.record(record(0)));
-    script.until(|s| s.started.load(Ordering::SeqCst) == 1).await;
+    script
+        .until(|s| s.started.load(Ordering::SeqCst) == 1)
+        .await;
     // ... so the channel fills: ten more fit, the rest are dropped, and nobody waits.
     let accepted = (1..=25).filter(|&n| log.record(record(n))).count();
     assert_eq!(accepted, 10);

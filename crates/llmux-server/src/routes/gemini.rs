@@ -1,0 +1,445 @@
+//! The Gemini API ingress: `POST /{v1beta,v1,v1alpha}/models/{model}:generateContent`,
+//! `:streamGenerateContent` (SSE with `?alt=sse`, a streamed JSON array without it) and
+//! `:countTokens`, plus `GET /v1beta/models[/{model}]`, with errors in Google's envelope.
+//!
+//! To a Gemini credential this is the same-protocol byte path: the body goes upstream as
+//! received, only the model in the URL changes, and `modelVersion` in the answer is set back to
+//! the name the client asked for. Every other vendor is reached through the neutral model.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
+use http::{HeaderValue, header};
+use llmux_config::Api;
+use llmux_protocol::error::ErrorKind;
+use llmux_protocol::gemini::ingress::{self, ChunkFramer, Framing};
+use llmux_protocol::{gemini, neutral, sse};
+use llmux_router::{Endpoint, Needs, Target};
+use serde_json::json;
+
+use super::proxy;
+use crate::api_error::{ApiError, status_of};
+use crate::attempts::{self, Failure};
+use crate::edge::RequestId;
+use crate::envelope::Envelope;
+use crate::governance::Caller;
+use crate::pipeline::{self, Answer, Call, DEFAULT_OUTPUT_RESERVATION, Facts, Ingress, Translate};
+use crate::relay::{Relay, StreamContext};
+use crate::state::Gateway;
+use crate::translate::{self, ClientEncoder, Translation};
+use crate::upstream_call::read_body;
+
+/// The API versions Google's SDKs call.
+const VERSIONS: [&str; 3] = ["/v1beta/models/", "/v1/models/", "/v1alpha/models/"];
+
+/// Whether `path` is a Gemini API model path (`/v1beta/models/…` and the same under `/v1/` with
+/// an `:action`), whose clients read Google's error envelope.
+pub fn is_gemini_path(path: &str) -> bool {
+    path == "/v1beta/models"
+        || path == "/v1alpha/models"
+        || VERSIONS.iter().any(|prefix| {
+            path.strip_prefix(prefix)
+                .is_some_and(|rest| !path.starts_with("/v1/") || rest.contains(':'))
+        })
+}
+
+/// An error in Google's envelope, with its HTTP status.
+pub fn google_error(error: ApiError) -> Response {
+    let status = status_of(error.0.kind);
+    let mut response = (
+        status,
+        ingress::encode_error(status.as_u16(), &error.0.message),
+    )
+        .into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=UTF-8"),
+    );
+    crate::api_error::add_limit_headers(headers, &error.0);
+    response
+}
+
+/// What a model path asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Generate,
+    Stream,
+    CountTokens,
+}
+
+/// `models/{model}:{action}` from a request path.
+fn model_and_action(path: &str) -> Result<(&str, Action), ApiError> {
+    let rest = VERSIONS
+        .iter()
+        .find_map(|prefix| path.strip_prefix(prefix))
+        .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("unknown route: {path}")))?;
+    let (model, action) = rest.rsplit_once(':').ok_or_else(|| {
+        ApiError::new(
+            ErrorKind::NotFound,
+            format!("'{path}' names no method (expected models/{{model}}:generateContent)"),
+        )
+    })?;
+    let action = match action {
+        "generateContent" => Action::Generate,
+        "streamGenerateContent" => Action::Stream,
+        "countTokens" => Action::CountTokens,
+        "embedContent" | "batchEmbedContents" => {
+            return Err(ApiError::new(
+                ErrorKind::InvalidRequest,
+                format!("method '{action}' is not served by llmux yet; use POST /v1/embeddings"),
+            ));
+        }
+        other => {
+            return Err(ApiError::new(
+                ErrorKind::NotFound,
+                format!("unknown method '{other}' on models/{model}"),
+            ));
+        }
+    };
+    if model.is_empty() {
+        return Err(ApiError::new(
+            ErrorKind::InvalidRequest,
+            "the model name is empty",
+        ));
+    }
+    Ok((model, action))
+}
+
+/// `POST /…/models/{model}:{action}`, called by the edge: generation through the pipeline,
+/// `countTokens` answered here.
+pub async fn handle(
+    gateway: Arc<Gateway>,
+    request_id: RequestId,
+    caller: Caller,
+    request: Request,
+) -> Response {
+    match model_and_action(request.uri().path()) {
+        Ok((_, Action::CountTokens)) => count_tokens(gateway, request).await,
+        Ok(_) => pipeline::serve::<Gemini>(gateway, request_id, caller, request).await,
+        Err(error) => google_error(error),
+    }
+}
+
+/// An estimate (about four characters per token), flagged by `x-llmux-token-count: estimated`,
+/// as on `/v1/messages/count_tokens` for non-Anthropic models.
+async fn count_tokens(gateway: Arc<Gateway>, request: Request) -> Response {
+    let result = async {
+        let snapshot = gateway.snapshot.load_full();
+        let (model, _) = model_and_action(request.uri().path())?;
+        let model = model.to_owned();
+        let bytes = crate::body::read(
+            request.into_body(),
+            snapshot.config.limits.max_body_bytes,
+            proxy::body_deadline(&snapshot),
+        )
+        .await?;
+        let decoded = ingress::decode_count_tokens(&bytes, &model)
+            .map_err(|e| ApiError::new(ErrorKind::InvalidRequest, e.0))?;
+        Ok::<_, ApiError>(decoded.estimate_input_tokens())
+    }
+    .await;
+    match result {
+        Ok(total) => {
+            let mut response = proxy::json_response(ingress::encode_count_tokens(total));
+            response.headers_mut().insert(
+                http::HeaderName::from_static("x-llmux-token-count"),
+                HeaderValue::from_static("estimated"),
+            );
+            response
+        }
+        Err(error) => google_error(error),
+    }
+}
+
+/// `GET /v1beta/models`: the configured chat models in Google's list shape.
+pub async fn list_models(State(gateway): State<Arc<Gateway>>) -> Response {
+    let snapshot = gateway.snapshot.load_full();
+    let mut names: Vec<&str> = snapshot
+        .config
+        .models
+        .iter()
+        .filter(|m| m.kind == llmux_config::ModelKind::Chat)
+        .map(|m| m.name.as_deref().unwrap_or(&m.model))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let models: Vec<_> = names.iter().map(|name| model_resource(name)).collect();
+    Json(json!({ "models": models })).into_response()
+}
+
+/// `GET /v1beta/models/{model}`.
+pub async fn get_model(State(gateway): State<Arc<Gateway>>, Path(model): Path<String>) -> Response {
+    let snapshot = gateway.snapshot.load_full();
+    let known = snapshot
+        .config
+        .models
+        .iter()
+        .any(|m| m.model == model || m.name.as_deref() == Some(model.as_str()));
+    if known {
+        Json(model_resource(&model)).into_response()
+    } else {
+        google_error(ApiError::new(
+            ErrorKind::NotFound,
+            format!("models/{model} is not found"),
+        ))
+    }
+}
+
+fn model_resource(name: &str) -> serde_json::Value {
+    json!({
+        "name": format!("models/{name}"),
+        "displayName": name,
+        "supportedGenerationMethods": ["generateContent", "streamGenerateContent", "countTokens"],
+    })
+}
+
+/// The Gemini API ingress.
+pub struct Gemini;
+
+/// A decoded `generateContent` request.
+pub struct GeminiCall {
+    bytes: Bytes,
+    /// The model the client named in the path.
+    model: String,
+    stream: bool,
+    framing: Framing,
+    needs: Needs,
+    max_tokens: Option<u32>,
+    input_estimate: u64,
+    cached_content: bool,
+    /// The neutral form, taken by the first translated attempt (a retry decodes again).
+    unused: Mutex<Option<neutral::Request>>,
+    response_id: String,
+}
+
+impl Ingress for Gemini {
+    const ROUTE: &'static str = "gemini";
+    const ENVELOPE: Envelope = Envelope::Google;
+    const ENDPOINT: Endpoint = Endpoint::Chat;
+    const PASSTHROUGH: Option<Api> = Some(Api::Gemini);
+    type Request = GeminiCall;
+
+    async fn decode(
+        _gateway: &Gateway,
+        head: &http::request::Parts,
+        bytes: Bytes,
+    ) -> Result<GeminiCall, ApiError> {
+        let (model, action) = model_and_action(head.uri.path())?;
+        let model = model.strip_prefix("models/").unwrap_or(model).to_owned();
+        let stream = action == Action::Stream;
+        let sse = head
+            .uri
+            .query()
+            .is_some_and(|q| q.split('&').any(|pair| pair == "alt=sse"));
+        let decoded = ingress::decode_request(&bytes, &model, stream)
+            .map_err(|e| ApiError::new(ErrorKind::InvalidRequest, e.0))?;
+        let request = decoded.request;
+        Ok(GeminiCall {
+            needs: translate::needs(&request),
+            max_tokens: request.sampling.max_tokens,
+            input_estimate: request.estimate_input_tokens(),
+            cached_content: decoded.extras.cached_content.is_some(),
+            unused: Mutex::new(Some(request)),
+            bytes,
+            model,
+            stream,
+            framing: if sse {
+                Framing::Sse
+            } else {
+                Framing::JsonArray
+            },
+            response_id: format!("{:016x}{:08x}", fastrand::u64(..), fastrand::u32(..)),
+        })
+    }
+
+    fn facts(call: &GeminiCall) -> Facts<'_> {
+        Facts {
+            model: Some(call.model.as_str()),
+            provider: None,
+            needs: call.needs,
+            reserve_tokens: call.input_estimate
+                + call
+                    .max_tokens
+                    .map_or(DEFAULT_OUTPUT_RESERVATION, u64::from),
+        }
+    }
+
+    async fn passthrough<'a>(
+        request: &'a GeminiCall,
+        call: &'a Call<'a>,
+        target: Target<'a>,
+    ) -> Result<Answer, Failure> {
+        same_protocol(request, call, &target).await
+    }
+
+    async fn translated<'a>(
+        request: &'a GeminiCall,
+        call: &'a Call<'a>,
+        target: Target<'a>,
+    ) -> Result<Answer, Failure> {
+        if request.cached_content {
+            return Err(Failure::from(ApiError::new(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "cachedContent is a Gemini feature; model '{}' is served by {} here",
+                    request.model, target.credential.vendor
+                ),
+            )));
+        }
+        pipeline::translated::<Self>(request, call, target).await
+    }
+}
+
+impl Translate for Gemini {
+    type Encoder = GeminiClient;
+
+    fn neutral(request: &GeminiCall) -> Result<neutral::Request, ApiError> {
+        let first = request
+            .unused
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        match first {
+            Some(request) => Ok(request),
+            None => ingress::decode_request(&request.bytes, &request.model, request.stream)
+                .map(|d| d.request)
+                .map_err(|e| ApiError::new(ErrorKind::InvalidRequest, e.0)),
+        }
+    }
+
+    fn encoder(request: &GeminiCall, _call: &Call<'_>, _target: &Target<'_>) -> GeminiClient {
+        GeminiClient(ingress::StreamEncoder::new(
+            request.framing,
+            request.model.clone(),
+            request.response_id.clone(),
+        ))
+    }
+
+    fn encode_whole(
+        request: &GeminiCall,
+        answer: &neutral::Response,
+        _call: &Call<'_>,
+        _target: &Target<'_>,
+    ) -> Vec<u8> {
+        ingress::encode_response(answer, &request.model, &request.response_id)
+    }
+}
+
+/// Gemini client, Gemini vendor: the body as received, the model in the URL; the answer with
+/// `modelVersion` set back to the client's name.
+async fn same_protocol(
+    request: &GeminiCall,
+    call: &Call<'_>,
+    target: &Target<'_>,
+) -> Result<Answer, Failure> {
+    let (gateway, snapshot, settle) = (call.gateway, call.snapshot, call.settle);
+    let endpoint = snapshot
+        .endpoints
+        .get(target.credential_index)
+        .ok_or_else(|| ApiError::new(ErrorKind::Internal, "credential endpoint missing"))?;
+    let url = endpoint
+        .gemini_url(target.upstream_model, request.stream)
+        .map_err(|e| ApiError::new(e.kind(), e.to_string()))?;
+    let started = Instant::now();
+    let mut response = crate::upstream_call::send(
+        snapshot,
+        target,
+        &url,
+        request.bytes.to_vec(),
+        request.stream,
+    )
+    .await?;
+    if !request.stream {
+        let body = read_body(
+            &mut response,
+            snapshot.config.limits.max_upstream_body_bytes,
+            proxy::idle(snapshot, target),
+        )
+        .await?;
+        let usage = gemini::decode_response(&body, 0).ok().and_then(|r| r.usage);
+        settle.done(
+            target.upstream_model,
+            usage.map(|u| (u.input_tokens, u.output_tokens)),
+        );
+        let series = crate::series::of(snapshot, target);
+        series.observe_upstream(&gateway.metrics, started.elapsed().as_secs_f64());
+        series.add_neutral_usage(&gateway.metrics, usage);
+        let body =
+            ingress::rewrite_model_version(&body, &request.model).unwrap_or_else(|| body.to_vec());
+        let body = llmux_protocol::utf8::valid_or_replaced_vec(body);
+        return Ok(Answer::Json(body));
+    }
+    let context = StreamContext {
+        gateway: gateway.clone(),
+        series: crate::series::of(snapshot, target),
+        route: Gemini::ROUTE,
+        started,
+        request_id: call.request_id.to_owned(),
+        health: attempts::TargetHealth::of(snapshot, target),
+        settle: settle.clone(),
+        upstream_model: target.upstream_model.to_owned(),
+    };
+    let encoder = GeminiPassthrough {
+        framer: ChunkFramer::new(request.framing),
+        client_model: request.model.clone(),
+    };
+    let relay = Relay::new(
+        response,
+        Translation::new(Api::Gemini, encoder),
+        proxy::idle(snapshot, target),
+        context,
+    );
+    let (first, relay) = relay.prime().await?;
+    Ok(Answer::Stream(Body::from_stream(relay.into_stream(first))))
+}
+
+/// Neutral events → Gemini stream chunks, in the framing the client asked for.
+pub struct GeminiClient(ingress::StreamEncoder);
+
+impl ClientEncoder for GeminiClient {
+    fn encode(&mut self, event: &neutral::StreamEvent, out: &mut BytesMut) {
+        self.0.encode(event, out);
+    }
+    fn finish(&mut self, out: &mut BytesMut) {
+        self.0.finish(out);
+    }
+    fn fail(&mut self, kind: ErrorKind, message: &str, out: &mut BytesMut) {
+        self.0.fail(kind, message, out);
+    }
+}
+
+/// Gemini chunks forwarded as received (re-framed when the client did not ask for SSE), with
+/// `modelVersion` rewritten; decoded by the relay only for usage and errors.
+struct GeminiPassthrough {
+    framer: ChunkFramer,
+    client_model: String,
+}
+
+impl ClientEncoder for GeminiPassthrough {
+    fn encode(&mut self, _event: &neutral::StreamEvent, _out: &mut BytesMut) {}
+
+    fn finish(&mut self, out: &mut BytesMut) {
+        self.framer.end(out);
+    }
+
+    fn fail(&mut self, kind: ErrorKind, message: &str, out: &mut BytesMut) {
+        let status = status_of(kind).as_u16();
+        self.framer
+            .push(&ingress::encode_error(status, message), out);
+        self.framer.end(out);
+    }
+
+    fn passthrough(&mut self, event: &sse::Event, out: &mut BytesMut) -> bool {
+        let data = ingress::rewrite_model_version(&event.data, &self.client_model)
+            .unwrap_or_else(|| event.data.to_vec());
+        let data = llmux_protocol::utf8::valid_or_replaced_vec(data);
+        self.framer.push(&data, out);
+        true
+    }
+}
