@@ -2,8 +2,8 @@
 //! llmux in front of the same mock, with the same load generator, and prints ratios measured in
 //! the same run: throughput, added latency, added time to first byte and inter-chunk gap, CPU per
 //! request, routing table sizes, memory (idle, under load, per open stream), instructions per
-//! request (callgrind) and, optionally, LiteLLM. Timings are reported, never asserted; `--smoke`
-//! only checks that every workload completed without errors.
+//! request (callgrind) and, optionally, LiteLLM and Portkey. Timings are reported, never
+//! asserted; `--smoke` only checks that every workload completed without errors.
 
 #![allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 
@@ -13,6 +13,7 @@ mod litellm;
 mod load;
 mod memory;
 mod overload;
+mod portkey;
 mod processes;
 mod relay;
 mod report;
@@ -52,6 +53,10 @@ struct Args {
     /// Also measure LiteLLM's proxy (installed into ./target/bench-venv on first use).
     #[arg(long)]
     litellm: bool,
+    /// Also measure the Portkey gateway (`@portkey-ai/gateway` on Node, installed into
+    /// ./target/bench-portkey with npm on first use).
+    #[arg(long)]
+    portkey: bool,
     /// Open-stream counts for the memory measurement.
     #[arg(long, value_delimiter = ',', default_values_t = [1000, 5000])]
     streams: Vec<usize>,
@@ -237,17 +242,32 @@ async fn bench(args: Args) -> anyhow::Result<()> {
                 }
             }
         }
+        let mut portkey = None;
+        if args.portkey && !args.smoke {
+            let target_dir = std::env::current_dir()?.join("target");
+            match portkey::start(&target_dir).await {
+                Ok(started) => {
+                    report.portkey = Some(Ok(started.version.clone()));
+                    portkey = Some(started);
+                }
+                Err(why) => {
+                    eprintln!("Portkey skipped: {why}");
+                    report.portkey = Some(Err(why));
+                }
+            }
+        }
         for spec in &specs {
             let mock = match spec.mock {
                 Mock::Fast => &fast,
                 Mock::Paced => &paced,
             };
             let other = litellm.as_ref().map(|l| &l.process);
+            let peer = portkey.as_ref().map(|p| &p.process);
             let relay = relays.as_ref().map(|(fast, paced)| match spec.mock {
                 Mock::Fast => fast,
                 Mock::Paced => paced,
             });
-            let (row, row_errors) = measure(spec, mock, &gateway, other, relay, &env).await;
+            let (row, row_errors) = measure(spec, mock, &gateway, other, peer, relay, &env).await;
             errors += row_errors;
             report.rows.push(row);
         }
@@ -276,7 +296,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         let gateway = start_gateway(&llmux, &config, Launch::Pinned).await?;
         let startup = started.elapsed();
         let idle_kib = sys::rss_kib(gateway.pid()).unwrap_or(0);
-        let (row, row_errors) = measure(&spec, &fast, &gateway, None, None, &env).await;
+        let (row, row_errors) = measure(&spec, &fast, &gateway, None, None, None, &env).await;
         errors += row_errors;
         report.routing.push(RoutingRow {
             combinations: credentials * models,
@@ -343,7 +363,7 @@ fn print_header(env: &Env, smoke: bool) {
     );
     if processes::pinning_available() {
         println!(
-            "pinning: taskset; gateway (and LiteLLM) on cpu {}, mocks on cpu {} with the load generator",
+            "pinning: taskset; gateway (and LiteLLM, Portkey) on cpu {}, mocks on cpu {} with the load generator",
             processes::GATEWAY_CPU,
             processes::MOCK_CPU
         );
@@ -356,14 +376,15 @@ fn print_header(env: &Env, smoke: bool) {
     );
 }
 
-/// Measures one workload directly, through the gateway, and through `other` (LiteLLM) and the
-/// byte `relay` (the floor) when the workload asks for it. Returns the row and its number of
-/// failed requests.
+/// Measures one workload directly, through the gateway, and through `other` (LiteLLM),
+/// `portkey` and the byte `relay` (the floor) when the workload asks for it. Returns the row
+/// and its number of failed requests.
 async fn measure(
     spec: &Spec,
     mock: &Process,
     gateway: &Process,
     other: Option<&Process>,
+    portkey: Option<&Process>,
     relay: Option<&Process>,
     env: &Env,
 ) -> (Row, usize) {
@@ -409,6 +430,17 @@ async fn measure(
         }
         _ => (None, None),
     };
+    let (portkey, portkey_cpu_us) = match portkey {
+        Some(peer) if spec.litellm => {
+            eprintln!("measuring {} through Portkey", spec.name);
+            // Portkey routes by headers to the workload's mock and gets the mock's request.
+            let target = portkey::target(&spec.direct, mock.addr);
+            let cpu = CpuMeter::start(peer.pid(), env.ticks);
+            let measured = load::run(peer.addr, &target, load).await;
+            (Some(measured), cpu.micros())
+        }
+        _ => (None, None),
+    };
     let floor = match relay {
         Some(relay) if spec.litellm => {
             eprintln!("measuring {} through the byte relay", spec.name);
@@ -420,7 +452,7 @@ async fn measure(
         }
         _ => None,
     };
-    // LiteLLM's failures are reported in its table, not counted against llmux.
+    // LiteLLM's and Portkey's failures are reported in their tables, not counted against llmux.
     let errors = direct.errors + proxied.errors;
     let pair = Pair {
         direct,
@@ -430,6 +462,8 @@ async fn measure(
         max_rss_kib,
         litellm,
         litellm_cpu_us,
+        portkey,
+        portkey_cpu_us,
         floor,
     };
     (row(Ok(pair)), errors)

@@ -1,6 +1,6 @@
 //! The report: per-workload ratios and added latency, the translated-path comparison, routing
 //! table sizes, memory, instructions per request, the mock's own figures, the optional LiteLLM
-//! column, and the targets with what this run measured against them.
+//! and Portkey columns, and the targets with what this run measured against them.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::callgrind::Count;
 use crate::load::Measured;
 
-/// A workload measured directly and through llmux (and maybe LiteLLM).
+/// A workload measured directly and through llmux (and maybe LiteLLM and Portkey).
 #[derive(Debug)]
 pub struct Pair {
     pub direct: Measured,
@@ -23,9 +23,15 @@ pub struct Pair {
     /// CPU time of the LiteLLM process during its run, µs. With its default single worker it
     /// serves requests in-process; forked workers would not be counted.
     pub litellm_cpu_us: Option<f64>,
+    pub portkey: Option<Measured>,
+    /// CPU time of the Portkey (Node) process during its run, µs.
+    pub portkey_cpu_us: Option<f64>,
     /// The same workload through the byte relay (see `relay`).
     pub floor: Option<Floor>,
 }
+
+/// A peer gateway's run of a workload and its CPU µs during it.
+type PeerRun<'a> = Option<(&'a Measured, Option<f64>)>;
 
 /// A workload measured through the byte relay, the floor of any proxy process.
 #[derive(Debug)]
@@ -162,6 +168,8 @@ pub struct Report {
     pub instructions: Option<Result<Vec<Count>, String>>,
     /// `Ok((version, workers))` or why LiteLLM was skipped.
     pub litellm: Option<Result<(String, String), String>>,
+    /// `Ok(versions)` or why Portkey was skipped.
+    pub portkey: Option<Result<String, String>>,
 }
 
 fn num(v: Option<f64>) -> String {
@@ -195,6 +203,7 @@ impl Report {
         self.mock(&mut out);
         self.floor(&mut out);
         self.litellm(&mut out);
+        self.portkey(&mut out);
         self.targets(&mut out);
         out
     }
@@ -521,53 +530,85 @@ impl Report {
 
     fn litellm(&self, out: &mut String) {
         let Some(info) = &self.litellm else { return };
-        let _ = writeln!(out, "\nLiteLLM (same mocks, same core as llmux):");
-        match info {
+        let info = match info {
+            Ok((version, workers)) => Ok(format!("litellm {version}; {workers}")),
+            Err(why) => Err(why.clone()),
+        };
+        self.peer(out, "LiteLLM", ["litellm", "litel"], info.as_ref(), |p| {
+            Some((p.litellm.as_ref()?, p.litellm_cpu_us))
+        });
+    }
+
+    fn portkey(&self, out: &mut String) {
+        let Some(info) = &self.portkey else { return };
+        self.peer(out, "Portkey", ["portkey", "portk"], info.as_ref(), |p| {
+            Some((p.portkey.as_ref()?, p.portkey_cpu_us))
+        });
+    }
+
+    /// A peer gateway's table beside llmux's figures: its column name and a five-letter short
+    /// form, a line on what runs (or why it was skipped), and its run and CPU µs in a row.
+    fn peer(
+        &self,
+        out: &mut String,
+        title: &str,
+        [name, short]: [&str; 2],
+        info: Result<&String, &String>,
+        measured: fn(&Pair) -> PeerRun<'_>,
+    ) {
+        let _ = writeln!(out, "\n{title} (same mocks, same core as llmux):");
+        let info = match info {
             Err(why) => {
                 let _ = writeln!(out, "  skipped: {why}");
+                return;
             }
-            Ok((version, workers)) => {
-                let _ = writeln!(out, "  litellm {version}; {workers}");
-                let _ = writeln!(
-                    out,
-                    "{:<32} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
-                    "workload",
-                    "direct/s",
-                    "llmux/s",
-                    "litellm/s",
-                    "llmux×",
-                    "litellm×",
-                    "llmux+50",
-                    "litel+50",
-                    "llmux+tt",
-                    "litel+tt",
-                    "llmuxcpu",
-                    "litelcpu"
-                );
-                for row in &self.rows {
-                    let Some(p) = row.pair() else { continue };
-                    let Some(l) = &p.litellm else { continue };
-                    let ll_added = |q| added(&p.direct.latency, &l.latency, q);
-                    let ll_ttfb = |q| added(&p.direct.ttfb, &l.ttfb, q);
-                    let _ = writeln!(
-                        out,
-                        "{:<32} {:>9.0} {:>9.0} {:>9.0} {:>8.3} {:>8.3} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
-                        row.name,
-                        p.direct.throughput(),
-                        p.proxied.throughput(),
-                        l.throughput(),
-                        p.ratio(),
-                        l.throughput() / p.direct.throughput().max(1e-9),
-                        signed(p.added_latency(0.5)),
-                        signed(ll_added(0.5)),
-                        signed(p.added_ttfb(0.5)),
-                        signed(ll_ttfb(0.5)),
-                        num(p.cpu_per_request()),
-                        num(p.litellm_cpu_us.map(|us| us / l.completed.max(1) as f64)),
-                    );
-                    error_line(out, "litellm", l);
-                }
-            }
+            Ok(info) => info,
+        };
+        let _ = writeln!(out, "  {info}");
+        let _ = writeln!(
+            out,
+            "{:<32} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "workload",
+            "direct/s",
+            "llmux/s",
+            format!("{name}/s"),
+            "llmux×",
+            format!("{name}×"),
+            "llmux+50",
+            format!("{short}+50"),
+            "llmux+99",
+            format!("{short}+99"),
+            "llmux+tt",
+            format!("{short}+tt"),
+            "llmuxcpu",
+            format!("{short}cpu")
+        );
+        for row in &self.rows {
+            let Some(p) = row.pair() else { continue };
+            let Some((l, cpu_us)) = measured(p) else {
+                continue;
+            };
+            let peer_added = |q| added(&p.direct.latency, &l.latency, q);
+            let peer_ttfb = |q| added(&p.direct.ttfb, &l.ttfb, q);
+            let _ = writeln!(
+                out,
+                "{:<32} {:>9.0} {:>9.0} {:>9.0} {:>8.3} {:>8.3} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+                row.name,
+                p.direct.throughput(),
+                p.proxied.throughput(),
+                l.throughput(),
+                p.ratio(),
+                l.throughput() / p.direct.throughput().max(1e-9),
+                signed(p.added_latency(0.5)),
+                signed(peer_added(0.5)),
+                signed(p.added_latency(0.99)),
+                signed(peer_added(0.99)),
+                signed(p.added_ttfb(0.5)),
+                signed(peer_ttfb(0.5)),
+                num(p.cpu_per_request()),
+                num(cpu_us.map(|us| us / l.completed.max(1) as f64)),
+            );
+            error_line(out, name, l);
         }
     }
 
@@ -731,6 +772,8 @@ mod tests {
             max_rss_kib: 0,
             litellm: None,
             litellm_cpu_us: None,
+            portkey: None,
+            portkey_cpu_us: None,
             floor: relay.map(|r| Floor {
                 measured: measured(vec![r; 3]),
                 cpu_us: None,

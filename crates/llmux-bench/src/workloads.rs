@@ -56,7 +56,19 @@ impl Spec {
     /// be compared one for one. A translated stream has a different event sequence (Anthropic's
     /// `content_block_start` or `ping`, for instance, become no client event at all).
     pub fn same_events(&self) -> bool {
-        self.direct.path == self.proxied.path
+        api_of(&self.direct.path) == api_of(&self.proxied.path)
+    }
+}
+
+/// A request path without the model a Gemini path names (`/v1beta/models/{model}:method`), so
+/// that the direct and the proxied side of a Gemini row compare as the same API.
+fn api_of(path: &str) -> (&str, &str) {
+    match path.split_once("/models/") {
+        Some((root, rest)) => (
+            root,
+            rest.split_once(':').map_or(rest, |(_, method)| method),
+        ),
+        None => (path, ""),
     }
 }
 
@@ -127,7 +139,8 @@ pub fn anthropic_messages(path: &str, model: &str, text: &str, stream: bool) -> 
     }
 }
 
-/// A Gemini `generateContent` / `streamGenerateContent?alt=sse` request, sent to the mock.
+/// A Gemini `generateContent` / `streamGenerateContent?alt=sse` request: to the mock directly, or
+/// to llmux's Gemini API ingress (the model in the path is then a gateway alias).
 pub fn gemini_generate(model: &str, text: &str, stream: bool) -> Target {
     let body = json!({"contents": [{"role": "user", "parts": [{"text": text}]}]});
     let path = if stream {
@@ -298,6 +311,34 @@ fn ingress(same_stream: &str) -> Vec<Spec> {
             openai_chat(CHAT, Some(OPENAI_MODEL), &text, false),
             anthropic_messages(MESSAGES, &alias("openai", Mock::Fast), &text, false),
             "chat 1KB c=1",
+        ),
+        probed(
+            "gemini→gemini 1KB c=1",
+            Mock::Fast,
+            gemini_generate(GEMINI_MODEL, &text, false),
+            gemini_generate(&alias("gemini", Mock::Fast), &text, false),
+            "chat 1KB c=1",
+        ),
+        probed(
+            "gemini→gemini stream c=1",
+            Mock::Paced,
+            gemini_generate(GEMINI_MODEL, &text, true),
+            gemini_generate(&alias("gemini", Mock::Paced), &text, true),
+            same_stream,
+        ),
+        probed(
+            "gemini→openai 1KB c=1",
+            Mock::Fast,
+            openai_chat(CHAT, Some(OPENAI_MODEL), &text, false),
+            gemini_generate(&alias("openai", Mock::Fast), &text, false),
+            "chat 1KB c=1",
+        ),
+        probed(
+            "gemini→openai stream c=1",
+            Mock::Paced,
+            openai_chat(CHAT, Some(OPENAI_MODEL), &text, true),
+            gemini_generate(&alias("openai", Mock::Paced), &text, true),
+            same_stream,
         ),
     ]
 }

@@ -37,6 +37,10 @@ pub struct Config {
     pub responses: ResponsesStore,
     /// Trust roots for vendor connections (`tls:`).
     pub tls: Tls,
+    /// The request log (`log:`); `None` keeps no log.
+    pub log: Option<RequestLogConfig>,
+    /// How clients' API features that a vendor lacks are handled (`compat:`).
+    pub compat: Compat,
     /// USD per million tokens by upstream model name (prefix match), shipped defaults merged
     /// with `pricing:`.
     pub pricing: Pricing,
@@ -388,6 +392,52 @@ impl Default for Limits {
             upstream_connections_per_host: 512,
         }
     }
+}
+
+/// `compat:`: what happens to parts of a request the chosen vendor cannot honour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Compat {
+    /// Hosted tools (`web_search`, `file_search`, `code_interpreter`, …) offered to a vendor
+    /// that cannot run them.
+    pub unsupported_tools: UnsupportedTools,
+}
+
+/// What to do with an offered tool the vendor cannot run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnsupportedTools {
+    /// Remove it from the offer (an offered tool is optional to the model) and name it in
+    /// `x-llmux-dropped-tools` (the default).
+    #[default]
+    Drop,
+    /// Refuse the request with a 400 naming the tool.
+    Reject,
+}
+
+/// The request log (`log:`): one record per API request, written off the request path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestLogConfig {
+    /// `sqlite://file` (default `sqlite://llmux-log.db`) or `postgres://…` (partitioned by day).
+    pub database: Secret,
+    /// Which request bodies are kept with their records.
+    pub bodies: LogBodies,
+    /// Whole days of records kept (default 7).
+    pub retention_days: u32,
+    /// Largest body kept, in bytes (default 16 KiB; longer bodies are cut).
+    pub max_body_bytes: usize,
+}
+
+/// Which request bodies the request log keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogBodies {
+    /// None (the default).
+    #[default]
+    None,
+    /// Those of requests that failed.
+    Errors,
+    /// All of them.
+    All,
 }
 
 /// Which certificate authorities vendor connections trust (`tls:`).

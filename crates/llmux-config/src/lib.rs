@@ -31,9 +31,10 @@ mod tests;
 use std::path::{Path, PathBuf};
 
 pub use config::{
-    Api, Auth, Capabilities, Config, Credential, CredentialLimits, Group, Images, Limits, Model,
-    ModelKind, Price, Pricing, RedisFailure, Reliability, ResponsesStore, Routing, RoutingPolicy,
-    Timeouts, Tls, TlsRoots, UnknownModelPolicy, Weight,
+    Api, Auth, Capabilities, Compat, Config, Credential, CredentialLimits, Group, Images, Limits,
+    LogBodies, Model, ModelKind, Price, Pricing, RedisFailure, Reliability, RequestLogConfig,
+    ResponsesStore, Routing, RoutingPolicy, Timeouts, Tls, TlsRoots, UnknownModelPolicy,
+    UnsupportedTools, Weight,
 };
 pub use error::ConfigError;
 pub use parse::Format;

@@ -25,6 +25,8 @@ pub(crate) struct RawConfig {
     pub redis: Option<String>,
     pub responses: Option<RawResponses>,
     pub tls: Option<RawTls>,
+    pub log: Option<RawLog>,
+    pub compat: Option<RawCompat>,
     #[serde(default)]
     pub pricing: std::collections::BTreeMap<String, RawPrice>,
 }
@@ -135,6 +137,23 @@ pub(crate) struct RawLimits {
     pub max_upstream_body_bytes: Option<usize>,
     pub max_upstream_event_bytes: Option<usize>,
     pub upstream_connections_per_host: Option<usize>,
+}
+
+/// `compat:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCompat {
+    pub unsupported_tools: Option<crate::UnsupportedTools>,
+}
+
+/// `log:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLog {
+    pub database: Option<String>,
+    pub bodies: Option<crate::LogBodies>,
+    pub retention_days: Option<u32>,
+    pub max_body_bytes: Option<usize>,
 }
 
 /// `tls:`.

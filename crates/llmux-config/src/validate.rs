@@ -50,6 +50,17 @@ pub(crate) fn validate(
     let timeouts = timeouts(raw.timeouts.unwrap_or_default(), &mut errors);
     let images = images(raw.images.unwrap_or_default(), &mut errors);
     let reliability = reliability(raw.reliability.unwrap_or_default(), &mut errors);
+    let log = raw.log.map(|log| crate::RequestLogConfig {
+        database: crate::Secret::new(
+            log.database
+                .map(|d| d.trim().to_owned())
+                .filter(|d| !d.is_empty())
+                .unwrap_or_else(|| "sqlite://llmux-log.db".to_owned()),
+        ),
+        bodies: log.bodies.unwrap_or_default(),
+        retention_days: log.retention_days.unwrap_or(7).max(1),
+        max_body_bytes: log.max_body_bytes.unwrap_or(16 * 1024),
+    });
     let tls = raw.tls.map_or_else(crate::Tls::default, |tls| crate::Tls {
         ca_file: tls
             .ca_file
@@ -130,6 +141,13 @@ pub(crate) fn validate(
             redis,
             responses,
             tls,
+            log,
+            compat: crate::Compat {
+                unsupported_tools: raw
+                    .compat
+                    .and_then(|c| c.unsupported_tools)
+                    .unwrap_or_default(),
+            },
             pricing,
             source,
         })

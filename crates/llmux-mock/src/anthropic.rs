@@ -2,6 +2,10 @@
 //!
 //! Shapes follow `fixtures/anthropic/*`. Skipped on purpose: the beta-only `caller` field on
 //! `tool_use` blocks.
+//!
+//! Like the real API, the request body may hold only known top-level fields, and the beta-only
+//! ones ([`BETA_FIELDS`]) only with their `anthropic-beta` value: anything else is a 400
+//! `"<field>: Extra inputs are not permitted"`.
 
 use std::sync::Arc;
 
@@ -13,7 +17,7 @@ use serde::Serialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::json::{array_at, content_text, str_at};
+use crate::json::{array_at, content_text, str_at, unknown_key};
 use crate::plan::{self, Choice, Facts, Reply};
 use crate::respond::{self, EVENT_STREAM};
 use crate::sse::Events;
@@ -165,6 +169,51 @@ struct ErrorBody<'a> {
 const PING: &[u8] = b"event: ping\ndata: {\"type\": \"ping\"}\n\n";
 
 /// Appends `event` to `events`.
+/// The generally available top-level fields of a Messages request.
+const KNOWN_FIELDS: &[&str] = &[
+    "model",
+    "messages",
+    "max_tokens",
+    "system",
+    "metadata",
+    "stop_sequences",
+    "stream",
+    "temperature",
+    "top_p",
+    "top_k",
+    "tools",
+    "tool_choice",
+    "thinking",
+    "service_tier",
+    "container",
+    "mcp_servers",
+];
+
+/// Top-level fields the API accepts only with an `anthropic-beta` value.
+const BETA_FIELDS: &[(&str, &str)] = &[
+    ("context_management", "context-management-2025-06-27"),
+    ("output_config", "effort-2025-11-24"),
+];
+
+/// The field the real API would refuse: unknown, or beta-only without its beta header value.
+fn refused_field<'a>(request: &'a Value, headers: &HeaderMap) -> Option<&'a str> {
+    let betas: Vec<&str> = headers
+        .get_all("anthropic-beta")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut known: Vec<&str> = KNOWN_FIELDS.to_vec();
+    known.extend(
+        BETA_FIELDS
+            .iter()
+            .filter(|(_, beta)| betas.contains(beta))
+            .map(|(field, _)| *field),
+    );
+    unknown_key(request, &known)
+}
+
 fn push(events: &mut Events, event: &Event<'_>) -> serde_json::Result<()> {
     if let Event::Ping = event {
         events.raw(PING);
@@ -338,6 +387,9 @@ pub(crate) async fn messages(
             "There was an issue with your request body: invalid JSON",
         );
     };
+    if let Some(field) = refused_field(request, &headers) {
+        return invalid(&shared, &format!("{field}: Extra inputs are not permitted"));
+    }
     if model.is_empty() {
         return invalid(&shared, "model: Field required");
     }

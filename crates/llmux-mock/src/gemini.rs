@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::json::{array_at, str_at};
+use crate::json::{array_at, str_at, unknown_key};
 use crate::plan::{self, Choice, Facts, Reply};
 use crate::respond::{self, EVENT_STREAM, JSON};
 use crate::sse::Events;
@@ -224,6 +224,97 @@ const MISSING_SIGNATURE: &str = "Function call is missing a thought_signature in
      parts. This is required for tools to work correctly, and missing thought_signature may lead \
      to degraded model performance.";
 
+/// The top-level fields of a `GenerateContentRequest` (proto JSON takes both spellings).
+const KNOWN_FIELDS: &[&str] = &[
+    "contents",
+    "systemInstruction",
+    "system_instruction",
+    "tools",
+    "toolConfig",
+    "tool_config",
+    "generationConfig",
+    "generation_config",
+    "safetySettings",
+    "safety_settings",
+    "cachedContent",
+    "cached_content",
+    "labels",
+    "model",
+];
+
+/// The fields of `generationConfig`.
+const GENERATION_FIELDS: &[&str] = &[
+    "stopSequences",
+    "stop_sequences",
+    "responseMimeType",
+    "response_mime_type",
+    "responseSchema",
+    "response_schema",
+    "responseJsonSchema",
+    "response_json_schema",
+    "_responseJsonSchema",
+    "responseModalities",
+    "response_modalities",
+    "candidateCount",
+    "candidate_count",
+    "maxOutputTokens",
+    "max_output_tokens",
+    "temperature",
+    "topP",
+    "top_p",
+    "topK",
+    "top_k",
+    "seed",
+    "presencePenalty",
+    "presence_penalty",
+    "frequencyPenalty",
+    "frequency_penalty",
+    "responseLogprobs",
+    "response_logprobs",
+    "logprobs",
+    "enableEnhancedCivicAnswers",
+    "enable_enhanced_civic_answers",
+    "speechConfig",
+    "speech_config",
+    "thinkingConfig",
+    "thinking_config",
+    "imageConfig",
+    "image_config",
+    "mediaResolution",
+    "media_resolution",
+];
+
+/// The fields of `thinkingConfig`.
+const THINKING_FIELDS: &[&str] = &[
+    "includeThoughts",
+    "include_thoughts",
+    "thinkingBudget",
+    "thinking_budget",
+    "thinkingLevel",
+    "thinking_level",
+];
+
+/// The message the real API gives for an unknown field (top level, `generationConfig` or its
+/// `thinkingConfig`), in proto JSON's words.
+fn unknown_field(request: &Value) -> Option<String> {
+    let message = |name: &str, at: Option<&str>| {
+        let at = at.map_or_else(String::new, |at| format!(" at '{at}'"));
+        Some(format!(
+            "Invalid JSON payload received. Unknown name \"{name}\"{at}: Cannot find field."
+        ))
+    };
+    if let Some(name) = unknown_key(request, KNOWN_FIELDS) {
+        return message(name, None);
+    }
+    let generation = field(request, "generationConfig", "generation_config")?;
+    if let Some(name) = unknown_key(generation, GENERATION_FIELDS) {
+        return message(name, Some("generation_config"));
+    }
+    let thinking = field(generation, "thinkingConfig", "thinking_config")?;
+    unknown_key(thinking, THINKING_FIELDS)
+        .and_then(|name| message(name, Some("generation_config.thinking_config")))
+}
+
 fn invalid(message: &str) -> Response {
     error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", message, None)
 }
@@ -376,6 +467,9 @@ pub(crate) async fn models(
     let Some(request) = respond::parse(&body).filter(Value::is_object) else {
         return invalid("Invalid JSON payload received.");
     };
+    if let Some(message) = unknown_field(&request) {
+        return invalid(&message);
+    }
     if array_at(&request, "contents").is_empty() {
         return invalid("* GenerateContentRequest.contents: contents is not specified\n");
     }

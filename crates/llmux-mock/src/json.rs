@@ -29,6 +29,16 @@ pub(crate) fn content_text(content: Option<&Value>) -> String {
     }
 }
 
+/// The first top-level key of `value` that is not in `known`, as the real APIs refuse
+/// unknown fields (each vendor with its own message).
+pub(crate) fn unknown_key<'a>(value: &'a Value, known: &[&str]) -> Option<&'a str> {
+    value
+        .as_object()?
+        .keys()
+        .map(String::as_str)
+        .find(|key| !known.contains(key))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

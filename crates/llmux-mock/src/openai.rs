@@ -150,3 +150,15 @@ fn missing_param(name: &str) -> Response {
         Some("missing_required_parameter"),
     )
 }
+
+/// A parameter Chat Completions does not know (the real message; `param` and `code` are null).
+fn unrecognized_argument(name: &str) -> Response {
+    let message = format!("Unrecognized request argument supplied: {name}");
+    error(
+        StatusCode::BAD_REQUEST,
+        &message,
+        "invalid_request_error",
+        None,
+        None,
+    )
+}

@@ -61,6 +61,9 @@ struct WireBlock<'a> {
     data: Option<String>,
     #[serde(default, borrow)]
     source: Option<&'a RawValue>,
+    /// A `tool_reference` block's tool (tool search results).
+    #[serde(default)]
+    tool_name: Option<String>,
 }
 
 /// Just the `type` of a block or event, to name it in an error when the full read failed.

@@ -39,6 +39,23 @@ pub struct Request {
     pub stream: bool,
     /// An end-user identifier, when the client sent one.
     pub user: Option<String>,
+    /// The `type` of each hosted tool the client offered that no vendor behind the neutral
+    /// model can run (`web_search`, `code_interpreter`, Anthropic's `web_search_20250305`…),
+    /// in offer order. They were removed from [`tools`](Self::tools): an offered tool is
+    /// optional to the model. The gateway reports them (`x-llmux-dropped-tools`) or refuses the
+    /// request, as configured.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped_tools: Vec<String>,
+    /// The client asked for no readable reasoning in the answer (Anthropic
+    /// `thinking.display: "omitted"`): the model may still think, but the answer carries only
+    /// what must come back on the next turn (signatures, redacted reasoning). See
+    /// [`Response::omit_reasoning_text`].
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub omit_reasoning: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 impl Request {
@@ -307,6 +324,21 @@ pub enum FinishReason {
     Paused,
     /// The model produced an invalid tool call (Gemini `MALFORMED_FUNCTION_CALL`…).
     ModelError,
+}
+
+impl Response {
+    /// Removes readable reasoning text from the answer, for a request with
+    /// [`Request::omit_reasoning`]: reasoning with a signature or redacted data stays (with
+    /// empty text), since the client must send it back; reasoning with neither is removed.
+    pub fn omit_reasoning_text(&mut self) {
+        self.parts.retain_mut(|part| match part {
+            Part::Reasoning(reasoning) => {
+                reasoning.text.clear();
+                reasoning.signature.is_some() || reasoning.redacted.is_some()
+            }
+            _ => true,
+        });
+    }
 }
 
 impl FinishReason {

@@ -11,6 +11,12 @@
 //! - Streams: [`StreamEncoder`] turns neutral stream events into the spec's SSE event sequence
 //!   (§C7), `data: [DONE]` included.
 //!
+//! Tools: function tools are offered as they are; the functions inside a `namespace` tool are
+//! offered flat ([`NamespacedTool`]) and their calls mapped back; every other tool type
+//! (`web_search`, `file_search`, `code_interpreter`, `custom`…) runs at OpenAI or needs its
+//! own item types, so it is removed from the offer and its type listed in
+//! [`neutral::Request::dropped_tools`].
+//!
 //! Conventions, shared with the other codecs:
 //! - Gemini thought signatures on tool calls ride on the `function_call` item's `call_id` as
 //!   `<id>__ts__<signature>` ([`SIGNATURE_SEPARATOR`](crate::openai_chat::SIGNATURE_SEPARATOR)),
@@ -109,6 +115,39 @@ pub struct Echo {
     pub safety_identifier: Option<String>,
     /// `prompt_cache_key`.
     pub prompt_cache_key: Option<String>,
+    /// The function tools offered inside `namespace` tools, under the flat names vendors saw;
+    /// the encoders give their calls back the client's `name` and `namespace`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaced: Vec<NamespacedTool>,
+}
+
+impl Echo {
+    /// The client's `(namespace, name)` for a flat tool name vendors saw, when it came from a
+    /// `namespace` tool.
+    pub fn namespaced(&self, flat: &str) -> Option<&NamespacedTool> {
+        self.namespaced.iter().find(|tool| tool.flat == flat)
+    }
+}
+
+/// A function tool the client offered inside a `namespace` tool
+/// (`{"type":"namespace","name":"multi_agent_v1","tools":[{"type":"function","name":"spawn_agent",…}]}`).
+///
+/// Vendors behind the neutral model have no namespaces, so it is offered as the flat function
+/// `<namespace>__<name>` (the flattening Codex itself uses). A flat name that another offered
+/// tool already has gets `_2`, `_3`… appended, and one longer than 64 characters (the vendors'
+/// limit) is cut to 55 and ends with `_` and 8 hex digits of its hash; the table here, not the
+/// name, is what maps a call back, so any collision-free name works. A call comes back to the
+/// client as `{"type":"function_call","name":"spawn_agent","namespace":"multi_agent_v1",…}`,
+/// the shape OpenAI's Responses API uses for calls of namespaced tools, and a `function_call`
+/// input item with a `namespace` is read back to the flat name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamespacedTool {
+    /// The name vendors see.
+    pub flat: String,
+    /// The client's namespace (`multi_agent_v1`).
+    pub namespace: String,
+    /// The client's tool name inside it (`spawn_agent`).
+    pub name: String,
 }
 
 /// Identity and timing of one response.

@@ -11,7 +11,7 @@ use bytes::Bytes;
 /// `bytes` unchanged (the same buffer, no copy) when it is valid UTF-8; otherwise a copy with
 /// each invalid sequence replaced by U+FFFD.
 pub fn valid_or_replaced(bytes: Bytes) -> Bytes {
-    if std::str::from_utf8(&bytes).is_ok() {
+    if is_valid(&bytes) {
         return bytes;
     }
     Bytes::from(String::from_utf8_lossy(&bytes).into_owned())
@@ -19,12 +19,22 @@ pub fn valid_or_replaced(bytes: Bytes) -> Bytes {
 
 /// [`valid_or_replaced`] for an owned vector: the same allocation when valid.
 pub fn valid_or_replaced_vec(bytes: Vec<u8>) -> Vec<u8> {
+    if bytes.is_ascii() {
+        return bytes;
+    }
     match String::from_utf8(bytes) {
         Ok(text) => text.into_bytes(),
         Err(err) => String::from_utf8_lossy(err.as_bytes())
             .into_owned()
             .into_bytes(),
     }
+}
+
+/// Whether `bytes` is valid UTF-8. Vendor JSON is almost always pure ASCII, which a word-at-a-time
+/// check confirms in about a quarter of the instructions of full UTF-8 validation (this runs on
+/// every same-protocol answer and stream event).
+fn is_valid(bytes: &[u8]) -> bool {
+    bytes.is_ascii() || std::str::from_utf8(bytes).is_ok()
 }
 
 #[cfg(test)]

@@ -22,6 +22,12 @@ use crate::shared_health;
 use crate::state::{Gateway, Snapshot};
 use crate::vendor_quota;
 
+/// The attempt loop's clock: tokio's, so that its deadline agrees with the `sleep` and
+/// `timeout` it awaits (the same clock as `Instant::now()` unless a test paused time).
+fn clock_now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
 /// The health entries of one target.
 #[derive(Debug, Clone)]
 pub struct TargetHealth {
@@ -55,7 +61,7 @@ impl TargetHealth {
 
     /// A failure after the answer started (mid-stream): counts against the combination.
     pub fn record_stream_failure(&self, kind: &'static str) {
-        let now = Instant::now();
+        let now = clock_now();
         match &self.combination {
             Some(c) => c.record_failure(now, kind),
             None => self.credential.record_failure(now, kind),
@@ -126,7 +132,7 @@ where
     Fut: Future<Output = Result<T, Failure>>,
 {
     let reliability = &snapshot.config.reliability;
-    let started = Instant::now();
+    let started = clock_now();
     let deadline = started + Duration::from_millis(snapshot.config.timeouts.total_ms);
     let mut tried: Vec<usize> = Vec::with_capacity(reliability.max_attempts as usize);
     // Candidates whose credential is over its vendor quota: skipped for this whole request.
@@ -136,7 +142,7 @@ where
     let mut upstream_time = Duration::ZERO;
     let mut attempt_number = 0;
     while attempt_number < reliability.max_attempts {
-        let now = Instant::now();
+        let now = clock_now();
         let Some((position, target, health, reason)) =
             pick(snapshot, &candidates, &tried, &over_quota, admitted, now)
         else {
@@ -167,6 +173,22 @@ where
             continue;
         }
         if attempt_number > 1 {
+            let delay = backoff(
+                attempt_number - 2,
+                Duration::from_millis(reliability.backoff_base_ms),
+                Duration::from_millis(reliability.backoff_max_ms),
+                fastrand::f64(),
+            );
+            let remaining = deadline.saturating_duration_since(clock_now());
+            tokio::time::sleep(delay.min(remaining)).await;
+            if clock_now() >= deadline {
+                // The deadline came during the backoff: nothing more is sent, and the target
+                // that never had a chance is not charged with a timeout. Dropping `probe`
+                // frees a half-open probe slot this request took.
+                admitted.settle.refund_quota();
+                drop(probe);
+                break;
+            }
             gateway
                 .metrics
                 .retries
@@ -179,20 +201,12 @@ where
                     .get_or_create(&vendor_labels(&target))
                     .inc();
             }
-            let delay = backoff(
-                attempt_number - 2,
-                Duration::from_millis(reliability.backoff_base_ms),
-                Duration::from_millis(reliability.backoff_max_ms),
-                fastrand::f64(),
-            );
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            tokio::time::sleep(delay.min(remaining)).await;
         }
         tried.push(position);
         count_selection(gateway, snapshot, &target);
         let stats = snapshot.stats.of(&target).cloned();
         let busy = stats.as_ref().map(llmux_router::Stats::enter);
-        let attempt_started = Instant::now();
+        let attempt_started = clock_now();
         let remaining = deadline.saturating_duration_since(attempt_started);
         let outcome = match tokio::time::timeout(remaining, attempt(target)).await {
             Ok(outcome) => outcome,
@@ -204,7 +218,7 @@ where
                 ),
             ))),
         };
-        let attempt_time = attempt_started.elapsed();
+        let attempt_time = clock_now().saturating_duration_since(attempt_started);
         upstream_time += attempt_time;
         // The outcome below is the probe's verdict (recorded on the breaker); only a request
         // dropped before this point, e.g. by a client that went away, releases the probe.
@@ -239,7 +253,7 @@ where
                 last = Some((failure.error, target));
             }
         }
-        if Instant::now() >= deadline {
+        if clock_now() >= deadline {
             break;
         }
     }
@@ -384,7 +398,7 @@ fn record_failure(
     target: &Target<'_>,
     error: &ApiError,
 ) {
-    let now = Instant::now();
+    let now = clock_now();
     let kind = error.0.kind;
     let label = failure_label(kind);
     match kind {
@@ -521,7 +535,7 @@ fn count_selection(gateway: &Gateway, snapshot: &Snapshot, target: &Target<'_>) 
 
 /// Every candidate is open or cooling down: a 503 rather than hammering vendors.
 fn no_healthy(snapshot: &Snapshot, candidates: &Candidates<'_>) -> ApiError {
-    let now = Instant::now();
+    let now = clock_now();
     let soonest = (0..candidates.len())
         .filter_map(|i| candidates.get(i))
         .filter_map(|t| TargetHealth::of(snapshot, &t))
@@ -542,3 +556,6 @@ fn no_healthy(snapshot: &Snapshot, candidates: &Candidates<'_>) -> ApiError {
     error.0.retry_after_secs = soonest.map(|d| d.as_secs().max(1));
     error
 }
+
+#[cfg(test)]
+mod tests;

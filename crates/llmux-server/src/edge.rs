@@ -30,6 +30,7 @@ use crate::envelope::Envelope;
 use crate::governance::Caller;
 use crate::isolation::{Guarded, Held};
 use crate::pipeline::serve;
+use crate::request_log::{Draft, Finish};
 use crate::routes::{self, Chat, Handler, Messages, Responses};
 use crate::series::Series;
 use crate::server::{ActiveRequest, Activity};
@@ -65,6 +66,7 @@ pub struct App {
 }
 
 impl App {
+    /// The edge around `router`, serving `gateway`.
     pub fn new(gateway: Arc<Gateway>, router: Router) -> Self {
         Self {
             gateway,
@@ -100,15 +102,19 @@ where
         let gateway = self.gateway.clone();
         let router = self.router.clone();
         let active = self.connection.as_ref().map(Activity::begin);
-        Box::pin(async move { Ok(edge(gateway, router, request.map(Body::new), active).await) })
+        let peer = self.connection.as_ref().and_then(|c| c.peer);
+        Box::pin(
+            async move { Ok(edge(gateway, router, request.map(Body::new), active, peer).await) },
+        )
     }
 }
 
 async fn edge(
     gateway: Arc<Gateway>,
     mut router: Router,
-    request: Request,
+    mut request: Request,
     active: Option<ActiveRequest>,
+    peer: Option<std::net::SocketAddr>,
 ) -> Response {
     let started = Instant::now();
     let id = request
@@ -140,6 +146,21 @@ async fn edge(
         None
     };
 
+    // The request log's record, when the log is on: the pipeline finds it in the extensions.
+    let draft = gateway
+        .request_log
+        .get()
+        .filter(|_| in_flight.is_some())
+        .map(|sink| {
+            let user_agent = request
+                .headers()
+                .get(http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok());
+            let draft = Draft::start(sink, id.to_str().unwrap_or("-"), route, peer, user_agent);
+            request.extensions_mut().insert(Arc::clone(&draft));
+            draft
+        });
+
     let handled = AssertUnwindSafe(async {
         match crate::governance::authenticate(
             &gateway,
@@ -151,6 +172,12 @@ async fn edge(
         .await
         {
             Ok(caller) => {
+                if let (Some(draft), Caller::Key(key)) = (&draft, &caller) {
+                    draft.with(|record| {
+                        record.key_id = Some(key.id.clone());
+                        record.key_name.clone_from(&key.name);
+                    });
+                }
                 let id = RequestId(id.clone());
                 dispatch(gateway.clone(), &mut router, request, handler, id, caller).await
             }
@@ -169,7 +196,27 @@ async fn edge(
             ))
         }
     };
-    let held = Held { in_flight, active };
+    if let Some(draft) = &draft {
+        let outcome = response.extensions().get::<Outcome>();
+        let status = response.status().as_u16();
+        draft.with(|record| {
+            record.status = status;
+            if let Some(o) = outcome {
+                record.vendor = Some(o.series.vendor().to_owned());
+                record.credential = Some(o.series.credential().to_owned());
+                record.upstream_model = Some(o.upstream_model.clone());
+            }
+            if status >= 400 && record.error_kind.is_none() {
+                record.error_kind = Some(std::borrow::Cow::Borrowed(status_class(status)));
+            }
+        });
+    }
+    let log = draft.map(|draft| Finish::new(draft, Arc::clone(&gateway)));
+    let held = Held {
+        in_flight,
+        active,
+        log,
+    };
     if held.in_flight.is_some() || held.active.is_some() {
         let panics = gateway.metrics.panics.clone();
         response = response.map(|body| Body::new(Guarded::new(body, held, id.clone(), panics)));
@@ -305,11 +352,29 @@ fn push_decimal(out: &mut Vec<u8>, n: u128) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
+/// A bounded error label for a status the gateway answered.
+fn status_class(status: u16) -> &'static str {
+    match status {
+        400 => "invalid_request",
+        401 | 403 => "unauthenticated",
+        404 => "not_found",
+        408 => "request_timeout",
+        413 => "payload_too_large",
+        429 => "rate_limited",
+        500 => "internal",
+        502 => "upstream_error",
+        503 => "unavailable",
+        504 => "upstream_timeout",
+        _ if status < 500 => "client_error",
+        _ => "server_error",
+    }
+}
+
 /// Routes that call vendors (or serve what they answered): the ones the in-flight limit covers.
 fn is_api_route(route: &str) -> bool {
     matches!(
         route,
-        "chat" | "embeddings" | "responses" | "messages" | "count_tokens"
+        "chat" | "embeddings" | "responses" | "messages" | "count_tokens" | "gemini"
     )
 }
 

@@ -394,6 +394,8 @@ pub struct Settle(Arc<Mutex<Pending>>);
 struct Pending {
     permit: Option<Permit>,
     quota: Option<crate::vendor_quota::QuotaCharge>,
+    /// The request log's record, told the real usage.
+    log: Option<Arc<crate::request_log::Draft>>,
 }
 
 impl Pending {
@@ -424,7 +426,7 @@ impl Settle {
     fn holding(permit: Permit) -> Self {
         Self(Arc::new(Mutex::new(Pending {
             permit: Some(permit),
-            quota: None,
+            ..Pending::default()
         })))
     }
 
@@ -444,19 +446,24 @@ impl Settle {
         let previous = self.lock().quota.replace(charge);
         if let Some(previous) = previous {
             Pending {
-                permit: None,
                 quota: Some(previous),
+                ..Pending::default()
             }
             .settle(String::new(), Some((0, 0)));
         }
+    }
+
+    /// Tells the request log's record the real usage when the answer is complete.
+    pub(crate) fn log_to(&self, draft: Arc<crate::request_log::Draft>) {
+        self.lock().log = Some(draft);
     }
 
     /// A failed attempt did not use its tokens: refund its quota charge now.
     pub(crate) fn refund_quota(&self) {
         let quota = self.lock().quota.take();
         Pending {
-            permit: None,
             quota,
+            ..Pending::default()
         }
         .settle(String::new(), Some((0, 0)));
     }
@@ -464,7 +471,10 @@ impl Settle {
     /// The answer is complete: charge the real usage (input, output tokens) of `upstream_model`.
     /// Unknown usage charges nothing beyond the reservation.
     pub fn done(&self, upstream_model: &str, usage: Option<(u64, u64)>) {
-        let pending = self.take();
+        let mut pending = self.take();
+        if let (Some(log), Some((input, output))) = (pending.log.take(), usage) {
+            log.usage(upstream_model, input, output);
+        }
         if !pending.is_empty() {
             pending.settle(upstream_model.to_owned(), usage);
         }

@@ -29,6 +29,9 @@ use crate::server::ActiveRequest;
 pub struct Held {
     pub in_flight: Option<InFlight>,
     pub active: Option<ActiveRequest>,
+    /// Writes the request's log record when the body ends.
+    #[allow(dead_code, reason = "held for its Drop, which writes the record")]
+    pub log: Option<crate::request_log::Finish>,
 }
 
 /// A response body that turns a panic into the end of this one response.

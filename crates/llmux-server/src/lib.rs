@@ -4,6 +4,8 @@
 //! Invariant: only this crate knows HTTP statuses and headers. Handlers read the current
 //! [`Snapshot`] once per request (lock-free `ArcSwap` load) and never hold a lock while waiting.
 
+#![warn(missing_docs)]
+
 mod api_error;
 mod attempts;
 mod body;
@@ -16,6 +18,7 @@ pub mod keys;
 mod overload;
 mod pipeline;
 mod relay;
+mod request_log;
 mod response_store;
 mod routes;
 mod series;

@@ -46,7 +46,13 @@ pub struct Facts<'a> {
     pub needs: Needs,
     /// Tokens to reserve against the caller's limits (input estimate + output allowance).
     pub reserve_tokens: u64,
+    /// Hosted tools the client offered that no vendor behind llmux runs (removed from the
+    /// offer; named in `x-llmux-dropped-tools`, or refused with `compat.unsupported_tools`).
+    pub dropped_tools: &'a [String],
 }
+
+/// Names the hosted tools removed from the offer.
+const DROPPED_TOOLS: http::HeaderName = http::HeaderName::from_static("x-llmux-dropped-tools");
 
 /// What every attempt of one request shares.
 pub struct Call<'a> {
@@ -170,8 +176,33 @@ async fn run<I: Ingress>(
         proxy::body_deadline(&snapshot),
     )
     .await?;
+    let draft = head
+        .extensions
+        .get::<Arc<crate::request_log::Draft>>()
+        .cloned();
+    if let Some(draft) = &draft {
+        draft.keep_body(&bytes);
+    }
     let request = I::decode(&gateway, head, bytes).await?;
     let facts = I::facts(&request);
+    if let Some(tool) = facts.dropped_tools.first()
+        && snapshot.config.compat.unsupported_tools == llmux_config::UnsupportedTools::Reject
+    {
+        let mut error = ApiError::new(
+            llmux_protocol::error::ErrorKind::InvalidRequest,
+            format!(
+                "hosted tool '{tool}' is not supported here (compat.unsupported_tools: reject)"
+            ),
+        );
+        error.0.param = Some("tools".into());
+        return Err(error);
+    }
+    if let Some(draft) = &draft {
+        draft.with(|record| {
+            record.requested_model = facts.model.unwrap_or_default().to_owned();
+            record.stream = facts.needs.streaming;
+        });
+    }
     let vendor = params
         .vendor
         .as_deref()
@@ -204,6 +235,9 @@ async fn run<I: Ingress>(
         reserve_tokens: facts.reserve_tokens,
         settle: &settle,
     };
+    if let Some(draft) = &draft {
+        settle.log_to(Arc::clone(draft));
+    }
     let call = Call {
         gateway: &gateway,
         snapshot: &snapshot,
@@ -212,21 +246,35 @@ async fn run<I: Ingress>(
     };
     let request = &request;
     let call_ref = &call;
+    let draft_ref = draft.as_deref();
     let result = attempts::run(&gateway, &snapshot, candidates, &admitted, |target| {
-        attempt::<I>(request, call_ref, target)
+        logged(draft_ref, target, attempt::<I>(request, call_ref, target))
     })
     .await;
     match result {
         Ok(committed) => {
+            if let Some(draft) = &draft {
+                let ttfb = u32::try_from(committed.upstream_time.as_millis()).unwrap_or(u32::MAX);
+                draft.with(|record| record.ttfb_ms = Some(ttfb));
+            }
             let mut response = proxy::finish_timed(
                 committed.value.into_response(),
                 &snapshot,
                 &committed.target,
                 committed.upstream_time,
             );
-            response
-                .headers_mut()
-                .insert(POLICY, http::HeaderValue::from_static(committed.reason));
+            if !facts.dropped_tools.is_empty()
+                && let Ok(value) = http::HeaderValue::from_str(&facts.dropped_tools.join(","))
+            {
+                response.headers_mut().insert(DROPPED_TOOLS, value);
+            }
+            // The default policy's reason is always `even`: the header is left out for it
+            // (a header costs ~400 instructions per request on the hot path).
+            if committed.reason != "even" {
+                response
+                    .headers_mut()
+                    .insert(POLICY, http::HeaderValue::from_static(committed.reason));
+            }
             Ok(response)
         }
         Err(exhausted) => {
@@ -238,6 +286,62 @@ async fn run<I: Ingress>(
             })
         }
     }
+}
+
+/// `attempt`, recorded in the request log (when on) with its target, status and duration; an
+/// attempt dropped before it finished (the deadline, a client that left) is recorded with
+/// status 0.
+async fn logged<F>(
+    draft: Option<&crate::request_log::Draft>,
+    target: Target<'_>,
+    attempt: F,
+) -> Result<Answer, Failure>
+where
+    F: Future<Output = Result<Answer, Failure>>,
+{
+    let Some(draft) = draft else {
+        return attempt.await;
+    };
+    struct Record<'d> {
+        draft: &'d crate::request_log::Draft,
+        entry: Option<llmux_store::AttemptRecord>,
+        started: std::time::Instant,
+    }
+    impl Drop for Record<'_> {
+        fn drop(&mut self) {
+            if let Some(mut entry) = self.entry.take() {
+                entry.duration_ms =
+                    u32::try_from(self.started.elapsed().as_millis()).unwrap_or(u32::MAX);
+                self.draft.attempt(entry);
+            }
+        }
+    }
+    let mut record = Record {
+        draft,
+        entry: Some(llmux_store::AttemptRecord {
+            vendor: target.credential.vendor.clone(),
+            credential: target.credential.name.clone(),
+            model: target.upstream_model.to_owned(),
+            status: 0,
+            duration_ms: 0,
+            error: Some("cancelled".to_owned()),
+        }),
+        started: std::time::Instant::now(),
+    };
+    let outcome = attempt.await;
+    if let Some(entry) = record.entry.as_mut() {
+        match &outcome {
+            Ok(_) => {
+                entry.status = 200;
+                entry.error = None;
+            }
+            Err(failure) => {
+                entry.status = crate::api_error::status_of(failure.error.0.kind).as_u16();
+                entry.error = Some(crate::attempts::failure_label(failure.error.0.kind).to_owned());
+            }
+        }
+    }
+    outcome
 }
 
 /// One attempt: the byte path when the target speaks the ingress's API, else translation.

@@ -60,6 +60,10 @@ pub enum Handler {
     AdminKeys,
     AdminKey,
     AdminKeyUsage,
+    /// `GET /admin/requests`: the request log, newest first.
+    AdminRequests,
+    /// `GET /admin/requests/{id}`: one record with its attempts.
+    AdminRequest,
     Health,
     HealthVendors,
     Metrics,
@@ -152,6 +156,18 @@ pub const ROUTES: &[Route] = &[
         Access::Master,
         Handler::AdminKeyUsage,
     ),
+    route(
+        "/admin/requests",
+        "admin",
+        Access::Master,
+        Handler::AdminRequests,
+    ),
+    route(
+        "/admin/requests/{id}",
+        "admin",
+        Access::Master,
+        Handler::AdminRequest,
+    ),
 ];
 
 const fn route(path: &'static str, label: &'static str, access: Access, handler: Handler) -> Route {
@@ -214,6 +230,8 @@ fn method_router(handler: Handler) -> MethodRouter<Arc<Gateway>> {
         Handler::AdminKeys => post(admin::create).get(admin::list),
         Handler::AdminKey => get(admin::get).patch(admin::update).delete(admin::revoke),
         Handler::AdminKeyUsage => get(admin::usage),
+        Handler::AdminRequests => get(admin::requests),
+        Handler::AdminRequest => get(admin::request),
         Handler::Health => get(info::health),
         Handler::HealthVendors => get(vendors::health),
         Handler::Metrics => get(info::metrics),

@@ -189,7 +189,7 @@ impl Connection {
             // Closed, failed or too slow before saying which protocol: nothing to answer.
             Ok(Ok(None) | Err(_)) | Err(_) => return,
         };
-        let activity = Arc::new(Activity::new());
+        let activity = Arc::new(Activity::new(stream.peer_addr().ok()));
         let service = TowerToHyperService::new(self.app.for_connection(Arc::clone(&activity)));
         let io = TokioIo::new(Prefixed { preface, stream });
         let builder = if is_h2 {
@@ -219,14 +219,16 @@ impl Connection {
     }
 }
 
-/// Requests open on one connection and when the last one ended, so an idle connection can be
-/// closed. Updated twice per request (two atomic operations each).
+/// Requests open on one connection, and a count of requests begun, so an idle connection can be
+/// closed. Updated with two atomic operations per request and no clock read: the watchdog
+/// checks once per idle period whether anything happened since its last look, so a connection
+/// is closed after one to two idle periods without a request.
 #[derive(Debug)]
 pub struct Activity {
-    started: Instant,
+    /// The client's address.
+    pub peer: Option<std::net::SocketAddr>,
     open: AtomicUsize,
-    /// Milliseconds after `started` when the connection last became idle.
-    idle_since_ms: AtomicU64,
+    begun: AtomicU64,
 }
 
 /// One request open on a connection; dropping it (when its response body ends or is dropped)
@@ -235,48 +237,40 @@ pub struct Activity {
 pub struct ActiveRequest(Arc<Activity>);
 
 impl Activity {
-    fn new() -> Self {
+    fn new(peer: Option<std::net::SocketAddr>) -> Self {
         Self {
-            started: Instant::now(),
+            peer,
             open: AtomicUsize::new(0),
-            idle_since_ms: AtomicU64::new(0),
+            begun: AtomicU64::new(0),
         }
     }
 
     /// Marks a request as open until the returned guard is dropped.
     pub fn begin(self: &Arc<Self>) -> ActiveRequest {
         self.open.fetch_add(1, Ordering::AcqRel);
+        self.begun.fetch_add(1, Ordering::Relaxed);
         ActiveRequest(Arc::clone(self))
     }
 
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    /// Resolves once no request has been open for `idle`.
+    /// Resolves once a whole idle period passed with no request open and none begun.
     async fn idle_for(&self, idle: Duration) {
-        let idle_ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
+        let mut idle_seen_at = None;
         loop {
-            let wait = if self.open.load(Ordering::Acquire) > 0 {
-                idle_ms
+            tokio::time::sleep(idle.max(Duration::from_millis(1))).await;
+            let begun = self.begun.load(Ordering::Relaxed);
+            if self.open.load(Ordering::Acquire) > 0 {
+                idle_seen_at = None;
+            } else if idle_seen_at == Some(begun) {
+                return;
             } else {
-                let since = self.idle_since_ms.load(Ordering::Acquire);
-                let idle_for = self.now_ms().saturating_sub(since);
-                if idle_for >= idle_ms {
-                    return;
-                }
-                idle_ms - idle_for
-            };
-            tokio::time::sleep(Duration::from_millis(wait.max(1))).await;
+                idle_seen_at = Some(begun);
+            }
         }
     }
 }
 
 impl Drop for ActiveRequest {
     fn drop(&mut self) {
-        self.0
-            .idle_since_ms
-            .store(self.0.now_ms(), Ordering::Release);
         self.0.open.fetch_sub(1, Ordering::AcqRel);
     }
 }

@@ -209,6 +209,8 @@ pub struct Gateway {
     quota_limiter: std::sync::OnceLock<Arc<dyn llmux_store::Limiter>>,
     /// Requests in flight against `limits.max_in_flight`.
     pub(crate) load: Arc<crate::overload::Load>,
+    /// The request log, once [`Gateway::start_request_log`] opened it.
+    pub(crate) request_log: std::sync::OnceLock<crate::request_log::LogSink>,
 }
 
 impl Gateway {
@@ -250,6 +252,7 @@ impl Gateway {
             shared_health: std::sync::OnceLock::new(),
             quota_limiter: std::sync::OnceLock::new(),
             load,
+            request_log: std::sync::OnceLock::new(),
         }))
     }
 
@@ -268,6 +271,29 @@ impl Gateway {
         if quotas && self.governance.is_none() {
             let limiter = llmux_store::RedisLimiter::connect(url.expose()).await?;
             let _ = self.quota_limiter.set(Arc::new(limiter));
+        }
+        Ok(())
+    }
+
+    /// Opens the request log named by `log:` (when configured) and starts its writer as a
+    /// tracked task. Call once at start, inside the runtime.
+    pub async fn start_request_log(self: &Arc<Self>) -> Result<(), llmux_store::StoreError> {
+        let snapshot = self.snapshot.load_full();
+        let Some(config) = &snapshot.config.log else {
+            return Ok(());
+        };
+        let store = llmux_store::open_request_log(config.database.expose()).await?;
+        let options = llmux_store::RequestLogOptions {
+            retention_days: Some(config.retention_days),
+            ..llmux_store::RequestLogOptions::default()
+        };
+        let (log, task) = llmux_store::RequestLog::start(store, options);
+        if self
+            .request_log
+            .set(crate::request_log::LogSink::new(log, config))
+            .is_ok()
+        {
+            llmux_telemetry::spawn_tracked(task);
         }
         Ok(())
     }

@@ -72,13 +72,46 @@ pub async fn send(
     body: Vec<u8>,
     stream: bool,
 ) -> Result<llmux_upstream::Response, ApiError> {
+    send_with(snapshot, target, url, body, stream, &[]).await
+}
+
+/// The client headers a same-protocol path passes on to a vendor of its own API: the beta
+/// switches without which the vendor refuses (or ignores) the beta fields of the body. Nothing
+/// else of the client's is ever forwarded (no auth, cookies or hop-by-hop headers).
+pub fn forwarded(
+    headers: &http::HeaderMap,
+    names: &[http::HeaderName],
+) -> Vec<(http::HeaderName, http::HeaderValue)> {
+    /// Longer values are not forwarded: real beta lists are a few hundred bytes.
+    const MAX_VALUE: usize = 2048;
+    names
+        .iter()
+        .flat_map(|name| {
+            headers
+                .get_all(name)
+                .iter()
+                .filter(|v| v.len() <= MAX_VALUE)
+                .map(move |v| (name.clone(), v.clone()))
+        })
+        .collect()
+}
+
+/// [`send`] with `extra` header lines (see [`forwarded`]).
+pub async fn send_with(
+    snapshot: &Snapshot,
+    target: &Target<'_>,
+    url: &http::Uri,
+    body: Vec<u8>,
+    stream: bool,
+    extra: &[(http::HeaderName, http::HeaderValue)],
+) -> Result<llmux_upstream::Response, ApiError> {
     let endpoint = snapshot
         .endpoints
         .get(target.credential_index)
         .ok_or_else(|| ApiError::new(ErrorKind::Internal, "credential endpoint missing"))?;
     let vendor = target.credential.vendor.as_str();
     let mut response = endpoint
-        .post_json(url, body, stream)
+        .post_json_with(url, body, stream, extra)
         .await
         .map_err(|e| send_failure(&e, vendor))?;
     if response.status().is_success() {

@@ -112,6 +112,8 @@ pub struct Metrics {
     pub shed: Counter,
     /// Client connections closed at once because `limits.max_connections` were open.
     pub connections_refused: Counter,
+    /// Request log records dropped (the writer's queue was full or the database failed).
+    pub log_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -195,6 +197,12 @@ impl Default for Metrics {
             "Client connections closed because limits.max_connections were open",
             connections_refused.clone(),
         );
+        let log_dropped = Counter::default();
+        registry.register(
+            "log_dropped",
+            "Request log records dropped (queue full or database error)",
+            log_dropped.clone(),
+        );
         Self {
             registry,
             requests,
@@ -211,6 +219,7 @@ impl Default for Metrics {
             panics,
             shed,
             connections_refused,
+            log_dropped,
         }
     }
 }

@@ -158,6 +158,37 @@ impl Endpoint {
         self.send(&head, &body, self.timeouts.first_byte_ms).await
     }
 
+    /// [`Endpoint::post_json`] with extra header lines after ours: the few client headers a
+    /// same-protocol path forwards (`anthropic-beta`, `openai-beta`), already checked by the
+    /// caller. Names llmux sets itself are never taken from `extra`.
+    pub async fn post_json_with(
+        &self,
+        url: &Uri,
+        body: Vec<u8>,
+        stream: bool,
+        extra: &[(http::HeaderName, HeaderValue)],
+    ) -> Result<Response, Error> {
+        if extra.is_empty() {
+            return self.post_json(url, body, stream).await;
+        }
+        let headers = if stream {
+            &self.stream_headers
+        } else {
+            &self.json_headers
+        };
+        let mut head = wire::request_head("POST", path_of(url), headers, Some(body.len()));
+        // The head ends with the empty line: the extra lines go just before it.
+        head.truncate(head.len().saturating_sub(2));
+        for (name, value) in extra {
+            head.extend_from_slice(name.as_str().as_bytes());
+            head.extend_from_slice(b": ");
+            head.extend_from_slice(value.as_bytes());
+            head.extend_from_slice(b"\r\n");
+        }
+        head.extend_from_slice(b"\r\n");
+        self.send(&head, &body, self.timeouts.first_byte_ms).await
+    }
+
     /// The vendor's cheapest authenticated call (listing models): its status, or the failure.
     pub async fn probe(&self) -> Result<u16, Error> {
         let head = wire::request_head("GET", path_of(&self.models_url), &self.probe_headers, None);

@@ -173,6 +173,10 @@ async fn serve(args: &ConfigArgs, listen: Option<SocketAddr>) -> anyhow::Result<
         .connect_shared_state()
         .await
         .context("cannot connect the shared state in `redis`")?;
+    gateway
+        .start_request_log()
+        .await
+        .context("cannot open the request log in `log.database`")?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

@@ -110,7 +110,11 @@ async fn secrets_never_reach_logs_even_at_trace_level() {
         .await
         .unwrap();
     assert!(!metrics.contains("abcdefghijklmnop"));
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    // The log line is written by the gateway's process; wait for it to arrive.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !gateway.logs().contains("upstream error") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let logs = gateway.logs();
     assert!(
         logs.contains("upstream error"),

@@ -337,3 +337,158 @@ async fn the_v1_path_of_the_genai_sdks_works_beside_openai_routes() {
         .await;
     assert_eq!(response.status(), 200);
 }
+
+/// Embedding models behind every vendor API.
+const EMBEDDING_MODELS: &str =
+    "  - { vendor: openai, model: text-embedding-3-small, name: embed-openai, kind: embedding }
+  - { vendor: gemini, model: gemini-embedding-001, name: embed-gemini, kind: embedding }
+  - { vendor: anthropic, model: claude-embed-1, name: embed-anthropic, kind: embedding }
+";
+
+fn embed_body(text: &str) -> Value {
+    json!({"content": {"parts": [{"text": text}]}})
+}
+
+fn values(embedding: &Value) -> Vec<f64> {
+    embedding["values"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no values in {embedding}"))
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn embed_content_and_batch_on_an_openai_embedding_model() {
+    let mock = mock().await;
+    let gateway = TestGateway::start(&every_vendor(&mock, EMBEDDING_MODELS)).await;
+    let mut body = embed_body("hello embeddings");
+    body["taskType"] = json!("RETRIEVAL_QUERY");
+    body["outputDimensionality"] = json!(16);
+    let response = gateway
+        .post("/v1beta/models/embed-openai:embedContent", &body)
+        .await;
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    let single = values(&answer["embedding"]);
+    assert_eq!(single.len(), 16, "{answer}");
+    let norm: f64 = single.iter().map(|x| x * x).sum();
+    assert!(
+        (norm - 1.0).abs() < 1e-3,
+        "the mock's unit vector: {answer}"
+    );
+    let call = mock.calls().pop().unwrap();
+    assert_eq!(call.path, "/v1/embeddings");
+    assert_eq!(
+        call.body,
+        json!({"model": "text-embedding-3-small", "input": ["hello embeddings"], "dimensions": 16})
+    );
+
+    // The batch shape the google-genai SDK sends (each request names the model), on /v1.
+    let batch = json!({"requests": [
+        {"model": "models/embed-openai", "content": {"parts": [{"text": "hello embeddings"}]}},
+        {"model": "models/embed-openai", "content": {"role": "user", "parts": [{"text": "second"}]}},
+    ]});
+    let response = gateway
+        .post("/v1/models/embed-openai:batchEmbedContents", &batch)
+        .await;
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    let embeddings = answer["embeddings"].as_array().unwrap();
+    assert_eq!(embeddings.len(), 2, "{answer}");
+    assert_eq!(values(&embeddings[0]).len(), 8, "the mock's default size");
+    assert_ne!(values(&embeddings[0]), values(&embeddings[1]));
+    let call = mock.calls().pop().unwrap();
+    assert_eq!(call.body["input"], json!(["hello embeddings", "second"]));
+
+    // A batch naming another model, and an unknown member, are refused in Google's envelope.
+    for (path, body) in [
+        (
+            "/v1beta/models/embed-openai:batchEmbedContents",
+            json!({"requests": [{"model": "models/other", "content": {"parts": [{"text": "x"}]}}]}),
+        ),
+        (
+            "/v1beta/models/embed-openai:embedContent",
+            json!({"content": {"parts": [{"text": "x"}]}, "nonsense": true}),
+        ),
+    ] {
+        let response = gateway.post(path, &body).await;
+        let status = response.status();
+        let error: Value = response.json().await.unwrap();
+        assert!(status.is_client_error(), "{path}: {status} {error}");
+        assert!(error["error"]["status"].is_string(), "{path}: {error}");
+    }
+}
+
+#[tokio::test]
+async fn embeddings_on_anthropic_are_a_clear_400_and_gemini_gets_its_own_method() {
+    let mock = mock().await;
+    let gateway = TestGateway::start(&every_vendor(&mock, EMBEDDING_MODELS)).await;
+    let response = gateway
+        .post(
+            "/v1beta/models/embed-anthropic:embedContent",
+            &embed_body("x"),
+        )
+        .await;
+    assert_eq!(response.status(), 400);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"]["status"], "INVALID_ARGUMENT", "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("anthropic"),
+        "{error}"
+    );
+
+    // The mock's Gemini serves no embedContent (it answers 404), so this checks what llmux sent:
+    // the vendor's method and model in the URL, the body with only the models rewritten, and
+    // the vendor's error relayed in Google's envelope.
+    let batch = json!({"requests": [
+        {"model": "models/embed-gemini", "content": {"parts": [{"text": "a"}]}, "taskType": "RETRIEVAL_DOCUMENT"},
+    ]});
+    let response = gateway
+        .post("/v1beta/models/embed-gemini:batchEmbedContents", &batch)
+        .await;
+    let status = response.status();
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(status, 404, "{error}");
+    assert_eq!(error["error"]["status"], "NOT_FOUND", "{error}");
+    let call = mock
+        .calls()
+        .into_iter()
+        .find(|c| c.credential.starts_with("AIza"))
+        .unwrap();
+    assert_eq!(
+        call.path,
+        "/v1beta/models/gemini-embedding-001:batchEmbedContents"
+    );
+    assert_eq!(
+        call.body,
+        json!({"requests": [
+            {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "a"}]}, "taskType": "RETRIEVAL_DOCUMENT"},
+        ]})
+    );
+    gateway
+        .post("/v1beta/models/embed-gemini:embedContent", &embed_body("b"))
+        .await;
+    let call = mock.calls().pop().unwrap();
+    assert_eq!(
+        call.path,
+        "/v1beta/models/gemini-embedding-001:embedContent"
+    );
+    assert_eq!(call.body, embed_body("b"));
+
+    // The model list offers the embedding methods on embedding models.
+    let list: Value = gateway.get("/v1beta/models").await.json().await.unwrap();
+    let entry = list["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "models/embed-openai")
+        .unwrap();
+    assert_eq!(
+        entry["supportedGenerationMethods"],
+        json!(["embedContent", "batchEmbedContents"])
+    );
+}

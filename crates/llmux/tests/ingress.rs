@@ -244,15 +244,31 @@ async fn previous_response_id_continues_a_conversation_on_another_vendor() {
 }
 
 #[tokio::test]
-async fn hosted_tools_are_a_clear_400() {
+async fn hosted_tools_are_dropped_and_named_or_refused_when_configured() {
     let mock = mock().await;
     let gateway = TestGateway::start(&every_vendor(&mock)).await;
-    let response = gateway
-        .post(
-            "/v1/responses",
-            &json!({"model": "via-openai", "input": "x", "tools": [{"type": "web_search"}]}),
-        )
-        .await;
+    let body = json!({"model": "via-anthropic", "input": "x",
+        "tools": [{"type": "web_search", "external_web_access": false},
+                  {"type": "function", "name": "f", "parameters": {"type": "object"}}]});
+    let response = gateway.post("/v1/responses", &body).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-llmux-dropped-tools"], "web_search");
+    let call = mock.calls().pop().unwrap();
+    let offered: Vec<&str> = call.body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(offered, ["f"], "only the function tool reached the vendor");
+
+    let strict = TestGateway::start(&format!(
+        "{}compat: {{ unsupported_tools: reject }}\n",
+        every_vendor(&mock)
+    ))
+    .await;
+    mock.clear_calls();
+    let response = strict.post("/v1/responses", &body).await;
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();
     assert!(
@@ -263,6 +279,50 @@ async fn hosted_tools_are_a_clear_400() {
         "{body}"
     );
     assert!(mock.calls().is_empty());
+}
+
+#[tokio::test]
+async fn anthropic_beta_reaches_anthropic_on_the_byte_path_and_nothing_else_does() {
+    let mock = mock().await;
+    let gateway = TestGateway::start(&every_vendor(&mock)).await;
+    // A beta field the real API (and the mock) refuses without its beta header.
+    let body = json!({"model": "via-anthropic", "max_tokens": 64,
+        "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+        "messages": [{"role": "user", "content": "hi"}]});
+    let response = gateway
+        .client
+        .post(format!("{}/v1/messages?beta=true", gateway.url))
+        .header("anthropic-beta", "context-management-2025-06-27")
+        .header("cookie", "session=secret")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert_eq!(status, 200, "{text}");
+    let call = mock.calls().pop().unwrap();
+    let header = |name: &str| {
+        call.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(
+        header("anthropic-beta").as_deref(),
+        Some("context-management-2025-06-27")
+    );
+    assert_eq!(
+        header("cookie"),
+        None,
+        "no other client header is forwarded"
+    );
+
+    // The same request to another vendor is translated; the edit is applied by llmux.
+    let mut other = body.clone();
+    other["model"] = json!("via-openai");
+    let response = gateway.post("/v1/messages", &other).await;
+    assert_eq!(response.status(), 200);
 }
 
 fn messages_request(model: &str, stream: bool) -> Value {

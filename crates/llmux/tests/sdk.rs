@@ -1,6 +1,7 @@
-//! The official OpenAI and Anthropic Python SDKs against llmux, each on OpenAI, Anthropic and
-//! Gemini combinations of the mock. `scripts/test` installs the SDKs into a venv and sets
-//! `LLMUX_TEST_PYTHON`; without it the test says so and checks nothing else.
+//! The official OpenAI, Anthropic and google-genai Python SDKs against llmux, each on OpenAI,
+//! Anthropic and Gemini combinations of the mock. `scripts/test` installs the SDKs into a venv and
+//! sets `LLMUX_TEST_PYTHON`; without it (or without the one SDK a test needs) the test says so and
+//! checks nothing else.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -22,17 +23,29 @@ models:
   - {{ vendor: openai, model: gpt-4o-mini, name: via-openai }}
   - {{ vendor: anthropic, model: claude-sonnet-4-5, name: via-anthropic }}
   - {{ vendor: gemini, model: gemini-2.5-flash, name: via-gemini }}
+  - {{ vendor: openai, model: text-embedding-3-small, name: embed-openai, kind: embedding }}
 ",
         url = mock.url()
     )
 }
 
 async fn run_script(python: &str, script: &str, base_url: &str, model: &str) {
+    run_script_with(python, script, base_url, model, &[]).await;
+}
+
+async fn run_script_with(
+    python: &str,
+    script: &str,
+    base_url: &str,
+    model: &str,
+    env: &[(&str, &str)],
+) {
     let path = format!("{}/tests/sdk/{script}", env!("CARGO_MANIFEST_DIR"));
     let output = tokio::process::Command::new(python)
         .arg(&path)
         .env("LLMUX_BASE_URL", base_url)
         .env("LLMUX_MODEL", model)
+        .envs(env.iter().copied())
         .output()
         .await
         .expect("python runs");
@@ -42,6 +55,8 @@ async fn run_script(python: &str, script: &str, base_url: &str, model: &str) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+    // Shown with `--nocapture`: which checks ran.
+    eprint!("{}", String::from_utf8_lossy(&output.stdout));
 }
 
 #[tokio::test]
@@ -58,5 +73,47 @@ async fn official_sdks_work_against_every_vendor() {
         run_script(&python, "openai_responses.py", &gateway.url, model).await;
         run_script(&python, "anthropic_messages.py", &gateway.url, model).await;
         run_script(&python, "openresponses_schema.py", &gateway.url, model).await;
+    }
+}
+
+#[tokio::test]
+async fn google_genai_sdk_works_against_every_vendor() {
+    const KEY: &str = "sk-master-genai-0123456789";
+    let Ok(python) = std::env::var("LLMUX_TEST_PYTHON") else {
+        eprintln!(
+            "skipped: LLMUX_TEST_PYTHON is not set (scripts/test sets it after installing the SDKs)"
+        );
+        return;
+    };
+    let installed = tokio::process::Command::new(&python)
+        .args(["-c", "import google.genai"])
+        .output()
+        .await
+        .is_ok_and(|o| o.status.success());
+    if !installed {
+        eprintln!("skipped: google-genai is not installed in {python} (scripts/test installs it)");
+        return;
+    }
+    let mock = mock().await;
+    // With client keys on: the SDK's `x-goog-api-key` must authenticate.
+    let dir = temp_dir("sdk-genai");
+    let gateway = TestGateway::start(&format!(
+        "{}auth: {{ master_key: {KEY}, database: \"sqlite://{}\" }}\n",
+        config(&mock),
+        dir.join("keys.db").display()
+    ))
+    .await;
+    for model in ["via-openai", "via-anthropic", "via-gemini"] {
+        run_script_with(
+            &python,
+            "google_genai.py",
+            &gateway.url,
+            model,
+            &[
+                ("LLMUX_EMBED_MODEL", "embed-openai"),
+                ("LLMUX_API_KEY", KEY),
+            ],
+        )
+        .await;
     }
 }

@@ -13,8 +13,8 @@ use http::{HeaderMap, StatusCode, Uri};
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 
-use super::{bad_json, missing_key, missing_param, status_error};
-use crate::json::{array_at, content_text, str_at};
+use super::{bad_json, missing_key, missing_param, status_error, unrecognized_argument};
+use crate::json::{array_at, content_text, str_at, unknown_key};
 use crate::plan::{self, Choice, Facts, Reply};
 use crate::respond::{self, EVENT_STREAM};
 use crate::sse::Events;
@@ -245,6 +245,44 @@ fn prompt_tokens(request: &Value) -> u64 {
 }
 
 /// `POST /v1/chat/completions`.
+/// The parameters Chat Completions accepts; any other is refused, as the real API does.
+const KNOWN_PARAMETERS: &[&str] = &[
+    "model",
+    "messages",
+    "stream",
+    "stream_options",
+    "temperature",
+    "top_p",
+    "n",
+    "stop",
+    "max_tokens",
+    "max_completion_tokens",
+    "presence_penalty",
+    "frequency_penalty",
+    "logit_bias",
+    "logprobs",
+    "top_logprobs",
+    "user",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "response_format",
+    "seed",
+    "service_tier",
+    "store",
+    "metadata",
+    "reasoning_effort",
+    "modalities",
+    "audio",
+    "prediction",
+    "web_search_options",
+    "verbosity",
+    "prompt_cache_key",
+    "safety_identifier",
+    "function_call",
+    "functions",
+];
+
 pub(crate) async fn chat(
     State(shared): State<Arc<Shared>>,
     uri: Uri,
@@ -280,6 +318,11 @@ pub(crate) async fn chat(
     let Some(request) = request.as_ref().filter(|r| r.is_object()) else {
         return bad_json();
     };
+    // Gemini's compatible endpoint has its own extensions (`extra_body`); only OpenAI's own
+    // parameters are checked.
+    if !gemini_compat && let Some(name) = unknown_key(request, KNOWN_PARAMETERS) {
+        return unrecognized_argument(name);
+    }
     if model.is_empty() {
         return missing_param("model");
     }

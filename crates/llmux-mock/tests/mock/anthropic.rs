@@ -360,3 +360,84 @@ async fn validation_errors_use_anthropic_envelope() {
     let no_messages = messages(&mock.url(), json!({"model": "claude", "max_tokens": 5})).await;
     check(no_messages, 400, "invalid_request_error").await;
 }
+
+/// Posts `body` with the given `anthropic-beta` header value (none when empty).
+async fn messages_with_beta(url: &str, beta: &str, body: Value) -> reqwest::Response {
+    let mut request = client()
+        .post(format!("{url}/v1/messages?beta=true"))
+        .header("x-api-key", "sk-ant-test")
+        .header("anthropic-version", "2023-06-01");
+    if !beta.is_empty() {
+        request = request.header("anthropic-beta", beta);
+    }
+    request.json(&body).send().await.expect("request")
+}
+
+async fn check_refused(response: reqwest::Response, message: &str) {
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+    assert_eq!(body["error"]["message"], message);
+}
+
+#[tokio::test]
+async fn unknown_fields_are_refused_like_the_real_api() {
+    let mock = start().await;
+    let body = json!({
+        "model": "claude", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}],
+        "reasoning_effort": "high"
+    });
+    check_refused(
+        messages(&mock.url(), body).await,
+        "reasoning_effort: Extra inputs are not permitted",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn beta_fields_need_their_beta_header() {
+    let mock = start().await;
+    let url = mock.url();
+    let body = json!({
+        "model": "claude", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}],
+        "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+        "output_config": {"effort": "high"},
+        "thinking": {"type": "adaptive"}
+    });
+    check_refused(
+        messages_with_beta(&url, "", body.clone()).await,
+        "context_management: Extra inputs are not permitted",
+    )
+    .await;
+    check_refused(
+        messages_with_beta(&url, "context-management-2025-06-27", body.clone()).await,
+        "output_config: Extra inputs are not permitted",
+    )
+    .await;
+    // Claude Code's header: every beta it uses, comma-separated.
+    let ok = messages_with_beta(
+        &url,
+        "claude-code-20250219,interleaved-thinking-2025-05-14,context-management-2025-06-27,effort-2025-11-24",
+        body,
+    )
+    .await;
+    assert_eq!(ok.status(), 200);
+}
+
+#[tokio::test]
+async fn the_recorded_claude_code_request_passes_with_its_headers() {
+    let mock = start().await;
+    let body = fixture_json("clients/claude-code-2.1.x/messages_plain.request.json");
+    let headers = fixture("clients/claude-code-2.1.x/messages_plain.headers.txt");
+    let beta = headers
+        .lines()
+        .find_map(|l| l.strip_prefix("anthropic-beta: "))
+        .expect("recorded beta header");
+    let response = messages_with_beta(&mock.url(), beta, body.clone()).await;
+    assert_eq!(response.status(), 200);
+    check_refused(
+        messages_with_beta(&mock.url(), "", body).await,
+        "context_management: Extra inputs are not permitted",
+    )
+    .await;
+}

@@ -421,3 +421,35 @@ async fn gemini_3_refuses_calls_without_their_thought_signature() {
     let old = generate(&mock.url(), "gemini-2.5-flash", "generateContent", unsigned).await;
     assert_eq!(old.status(), 200);
 }
+
+#[tokio::test]
+async fn unknown_fields_are_refused_like_the_real_api() {
+    let mock = start().await;
+    let url = mock.url();
+    let check = |response: reqwest::Response, message: &'static str| async move {
+        assert_eq!(response.status(), 400);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["status"], "INVALID_ARGUMENT");
+        assert_eq!(body["error"]["message"], message);
+    };
+    let mut top = user("hi");
+    top["reasoning_effort"] = json!("high");
+    check(
+        generate(&url, "gemini-2.5-flash", "generateContent", top).await,
+        "Invalid JSON payload received. Unknown name \"reasoning_effort\": Cannot find field.",
+    )
+    .await;
+    let mut nested = user("hi");
+    nested["generationConfig"] = json!({"maxOutputTokens": 5, "max_tokens": 5});
+    check(
+        generate(&url, "gemini-2.5-flash", "generateContent", nested).await,
+        "Invalid JSON payload received. Unknown name \"max_tokens\" at 'generation_config': Cannot find field.",
+    )
+    .await;
+    let mut known = user("hi");
+    known["generationConfig"] =
+        json!({"maxOutputTokens": 50, "thinkingConfig": {"thinkingBudget": 0}});
+    known["systemInstruction"] = json!({"parts": [{"text": "be brief"}]});
+    let ok = generate(&url, "gemini-2.5-flash", "generateContent", known).await;
+    assert_eq!(ok.status(), 200);
+}

@@ -518,3 +518,32 @@ async fn embeddings_are_deterministic_in_float_and_base64() {
         .collect();
     assert_eq!(decoded, vector);
 }
+
+#[tokio::test]
+async fn unknown_parameters_are_refused_like_the_real_api() {
+    let mock = start().await;
+    let body = json!({
+        "model": "gpt-4o",
+        "messages": [{"role": "user", "content": "hi"}],
+        "thinking": {"type": "adaptive"}
+    });
+    let response = chat(&mock.url(), body).await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"error": {
+            "message": "Unrecognized request argument supplied: thinking",
+            "type": "invalid_request_error",
+            "param": null,
+            "code": null
+        }})
+    );
+    let known = json!({
+        "model": "gpt-4o",
+        "messages": [{"role": "user", "content": "hi"}],
+        "user": "u1", "reasoning_effort": "low", "max_completion_tokens": 50,
+        "stream_options": null, "parallel_tool_calls": true
+    });
+    assert_eq!(chat(&mock.url(), known).await.status(), 200);
+}

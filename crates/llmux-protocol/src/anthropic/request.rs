@@ -14,6 +14,12 @@
 //! - On ingress, `cache_control`, citations and unknown top-level fields are ignored; images
 //!   inside a `tool_result` move to the user message that follows the tool results (the neutral
 //!   tool result is text only).
+//! - On ingress (which only serves other vendors: Anthropic→Anthropic is a byte path),
+//!   Claude Code's fields are mapped: `thinking` (`enabled`, `adaptive`, `disabled`, and
+//!   `display: "omitted"` as [`Request::omit_reasoning`]) and `output_config.effort` become
+//!   the neutral reasoning settings; `context_management` edits are applied here; `system`
+//!   messages join the system instructions; Anthropic-defined tools are dropped and listed in
+//!   [`Request::dropped_tools`]. README "Agent CLIs: fields and mappings" has the table.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -380,6 +386,52 @@ struct WireRequest<'a> {
     metadata: Option<WireMetadata>,
     #[serde(default)]
     thinking: Option<WireThinking>,
+    #[serde(default)]
+    output_config: Option<WireOutputConfig>,
+    #[serde(default)]
+    context_management: Option<WireContextManagement>,
+}
+
+/// `output_config` (beta `effort-2025-11-24`; `format` is structured outputs).
+#[derive(Deserialize)]
+struct WireOutputConfig {
+    #[serde(default)]
+    effort: Option<String>,
+    #[serde(default)]
+    format: Option<WireOutputFormat>,
+}
+
+#[derive(Deserialize)]
+struct WireOutputFormat {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    schema: Option<Value>,
+}
+
+/// `context_management` (beta `context-management-2025-06-27`): edits Anthropic applies to the
+/// conversation before the model reads it. Other vendors cannot, so llmux applies them.
+#[derive(Deserialize)]
+struct WireContextManagement {
+    #[serde(default)]
+    edits: Vec<WireEdit>,
+}
+
+/// One edit; every field is optional so unknown edit types read too (and are ignored).
+#[derive(Deserialize)]
+struct WireEdit {
+    #[serde(rename = "type")]
+    kind: String,
+    /// `"all"` or `{"type": "thinking_turns" | "tool_uses", "value": n}`.
+    #[serde(default)]
+    keep: Option<Value>,
+    /// `{"type": "input_tokens", "value": n}`.
+    #[serde(default)]
+    trigger: Option<Value>,
+    #[serde(default)]
+    exclude_tools: Vec<String>,
+    #[serde(default)]
+    clear_tool_inputs: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -393,6 +445,10 @@ struct WireMessage<'a> {
 struct WireTool {
     #[serde(rename = "type", default)]
     kind: Option<String>,
+    // `defer_loading` (tool search, `advanced-tool-use-2025-11-20`: the tool is loaded only
+    // once a search finds it) is deliberately not read: vendors without tool search are
+    // offered the tool from the start, which lets the model do at least what the search would.
+    // `cache_control` is not read either (the byte path to Anthropic keeps it).
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
@@ -423,6 +479,9 @@ struct WireThinking {
     kind: String,
     #[serde(default)]
     budget_tokens: Option<u32>,
+    /// `summarized`, `omitted`, `updates`…: only `omitted` changes what llmux returns.
+    #[serde(default)]
+    display: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -473,34 +532,34 @@ pub fn decode_request(body: &[u8]) -> Result<Request, InvalidRequest> {
         Some(choice) => decode_tool_choice(choice)?,
         None => (None, None),
     };
-    let reasoning = match wire.thinking {
-        None => None,
-        Some(thinking) => match thinking.kind.as_str() {
-            "enabled" => Some(ReasoningConfig {
-                effort: None,
-                budget_tokens: Some(
-                    thinking
-                        .budget_tokens
-                        .ok_or_else(|| missing("thinking.budget_tokens"))?,
-                ),
-            }),
-            "disabled" => None,
-            other => {
-                return Err(invalid(
-                    format!("thinking type '{other}' is not supported"),
-                    "thinking.type",
-                ));
-            }
-        },
+    let (tools, dropped_tools) = tools;
+    let omit_reasoning = wire
+        .thinking
+        .as_ref()
+        .is_some_and(|t| t.display.as_deref() == Some("omitted"));
+    let (effort, response_format) = match wire.output_config {
+        Some(config) => (
+            config.effort.as_deref().and_then(decode_effort),
+            config.format.and_then(decode_output_format),
+        ),
+        None => (None, None),
     };
+    let reasoning = decode_thinking(wire.thinking, effort)?;
+    let mut system = match wire.system {
+        Some(system) => decode_system(system, "system")?,
+        None => Vec::new(),
+    };
+    let mut messages = decode_messages(&messages, &mut system)?;
+    if let Some(context) = wire.context_management {
+        apply_context_edits(&context.edits, &mut messages);
+    }
     Ok(Request {
         model,
-        system: match wire.system {
-            Some(system) => decode_system(system)?,
-            None => Vec::new(),
-        },
-        messages: decode_messages(&messages)?,
+        system,
+        messages,
         tools,
+        dropped_tools,
+        omit_reasoning,
         tool_choice,
         parallel_tool_calls,
         sampling: Sampling {
@@ -513,11 +572,182 @@ pub fn decode_request(body: &[u8]) -> Result<Request, InvalidRequest> {
             presence_penalty: None,
             frequency_penalty: None,
         },
-        response_format: None,
+        response_format,
         reasoning,
         stream: wire.stream.unwrap_or(false),
         user: wire.metadata.and_then(|m| m.user_id),
     })
+}
+
+/// `thinking` plus `output_config.effort` → neutral reasoning.
+///
+/// - `enabled` keeps its budget and also gets the effort that budget stands for, so vendors
+///   that take only an effort (OpenAI `reasoning_effort`) think about as much.
+/// - `adaptive` lets the model decide: the effort when one was sent, else the vendor's
+///   default (an empty config).
+/// - `disabled`, or no `thinking`: no reasoning settings, whatever the effort (Anthropic's
+///   effort also shapes text and tool use, which other vendors have no knob for).
+fn decode_thinking(
+    thinking: Option<WireThinking>,
+    effort: Option<&'static str>,
+) -> Result<Option<ReasoningConfig>, InvalidRequest> {
+    let Some(thinking) = thinking else {
+        return Ok(None);
+    };
+    match thinking.kind.as_str() {
+        "enabled" => {
+            let budget = thinking
+                .budget_tokens
+                .ok_or_else(|| missing("thinking.budget_tokens"))?;
+            Ok(Some(ReasoningConfig {
+                effort: Some(effort.unwrap_or_else(|| budget_effort(budget)).to_owned()),
+                budget_tokens: Some(budget),
+            }))
+        }
+        "adaptive" => Ok(Some(ReasoningConfig {
+            effort: effort.map(str::to_owned),
+            budget_tokens: None,
+        })),
+        "disabled" => Ok(None),
+        other => Err(invalid(
+            format!("thinking type '{other}' is not supported"),
+            "thinking.type",
+        )),
+    }
+}
+
+/// Anthropic's `output_config.effort` as the neutral (OpenAI-style) effort. `max` has no
+/// OpenAI equivalent and becomes `high`; an unknown effort is ignored (the vendor's default).
+fn decode_effort(effort: &str) -> Option<&'static str> {
+    match effort {
+        "low" => Some("low"),
+        "medium" => Some("medium"),
+        "high" | "max" => Some("high"),
+        _ => None,
+    }
+}
+
+/// The effort a thinking budget stands for (the inverse of the egress budgets).
+fn budget_effort(budget: u32) -> &'static str {
+    match budget {
+        0..=2048 => "low",
+        2049..=12288 => "medium",
+        _ => "high",
+    }
+}
+
+/// `output_config.format` (structured outputs): a JSON schema the answer must match.
+fn decode_output_format(format: WireOutputFormat) -> Option<ResponseFormat> {
+    match (format.kind.as_str(), format.schema) {
+        ("json_schema", Some(schema)) => Some(ResponseFormat::JsonSchema {
+            name: "response".to_owned(),
+            schema,
+            strict: Some(true),
+        }),
+        _ => None,
+    }
+}
+
+/// A `keep` or `trigger` count: `{"type": …, "value": n}`; `"all"` is `None` (no limit).
+fn edit_count(value: Option<&Value>, default: usize) -> Option<usize> {
+    match value {
+        None => Some(default),
+        Some(Value::String(all)) if all == "all" => None,
+        Some(value) => Some(
+            value
+                .get("value")
+                .and_then(Value::as_u64)
+                .map_or(default, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+        ),
+    }
+}
+
+/// The placeholder a cleared tool result gets (Anthropic's edit leaves one too, so the model
+/// knows something was there).
+const CLEARED_TOOL_RESULT: &str = "[tool result cleared to save context]";
+
+/// Applies `context_management` edits the way Anthropic would, before the conversation goes
+/// to a vendor that has no such feature. Unknown edit types are ignored: each edit only
+/// shrinks the context, so skipping one never changes what the model is asked.
+///
+/// - `clear_thinking_20251015`: reasoning is kept in the last `keep` assistant turns that
+///   have any (`keep: "all"` keeps everything; the default is 1 turn) and removed elsewhere.
+/// - `clear_tool_uses_20250919`: once the input passes `trigger` tokens (estimated; default
+///   100 000), the results of all but the last `keep` tool calls (default 3) are replaced by a
+///   placeholder, and with `clear_tool_inputs` their calls' arguments by `{}`. Calls of
+///   `exclude_tools` are never cleared. `clear_at_least` is not needed: clearing everything
+///   allowed already clears at least as much.
+fn apply_context_edits(edits: &[WireEdit], messages: &mut Vec<Message>) {
+    for edit in edits {
+        match edit.kind.as_str() {
+            "clear_thinking_20251015" => {
+                let Some(keep) = edit_count(edit.keep.as_ref(), 1) else {
+                    continue;
+                };
+                let mut seen = 0;
+                for message in messages.iter_mut().rev() {
+                    if message.role != Role::Assistant
+                        || !message
+                            .parts
+                            .iter()
+                            .any(|p| matches!(p, Part::Reasoning(_)))
+                    {
+                        continue;
+                    }
+                    seen += 1;
+                    if seen > keep {
+                        message.parts.retain(|p| !matches!(p, Part::Reasoning(_)));
+                    }
+                }
+                messages.retain(|m| !m.parts.is_empty());
+            }
+            "clear_tool_uses_20250919" => clear_tool_uses(edit, messages),
+            _ => {}
+        }
+    }
+}
+
+fn clear_tool_uses(edit: &WireEdit, messages: &mut [Message]) {
+    let trigger = edit_count(edit.trigger.as_ref(), 100_000).unwrap_or(0);
+    let estimate = Request {
+        messages: messages.to_vec(),
+        ..Request::default()
+    }
+    .estimate_input_tokens();
+    if usize::try_from(estimate).unwrap_or(usize::MAX) <= trigger {
+        return;
+    }
+    let Some(keep) = edit_count(edit.keep.as_ref(), 3) else {
+        return;
+    };
+    // The calls that may be cleared, oldest first.
+    let calls: Vec<String> = messages
+        .iter()
+        .flat_map(|m| &m.parts)
+        .filter_map(|p| match p {
+            Part::ToolCall(call) if !edit.exclude_tools.contains(&call.name) => {
+                Some(call.id.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    let cleared: std::collections::HashSet<&str> = calls
+        .iter()
+        .take(calls.len().saturating_sub(keep))
+        .map(String::as_str)
+        .collect();
+    let clear_inputs = edit.clear_tool_inputs == Some(true);
+    for part in messages.iter_mut().flat_map(|m| &mut m.parts) {
+        match part {
+            Part::ToolResult(result) if cleared.contains(result.call_id.as_str()) => {
+                CLEARED_TOOL_RESULT.clone_into(&mut result.content);
+            }
+            Part::ToolCall(call) if clear_inputs && cleared.contains(call.id.as_str()) => {
+                "{}".clone_into(&mut call.arguments);
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Content that is a string or an array of blocks (messages, `system`, `tool_result`).
@@ -569,14 +799,14 @@ fn required<T>(value: Option<T>, path: &str, field: &str) -> Result<T, InvalidRe
     value.ok_or_else(|| missing(&format!("{path}.{field}")))
 }
 
-fn decode_system(raw: &RawValue) -> Result<Vec<String>, InvalidRequest> {
-    match read_content(raw, "system")? {
+fn decode_system(raw: &RawValue, path: &str) -> Result<Vec<String>, InvalidRequest> {
+    match read_content(raw, path)? {
         Content::Text(text) if text.is_empty() => Ok(Vec::new()),
         Content::Text(text) => Ok(vec![text]),
         Content::Blocks(blocks) => {
             let mut system = Vec::with_capacity(blocks.len());
             for (i, raw) in blocks.into_iter().enumerate() {
-                let path = format!("system[{i}]");
+                let path = format!("{path}[{i}]");
                 let block = read_block(raw, &path)?;
                 if block.kind != "text" {
                     return Err(invalid(
@@ -591,7 +821,13 @@ fn decode_system(raw: &RawValue) -> Result<Vec<String>, InvalidRequest> {
     }
 }
 
-fn decode_messages(wire: &[WireMessage<'_>]) -> Result<Vec<Message>, InvalidRequest> {
+/// The conversation. A `system` message inside it (Claude Code sends them for per-turn
+/// instructions, beta `per-turn-control-2026-07-01`) joins the system instructions: every
+/// vendor behind the neutral model reads instructions there.
+fn decode_messages(
+    wire: &[WireMessage<'_>],
+    system: &mut Vec<String>,
+) -> Result<Vec<Message>, InvalidRequest> {
     let mut messages = Vec::with_capacity(wire.len());
     // Tool names by call id, so tool results can carry the name (Gemini needs it).
     let mut names: HashMap<String, String> = HashMap::new();
@@ -600,10 +836,14 @@ fn decode_messages(wire: &[WireMessage<'_>]) -> Result<Vec<Message>, InvalidRequ
         let assistant = match message.role.as_str() {
             "user" => false,
             "assistant" => true,
+            "system" => {
+                system.extend(decode_system(message.content, &path)?);
+                continue;
+            }
             other => {
                 return Err(invalid(
                     format!(
-                        "invalid role '{other}' in messages[{i}]: expected 'user' or 'assistant'"
+                        "invalid role '{other}' in messages[{i}]: expected 'user', 'assistant' or 'system'"
                     ),
                     format!("messages[{i}].role"),
                 ));
@@ -762,6 +1002,13 @@ fn decode_tool_result_content(
                 match block.kind.as_str() {
                     "text" => texts.push(required(block.text, &path, "text")?),
                     "image" => images.push(decode_image(block.source, &path)?),
+                    // Tool search results: every tool is already offered (see `WireTool`), so
+                    // a reference only needs to tell the model the tool is there.
+                    "tool_reference" => {
+                        if let Some(name) = block.tool_name {
+                            texts.push(format!("Tool '{name}' is available."));
+                        }
+                    }
                     other => {
                         return Err(invalid(
                             format!("tool_result content block type '{other}' is not supported"),
@@ -799,17 +1046,18 @@ fn decode_image(source: Option<&RawValue>, path: &str) -> Result<Part, InvalidRe
     }))
 }
 
-fn decode_tools(wire: Vec<WireTool>) -> Result<Vec<Tool>, InvalidRequest> {
+/// Custom tools (no `type`, or `type: "custom"`) → neutral tools; every other type is an
+/// Anthropic-defined tool (web search, code execution, computer use, bash, text editor…) that
+/// other vendors neither run nor know the schema of: it is removed from the offer and its type
+/// listed in the second vector.
+fn decode_tools(wire: Vec<WireTool>) -> Result<(Vec<Tool>, Vec<String>), InvalidRequest> {
     let mut tools = Vec::with_capacity(wire.len());
+    let mut dropped = Vec::new();
     for (i, tool) in wire.into_iter().enumerate() {
         let path = format!("tools[{i}]");
-        // Server tools (web search, code execution, computer use…) run at Anthropic and have
-        // no equivalent at other vendors.
-        if let Some(kind) = tool.kind.as_deref().filter(|k| *k != "custom") {
-            return Err(invalid(
-                format!("tool type '{kind}' is not supported"),
-                format!("{path}.type"),
-            ));
+        if let Some(kind) = tool.kind.filter(|k| k != "custom") {
+            dropped.push(kind);
+            continue;
         }
         tools.push(Tool {
             name: required(tool.name, &path, "name")?,
@@ -818,7 +1066,7 @@ fn decode_tools(wire: Vec<WireTool>) -> Result<Vec<Tool>, InvalidRequest> {
             strict: None,
         });
     }
-    Ok(tools)
+    Ok((tools, dropped))
 }
 
 fn decode_tool_choice(

@@ -297,6 +297,8 @@ pub struct StreamEncoder {
     next_index: usize,
     open: Option<(usize, OpenBlock)>,
     usage: Option<Usage>,
+    /// Readable reasoning is not written (the request's `thinking.display: "omitted"`).
+    omit_reasoning: bool,
 }
 
 #[derive(Serialize)]
@@ -433,7 +435,17 @@ impl StreamEncoder {
             next_index: 0,
             open: None,
             usage: None,
+            omit_reasoning: false,
         }
+    }
+
+    /// With `omit` (a request with [`omit_reasoning`](crate::neutral::Request::omit_reasoning)),
+    /// thinking blocks carry no text, as Anthropic's `display: "omitted"` does: only a
+    /// signature opens one.
+    #[must_use]
+    pub fn omit_reasoning(mut self, omit: bool) -> Self {
+        self.omit_reasoning = omit;
+        self
     }
 
     /// Appends the SSE frames for one neutral event.
@@ -467,6 +479,7 @@ impl StreamEncoder {
                 self.delta(out, index, DeltaOut::Text { text });
             }
             StreamEvent::ReasoningDelta { text, signature } => {
+                let text = if self.omit_reasoning { "" } else { text };
                 let signature = signature.as_deref().filter(|s| !s.is_empty());
                 if text.is_empty() && signature.is_none() {
                     return;

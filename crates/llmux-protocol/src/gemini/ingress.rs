@@ -32,6 +32,7 @@ use crate::json_scan;
 use crate::neutral;
 
 mod carry;
+pub mod embed;
 mod request;
 mod response;
 mod stream;

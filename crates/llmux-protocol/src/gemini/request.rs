@@ -453,6 +453,7 @@ pub fn decode_request(body: &[u8]) -> Result<neutral::Request, DecodeError> {
         reasoning,
         stream: false,
         user: None,
+        ..neutral::Request::default()
     })
 }
 

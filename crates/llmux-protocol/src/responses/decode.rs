@@ -4,7 +4,12 @@
 //! The body is read into a borrowed envelope; `input` items and `tools` stay raw until each is
 //! read with its own path, so every error names the exact field (`input[2].content[0].type`).
 //! What no vendor behind the neutral model can do is refused with a 400 rather than silently
-//! dropped: hosted tools, files, item references, background mode.
+//! dropped: files, item references, background mode. Hosted tools are the exception: an
+//! offered tool is optional to the model, so they are removed from the offer and listed in
+//! [`neutral::Request::dropped_tools`] for the gateway to report (or refuse, as configured).
+//! Fields that only matter to OpenAI's own service (`include`, `store: false`,
+//! `prompt_cache_key`, `client_metadata`, `reasoning.summary`, `text.verbosity`) are accepted
+//! and have no effect on other vendors.
 
 use std::collections::{HashMap, HashSet};
 
@@ -12,7 +17,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
-use super::{Decoded, Echo, REASONING_SIGNATURE_PREFIX};
+use super::{Decoded, Echo, NamespacedTool, REASONING_SIGNATURE_PREFIX};
 use crate::neutral::{
     self, Image, ImageSource, Message, Part, ReasoningConfig, ResponseFormat, Role, Tool, ToolCall,
     ToolChoice, ToolResult,
@@ -127,6 +132,9 @@ struct RawItem<'a> {
     encrypted_content: Option<String>,
     #[serde(default)]
     id: Option<String>,
+    /// A `function_call`'s namespace, for a tool offered inside a `namespace` tool.
+    #[serde(default)]
+    namespace: Option<String>,
 }
 
 /// A reasoning summary part; its `type` (`summary_text`) is not checked.
@@ -230,10 +238,11 @@ pub fn decode_request(body: &[u8]) -> Result<Decoded, InvalidRequest> {
     if let Some(instructions) = raw.instructions.as_ref().filter(|i| !i.is_empty()) {
         request.system.push(instructions.clone());
     }
-    decode_input(input, &mut request)?;
-
-    let (tools, echo_tools) = decode_tools(raw.tools.unwrap_or_default())?;
-    request.tools = tools;
+    let offer = decode_tools(raw.tools.unwrap_or_default())?;
+    decode_input(input, &mut request, &offer.namespaced)?;
+    request.tools = offer.tools;
+    request.dropped_tools = offer.dropped;
+    let echo_tools = offer.echo;
     let echo_tool_choice = match raw.tool_choice {
         None | Some(Value::Null) => None,
         Some(choice) => {
@@ -297,6 +306,7 @@ pub fn decode_request(body: &[u8]) -> Result<Decoded, InvalidRequest> {
         user: raw.user,
         safety_identifier: raw.safety_identifier,
         prompt_cache_key: raw.prompt_cache_key,
+        namespaced: offer.namespaced,
     };
     Ok(Decoded {
         request,
@@ -309,7 +319,11 @@ pub fn decode_request(body: &[u8]) -> Result<Decoded, InvalidRequest> {
 }
 
 /// `input`: a string (one user message) or a list of items.
-fn decode_input(input: &RawValue, request: &mut neutral::Request) -> Result<(), InvalidRequest> {
+fn decode_input(
+    input: &RawValue,
+    request: &mut neutral::Request,
+    namespaced: &[NamespacedTool],
+) -> Result<(), InvalidRequest> {
     let text = input.get();
     if text.starts_with('"') {
         let text: String = parse(input, "input")?;
@@ -326,7 +340,10 @@ fn decode_input(input: &RawValue, request: &mut neutral::Request) -> Result<(), 
         ));
     }
     let items: Vec<&RawValue> = parse(input, "input")?;
-    let mut turn = Turn::default();
+    let mut turn = Turn {
+        namespaced,
+        ..Turn::default()
+    };
     for (i, raw) in items.into_iter().enumerate() {
         let path = format!("input[{i}]");
         if !raw.get().starts_with('{') {
@@ -345,12 +362,14 @@ fn decode_input(input: &RawValue, request: &mut neutral::Request) -> Result<(), 
 /// Groups consecutive assistant-side items (reasoning, assistant messages, function calls)
 /// into one assistant turn, and remembers call names for the tool results that follow.
 #[derive(Default)]
-struct Turn {
+struct Turn<'t> {
     assistant: Vec<Part>,
     names: HashMap<String, String>,
+    /// The offer's namespaced tools, to read `function_call` items with a `namespace`.
+    namespaced: &'t [NamespacedTool],
 }
 
-impl Turn {
+impl Turn<'_> {
     fn flush(&mut self, request: &mut neutral::Request) {
         if !self.assistant.is_empty() {
             request.messages.push(Message {
@@ -382,7 +401,14 @@ impl Turn {
             "message" => self.message(item, path, request),
             "function_call" => {
                 let call_id = required(item.call_id, path, "call_id")?;
-                let name = required(item.name, path, "name")?;
+                let mut name = required(item.name, path, "name")?;
+                if let Some(namespace) = item.namespace.filter(|n| !n.is_empty()) {
+                    name = self
+                        .namespaced
+                        .iter()
+                        .find(|t| t.namespace == namespace && t.name == name)
+                        .map_or_else(|| flat_name(&namespace, &name), |t| t.flat.clone());
+                }
                 let (id, signature) = split_signature(&call_id);
                 self.names.insert(id.to_owned(), name.clone());
                 self.assistant.push(Part::ToolCall(ToolCall {
@@ -588,16 +614,58 @@ fn tool_output(raw: &RawValue, path: &str) -> Result<String, InvalidRequest> {
     Ok(text)
 }
 
-/// Function tools → neutral tools, plus their echo in the resource's `FunctionTool` shape.
-/// Every other tool type is hosted by OpenAI and refused.
-fn decode_tools(raw: Vec<&RawValue>) -> Result<(Vec<Tool>, Vec<Value>), InvalidRequest> {
+/// The tools offered to vendors, as read from `tools`.
+#[derive(Default)]
+struct Offer {
+    tools: Vec<Tool>,
+    /// Their echo in the resource's `tools`.
+    echo: Vec<Value>,
+    /// Hosted tool types removed from the offer.
+    dropped: Vec<String>,
+    /// The functions of `namespace` tools, under their flat names.
+    namespaced: Vec<NamespacedTool>,
+}
+
+/// The longest tool name every vendor accepts (OpenAI and Gemini: 64).
+const MAX_TOOL_NAME: usize = 64;
+
+/// `<namespace>__<name>`, Codex's own flattening, shortened to [`MAX_TOOL_NAME`] with a hash
+/// of the full name when longer.
+fn flat_name(namespace: &str, name: &str) -> String {
+    let flat = format!("{namespace}__{name}");
+    if flat.len() <= MAX_TOOL_NAME {
+        return flat;
+    }
+    let hash = crate::shared::stable_hash(flat.as_bytes());
+    let mut cut = MAX_TOOL_NAME - 9;
+    while !flat.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}_{:08x}", &flat[..cut], hash & 0xffff_ffff)
+}
+
+/// Function tools → neutral tools; the functions inside `namespace` tools → neutral tools
+/// under unique flat names (see [`NamespacedTool`]); every other tool type is hosted by
+/// OpenAI (or, like `custom` freeform tools, needs item types the neutral model lacks) and is
+/// dropped from the offer, its type recorded.
+fn decode_tools(raw: Vec<&RawValue>) -> Result<Offer, InvalidRequest> {
     #[derive(Deserialize)]
     struct Header {
         #[serde(rename = "type")]
         kind: Option<String>,
     }
-    let mut tools = Vec::with_capacity(raw.len());
-    let mut echo = Vec::with_capacity(raw.len());
+    #[derive(Deserialize)]
+    struct RawNamespace<'a> {
+        name: String,
+        #[serde(default)]
+        description: Option<String>,
+        #[serde(default, borrow)]
+        tools: Vec<&'a RawValue>,
+    }
+    let mut offer = Offer::default();
+    // Namespaced functions are read after the plain ones, so a flat name never takes a name
+    // the client chose; `pending` keeps their place in the offer.
+    let mut pending: Vec<(usize, String, Option<String>, RawFunctionTool)> = Vec::new();
     for (i, raw) in raw.into_iter().enumerate() {
         let path = format!("tools[{i}]");
         if !raw.get().starts_with('{') {
@@ -608,15 +676,37 @@ fn decode_tools(raw: Vec<&RawValue>) -> Result<(Vec<Tool>, Vec<Value>), InvalidR
         }
         let header: Header = parse(raw, &path)?;
         match header.kind.as_deref() {
-            Some("function") => {}
-            Some(other) => {
-                return Err(invalid(
-                    format!(
-                        "hosted tool '{other}' is not supported by llmux; only function tools are"
-                    ),
-                    path,
-                ));
+            Some("function") => {
+                let tool: RawFunctionTool = parse(raw, &path)?;
+                offer.tools.push(Tool {
+                    name: tool.name,
+                    description: tool.description,
+                    parameters: tool.parameters,
+                    strict: tool.strict,
+                });
             }
+            Some("namespace") => {
+                let namespace: RawNamespace<'_> = parse(raw, &path)?;
+                let mut description = namespace.description.filter(|d| !d.is_empty());
+                for (j, inner) in namespace.tools.into_iter().enumerate() {
+                    let path = format!("{path}.tools[{j}]");
+                    let header: Header = parse(inner, &path)?;
+                    match header.kind.as_deref() {
+                        Some("function") | None => {
+                            let tool: RawFunctionTool = parse(inner, &path)?;
+                            // The namespace's description goes to its first function, once.
+                            pending.push((
+                                offer.tools.len(),
+                                namespace.name.clone(),
+                                description.take(),
+                                tool,
+                            ));
+                        }
+                        Some(other) => offer.dropped.push(other.to_owned()),
+                    }
+                }
+            }
+            Some(other) => offer.dropped.push(other.to_owned()),
             None => {
                 return Err(invalid(
                     format!("invalid '{path}': a tool needs a 'type'"),
@@ -624,22 +714,57 @@ fn decode_tools(raw: Vec<&RawValue>) -> Result<(Vec<Tool>, Vec<Value>), InvalidR
                 ));
             }
         }
-        let tool: RawFunctionTool = parse(raw, &path)?;
-        echo.push(json!({
-            "type": "function",
-            "name": tool.name,
-            "description": tool.description,
-            "parameters": tool.parameters,
-            "strict": tool.strict,
-        }));
-        tools.push(Tool {
-            name: tool.name,
-            description: tool.description,
-            parameters: tool.parameters,
-            strict: tool.strict,
-        });
     }
-    Ok((tools, echo))
+    let mut taken: HashSet<String> = offer.tools.iter().map(|t| t.name.clone()).collect();
+    // Inserting from the back keeps the earlier positions valid.
+    let mut flattened = Vec::with_capacity(pending.len());
+    for (position, namespace, group, tool) in pending {
+        let base = flat_name(&namespace, &tool.name);
+        let mut flat = base.clone();
+        let mut k = 2;
+        while taken.contains(&flat) {
+            flat = flat_name(&namespace, &format!("{}_{k}", tool.name));
+            k += 1;
+        }
+        taken.insert(flat.clone());
+        let description = match (group, tool.description) {
+            (Some(group), Some(own)) => Some(format!("{group}\n\n{own}")),
+            (group, own) => own.or(group),
+        };
+        offer.namespaced.push(NamespacedTool {
+            flat: flat.clone(),
+            namespace,
+            name: tool.name,
+        });
+        flattened.push((
+            position,
+            Tool {
+                name: flat,
+                description,
+                parameters: tool.parameters,
+                strict: tool.strict,
+            },
+        ));
+    }
+    for (position, tool) in flattened.into_iter().rev() {
+        offer.tools.insert(position, tool);
+    }
+    // The resource's `tools` may hold function tools only (§C4), so the echo lists the tools
+    // as offered: namespaced functions under their flat names, hosted tools not at all.
+    offer.echo = offer
+        .tools
+        .iter()
+        .map(|tool| {
+            json!({
+                "type": "function",
+                "name": tool.name,
+                "description": tool.description,
+                "parameters": tool.parameters,
+                "strict": tool.strict,
+            })
+        })
+        .collect();
+    Ok(offer)
 }
 
 /// `tool_choice` → neutral, plus its echo. `allowed_tools` is a hard constraint (§C9): the

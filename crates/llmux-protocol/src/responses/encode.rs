@@ -117,21 +117,38 @@ pub(super) fn reasoning_item(
     item
 }
 
-/// A function call item.
-pub(super) fn call_item(id: &str, status: &str, call: &ToolCall, arguments: &str) -> Value {
-    json!({
+/// A function call item; a call of a tool from a `namespace` tool gets the client's `name`
+/// and `namespace` back.
+pub(super) fn call_item(
+    echo: &Echo,
+    id: &str,
+    status: &str,
+    call: &ToolCall,
+    arguments: &str,
+) -> Value {
+    let mut item = json!({
         "type": "function_call",
         "id": id,
         "call_id": call_id(call),
         "name": call.name,
         "arguments": arguments,
         "status": status,
-    })
+    });
+    if let Some(tool) = echo.namespaced(&call.name) {
+        item["name"] = json!(tool.name);
+        item["namespace"] = json!(tool.namespace);
+    }
+    item
 }
 
 /// Output items as JSON; the last one gets `last_status` (`incomplete` when the answer was cut
 /// short), the others `completed`.
-pub(super) fn items_json(items: &[Item<'_>], response_id: &str, last_status: &str) -> Vec<Value> {
+pub(super) fn items_json(
+    echo: &Echo,
+    items: &[Item<'_>],
+    response_id: &str,
+    last_status: &str,
+) -> Vec<Value> {
     let last = items.len().saturating_sub(1);
     items
         .iter()
@@ -156,6 +173,7 @@ pub(super) fn items_json(items: &[Item<'_>], response_id: &str, last_status: &st
                     ),
                 ),
                 Item::Call(call) => call_item(
+                    echo,
                     &item_id(response_id, "fc", index),
                     status,
                     call,
@@ -307,7 +325,12 @@ fn usage_json(usage: &Usage) -> Value {
 /// may have a null `completed_at`.
 pub fn encode_response(response: &neutral::Response, echo: &Echo, meta: &Meta) -> Value {
     let ending = Ending::of(&response.finish);
-    let output = items_json(&items(&response.parts), &meta.id, ending.last_item_status());
+    let output = items_json(
+        echo,
+        &items(&response.parts),
+        &meta.id,
+        ending.last_item_status(),
+    );
     resource(
         echo,
         meta,

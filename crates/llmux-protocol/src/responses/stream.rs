@@ -262,7 +262,7 @@ impl StreamEncoder {
                     arguments: String::new(),
                     signature: signature.clone(),
                 };
-                let added = call_item(&item, "in_progress", &call, "");
+                let added = call_item(&self.echo, &item, "in_progress", &call, "");
                 emit(
                     &mut self.sequence,
                     out,
@@ -393,7 +393,7 @@ impl StreamEncoder {
             (Some(finish), false) => Ending::of(finish).last_item_status(),
             (None, false) => "completed",
         };
-        let output = items_json(&items(&self.parts), &self.meta.id, last_status);
+        let output = items_json(&self.echo, &items(&self.parts), &self.meta.id, last_status);
         let snapshot = resource(
             &self.echo,
             &self.meta,
@@ -690,7 +690,7 @@ impl StreamEncoder {
                         arguments: &call.arguments,
                     },
                 );
-                let item = call_item(&id, status, &call, &call.arguments);
+                let item = call_item(&self.echo, &id, status, &call, &call.arguments);
                 emit(
                     sequence,
                     out,

@@ -555,7 +555,7 @@ fn tool_choice_and_format_variants() {
 }
 
 #[test]
-fn refuses_hosted_tools_naming_the_type() {
+fn drops_hosted_tools_recording_the_type() {
     for kind in [
         "web_search",
         "web_search_preview",
@@ -566,15 +566,19 @@ fn refuses_hosted_tools_naming_the_type() {
         "mcp",
         "local_shell",
     ] {
-        let body = json!({
+        let decoded = check_decode_json(json!({
             "input": "hi",
             "tools": [{"type": "function", "name": "ok"}, {"type": kind}]
-        });
-        check_invalid(
-            &body.to_string(),
-            &format!("hosted tool '{kind}' is not supported by llmux; only function tools are"),
-            Some("tools[1]"),
-        );
+        }));
+        let names: Vec<&str> = decoded
+            .request
+            .tools
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect();
+        assert_eq!(names, ["ok"]);
+        assert_eq!(decoded.request.dropped_tools, [kind]);
+        assert_eq!(decoded.echo.tools.len(), 1, "dropped tools are not echoed");
     }
     check_invalid(
         r#"{"input":"hi","tool_choice":{"type":"web_search_preview"}}"#,
@@ -1255,4 +1259,226 @@ fn snapshots_echo_the_request() {
             assert_eq!(resource["tools"][0]["name"], "f");
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Agent CLIs: real Codex CLI request bodies (fixtures/clients), decoded and re-encoded for every
+// vendor behind the neutral model.
+
+const CODEX: [(&str, &[u8]); 3] = [
+    (
+        "responses_tool_turn1",
+        include_bytes!(
+            "../../../../fixtures/clients/codex-0.169.x/responses_tool_turn1.request.json"
+        ),
+    ),
+    (
+        "responses_tool_turn2",
+        include_bytes!(
+            "../../../../fixtures/clients/codex-0.169.x/responses_tool_turn2.request.json"
+        ),
+    ),
+    (
+        "responses_multi_agent",
+        include_bytes!(
+            "../../../../fixtures/clients/codex-0.169.x/responses_multi_agent.request.json"
+        ),
+    ),
+];
+
+/// Decodes a client body and encodes its neutral request for OpenAI Chat, Anthropic and
+/// Gemini, as JSON.
+#[track_caller]
+fn check_every_egress(name: &str, body: &[u8]) -> (Decoded, [Value; 3]) {
+    let decoded = decode_request(body).unwrap_or_else(|e| panic!("{name} decodes: {e:?}"));
+    let request = &decoded.request;
+    let chat = crate::openai_chat::encode_neutral_request(request);
+    let anthropic = crate::anthropic::encode_request(request, 4096);
+    let gemini = crate::gemini::encode_request(request)
+        .unwrap_or_else(|e| panic!("{name} encodes for Gemini: {e}"));
+    let parse = |bytes: &[u8]| serde_json::from_slice::<Value>(bytes).expect("valid JSON");
+    (decoded, [parse(&chat), parse(&anthropic), parse(&gemini)])
+}
+
+#[test]
+fn codex_requests_reach_every_vendor() {
+    for (name, body) in CODEX {
+        let (decoded, [chat, anthropic, gemini]) = check_every_egress(name, body);
+        let request = &decoded.request;
+        // `custom` (freeform apply_patch), `tool_search` and `web_search` are not offered.
+        let dropped: &[&str] = if name.contains("multi") {
+            &["custom", "web_search"]
+        } else {
+            &["custom", "tool_search", "web_search"]
+        };
+        assert_eq!(request.dropped_tools, dropped, "{name}");
+        assert!(!decoded.store, "{name}: store false");
+        assert_eq!(
+            request.reasoning.as_ref().and_then(|r| r.effort.as_deref()),
+            Some("medium")
+        );
+        assert_eq!(chat["reasoning_effort"], "medium", "{name}");
+        // After unsigned tool calls Anthropic refuses thinking, so the encoder leaves it out.
+        let history = name.contains("turn2");
+        assert_eq!(
+            anthropic["thinking"]["budget_tokens"].is_u64(),
+            !history,
+            "{name}"
+        );
+        assert!(gemini["generationConfig"]["thinkingConfig"].is_object());
+        assert!(request.tools.iter().any(|t| t.name == "exec_command"));
+        let count = |body: &Value, pointer: &str| {
+            body.pointer(pointer)
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len)
+        };
+        assert_eq!(count(&chat, "/tools"), request.tools.len(), "{name}");
+        assert_eq!(count(&anthropic, "/tools"), request.tools.len(), "{name}");
+        assert_eq!(
+            count(&gemini, "/tools/0/functionDeclarations"),
+            request.tools.len(),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn codex_namespace_tools_are_flattened_and_mapped_back() {
+    let (decoded, [chat, ..]) = check_every_egress("multi_agent", CODEX[2].1);
+    let flat: Vec<&str> = decoded
+        .echo
+        .namespaced
+        .iter()
+        .map(|t| t.flat.as_str())
+        .collect();
+    assert!(flat.contains(&"collaboration__spawn_agent"), "{flat:?}");
+    assert!(flat.iter().all(|f| f.starts_with("collaboration__")));
+    let offered: Vec<&str> = decoded
+        .request
+        .tools
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect();
+    for name in &flat {
+        assert!(offered.contains(name), "{name} is offered");
+    }
+    // The flat tools keep the namespace's place in the offer (after view_image).
+    let position = |n: &str| offered.iter().position(|o| *o == n).expect("offered");
+    assert!(position("view_image") < position(flat[0]));
+    assert!(position(flat[flat.len() - 1]) < position("get_goal"));
+    assert!(
+        chat["tools"]
+            .as_array()
+            .expect("tools")
+            .iter()
+            .any(|t| t["function"]["name"] == "collaboration__spawn_agent")
+    );
+    // The echo lists the tools as offered (the resource's `tools` holds function tools only).
+    assert_eq!(decoded.echo.tools.len(), decoded.request.tools.len());
+    assert!(
+        decoded
+            .echo
+            .tools
+            .iter()
+            .any(|t| t["type"] == "function" && t["name"] == "collaboration__spawn_agent")
+    );
+
+    // A call of the flat name comes back in the client's form, whole and streamed.
+    let call = ToolCall {
+        id: "call_1".into(),
+        name: "collaboration__spawn_agent".into(),
+        arguments: r#"{"message":"hi"}"#.into(),
+        signature: None,
+    };
+    let response = Response {
+        id: "r".into(),
+        parts: vec![Part::ToolCall(call.clone())],
+        finish: FinishReason::ToolCalls,
+        ..Response::default()
+    };
+    let resource = encode_response(&response, &decoded.echo, &meta());
+    assert_eq!(resource["output"][0]["name"], "spawn_agent");
+    assert_eq!(resource["output"][0]["namespace"], "collaboration");
+    let streamed = check_stream_with(
+        decoded.echo.clone(),
+        &[
+            StreamEvent::Start {
+                id: "r".into(),
+                model: "m".into(),
+            },
+            StreamEvent::ToolCallStart {
+                index: 0,
+                id: "call_1".into(),
+                name: call.name.clone(),
+                signature: None,
+            },
+            StreamEvent::ToolCallDelta {
+                index: 0,
+                arguments: call.arguments.clone(),
+            },
+            finish(FinishReason::ToolCalls),
+        ],
+        |encoder, out| encoder.finish(out, COMPLETED_AT),
+    );
+    for kind in ["response.output_item.added", "response.output_item.done"] {
+        let item = &streamed.of_kind(kind)[0]["item"];
+        assert_eq!(item["name"], "spawn_agent", "{kind}");
+        assert_eq!(item["namespace"], "collaboration", "{kind}");
+    }
+
+    // The client's next turn names the call by namespace; it reads back to the flat name.
+    let mut next: Value = serde_json::from_slice(CODEX[2].1).expect("fixture");
+    next["input"].as_array_mut().expect("input").extend([
+        json!({"type": "function_call", "call_id": "call_1", "name": "spawn_agent",
+               "namespace": "collaboration", "arguments": "{}"}),
+        json!({"type": "function_call_output", "call_id": "call_1", "output": "ok"}),
+    ]);
+    let next = check_decode_json(next);
+    let calls: Vec<&str> = next
+        .request
+        .messages
+        .iter()
+        .flat_map(|m| &m.parts)
+        .filter_map(|p| match p {
+            Part::ToolCall(c) => Some(c.name.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(calls, ["collaboration__spawn_agent"]);
+}
+
+#[test]
+fn flat_names_never_collide_and_fit_vendor_limits() {
+    let long = "n".repeat(60);
+    let decoded = check_decode_json(json!({
+        "input": "hi",
+        "tools": [
+            {"type": "function", "name": "ns__a"},
+            {"type": "namespace", "name": "ns", "description": "group", "tools": [
+                {"type": "function", "name": "a", "description": "own"},
+                {"type": "function", "name": long},
+                {"type": "web_search"}
+            ]}
+        ]
+    }));
+    let names: Vec<&str> = decoded
+        .request
+        .tools
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect();
+    assert_eq!(names.len(), 3);
+    assert_eq!(names[0], "ns__a");
+    assert_eq!(names[1], "ns__a_2");
+    assert!(names[2].len() <= 64 && names[2].starts_with("ns__nnn"));
+    assert_eq!(
+        decoded.request.tools[1].description.as_deref(),
+        Some("group\n\nown")
+    );
+    assert_eq!(decoded.request.dropped_tools, ["web_search"]);
+    assert_eq!(
+        decoded.echo.namespaced("ns__a_2").map(|t| t.name.as_str()),
+        Some("a")
+    );
+    assert_eq!(decoded.echo.namespaced("ns__a"), None);
 }

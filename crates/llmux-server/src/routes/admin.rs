@@ -153,3 +153,66 @@ pub async fn usage(State(gateway): State<Arc<Gateway>>, Path(id): Path<String>) 
         .await,
     )
 }
+
+fn request_log(gateway: &Gateway) -> Result<&crate::request_log::LogSink, ApiError> {
+    gateway.request_log.get().ok_or_else(|| {
+        ApiError::new(
+            ErrorKind::NotFound,
+            "the request log needs a `log:` section in the config",
+        )
+    })
+}
+
+/// `GET /admin/requests?from=&to=&key=&model=&vendor=&status=&limit=&cursor=`: newest first,
+/// with `next_cursor` for the next page.
+pub async fn requests(
+    State(gateway): State<Arc<Gateway>>,
+    query: Result<
+        axum::extract::Query<llmux_store::RequestFilter>,
+        axum::extract::rejection::QueryRejection,
+    >,
+) -> Response {
+    let result = async {
+        let axum::extract::Query(filter) = query
+            .map_err(|e| ApiError::new(ErrorKind::InvalidRequest, format!("bad query: {e}")))?;
+        let sink = request_log(&gateway)?;
+        sink.log.store().query(&filter).await.map_err(|e| match e {
+            llmux_store::StoreError::InvalidCursor => ApiError::new(
+                ErrorKind::InvalidRequest,
+                "cursor is not one this log issued",
+            ),
+            other => ApiError::new(
+                ErrorKind::NoCombination,
+                format!("request log error: {other}"),
+            ),
+        })
+    }
+    .await;
+    match result {
+        Ok(page) => Json(page).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// `GET /admin/requests/{request_id}`: one record with its attempts.
+pub async fn request(State(gateway): State<Arc<Gateway>>, Path(id): Path<String>) -> Response {
+    let result = async {
+        let sink = request_log(&gateway)?;
+        match sink.log.store().get(&id).await {
+            Ok(Some(record)) => Ok(record),
+            Ok(None) => Err(ApiError::new(
+                ErrorKind::NotFound,
+                format!("no request '{id}' in the log"),
+            )),
+            Err(e) => Err(ApiError::new(
+                ErrorKind::NoCombination,
+                format!("request log error: {e}"),
+            )),
+        }
+    }
+    .await;
+    match result {
+        Ok(record) => Json(record).into_response(),
+        Err(error) => error.into_response(),
+    }
+}

@@ -30,6 +30,8 @@ pub struct Chat;
 /// attempt that needs it, so a large request is held once, not once per copy.
 pub struct ChatCall {
     bytes: Bytes,
+    /// `OpenAI-Beta` from the client, for the byte path to OpenAI-compatible vendors.
+    beta: Vec<(http::HeaderName, http::HeaderValue)>,
     request: openai_chat::ChatRequest<'static>,
 }
 
@@ -42,11 +44,17 @@ impl Ingress for Chat {
 
     async fn decode(
         _gateway: &Gateway,
-        _head: &http::request::Parts,
+        head: &http::request::Parts,
         bytes: Bytes,
     ) -> Result<ChatCall, ApiError> {
+        const BETA: http::HeaderName = http::HeaderName::from_static("openai-beta");
         let request = owned(openai_chat::decode_request(&bytes)?);
-        Ok(ChatCall { bytes, request })
+        let beta = crate::upstream_call::forwarded(&head.headers, &[BETA]);
+        Ok(ChatCall {
+            bytes,
+            beta,
+            request,
+        })
     }
 
     fn facts(call: &ChatCall) -> Facts<'_> {
@@ -64,6 +72,7 @@ impl Ingress for Chat {
                 + request
                     .max_tokens
                     .map_or(DEFAULT_OUTPUT_RESERVATION, u64::from),
+            dropped_tools: &[],
         }
     }
 
@@ -72,7 +81,7 @@ impl Ingress for Chat {
         call: &'a Call<'a>,
         target: Target<'a>,
     ) -> Result<Answer, Failure> {
-        same_protocol(call, target, &request.bytes, &request.request).await
+        same_protocol(call, target, request).await
     }
 
     async fn translated<'a>(
@@ -134,9 +143,9 @@ impl Translate for Chat {
 async fn same_protocol(
     call: &Call<'_>,
     target: Target<'_>,
-    bytes: &[u8],
-    request: &openai_chat::ChatRequest<'_>,
+    chat: &ChatCall,
 ) -> Result<Answer, Failure> {
+    let (bytes, request) = (&chat.bytes[..], &chat.request);
     let (gateway, snapshot) = (call.gateway, call.snapshot);
     let upstream_body = openai_chat::encode_upstream_request(bytes, target.upstream_model, request)
         .map_err(|_| {
@@ -152,9 +161,15 @@ async fn same_protocol(
         .ok_or_else(|| ApiError::new(ErrorKind::Internal, "credential endpoint missing"))?;
     let started = Instant::now();
     let stream = request.needs.streaming;
-    let response =
-        crate::upstream_call::send(snapshot, &target, &endpoint.chat_url, upstream_body, stream)
-            .await?;
+    let response = crate::upstream_call::send_with(
+        snapshot,
+        &target,
+        &endpoint.chat_url,
+        upstream_body,
+        stream,
+        &chat.beta,
+    )
+    .await?;
     if !stream {
         let body = proxy::read_json(
             gateway,

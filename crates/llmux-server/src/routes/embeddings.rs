@@ -55,6 +55,7 @@ impl Ingress for Embeddings {
             provider: call.provider.as_deref(),
             needs: Needs::default(),
             reserve_tokens: call.bytes.len() as u64 / 4,
+            dropped_tools: &[],
         }
     }
 

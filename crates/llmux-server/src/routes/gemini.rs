@@ -15,9 +15,10 @@ use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use http::{HeaderValue, header};
-use llmux_config::Api;
+use llmux_config::{Api, ModelKind};
 use llmux_protocol::error::ErrorKind;
-use llmux_protocol::gemini::ingress::{self, ChunkFramer, Framing};
+use llmux_protocol::gemini::ingress::{self, ChunkFramer, Framing, embed};
+use llmux_protocol::usage::Usage;
 use llmux_protocol::{gemini, neutral, sse};
 use llmux_router::{Endpoint, Needs, Target};
 use serde_json::json;
@@ -71,6 +72,8 @@ enum Action {
     Generate,
     Stream,
     CountTokens,
+    Embed,
+    BatchEmbed,
 }
 
 /// `models/{model}:{action}` from a request path.
@@ -89,12 +92,8 @@ fn model_and_action(path: &str) -> Result<(&str, Action), ApiError> {
         "generateContent" => Action::Generate,
         "streamGenerateContent" => Action::Stream,
         "countTokens" => Action::CountTokens,
-        "embedContent" | "batchEmbedContents" => {
-            return Err(ApiError::new(
-                ErrorKind::InvalidRequest,
-                format!("method '{action}' is not served by llmux yet; use POST /v1/embeddings"),
-            ));
-        }
+        "embedContent" => Action::Embed,
+        "batchEmbedContents" => Action::BatchEmbed,
         other => {
             return Err(ApiError::new(
                 ErrorKind::NotFound,
@@ -121,6 +120,9 @@ pub async fn handle(
 ) -> Response {
     match model_and_action(request.uri().path()) {
         Ok((_, Action::CountTokens)) => count_tokens(gateway, request).await,
+        Ok((_, Action::Embed | Action::BatchEmbed)) => {
+            pipeline::serve::<GeminiEmbed>(gateway, request_id, caller, request).await
+        }
         Ok(_) => pipeline::serve::<Gemini>(gateway, request_id, caller, request).await,
         Err(error) => google_error(error),
     }
@@ -157,19 +159,22 @@ async fn count_tokens(gateway: Arc<Gateway>, request: Request) -> Response {
     }
 }
 
-/// `GET /v1beta/models`: the configured chat models in Google's list shape.
+/// `GET /v1beta/models`: the configured chat and embedding models in Google's list shape.
 pub async fn list_models(State(gateway): State<Arc<Gateway>>) -> Response {
     let snapshot = gateway.snapshot.load_full();
-    let mut names: Vec<&str> = snapshot
+    let mut names: Vec<(&str, ModelKind)> = snapshot
         .config
         .models
         .iter()
-        .filter(|m| m.kind == llmux_config::ModelKind::Chat)
-        .map(|m| m.name.as_deref().unwrap_or(&m.model))
+        .filter(|m| matches!(m.kind, ModelKind::Chat | ModelKind::Embedding))
+        .map(|m| (m.name.as_deref().unwrap_or(&m.model), m.kind))
         .collect();
-    names.sort_unstable();
-    names.dedup();
-    let models: Vec<_> = names.iter().map(|name| model_resource(name)).collect();
+    names.sort_unstable_by_key(|(name, _)| *name);
+    names.dedup_by_key(|(name, _)| *name);
+    let models: Vec<_> = names
+        .iter()
+        .map(|(name, kind)| model_resource(name, *kind))
+        .collect();
     Json(json!({ "models": models })).into_response()
 }
 
@@ -180,22 +185,26 @@ pub async fn get_model(State(gateway): State<Arc<Gateway>>, Path(model): Path<St
         .config
         .models
         .iter()
-        .any(|m| m.model == model || m.name.as_deref() == Some(model.as_str()));
-    if known {
-        Json(model_resource(&model)).into_response()
-    } else {
-        google_error(ApiError::new(
+        .find(|m| m.model == model || m.name.as_deref() == Some(model.as_str()));
+    match known {
+        Some(known) => Json(model_resource(&model, known.kind)).into_response(),
+        None => google_error(ApiError::new(
             ErrorKind::NotFound,
             format!("models/{model} is not found"),
-        ))
+        )),
     }
 }
 
-fn model_resource(name: &str) -> serde_json::Value {
+fn model_resource(name: &str, kind: ModelKind) -> serde_json::Value {
+    let methods: &[&str] = if kind == ModelKind::Embedding {
+        &["embedContent", "batchEmbedContents"]
+    } else {
+        &["generateContent", "streamGenerateContent", "countTokens"]
+    };
     json!({
         "name": format!("models/{name}"),
         "displayName": name,
-        "supportedGenerationMethods": ["generateContent", "streamGenerateContent", "countTokens"],
+        "supportedGenerationMethods": methods,
     })
 }
 
@@ -267,6 +276,7 @@ impl Ingress for Gemini {
                 + call
                     .max_tokens
                     .map_or(DEFAULT_OUTPUT_RESERVATION, u64::from),
+            dropped_tools: &[],
         }
     }
 
@@ -442,4 +452,166 @@ impl ClientEncoder for GeminiPassthrough {
         self.framer.push(&data, out);
         true
     }
+}
+
+/// `:embedContent` and `:batchEmbedContents`, served by `kind: embedding` models: the byte path
+/// to a Gemini vendor (each `model` set to the vendor's name), an OpenAI-compatible vendor's
+/// `/embeddings` otherwise. Anthropic has no embeddings.
+pub struct GeminiEmbed;
+
+/// A decoded embeddings request.
+pub struct GeminiEmbedCall {
+    bytes: Bytes,
+    /// The model the client named in the path.
+    model: String,
+    decoded: embed::EmbedRequest,
+}
+
+impl Ingress for GeminiEmbed {
+    const ROUTE: &'static str = "gemini";
+    const ENVELOPE: Envelope = Envelope::Google;
+    const ENDPOINT: Endpoint = Endpoint::Embeddings;
+    const PASSTHROUGH: Option<Api> = Some(Api::Gemini);
+    type Request = GeminiEmbedCall;
+
+    async fn decode(
+        _gateway: &Gateway,
+        head: &http::request::Parts,
+        bytes: Bytes,
+    ) -> Result<GeminiEmbedCall, ApiError> {
+        let (model, action) = model_and_action(head.uri.path())?;
+        let model = model.strip_prefix("models/").unwrap_or(model).to_owned();
+        let decoded = embed::decode(&bytes, &model, action == Action::BatchEmbed)
+            .map_err(|e| ApiError::new(ErrorKind::InvalidRequest, e.0))?;
+        Ok(GeminiEmbedCall {
+            bytes,
+            model,
+            decoded,
+        })
+    }
+
+    fn facts(call: &GeminiEmbedCall) -> Facts<'_> {
+        Facts {
+            model: Some(call.model.as_str()),
+            provider: None,
+            needs: Needs::default(),
+            reserve_tokens: call.decoded.estimate_input_tokens(),
+            dropped_tools: &[],
+        }
+    }
+
+    async fn passthrough<'a>(
+        request: &'a GeminiEmbedCall,
+        call: &'a Call<'a>,
+        target: Target<'a>,
+    ) -> Result<Answer, Failure> {
+        let snapshot = call.snapshot;
+        let endpoint = snapshot
+            .endpoints
+            .get(target.credential_index)
+            .ok_or_else(|| ApiError::new(ErrorKind::Internal, "credential endpoint missing"))?;
+        let url = embed_url(endpoint, target.upstream_model, request.decoded.batch)?;
+        let body =
+            embed::rewrite_models(&request.bytes, request.decoded.batch, target.upstream_model)
+                .map_err(|e| ApiError::new(ErrorKind::InvalidRequest, e.0))?;
+        let started = Instant::now();
+        let mut response = crate::upstream_call::send(snapshot, &target, &url, body, false).await?;
+        let body = read_body(
+            &mut response,
+            snapshot.config.limits.max_upstream_body_bytes,
+            proxy::idle(snapshot, &target),
+        )
+        .await?;
+        crate::series::of(snapshot, &target)
+            .observe_upstream(&call.gateway.metrics, started.elapsed().as_secs_f64());
+        // Gemini reports no usage for embeddings: the reservation is settled as estimated.
+        call.settle.done(target.upstream_model, None);
+        Ok(Answer::Json(llmux_protocol::utf8::valid_or_replaced_vec(
+            body.to_vec(),
+        )))
+    }
+
+    async fn translated<'a>(
+        request: &'a GeminiEmbedCall,
+        call: &'a Call<'a>,
+        target: Target<'a>,
+    ) -> Result<Answer, Failure> {
+        if target.credential.api != Api::OpenAi {
+            return Err(Failure::from(ApiError::new(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "embeddings need a Gemini or OpenAI-compatible vendor; credential '{}' \
+                     speaks the {} API",
+                    target.credential.name, target.credential.api
+                ),
+            )));
+        }
+        let snapshot = call.snapshot;
+        let upstream_body = request
+            .decoded
+            .to_openai(target.upstream_model)
+            .map_err(|e| ApiError::new(ErrorKind::InvalidRequest, e.0))?;
+        let endpoint = snapshot
+            .endpoints
+            .get(target.credential_index)
+            .ok_or_else(|| ApiError::new(ErrorKind::Internal, "credential endpoint missing"))?;
+        let started = Instant::now();
+        let mut response = crate::upstream_call::send(
+            snapshot,
+            &target,
+            &endpoint.embeddings_url,
+            upstream_body,
+            false,
+        )
+        .await?;
+        let body = read_body(
+            &mut response,
+            snapshot.config.limits.max_upstream_body_bytes,
+            proxy::idle(snapshot, &target),
+        )
+        .await?;
+        let answer = embed::decode_openai_response(&body, request.decoded.texts.len())
+            .map_err(|e| ApiError::new(ErrorKind::UpstreamProtocol, e.0))?;
+        let series = crate::series::of(snapshot, &target);
+        series.observe_upstream(&call.gateway.metrics, started.elapsed().as_secs_f64());
+        series.add_usage(
+            &call.gateway.metrics,
+            answer.prompt_tokens.map(|input| Usage {
+                prompt_tokens: Some(input),
+                completion_tokens: None,
+                total_tokens: Some(input),
+            }),
+        );
+        call.settle.done(
+            target.upstream_model,
+            answer.prompt_tokens.map(|input| (input, 0)),
+        );
+        Ok(Answer::Json(embed::encode_response(
+            &answer.vectors,
+            request.decoded.batch,
+        )))
+    }
+}
+
+/// Gemini's `models/{model}:embedContent` or `:batchEmbedContents`: the URL `gemini_url` forms
+/// (the model checked to be one path segment, escaped), with the method swapped.
+fn embed_url(
+    endpoint: &llmux_upstream::Endpoint,
+    upstream_model: &str,
+    batch: bool,
+) -> Result<http::Uri, ApiError> {
+    let generate = endpoint
+        .gemini_url(upstream_model, false)
+        .map_err(|e| ApiError::new(e.kind(), e.to_string()))?
+        .to_string();
+    let base = generate
+        .strip_suffix(":generateContent")
+        .ok_or_else(|| ApiError::new(ErrorKind::Internal, "unexpected Gemini URL shape"))?;
+    let method = if batch {
+        ":batchEmbedContents"
+    } else {
+        ":embedContent"
+    };
+    http::Uri::try_from(format!("{base}{method}"))
+        .map_err(|_| ApiError::new(ErrorKind::Internal, "cannot form the Gemini embed URL"))
 }

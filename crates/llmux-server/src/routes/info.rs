@@ -60,6 +60,15 @@ pub async fn health() -> &'static str {
 }
 
 pub async fn metrics(State(gateway): State<Arc<Gateway>>) -> impl IntoResponse {
+    if let Some(sink) = gateway.request_log.get() {
+        // The writer counts its drops; the metric catches up at each scrape.
+        let dropped = sink.log.dropped();
+        let shown = gateway.metrics.log_dropped.get();
+        gateway
+            .metrics
+            .log_dropped
+            .inc_by(dropped.saturating_sub(shown));
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -62,6 +62,8 @@ pub struct Messages;
 /// is never held twice).
 pub struct MessagesCall {
     bytes: Bytes,
+    /// `anthropic-beta` from the client, for the byte path to Anthropic.
+    beta: Vec<(http::HeaderName, http::HeaderValue)>,
     request: neutral::Request,
     unused: std::sync::Mutex<Option<neutral::Request>>,
     needs: Needs,
@@ -77,9 +79,11 @@ impl Ingress for Messages {
 
     async fn decode(
         _gateway: &Gateway,
-        _head: &http::request::Parts,
+        head: &http::request::Parts,
         bytes: Bytes,
     ) -> Result<MessagesCall, ApiError> {
+        const BETA: http::HeaderName = http::HeaderName::from_static("anthropic-beta");
+        let beta = crate::upstream_call::forwarded(&head.headers, &[BETA]);
         let mut request = anthropic::decode_request(&bytes)?;
         let input_estimate = request.estimate_input_tokens();
         let needs = translate::needs(&request);
@@ -91,6 +95,7 @@ impl Ingress for Messages {
         full.tools = tools;
         Ok(MessagesCall {
             bytes,
+            beta,
             request,
             unused: std::sync::Mutex::new(Some(full)),
             needs,
@@ -109,6 +114,7 @@ impl Ingress for Messages {
                     .sampling
                     .max_tokens
                     .map_or(DEFAULT_OUTPUT_RESERVATION, u64::from),
+            dropped_tools: &call.request.dropped_tools,
         }
     }
 
@@ -117,14 +123,7 @@ impl Ingress for Messages {
         call: &'a Call<'a>,
         target: Target<'a>,
     ) -> Result<Answer, Failure> {
-        same_protocol(
-            call,
-            &target,
-            &request.bytes,
-            request.request.stream,
-            &request.request.model,
-        )
-        .await
+        same_protocol(call, &target, request).await
     }
 
     async fn translated<'a>(
@@ -153,11 +152,14 @@ impl Translate for Messages {
 
     fn encoder(request: &MessagesCall, _call: &Call<'_>, _target: &Target<'_>) -> AnthropicClient {
         let message_id = format!("msg_{:016x}{:08x}", fastrand::u64(..), fastrand::u32(..));
-        AnthropicClient(anthropic::StreamEncoder::new(
-            message_id,
-            request.request.model.clone(),
-            request.input_estimate,
-        ))
+        AnthropicClient(
+            anthropic::StreamEncoder::new(
+                message_id,
+                request.request.model.clone(),
+                request.input_estimate,
+            )
+            .omit_reasoning(request.request.omit_reasoning),
+        )
     }
 
     fn encode_whole(
@@ -166,6 +168,12 @@ impl Translate for Messages {
         _call: &Call<'_>,
         _target: &Target<'_>,
     ) -> Vec<u8> {
+        if request.request.omit_reasoning {
+            // `thinking.display: "omitted"`: no reasoning text for the client.
+            let mut answer = answer.clone();
+            answer.omit_reasoning_text();
+            return anthropic::encode_response(&answer, &request.request.model);
+        }
         anthropic::encode_response(answer, &request.request.model)
     }
 }
@@ -175,11 +183,11 @@ impl Translate for Messages {
 async fn same_protocol(
     call: &Call<'_>,
     target: &Target<'_>,
-    bytes: &[u8],
-    stream: bool,
-    client_model: &str,
+    request: &MessagesCall,
 ) -> Result<Answer, Failure> {
     let (gateway, snapshot, settle) = (call.gateway, call.snapshot, call.settle);
+    let (bytes, stream) = (&request.bytes[..], request.request.stream);
+    let client_model = request.request.model.as_str();
     let members = json_scan::members(bytes).map_err(|_| {
         ApiError::new(
             ErrorKind::InvalidRequest,
@@ -193,12 +201,13 @@ async fn same_protocol(
         .get(target.credential_index)
         .ok_or_else(|| ApiError::new(ErrorKind::Internal, "credential endpoint missing"))?;
     let started = Instant::now();
-    let mut response = crate::upstream_call::send(
+    let mut response = crate::upstream_call::send_with(
         snapshot,
         target,
         &endpoint.messages_url,
         upstream_body,
         stream,
+        &request.beta,
     )
     .await?;
     let client_model = json_string(client_model);

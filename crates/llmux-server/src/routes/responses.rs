@@ -130,6 +130,7 @@ impl Ingress for Responses {
                     .sampling
                     .max_tokens
                     .map_or(DEFAULT_OUTPUT_RESERVATION, u64::from),
+            dropped_tools: &call.request.dropped_tools,
         }
     }
 

@@ -244,6 +244,7 @@ fn decode_body(body: Body) -> Result<Decoded, DecodeError> {
             reasoning,
             stream: false,
             user: None,
+            ..neutral::Request::default()
         },
         extras: Extras {
             safety_settings: body.safety_settings.filter(|raw| raw.get() != "null"),

@@ -1,0 +1,223 @@
+//! The request log's record of one request, filled in by each stage as the request goes
+//! (the edge: id, route, client, key, status, where it went; the pipeline: model, attempts, time
+//! to first byte; settlement: tokens and cost) and handed to the store's writer when the
+//! response body ends, so a stream's record has its real duration and usage. Handing it over
+//! is a `try_send` on a bounded channel: a full log drops the record (counted), never a request.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use llmux_config::{LogBodies, RequestLogConfig};
+use llmux_store::{AttemptRecord, RequestLog, RequestRecord};
+
+/// The running log and what it keeps.
+#[derive(Clone)]
+pub struct LogSink {
+    /// The store's writer.
+    pub log: RequestLog,
+    /// Which bodies are kept.
+    pub bodies: LogBodies,
+    /// The longest body kept.
+    pub max_body_bytes: usize,
+}
+
+impl LogSink {
+    /// The sink for `config`'s `log:` section.
+    pub fn new(log: RequestLog, config: &RequestLogConfig) -> Self {
+        Self {
+            log,
+            bodies: config.bodies,
+            max_body_bytes: config.max_body_bytes,
+        }
+    }
+}
+
+impl std::fmt::Debug for LogSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogSink")
+            .field("bodies", &self.bodies)
+            .field("dropped", &self.log.dropped())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One request's record while the request runs.
+pub struct Draft {
+    record: Mutex<Option<RequestRecord>>,
+    started: Instant,
+    sink: LogSink,
+    /// The request body, kept until the status says whether it is wanted.
+    body: Mutex<Option<bytes::Bytes>>,
+    /// Tokens the vendor reported, for the cost at the end.
+    usage: Mutex<Option<(String, u64, u64)>>,
+}
+
+impl Draft {
+    /// A record for a request that started now.
+    pub fn start(
+        sink: &LogSink,
+        request_id: &str,
+        route: &'static str,
+        client_addr: Option<std::net::SocketAddr>,
+        user_agent: Option<&str>,
+    ) -> Arc<Self> {
+        let time_ms = i64::try_from(crate::clock::unix_millis()).unwrap_or(i64::MAX);
+        let record = RequestRecord {
+            time_ms,
+            request_id: request_id.to_owned(),
+            key_id: None,
+            key_name: None,
+            ingress: std::borrow::Cow::Borrowed(route),
+            requested_model: String::new(),
+            vendor: None,
+            credential: None,
+            upstream_model: None,
+            status: 0,
+            error_kind: None,
+            attempts: Vec::new(),
+            ttfb_ms: None,
+            total_ms: 0,
+            input_tokens: None,
+            output_tokens: None,
+            cached_tokens: None,
+            reasoning_tokens: None,
+            cost_usd: None,
+            cost_estimated: false,
+            stream: false,
+            client_addr: client_addr.map(|a| a.ip().to_string()).unwrap_or_default(),
+            user_agent: user_agent.map(str::to_owned),
+            request_body: None,
+            response_body: None,
+        };
+        Arc::new(Self {
+            record: Mutex::new(Some(record)),
+            started: Instant::now(),
+            sink: sink.clone(),
+            body: Mutex::new(None),
+            usage: Mutex::new(None),
+        })
+    }
+
+    /// Changes the record (a no-op once it was handed over).
+    pub fn with(&self, change: impl FnOnce(&mut RequestRecord)) {
+        if let Some(record) = self
+            .record
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+        {
+            change(record);
+        }
+    }
+
+    /// Keeps the request body when `log.bodies` may want it.
+    pub fn keep_body(&self, body: &bytes::Bytes) {
+        if self.sink.bodies != LogBodies::None {
+            *self.body.lock().unwrap_or_else(PoisonError::into_inner) = Some(body.clone());
+        }
+    }
+
+    /// One attempt on a combination.
+    pub fn attempt(&self, attempt: AttemptRecord) {
+        self.with(|record| record.attempts.push(attempt));
+    }
+
+    /// The vendor's usage for the answer from `model`.
+    pub fn usage(&self, model: &str, input: u64, output: u64) {
+        *self.usage.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((model.to_owned(), input, output));
+    }
+
+    /// Completes the record (total time, tokens, cost, body) and hands it to the writer; later
+    /// calls do nothing.
+    pub fn finish(&self, pricing: &llmux_config::Pricing) {
+        let Some(mut record) = self
+            .record
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        else {
+            return;
+        };
+        record.total_ms = u32::try_from(self.started.elapsed().as_millis()).unwrap_or(u32::MAX);
+        if let Some((model, input, output)) = self
+            .usage
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            record.input_tokens = Some(input);
+            record.output_tokens = Some(output);
+            record.cost_usd = pricing.cost(&model, input, output);
+        }
+        let failed = record.status >= 400 || record.error_kind.is_some();
+        let keep = match self.sink.bodies {
+            LogBodies::None => false,
+            LogBodies::Errors => failed,
+            LogBodies::All => true,
+        };
+        if keep
+            && let Some(body) = self
+                .body
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+        {
+            record.request_body = Some(redacted_body(&body, self.sink.max_body_bytes));
+        }
+        self.sink.log.record(record);
+    }
+}
+
+/// Finishes the draft when dropped: held by the response body, so a record is written when the
+/// body ends, whether it completed, failed or the client went away.
+pub struct Finish {
+    draft: Arc<Draft>,
+    gateway: Arc<crate::state::Gateway>,
+}
+
+impl Finish {
+    /// Finishes `draft` when this value is dropped.
+    pub fn new(draft: Arc<Draft>, gateway: Arc<crate::state::Gateway>) -> Self {
+        Self { draft, gateway }
+    }
+}
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        self.draft
+            .finish(&self.gateway.snapshot.load().config.pricing);
+    }
+}
+
+impl std::fmt::Debug for Finish {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Finish")
+    }
+}
+
+/// The body as text, cut to `max` bytes at a character boundary, with key-shaped strings
+/// masked (bodies may carry credentials a client pasted).
+fn redacted_body(body: &[u8], max: usize) -> String {
+    let text = String::from_utf8_lossy(body);
+    let masked = llmux_telemetry::mask::mask_secrets(&text);
+    let mut end = masked.len().min(max);
+    while !masked.is_char_boundary(end) {
+        end -= 1;
+    }
+    masked[..end].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_are_cut_at_a_character_boundary_and_secrets_masked() {
+        let body = "{\"k\":\"sk-abcdefghijklmnopqrstuvwxyz0123456789\",\"t\":\"ééé\"}";
+        let text = redacted_body(body.as_bytes(), 1000);
+        assert!(!text.contains("abcdefghijklmnopqrstuvwxyz"), "{text}");
+        let cut = redacted_body("ééé".as_bytes(), 3);
+        assert_eq!(cut, "é");
+    }
+}
