@@ -366,24 +366,11 @@ pub async fn translated<'a, I: Translate>(
 ) -> Result<Answer, Failure> {
     let neutral = I::neutral(request)?;
     let encoder = I::encoder(request, call, &target);
-    match translate::attempt(
-        call.gateway,
-        call.snapshot,
-        &target,
-        neutral,
-        encoder,
-        I::ROUTE,
-        call.request_id.to_owned(),
-        call.settle.clone(),
-    )
-    .await?
-    {
+    match translate::attempt(call, &target, neutral, encoder, I::ROUTE).await? {
         NeutralAnswer::Whole(answer) => Ok(Answer::Json(I::encode_whole(
             request, &answer, call, &target,
         ))),
-        NeutralAnswer::Stream(first, relay) => Ok(Answer::Stream(Body::from_stream(
-            (*relay).into_stream(first),
-        ))),
+        NeutralAnswer::Stream(body) => Ok(Answer::Stream(body)),
     }
 }
 

@@ -74,6 +74,34 @@ impl StreamContext {
     }
 }
 
+/// A vendor stream relayed to the client through `strategy`, primed first (so a vendor that
+/// fails before any content can still be failed over by the attempt loop), as the response
+/// body. The one way every ingress and both strategies turn a vendor stream into an answer.
+pub async fn open<S: Strategy>(
+    call: &crate::pipeline::Call<'_>,
+    target: &llmux_router::Target<'_>,
+    route: &'static str,
+    started: Instant,
+    response: llmux_upstream::Response,
+    strategy: S,
+) -> Result<axum::body::Body, Failure> {
+    let context = StreamContext {
+        gateway: Arc::clone(call.gateway),
+        series: crate::series::of(call.snapshot, target),
+        route,
+        started,
+        request_id: call.request_id.to_owned(),
+        health: TargetHealth::of(call.snapshot, target),
+        settle: call.settle.clone(),
+        upstream_model: target.upstream_model.to_owned(),
+    };
+    let idle = crate::routes::idle(call.snapshot, target);
+    let (first, relay) = Relay::new(response, strategy, idle, context)
+        .prime()
+        .await?;
+    Ok(axum::body::Body::from_stream(relay.into_stream(first)))
+}
+
 /// An SSE decoder that refuses lines and events past `limits.max_upstream_event_bytes`.
 pub fn event_decoder(gateway: &Gateway) -> sse::Decoder {
     let max = gateway

@@ -1,10 +1,9 @@
 //! The cross-protocol path: a neutral request sent to a vendor in its own wire format, and its
 //! answer (whole or streamed) decoded back into neutral form for the client's encoder.
 
-use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use llmux_config::Api;
 use llmux_protocol::error::ErrorKind;
 use llmux_protocol::neutral::{self, DecodeError, ImageSource, Part, StreamEvent};
@@ -14,7 +13,7 @@ use llmux_router::Target;
 
 use crate::api_error::ApiError;
 use crate::attempts::Failure;
-use crate::relay::{Relay, Step, Strategy, StreamContext};
+use crate::relay::{Step, Strategy};
 use crate::state::{Gateway, Snapshot};
 use crate::upstream_call::read_body;
 
@@ -190,17 +189,29 @@ pub trait ClientEncoder: Send + 'static {
     }
 }
 
-impl ClientEncoder for openai_chat::ChunkEncoder {
-    fn encode(&mut self, event: &StreamEvent, out: &mut BytesMut) {
-        openai_chat::ChunkEncoder::encode(self, event, out);
-    }
-    fn finish(&mut self, out: &mut BytesMut) {
-        openai_chat::ChunkEncoder::finish(self, out);
-    }
-    fn fail(&mut self, kind: ErrorKind, message: &str, out: &mut BytesMut) {
-        openai_chat::ChunkEncoder::fail(self, kind, message, out);
-    }
+/// The protocol crate's stream encoders, which share the shape `encode`/`finish`/`fail`, as
+/// client encoders (one impl each, written once).
+macro_rules! client_encoder {
+    ($($encoder:ty),+) => {$(
+        impl ClientEncoder for $encoder {
+            fn encode(&mut self, event: &StreamEvent, out: &mut BytesMut) {
+                <$encoder>::encode(self, event, out);
+            }
+            fn finish(&mut self, out: &mut BytesMut) {
+                <$encoder>::finish(self, out);
+            }
+            fn fail(&mut self, kind: ErrorKind, message: &str, out: &mut BytesMut) {
+                <$encoder>::fail(self, kind, message, out);
+            }
+        }
+    )+};
 }
+
+client_encoder!(
+    openai_chat::ChunkEncoder,
+    anthropic::StreamEncoder,
+    gemini::ingress::StreamEncoder
+);
 
 /// The translation strategy: each vendor event decoded into neutral events and encoded in the
 /// client's protocol (or, for a same-protocol passthrough encoder, forwarded as received and
@@ -211,9 +222,6 @@ pub struct Translation<E> {
     saw_finish: bool,
     usage: Option<neutral::Usage>,
 }
-
-/// A vendor stream in another protocol, relayed to the client.
-pub type Translated<E> = Relay<Translation<E>>;
 
 impl<E: ClientEncoder> Translation<E> {
     /// Decodes `api`'s stream events and encodes them with `encoder`.
@@ -298,55 +306,34 @@ pub fn needs(request: &neutral::Request) -> llmux_router::Needs {
 }
 
 /// What one cross-protocol attempt produced: a whole answer, or a primed stream.
-pub enum NeutralAnswer<E> {
+pub enum NeutralAnswer {
     /// The vendor's complete answer.
     Whole(neutral::Response),
-    /// The first bytes for the client and the relay for the rest.
-    Stream(Bytes, Box<Translated<E>>),
+    /// The client's stream, primed.
+    Stream(axum::body::Body),
 }
 
 /// One attempt of a neutral request on `target`: send, then read the whole answer or prime the
 /// stream (so a failure before content can still fail over).
-#[allow(
-    clippy::too_many_arguments,
-    reason = "one attempt needs the request, its target, the client's encoder and the request's bookkeeping"
-)]
 pub async fn attempt<E: ClientEncoder>(
-    gateway: &Arc<Gateway>,
-    snapshot: &Snapshot,
+    call: &crate::pipeline::Call<'_>,
     target: &Target<'_>,
     mut request: neutral::Request,
     encoder: E,
     route: &'static str,
-    request_id: String,
-    settle: crate::governance::Settle,
-) -> Result<NeutralAnswer<E>, Failure> {
+) -> Result<NeutralAnswer, Failure> {
+    let (gateway, snapshot) = (call.gateway, call.snapshot);
     let started = Instant::now();
     let response = send(gateway, snapshot, target, &mut request).await?;
     if !request.stream {
         let answer = read_response(gateway, snapshot, target, response, started).await?;
-        settle.done(
+        call.settle.done(
             target.upstream_model,
             answer.usage.map(|u| (u.input_tokens, u.output_tokens)),
         );
         return Ok(NeutralAnswer::Whole(answer));
     }
-    let context = StreamContext {
-        gateway: gateway.clone(),
-        series: crate::series::of(snapshot, target),
-        route,
-        started,
-        request_id,
-        health: crate::attempts::TargetHealth::of(snapshot, target),
-        settle,
-        upstream_model: target.upstream_model.to_owned(),
-    };
-    let relay = Relay::new(
-        response,
-        Translation::new(target.credential.api, encoder),
-        crate::routes::idle(snapshot, target),
-        context,
-    );
-    let (first, relay) = relay.prime().await?;
-    Ok(NeutralAnswer::Stream(first, Box::new(relay)))
+    let strategy = Translation::new(target.credential.api, encoder);
+    let body = crate::relay::open(call, target, route, started, response, strategy).await?;
+    Ok(NeutralAnswer::Stream(body))
 }

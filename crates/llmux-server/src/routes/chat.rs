@@ -5,7 +5,6 @@
 
 use std::time::Instant;
 
-use axum::body::Body;
 use bytes::Bytes;
 use llmux_config::Api;
 use llmux_protocol::error::ErrorKind;
@@ -15,12 +14,12 @@ use llmux_router::{Endpoint, Needs, Target};
 
 use super::proxy;
 use crate::api_error::ApiError;
-use crate::attempts::{self, Failure};
+use crate::attempts::Failure;
 use crate::envelope::Envelope;
 use crate::pipeline::{
     self, Answer, Call, DEFAULT_OUTPUT_RESERVATION, Facts, Ingress, Translate, unix_now,
 };
-use crate::relay::{Relay, Rewrite, StreamContext};
+use crate::relay::Rewrite;
 use crate::state::Gateway;
 
 /// The Chat Completions ingress.
@@ -183,22 +182,11 @@ async fn same_protocol(
         .await?;
         return Ok(Answer::Json(body));
     }
-    let context = StreamContext {
-        gateway: gateway.clone(),
-        series: crate::series::of(snapshot, &target),
-        route: "chat",
-        started,
-        request_id: call.request_id.to_owned(),
-        health: attempts::TargetHealth::of(snapshot, &target),
-        settle: call.settle.clone(),
-        upstream_model: target.upstream_model.to_owned(),
-    };
     let strategy = Rewrite::new(
         client_model,
         request.client_wants_usage,
         proxy::needs_tool_call_repair(&target),
     );
-    let relay = Relay::new(response, strategy, proxy::idle(snapshot, &target), context);
-    let (first, relay) = relay.prime().await?;
-    Ok(Answer::Stream(Body::from_stream(relay.into_stream(first))))
+    let body = crate::relay::open(call, &target, Chat::ROUTE, started, response, strategy).await?;
+    Ok(Answer::Stream(body))
 }

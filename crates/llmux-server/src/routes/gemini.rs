@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use axum::Json;
-use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
@@ -25,12 +24,11 @@ use serde_json::json;
 
 use super::proxy;
 use crate::api_error::{ApiError, status_of};
-use crate::attempts::{self, Failure};
+use crate::attempts::Failure;
 use crate::edge::RequestId;
 use crate::envelope::Envelope;
 use crate::governance::Caller;
 use crate::pipeline::{self, Answer, Call, DEFAULT_OUTPUT_RESERVATION, Facts, Ingress, Translate};
-use crate::relay::{Relay, StreamContext};
 use crate::state::Gateway;
 use crate::translate::{self, ClientEncoder, Translation};
 use crate::upstream_call::read_body;
@@ -307,7 +305,7 @@ impl Ingress for Gemini {
 }
 
 impl Translate for Gemini {
-    type Encoder = GeminiClient;
+    type Encoder = ingress::StreamEncoder;
 
     fn neutral(request: &GeminiCall) -> Result<neutral::Request, ApiError> {
         let first = request
@@ -323,12 +321,16 @@ impl Translate for Gemini {
         }
     }
 
-    fn encoder(request: &GeminiCall, _call: &Call<'_>, _target: &Target<'_>) -> GeminiClient {
-        GeminiClient(ingress::StreamEncoder::new(
+    fn encoder(
+        request: &GeminiCall,
+        _call: &Call<'_>,
+        _target: &Target<'_>,
+    ) -> ingress::StreamEncoder {
+        ingress::StreamEncoder::new(
             request.framing,
             request.model.clone(),
             request.response_id.clone(),
-        ))
+        )
     }
 
     fn encode_whole(
@@ -385,43 +387,13 @@ async fn same_protocol(
         let body = llmux_protocol::utf8::valid_or_replaced_vec(body);
         return Ok(Answer::Json(body));
     }
-    let context = StreamContext {
-        gateway: gateway.clone(),
-        series: crate::series::of(snapshot, target),
-        route: Gemini::ROUTE,
-        started,
-        request_id: call.request_id.to_owned(),
-        health: attempts::TargetHealth::of(snapshot, target),
-        settle: settle.clone(),
-        upstream_model: target.upstream_model.to_owned(),
-    };
     let encoder = GeminiPassthrough {
         framer: ChunkFramer::new(request.framing),
         client_model: request.model.clone(),
     };
-    let relay = Relay::new(
-        response,
-        Translation::new(Api::Gemini, encoder),
-        proxy::idle(snapshot, target),
-        context,
-    );
-    let (first, relay) = relay.prime().await?;
-    Ok(Answer::Stream(Body::from_stream(relay.into_stream(first))))
-}
-
-/// Neutral events → Gemini stream chunks, in the framing the client asked for.
-pub struct GeminiClient(ingress::StreamEncoder);
-
-impl ClientEncoder for GeminiClient {
-    fn encode(&mut self, event: &neutral::StreamEvent, out: &mut BytesMut) {
-        self.0.encode(event, out);
-    }
-    fn finish(&mut self, out: &mut BytesMut) {
-        self.0.finish(out);
-    }
-    fn fail(&mut self, kind: ErrorKind, message: &str, out: &mut BytesMut) {
-        self.0.fail(kind, message, out);
-    }
+    let strategy = Translation::new(Api::Gemini, encoder);
+    let body = crate::relay::open(call, target, Gemini::ROUTE, started, response, strategy).await?;
+    Ok(Answer::Stream(body))
 }
 
 /// Gemini chunks forwarded as received (re-framed when the client did not ask for SSE), with

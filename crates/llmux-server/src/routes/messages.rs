@@ -22,11 +22,10 @@ use serde_json::{Value, json};
 
 use super::proxy::{self, VendorParam};
 use crate::api_error::{ApiError, status_of};
-use crate::attempts::{self, Failure};
+use crate::attempts::Failure;
 use crate::body;
 use crate::envelope::Envelope;
 use crate::pipeline::{self, Answer, Call, DEFAULT_OUTPUT_RESERVATION, Facts, Ingress, Translate};
-use crate::relay::{Relay, StreamContext};
 use crate::state::{Gateway, Snapshot};
 use crate::translate::{self, ClientEncoder, Translation};
 use crate::upstream_call::read_body;
@@ -136,7 +135,7 @@ impl Ingress for Messages {
 }
 
 impl Translate for Messages {
-    type Encoder = AnthropicClient;
+    type Encoder = anthropic::StreamEncoder;
 
     fn neutral(request: &MessagesCall) -> Result<neutral::Request, ApiError> {
         let first = request
@@ -150,16 +149,18 @@ impl Translate for Messages {
         }
     }
 
-    fn encoder(request: &MessagesCall, _call: &Call<'_>, _target: &Target<'_>) -> AnthropicClient {
+    fn encoder(
+        request: &MessagesCall,
+        _call: &Call<'_>,
+        _target: &Target<'_>,
+    ) -> anthropic::StreamEncoder {
         let message_id = format!("msg_{:016x}{:08x}", fastrand::u64(..), fastrand::u32(..));
-        AnthropicClient(
-            anthropic::StreamEncoder::new(
-                message_id,
-                request.request.model.clone(),
-                request.input_estimate,
-            )
-            .omit_reasoning(request.request.omit_reasoning),
+        anthropic::StreamEncoder::new(
+            message_id,
+            request.request.model.clone(),
+            request.input_estimate,
         )
+        .omit_reasoning(request.request.omit_reasoning)
     }
 
     fn encode_whole(
@@ -226,40 +227,10 @@ async fn same_protocol(
         crate::series::of(snapshot, target).add_neutral_usage(&gateway.metrics, usage);
         return Ok(Answer::Json(rewrite_response(&body, &client_model).body));
     }
-    let context = StreamContext {
-        gateway: gateway.clone(),
-        series: crate::series::of(snapshot, target),
-        route: "messages",
-        started,
-        request_id: call.request_id.to_owned(),
-        health: attempts::TargetHealth::of(snapshot, target),
-        settle: settle.clone(),
-        upstream_model: target.upstream_model.to_owned(),
-    };
-    let encoder = AnthropicPassthrough { client_model };
-    let relay = Relay::new(
-        response,
-        Translation::new(Api::Anthropic, encoder),
-        proxy::idle(snapshot, target),
-        context,
-    );
-    let (first, relay) = relay.prime().await?;
-    Ok(Answer::Stream(Body::from_stream(relay.into_stream(first))))
-}
-
-/// Neutral events → Anthropic's event sequence.
-pub struct AnthropicClient(anthropic::StreamEncoder);
-
-impl ClientEncoder for AnthropicClient {
-    fn encode(&mut self, event: &neutral::StreamEvent, out: &mut BytesMut) {
-        self.0.encode(event, out);
-    }
-    fn finish(&mut self, out: &mut BytesMut) {
-        self.0.finish(out);
-    }
-    fn fail(&mut self, kind: ErrorKind, message: &str, out: &mut BytesMut) {
-        self.0.fail(kind, message, out);
-    }
+    let strategy = Translation::new(Api::Anthropic, AnthropicPassthrough { client_model });
+    let body =
+        crate::relay::open(call, target, Messages::ROUTE, started, response, strategy).await?;
+    Ok(Answer::Stream(body))
 }
 
 /// Anthropic events forwarded as received, `model` rewritten in `message_start`.
