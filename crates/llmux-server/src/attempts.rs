@@ -24,7 +24,7 @@ use crate::vendor_quota;
 
 /// The attempt loop's clock: tokio's, so that its deadline agrees with the `sleep` and
 /// `timeout` it awaits (the same clock as `Instant::now()` unless a test paused time).
-fn clock_now() -> Instant {
+pub(crate) fn clock_now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
@@ -103,12 +103,22 @@ pub struct Committed<'s, T> {
 pub struct Exhausted<'s> {
     pub error: ApiError,
     pub target: Option<Target<'s>>,
+    /// Attempts spent (a fallback group gets what is left of the budget).
+    pub attempts: u32,
 }
 
 /// What every attempt of one request shares: where the caller may go, and what it reserved.
 pub struct Admitted<'a> {
     /// Vendors the caller's key may reach (empty: all).
     pub allowed_vendors: &'a [String],
+    /// Attempts this run may make (`reliability.max_attempts`, less what earlier groups of a
+    /// fallback chain spent).
+    pub max_attempts: u32,
+    /// When the whole request must be done (`timeouts.total_ms` after it started).
+    pub deadline: Instant,
+    /// Whether a combination that failed may be tried again; not when the group has a fallback
+    /// (the next group serves once every combination here failed).
+    pub retry_tried: bool,
     /// The group's routing policy.
     pub policy: llmux_router::RoutingPolicy,
     /// The request's estimated tokens (the `cost` policy reads them).
@@ -132,16 +142,15 @@ where
     Fut: Future<Output = Result<T, Failure>>,
 {
     let reliability = &snapshot.config.reliability;
-    let started = clock_now();
-    let deadline = started + Duration::from_millis(snapshot.config.timeouts.total_ms);
-    let mut tried: Vec<usize> = Vec::with_capacity(reliability.max_attempts as usize);
+    let deadline = admitted.deadline;
+    let mut tried: Vec<usize> = Vec::with_capacity(admitted.max_attempts as usize);
     // Candidates whose credential is over its vendor quota: skipped for this whole request.
     let mut over_quota: Vec<usize> = Vec::new();
     let mut quota_wait: Option<Duration> = None;
     let mut last: Option<(ApiError, Target<'s>)> = None;
     let mut upstream_time = Duration::ZERO;
     let mut attempt_number = 0;
-    while attempt_number < reliability.max_attempts {
+    while attempt_number < admitted.max_attempts {
         let now = clock_now();
         let Some((position, target, health, reason)) =
             pick(snapshot, &candidates, &tried, &over_quota, admitted, now)
@@ -246,6 +255,7 @@ where
                     return Err(Exhausted {
                         error: failure.error,
                         target: Some(target),
+                        attempts: attempt_number,
                     });
                 }
                 tracing::warn!(vendor = %target.credential.vendor, credential = %target.credential.name,
@@ -261,6 +271,7 @@ where
         Some((error, target)) => Err(Exhausted {
             error,
             target: Some(target),
+            attempts: attempt_number,
         }),
         None => Err(Exhausted {
             error: match quota_wait {
@@ -268,6 +279,7 @@ where
                 None => no_healthy(snapshot, &candidates),
             },
             target: None,
+            attempts: attempt_number,
         }),
     }
 }
@@ -297,7 +309,7 @@ fn pick<'s>(
 ) -> Option<(usize, Target<'s>, TargetHealth, &'static str)> {
     let allowed = admitted.allowed_vendors;
     let available = |position: usize| {
-        if excluded.contains(&position) {
+        if excluded.contains(&position) || (!admitted.retry_tried && tried.contains(&position)) {
             return false;
         }
         let Some(target) = candidates.get(position) else {

@@ -19,6 +19,7 @@ use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use llmux_config::Api;
+use llmux_protocol::error::ErrorKind;
 use llmux_protocol::neutral;
 use llmux_router::{Endpoint, Needs, Target};
 
@@ -50,6 +51,9 @@ pub struct Facts<'a> {
     /// offer; named in `x-llmux-dropped-tools`, or refused with `compat.unsupported_tools`).
     pub dropped_tools: &'a [String],
 }
+
+/// The fallback group that answered, when the requested one could not.
+const FALLBACK: http::HeaderName = http::HeaderName::from_static("x-llmux-fallback");
 
 /// Names the hosted tools removed from the offer.
 const DROPPED_TOOLS: http::HeaderName = http::HeaderName::from_static("x-llmux-dropped-tools");
@@ -144,6 +148,11 @@ pub trait Translate: Ingress {
 }
 
 /// Serves one request of ingress `I`: called by the edge with the request's id and caller.
+///
+/// Inlined so that the edge's `Box::pin` builds this (several KiB) future directly in its box:
+/// returned from an out-of-line call, it was built on the stack and copied, ~10,000
+/// instructions per request.
+#[inline(always)]
 pub async fn serve<I: Ingress>(
     gateway: Arc<Gateway>,
     request_id: RequestId,
@@ -189,7 +198,7 @@ async fn run<I: Ingress>(
         && snapshot.config.compat.unsupported_tools == llmux_config::UnsupportedTools::Reject
     {
         let mut error = ApiError::new(
-            llmux_protocol::error::ErrorKind::InvalidRequest,
+            ErrorKind::InvalidRequest,
             format!(
                 "hosted tool '{tool}' is not supported here (compat.unsupported_tools: reject)"
             ),
@@ -214,7 +223,7 @@ async fn run<I: Ingress>(
         vendor,
         needs: facts.needs,
     };
-    let candidates = snapshot.table.candidates(&query)?;
+    let mut candidates = snapshot.table.candidates(&query)?;
     let settle = governance::admit(
         &gateway,
         &caller,
@@ -224,17 +233,6 @@ async fn run<I: Ingress>(
         &snapshot.config.pricing,
     )
     .await?;
-    let allowed = governance::allowed_vendors(&caller);
-    let admitted = attempts::Admitted {
-        allowed_vendors: allowed,
-        policy: snapshot.table.policy_for(facts.model),
-        tokens: llmux_router::Tokens {
-            input: facts.reserve_tokens,
-            output: 0,
-        },
-        reserve_tokens: facts.reserve_tokens,
-        settle: &settle,
-    };
     if let Some(draft) = &draft {
         settle.log_to(Arc::clone(draft));
     }
@@ -247,45 +245,122 @@ async fn run<I: Ingress>(
     let request = &request;
     let call_ref = &call;
     let draft_ref = draft.as_deref();
-    let result = attempts::run(&gateway, &snapshot, candidates, &admitted, |target| {
-        logged(draft_ref, target, attempt::<I>(request, call_ref, target))
-    })
-    .await;
-    match result {
-        Ok(committed) => {
-            if let Some(draft) = &draft {
-                let ttfb = u32::try_from(committed.upstream_time.as_millis()).unwrap_or(u32::MAX);
-                draft.with(|record| record.ttfb_ms = Some(ttfb));
+    let deadline =
+        attempts::clock_now() + std::time::Duration::from_millis(snapshot.config.timeouts.total_ms);
+    let mut attempts_left = snapshot.config.reliability.max_attempts;
+    // The groups this request went through: the one it named, then its fallbacks.
+    let mut path: Vec<&str> = facts.model.into_iter().collect();
+    loop {
+        let group = path.last().copied().or(facts.model);
+        let admitted = attempts::Admitted {
+            allowed_vendors: governance::allowed_vendors(&caller),
+            max_attempts: attempts_left,
+            deadline,
+            retry_tried: snapshot.table.next_fallback(&path, None).is_none(),
+            policy: snapshot.table.policy_for(group),
+            tokens: llmux_router::Tokens {
+                input: facts.reserve_tokens,
+                output: 0,
+            },
+            reserve_tokens: facts.reserve_tokens,
+            settle: &settle,
+        };
+        let result = attempts::run(&gateway, &snapshot, candidates, &admitted, |target| {
+            logged(draft_ref, target, attempt::<I>(request, call_ref, target))
+        })
+        .await;
+        let exhausted = match result {
+            Ok(committed) => {
+                let fallback = (path.len() > 1).then(|| path.last().copied()).flatten();
+                return Ok(answer(
+                    committed,
+                    &snapshot,
+                    &facts,
+                    fallback,
+                    draft.as_deref(),
+                ));
             }
-            let mut response = proxy::finish_timed(
-                committed.value.into_response(),
-                &snapshot,
-                &committed.target,
-                committed.upstream_time,
-            );
-            if !facts.dropped_tools.is_empty()
-                && let Ok(value) = http::HeaderValue::from_str(&facts.dropped_tools.join(","))
-            {
-                response.headers_mut().insert(DROPPED_TOOLS, value);
-            }
-            // The default policy's reason is always `even`: the header is left out for it
-            // (a header costs ~400 instructions per request on the hot path).
-            if committed.reason != "even" {
-                response
-                    .headers_mut()
-                    .insert(POLICY, http::HeaderValue::from_static(committed.reason));
-            }
-            Ok(response)
-        }
-        Err(exhausted) => {
+            Err(exhausted) => exhausted,
+        };
+        // A group that could not serve (every combination failed, open or cooling down)
+        // falls back to the next group of its chain; an error of a class with its own chain
+        // (context window, content filter) goes there; any other error is the answer.
+        attempts_left = attempts_left.saturating_sub(exhausted.attempts);
+        let kind = exhausted.error.0.kind;
+        let class = if kind.is_retryable() || kind == ErrorKind::NoCombination {
+            None
+        } else {
+            Some(exhausted.error.0.class())
+        };
+        let next = match class {
+            Some(llmux_router::ErrorClass::Other) => None,
+            class => snapshot.table.next_fallback(&path, class),
+        };
+        let next_candidates = next
+            .filter(|_| attempts_left > 0 && attempts::clock_now() < deadline)
+            .and_then(|next| {
+                let query = llmux_router::Query {
+                    model: Some(next),
+                    ..query
+                };
+                Some((next, snapshot.table.candidates(&query).ok()?))
+            });
+        let Some((next, next_candidates)) = next_candidates else {
             settle.abandon();
             let response = I::ENVELOPE.render(exhausted.error);
-            Ok(match &exhausted.target {
+            return Ok(match &exhausted.target {
                 Some(target) => proxy::finish(response, &snapshot, target),
                 None => response,
-            })
-        }
+            });
+        };
+        tracing::info!(
+            request_id = call.request_id,
+            from = group.unwrap_or("-"),
+            to = next,
+            class = class.map_or("exhausted", llmux_router::ErrorClass::as_str),
+            "falling back to the next group"
+        );
+        path.push(next);
+        candidates = next_candidates;
     }
+}
+
+/// The response for a committed attempt: routing headers, the outcome for the edge, the time
+/// to first byte in the request log, dropped tools, the policy's reason and the fallback used.
+fn answer(
+    committed: attempts::Committed<'_, Answer>,
+    snapshot: &Snapshot,
+    facts: &Facts<'_>,
+    fallback: Option<&str>,
+    draft: Option<&crate::request_log::Draft>,
+) -> Response {
+    if let Some(draft) = draft {
+        let ttfb = u32::try_from(committed.upstream_time.as_millis()).unwrap_or(u32::MAX);
+        draft.with(|record| record.ttfb_ms = Some(ttfb));
+    }
+    let mut response = proxy::finish_timed(
+        committed.value.into_response(),
+        snapshot,
+        &committed.target,
+        committed.upstream_time,
+    );
+    let headers = response.headers_mut();
+    if !facts.dropped_tools.is_empty()
+        && let Ok(value) = http::HeaderValue::from_str(&facts.dropped_tools.join(","))
+    {
+        headers.insert(DROPPED_TOOLS, value);
+    }
+    // The default policy's reason is always `even`: the header is left out for it (a header
+    // costs ~400 instructions per request on the hot path).
+    if committed.reason != "even" {
+        headers.insert(POLICY, http::HeaderValue::from_static(committed.reason));
+    }
+    if let Some(group) = fallback
+        && let Ok(value) = http::HeaderValue::from_str(group)
+    {
+        headers.insert(FALLBACK, value);
+    }
+    response
 }
 
 /// `attempt`, recorded in the request log (when on) with its target, status and duration; an
@@ -350,10 +425,13 @@ async fn attempt<'a, I: Ingress>(
     call: &'a Call<'a>,
     target: Target<'a>,
 ) -> Result<Answer, Failure> {
+    // The translated path's future (vendor encoding, image downloads, a neutral relay) is
+    // several kilobytes: boxed, it is allocated only when used, instead of making every
+    // request's future (moved into its box at the edge) that much larger to copy.
     if I::PASSTHROUGH == Some(target.credential.api) {
         I::passthrough(request, call, target).await
     } else {
-        I::translated(request, call, target).await
+        Box::pin(I::translated(request, call, target)).await
     }
 }
 

@@ -135,7 +135,9 @@ impl Pool {
                 let Conn { io, _permit } = conn;
                 drop(io);
                 conn = Conn {
-                    io: self.target.connect(connect_timeout).await?,
+                    // Boxed: connecting (TCP, a proxy tunnel, TLS) is a large future that only
+                    // new connections need; inline, every request's future would carry it.
+                    io: Box::pin(self.target.connect(connect_timeout)).await?,
                     _permit,
                 };
                 write_request(&mut conn.io, head, body)
@@ -165,7 +167,7 @@ impl Pool {
         timeout: Duration,
     ) -> Result<Conn, SendError> {
         Ok(Conn {
-            io: self.target.connect(timeout).await?,
+            io: Box::pin(self.target.connect(timeout)).await?,
             _permit: permit,
         })
     }

@@ -148,6 +148,9 @@ async fn send(
     let settle = Settle::default();
     let admitted = Admitted {
         allowed_vendors: &[],
+        max_attempts: snapshot.config.reliability.max_attempts,
+        deadline: super::clock_now() + Duration::from_millis(snapshot.config.timeouts.total_ms),
+        retry_tried: true,
         policy: RoutingPolicy::Even,
         tokens: Tokens::default(),
         reserve_tokens: 0,

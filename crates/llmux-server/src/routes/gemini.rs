@@ -1,6 +1,7 @@
 //! The Gemini API ingress: `POST /{v1beta,v1,v1alpha}/models/{model}:generateContent`,
-//! `:streamGenerateContent` (SSE with `?alt=sse`, a streamed JSON array without it) and
-//! `:countTokens`, plus `GET /v1beta/models[/{model}]`, with errors in Google's envelope.
+//! `:streamGenerateContent` (SSE with `?alt=sse`, a streamed JSON array without it),
+//! `:countTokens`, `:embedContent` and `:batchEmbedContents` (on `kind: embedding` models, see
+//! [`GeminiEmbed`]), plus `GET /v1beta/models[/{model}]`, with errors in Google's envelope.
 //!
 //! To a Gemini credential this is the same-protocol byte path: the body goes upstream as
 //! received, only the model in the URL changes, and `modelVersion` in the answer is set back to
