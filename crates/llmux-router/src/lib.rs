@@ -11,6 +11,8 @@
 //! [`RoutingTable::fallbacks`] and [`RoutingTable::next_fallback`], and [`Candidates::pick`] for
 //! a plain uniform choice.
 
+#![warn(missing_docs)]
+
 mod fallback;
 mod infer;
 mod policy;

@@ -249,14 +249,26 @@ async fn run<I: Ingress>(
         attempts::clock_now() + std::time::Duration::from_millis(snapshot.config.timeouts.total_ms);
     let mut attempts_left = snapshot.config.reliability.max_attempts;
     // The groups this request went through: the one it named, then its fallbacks.
-    let mut path: Vec<&str> = facts.model.into_iter().collect();
+    // (No allocation unless a fallback is taken: `Vec::new` does not allocate, and the first
+    // group is `facts.model` until then.)
+    let mut path: Vec<&str> = Vec::new();
+    let routing = &snapshot.config.routing;
+    let any_fallbacks = !(routing.fallbacks.is_empty()
+        && routing.context_fallbacks.is_empty()
+        && routing.content_fallbacks.is_empty());
     loop {
         let group = path.last().copied().or(facts.model);
+        if path.is_empty()
+            && let Some(model) = facts.model
+            && any_fallbacks
+        {
+            path.push(model);
+        }
         let admitted = attempts::Admitted {
             allowed_vendors: governance::allowed_vendors(&caller),
             max_attempts: attempts_left,
             deadline,
-            retry_tried: snapshot.table.next_fallback(&path, None).is_none(),
+            retry_tried: !any_fallbacks || snapshot.table.next_fallback(&path, None).is_none(),
             policy: snapshot.table.policy_for(group),
             tokens: llmux_router::Tokens {
                 input: facts.reserve_tokens,
@@ -294,6 +306,7 @@ async fn run<I: Ingress>(
         };
         let next = match class {
             Some(llmux_router::ErrorClass::Other) => None,
+            _ if !any_fallbacks => None,
             class => snapshot.table.next_fallback(&path, class),
         };
         let next_candidates = next
