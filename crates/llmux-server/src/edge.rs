@@ -6,6 +6,10 @@
 //! a router are cloned into every route and each boxes its own future, which cost about fifteen
 //! allocations per request.
 
+pub(crate) mod envelope;
+pub(crate) mod isolation;
+pub(crate) mod overload;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -26,12 +30,13 @@ use llmux_protocol::error::ErrorKind;
 use std::panic::AssertUnwindSafe;
 
 use crate::api_error::ApiError;
-use crate::envelope::Envelope;
+use crate::edge::envelope::Envelope;
+use crate::edge::isolation::{Guarded, Held};
 use crate::governance::Caller;
-use crate::isolation::{Guarded, Held};
+use crate::ingress::{Chat, Messages, Responses};
 use crate::pipeline::serve;
 use crate::request_log::{Draft, Finish};
-use crate::routes::{self, Chat, Handler, Messages, Responses};
+use crate::routes::{self, Handler};
 use crate::series::Series;
 use crate::server::{ActiveRequest, Activity};
 use crate::state::Gateway;
@@ -189,7 +194,7 @@ async fn edge(
     let mut response = match handled {
         Ok(response) => response,
         Err(payload) => {
-            crate::isolation::report(&gateway.metrics.panics, &id, payload.as_ref());
+            crate::edge::isolation::report(&gateway.metrics.panics, &id, payload.as_ref());
             envelope.render(ApiError::new(
                 ErrorKind::Internal,
                 "internal error while handling this request; it was not completed (other requests are unaffected)",
@@ -310,7 +315,8 @@ async fn dispatch(
                 return Box::pin(serve::<Messages>(gateway, id, caller, request)).await;
             }
             Some(Handler::Gemini) => {
-                return Box::pin(routes::gemini::handle(gateway, id, caller, request)).await;
+                return Box::pin(crate::ingress::gemini::handle(gateway, id, caller, request))
+                    .await;
             }
             _ => {}
         }

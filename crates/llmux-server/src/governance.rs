@@ -12,6 +12,8 @@
 //! [`KeyStore`] (SQLite or PostgreSQL). When Redis is unreachable, `auth.redis_failure` decides:
 //! serve without limits (logged) or refuse with 503.
 
+pub(crate) mod quota;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -393,7 +395,7 @@ pub struct Settle(Arc<Mutex<Pending>>);
 #[derive(Default)]
 struct Pending {
     permit: Option<Permit>,
-    quota: Option<crate::vendor_quota::QuotaCharge>,
+    quota: Option<crate::governance::quota::QuotaCharge>,
     /// The request log's record, told the real usage.
     log: Option<Arc<crate::request_log::Draft>>,
 }
@@ -442,7 +444,7 @@ impl Settle {
 
     /// The attempt that answers took this much of its credential's token quota; settled with
     /// the real usage like the key's reservation. Replaces (refunds) an earlier attempt's charge.
-    pub(crate) fn charge_quota(&self, charge: crate::vendor_quota::QuotaCharge) {
+    pub(crate) fn charge_quota(&self, charge: crate::governance::quota::QuotaCharge) {
         let previous = self.lock().quota.replace(charge);
         if let Some(previous) = previous {
             Pending {
@@ -565,7 +567,7 @@ fn presented_key<'a>(headers: &'a http::HeaderMap, uri: &'a http::Uri) -> Option
 pub async fn authenticate(
     gateway: &crate::state::Gateway,
     access: Access,
-    envelope: crate::envelope::Envelope,
+    envelope: crate::edge::envelope::Envelope,
     headers: &http::HeaderMap,
     uri: &http::Uri,
 ) -> Result<Caller, axum::response::Response> {

@@ -6,28 +6,25 @@
 
 #![warn(missing_docs)]
 
+// The stages of a request, in order (ARCHITECTURE.md): the accept loop, the edge, the
+// ingresses, the pipeline, the egress; the governance and the shared services beside them.
+mod edge;
+mod egress;
+mod governance;
+mod ingress;
+pub mod keys;
+mod pipeline;
+mod routes;
+mod server;
+
 mod api_error;
-mod attempts;
 mod body;
 mod clock;
-mod edge;
-mod envelope;
-mod governance;
-mod isolation;
-pub mod keys;
-mod overload;
-mod pipeline;
-mod relay;
 mod request_log;
 mod response_store;
-mod routes;
 mod series;
-mod server;
 mod shared_health;
 mod state;
-mod translate;
-mod upstream_call;
-mod vendor_quota;
 
 pub use edge::App;
 pub use governance::Governance;

@@ -23,15 +23,19 @@ use llmux_protocol::error::ErrorKind;
 use llmux_protocol::neutral;
 use llmux_router::{Endpoint, Needs, Target};
 
+pub(crate) mod attempts;
+pub(crate) mod relay;
+pub(crate) mod translate;
+
 use crate::api_error::ApiError;
-use crate::attempts::{self, Failure};
 use crate::body;
 use crate::edge::RequestId;
-use crate::envelope::Envelope;
+use crate::edge::envelope::Envelope;
+use crate::egress::answer::{self, VendorParam};
 use crate::governance::{self, Caller, Settle};
-use crate::routes::proxy::{self, VendorParam};
 use crate::state::{Gateway, Snapshot};
-use crate::translate::{self, ClientEncoder, NeutralAnswer};
+use attempts::Failure;
+use translate::{ClientEncoder, NeutralAnswer};
 
 /// Why the routing policy chose the combination that answered.
 const POLICY: http::HeaderName = http::HeaderName::from_static("x-llmux-policy");
@@ -79,7 +83,7 @@ pub enum Answer {
 impl Answer {
     fn into_response(self) -> Response {
         match self {
-            Self::Json(body) => proxy::json_response(body),
+            Self::Json(body) => answer::json_response(body),
             Self::Stream(body) => sse_response(body),
         }
     }
@@ -182,7 +186,7 @@ async fn run<I: Ingress>(
     let bytes = body::read(
         body,
         snapshot.config.limits.max_body_bytes,
-        proxy::body_deadline(&snapshot),
+        answer::body_deadline(&snapshot),
     )
     .await?;
     let draft = head
@@ -284,7 +288,7 @@ async fn run<I: Ingress>(
         let exhausted = match result {
             Ok(committed) => {
                 let fallback = (path.len() > 1).then(|| path.last().copied()).flatten();
-                return Ok(answer(
+                return Ok(respond(
                     committed,
                     &snapshot,
                     &facts,
@@ -322,7 +326,7 @@ async fn run<I: Ingress>(
             settle.abandon();
             let response = I::ENVELOPE.render(exhausted.error);
             return Ok(match &exhausted.target {
-                Some(target) => proxy::finish(response, &snapshot, target),
+                Some(target) => answer::finish(response, &snapshot, target),
                 None => response,
             });
         };
@@ -340,7 +344,7 @@ async fn run<I: Ingress>(
 
 /// The response for a committed attempt: routing headers, the outcome for the edge, the time
 /// to first byte in the request log, dropped tools, the policy's reason and the fallback used.
-fn answer(
+fn respond(
     committed: attempts::Committed<'_, Answer>,
     snapshot: &Snapshot,
     facts: &Facts<'_>,
@@ -351,7 +355,7 @@ fn answer(
         let ttfb = u32::try_from(committed.upstream_time.as_millis()).unwrap_or(u32::MAX);
         draft.with(|record| record.ttfb_ms = Some(ttfb));
     }
-    let mut response = proxy::finish_timed(
+    let mut response = answer::finish_timed(
         committed.value.into_response(),
         snapshot,
         &committed.target,
@@ -425,7 +429,8 @@ where
             }
             Err(failure) => {
                 entry.status = crate::api_error::status_of(failure.error.0.kind).as_u16();
-                entry.error = Some(crate::attempts::failure_label(failure.error.0.kind).to_owned());
+                entry.error =
+                    Some(crate::pipeline::attempts::failure_label(failure.error.0.kind).to_owned());
             }
         }
     }

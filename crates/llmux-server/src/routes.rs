@@ -1,20 +1,10 @@
 //! The application: axum routes and fallbacks, wrapped in the edge (`edge::App`).
 
 mod admin;
-pub(crate) mod chat;
-mod embeddings;
-pub(crate) mod gemini;
 mod info;
-pub(crate) mod messages;
-pub(crate) mod proxy;
-pub(crate) mod responses;
 mod vendors;
 
-pub(crate) use chat::Chat;
-pub(crate) use embeddings::Embeddings;
-pub(crate) use messages::{Messages, anthropic_error};
-pub(crate) use proxy::idle;
-pub(crate) use responses::Responses;
+use crate::ingress::{Chat, Embeddings, Messages, Responses, gemini, messages, responses};
 
 use std::sync::Arc;
 

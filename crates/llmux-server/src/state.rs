@@ -208,7 +208,7 @@ pub struct Gateway {
     /// one, Redis when configured, else memory (see [`Gateway::connect_shared_state`]).
     quota_limiter: std::sync::OnceLock<Arc<dyn llmux_store::Limiter>>,
     /// Requests in flight against `limits.max_in_flight`.
-    pub(crate) load: Arc<crate::overload::Load>,
+    pub(crate) load: Arc<crate::edge::overload::Load>,
     /// The request log, once [`Gateway::start_request_log`] opened it.
     pub(crate) request_log: std::sync::OnceLock<crate::request_log::LogSink>,
 }
@@ -235,7 +235,7 @@ impl Gateway {
     ) -> Result<Arc<Self>, SnapshotError> {
         let capacity = snapshot.config.responses.capacity;
         let images = ImageFetcher::new(&snapshot.config.images)?;
-        let load = crate::overload::Load::new(snapshot.config.limits.max_in_flight);
+        let load = crate::edge::overload::Load::new(snapshot.config.limits.max_in_flight);
         Ok(Arc::new(Self {
             snapshot: ArcSwap::from_pointee(snapshot),
             metrics: Metrics::default(),

@@ -9,7 +9,7 @@ use axum::response::IntoResponse;
 use http::{HeaderValue, header};
 use serde::Serialize;
 
-use super::proxy::VendorParam;
+use crate::egress::answer::VendorParam;
 use crate::state::Gateway;
 
 #[derive(Serialize)]

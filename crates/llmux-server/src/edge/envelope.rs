@@ -22,7 +22,7 @@ impl Envelope {
     pub fn for_path(path: &str) -> Self {
         if path.starts_with("/v1/messages") {
             Self::Anthropic
-        } else if crate::routes::gemini::is_gemini_path(path) {
+        } else if crate::ingress::gemini::is_gemini_path(path) {
             Self::Google
         } else {
             Self::OpenAi
@@ -33,8 +33,8 @@ impl Envelope {
     pub fn render(self, error: ApiError) -> Response {
         match self {
             Self::OpenAi => error.into_response(),
-            Self::Anthropic => crate::routes::anthropic_error(error),
-            Self::Google => crate::routes::gemini::google_error(error),
+            Self::Anthropic => crate::ingress::messages::anthropic_error(error),
+            Self::Google => crate::ingress::gemini::google_error(error),
         }
     }
 }

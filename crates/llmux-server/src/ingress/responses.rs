@@ -18,14 +18,14 @@ use llmux_router::{Endpoint, Target};
 use serde_json::json;
 
 use crate::api_error::ApiError;
-use crate::attempts::Failure;
-use crate::envelope::Envelope;
+use crate::edge::envelope::Envelope;
+use crate::pipeline::attempts::Failure;
+use crate::pipeline::translate::{self, ClientEncoder};
 use crate::pipeline::{
     self, Answer, Call, DEFAULT_OUTPUT_RESERVATION, Facts, Ingress, Translate, unix_now,
 };
 use crate::response_store::Stored;
 use crate::state::Gateway;
-use crate::translate::{self, ClientEncoder};
 
 pub async fn get(State(gateway): State<Arc<Gateway>>, Path(id): Path<String>) -> Response {
     match gateway.responses.get(&id).await {

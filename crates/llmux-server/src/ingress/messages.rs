@@ -20,15 +20,15 @@ use llmux_protocol::{anthropic, sse};
 use llmux_router::{Endpoint, Needs, Target};
 use serde_json::{Value, json};
 
-use super::proxy::{self, VendorParam};
 use crate::api_error::{ApiError, status_of};
-use crate::attempts::Failure;
 use crate::body;
-use crate::envelope::Envelope;
+use crate::edge::envelope::Envelope;
+use crate::egress::answer::{self as proxy, VendorParam};
+use crate::egress::send::read_body;
+use crate::pipeline::attempts::Failure;
+use crate::pipeline::translate::{self, ClientEncoder, Translation};
 use crate::pipeline::{self, Answer, Call, DEFAULT_OUTPUT_RESERVATION, Facts, Ingress, Translate};
 use crate::state::{Gateway, Snapshot};
-use crate::translate::{self, ClientEncoder, Translation};
-use crate::upstream_call::read_body;
 
 /// Renders an error in Anthropic's envelope.
 pub fn anthropic_error(error: ApiError) -> Response {
@@ -82,7 +82,7 @@ impl Ingress for Messages {
         bytes: Bytes,
     ) -> Result<MessagesCall, ApiError> {
         const BETA: http::HeaderName = http::HeaderName::from_static("anthropic-beta");
-        let beta = crate::upstream_call::forwarded(&head.headers, &[BETA]);
+        let beta = crate::egress::send::forwarded(&head.headers, &[BETA]);
         let mut request = anthropic::decode_request(&bytes)?;
         let input_estimate = request.estimate_input_tokens();
         let needs = translate::needs(&request);
@@ -202,7 +202,7 @@ async fn same_protocol(
         .get(target.credential_index)
         .ok_or_else(|| ApiError::new(ErrorKind::Internal, "credential endpoint missing"))?;
     let started = Instant::now();
-    let mut response = crate::upstream_call::send_with(
+    let mut response = crate::egress::send::send_with(
         snapshot,
         target,
         &endpoint.messages_url,
@@ -229,7 +229,8 @@ async fn same_protocol(
     }
     let strategy = Translation::new(Api::Anthropic, AnthropicPassthrough { client_model });
     let body =
-        crate::relay::open(call, target, Messages::ROUTE, started, response, strategy).await?;
+        crate::pipeline::relay::open(call, target, Messages::ROUTE, started, response, strategy)
+            .await?;
     Ok(Answer::Stream(body))
 }
 

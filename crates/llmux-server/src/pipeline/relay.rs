@@ -19,7 +19,7 @@ use llmux_protocol::usage::Usage;
 use llmux_telemetry::metrics::RouteLabels;
 
 use crate::api_error::ApiError;
-use crate::attempts::{Failure, TargetHealth, failure_label};
+use crate::pipeline::attempts::{Failure, TargetHealth, failure_label};
 use crate::series::Series;
 use crate::state::Gateway;
 
@@ -95,7 +95,7 @@ pub async fn open<S: Strategy>(
         settle: call.settle.clone(),
         upstream_model: target.upstream_model.to_owned(),
     };
-    let idle = crate::routes::idle(call.snapshot, target);
+    let idle = crate::egress::answer::idle(call.snapshot, target);
     let (first, relay) = Relay::new(response, strategy, idle, context)
         .prime()
         .await?;

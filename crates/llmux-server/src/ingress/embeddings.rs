@@ -10,10 +10,10 @@ use llmux_protocol::error::ErrorKind;
 use llmux_protocol::openai_chat::json_string;
 use llmux_router::{Endpoint, Needs, Target};
 
-use super::proxy;
 use crate::api_error::ApiError;
-use crate::attempts::Failure;
-use crate::envelope::Envelope;
+use crate::edge::envelope::Envelope;
+use crate::egress::answer as proxy;
+use crate::pipeline::attempts::Failure;
 use crate::pipeline::{Answer, Call, Facts, Ingress};
 use crate::state::Gateway;
 
@@ -80,7 +80,7 @@ impl Ingress for Embeddings {
             .get(target.credential_index)
             .ok_or_else(|| ApiError::new(ErrorKind::Internal, "credential endpoint missing"))?;
         let started = Instant::now();
-        let response = crate::upstream_call::send(
+        let response = crate::egress::send::send(
             snapshot,
             &target,
             &endpoint.embeddings_url,

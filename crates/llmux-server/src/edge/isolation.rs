@@ -21,7 +21,7 @@ use http::HeaderValue;
 use http_body::{Frame, SizeHint};
 use llmux_telemetry::metrics::Counter;
 
-use crate::overload::InFlight;
+use crate::edge::overload::InFlight;
 use crate::server::ActiveRequest;
 
 /// What a response body holds until it ends.

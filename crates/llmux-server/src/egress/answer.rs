@@ -12,9 +12,9 @@ use llmux_router::Target;
 
 use crate::api_error::ApiError;
 use crate::edge::Outcome;
+use crate::egress::send::read_body;
 use crate::series::Series;
 use crate::state::{Gateway, Snapshot};
-use crate::upstream_call::read_body;
 
 /// `?vendor=`; an empty value means no filter.
 #[derive(Debug, serde::Deserialize)]

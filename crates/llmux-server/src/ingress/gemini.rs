@@ -23,16 +23,16 @@ use llmux_protocol::{gemini, neutral, sse};
 use llmux_router::{Endpoint, Needs, Target};
 use serde_json::json;
 
-use super::proxy;
 use crate::api_error::{ApiError, status_of};
-use crate::attempts::Failure;
 use crate::edge::RequestId;
-use crate::envelope::Envelope;
+use crate::edge::envelope::Envelope;
+use crate::egress::answer as proxy;
+use crate::egress::send::read_body;
 use crate::governance::Caller;
+use crate::pipeline::attempts::Failure;
+use crate::pipeline::translate::{self, ClientEncoder, Translation};
 use crate::pipeline::{self, Answer, Call, DEFAULT_OUTPUT_RESERVATION, Facts, Ingress, Translate};
 use crate::state::Gateway;
-use crate::translate::{self, ClientEncoder, Translation};
-use crate::upstream_call::read_body;
 
 /// The API versions Google's SDKs call.
 const VERSIONS: [&str; 3] = ["/v1beta/models/", "/v1/models/", "/v1alpha/models/"];
@@ -360,7 +360,7 @@ async fn same_protocol(
         .gemini_url(target.upstream_model, request.stream)
         .map_err(|e| ApiError::new(e.kind(), e.to_string()))?;
     let started = Instant::now();
-    let mut response = crate::upstream_call::send(
+    let mut response = crate::egress::send::send(
         snapshot,
         target,
         &url,
@@ -393,7 +393,9 @@ async fn same_protocol(
         client_model: request.model.clone(),
     };
     let strategy = Translation::new(Api::Gemini, encoder);
-    let body = crate::relay::open(call, target, Gemini::ROUTE, started, response, strategy).await?;
+    let body =
+        crate::pipeline::relay::open(call, target, Gemini::ROUTE, started, response, strategy)
+            .await?;
     Ok(Answer::Stream(body))
 }
 
@@ -488,7 +490,7 @@ impl Ingress for GeminiEmbed {
             embed::rewrite_models(&request.bytes, request.decoded.batch, target.upstream_model)
                 .map_err(|e| ApiError::new(ErrorKind::InvalidRequest, e.0))?;
         let started = Instant::now();
-        let mut response = crate::upstream_call::send(snapshot, &target, &url, body, false).await?;
+        let mut response = crate::egress::send::send(snapshot, &target, &url, body, false).await?;
         let body = read_body(
             &mut response,
             snapshot.config.limits.max_upstream_body_bytes,
@@ -529,7 +531,7 @@ impl Ingress for GeminiEmbed {
             .get(target.credential_index)
             .ok_or_else(|| ApiError::new(ErrorKind::Internal, "credential endpoint missing"))?;
         let started = Instant::now();
-        let mut response = crate::upstream_call::send(
+        let mut response = crate::egress::send::send(
             snapshot,
             &target,
             &endpoint.embeddings_url,

@@ -12,14 +12,14 @@ use llmux_protocol::neutral;
 use llmux_protocol::openai_chat::{self, json_string};
 use llmux_router::{Endpoint, Needs, Target};
 
-use super::proxy;
 use crate::api_error::ApiError;
-use crate::attempts::Failure;
-use crate::envelope::Envelope;
+use crate::edge::envelope::Envelope;
+use crate::egress::answer as proxy;
+use crate::pipeline::attempts::Failure;
+use crate::pipeline::relay::Rewrite;
 use crate::pipeline::{
     self, Answer, Call, DEFAULT_OUTPUT_RESERVATION, Facts, Ingress, Translate, unix_now,
 };
-use crate::relay::Rewrite;
 use crate::state::Gateway;
 
 /// The Chat Completions ingress.
@@ -48,7 +48,7 @@ impl Ingress for Chat {
     ) -> Result<ChatCall, ApiError> {
         const BETA: http::HeaderName = http::HeaderName::from_static("openai-beta");
         let request = owned(openai_chat::decode_request(&bytes)?);
-        let beta = crate::upstream_call::forwarded(&head.headers, &[BETA]);
+        let beta = crate::egress::send::forwarded(&head.headers, &[BETA]);
         Ok(ChatCall {
             bytes,
             beta,
@@ -160,7 +160,7 @@ async fn same_protocol(
         .ok_or_else(|| ApiError::new(ErrorKind::Internal, "credential endpoint missing"))?;
     let started = Instant::now();
     let stream = request.needs.streaming;
-    let response = crate::upstream_call::send_with(
+    let response = crate::egress::send::send_with(
         snapshot,
         &target,
         &endpoint.chat_url,
@@ -187,6 +187,8 @@ async fn same_protocol(
         request.client_wants_usage,
         proxy::needs_tool_call_repair(&target),
     );
-    let body = crate::relay::open(call, &target, Chat::ROUTE, started, response, strategy).await?;
+    let body =
+        crate::pipeline::relay::open(call, &target, Chat::ROUTE, started, response, strategy)
+            .await?;
     Ok(Answer::Stream(body))
 }

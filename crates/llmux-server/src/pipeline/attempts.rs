@@ -18,9 +18,9 @@ use llmux_telemetry::metrics::{BreakerLabels, VendorLabels};
 
 use crate::api_error::ApiError;
 use crate::governance::Settle;
+use crate::governance::quota as vendor_quota;
 use crate::shared_health;
 use crate::state::{Gateway, Snapshot};
-use crate::vendor_quota;
 
 /// The attempt loop's clock: tokio's, so that its deadline agrees with the `sleep` and
 /// `timeout` it awaits (the same clock as `Instant::now()` unless a test paused time).

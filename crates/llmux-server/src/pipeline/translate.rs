@@ -12,10 +12,10 @@ use llmux_protocol::{anthropic, gemini, openai_chat, sse};
 use llmux_router::Target;
 
 use crate::api_error::ApiError;
-use crate::attempts::Failure;
-use crate::relay::{Step, Strategy};
+use crate::egress::send::read_body;
+use crate::pipeline::attempts::Failure;
+use crate::pipeline::relay::{Step, Strategy};
 use crate::state::{Gateway, Snapshot};
-use crate::upstream_call::read_body;
 
 /// Downloads `http(s)` image URLs into inline data when the target needs it, within the
 /// request's image budget (`images.max_per_request`, `images.max_total_bytes`).
@@ -106,7 +106,7 @@ pub async fn send(
             (url, body)
         }
     };
-    crate::upstream_call::send(snapshot, target, &url, body, request.stream).await
+    crate::egress::send::send(snapshot, target, &url, body, request.stream).await
 }
 
 /// Reads and decodes a whole (non-streamed) vendor answer.
@@ -120,7 +120,7 @@ pub async fn read_response(
     let body = read_body(
         &mut response,
         snapshot.config.limits.max_upstream_body_bytes,
-        crate::routes::idle(snapshot, target),
+        crate::egress::answer::idle(snapshot, target),
     )
     .await?;
     let seed = id_seed();
@@ -334,6 +334,7 @@ pub async fn attempt<E: ClientEncoder>(
         return Ok(NeutralAnswer::Whole(answer));
     }
     let strategy = Translation::new(target.credential.api, encoder);
-    let body = crate::relay::open(call, target, route, started, response, strategy).await?;
+    let body =
+        crate::pipeline::relay::open(call, target, route, started, response, strategy).await?;
     Ok(NeutralAnswer::Stream(body))
 }
