@@ -252,9 +252,9 @@ async fn run<I: Ingress>(
     let deadline =
         attempts::clock_now() + std::time::Duration::from_millis(snapshot.config.timeouts.total_ms);
     let mut attempts_left = snapshot.config.reliability.max_attempts;
-    // The groups this request went through: the one it named, then its fallbacks.
-    // (No allocation unless a fallback is taken: `Vec::new` does not allocate, and the first
-    // group is `facts.model` until then.)
+    // The groups this request went through: the one it named, then its fallbacks. Kept only
+    // when fallback chains are configured; without them nothing here costs a lookup or an
+    // allocation.
     let mut path: Vec<&str> = Vec::new();
     let routing = &snapshot.config.routing;
     let any_fallbacks = !(routing.fallbacks.is_empty()
