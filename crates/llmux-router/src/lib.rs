@@ -20,6 +20,16 @@ mod stats;
 mod table;
 
 pub use infer::infer_vendor;
+
+/// The vendor a `?vendor=` or `provider` value names: `google` is another name for `gemini`
+/// (the Open Responses gateway's provider names are `openai`, `anthropic` and `google`).
+pub fn vendor_alias(vendor: &str) -> &str {
+    if vendor.eq_ignore_ascii_case("google") {
+        "gemini"
+    } else {
+        vendor
+    }
+}
 pub use llmux_config::RoutingPolicy;
 pub use llmux_protocol::error::ErrorClass;
 pub use policy::{Choice, Choose, Tokens, choose};

@@ -220,7 +220,15 @@ async fn run<I: Ingress>(
         .vendor
         .as_deref()
         .filter(|v| !v.is_empty())
-        .or(facts.provider);
+        .or(facts.provider)
+        .map(|v| {
+            // `google` names the Gemini vendor, unless a credential's platform is `google`.
+            if snapshot.table.vendors().iter().any(|known| known == v) {
+                v
+            } else {
+                llmux_router::vendor_alias(v)
+            }
+        });
     let query = llmux_router::Query {
         endpoint: I::ENDPOINT,
         model: facts.model,

@@ -31,6 +31,9 @@ pub enum Access {
     Master,
     /// The master key when `auth.protect_metrics` is on (`/metrics`).
     Metrics,
+    /// The master key once authentication is enforced (`/health/vendors`: it names
+    /// credentials and models, and `?probe=true` calls every vendor).
+    Operator,
 }
 
 /// What serves a route.
@@ -129,7 +132,7 @@ pub const ROUTES: &[Route] = &[
     route(
         "/health/vendors",
         "health",
-        Access::Open,
+        Access::Operator,
         Handler::HealthVendors,
     ),
     route("/metrics", "metrics", Access::Metrics, Handler::Metrics),

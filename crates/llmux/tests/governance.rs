@@ -578,3 +578,33 @@ async fn redis_down_fails_open_when_configured_then_recovers() {
 async fn redis_down_fails_closed_when_configured_then_recovers() {
     redis_outage("closed", 503).await;
 }
+
+#[tokio::test]
+async fn vendor_health_needs_the_master_key_once_auth_is_on_and_health_stays_open() {
+    let mock = mock().await;
+    let gateway = TestGateway::start(&governed(&mock, &sqlite("health-vendors"), "")).await;
+    let open = gateway.get("/health/vendors").await;
+    assert_eq!(
+        open.status(),
+        401,
+        "credential names and breaker states are not public"
+    );
+    let (_, key) = create_key(&gateway, json!({})).await;
+    let with_key = gateway
+        .client
+        .get(format!("{}/health/vendors", gateway.url))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_key.status(), 401, "a virtual key is not an operator");
+    let master = gateway
+        .client
+        .get(format!("{}/health/vendors", gateway.url))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(master.status(), 200);
+    assert_eq!(gateway.get("/health").await.status(), 200);
+}

@@ -210,3 +210,49 @@ async fn capability_flags_keep_images_away_from_models_without_image_support() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "unsupported_capability");
 }
+
+#[tokio::test]
+async fn google_names_the_gemini_vendor_and_an_unknown_vendor_is_a_400_everywhere() {
+    let mock = mock().await;
+    let gateway = TestGateway::start(&format!(
+        "credentials:
+  - {{ platform: openai, value: sk-openai-0123456789, base_url: \"{url}/v1\" }}
+  - {{ platform: gemini, value: AIzaGoogleAlias0123456789012345678, base_url: \"{url}/v1beta\" }}
+models:
+  - {{ vendor: openai, model: gpt-4o-mini, name: fast }}
+  - {{ vendor: gemini, model: gemini-2.5-flash, name: fast }}
+",
+        url = mock.url()
+    ))
+    .await;
+    for _ in 0..8 {
+        let mut body = chat("fast", "hi");
+        body["provider"] = json!("google");
+        let response = gateway.post("/v1/chat/completions", &body).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["x-llmux-vendor"], "gemini");
+    }
+    let response = gateway
+        .post("/v1/chat/completions?vendor=google", &chat("fast", "hi"))
+        .await;
+    assert_eq!(response.headers()["x-llmux-vendor"], "gemini");
+
+    let models: Value = gateway
+        .get("/v1/models?vendor=google")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        models["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["owned_by"] == "gemini"),
+        "{models}"
+    );
+    let response = gateway.get("/v1/models?vendor=nosuch").await;
+    assert_eq!(response.status(), 400, "as on the chat endpoint");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unknown_vendor", "{body}");
+}

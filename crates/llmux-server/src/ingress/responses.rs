@@ -48,8 +48,16 @@ fn not_found(id: &str) -> ApiError {
     error
 }
 
+/// `resp_` and 32 hex digits from the operating system's CSPRNG: a response id is all a caller
+/// needs to read or continue a stored conversation, so it must not be guessable.
 fn new_response_id() -> String {
-    format!("resp_{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
+    let mut random = [0u8; 16];
+    if getrandom::fill(&mut random).is_err() {
+        // No OS randomness (never seen on a supported platform): fall back rather than fail.
+        random =
+            (u128::from(fastrand::u64(..)) << 64 | u128::from(fastrand::u64(..))).to_le_bytes();
+    }
+    format!("resp_{:032x}", u128::from_le_bytes(random))
 }
 
 /// The Open Responses ingress (every vendor through the neutral model).

@@ -33,7 +33,23 @@ pub async fn models(
     Query(params): Query<VendorParam>,
 ) -> impl IntoResponse {
     let snapshot = gateway.snapshot.load();
-    let vendor = params.vendor.as_deref().filter(|v| !v.is_empty());
+    let vendor = params.vendor.as_deref().filter(|v| !v.is_empty()).map(|v| {
+        if snapshot.table.vendors().iter().any(|known| known == v) {
+            v
+        } else {
+            llmux_router::vendor_alias(v)
+        }
+    });
+    // An unknown vendor is a 400, as on the chat endpoint, not an empty list.
+    if let Some(v) = vendor
+        && !snapshot.table.vendors().iter().any(|known| known == v)
+    {
+        return crate::api_error::ApiError::from(llmux_router::RouteError::UnknownVendor {
+            vendor: v.to_owned(),
+            known: snapshot.table.vendors().to_vec(),
+        })
+        .into_response();
+    }
     let mut seen = HashSet::new();
     let data = snapshot
         .config
