@@ -71,14 +71,18 @@ async fn models_list_in_openai_shape_with_vendor_filter() {
     assert_eq!(body["data"][0]["owned_by"], "openai");
     assert_eq!(body["data"][0]["object"], "model");
     assert!(body["data"][0]["created"].as_u64().unwrap() > 1_600_000_000);
-    // Regression: the original router answered "data": null for an unknown vendor (A17 #13).
-    let none: Value = gateway
-        .get("/v1/models?vendor=nobody")
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(none, json!({"object": "list", "data": []}));
+    // Regression: the original router answered "data": null for an unknown vendor (A17 #13);
+    // llmux answers as its chat endpoint does for the same filter: a 400 naming the vendor.
+    let response = gateway.get("/v1/models?vendor=nobody").await;
+    assert_eq!(response.status(), 400);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "unknown_vendor");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nobody")
+    );
 }
 
 #[tokio::test]
