@@ -388,9 +388,13 @@ pub fn main_config(fast: std::net::SocketAddr, paced: std::net::SocketAddr) -> S
             ));
         }
     }
-    // One group behind the response cache, on the fast mock.
+    // One group behind the response cache, on the fast mock (its own credential: a model may
+    // appear once per vendor).
+    config.push_str(&format!(
+        "  - {{ platform: openai-cached, api: openai, value: sk-bench, base_url: \"http://{fast}/v1\" }}\n"
+    ));
     models.push_str(&format!(
-        "  - {{ vendor: openai-fast, model: {OPENAI_MODEL}, name: {CACHED} }}\n"
+        "  - {{ vendor: openai-cached, model: {OPENAI_MODEL}, name: {CACHED} }}\n"
     ));
     config.push_str(&models);
     config.push_str(&format!(
@@ -428,4 +432,27 @@ pub fn routing(credentials: usize, models: usize, concurrency: usize) -> Spec {
         openai_chat(CHAT, Some("model-0"), &text, false),
         openai_chat(CHAT, None, &text, false),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests fail by panicking")]
+
+    /// Every gateway config the benchmark writes is one the gateway accepts (a broken one only
+    /// shows when a bench run's gateway refuses to start).
+    #[test]
+    fn the_benchmark_configs_are_valid() {
+        let (fast, paced) = ("127.0.0.1:1".parse().unwrap(), "127.0.0.1:2".parse().unwrap());
+        let configs = [
+            super::main_config(fast, paced),
+            super::routing_config(fast, 10, 10),
+        ];
+        for config in configs {
+            if let Err(errors) =
+                llmux_config::from_str(&config, llmux_config::Format::Yaml, &|_| None)
+            {
+                panic!("{errors:?}\n{config}");
+            }
+        }
+    }
 }
