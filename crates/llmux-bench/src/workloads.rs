@@ -442,7 +442,10 @@ mod tests {
     /// shows when a bench run's gateway refuses to start).
     #[test]
     fn the_benchmark_configs_are_valid() {
-        let (fast, paced) = ("127.0.0.1:1".parse().unwrap(), "127.0.0.1:2".parse().unwrap());
+        let (fast, paced) = (
+            "127.0.0.1:1".parse().unwrap(),
+            "127.0.0.1:2".parse().unwrap(),
+        );
         let configs = [
             super::main_config(fast, paced),
             super::routing_config(fast, 10, 10),

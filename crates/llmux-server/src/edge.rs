@@ -266,23 +266,21 @@ async fn edge(
     let Some(path) = path else {
         return response;
     };
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let request_id = id.to_str().unwrap_or("-");
-    match outcome {
-        Some(o) => tracing::info!(
-            request_id,
-            %method,
-            path,
-            status,
-            vendor = o.series.vendor(),
-            model = o.series.model(),
-            upstream_model = o.upstream_model,
-            credential = o.series.credential(),
-            elapsed_ms,
-            "request"
-        ),
-        None => tracing::info!(request_id, %method, path, status, elapsed_ms, "request"),
-    }
+    llmux_telemetry::access_log::request(&llmux_telemetry::access_log::RequestLine {
+        request_id: id.to_str().unwrap_or("-"),
+        method: method.as_str(),
+        path: &path,
+        status,
+        routed: outcome.as_ref().map(|o| {
+            (
+                o.series.vendor(),
+                o.series.model(),
+                &*o.upstream_model,
+                o.series.credential(),
+            )
+        }),
+        elapsed: started.elapsed(),
+    });
     response
 }
 

@@ -1,4 +1,5 @@
-//! Observability for llmux: log setup ([`logging`]), secret masking ([`mask`]), the
+//! Observability for llmux: log setup ([`logging`]), the per-request log line ([`access_log`]),
+//! secret masking ([`mask`]), the
 //! Prometheus registry ([`metrics`]) and the process's tracked background tasks ([`tasks`]:
 //! [`spawn_tracked`], drained at shutdown by [`drain_tracked`]).
 //!
@@ -7,6 +8,8 @@
 
 #![warn(missing_docs)]
 
+pub mod access_log;
+pub mod calendar;
 pub mod logging;
 pub mod mask;
 pub mod metrics;

@@ -31,6 +31,7 @@ pub fn init(level: &str, format: Format) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false);
+    crate::access_log::use_json(format == Format::Json);
     let _ = match format {
         Format::Json => builder.json().flatten_event(true).try_init(),
         Format::Pretty => builder.try_init(),
