@@ -196,6 +196,7 @@ async fn run<I: Ingress>(
     if let Some(draft) = &draft {
         draft.keep_body(&bytes);
     }
+    let sent_bytes = bytes.len();
     let request = I::decode(&gateway, head, bytes).await?;
     let facts = I::facts(&request);
     if let Some(tool) = facts.dropped_tools.first()
@@ -248,6 +249,8 @@ async fn run<I: Ingress>(
     if let Some(draft) = &draft {
         settle.log_to(Arc::clone(draft));
     }
+    // The input llmux charges if the vendor's usage never arrives.
+    settle.sent(sent_bytes);
     let call = Call {
         gateway: &gateway,
         snapshot: &snapshot,

@@ -233,7 +233,7 @@ impl Gateway {
         governance: Option<crate::governance::Governance>,
         response_backend: Option<Arc<dyn llmux_store::ResponseStore>>,
     ) -> Result<Arc<Self>, SnapshotError> {
-        let capacity = snapshot.config.responses.capacity;
+        let bounds = crate::response_store::Bounds::of(&snapshot.config.responses);
         let images = ImageFetcher::new(&snapshot.config.images)?;
         let load = crate::edge::overload::Load::new(snapshot.config.limits.max_in_flight);
         Ok(Arc::new(Self {
@@ -241,10 +241,7 @@ impl Gateway {
             metrics: Metrics::default(),
             images,
             governance: governance.map(Arc::new),
-            responses: crate::response_store::ResponseStore::with_backend(
-                capacity,
-                response_backend,
-            ),
+            responses: crate::response_store::ResponseStore::with_backend(bounds, response_backend),
             started_unix: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
@@ -296,6 +293,11 @@ impl Gateway {
             llmux_telemetry::spawn_tracked(task);
         }
         Ok(())
+    }
+
+    /// Bytes the stored-responses memory cache holds now (bounded by `responses.max_bytes`).
+    pub fn stored_response_bytes(&self) -> usize {
+        self.responses.cached_bytes()
     }
 
     /// The counters behind vendor quotas.
