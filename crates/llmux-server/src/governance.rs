@@ -296,6 +296,7 @@ impl Governance {
         vendor: Option<&str>,
         reserve_tokens: u64,
         pricing: Pricing,
+        max_cost_usd: Option<f64>,
     ) -> Result<Settle, ApiError> {
         let Caller::Key(key) = caller else {
             return Ok(Settle::default());
@@ -317,11 +318,7 @@ impl Governance {
                 "key '{name}' may not use vendor '{vendor}'"
             )));
         }
-        // The most this request can cost: every reserved token at the output price (the higher
-        // one). A model without a known price reserves nothing and is only checked.
-        let max_cost_micros = model
-            .and_then(|m| pricing.cost(m, 0, reserve_tokens))
-            .map_or(0, |usd| (usd * 1e6).ceil() as u64);
+        let max_cost_micros = max_cost_usd.map_or(0, |usd| (usd * 1e6).ceil() as u64);
         let reserved_micros = self.reserve_budget(key, max_cost_micros).await?;
         // From here on, a refusal must give the budget reservation back.
         let refund = |governance: &Arc<Self>| {
@@ -755,12 +752,37 @@ pub async fn admit(
 ) -> Result<Settle, ApiError> {
     match &gateway.governance {
         Some(governance) => {
+            let max_cost = max_cost(&gateway.snapshot.load().config, model, reserve_tokens);
             governance
-                .admit(caller, model, vendor, reserve_tokens, pricing.clone())
+                .admit(
+                    caller,
+                    model,
+                    vendor,
+                    reserve_tokens,
+                    pricing.clone(),
+                    max_cost,
+                )
                 .await
         }
         None => Ok(Settle::default()),
     }
+}
+
+/// The most a request for `model` reserving `tokens` can cost: every token at the output
+/// price (the higher one) of the dearest upstream model the name may reach (itself, or the
+/// models of the group it names). `None` when no price is known: the budget is then only
+/// checked, not reserved.
+fn max_cost(config: &llmux_config::Config, model: Option<&str>, tokens: u64) -> Option<f64> {
+    let model = model?;
+    let pricing = &config.pricing;
+    let grouped = config
+        .models
+        .iter()
+        .filter(|m| m.name.as_deref() == Some(model) || m.model == model)
+        .filter_map(|m| pricing.cost(&m.model, 0, tokens));
+    grouped
+        .chain(pricing.cost(model, 0, tokens))
+        .max_by(f64::total_cmp)
 }
 
 /// The vendors a caller may reach (empty: all).

@@ -139,7 +139,7 @@ impl Ingress for Responses {
                 .await
                 .ok_or_else(|| {
                     let mut error = ApiError::new(
-                        ErrorKind::InvalidRequest,
+                        ErrorKind::NotFound,
                         format!("previous response '{previous}' not found"),
                     );
                     error.0.code = Some("previous_response_not_found".into());

@@ -1,0 +1,547 @@
+//! Tenancy and accounting (issue 14): no key reaches another key's stored responses, auth turns
+//! on as soon as a key exists anywhere, and every request that reached a vendor is counted.
+//! SQLite by default; PostgreSQL and Redis too when `LLMUX_TEST_PG_URL` /
+//! `LLMUX_TEST_REDIS_URL` are set.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail by panicking"
+)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use llmux_mock::{MockOptions, MockUpstream};
+use serde_json::{Value, json};
+
+const MASTER: &str = "master-secret-0123456789abcdef";
+
+fn governed(mock: &MockUpstream, database: &str, extra: &str) -> String {
+    format!(
+        "credentials:
+  - {{ platform: openai, value: sk-vendor-0123456789abcd, base_url: \"{url}/v1\" }}
+models:
+  - {{ vendor: openai, model: gpt-4o-mini, name: fast }}
+auth: {{ master_key: {MASTER}, database: \"{database}\" }}
+{extra}",
+        url = mock.url()
+    )
+}
+
+fn sqlite(dir: &std::path::Path, file: &str) -> String {
+    format!("sqlite://{}", dir.join(file).display())
+}
+
+async fn send(
+    gateway: &TestGateway,
+    method: reqwest::Method,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&Value>,
+) -> reqwest::Response {
+    let mut builder = gateway
+        .client
+        .request(method, format!("{}{path}", gateway.url));
+    if let Some(body) = body {
+        builder = builder.json(body);
+    }
+    if let Some(key) = key {
+        builder = builder.bearer_auth(key);
+    }
+    builder.send().await.unwrap()
+}
+
+async fn post(
+    gateway: &TestGateway,
+    path: &str,
+    key: Option<&str>,
+    body: &Value,
+) -> reqwest::Response {
+    send(gateway, reqwest::Method::POST, path, key, Some(body)).await
+}
+
+async fn create_key(gateway: &TestGateway, fields: Value) -> (String, String) {
+    let response = post(gateway, "/admin/keys", Some(MASTER), &fields).await;
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.unwrap();
+    (
+        body["id"].as_str().unwrap().to_owned(),
+        body["key"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Creates a stored response as `key`; its id.
+async fn stored_response(gateway: &TestGateway, key: Option<&str>, input: &str) -> String {
+    let created = post(
+        gateway,
+        "/v1/responses",
+        key,
+        &json!({"model": "fast", "input": input}),
+    )
+    .await;
+    assert_eq!(created.status(), 200);
+    let body: Value = created.json().await.unwrap();
+    body["id"].as_str().unwrap().to_owned()
+}
+
+/// What `key` sees of response `id`: GET, continuation, DELETE statuses (DELETE last).
+async fn access(gateway: &TestGateway, key: Option<&str>, id: &str) -> (u16, u16) {
+    let path = format!("/v1/responses/{id}");
+    let get = send(gateway, reqwest::Method::GET, &path, key, None).await;
+    let follow_up = post(
+        gateway,
+        "/v1/responses",
+        key,
+        &json!({"model": "fast", "previous_response_id": id, "input": "and then?"}),
+    )
+    .await;
+    (get.status().as_u16(), follow_up.status().as_u16())
+}
+
+async fn delete(gateway: &TestGateway, key: Option<&str>, id: &str) -> u16 {
+    let path = format!("/v1/responses/{id}");
+    send(gateway, reqwest::Method::DELETE, &path, key, None)
+        .await
+        .status()
+        .as_u16()
+}
+
+/// Two replicas over one key database and one response store: key B gets a 404 for everything
+/// of key A's, on either replica; key A reaches it from both.
+async fn stored_responses_belong_to_their_key(keys: &str, responses: &str) {
+    let mock = mock().await;
+    let config = governed(
+        &mock,
+        keys,
+        &format!("responses: {{ store: \"{responses}\" }}\n"),
+    );
+    let a = TestGateway::start(&config).await;
+    let b = TestGateway::start(&config).await;
+    let (_, alice) = create_key(&a, json!({"name": "alice"})).await;
+    let (_, bob) = create_key(&a, json!({"name": "bob"})).await;
+    let id = stored_response(&a, Some(&alice), "alice's secret plan").await;
+    for replica in [&a, &b] {
+        assert_eq!(access(replica, Some(&bob), &id).await, (404, 404));
+        assert_eq!(delete(replica, Some(&bob), &id).await, 404);
+        assert_eq!(access(replica, Some(MASTER), &id).await, (404, 404));
+    }
+    // Replica b reads alice's response from the shared store.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while access(&b, Some(&alice), &id).await != (200, 200) {
+        assert!(
+            Instant::now() < deadline,
+            "alice cannot reach her response on b"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(delete(&a, Some(&alice), &id).await, 200);
+    assert_eq!(delete(&a, Some(&alice), &id).await, 404);
+}
+
+#[tokio::test]
+async fn stored_responses_belong_to_their_key_on_sqlite() {
+    let dir = temp_dir("tenancy-sqlite");
+    stored_responses_belong_to_their_key(&sqlite(&dir, "keys.db"), &sqlite(&dir, "responses.db"))
+        .await;
+}
+
+#[tokio::test]
+async fn stored_responses_belong_to_their_key_on_postgres() {
+    let Ok(pg) = std::env::var("LLMUX_TEST_PG_URL") else {
+        eprintln!("skipped: LLMUX_TEST_PG_URL is not set");
+        return;
+    };
+    stored_responses_belong_to_their_key(&pg, &pg).await;
+}
+
+#[tokio::test]
+async fn without_auth_a_response_belongs_to_the_client_key_that_created_it() {
+    let mock = mock().await;
+    let gateway = TestGateway::start(&basic_config(&mock)).await;
+    let id = stored_response(&gateway, Some("sk-client-one"), "mine").await;
+    assert_eq!(
+        access(&gateway, Some("sk-client-two"), &id).await,
+        (404, 404)
+    );
+    assert_eq!(access(&gateway, None, &id).await, (404, 404));
+    assert_eq!(delete(&gateway, Some("sk-client-two"), &id).await, 404);
+    assert_eq!(
+        access(&gateway, Some("sk-client-one"), &id).await,
+        (200, 200)
+    );
+}
+
+#[tokio::test]
+async fn a_long_conversation_shares_its_prefix_and_the_cache_is_bounded_by_bytes() {
+    let mock = mock().await;
+    let config = format!(
+        "{}responses: {{ max_bytes: 40000000 }}\n",
+        basic_config(&mock)
+    );
+    let gateway = TestGateway::start(&config).await;
+    let big = "x".repeat(1_000_000);
+    let mut id = stored_response(&gateway, None, &big).await;
+    for turn in 0..30 {
+        let next = post(
+            &gateway,
+            "/v1/responses",
+            None,
+            &json!({"model": "fast", "previous_response_id": id, "input": format!("turn {turn}")}),
+        )
+        .await;
+        assert_eq!(next.status(), 200);
+        id = next.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    }
+    // Thirty-one turns over a 1 MB first message (the mock echoes it, so the first turn holds
+    // about 3 MB): held once, not once per turn (over 31 MB).
+    let held = gateway.gateway.stored_response_bytes();
+    assert!(held < 4_000_000, "{held} bytes held");
+    // The last turn still carries the whole conversation upstream.
+    let calls = mock.calls();
+    let last = calls.last().unwrap();
+    let sent = last.body.to_string().len();
+    assert!(sent > 1_000_000, "{sent} bytes sent");
+    // Past the byte bound, the least recently used responses go.
+    let mut latest = String::new();
+    for _ in 0..15 {
+        latest = stored_response(&gateway, None, &big).await;
+    }
+    assert!(gateway.gateway.stored_response_bytes() <= 40_000_000);
+    assert_eq!(access(&gateway, None, &id).await.0, 404, "evicted");
+    assert_eq!(access(&gateway, None, &latest).await.0, 200);
+}
+
+#[tokio::test]
+async fn responses_past_ttl_days_are_gone() {
+    let dir = temp_dir("tenancy-ttl");
+    let responses = sqlite(&dir, "responses.db");
+    let mock = mock().await;
+    let config = format!(
+        "{}responses: {{ store: \"{responses}\", ttl_days: 7 }}\n",
+        basic_config(&mock)
+    );
+    let store = llmux_store::open_responses(&responses).await.unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    for (id, age_days) in [("resp_old", 8), ("resp_recent", 6)] {
+        store
+            .put(&llmux_store::StoredRow {
+                id: id.to_owned(),
+                owner: "anonymous".to_owned(),
+                parent: None,
+                resource: Some(format!("{{\"id\":\"{id}\"}}")),
+                turn: "[]".to_owned(),
+                created_at: now - age_days * 86_400,
+            })
+            .await
+            .unwrap();
+    }
+    let gateway = TestGateway::start(&config).await;
+    assert_eq!(gateway.get("/v1/responses/resp_recent").await.status(), 200);
+    assert_eq!(gateway.get("/v1/responses/resp_old").await.status(), 404);
+    // A write purges the database of what is past retention.
+    stored_response(&gateway, None, "hello").await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while store
+        .get("resp_old", "anonymous", 0)
+        .await
+        .unwrap()
+        .is_some()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the old response was never purged"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn auth_turns_on_within_a_second_when_another_replica_creates_a_key() {
+    let dir = temp_dir("tenancy-auth");
+    let keys = sqlite(&dir, "keys.db");
+    let mock = mock().await;
+    let with_master = TestGateway::start(&governed(&mock, &keys, "")).await;
+    let without_master = TestGateway::start(&format!(
+        "credentials:
+  - {{ platform: openai, value: sk-vendor-0123456789abcd, base_url: \"{url}/v1\" }}
+models:
+  - {{ vendor: openai, model: gpt-4o-mini, name: fast }}
+auth: {{ database: \"{keys}\" }}
+",
+        url = mock.url()
+    ))
+    .await;
+    let open = post(
+        &without_master,
+        "/v1/chat/completions",
+        None,
+        &chat("fast", "x"),
+    )
+    .await;
+    assert_eq!(open.status(), 200, "no key yet: open");
+    let (_, key) = create_key(&with_master, json!({})).await;
+    let created = Instant::now();
+    loop {
+        let status = post(
+            &without_master,
+            "/v1/chat/completions",
+            None,
+            &chat("fast", "x"),
+        )
+        .await
+        .status();
+        if status == 401 {
+            break;
+        }
+        assert!(
+            created.elapsed() < Duration::from_secs(1),
+            "still open a second after a key was created elsewhere"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let keyed = post(
+        &without_master,
+        "/v1/chat/completions",
+        Some(&key),
+        &chat("fast", "x"),
+    )
+    .await;
+    assert_eq!(keyed.status(), 200);
+}
+
+/// A dollar per token: any request costs dollars.
+const EXPENSIVE: &str = "pricing:\n  gpt-4o-mini: { input: 1000000, output: 1000000 }\n";
+
+async fn usage(gateway: &TestGateway, id: &str) -> Value {
+    gateway
+        .client
+        .get(format!("{}/admin/keys/{id}/usage", gateway.url))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn spent_total(gateway: &TestGateway, id: &str) -> f64 {
+    usage(gateway, id).await["spend_usd"]["total"]
+        .as_f64()
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn a_stream_abandoned_after_its_first_content_chunk_is_charged() {
+    let mock = mock_with(MockOptions {
+        chunks: 50,
+        chunk_delay: Duration::from_millis(40),
+        ..MockOptions::default()
+    })
+    .await;
+    let dir = temp_dir("tenancy-abandon");
+    let gateway = TestGateway::start(&governed(&mock, &sqlite(&dir, "keys.db"), EXPENSIVE)).await;
+    let (id, key) = create_key(&gateway, json!({"budget_total_usd": 1000000})).await;
+    let mut body = chat("fast", "tell me a long story");
+    body["stream"] = json!(true);
+    let mut stream = post(&gateway, "/v1/chat/completions", Some(&key), &body).await;
+    assert_eq!(stream.status(), 200);
+    let first = stream.chunk().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("content"));
+    drop(stream);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let usage = usage(&gateway, &id).await;
+        let spent = usage["spend_usd"]["total"].as_f64().unwrap_or(0.0);
+        if spent > 0.0 && usage["days"][0]["input_tokens"].as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "an abandoned stream cost nothing: {usage}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Fifty concurrent requests against a total budget of two requests' cost: at most three get
+/// through, spread over `replicas` (sharing Redis when there are two).
+async fn concurrent_requests_overshoot_a_budget_by_one_at_most(config: &str) {
+    let a = TestGateway::start(config).await;
+    let b = TestGateway::start(config).await;
+    let body =
+        json!({"model": "fast", "max_tokens": 20, "messages": [{"role": "user", "content": "x"}]});
+    let (probe, probe_key) = create_key(&a, json!({})).await;
+    assert_eq!(
+        post(&a, "/v1/chat/completions", Some(&probe_key), &body)
+            .await
+            .status(),
+        200
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let one = loop {
+        let spent = spent_total(&a, &probe).await;
+        if spent > 0.0 {
+            break spent;
+        }
+        assert!(Instant::now() < deadline, "the probe request cost nothing");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let (_, key) = create_key(&a, json!({"budget_total_usd": 2.0 * one})).await;
+    let requests = (0..50).map(|i| {
+        let gateway = if i % 2 == 0 { &a } else { &b };
+        let (key, body) = (key.clone(), body.clone());
+        async move {
+            post(gateway, "/v1/chat/completions", Some(&key), &body)
+                .await
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures_util::future::join_all(requests).await;
+    let admitted = statuses.iter().filter(|s| **s == 200).count();
+    assert!(admitted <= 3, "{admitted} of 50 admitted: {statuses:?}");
+    assert!(admitted >= 1, "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 429),
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn fifty_concurrent_requests_overshoot_a_budget_by_one_at_most_without_redis() {
+    let mock = mock_with(MockOptions {
+        latency: Duration::from_millis(200),
+        ..MockOptions::default()
+    })
+    .await;
+    let dir = temp_dir("tenancy-concurrent");
+    // Two replicas without Redis each count their own spend: use one replica's pair of
+    // gateways only as two entry points to the same budget when they share Redis (below).
+    let config = governed(&mock, &sqlite(&dir, "keys.db"), EXPENSIVE);
+    let gateway = TestGateway::start(&config).await;
+    let body =
+        json!({"model": "fast", "max_tokens": 20, "messages": [{"role": "user", "content": "x"}]});
+    let (probe, probe_key) = create_key(&gateway, json!({})).await;
+    assert_eq!(
+        post(&gateway, "/v1/chat/completions", Some(&probe_key), &body)
+            .await
+            .status(),
+        200
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let one = loop {
+        let spent = spent_total(&gateway, &probe).await;
+        if spent > 0.0 {
+            break spent;
+        }
+        assert!(Instant::now() < deadline, "the probe request cost nothing");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let (_, key) = create_key(&gateway, json!({"budget_total_usd": 2.0 * one})).await;
+    let requests = (0..50).map(|_| {
+        let (key, body, gateway) = (key.clone(), body.clone(), &gateway);
+        async move {
+            post(gateway, "/v1/chat/completions", Some(&key), &body)
+                .await
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures_util::future::join_all(requests).await;
+    let admitted = statuses.iter().filter(|s| **s == 200).count();
+    assert!(admitted <= 3, "{admitted} of 50 admitted: {statuses:?}");
+    assert!(admitted >= 1, "{statuses:?}");
+}
+
+#[tokio::test]
+async fn fifty_concurrent_requests_on_two_replicas_sharing_redis_overshoot_by_one_at_most() {
+    let (Ok(pg), Ok(redis)) = (
+        std::env::var("LLMUX_TEST_PG_URL"),
+        std::env::var("LLMUX_TEST_REDIS_URL"),
+    ) else {
+        eprintln!("skipped: LLMUX_TEST_PG_URL and LLMUX_TEST_REDIS_URL are needed");
+        return;
+    };
+    let mock = mock_with(MockOptions {
+        latency: Duration::from_millis(200),
+        ..MockOptions::default()
+    })
+    .await;
+    let config = governed(&mock, &pg, &format!("redis: \"{redis}\"\n{EXPENSIVE}"));
+    concurrent_requests_overshoot_a_budget_by_one_at_most(&config).await;
+}
+
+#[tokio::test]
+async fn without_redis_spend_survives_a_restart() {
+    let dir = temp_dir("tenancy-restart");
+    let mock = mock().await;
+    let config = governed(&mock, &sqlite(&dir, "keys.db"), EXPENSIVE);
+    let (id, key) = {
+        let first = TestGateway::start(&config).await;
+        let (id, key) = create_key(&first, json!({"budget_total_usd": 0.5})).await;
+        let answer = post(
+            &first,
+            "/v1/chat/completions",
+            Some(&key),
+            &chat("fast", "x"),
+        )
+        .await;
+        assert_eq!(answer.status(), 200);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while spent_total(&first, &id).await <= 0.5 {
+            assert!(Instant::now() < deadline, "the request was never charged");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        (id, key)
+    };
+    // A new process over the same database: the budget is still spent.
+    let second = TestGateway::start(&config).await;
+    let refused = post(
+        &second,
+        "/v1/chat/completions",
+        Some(&key),
+        &chat("fast", "x"),
+    )
+    .await;
+    assert_eq!(refused.status(), 429);
+    assert!(refused.text().await.unwrap().contains("budget"));
+    let _ = id;
+}
+
+#[tokio::test]
+async fn count_tokens_goes_through_key_checks() {
+    let mock = mock().await;
+    let dir = temp_dir("tenancy-count");
+    let config = format!(
+        "credentials:
+  - {{ platform: openai, value: sk-vendor-0123456789abcd, base_url: \"{url}/v1\" }}
+  - {{ platform: anthropic, value: sk-ant-vendor-0123456789, base_url: \"{url}/v1\" }}
+models:
+  - {{ vendor: openai, model: gpt-4o-mini, name: fast }}
+  - {{ vendor: anthropic, model: claude-sonnet-4-5, name: claude }}
+auth: {{ master_key: {MASTER}, database: \"{keys}\" }}
+",
+        url = mock.url(),
+        keys = sqlite(&dir, "keys.db")
+    );
+    let gateway = TestGateway::start(&config).await;
+    let (_, key) = create_key(&gateway, json!({"allowed_models": ["fast"]})).await;
+    let body = json!({"model": "claude", "messages": [{"role": "user", "content": "count me"}]});
+    let refused = post(&gateway, "/v1/messages/count_tokens", Some(&key), &body).await;
+    assert_eq!(refused.status(), 403);
+    let (_, limited) = create_key(&gateway, json!({"rpm": 1})).await;
+    let first = post(&gateway, "/v1/messages/count_tokens", Some(&limited), &body).await;
+    assert_eq!(first.status(), 200);
+    let second = post(&gateway, "/v1/messages/count_tokens", Some(&limited), &body).await;
+    assert_eq!(second.status(), 429);
+}
