@@ -52,6 +52,29 @@ pub struct HealthTable {
     combination_keys: HashMap<String, usize>,
     credential_keys: HashMap<String, usize>,
     shared: HashMap<String, Arc<Health>>,
+    /// Per credential (aligned with `credentials`): entries for models passed through
+    /// unchanged (no configured combination), so a 429 on one client's odd model cools down
+    /// that (credential, model) only, never the whole credential.
+    passed: Vec<Arc<PassedThrough>>,
+    breaker: BreakerConfig,
+}
+
+/// Health of the passed-through models of one credential, created on first use.
+#[derive(Debug, Default)]
+pub struct PassedThrough {
+    entries: std::sync::Mutex<HashMap<String, Arc<Health>>>,
+}
+
+/// Passed-through models tracked per credential; past this, healthy entries are forgotten
+/// (clients choose these names, so the map must not grow without bound).
+const MAX_PASSED_THROUGH: usize = 1024;
+
+impl PassedThrough {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Health>>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// Identity of a credential across reloads: a changed key or URL is a new credential (its old
@@ -99,9 +122,14 @@ impl HealthTable {
                     Arc::new(Health::new(breaker).shared_as(shared_id(credential, None)))
                 });
             out.note_shared(&entry);
+            let passed = previous
+                .and_then(|p| p.credential_keys.get(&key).map(|&i| p.passed[i].clone()))
+                .unwrap_or_default();
+            out.passed.push(passed);
             out.credential_keys.insert(key, out.credentials.len());
             out.credentials.push(entry);
         }
+        out.breaker = breaker;
         for combination in table.combinations() {
             let credential = &table.credentials()[combination.credential];
             let key = format!(
@@ -132,9 +160,46 @@ impl HealthTable {
         }
     }
 
-    /// The entry shared with other replicas under `id`.
-    pub fn by_shared_id(&self, id: &str) -> Option<&Arc<Health>> {
-        self.shared.get(id)
+    /// The entry shared with other replicas under `id`: a configured combination or
+    /// credential, or a passed-through model this replica has served.
+    pub fn by_shared_id(&self, id: &str) -> Option<Arc<Health>> {
+        if let Some(entry) = self.shared.get(id) {
+            return Some(Arc::clone(entry));
+        }
+        self.passed.iter().find_map(|passed| {
+            passed
+                .lock()
+                .values()
+                .find(|entry| entry.shared_id() == Some(id))
+                .cloned()
+        })
+    }
+
+    /// The health of `model` passed through unchanged on credential `index` (created on first
+    /// use, shared with other replicas like a combination's).
+    pub fn passed_through(
+        &self,
+        index: usize,
+        credential: &Credential,
+        model: &str,
+    ) -> Option<Arc<Health>> {
+        let passed = self.passed.get(index)?;
+        let mut entries = passed.lock();
+        if let Some(entry) = entries.get(model) {
+            return Some(Arc::clone(entry));
+        }
+        if entries.len() >= MAX_PASSED_THROUGH {
+            let now = std::time::Instant::now();
+            entries.retain(|_, entry| !entry.is_available(now));
+            if entries.len() >= MAX_PASSED_THROUGH {
+                // Every tracked model is cooling down: this one gets an untracked entry.
+                return Some(Arc::new(Health::new(self.breaker)));
+            }
+        }
+        let entry =
+            Arc::new(Health::new(self.breaker).shared_as(shared_id(credential, Some(model))));
+        entries.insert(model.to_owned(), Arc::clone(&entry));
+        Some(entry)
     }
 }
 

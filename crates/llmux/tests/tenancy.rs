@@ -545,3 +545,108 @@ auth: {{ master_key: {MASTER}, database: \"{keys}\" }}
     let second = post(&gateway, "/v1/messages/count_tokens", Some(&limited), &body).await;
     assert_eq!(second.status(), 429);
 }
+
+#[tokio::test]
+async fn a_429_on_a_passed_through_model_cools_down_that_model_only() {
+    let mock = mock().await;
+    mock.add_fault(llmux_mock::FaultRule {
+        model: Some("gpt-odd".into()),
+        status: Some(429),
+        retry_after: Some("60".into()),
+        ..Default::default()
+    });
+    let config = format!(
+        "credentials:
+  - {{ platform: openai, value: sk-vendor-0123456789abcd, base_url: \"{url}/v1\" }}
+models:
+  - {{ vendor: openai, model: gpt-4o-mini, name: fast }}
+routing: {{ unknown_model: infer }}
+reliability: {{ max_attempts: 1 }}
+",
+        url = mock.url()
+    );
+    let gateway = TestGateway::start(&config).await;
+    let odd = gateway
+        .post("/v1/chat/completions", &chat("gpt-odd", "x"))
+        .await;
+    assert_eq!(odd.status(), 429);
+    // The credential still serves its configured models and other passed-through ones.
+    let fast = gateway
+        .post("/v1/chat/completions", &chat("fast", "x"))
+        .await;
+    assert_eq!(fast.status(), 200);
+    let other = gateway
+        .post("/v1/chat/completions", &chat("gpt-4.1", "x"))
+        .await;
+    assert_eq!(other.status(), 200);
+    // The odd model itself is cooling down: refused without calling the vendor again.
+    let calls = mock.calls().len();
+    let again = gateway
+        .post("/v1/chat/completions", &chat("gpt-odd", "x"))
+        .await;
+    assert_ne!(again.status(), 200);
+    assert_eq!(mock.calls().len(), calls, "a cooling model was called");
+}
+
+#[tokio::test]
+async fn an_image_refusal_names_the_url_part_and_the_reason_never_a_resolved_address() {
+    let mock = mock().await;
+    let config = format!(
+        "credentials:
+  - {{ platform: gemini, value: AIzaTestKey0123456789012345678901234, base_url: \"{url}/v1beta\" }}
+models:
+  - {{ vendor: gemini, model: gemini-2.5-flash, name: flash }}
+",
+        url = mock.url()
+    );
+    // Gemini needs inline image data, so llmux fetches the URL itself.
+    let gateway = TestGateway::start(&config).await;
+    let body = json!({"model": "flash", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "describe"},
+        {"type": "image_url", "image_url": {"url": "http://localhost:9/secret.png"}}]}]});
+    let refused = gateway.post("/v1/chat/completions", &body).await;
+    assert_eq!(refused.status(), 400);
+    let text = refused.text().await.unwrap();
+    assert!(
+        text.contains("localhost") && text.contains("private address"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("127.0.0.1") && !text.contains("::1"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn an_in_stream_vendor_error_is_scrubbed_like_a_whole_one() {
+    let credential = "vendor-credential-value-4242";
+    let stream = format!(
+        "data: {{\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"Hi\"}},\"finish_reason\":null}}]}}\n\n\
+         data: {{\"error\":{{\"message\":\"quota exceeded for key {credential}\",\"type\":\"server_error\"}}}}\n\n"
+    );
+    let vendor = ScriptedVendor::start(vec![http_answer(
+        "200 OK",
+        &["content-type: text/event-stream"],
+        stream.as_bytes(),
+    )])
+    .await;
+    let config = format!(
+        "credentials:
+  - {{ platform: openai, value: {credential}, base_url: \"{url}/v1\" }}
+models:
+  - {{ vendor: openai, model: gpt-4o-mini, name: fast }}
+",
+        url = vendor.url
+    );
+    let gateway = TestGateway::start(&config).await;
+    let mut body = chat("fast", "x");
+    body["stream"] = json!(true);
+    let response = gateway.post("/v1/chat/completions", &body).await;
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    assert!(
+        text.contains("Hi") && text.contains("quota exceeded"),
+        "{text}"
+    );
+    assert!(!text.contains(credential), "{text}");
+}

@@ -269,19 +269,29 @@ impl<S: Strategy> Relay<S> {
         while !self.finished
             && let Some(event) = self.decoder.next_event()
         {
+            let before = out.len();
             match self.strategy.event(&event, out, self.sent_content) {
+                Step::Fail(kind, message) => {
+                    // A vendor error event is never forwarded as it came (it may quote a
+                    // credential): the client gets the scrubbed error ending instead.
+                    out.truncate(before);
+                    self.fail(out, kind, &message);
+                }
                 Step::Skip => {}
                 Step::Content => {
                     self.sent_content = true;
                     self.streamed += 1;
                 }
                 Step::End => self.end(None),
-                Step::Fail(kind, message) => self.fail(out, kind, &message),
             }
         }
     }
 
     fn fail(&mut self, out: &mut BytesMut, kind: ErrorKind, message: &str) {
+        // Scrubbed like a non-stream vendor error: every credential value and key-shaped string.
+        let snapshot = self.context.gateway.snapshot.load();
+        let scrubbed = llmux_telemetry::mask::scrub(message, &snapshot.secret_refs());
+        let message = scrubbed.as_str();
         tracing::warn!(request_id = %self.context.request_id, vendor = self.context.series.vendor(), message, "stream ended with an error");
         self.strategy.fail(kind, message, out);
         self.failure = Some(GatewayError::new(kind, message));
@@ -348,7 +358,7 @@ impl Rewrite {
 }
 
 impl Strategy for Rewrite {
-    fn event(&mut self, event: &sse::Event, out: &mut BytesMut, sent_content: bool) -> Step {
+    fn event(&mut self, event: &sse::Event, out: &mut BytesMut, _sent_content: bool) -> Step {
         if event.is_done_marker() {
             out.extend_from_slice(DONE_FRAME);
             return Step::End;
@@ -359,8 +369,9 @@ impl Strategy for Rewrite {
         if rewritten.usage.is_some() {
             self.usage = rewritten.usage;
         }
-        if rewritten.is_error && !sent_content {
-            // An error before any content: let the attempt loop retry elsewhere.
+        if rewritten.is_error {
+            // Before any content the attempt loop may retry elsewhere; after it, the stream
+            // ends with this error, scrubbed by the relay (never the vendor's raw event).
             let message = llmux_protocol::error::decode_upstream_error(&event.data)
                 .message
                 .unwrap_or_else(|| "upstream stream error".into());
