@@ -75,13 +75,19 @@ impl Caller {
     }
 }
 
+/// The `auth:` settings a reload may change.
+#[derive(Debug)]
+struct Settings {
+    master_key: Option<String>,
+    redis_failure: RedisFailure,
+    protect_metrics: bool,
+}
+
 /// Governance state shared by every request.
 pub struct Governance {
-    master_key: Option<String>,
+    settings: arc_swap::ArcSwap<Settings>,
     pub(crate) keys: Arc<dyn KeyStore>,
     limiter: Arc<dyn Limiter>,
-    redis_failure: RedisFailure,
-    pub(crate) protect_metrics: bool,
     any_keys: AtomicBool,
     /// When (unix ms) the key store was last asked whether a key exists, while none did.
     keys_checked_ms: AtomicU64,
@@ -90,9 +96,10 @@ pub struct Governance {
 
 impl std::fmt::Debug for Governance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let settings = self.settings.load();
         f.debug_struct("Governance")
-            .field("master_key", &self.master_key.as_ref().map(|_| "***"))
-            .field("redis_failure", &self.redis_failure)
+            .field("master_key", &settings.master_key.as_ref().map(|_| "***"))
+            .field("redis_failure", &settings.redis_failure)
             .finish_non_exhaustive()
     }
 }
@@ -145,11 +152,13 @@ impl Governance {
     ) -> Result<Self, StoreError> {
         let any_keys = keys.any_keys().await?;
         Ok(Self {
-            master_key,
+            settings: arc_swap::ArcSwap::from_pointee(Settings {
+                master_key,
+                redis_failure,
+                protect_metrics,
+            }),
             keys,
             limiter,
-            redis_failure,
-            protect_metrics,
             any_keys: AtomicBool::new(any_keys),
             keys_checked_ms: AtomicU64::new(now_ms()),
             cache: Mutex::new(HashMap::new()),
@@ -158,7 +167,22 @@ impl Governance {
 
     /// Whether requests must authenticate: a master key is set or a virtual key exists.
     pub fn enforced(&self) -> bool {
-        self.master_key.is_some() || self.any_keys.load(Ordering::Relaxed)
+        self.settings.load().master_key.is_some() || self.any_keys.load(Ordering::Relaxed)
+    }
+
+    /// Whether `/metrics` needs the master key (`auth.protect_metrics`).
+    pub(crate) fn protect_metrics(&self) -> bool {
+        self.settings.load().protect_metrics
+    }
+
+    /// Applies a reloaded `auth:` (its database cannot change live): a rotated master key
+    /// works, and the old one stops working, from the next request on.
+    pub(crate) fn apply(&self, auth: &llmux_config::Auth) {
+        self.settings.store(Arc::new(Settings {
+            master_key: auth.master_key.as_ref().map(|k| k.expose().to_owned()),
+            redis_failure: auth.redis_failure,
+            protect_metrics: auth.protect_metrics,
+        }));
     }
 
     /// While the gateway is open, asks the key store (at most every [`KEYS_RECHECK`]) whether a
@@ -221,7 +245,9 @@ impl Governance {
 
     /// Whether `presented` is the master key.
     pub fn is_master(&self, presented: &str) -> bool {
-        self.master_key
+        self.settings
+            .load()
+            .master_key
             .as_deref()
             .is_some_and(|m| bool::from(m.as_bytes().ct_eq(presented.as_bytes())))
     }
@@ -276,7 +302,7 @@ impl Governance {
     }
 
     fn on_limiter_error(&self, err: &StoreError) -> Result<(), ApiError> {
-        match self.redis_failure {
+        match self.settings.load().redis_failure {
             RedisFailure::Open => {
                 tracing::warn!(error = %err, "shared state unavailable: serving without limits (auth.redis_failure: open)");
                 Ok(())
@@ -719,7 +745,7 @@ pub async fn authenticate(
             Caller::Master
         }
         Access::Metrics => {
-            if governance.protect_metrics && governance.enforced() && !master {
+            if governance.protect_metrics() && governance.enforced() && !master {
                 return Err(render(unauthenticated(
                     "/metrics needs the master key (auth.protect_metrics)",
                 )));

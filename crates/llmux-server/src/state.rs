@@ -36,10 +36,16 @@ pub struct Snapshot {
     pub stats: llmux_router::StatsTable,
 }
 
-/// A config that cannot be served.
+/// A config that cannot be served, or a reload that cannot be applied live.
 #[derive(Debug, thiserror::Error)]
-#[error(transparent)]
-pub struct SnapshotError(#[from] llmux_upstream::Error);
+pub enum SnapshotError {
+    /// The upstream side (endpoints, image fetcher) cannot be prepared.
+    #[error(transparent)]
+    Upstream(#[from] llmux_upstream::Error),
+    /// A reload changed a section that only applies at start.
+    #[error("'{0}' cannot change while the gateway runs; restart to apply it")]
+    Fixed(&'static str),
+}
 
 /// Health entries aligned with the routing table: `combinations[i]` for combination `i`,
 /// `credentials[j]` for credential `j`. Entries are shared with the previous snapshot for every
@@ -255,8 +261,8 @@ pub struct Gateway {
     pub snapshot: ArcSwap<Snapshot>,
     /// Prometheus metrics.
     pub metrics: Metrics,
-    /// Image URL downloads for vendors that need inline data.
-    pub images: ImageFetcher,
+    /// Image URL downloads for vendors that need inline data (`images:`; replaced on reload).
+    pub images: ArcSwap<ImageFetcher>,
     /// Client authentication, limits and budgets; `None` when `auth:` is not configured.
     pub governance: Option<Arc<crate::governance::Governance>>,
     /// Stored Open Responses answers (`previous_response_id`, GET/DELETE).
@@ -304,7 +310,7 @@ impl Gateway {
         Ok(Arc::new(Self {
             snapshot: ArcSwap::from_pointee(snapshot),
             metrics: Metrics::default(),
-            images,
+            images: ArcSwap::from_pointee(images),
             governance: governance.map(Arc::new),
             responses: crate::response_store::ResponseStore::with_backend(bounds, response_backend),
             started_unix: SystemTime::now()
@@ -391,11 +397,44 @@ impl Gateway {
 
     /// Validates nothing (the caller already has a valid `Config`): compiles it next to the
     /// current snapshot and swaps it in. Requests in flight finish on the snapshot they loaded.
+    ///
+    /// Every section applies: routing, credentials and `limits` through the snapshot, `images`
+    /// by a new fetcher, `auth` (master key, `protect_metrics`, `redis_failure`) in governance.
+    /// What only applies at start — adding or removing `auth`, `auth.database`, `redis`,
+    /// `responses.store`, `limits.max_connections` — rejects the whole reload, named in the
+    /// error, so nothing is silently ignored.
     pub fn reload(&self, config: Config) -> Result<(), SnapshotError> {
         let current = self.snapshot.load_full();
+        if let Some(section) = fixed_section_changed(&current.config, &config) {
+            return Err(SnapshotError::Fixed(section));
+        }
+        let images = ImageFetcher::new(&config.images)?;
         let next = Snapshot::compile_after(config, Some(&current))?;
+        if let (Some(governance), Some(auth)) = (&self.governance, &next.config.auth) {
+            governance.apply(auth);
+        }
+        self.images.store(Arc::new(images));
         self.load.set_limit(next.config.limits.max_in_flight);
         self.snapshot.store(Arc::new(next));
         Ok(())
     }
+}
+
+/// The first setting that differs between `current` and `next` but is only read at start.
+fn fixed_section_changed(current: &Config, next: &Config) -> Option<&'static str> {
+    match (&current.auth, &next.auth) {
+        (None, Some(_)) | (Some(_), None) => return Some("auth"),
+        (Some(a), Some(b)) if a.database != b.database => return Some("auth.database"),
+        _ => {}
+    }
+    if current.redis != next.redis {
+        return Some("redis");
+    }
+    if current.responses.store != next.responses.store {
+        return Some("responses.store");
+    }
+    if current.limits.max_connections != next.limits.max_connections {
+        return Some("limits.max_connections");
+    }
+    None
 }

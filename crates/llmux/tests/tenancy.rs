@@ -650,3 +650,131 @@ models:
     );
     assert!(!text.contains(credential), "{text}");
 }
+
+fn reloadable(mock: &MockUpstream, database: &str, master: &str, extra: &str) -> String {
+    format!(
+        "credentials:
+  - {{ platform: gemini, value: AIzaTestKey0123456789012345678901234, base_url: \"{url}/v1beta\" }}
+models:
+  - {{ vendor: gemini, model: gemini-2.5-flash, name: flash }}
+auth: {{ master_key: {master}, database: \"{database}\" }}
+{extra}",
+        url = mock.url()
+    )
+}
+
+fn parse(yaml: &str) -> llmux_config::Config {
+    llmux_config::from_str(yaml, llmux_config::Format::Yaml, &|_| None).unwrap()
+}
+
+#[tokio::test]
+async fn a_reload_applies_auth_images_and_limits_or_is_rejected_naming_the_section() {
+    let mock = mock().await;
+    let dir = temp_dir("tenancy-reload");
+    let keys = sqlite(&dir, "keys.db");
+    let rotated = "rotated-master-0123456789abcdef";
+    let gateway = TestGateway::start(&reloadable(
+        &mock,
+        &keys,
+        MASTER,
+        "images: { allow_private_networks: true }\n",
+    ))
+    .await;
+    let admin = |key: &'static str| {
+        let gateway = &gateway;
+        async move {
+            send(
+                gateway,
+                reqwest::Method::GET,
+                "/admin/keys",
+                Some(key),
+                None,
+            )
+            .await
+            .status()
+            .as_u16()
+        }
+    };
+    let image = json!({"model": "flash", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "describe"},
+        {"type": "image_url", "image_url": {"url": "http://localhost:9/x.png"}}]}]});
+    let before = post(&gateway, "/v1/chat/completions", Some(MASTER), &image).await;
+    assert!(!before.text().await.unwrap().contains("private address"));
+    assert_eq!(admin(MASTER).await, 200);
+
+    gateway.reload(&reloadable(
+        &mock,
+        &keys,
+        rotated,
+        "limits: { max_body_bytes: 1000 }\n",
+    ));
+    // The rotated master key works and the old one no longer does.
+    assert_eq!(admin(MASTER).await, 401);
+    assert_eq!(admin(rotated).await, 200);
+    // images: private networks are refused again.
+    let after = post(&gateway, "/v1/chat/completions", Some(rotated), &image).await;
+    assert!(after.text().await.unwrap().contains("private address"));
+    // limits: the smaller body cap applies.
+    let big = chat("flash", &"x".repeat(2000));
+    let too_big = post(&gateway, "/v1/chat/completions", Some(rotated), &big).await;
+    assert_eq!(too_big.status(), 413);
+
+    // What cannot change live is refused, by name, and the running config keeps serving.
+    let with_redis = reloadable(&mock, &keys, rotated, "redis: \"redis://127.0.0.1:1\"\n");
+    let refused = gateway.gateway.reload(parse(&with_redis)).unwrap_err();
+    assert!(refused.to_string().contains("'redis'"), "{refused}");
+    let other_db = reloadable(&mock, &sqlite(&dir, "other.db"), rotated, "");
+    let refused = gateway.gateway.reload(parse(&other_db)).unwrap_err();
+    assert!(refused.to_string().contains("auth.database"), "{refused}");
+    assert_eq!(admin(rotated).await, 200);
+}
+
+/// Starts `llmux serve` in demo mode with a real-looking vendor key in the environment and no
+/// `--listen` unless given; the address it reports listening on, and its logs.
+fn demo_listen_address(args: &[&str]) -> (String, String) {
+    use std::io::BufRead;
+    let dir = temp_dir("tenancy-demo");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_llmux"))
+        .arg("serve")
+        .args(args)
+        .current_dir(&dir)
+        .env_clear()
+        .env("LOG_FORMAT", "json")
+        .env("PORT", "0")
+        .env("OPENAI_API_KEY", "sk-demo-real-looking-key-0123456789")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut logs = String::new();
+    let mut addr = None;
+    for line in std::io::BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+    {
+        logs.push_str(&line);
+        logs.push('\n');
+        if let Ok(v) = serde_json::from_str::<Value>(&line)
+            && v["message"] == "listening"
+        {
+            addr = v["addr"].as_str().map(str::to_owned);
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    (
+        addr.unwrap_or_else(|| panic!("no listening line:\n{logs}")),
+        logs,
+    )
+}
+
+#[tokio::test]
+async fn demo_mode_with_real_keys_listens_on_loopback_unless_told_otherwise() {
+    let (addr, _) = demo_listen_address(&[]);
+    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+    let (addr, logs) = demo_listen_address(&["--listen", "0.0.0.0:0"]);
+    assert!(addr.starts_with("0.0.0.0:"), "{addr}");
+    assert!(logs.contains("without authentication"), "{logs}");
+}
