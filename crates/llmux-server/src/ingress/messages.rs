@@ -350,7 +350,7 @@ async fn count(
     let allowed = crate::governance::allowed_vendors(&caller);
     let anthropic_target = (0..candidates.len())
         .filter_map(|i| candidates.get(i))
-        .filter(|t| allowed.is_empty() || allowed.iter().any(|v| *v == t.credential.vendor))
+        .filter(|t| allowed.is_empty() || allowed.contains(&t.credential.vendor))
         .find(|t| t.credential.api == Api::Anthropic);
     if let Some(target) = anthropic_target
         && let Some(counted) = vendor_count(&snapshot, &target, &bytes).await
