@@ -482,10 +482,23 @@ async fn fifty_concurrent_requests_on_two_replicas_sharing_redis_overshoot_by_on
 }
 
 #[tokio::test]
-async fn without_redis_spend_survives_a_restart() {
+async fn without_redis_spend_survives_a_restart_on_sqlite() {
     let dir = temp_dir("tenancy-restart");
+    spend_survives_a_restart(&sqlite(&dir, "keys.db")).await;
+}
+
+#[tokio::test]
+async fn without_redis_spend_survives_a_restart_on_postgres() {
+    let Ok(pg) = std::env::var("LLMUX_TEST_PG_URL") else {
+        eprintln!("skipped: LLMUX_TEST_PG_URL is not set");
+        return;
+    };
+    spend_survives_a_restart(&pg).await;
+}
+
+async fn spend_survives_a_restart(database: &str) {
     let mock = mock().await;
-    let config = governed(&mock, &sqlite(&dir, "keys.db"), EXPENSIVE);
+    let config = governed(&mock, database, EXPENSIVE);
     let (id, key) = {
         let first = TestGateway::start(&config).await;
         let (id, key) = create_key(&first, json!({"budget_total_usd": 0.5})).await;
