@@ -38,11 +38,8 @@ const KEYS_RECHECK: Duration = Duration::from_millis(500);
 /// Who is calling.
 #[derive(Debug, Clone)]
 pub enum Caller {
-    /// No authentication enforced and no key presented: the gateway is open.
+    /// No authentication enforced: the gateway is open.
     Open,
-    /// No authentication enforced, but the client presented a key (SDKs always send one): a
-    /// hash of it tells this client's stored responses from another's.
-    Client(Arc<str>),
     /// The master key.
     Master,
     /// A virtual key.
@@ -50,27 +47,26 @@ pub enum Caller {
 }
 
 impl Caller {
-    /// Who owns what this caller stores (stored responses): the virtual key, the master key,
-    /// or on an open gateway the client's presented key, never the key itself.
-    pub fn owner(&self) -> String {
+    /// Who owns what this caller stores (stored responses): the virtual key, the master key, or
+    /// on an open gateway the key the client presented (SDKs always send one) — a hash of it,
+    /// never the key — else one anonymous owner. Computed only where something is stored or
+    /// read, never on every request.
+    pub fn owner(&self, headers: &http::HeaderMap, uri: &http::Uri) -> String {
+        use sha2::Digest;
         match self {
             Self::Key(key) => format!("key:{}", key.id),
             Self::Master => "master".to_owned(),
-            Self::Client(hash) => format!("client:{hash}"),
-            Self::Open => "anonymous".to_owned(),
-        }
-    }
-
-    /// The open caller that presented `key` (if any).
-    fn open_presenting(key: Option<&str>) -> Self {
-        use sha2::Digest;
-        match key.map(str::trim).filter(|k| !k.is_empty()) {
-            Some(key) => {
-                let digest = sha2::Sha256::digest(key.as_bytes());
-                let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-                Self::Client(hex.into())
-            }
-            None => Self::Open,
+            Self::Open => match presented_key(headers, uri)
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+            {
+                Some(key) => {
+                    let digest = sha2::Sha256::digest(key.as_bytes());
+                    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+                    format!("client:{hex}")
+                }
+                None => "anonymous".to_owned(),
+            },
         }
     }
 }
@@ -255,7 +251,7 @@ impl Governance {
     /// The caller for a presented key (`None` when the request carried none).
     pub async fn authenticate(&self, presented: Option<&str>) -> Result<Caller, ApiError> {
         if !self.enforced() {
-            return Ok(Caller::open_presenting(presented));
+            return Ok(Caller::Open);
         }
         let Some(presented) = presented.map(str::trim).filter(|p| !p.is_empty()) else {
             return Err(unauthenticated(
@@ -728,10 +724,10 @@ pub async fn authenticate(
     headers: &http::HeaderMap,
     uri: &http::Uri,
 ) -> Result<Caller, axum::response::Response> {
-    let presented = presented_key(headers, uri);
     let Some(governance) = gateway.governance.as_ref() else {
-        return Ok(Caller::open_presenting(presented));
+        return Ok(Caller::Open);
     };
+    let presented = presented_key(headers, uri);
     governance.notice_new_keys().await;
     let render = |error: ApiError| envelope.render(error);
     let master = presented.is_some_and(|p| governance.is_master(p));
@@ -815,7 +811,7 @@ fn max_cost(config: &llmux_config::Config, model: Option<&str>, tokens: u64) -> 
 pub fn allowed_vendors(caller: &Caller) -> &[String] {
     match caller {
         Caller::Key(key) => &key.allowed_vendors,
-        Caller::Open | Caller::Client(_) | Caller::Master => &[],
+        Caller::Open | Caller::Master => &[],
     }
 }
 

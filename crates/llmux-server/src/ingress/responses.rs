@@ -32,8 +32,11 @@ pub async fn get(
     State(gateway): State<Arc<Gateway>>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
+    uri: http::Uri,
+    headers: http::HeaderMap,
 ) -> Response {
-    match gateway.responses.resource(&id, &caller.owner()).await {
+    let owner = caller.owner(&headers, &uri);
+    match gateway.responses.resource(&id, &owner).await {
         Some(resource) => {
             ([(http::header::CONTENT_TYPE, "application/json")], resource).into_response()
         }
@@ -46,8 +49,14 @@ pub async fn delete(
     State(gateway): State<Arc<Gateway>>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
+    uri: http::Uri,
+    headers: http::HeaderMap,
 ) -> Response {
-    if gateway.responses.delete(&id, &caller.owner()).await {
+    if gateway
+        .responses
+        .delete(&id, &caller.owner(&headers, &uri))
+        .await
+    {
         Json(json!({"id": id, "object": "response", "deleted": true})).into_response()
     } else {
         not_found(&id).into_response()
@@ -126,10 +135,10 @@ impl Ingress for Responses {
         let decoded = responses::decode_request(&bytes)?;
         let mut request = decoded.request;
         // The edge puts the caller here; without it, nothing stored can be continued.
-        let owner = head
-            .extensions
-            .get::<Caller>()
-            .map_or_else(|| format!("request:{}", new_response_id()), Caller::owner);
+        let owner = head.extensions.get::<Caller>().map_or_else(
+            || format!("request:{}", new_response_id()),
+            |caller| caller.owner(&head.headers, &head.uri),
+        );
         let mut turn_start = 0;
         if let Some(previous) = &decoded.previous_response_id {
             // Another owner's response is "not found", exactly like a missing one.
