@@ -201,6 +201,7 @@ async fn a_long_conversation_shares_its_prefix_and_the_cache_is_bounded_by_bytes
     // Thirty-one turns over a 1 MB first message (the mock echoes it, so the first turn holds
     // about 3 MB): held once, not once per turn (over 31 MB).
     let held = gateway.gateway.stored_response_bytes();
+    eprintln!("31 turns over a 1 MB first message hold {held} bytes");
     assert!(held < 4_000_000, "{held} bytes held");
     // The last turn still carries the whole conversation upstream.
     let calls = mock.calls();
@@ -373,6 +374,43 @@ async fn a_stream_abandoned_after_its_first_content_chunk_is_charged() {
     }
 }
 
+#[tokio::test]
+async fn a_stream_the_vendor_cuts_before_its_usage_is_charged() {
+    let mock = mock_with(MockOptions {
+        chunks: 10,
+        ..MockOptions::default()
+    })
+    .await;
+    mock.add_fault(llmux_mock::FaultRule {
+        cut_after_chunks: Some(4),
+        ..Default::default()
+    });
+    let dir = temp_dir("tenancy-cut");
+    let gateway = TestGateway::start(&governed(&mock, &sqlite(&dir, "keys.db"), EXPENSIVE)).await;
+    let (id, key) = create_key(&gateway, json!({})).await;
+    let mut body = chat("fast", "tell me a story");
+    body["stream"] = json!(true);
+    let stream = post(&gateway, "/v1/chat/completions", Some(&key), &body).await;
+    assert_eq!(stream.status(), 200);
+    let text = stream.text().await.unwrap();
+    assert!(text.contains("content"), "{text}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let usage = usage(&gateway, &id).await;
+        let day = &usage["days"][0];
+        if day["input_tokens"].as_u64().unwrap_or(0) > 0
+            && day["output_tokens"].as_u64().unwrap_or(0) > 0
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a cut stream cost nothing: {usage}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Fifty concurrent requests against a total budget of two requests' cost: at most three get
 /// through, spread over `replicas` (sharing Redis when there are two).
 async fn concurrent_requests_overshoot_a_budget_by_one_at_most(config: &str) {
@@ -409,6 +447,7 @@ async fn concurrent_requests_overshoot_a_budget_by_one_at_most(config: &str) {
     });
     let statuses = futures_util::future::join_all(requests).await;
     let admitted = statuses.iter().filter(|s| **s == 200).count();
+    eprintln!("{admitted} of 50 concurrent requests admitted (two replicas, Redis)");
     assert!(admitted <= 3, "{admitted} of 50 admitted: {statuses:?}");
     assert!(admitted >= 1, "{statuses:?}");
     assert!(
@@ -459,6 +498,7 @@ async fn fifty_concurrent_requests_overshoot_a_budget_by_one_at_most_without_red
     });
     let statuses = futures_util::future::join_all(requests).await;
     let admitted = statuses.iter().filter(|s| **s == 200).count();
+    eprintln!("{admitted} of 50 concurrent requests admitted");
     assert!(admitted <= 3, "{admitted} of 50 admitted: {statuses:?}");
     assert!(admitted >= 1, "{statuses:?}");
 }
