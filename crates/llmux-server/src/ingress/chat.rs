@@ -90,6 +90,10 @@ impl Ingress for Chat {
     ) -> Result<Answer, Failure> {
         pipeline::translated::<Self>(request, call, target).await
     }
+
+    fn cache() -> Option<crate::pipeline::cache::Hooks<Self>> {
+        Some(crate::pipeline::cache::Hooks::translated())
+    }
 }
 
 /// The envelope without borrows (the body it was read from lives beside it in [`ChatCall`]).
@@ -111,14 +115,10 @@ impl Translate for Chat {
         Ok(openai_chat::decode_neutral_request(&request.bytes)?)
     }
 
-    fn encoder(request: &ChatCall, _call: &Call<'_>, target: &Target<'_>) -> Self::Encoder {
+    fn encoder(request: &ChatCall, _call: &Call<'_>, public_name: &str) -> Self::Encoder {
         openai_chat::ChunkEncoder::new(
             unix_now(),
-            request
-                .request
-                .model
-                .as_deref()
-                .unwrap_or(target.public_name),
+            request.request.model.as_deref().unwrap_or(public_name),
             request.request.client_wants_usage,
         )
     }
@@ -127,13 +127,9 @@ impl Translate for Chat {
         request: &ChatCall,
         answer: &neutral::Response,
         _call: &Call<'_>,
-        target: &Target<'_>,
+        public_name: &str,
     ) -> Vec<u8> {
-        let client_model = request
-            .request
-            .model
-            .as_deref()
-            .unwrap_or(target.public_name);
+        let client_model = request.request.model.as_deref().unwrap_or(public_name);
         openai_chat::encode_neutral_response(answer, client_model, unix_now())
     }
 }
