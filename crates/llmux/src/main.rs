@@ -198,9 +198,10 @@ async fn serve(args: &ConfigArgs, listen: Option<SocketAddr>) -> anyhow::Result<
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, "listening");
+    // Before "listening": from then on a SIGHUP reloads (the handler is in place).
     let watcher = (!matches!(source, Source::Demo))
         .then(|| llmux_telemetry::spawn_tracked(reload::watch(source.clone(), gateway.clone())));
+    tracing::info!(%addr, "listening");
     let drain_timeout = options.drain_timeout;
     llmux_server::serve(
         listener,
