@@ -607,8 +607,12 @@ pub struct ResponsesStore {
     /// `sqlite://…` or `postgres://…` to persist and share stored responses; `None` keeps them
     /// in memory only.
     pub store: Option<Secret>,
-    /// Responses kept in the memory cache (default 10,000; the oldest are evicted).
+    /// Responses kept in the memory cache (default 10,000; the least recently used are evicted).
     pub capacity: usize,
+    /// Bytes of responses kept in the memory cache (default 256 MiB).
+    pub max_bytes: usize,
+    /// Days a stored response is kept (default 30); `None` (`ttl_days: 0`) keeps them.
+    pub ttl_days: Option<u32>,
 }
 
 impl Default for ResponsesStore {
@@ -616,6 +620,8 @@ impl Default for ResponsesStore {
         Self {
             store: None,
             capacity: 10_000,
+            max_bytes: 256 << 20,
+            ttl_days: Some(30),
         }
     }
 }

@@ -212,6 +212,8 @@ pub(crate) struct RawTimeouts {
 pub(crate) struct RawResponses {
     pub store: Option<String>,
     pub capacity: Option<usize>,
+    pub max_bytes: Option<usize>,
+    pub ttl_days: Option<u32>,
 }
 
 /// `auth:`.

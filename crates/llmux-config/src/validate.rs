@@ -103,6 +103,10 @@ pub(crate) fn validate(
                 .filter(|s| !s.is_empty())
                 .map(crate::Secret::new),
             capacity: r.capacity.unwrap_or(10_000).max(1),
+            max_bytes: r.max_bytes.unwrap_or(256 << 20),
+            ttl_days: r
+                .ttl_days
+                .map_or(Some(30), |days| (days > 0).then_some(days)),
         });
     let mut pricing = crate::Pricing::shipped();
     for (model, price) in &raw.pricing {

@@ -307,6 +307,8 @@ async fn dispatch(
                 return Box::pin(serve::<Chat>(gateway, id, caller, request)).await;
             }
             Some(Handler::Responses) => {
+                // Stored responses belong to their caller (see `Caller::owner`).
+                request.extensions_mut().insert(caller.clone());
                 return Box::pin(serve::<Responses>(gateway, id, caller, request)).await;
             }
             Some(Handler::Messages) => {

@@ -15,7 +15,7 @@
 pub(crate) mod quota;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,10 +32,13 @@ use crate::routes::Access;
 /// shared revocation flag when Redis is configured).
 const KEY_CACHE_TTL: Duration = Duration::from_secs(1);
 
+/// How often an open gateway with `auth:` asks the key store whether a key was created.
+const KEYS_RECHECK: Duration = Duration::from_millis(500);
+
 /// Who is calling.
 #[derive(Debug, Clone)]
 pub enum Caller {
-    /// No authentication configured: the gateway is open.
+    /// No authentication enforced: the gateway is open.
     Open,
     /// The master key.
     Master,
@@ -43,22 +46,56 @@ pub enum Caller {
     Key(Arc<KeyRecord>),
 }
 
+impl Caller {
+    /// Who owns what this caller stores (stored responses): the virtual key, the master key, or
+    /// on an open gateway the key the client presented (SDKs always send one) — a hash of it,
+    /// never the key — else one anonymous owner. Computed only where something is stored or
+    /// read, never on every request.
+    pub fn owner(&self, headers: &http::HeaderMap, uri: &http::Uri) -> String {
+        use sha2::Digest;
+        match self {
+            Self::Key(key) => format!("key:{}", key.id),
+            Self::Master => "master".to_owned(),
+            Self::Open => match presented_key(headers, uri)
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+            {
+                Some(key) => {
+                    let digest = sha2::Sha256::digest(key.as_bytes());
+                    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+                    format!("client:{hex}")
+                }
+                None => "anonymous".to_owned(),
+            },
+        }
+    }
+}
+
+/// The `auth:` settings a reload may change.
+#[derive(Debug)]
+struct Settings {
+    master_key: Option<String>,
+    redis_failure: RedisFailure,
+    protect_metrics: bool,
+}
+
 /// Governance state shared by every request.
 pub struct Governance {
-    master_key: Option<String>,
+    settings: arc_swap::ArcSwap<Settings>,
     pub(crate) keys: Arc<dyn KeyStore>,
     limiter: Arc<dyn Limiter>,
-    redis_failure: RedisFailure,
-    pub(crate) protect_metrics: bool,
     any_keys: AtomicBool,
+    /// When (unix ms) the key store was last asked whether a key exists, while none did.
+    keys_checked_ms: AtomicU64,
     cache: Mutex<HashMap<String, (Arc<KeyRecord>, Instant)>>,
 }
 
 impl std::fmt::Debug for Governance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let settings = self.settings.load();
         f.debug_struct("Governance")
-            .field("master_key", &self.master_key.as_ref().map(|_| "***"))
-            .field("redis_failure", &self.redis_failure)
+            .field("master_key", &settings.master_key.as_ref().map(|_| "***"))
+            .field("redis_failure", &settings.redis_failure)
             .finish_non_exhaustive()
     }
 }
@@ -111,19 +148,66 @@ impl Governance {
     ) -> Result<Self, StoreError> {
         let any_keys = keys.any_keys().await?;
         Ok(Self {
-            master_key,
+            settings: arc_swap::ArcSwap::from_pointee(Settings {
+                master_key,
+                redis_failure,
+                protect_metrics,
+            }),
             keys,
             limiter,
-            redis_failure,
-            protect_metrics,
             any_keys: AtomicBool::new(any_keys),
+            keys_checked_ms: AtomicU64::new(now_ms()),
             cache: Mutex::new(HashMap::new()),
         })
     }
 
     /// Whether requests must authenticate: a master key is set or a virtual key exists.
     pub fn enforced(&self) -> bool {
-        self.master_key.is_some() || self.any_keys.load(Ordering::Relaxed)
+        self.settings.load().master_key.is_some() || self.any_keys.load(Ordering::Relaxed)
+    }
+
+    /// Whether `/metrics` needs the master key (`auth.protect_metrics`).
+    pub(crate) fn protect_metrics(&self) -> bool {
+        self.settings.load().protect_metrics
+    }
+
+    /// Applies a reloaded `auth:` (its database cannot change live): a rotated master key
+    /// works, and the old one stops working, from the next request on.
+    pub(crate) fn apply(&self, auth: &llmux_config::Auth) {
+        self.settings.store(Arc::new(Settings {
+            master_key: auth.master_key.as_ref().map(|k| k.expose().to_owned()),
+            redis_failure: auth.redis_failure,
+            protect_metrics: auth.protect_metrics,
+        }));
+    }
+
+    /// While the gateway is open, asks the key store (at most every [`KEYS_RECHECK`]) whether a
+    /// key now exists — created by `llmux keys create` or by another replica — so that
+    /// authentication is enforced everywhere within a second of the first key.
+    async fn notice_new_keys(&self) {
+        if self.enforced() {
+            return;
+        }
+        let now = now_ms();
+        let last = self.keys_checked_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < KEYS_RECHECK.as_millis() as u64
+            || self
+                .keys_checked_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        match self.keys.any_keys().await {
+            Ok(true) => {
+                tracing::info!("a virtual key exists: authentication is now enforced");
+                self.note_key_created();
+            }
+            Ok(false) => {}
+            Err(err) => {
+                tracing::warn!(error = %err, "could not ask the key store whether a key exists")
+            }
+        }
     }
 
     /// A key was created: authentication is enforced from now on.
@@ -157,7 +241,9 @@ impl Governance {
 
     /// Whether `presented` is the master key.
     pub fn is_master(&self, presented: &str) -> bool {
-        self.master_key
+        self.settings
+            .load()
+            .master_key
             .as_deref()
             .is_some_and(|m| bool::from(m.as_bytes().ct_eq(presented.as_bytes())))
     }
@@ -212,7 +298,7 @@ impl Governance {
     }
 
     fn on_limiter_error(&self, err: &StoreError) -> Result<(), ApiError> {
-        match self.redis_failure {
+        match self.settings.load().redis_failure {
             RedisFailure::Open => {
                 tracing::warn!(error = %err, "shared state unavailable: serving without limits (auth.redis_failure: open)");
                 Ok(())
@@ -232,6 +318,7 @@ impl Governance {
         vendor: Option<&str>,
         reserve_tokens: u64,
         pricing: Pricing,
+        max_cost_usd: Option<f64>,
     ) -> Result<Settle, ApiError> {
         let Caller::Key(key) = caller else {
             return Ok(Settle::default());
@@ -253,7 +340,21 @@ impl Governance {
                 "key '{name}' may not use vendor '{vendor}'"
             )));
         }
-        self.check_budgets(key).await?;
+        let max_cost_micros = max_cost_usd.map_or(0, |usd| (usd * 1e6).ceil() as u64);
+        let reserved_micros = self.reserve_budget(key, max_cost_micros).await?;
+        // From here on, a refusal must give the budget reservation back.
+        let refund = |governance: &Arc<Self>| {
+            if reserved_micros > 0 {
+                let governance = Arc::clone(governance);
+                let id = key.id.clone();
+                llmux_telemetry::spawn_tracked(async move {
+                    let _ = governance
+                        .limiter
+                        .add_spend(&id, -(reserved_micros as i64), now_unix())
+                        .await;
+                });
+            }
+        };
         let now = now_ms();
         if let Some(rpm) = key.rpm {
             self.check_limit(
@@ -263,7 +364,8 @@ impl Governance {
                 now,
                 "requests per minute",
             )
-            .await?;
+            .await
+            .inspect_err(|_| refund(self))?;
         }
         let mut reserved = 0;
         if let Some(tpm) = key.tpm {
@@ -276,7 +378,8 @@ impl Governance {
                 now,
                 "tokens per minute",
             )
-            .await?;
+            .await
+            .inspect_err(|_| refund(self))?;
             reserved = u64::from(cost);
         }
         let mut parallel = false;
@@ -284,6 +387,7 @@ impl Governance {
             match self.limiter.acquire(&format!("par:{}", key.id), max).await {
                 Ok(true) => parallel = true,
                 Ok(false) => {
+                    refund(self);
                     return Err(limited(
                         format!("key '{name}' already has {max} requests in flight"),
                         "parallel_limit_exceeded",
@@ -291,13 +395,14 @@ impl Governance {
                         None,
                     ));
                 }
-                Err(err) => self.on_limiter_error(&err)?,
+                Err(err) => self.on_limiter_error(&err).inspect_err(|_| refund(self))?,
             }
         }
         Ok(Settle::holding(Permit {
             governance: self.clone(),
             key: key.clone(),
             reserved,
+            reserved_micros,
             parallel,
             pricing,
         }))
@@ -327,19 +432,32 @@ impl Governance {
         }
     }
 
-    async fn check_budgets(&self, key: &KeyRecord) -> Result<(), ApiError> {
-        if key.budget_daily_usd.is_none()
-            && key.budget_monthly_usd.is_none()
-            && key.budget_total_usd.is_none()
-        {
-            return Ok(());
+    /// Reserves `micros` (the request's maximum cost) against the key's budgets, atomically
+    /// in the limiter: refused when a budget is already spent, so concurrent requests overshoot
+    /// it by one request at most. What was reserved (0 without budgets).
+    async fn reserve_budget(&self, key: &KeyRecord, micros: u64) -> Result<u64, ApiError> {
+        let budgets = [
+            key.budget_daily_usd,
+            key.budget_monthly_usd,
+            key.budget_total_usd,
+        ];
+        if budgets.iter().all(Option::is_none) {
+            return Ok(0);
         }
-        let spend = match self.limiter.spend(&key.id, now_unix()).await {
-            Ok(spend) => spend,
-            Err(err) => return self.on_limiter_error(&err),
-        };
-        let secs_to_next_day = 86_400 - (now_unix().rem_euclid(86_400)) as u64;
-        for (budget, spent, period, wait) in [
+        let now = now_unix();
+        let to_micros = |usd: Option<f64>| usd.map(|usd| (usd * 1e6).round().max(0.0) as u64);
+        let reserved = self
+            .limiter
+            .reserve_spend(&key.id, micros, budgets.map(to_micros), now)
+            .await;
+        match reserved {
+            Ok(true) => return Ok(micros),
+            Ok(false) => {}
+            Err(err) => return self.on_limiter_error(&err).map(|()| 0),
+        }
+        let spend = self.limiter.spend(&key.id, now).await.unwrap_or_default();
+        let secs_to_next_day = 86_400 - (now.rem_euclid(86_400)) as u64;
+        let exceeded = [
             (key.budget_daily_usd, spend.day, "daily", secs_to_next_day),
             (
                 key.budget_monthly_usd,
@@ -348,19 +466,20 @@ impl Governance {
                 secs_to_next_day,
             ),
             (key.budget_total_usd, spend.total, "total", 86_400),
-        ] {
-            if let Some(budget) = budget
-                && spent >= budget
-            {
-                return Err(limited(
-                    format!("{period} budget of ${budget:.2} is spent (${spent:.4})"),
-                    "budget_exceeded",
-                    Duration::from_secs(wait),
-                    None,
-                ));
-            }
-        }
-        Ok(())
+        ]
+        .into_iter()
+        .find_map(|(budget, spent, period, wait)| {
+            budget
+                .filter(|budget| spent >= *budget)
+                .map(|budget| (budget, spent, period, wait))
+        });
+        let (budget, spent, period, wait) = exceeded.unwrap_or((0.0, spend.total, "total", 86_400));
+        Err(limited(
+            format!("{period} budget of ${budget:.2} is spent (${spent:.4})"),
+            "budget_exceeded",
+            Duration::from_secs(wait),
+            None,
+        ))
     }
 }
 
@@ -382,6 +501,8 @@ pub struct Permit {
     governance: Arc<Governance>,
     key: Arc<KeyRecord>,
     reserved: u64,
+    /// Micro-dollars reserved against the key's budgets; settled against the real cost.
+    reserved_micros: u64,
     parallel: bool,
     pricing: Pricing,
 }
@@ -398,6 +519,9 @@ struct Pending {
     quota: Option<crate::governance::quota::QuotaCharge>,
     /// The request log's record, told the real usage.
     log: Option<Arc<crate::request_log::Draft>>,
+    /// Bytes of the request sent to the vendor: the input count when the vendor's usage never
+    /// arrives.
+    sent_bytes: u64,
 }
 
 impl Pending {
@@ -470,15 +594,41 @@ impl Settle {
         .settle(String::new(), Some((0, 0)));
     }
 
+    /// The request's body is `bytes` long: what llmux counts as its input if the vendor's usage
+    /// never arrives.
+    pub(crate) fn sent(&self, bytes: usize) {
+        self.lock().sent_bytes = bytes as u64;
+    }
+
     /// The answer is complete: charge the real usage (input, output tokens) of `upstream_model`.
-    /// Unknown usage charges nothing beyond the reservation.
+    /// Without usage, llmux's own count is charged instead (see [`Settle::done_or_estimate`]).
     pub fn done(&self, upstream_model: &str, usage: Option<(u64, u64)>) {
+        self.done_or_estimate(upstream_model, usage, 0);
+    }
+
+    /// The vendor answered: charge its usage, or — when it never reported one (missing, the
+    /// stream was cut, the client left) — llmux's own count: the request's bytes and
+    /// `output_estimate` tokens (content events streamed, or the answer's bytes), at about four
+    /// bytes per token, marked as estimated in the request log.
+    pub fn done_or_estimate(
+        &self,
+        upstream_model: &str,
+        usage: Option<(u64, u64)>,
+        output_estimate: u64,
+    ) {
         let mut pending = self.take();
-        if let (Some(log), Some((input, output))) = (pending.log.take(), usage) {
-            log.usage(upstream_model, input, output);
+        let (usage, estimated) = match usage {
+            Some(usage) => (usage, false),
+            None => ((pending.sent_bytes / 4, output_estimate), true),
+        };
+        if let Some(log) = pending.log.take() {
+            log.usage(upstream_model, usage.0, usage.1);
+            if estimated {
+                log.with(|record| record.cost_estimated = true);
+            }
         }
         if !pending.is_empty() {
-            pending.settle(upstream_model.to_owned(), usage);
+            pending.settle(upstream_model.to_owned(), Some(usage));
         }
     }
 
@@ -505,6 +655,7 @@ impl Permit {
                 tracing::warn!(error = %err, "could not reconcile a token reservation");
             }
         }
+        let mut cost_micros = 0;
         if !model.is_empty() {
             let (input, output) = usage.unwrap_or((0, 0));
             let cost = self.pricing.cost(model, input, output).unwrap_or(0.0);
@@ -515,12 +666,14 @@ impl Permit {
             {
                 tracing::warn!(error = %err, "could not record key usage");
             }
-            let micros = (cost * 1_000_000.0).round() as u64;
-            if micros > 0
-                && let Err(err) = governance.limiter.add_spend(id, micros, now).await
-            {
-                tracing::warn!(error = %err, "could not record key spend");
-            }
+            cost_micros = (cost * 1_000_000.0).round() as u64;
+        }
+        // The spend counters already hold the reservation: add only the difference.
+        let delta = cost_micros as i64 - self.reserved_micros as i64;
+        if delta != 0
+            && let Err(err) = governance.limiter.add_spend(id, delta, now).await
+        {
+            tracing::warn!(error = %err, "could not record key spend");
         }
         if self.parallel
             && let Err(err) = governance.limiter.release(&format!("par:{id}")).await
@@ -574,8 +727,9 @@ pub async fn authenticate(
     let Some(governance) = gateway.governance.as_ref() else {
         return Ok(Caller::Open);
     };
-    let render = |error: ApiError| envelope.render(error);
     let presented = presented_key(headers, uri);
+    governance.notice_new_keys().await;
+    let render = |error: ApiError| envelope.render(error);
     let master = presented.is_some_and(|p| governance.is_master(p));
     let caller = match access {
         Access::Master => {
@@ -587,7 +741,7 @@ pub async fn authenticate(
             Caller::Master
         }
         Access::Metrics => {
-            if governance.protect_metrics && governance.enforced() && !master {
+            if governance.protect_metrics() && governance.enforced() && !master {
                 return Err(render(unauthenticated(
                     "/metrics needs the master key (auth.protect_metrics)",
                 )));
@@ -620,12 +774,37 @@ pub async fn admit(
 ) -> Result<Settle, ApiError> {
     match &gateway.governance {
         Some(governance) => {
+            let max_cost = max_cost(&gateway.snapshot.load().config, model, reserve_tokens);
             governance
-                .admit(caller, model, vendor, reserve_tokens, pricing.clone())
+                .admit(
+                    caller,
+                    model,
+                    vendor,
+                    reserve_tokens,
+                    pricing.clone(),
+                    max_cost,
+                )
                 .await
         }
         None => Ok(Settle::default()),
     }
+}
+
+/// The most a request for `model` reserving `tokens` can cost: every token at the output
+/// price (the higher one) of the dearest upstream model the name may reach (itself, or the
+/// models of the group it names). `None` when no price is known: the budget is then only
+/// checked, not reserved.
+fn max_cost(config: &llmux_config::Config, model: Option<&str>, tokens: u64) -> Option<f64> {
+    let model = model?;
+    let pricing = &config.pricing;
+    let grouped = config
+        .models
+        .iter()
+        .filter(|m| m.name.as_deref() == Some(model) || m.model == model)
+        .filter_map(|m| pricing.cost(&m.model, 0, tokens));
+    grouped
+        .chain(pricing.cost(model, 0, tokens))
+        .max_by(f64::total_cmp)
 }
 
 /// The vendors a caller may reach (empty: all).
@@ -646,7 +825,7 @@ impl Governance {
         let keys = llmux_store::open(auth.database.expose()).await?;
         let limiter: Arc<dyn Limiter> = match redis {
             Some(url) => Arc::new(llmux_store::RedisLimiter::connect(url.expose()).await?),
-            None => Arc::new(llmux_store::MemoryLimiter::default()),
+            None => Arc::new(memory_limiter_with_spend(keys.as_ref()).await?),
         };
         Self::new(
             auth.master_key.as_ref().map(|k| k.expose().to_owned()),
@@ -657,4 +836,18 @@ impl Governance {
         )
         .await
     }
+}
+
+/// A memory limiter that starts from what every key has spent so far (the key store's usage),
+/// so a restart without Redis does not reset budgets.
+async fn memory_limiter_with_spend(
+    keys: &dyn KeyStore,
+) -> Result<llmux_store::MemoryLimiter, StoreError> {
+    let limiter = llmux_store::MemoryLimiter::default();
+    let now = now_unix();
+    // Every key, budgeted or not: a budget may be added to a key while the gateway runs.
+    for key in keys.list().await? {
+        limiter.seed_spend(&key.id, keys.spend(&key.id, now).await?, now);
+    }
+    Ok(limiter)
 }

@@ -209,6 +209,7 @@ async fn run<I: Ingress>(
     if let Some(draft) = &draft {
         draft.keep_body(&bytes);
     }
+    let sent_bytes = bytes.len();
     let request = I::decode(&gateway, head, bytes).await?;
     let facts = I::facts(&request);
     if let Some(tool) = facts.dropped_tools.first()
@@ -261,6 +262,8 @@ async fn run<I: Ingress>(
     if let Some(draft) = &draft {
         settle.log_to(Arc::clone(draft));
     }
+    // The input llmux charges if the vendor's usage never arrives.
+    settle.sent(sent_bytes);
     let (cache, hit) =
         match cache::lookup::<I>(&gateway, &snapshot, head, &request, facts.model, &caller).await {
             cache::Lookup::Hit(cached) => (cache::Lookup::Off, Some(cached)),

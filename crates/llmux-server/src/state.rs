@@ -36,10 +36,16 @@ pub struct Snapshot {
     pub stats: llmux_router::StatsTable,
 }
 
-/// A config that cannot be served.
+/// A config that cannot be served, or a reload that cannot be applied live.
 #[derive(Debug, thiserror::Error)]
-#[error(transparent)]
-pub struct SnapshotError(#[from] llmux_upstream::Error);
+pub enum SnapshotError {
+    /// The upstream side (endpoints, image fetcher) cannot be prepared.
+    #[error(transparent)]
+    Upstream(#[from] llmux_upstream::Error),
+    /// A reload changed a section that only applies at start.
+    #[error("'{0}' cannot change while the gateway runs; restart to apply it")]
+    Fixed(&'static str),
+}
 
 /// Health entries aligned with the routing table: `combinations[i]` for combination `i`,
 /// `credentials[j]` for credential `j`. Entries are shared with the previous snapshot for every
@@ -52,6 +58,29 @@ pub struct HealthTable {
     combination_keys: HashMap<String, usize>,
     credential_keys: HashMap<String, usize>,
     shared: HashMap<String, Arc<Health>>,
+    /// Per credential (aligned with `credentials`): entries for models passed through
+    /// unchanged (no configured combination), so a 429 on one client's odd model cools down
+    /// that (credential, model) only, never the whole credential.
+    passed: Vec<Arc<PassedThrough>>,
+    breaker: BreakerConfig,
+}
+
+/// Health of the passed-through models of one credential, created on first use.
+#[derive(Debug, Default)]
+pub struct PassedThrough {
+    entries: std::sync::Mutex<HashMap<String, Arc<Health>>>,
+}
+
+/// Passed-through models tracked per credential; past this, healthy entries are forgotten
+/// (clients choose these names, so the map must not grow without bound).
+const MAX_PASSED_THROUGH: usize = 1024;
+
+impl PassedThrough {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Health>>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// Identity of a credential across reloads: a changed key or URL is a new credential (its old
@@ -99,9 +128,14 @@ impl HealthTable {
                     Arc::new(Health::new(breaker).shared_as(shared_id(credential, None)))
                 });
             out.note_shared(&entry);
+            let passed = previous
+                .and_then(|p| p.credential_keys.get(&key).map(|&i| p.passed[i].clone()))
+                .unwrap_or_default();
+            out.passed.push(passed);
             out.credential_keys.insert(key, out.credentials.len());
             out.credentials.push(entry);
         }
+        out.breaker = breaker;
         for combination in table.combinations() {
             let credential = &table.credentials()[combination.credential];
             let key = format!(
@@ -132,9 +166,46 @@ impl HealthTable {
         }
     }
 
-    /// The entry shared with other replicas under `id`.
-    pub fn by_shared_id(&self, id: &str) -> Option<&Arc<Health>> {
-        self.shared.get(id)
+    /// The entry shared with other replicas under `id`: a configured combination or
+    /// credential, or a passed-through model this replica has served.
+    pub fn by_shared_id(&self, id: &str) -> Option<Arc<Health>> {
+        if let Some(entry) = self.shared.get(id) {
+            return Some(Arc::clone(entry));
+        }
+        self.passed.iter().find_map(|passed| {
+            passed
+                .lock()
+                .values()
+                .find(|entry| entry.shared_id() == Some(id))
+                .cloned()
+        })
+    }
+
+    /// The health of `model` passed through unchanged on credential `index` (created on first
+    /// use, shared with other replicas like a combination's).
+    pub fn passed_through(
+        &self,
+        index: usize,
+        credential: &Credential,
+        model: &str,
+    ) -> Option<Arc<Health>> {
+        let passed = self.passed.get(index)?;
+        let mut entries = passed.lock();
+        if let Some(entry) = entries.get(model) {
+            return Some(Arc::clone(entry));
+        }
+        if entries.len() >= MAX_PASSED_THROUGH {
+            let now = std::time::Instant::now();
+            entries.retain(|_, entry| !entry.is_available(now));
+            if entries.len() >= MAX_PASSED_THROUGH {
+                // Every tracked model is cooling down: this one gets an untracked entry.
+                return Some(Arc::new(Health::new(self.breaker)));
+            }
+        }
+        let entry =
+            Arc::new(Health::new(self.breaker).shared_as(shared_id(credential, Some(model))));
+        entries.insert(model.to_owned(), Arc::clone(&entry));
+        Some(entry)
     }
 }
 
@@ -190,8 +261,8 @@ pub struct Gateway {
     pub snapshot: ArcSwap<Snapshot>,
     /// Prometheus metrics.
     pub metrics: Metrics,
-    /// Image URL downloads for vendors that need inline data.
-    pub images: ImageFetcher,
+    /// Image URL downloads for vendors that need inline data (`images:`; replaced on reload).
+    pub images: ArcSwap<ImageFetcher>,
     /// Client authentication, limits and budgets; `None` when `auth:` is not configured.
     pub governance: Option<Arc<crate::governance::Governance>>,
     /// Stored Open Responses answers (`previous_response_id`, GET/DELETE).
@@ -235,18 +306,15 @@ impl Gateway {
         governance: Option<crate::governance::Governance>,
         response_backend: Option<Arc<dyn llmux_store::ResponseStore>>,
     ) -> Result<Arc<Self>, SnapshotError> {
-        let capacity = snapshot.config.responses.capacity;
+        let bounds = crate::response_store::Bounds::of(&snapshot.config.responses);
         let images = ImageFetcher::new(&snapshot.config.images)?;
         let load = crate::edge::overload::Load::new(snapshot.config.limits.max_in_flight);
         Ok(Arc::new(Self {
             snapshot: ArcSwap::from_pointee(snapshot),
             metrics: Metrics::default(),
-            images,
+            images: ArcSwap::from_pointee(images),
             governance: governance.map(Arc::new),
-            responses: crate::response_store::ResponseStore::with_backend(
-                capacity,
-                response_backend,
-            ),
+            responses: crate::response_store::ResponseStore::with_backend(bounds, response_backend),
             started_unix: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
@@ -329,6 +397,11 @@ impl Gateway {
         Ok(())
     }
 
+    /// Bytes the stored-responses memory cache holds now (bounded by `responses.max_bytes`).
+    pub fn stored_response_bytes(&self) -> usize {
+        self.responses.cached_bytes()
+    }
+
     /// The counters behind vendor quotas.
     pub(crate) fn quota_limiter(&self) -> &Arc<dyn llmux_store::Limiter> {
         self.quota_limiter.get_or_init(|| match &self.governance {
@@ -355,11 +428,44 @@ impl Gateway {
 
     /// Validates nothing (the caller already has a valid `Config`): compiles it next to the
     /// current snapshot and swaps it in. Requests in flight finish on the snapshot they loaded.
+    ///
+    /// Every section applies: routing, credentials and `limits` through the snapshot, `images`
+    /// by a new fetcher, `auth` (master key, `protect_metrics`, `redis_failure`) in governance.
+    /// What only applies at start — adding or removing `auth`, `auth.database`, `redis`,
+    /// `responses.store`, `limits.max_connections` — rejects the whole reload, named in the
+    /// error, so nothing is silently ignored.
     pub fn reload(&self, config: Config) -> Result<(), SnapshotError> {
         let current = self.snapshot.load_full();
+        if let Some(section) = fixed_section_changed(&current.config, &config) {
+            return Err(SnapshotError::Fixed(section));
+        }
+        let images = ImageFetcher::new(&config.images)?;
         let next = Snapshot::compile_after(config, Some(&current))?;
+        if let (Some(governance), Some(auth)) = (&self.governance, &next.config.auth) {
+            governance.apply(auth);
+        }
+        self.images.store(Arc::new(images));
         self.load.set_limit(next.config.limits.max_in_flight);
         self.snapshot.store(Arc::new(next));
         Ok(())
     }
+}
+
+/// The first setting that differs between `current` and `next` but is only read at start.
+fn fixed_section_changed(current: &Config, next: &Config) -> Option<&'static str> {
+    match (&current.auth, &next.auth) {
+        (None, Some(_)) | (Some(_), None) => return Some("auth"),
+        (Some(a), Some(b)) if a.database != b.database => return Some("auth.database"),
+        _ => {}
+    }
+    if current.redis != next.redis {
+        return Some("redis");
+    }
+    if current.responses.store != next.responses.store {
+        return Some("responses.store");
+    }
+    if current.limits.max_connections != next.limits.max_connections {
+        return Some("limits.max_connections");
+    }
+    None
 }

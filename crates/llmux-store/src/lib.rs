@@ -52,7 +52,7 @@ pub use request_log::{
     RequestLog, RequestLogOptions, RequestLogStore, RequestLogTask, RequestRecord, StatusFilter,
     USER_AGENT_CAP, open_request_log,
 };
-pub use responses::{ResponseStore, open_responses};
+pub use responses::{ResponseStore, StoredRow, open_responses};
 
 /// The future every trait method returns: boxed so the traits stay object-safe
 /// (`Arc<dyn KeyStore>`, `Arc<dyn Limiter>`).

@@ -72,13 +72,26 @@ pub trait Limiter: Send + Sync + std::fmt::Debug {
     fn is_revoked<'a>(&'a self, key_id: &'a str) -> BoxFuture<'a, Result<bool, StoreError>>;
 
     /// Adds `micros` micro-dollars to the key's spend for the day and month of `now_unix`
-    /// (`d:YYYY-MM-DD`, `m:YYYY-MM`) and its total.
+    /// (`d:YYYY-MM-DD`, `m:YYYY-MM`) and its total. Negative amounts refund (an unused
+    /// reservation); no counter goes below zero.
     fn add_spend<'a>(
         &'a self,
         key_id: &'a str,
-        micros: u64,
+        micros: i64,
         now_unix: i64,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Reserves `micros` against the key's budgets, atomically: `false` (nothing added) when a
+    /// period's spend has already reached its budget (`budgets`: day, month, total, in
+    /// micro-dollars), else adds `micros` to every period like [`Limiter::add_spend`]. So
+    /// concurrent requests overshoot a budget by at most one request's reservation.
+    fn reserve_spend<'a>(
+        &'a self,
+        key_id: &'a str,
+        micros: u64,
+        budgets: [Option<u64>; 3],
+        now_unix: i64,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
 
     /// The key's spend, in USD, for the day and month of `now_unix` and in total.
     fn spend<'a>(

@@ -154,7 +154,8 @@ impl AddressPolicy {
         if self.allow_private || self.allow.contains(&ip) || !is_internal(ip) {
             Ok(())
         } else {
-            Err(format!("{ip} is an internal address"))
+            // The reason only: a resolved address is internal detail, never shown to a client.
+            Err("a private address".to_owned())
         }
     }
 }
@@ -250,9 +251,9 @@ async fn resolve_checked(host: &str, policy: &AddressPolicy) -> Result<Vec<Socke
         .map_err(Resolved::Io)?
         .collect();
     for addr in &addrs {
-        policy
-            .check(addr.ip())
-            .map_err(|why| Resolved::Refused(format!("{host} resolves to {why}")))?;
+        policy.check(addr.ip()).map_err(|why| {
+            Resolved::Refused(format!("the URL's host '{host}' resolves to {why}"))
+        })?;
     }
     Ok(addrs)
 }
@@ -281,7 +282,10 @@ fn check_url(url: &reqwest::Url, policy: &AddressPolicy) -> Result<(), ImageErro
         Some(url::Host::Domain(_)) => return Ok(()),
         None => return Err(ImageError::Refused("URL has no host".into())),
     };
-    policy.check(ip).map_err(ImageError::Refused)
+    policy.check(ip).map_err(|why| {
+        let host = url.host_str().unwrap_or_default();
+        ImageError::Refused(format!("the URL's host {host} is {why}"))
+    })
 }
 
 /// Downloads images under the configured guards.

@@ -125,11 +125,28 @@ async fn serve(args: &ConfigArgs, listen: Option<SocketAddr>) -> anyhow::Result<
         }
         Err(errors) => return Err(report(&errors)),
     };
+    // Demo mode serving real vendor keys (from the environment) without auth: anyone who can
+    // reach the port spends them, so it stays on this machine unless told otherwise.
+    let exposed_keys =
+        matches!(source, Source::Demo) && demo_mock.is_none() && config.auth.is_none();
     let listen = match (listen, config.listen) {
-        (Some(addr), _) | (None, Some(addr)) => addr,
+        (Some(addr), _) | (None, Some(addr)) => {
+            if exposed_keys && !addr.ip().is_loopback() {
+                tracing::warn!(%addr, "demo mode serves your vendor keys without authentication on a non-loopback address: anyone who can reach it can spend them");
+            }
+            addr
+        }
         (None, None) => {
             let port = env("PORT").unwrap_or_else(|| "8082".into());
-            format!("0.0.0.0:{port}")
+            let host = if exposed_keys {
+                tracing::info!(
+                    "demo mode with real vendor keys and no authentication: listening on 127.0.0.1 only (--listen 0.0.0.0:{port} exposes it)"
+                );
+                "127.0.0.1"
+            } else {
+                "0.0.0.0"
+            };
+            format!("{host}:{port}")
                 .parse()
                 .with_context(|| format!("PORT={port} is not a valid port"))?
         }
@@ -181,9 +198,10 @@ async fn serve(args: &ConfigArgs, listen: Option<SocketAddr>) -> anyhow::Result<
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, "listening");
+    // Before "listening": from then on a SIGHUP reloads (the handler is in place).
     let watcher = (!matches!(source, Source::Demo))
         .then(|| llmux_telemetry::spawn_tracked(reload::watch(source.clone(), gateway.clone())));
+    tracing::info!(%addr, "listening");
     let drain_timeout = options.drain_timeout;
     llmux_server::serve(
         listener,

@@ -34,36 +34,41 @@ fn fingerprint(paths: &[PathBuf]) -> Vec<Option<(SystemTime, u64)>> {
 }
 
 /// Reloads `gateway` from `source` whenever asked; runs until the process ends.
-pub async fn watch(source: Source, gateway: Arc<Gateway>) {
-    let paths = paths(&source);
-    let mut seen = fingerprint(&paths);
+///
+/// The SIGHUP handler is installed when this is called, not when the future first runs: a
+/// SIGHUP that arrives before the task is polled must reload, not terminate the process.
+pub fn watch(source: Source, gateway: Arc<Gateway>) -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        #[cfg(unix)]
-        let signalled = async {
-            match hangup.as_mut() {
-                Some(signal) => {
-                    signal.recv().await;
+    async move {
+        let paths = paths(&source);
+        let mut seen = fingerprint(&paths);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            #[cfg(unix)]
+            let signalled = async {
+                match hangup.as_mut() {
+                    Some(signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
                 }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        #[cfg(not(unix))]
-        let signalled = std::future::pending::<()>();
-        let reason = tokio::select! {
-            () = signalled => "SIGHUP",
-            _ = tick.tick() => {
-                let now = fingerprint(&paths);
-                if now == seen {
-                    continue;
+            };
+            #[cfg(not(unix))]
+            let signalled = std::future::pending::<()>();
+            let reason = tokio::select! {
+                () = signalled => "SIGHUP",
+                _ = tick.tick() => {
+                    let now = fingerprint(&paths);
+                    if now == seen {
+                        continue;
+                    }
+                    seen = now;
+                    "config file changed"
                 }
-                seen = now;
-                "config file changed"
-            }
-        };
-        reload(&source, &gateway, reason);
+            };
+            reload(&source, &gateway, reason);
+        }
     }
 }
 

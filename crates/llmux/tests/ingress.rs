@@ -240,7 +240,8 @@ async fn previous_response_id_continues_a_conversation_on_another_vendor() {
             &json!({"model": "via-openai", "previous_response_id": "resp_nope", "input": "x"}),
         )
         .await;
-    assert_eq!(missing.status(), 400);
+    // Missing and another owner's look the same (issue 14).
+    assert_eq!(missing.status(), 404);
 }
 
 #[tokio::test]

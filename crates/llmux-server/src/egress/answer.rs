@@ -110,7 +110,8 @@ pub async fn read_json(
             u.completion_tokens.unwrap_or(0),
         )
     });
-    settle.done(target.upstream_model, tokens);
+    // Without the vendor's usage, the answer's bytes are llmux's count of the output.
+    settle.done_or_estimate(target.upstream_model, tokens, (body.len() / 4) as u64);
     Ok(rewritten.body)
 }
 

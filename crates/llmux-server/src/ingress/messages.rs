@@ -296,10 +296,11 @@ fn rewrite_nested_model(data: &[u8], model: &[u8]) -> Option<Vec<u8>> {
 /// `x-llmux-token-count: estimated` header.
 pub async fn count_tokens(
     State(gateway): State<Arc<Gateway>>,
+    axum::extract::Extension(caller): axum::extract::Extension<crate::governance::Caller>,
     Query(params): Query<VendorParam>,
     body: Body,
 ) -> Response {
-    match count(gateway, params, body).await {
+    match count(gateway, caller, params, body).await {
         Ok(response) => response,
         Err(err) => anthropic_error(err),
     }
@@ -307,6 +308,7 @@ pub async fn count_tokens(
 
 async fn count(
     gateway: Arc<Gateway>,
+    caller: crate::governance::Caller,
     params: VendorParam,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -338,8 +340,21 @@ async fn count(
         needs: Needs::default(),
     };
     let candidates = snapshot.table.candidates(&query)?;
+    // The same key checks as a request (allowed models and vendors, budgets, rate limits):
+    // counting may call a vendor. Nothing is charged; the permit is released when dropped.
+    let _permit = crate::governance::admit(
+        &gateway,
+        &caller,
+        query.model,
+        vendor,
+        0,
+        &snapshot.config.pricing,
+    )
+    .await?;
+    let allowed = crate::governance::allowed_vendors(&caller);
     let anthropic_target = (0..candidates.len())
         .filter_map(|i| candidates.get(i))
+        .filter(|t| allowed.is_empty() || allowed.contains(&t.credential.vendor))
         .find(|t| t.credential.api == Api::Anthropic);
     if let Some(target) = anthropic_target
         && let Some(counted) = vendor_count(&snapshot, &target, &bytes).await

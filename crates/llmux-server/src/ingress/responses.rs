@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use llmux_config::Api;
@@ -19,23 +19,44 @@ use serde_json::json;
 
 use crate::api_error::ApiError;
 use crate::edge::envelope::Envelope;
+use crate::governance::Caller;
 use crate::pipeline::attempts::Failure;
 use crate::pipeline::translate::{self, ClientEncoder};
 use crate::pipeline::{
     self, Answer, Call, DEFAULT_OUTPUT_RESERVATION, Facts, Ingress, Translate, unix_now,
 };
-use crate::response_store::Stored;
 use crate::state::Gateway;
 
-pub async fn get(State(gateway): State<Arc<Gateway>>, Path(id): Path<String>) -> Response {
-    match gateway.responses.get(&id).await {
-        Some(stored) => Json(stored.resource.clone()).into_response(),
+/// `GET /v1/responses/{id}`: only its owner sees it; anyone else gets a 404.
+pub async fn get(
+    State(gateway): State<Arc<Gateway>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    uri: http::Uri,
+    headers: http::HeaderMap,
+) -> Response {
+    let owner = caller.owner(&headers, &uri);
+    match gateway.responses.resource(&id, &owner).await {
+        Some(resource) => {
+            ([(http::header::CONTENT_TYPE, "application/json")], resource).into_response()
+        }
         None => not_found(&id).into_response(),
     }
 }
 
-pub async fn delete(State(gateway): State<Arc<Gateway>>, Path(id): Path<String>) -> Response {
-    if gateway.responses.delete(&id).await {
+/// `DELETE /v1/responses/{id}`: only its owner may; anyone else gets a 404.
+pub async fn delete(
+    State(gateway): State<Arc<Gateway>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    uri: http::Uri,
+    headers: http::HeaderMap,
+) -> Response {
+    if gateway
+        .responses
+        .delete(&id, &caller.owner(&headers, &uri))
+        .await
+    {
         Json(json!({"id": id, "object": "response", "deleted": true})).into_response()
     } else {
         not_found(&id).into_response()
@@ -72,9 +93,20 @@ pub struct ResponsesCall {
     store: bool,
     id: String,
     created_at: u64,
+    /// Who owns the stored response (and may continue it).
+    owner: String,
+    /// The stored response this one continues.
+    previous: Option<String>,
+    /// Where this turn's own messages start in `request.messages` (after the stored ones).
+    turn_start: usize,
 }
 
 impl ResponsesCall {
+    /// The messages this turn adds (its own input, without the stored conversation).
+    fn turn(&self) -> Vec<Message> {
+        self.request.messages[self.turn_start.min(self.request.messages.len())..].to_vec()
+    }
+
     fn meta(&self, public_name: &str, completed_at: Option<u64>) -> Meta {
         Meta {
             id: self.id.clone(),
@@ -94,22 +126,33 @@ impl Ingress for Responses {
 
     async fn decode(
         gateway: &Gateway,
-        _head: &http::request::Parts,
+        head: &http::request::Parts,
         bytes: Bytes,
     ) -> Result<ResponsesCall, ApiError> {
         let decoded = responses::decode_request(&bytes)?;
         let mut request = decoded.request;
+        // The edge puts the caller here; without it, nothing stored can be continued.
+        let owner = head.extensions.get::<Caller>().map_or_else(
+            || format!("request:{}", new_response_id()),
+            |caller| caller.owner(&head.headers, &head.uri),
+        );
+        let mut turn_start = 0;
         if let Some(previous) = &decoded.previous_response_id {
-            let stored = gateway.responses.get(previous).await.ok_or_else(|| {
-                let mut error = ApiError::new(
-                    ErrorKind::InvalidRequest,
-                    format!("previous response '{previous}' not found"),
-                );
-                error.0.code = Some("previous_response_not_found".into());
-                error.0.param = Some("previous_response_id".into());
-                error
-            })?;
-            let mut conversation = stored.conversation.clone();
+            // Another owner's response is "not found", exactly like a missing one.
+            let mut conversation = gateway
+                .responses
+                .conversation(previous, &owner)
+                .await
+                .ok_or_else(|| {
+                    let mut error = ApiError::new(
+                        ErrorKind::NotFound,
+                        format!("previous response '{previous}' not found"),
+                    );
+                    error.0.code = Some("previous_response_not_found".into());
+                    error.0.param = Some("previous_response_id".into());
+                    error
+                })?;
+            turn_start = conversation.len();
             conversation.append(&mut request.messages);
             request.messages = conversation;
         }
@@ -121,6 +164,9 @@ impl Ingress for Responses {
             store: decoded.store,
             id: new_response_id(),
             created_at: unix_now(),
+            owner,
+            previous: decoded.previous_response_id,
+            turn_start,
         })
     }
 
@@ -174,7 +220,9 @@ impl Translate for Responses {
             encoder: responses::StreamEncoder::new(request.echo.clone(), meta.clone()),
             echo: request.echo.clone(),
             meta,
-            conversation: request.store.then(|| request.request.messages.clone()),
+            turn: request.store.then(|| request.turn()),
+            owner: request.owner.clone(),
+            previous: request.previous.clone(),
             gateway: Arc::clone(call.gateway),
         }
     }
@@ -189,14 +237,14 @@ impl Translate for Responses {
         let resource = responses::encode_response(answer, &request.echo, &meta);
         let body = serde_json::to_vec(&resource).unwrap_or_default();
         if request.store {
-            let mut conversation = request.request.messages.clone();
-            conversation.extend(responses::output_messages(answer));
+            let mut turn = request.turn();
+            turn.extend(responses::output_messages(answer));
             call.gateway.responses.put(
                 request.id.clone(),
-                Stored {
-                    resource,
-                    conversation,
-                },
+                request.owner.clone(),
+                request.previous.clone(),
+                &resource,
+                turn,
             );
         }
         body
@@ -208,8 +256,10 @@ pub struct ResponsesClient {
     encoder: responses::StreamEncoder,
     echo: Echo,
     meta: Meta,
-    /// The conversation before this answer, when the response is to be stored.
-    conversation: Option<Vec<Message>>,
+    /// This turn's own messages before the answer, when the response is to be stored.
+    turn: Option<Vec<Message>>,
+    owner: String,
+    previous: Option<String>,
     gateway: Arc<Gateway>,
 }
 
@@ -223,17 +273,17 @@ impl ClientEncoder for ResponsesClient {
         let Some(answer) = self.encoder.finish(out, completed_at) else {
             return;
         };
-        if let Some(mut conversation) = self.conversation.take() {
+        if let Some(mut turn) = self.turn.take() {
             let mut meta = self.meta.clone();
             meta.completed_at = Some(completed_at);
             let resource = responses::encode_response(&answer, &self.echo, &meta);
-            conversation.extend(responses::output_messages(&answer));
+            turn.extend(responses::output_messages(&answer));
             self.gateway.responses.put(
                 meta.id.clone(),
-                Stored {
-                    resource,
-                    conversation,
-                },
+                std::mem::take(&mut self.owner),
+                self.previous.take(),
+                &resource,
+                turn,
             );
         }
     }

@@ -41,7 +41,13 @@ impl TargetHealth {
         Some(Self {
             combination: match target.combination {
                 Some(i) => Some(snapshot.health.combinations.get(i)?.clone()),
-                None => None,
+                // A passed-through model has its own entry per credential: its 429s and
+                // failures must not take the whole credential out of rotation.
+                None => snapshot.health.passed_through(
+                    target.credential_index,
+                    target.credential,
+                    target.upstream_model,
+                ),
             },
             credential: snapshot
                 .health

@@ -41,7 +41,15 @@ pub struct StreamContext {
 impl StreamContext {
     /// Records the end of a stream. `answered` is false when it failed before any content (the
     /// attempt loop then tries elsewhere, and the permit stays open for that attempt).
-    pub fn record_end(&self, usage: Option<Usage>, failure: Option<ErrorKind>, answered: bool) {
+    /// `streamed` counts the content events sent: the output llmux charges when the vendor's
+    /// usage never came.
+    pub fn record_end(
+        &self,
+        usage: Option<Usage>,
+        failure: Option<ErrorKind>,
+        answered: bool,
+        streamed: u64,
+    ) {
         if answered {
             let tokens = usage.map(|u| {
                 (
@@ -49,7 +57,8 @@ impl StreamContext {
                     u.completion_tokens.unwrap_or(0),
                 )
             });
-            self.settle.done(&self.upstream_model, tokens);
+            self.settle
+                .done_or_estimate(&self.upstream_model, tokens, streamed);
         }
         let metrics = &self.gateway.metrics;
         self.series
@@ -60,7 +69,9 @@ impl StreamContext {
         }
     }
 
-    pub fn record_cancel(&self) {
+    /// The client left mid-stream: the vendor was reached, so what was sent and `streamed`
+    /// (content events) is charged as an estimate (or the usage, if it had arrived).
+    pub fn record_cancel(&self, usage: Option<Usage>, streamed: u64) {
         self.gateway
             .metrics
             .client_cancellations
@@ -70,7 +81,14 @@ impl StreamContext {
         if let Some(health) = &self.health {
             health.release();
         }
-        self.settle.abandon();
+        let tokens = usage.map(|u| {
+            (
+                u.prompt_tokens.unwrap_or(0),
+                u.completion_tokens.unwrap_or(0),
+            )
+        });
+        self.settle
+            .done_or_estimate(&self.upstream_model, tokens, streamed);
     }
 }
 
@@ -150,6 +168,8 @@ pub struct Relay<S> {
     strategy: S,
     idle: Duration,
     sent_content: bool,
+    /// Content events sent to the client (llmux's own output count).
+    streamed: u64,
     finished: bool,
     failure: Option<GatewayError>,
     context: StreamContext,
@@ -169,6 +189,7 @@ impl<S: Strategy> Relay<S> {
             strategy,
             idle,
             sent_content: false,
+            streamed: 0,
             finished: false,
             failure: None,
             context,
@@ -248,16 +269,29 @@ impl<S: Strategy> Relay<S> {
         while !self.finished
             && let Some(event) = self.decoder.next_event()
         {
+            let before = out.len();
             match self.strategy.event(&event, out, self.sent_content) {
+                Step::Fail(kind, message) => {
+                    // A vendor error event is never forwarded as it came (it may quote a
+                    // credential): the client gets the scrubbed error ending instead.
+                    out.truncate(before);
+                    self.fail(out, kind, &message);
+                }
                 Step::Skip => {}
-                Step::Content => self.sent_content = true,
+                Step::Content => {
+                    self.sent_content = true;
+                    self.streamed += 1;
+                }
                 Step::End => self.end(None),
-                Step::Fail(kind, message) => self.fail(out, kind, &message),
             }
         }
     }
 
     fn fail(&mut self, out: &mut BytesMut, kind: ErrorKind, message: &str) {
+        // Scrubbed like a non-stream vendor error: every credential value and key-shaped string.
+        let snapshot = self.context.gateway.snapshot.load();
+        let scrubbed = llmux_telemetry::mask::scrub(message, &snapshot.secret_refs());
+        let message = scrubbed.as_str();
         tracing::warn!(request_id = %self.context.request_id, vendor = self.context.series.vendor(), message, "stream ended with an error");
         self.strategy.fail(kind, message, out);
         self.failure = Some(GatewayError::new(kind, message));
@@ -273,14 +307,15 @@ impl<S: Strategy> Relay<S> {
         let answered = self.sent_content || failure.is_none();
         let failure = failure.filter(|_| self.sent_content);
         self.context
-            .record_end(self.strategy.usage(), failure, answered);
+            .record_end(self.strategy.usage(), failure, answered, self.streamed);
     }
 }
 
 impl<S> Drop for Relay<S> {
     fn drop(&mut self) {
         if !self.finished {
-            self.context.record_cancel();
+            // Vendors report usage last: a stream cut short has none yet.
+            self.context.record_cancel(None, self.streamed);
         }
     }
 }
@@ -323,7 +358,7 @@ impl Rewrite {
 }
 
 impl Strategy for Rewrite {
-    fn event(&mut self, event: &sse::Event, out: &mut BytesMut, sent_content: bool) -> Step {
+    fn event(&mut self, event: &sse::Event, out: &mut BytesMut, _sent_content: bool) -> Step {
         if event.is_done_marker() {
             out.extend_from_slice(DONE_FRAME);
             return Step::End;
@@ -334,8 +369,9 @@ impl Strategy for Rewrite {
         if rewritten.usage.is_some() {
             self.usage = rewritten.usage;
         }
-        if rewritten.is_error && !sent_content {
-            // An error before any content: let the attempt loop retry elsewhere.
+        if rewritten.is_error {
+            // Before any content the attempt loop may retry elsewhere; after it, the stream
+            // ends with this error, scrubbed by the relay (never the vendor's raw event).
             let message = llmux_protocol::error::decode_upstream_error(&event.data)
                 .message
                 .unwrap_or_else(|| "upstream stream error".into());

@@ -56,6 +56,7 @@ async fn inline_images(
             }
             let image_data = gateway
                 .images
+                .load_full()
                 .fetch_within(url, &mut budget)
                 .await
                 .map_err(|e| ApiError::new(ErrorKind::InvalidRequest, e.to_string()))?;

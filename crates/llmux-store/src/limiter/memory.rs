@@ -18,6 +18,8 @@ pub struct MemoryLimiter {
     slots: Mutex<HashMap<String, u32>>,
     revoked: Mutex<HashSet<String>>,
     spend: Mutex<HashMap<String, HashMap<String, u64>>>,
+    /// Makes a reservation's check and add one step.
+    reserve: Mutex<()>,
 }
 
 #[derive(Debug, Default)]
@@ -81,7 +83,44 @@ impl MemoryLimiter {
         }
     }
 
-    fn add_spend_now(&self, key_id: &str, micros: u64, now_unix: i64) {
+    /// Sets a key's spend for the periods of `now_unix` (at start, from the key store's usage,
+    /// so a restart does not forget what was spent).
+    pub fn seed_spend(&self, key_id: &str, spend: Spend, now_unix: i64) {
+        let periods = Periods::at(now_unix);
+        let micros = |usd: f64| (usd * 1e6).round().max(0.0) as u64;
+        let mut all = lock(&self.spend);
+        let counters = all.entry(key_id.to_owned()).or_default();
+        counters.insert(periods.day, micros(spend.day));
+        counters.insert(periods.month, micros(spend.month));
+        counters.insert(TOTAL_PERIOD.to_owned(), micros(spend.total));
+    }
+
+    fn reserve_spend_now(
+        &self,
+        key_id: &str,
+        micros: u64,
+        budgets: [Option<u64>; 3],
+        now_unix: i64,
+    ) -> bool {
+        let periods = Periods::at(now_unix);
+        {
+            let spend = lock(&self.spend);
+            let counters = spend.get(key_id);
+            let read = |period: &str| counters.and_then(|c| c.get(period)).copied().unwrap_or(0);
+            let reached = [&periods.day, &periods.month, TOTAL_PERIOD]
+                .iter()
+                .zip(budgets)
+                .any(|(period, budget)| budget.is_some_and(|b| read(period) >= b));
+            if reached {
+                return false;
+            }
+        }
+        // The check and the add are one step: the caller holds `self.reserve`.
+        self.add_spend_now(key_id, i64::try_from(micros).unwrap_or(i64::MAX), now_unix);
+        true
+    }
+
+    fn add_spend_now(&self, key_id: &str, micros: i64, now_unix: i64) {
         let periods = Periods::at(now_unix);
         // Older periods are never read again: keep the last two days and months only.
         let stale_day = format!("d:{}", crate::calendar::day(now_unix - 2 * 86_400));
@@ -90,7 +129,7 @@ impl MemoryLimiter {
         let counters = spend.entry(key_id.to_owned()).or_default();
         for period in [periods.day, periods.month, TOTAL_PERIOD.to_owned()] {
             let counter = counters.entry(period).or_insert(0);
-            *counter = counter.saturating_add(micros);
+            *counter = counter.saturating_add_signed(micros);
         }
         counters.retain(|period, _| {
             if period.starts_with("d:") {
@@ -170,12 +209,25 @@ impl Limiter for MemoryLimiter {
     fn add_spend<'a>(
         &'a self,
         key_id: &'a str,
-        micros: u64,
+        micros: i64,
         now_unix: i64,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             self.add_spend_now(key_id, micros, now_unix);
             Ok(())
+        })
+    }
+
+    fn reserve_spend<'a>(
+        &'a self,
+        key_id: &'a str,
+        micros: u64,
+        budgets: [Option<u64>; 3],
+        now_unix: i64,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let _atomic = lock(&self.reserve);
+            Ok(self.reserve_spend_now(key_id, micros, budgets, now_unix))
         })
     }
 

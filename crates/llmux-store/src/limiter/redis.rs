@@ -33,6 +33,7 @@ struct Scripts {
     mark_revoked: Script,
     is_revoked: Script,
     add_spend: Script,
+    reserve_spend: Script,
     spend: Script,
 }
 
@@ -46,6 +47,7 @@ impl Scripts {
             mark_revoked: Script::new(include_str!("lua/mark_revoked.lua")),
             is_revoked: Script::new(include_str!("lua/is_revoked.lua")),
             add_spend: Script::new(include_str!("lua/add_spend.lua")),
+            reserve_spend: Script::new(include_str!("lua/reserve_spend.lua")),
             spend: Script::new(include_str!("lua/spend.lua")),
         }
     }
@@ -288,14 +290,10 @@ impl Limiter for RedisLimiter {
     fn add_spend<'a>(
         &'a self,
         key_id: &'a str,
-        micros: u64,
+        micros: i64,
         now_unix: i64,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            // Redis counters are signed 64-bit.
-            let micros = i64::try_from(micros).map_err(|_| StoreError::OutOfRange {
-                what: "spend increment",
-            })?;
             let _: i64 = self
                 .scripts
                 .add_spend
@@ -307,6 +305,39 @@ impl Limiter for RedisLimiter {
                 .await
                 .map_err(StoreError::redis("add_spend"))?;
             Ok(())
+        })
+    }
+
+    fn reserve_spend<'a>(
+        &'a self,
+        key_id: &'a str,
+        micros: u64,
+        budgets: [Option<u64>; 3],
+        now_unix: i64,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            // Redis counters are signed 64-bit.
+            let signed = |n: u64| {
+                i64::try_from(n).map_err(|_| StoreError::OutOfRange {
+                    what: "spend reservation",
+                })
+            };
+            let mut script = self
+                .scripts
+                .reserve_spend
+                .key(&self.spend_keys(key_id, now_unix));
+            script
+                .arg(signed(micros)?)
+                .arg(DAY_SPEND_TTL_SECS)
+                .arg(MONTH_SPEND_TTL_SECS);
+            for budget in budgets {
+                script.arg(budget.map_or(Ok(-1), signed)?);
+            }
+            let reserved: i64 = script
+                .invoke_async(&mut self.conn.clone())
+                .await
+                .map_err(StoreError::redis("reserve_spend"))?;
+            Ok(reserved == 1)
         })
     }
 

@@ -306,6 +306,52 @@ async fn spend_counters_add_up_concurrently(h: &Harness) {
     assert_eq!(unknown, Spend::default());
 }
 
+async fn concurrent_reservations_overshoot_a_budget_by_one_at_most(h: &Harness) {
+    // A total budget of two reservations: of fifty concurrent ones, at most three pass.
+    let tasks: Vec<_> = (0..50)
+        .map(|task| {
+            let limiter = if task % 2 == 0 {
+                &h.limiter
+            } else {
+                &h.replica
+            };
+            let limiter = Arc::clone(limiter);
+            tokio::spawn(async move {
+                limiter
+                    .reserve_spend("budgeted", 1_000, [None, None, Some(2_000)], NOW_UNIX)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut reserved = 0;
+    for task in tasks {
+        reserved += usize::from(task.await.unwrap());
+    }
+    assert!((2..=3).contains(&reserved), "{reserved} reserved");
+    // Refunds never go below zero, and free the budget again.
+    h.limiter
+        .add_spend("budgeted", -1_000_000, NOW_UNIX)
+        .await
+        .unwrap();
+    assert_eq!(
+        h.replica.spend("budgeted", NOW_UNIX).await.unwrap(),
+        Spend::default()
+    );
+    assert!(
+        h.replica
+            .reserve_spend("budgeted", 1_000, [Some(1), None, None], NOW_UNIX)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !h.limiter
+            .reserve_spend("budgeted", 1_000, [Some(1), None, None], NOW_UNIX)
+            .await
+            .unwrap()
+    );
+}
+
 async fn revocation_is_visible_from_another_replica(h: &Harness) {
     assert!(!h.limiter.is_revoked("key1").await.unwrap());
     h.limiter.mark_revoked("key1").await.unwrap();
@@ -351,6 +397,7 @@ suite!(
     concurrent_checks_never_exceed_the_limit,
     concurrent_acquires_never_exceed_max_parallel,
     spend_counters_add_up_concurrently,
+    concurrent_reservations_overshoot_a_budget_by_one_at_most,
     revocation_is_visible_from_another_replica,
 );
 
