@@ -140,8 +140,10 @@ struct RawFile {
 
 #[derive(Deserialize)]
 struct RawInputAudio {
-    data: String,
-    format: String,
+    #[serde(default)]
+    data: Option<String>,
+    #[serde(default)]
+    format: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -435,25 +437,25 @@ fn decode_parts(
             }
             "input_audio" => {
                 let here = format!("{param}.content[{i}]");
-                let audio = part.input_audio.ok_or_else(|| {
-                    invalid(
+                let (Some(data), Some(format)) = part
+                    .input_audio
+                    .map_or((None, None), |audio| (audio.data, audio.format))
+                else {
+                    return Err(invalid(
                         "an input_audio part needs 'input_audio.data' and '.format'",
                         &here,
-                    )
-                })?;
-                let media_type = neutral::audio_media_type(&audio.format).ok_or_else(|| {
+                    ));
+                };
+                let media_type = neutral::audio_media_type(&format).ok_or_else(|| {
                     invalid(
-                        format!(
-                            "input_audio format '{}' is not supported (mp3, wav)",
-                            audio.format
-                        ),
+                        format!("input_audio format '{format}' is not supported (mp3, wav)"),
                         &here,
                     )
                 })?;
                 out.push(Part::File(neutral::File {
                     source: ImageSource::Base64 {
                         media_type: media_type.to_owned(),
-                        data: audio.data,
+                        data,
                     },
                     filename: None,
                     kind: FileKind::Audio,
