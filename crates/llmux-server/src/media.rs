@@ -55,12 +55,19 @@ pub async fn prepare(
         // `off` still marks what needs a download, so the fetcher can refuse it by name.
         FetchImages::Auto | FetchImages::Off => target.credential.fetch_images,
     };
+    let api = target.credential.api;
     let wanted = |part: &Part| match part {
         Part::Image(Image {
             source: ImageSource::Url(url),
             ..
         }) => inline_images && is_http(url),
-        Part::File(file) => matches!(&file.source, ImageSource::Url(_)),
+        // With downloads off, Anthropic still reads a document URL itself.
+        Part::File(file) => {
+            matches!(&file.source, ImageSource::Url(_))
+                && !(settings.fetch == FetchImages::Off
+                    && api == Api::Anthropic
+                    && file.kind == FileKind::Document)
+        }
         _ => false,
     };
     // Too many URLs is refused before anything is downloaded.
@@ -83,7 +90,7 @@ pub async fn prepare(
             if urls > 0 && wanted(part) {
                 download(gateway, part, (m, p), &url_headers, &mut budget).await?;
             }
-            check(part, (m, p), target.credential.api)?;
+            check(part, (m, p), api)?;
         }
     }
     Ok(())

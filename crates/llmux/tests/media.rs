@@ -412,6 +412,17 @@ async fn fetch_false_still_means_off() {
     .await;
 
     assert!(message.contains("images.fetch is off"), "{message}");
+    // Anthropic reads a document URL itself, so it still gets one.
+    let pdf_url = format!("{}/doc.pdf", files.url);
+    let part = json!({"type": "file_url", "file_url": {"url": pdf_url}});
+    ok(gateway
+        .post("/v1/chat/completions", &chat_with("claude", part))
+        .await)
+    .await;
+    assert_eq!(
+        vendor_part(&mock),
+        json!({"type": "document", "source": {"type": "url", "url": pdf_url}})
+    );
     assert!(
         files.heads.lock().unwrap().is_empty(),
         "nothing was downloaded"

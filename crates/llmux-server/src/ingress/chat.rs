@@ -64,8 +64,7 @@ impl Ingress for Chat {
         const BETA: http::HeaderName = http::HeaderName::from_static("openai-beta");
         let request = match openai_chat::decode_request(&bytes) {
             Ok(request) => owned(request),
-            Err(error) if is_responses_body(&bytes) => {
-                let _ = error;
+            Err(_) if is_responses_body(&bytes) => {
                 let call = Responses::decode(gateway, head, bytes).await?;
                 return Ok(ChatCall::Responses(Box::new(call)));
             }
