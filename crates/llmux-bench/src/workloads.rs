@@ -265,7 +265,28 @@ pub fn main(levels: &[usize], smoke: bool) -> Vec<Spec> {
         rows.push(translated(vendor, true, 1, &same_stream));
     }
     rows.extend(ingress(&same_stream));
+    rows.push(cache_hit(1));
+    rows.push(cache_hit(16));
     rows
+}
+
+/// The group whose answers the response cache keeps (`routing.groups.<CACHED>.cache: exact`).
+const CACHED: &str = "bench-cached";
+
+/// Same-protocol chat to a cached group: after the first request every answer is a cache hit,
+/// measured beside the same request sent to the mock directly.
+fn cache_hit(concurrency: usize) -> Spec {
+    let text = text(1024);
+    Spec {
+        baseline: Some(format!("chat 1KB c={concurrency}")),
+        ..spec(
+            format!("chat 1KB cache hit c={concurrency}"),
+            concurrency,
+            Mock::Fast,
+            openai_chat(CHAT, Some(OPENAI_MODEL), &text, false),
+            openai_chat(CHAT, Some(CACHED), &text, false),
+        )
+    }
 }
 
 /// Client-facing APIs other than Chat Completions. Each row is probed first.
@@ -367,7 +388,14 @@ pub fn main_config(fast: std::net::SocketAddr, paced: std::net::SocketAddr) -> S
             ));
         }
     }
+    // One group behind the response cache, on the fast mock.
+    models.push_str(&format!(
+        "  - {{ vendor: openai-fast, model: {OPENAI_MODEL}, name: {CACHED} }}\n"
+    ));
     config.push_str(&models);
+    config.push_str(&format!(
+        "routing:\n  groups:\n    {CACHED}: {{ cache: exact }}\n"
+    ));
     config
 }
 

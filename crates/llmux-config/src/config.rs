@@ -41,6 +41,8 @@ pub struct Config {
     pub log: Option<RequestLogConfig>,
     /// How clients' API features that a vendor lacks are handled (`compat:`).
     pub compat: Compat,
+    /// The response cache (`cache:`); off unless configured.
+    pub cache: Cache,
     /// USD per million tokens by upstream model name (prefix match), shipped defaults merged
     /// with `pricing:`.
     pub pricing: Pricing,
@@ -271,6 +273,8 @@ impl Routing {
 pub struct Group {
     /// The group's policy (`routing.policy` when the entry does not set one).
     pub policy: RoutingPolicy,
+    /// The group's cache mode (`cache.mode` when the entry does not set one).
+    pub cache: Option<CacheMode>,
 }
 
 /// How a group chooses among its available combinations. Every policy only ever chooses among
@@ -412,6 +416,80 @@ pub enum UnsupportedTools {
     Drop,
     /// Refuse the request with a 400 naming the tool.
     Reject,
+}
+
+/// The response cache (`cache:`): complete answers kept for `ttl_seconds` and served again for
+/// the same normalized request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cache {
+    /// `off` (the default) or `exact`; `routing.groups.<name>.cache` overrides it per group.
+    pub mode: CacheMode,
+    /// Whose answers a request may reuse: its own key's (the default) or anyone's.
+    pub scope: CacheScope,
+    /// How long an answer is served from the cache (default 300 s).
+    pub ttl_seconds: u64,
+    /// Bytes the in-memory cache may hold (default 64 MiB).
+    pub max_bytes: u64,
+    /// Where answers are kept: `memory` (the default) or `redis` (the top-level `redis:`,
+    /// shared by replicas).
+    pub store: CacheStore,
+}
+
+impl Config {
+    /// Whether answers of the group `name` are cached: its `routing.groups` override, else
+    /// `cache.mode`.
+    pub fn cache_mode_for(&self, name: &str) -> CacheMode {
+        self.routing
+            .groups
+            .get(name)
+            .and_then(|g| g.cache)
+            .unwrap_or(self.cache.mode)
+    }
+}
+
+impl Default for Cache {
+    fn default() -> Self {
+        Self {
+            mode: CacheMode::Off,
+            scope: CacheScope::Key,
+            ttl_seconds: 300,
+            max_bytes: 64 << 20,
+            store: CacheStore::Memory,
+        }
+    }
+}
+
+/// Whether answers are cached (`cache.mode`, `routing.groups.<name>.cache`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheMode {
+    /// No lookup, nothing stored.
+    #[default]
+    Off,
+    /// Answers are reused for requests equal after normalization.
+    Exact,
+}
+
+/// Who shares cached answers (`cache.scope`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheScope {
+    /// Each virtual key (or, without auth, everyone together) has its own answers.
+    #[default]
+    Key,
+    /// Every caller shares every answer.
+    Global,
+}
+
+/// Where cached answers live (`cache.store`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheStore {
+    /// This process's memory, bounded by `cache.max_bytes`.
+    #[default]
+    Memory,
+    /// Redis (`redis:`), shared by every replica.
+    Redis,
 }
 
 /// The request log (`log:`): one record per API request, written off the request path.

@@ -31,10 +31,10 @@ mod tests;
 use std::path::{Path, PathBuf};
 
 pub use config::{
-    Api, Auth, Capabilities, Compat, Config, Credential, CredentialLimits, FetchImages, Group,
-    Images, Limits, LogBodies, Model, ModelKind, Price, Pricing, RedisFailure, Reliability,
-    RequestLogConfig, ResponsesStore, Routing, RoutingPolicy, Timeouts, Tls, TlsRoots,
-    UnknownModelPolicy, UnsupportedTools, Weight,
+    Api, Auth, Cache, CacheMode, CacheScope, CacheStore, Capabilities, Compat, Config, Credential,
+    CredentialLimits, FetchImages, Group, Images, Limits, LogBodies, Model, ModelKind, Price,
+    Pricing, RedisFailure, Reliability, RequestLogConfig, ResponsesStore, Routing, RoutingPolicy,
+    Timeouts, Tls, TlsRoots, UnknownModelPolicy, UnsupportedTools, Weight,
 };
 pub use error::ConfigError;
 pub use parse::Format;

@@ -27,6 +27,7 @@ pub(crate) struct RawConfig {
     pub tls: Option<RawTls>,
     pub log: Option<RawLog>,
     pub compat: Option<RawCompat>,
+    pub cache: Option<RawCache>,
     #[serde(default)]
     pub pricing: std::collections::BTreeMap<String, RawPrice>,
 }
@@ -124,6 +125,18 @@ pub(crate) struct RawRouting {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawGroup {
     pub policy: Option<RoutingPolicy>,
+    pub cache: Option<crate::CacheMode>,
+}
+
+/// `cache:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCache {
+    pub mode: Option<crate::CacheMode>,
+    pub scope: Option<crate::CacheScope>,
+    pub ttl_seconds: Option<u64>,
+    pub max_bytes: Option<u64>,
+    pub store: Option<crate::CacheStore>,
 }
 
 /// `limits:`.

@@ -50,6 +50,11 @@ pub(crate) fn validate(
     let timeouts = timeouts(raw.timeouts.unwrap_or_default(), &mut errors);
     let images = images(raw.images.unwrap_or_default(), flavour, &mut errors);
     let reliability = reliability(raw.reliability.unwrap_or_default(), &mut errors);
+    let cache = cache(
+        raw.cache.unwrap_or_default(),
+        raw.redis.is_some(),
+        &mut errors,
+    );
     let log = raw.log.map(|log| crate::RequestLogConfig {
         database: crate::Secret::new(
             log.database
@@ -148,12 +153,42 @@ pub(crate) fn validate(
                     .and_then(|c| c.unsupported_tools)
                     .unwrap_or_default(),
             },
+            cache,
             pricing,
             source,
         })
     } else {
         Err(errors)
     }
+}
+
+/// `cache:`, with its defaults; a Redis store needs `redis:`.
+fn cache(
+    raw: crate::raw::RawCache,
+    has_redis: bool,
+    errors: &mut Vec<ConfigError>,
+) -> crate::Cache {
+    let defaults = crate::Cache::default();
+    let cache = crate::Cache {
+        mode: raw.mode.unwrap_or(defaults.mode),
+        scope: raw.scope.unwrap_or(defaults.scope),
+        ttl_seconds: raw.ttl_seconds.unwrap_or(defaults.ttl_seconds),
+        max_bytes: raw.max_bytes.unwrap_or(defaults.max_bytes),
+        store: raw.store.unwrap_or(defaults.store),
+    };
+    if cache.ttl_seconds == 0 {
+        errors.push(ConfigError::new(
+            "cache.ttl_seconds",
+            "must be at least 1 (set cache.mode: off to disable the cache)",
+        ));
+    }
+    if cache.store == crate::CacheStore::Redis && !has_redis {
+        errors.push(ConfigError::new(
+            "cache.store",
+            "'redis' needs the top-level redis: URL",
+        ));
+    }
+    cache
 }
 
 /// `listen:` as `IP:port`, or a bare port meaning every IPv4 interface.
@@ -285,14 +320,16 @@ pub(crate) fn native_api(vendor: &str) -> Api {
     }
 }
 
-/// The well-known API root for a vendor and API, if there is one.
+/// The well-known API root for a vendor and API, if there is one. The URLs themselves are
+/// facts about each vendor's public service and live in its protocol module.
 pub(crate) fn default_base_url_str(vendor: &str, api: Api) -> Option<&'static str> {
+    use llmux_protocol::{anthropic, gemini, openai_chat};
     match (vendor, api) {
-        ("openai", _) => Some("https://api.openai.com/v1"),
+        ("openai", _) => Some(openai_chat::PUBLIC_BASE_URL),
         // Anthropic serves its OpenAI-compatible API under the same root.
-        ("anthropic", Api::Anthropic | Api::OpenAi) => Some("https://api.anthropic.com/v1"),
-        ("gemini", Api::Gemini) => Some("https://generativelanguage.googleapis.com/v1beta"),
-        ("gemini", Api::OpenAi) => Some("https://generativelanguage.googleapis.com/v1beta/openai"),
+        ("anthropic", Api::Anthropic | Api::OpenAi) => Some(anthropic::PUBLIC_BASE_URL),
+        ("gemini", Api::Gemini) => Some(gemini::PUBLIC_BASE_URL),
+        ("gemini", Api::OpenAi) => Some(gemini::OPENAI_COMPATIBLE_BASE_URL),
         _ => None,
     }
 }
@@ -474,6 +511,7 @@ fn routing(raw: RawRouting, models: &[RawModel], errors: &mut Vec<ConfigError>) 
             name,
             Group {
                 policy: group.policy.unwrap_or(policy),
+                cache: group.cache,
             },
         );
     }

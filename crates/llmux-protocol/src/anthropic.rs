@@ -17,6 +17,10 @@
 //!
 //! Everything here is pure: no I/O, no clock, no randomness.
 
+/// The API root of Anthropic's public service; its OpenAI-compatible API lives under the same
+/// root.
+pub const PUBLIC_BASE_URL: &str = "https://api.anthropic.com/v1";
+
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::value::RawValue;

@@ -22,6 +22,13 @@
 //!   order and name).
 //! - A tool-call turn finishes with `STOP`: the decoders infer `tool_calls` from the parts.
 
+/// The API root of Google's public Gemini API (native `generateContent`).
+pub const PUBLIC_BASE_URL: &str = "https://generativelanguage.googleapis.com/v1beta";
+
+/// The API root of Gemini's OpenAI-compatible endpoint.
+pub const OPENAI_COMPATIBLE_BASE_URL: &str =
+    "https://generativelanguage.googleapis.com/v1beta/openai";
+
 pub mod ingress;
 mod request;
 mod response;

@@ -15,6 +15,9 @@
 //! convention) and appended to the call id after [`SIGNATURE_SEPARATOR`], because every client
 //! sends ids back even when it drops unknown fields. Either one brings it back on the next turn.
 
+/// The API root of OpenAI's public service (with its version segment, no trailing slash).
+pub const PUBLIC_BASE_URL: &str = "https://api.openai.com/v1";
+
 use std::borrow::Cow;
 use std::fmt;
 

@@ -24,6 +24,7 @@ use llmux_protocol::neutral;
 use llmux_router::{Endpoint, Needs, Target};
 
 pub(crate) mod attempts;
+pub(crate) mod cache;
 pub(crate) mod relay;
 pub(crate) mod translate;
 
@@ -70,6 +71,8 @@ pub struct Call<'a> {
     pub request_id: &'a str,
     /// Settles the caller's reservation when the answer ends.
     pub settle: &'a Settle,
+    /// Where the answer goes when the response cache missed (`None`: not cached).
+    pub fill: Option<&'a cache::Fill>,
 }
 
 /// What one successful attempt produced.
@@ -128,6 +131,15 @@ pub trait Ingress: Send + Sync + 'static {
         call: &'a Call<'a>,
         target: Target<'a>,
     ) -> impl Future<Output = Result<Answer, Failure>> + Send + 'a;
+
+    /// How this API's answers go through the response cache; `None` (the default): never
+    /// cached. Ingresses with a neutral form return [`cache::Hooks::translated`].
+    fn cache() -> Option<cache::Hooks<Self>>
+    where
+        Self: Sized,
+    {
+        None
+    }
 }
 
 /// The pieces an ingress provides for the cross-protocol path.
@@ -139,15 +151,16 @@ pub trait Translate: Ingress {
     /// the way, e.g. image URLs inlined).
     fn neutral(request: &Self::Request) -> Result<neutral::Request, ApiError>;
 
-    /// The stream encoder for one attempt on `target`.
-    fn encoder(request: &Self::Request, call: &Call<'_>, target: &Target<'_>) -> Self::Encoder;
+    /// The stream encoder for one answer; `public_name` is the group that answers (the client's
+    /// model name, when the request has none of its own).
+    fn encoder(request: &Self::Request, call: &Call<'_>, public_name: &str) -> Self::Encoder;
 
     /// A whole neutral answer in this API's format.
     fn encode_whole(
         request: &Self::Request,
         answer: &neutral::Response,
         call: &Call<'_>,
-        target: &Target<'_>,
+        public_name: &str,
     ) -> Vec<u8>;
 }
 
@@ -248,12 +261,25 @@ async fn run<I: Ingress>(
     if let Some(draft) = &draft {
         settle.log_to(Arc::clone(draft));
     }
+    let (cache, hit) =
+        match cache::lookup::<I>(&gateway, &snapshot, head, &request, facts.model, &caller).await {
+            cache::Lookup::Hit(cached) => (cache::Lookup::Off, Some(cached)),
+            other => (other, None),
+        };
     let call = Call {
         gateway: &gateway,
         snapshot: &snapshot,
         request_id: request_id.0.to_str().unwrap_or("-"),
         settle: &settle,
+        fill: cache.fill(),
     };
+    if let Some(cached) = hit {
+        let draft = draft.as_deref();
+        return Ok(cache::answer_hit::<I>(
+            &request, &call, &facts, cached, draft,
+        ));
+    }
+    let cache_header = cache.header();
     let request = &request;
     let call_ref = &call;
     let draft_ref = draft.as_deref();
@@ -296,13 +322,12 @@ async fn run<I: Ingress>(
         let exhausted = match result {
             Ok(committed) => {
                 let fallback = (path.len() > 1).then(|| path.last().copied()).flatten();
-                return Ok(respond(
-                    committed,
-                    &snapshot,
-                    &facts,
-                    fallback,
-                    draft.as_deref(),
-                ));
+                let mut response =
+                    respond(committed, &snapshot, &facts, fallback, draft.as_deref());
+                if let Some(value) = cache_header {
+                    response.headers_mut().insert(cache::HEADER, value);
+                }
+                return Ok(response);
             }
             Err(exhausted) => exhausted,
         };
@@ -454,7 +479,9 @@ async fn attempt<'a, I: Ingress>(
     // The translated path's future (vendor encoding, image downloads, a neutral relay) is
     // several kilobytes: boxed, it is allocated only when used, instead of making every
     // request's future (moved into its box at the edge) that much larger to copy.
-    if I::PASSTHROUGH == Some(target.credential.api) {
+    // A cache miss takes the neutral path even to a vendor of the ingress's own protocol, so
+    // the answer can be kept in its neutral form.
+    if I::PASSTHROUGH == Some(target.credential.api) && call.fill.is_none() {
         I::passthrough(request, call, target).await
     } else {
         Box::pin(I::translated(request, call, target)).await
@@ -469,11 +496,21 @@ pub async fn translated<'a, I: Translate>(
     target: Target<'a>,
 ) -> Result<Answer, Failure> {
     let neutral = I::neutral(request)?;
-    let encoder = I::encoder(request, call, &target);
+    let encoder = I::encoder(request, call, target.public_name);
     match translate::attempt(call, &target, neutral, encoder, I::ROUTE).await? {
-        NeutralAnswer::Whole(answer) => Ok(Answer::Json(I::encode_whole(
-            request, &answer, call, &target,
-        ))),
+        NeutralAnswer::Whole(answer) => {
+            if let Some(fill) = call.fill {
+                fill.keep(cache::Cached::Whole {
+                    response: answer.clone(),
+                });
+            }
+            Ok(Answer::Json(I::encode_whole(
+                request,
+                &answer,
+                call,
+                target.public_name,
+            )))
+        }
         NeutralAnswer::Stream(body) => Ok(Answer::Stream(body)),
     }
 }

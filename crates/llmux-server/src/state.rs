@@ -211,6 +211,8 @@ pub struct Gateway {
     pub(crate) load: Arc<crate::edge::overload::Load>,
     /// The request log, once [`Gateway::start_request_log`] opened it.
     pub(crate) request_log: std::sync::OnceLock<crate::request_log::LogSink>,
+    /// The response cache's store, made on first use (`cache.store`).
+    answer_cache: std::sync::OnceLock<Option<Arc<dyn llmux_store::AnswerCache>>>,
 }
 
 impl Gateway {
@@ -253,7 +255,36 @@ impl Gateway {
             quota_limiter: std::sync::OnceLock::new(),
             load,
             request_log: std::sync::OnceLock::new(),
+            answer_cache: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// The response cache's store, made from `cache:` on first use: memory bounded by
+    /// `cache.max_bytes`, or Redis (`redis:`). `None` when a Redis URL cannot be used (logged
+    /// once; requests then go to vendors). A reload does not change the store once made.
+    pub(crate) fn answer_cache(
+        &self,
+        snapshot: &Snapshot,
+    ) -> Option<Arc<dyn llmux_store::AnswerCache>> {
+        self.answer_cache
+            .get_or_init(|| {
+                let config = &snapshot.config;
+                match (config.cache.store, &config.redis) {
+                    (llmux_config::CacheStore::Redis, Some(url)) => {
+                        match llmux_store::RedisAnswerCache::new(url.expose()) {
+                            Ok(cache) => Some(Arc::new(cache) as Arc<dyn llmux_store::AnswerCache>),
+                            Err(err) => {
+                                tracing::error!(error = %err, "response cache: cannot use redis; caching is off");
+                                None
+                            }
+                        }
+                    }
+                    _ => Some(Arc::new(llmux_store::MemoryAnswerCache::new(
+                        config.cache.max_bytes,
+                    ))),
+                }
+            })
+            .clone()
     }
 
     /// Connects what replicas share beyond governance, when `redis:` is configured: breaker

@@ -15,6 +15,9 @@
 //!   [`RequestLog`] is the request path's side: `try_send` into a bounded channel (drops are
 //!   counted, a request never waits), drained by one task in batched transactions.
 //!
+//! - [`AnswerCache`] keeps complete answers for the response cache: in memory bounded by bytes
+//!   ([`MemoryAnswerCache`]) or in Redis shared by replicas ([`RedisAnswerCache`]).
+//!
 //! - [`HealthBoard`] carries circuit-breaker openings and cooldowns from the replica that
 //!   decided them to every other one ([`RedisHealthBoard`]; [`MemoryHealthBoard`] in one process).
 //!
@@ -25,6 +28,7 @@
 
 #![warn(missing_docs)]
 
+mod answer_cache;
 mod calendar;
 mod error;
 mod health_board;
@@ -37,6 +41,7 @@ mod responses;
 use std::future::Future;
 use std::pin::Pin;
 
+pub use answer_cache::{AnswerCache, MemoryAnswerCache, RedisAnswerCache};
 pub use error::{ErrorKind, StoreError, redact_url};
 pub use health_board::{HealthBoard, Mark, MarkKind, MemoryHealthBoard, RedisHealthBoard};
 pub use key::{KeyRecord, KeyUpdate, NewKey, Spend, UsageRow, parse_key};

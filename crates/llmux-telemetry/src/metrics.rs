@@ -79,6 +79,15 @@ pub struct RouteLabels {
     pub route: &'static str,
 }
 
+/// Labels of `llmux_cache_requests_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabels {
+    /// `chat`, `responses`, `messages`, `gemini`.
+    pub route: &'static str,
+    /// `hit`, `miss` or `bypass`.
+    pub result: &'static str,
+}
+
 /// Every metric family, registered once.
 #[derive(Debug)]
 pub struct Metrics {
@@ -114,6 +123,9 @@ pub struct Metrics {
     pub connections_refused: Counter,
     /// Request log records dropped (the writer's queue was full or the database failed).
     pub log_dropped: Counter,
+    /// Requests the response cache answered (`hit`), sent on (`miss`) or was told to skip
+    /// (`bypass`).
+    pub cache: Family<CacheLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -203,8 +215,15 @@ impl Default for Metrics {
             "Request log records dropped (queue full or database error)",
             log_dropped.clone(),
         );
+        let cache = Family::<CacheLabels, Counter>::default();
+        registry.register(
+            "cache_requests",
+            "Requests by response cache result: hit, miss or bypass (Cache-Control: no-store)",
+            cache.clone(),
+        );
         Self {
             registry,
+            cache,
             requests,
             upstream_duration,
             selections,

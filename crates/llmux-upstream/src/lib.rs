@@ -1,4 +1,4 @@
-//! The only crate that knows vendor URLs and auth headers.
+//! The only crate that speaks HTTP to vendors: request URIs, auth headers, connections.
 //!
 //! [`Endpoints`] holds, per credential, the request URIs, the request headers (auth included)
 //! and the timeouts, computed once at config load so the hot path parses and formats nothing,
@@ -8,8 +8,9 @@
 //! carries what applies to every vendor connection: trust roots (`tls:`), proxies from the
 //! environment ([`ProxySettings`]) and that cap; [`Endpoints::prepare_with`] takes them.
 //! Answers come back as [`Response`]. [`images`] downloads image URLs for vendors that need
-//! inline data, refusing internal addresses. [`vendor`] names each vendor's public API root
-//! ([`default_base_url`]).
+//! inline data, refusing internal addresses. Each vendor's public API root is a fact of its
+//! protocol module (`llmux_protocol::openai_chat::PUBLIC_BASE_URL` and its siblings), which the
+//! config uses to fill a credential's `base_url`.
 //!
 //! Nothing a client or a vendor sends may crash llmux, misuse a credential or hold unbounded
 //! memory: a client's model name is one path segment of a vendor URL or refused
@@ -25,7 +26,6 @@ mod framing;
 pub mod images;
 mod proxy;
 mod response;
-pub mod vendor;
 mod wire;
 
 use std::collections::HashMap;
@@ -39,7 +39,6 @@ use llmux_protocol::error::ErrorKind;
 pub use client::SendError;
 pub use proxy::ProxySettings;
 pub use response::{Body, BodyError, Response};
-pub use vendor::default_base_url;
 pub use wire::HeadError;
 
 use crate::wire::HeaderLines;

@@ -14,7 +14,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -129,13 +129,14 @@ async fn sighup_reloads_and_reloading_under_load_fails_no_request() {
     let url = format!("{}/v1/chat/completions", gateway.url);
     let failures = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
     let mut load = Vec::new();
     for _ in 0..4 {
-        let (url, failures, done) = (url.clone(), failures.clone(), done.clone());
+        let (url, failures, done, stop) =
+            (url.clone(), failures.clone(), done.clone(), stop.clone());
         load.push(tokio::spawn(async move {
             let client = reqwest::Client::new();
-            let until = Instant::now() + Duration::from_millis(2500);
-            while Instant::now() < until {
+            while !stop.load(Ordering::Relaxed) {
                 let status = client
                     .post(&url)
                     .json(&chat("steady", "x"))
@@ -149,9 +150,10 @@ async fn sighup_reloads_and_reloading_under_load_fails_no_request() {
             }
         }));
     }
-    // Reload repeatedly while the load runs: by file change and by SIGHUP.
+    // Reload repeatedly while the load runs: by file change and by SIGHUP, each time waiting
+    // until the new configuration serves before the next change.
+    let client = reqwest::Client::new();
     for i in 0..5 {
-        tokio::time::sleep(Duration::from_millis(300)).await;
         let extra = format!(
             "{}  - {{ vendor: openai, model: gpt-4o, name: extra-{i} }}\n",
             config_with_alias(&mock, "steady").replace("routing: { unknown_model: reject }\n", "")
@@ -162,7 +164,27 @@ async fn sighup_reloads_and_reloading_under_load_fails_no_request() {
         )
         .unwrap();
         gateway.signal("HUP");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let status = client
+                .post(&url)
+                .json(&chat(&format!("extra-{i}"), "x"))
+                .send()
+                .await
+                .unwrap()
+                .status();
+            if status == 200 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "reload {i} not seen; logs:\n{}",
+                gateway.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
+    stop.store(true, Ordering::Relaxed);
     for task in load {
         task.await.unwrap();
     }
@@ -177,7 +199,6 @@ async fn sighup_reloads_and_reloading_under_load_fails_no_request() {
         gateway.logs().contains("SIGHUP"),
         "SIGHUP triggered a reload"
     );
-    let client = reqwest::Client::new();
     let status = client
         .post(&url)
         .json(&chat("extra-4", "x"))

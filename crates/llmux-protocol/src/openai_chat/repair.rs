@@ -191,16 +191,6 @@ pub fn needs_repair_for(kind: CompatKind) -> bool {
     kind == CompatKind::Gemini
 }
 
-/// Whether a vendor is known to need the repair on every answer, recognising Gemini by its
-/// declared vendor or by its host name.
-#[deprecated(
-    note = "use `needs_repair_for(CompatKind::from_vendor(vendor))`: the declared kind decides, not the host"
-)]
-pub fn vendor_needs_repair(vendor: &str, base_url: &str) -> bool {
-    needs_repair_for(CompatKind::from_vendor(vendor))
-        || base_url.contains("generativelanguage.googleapis.com")
-}
-
 /// The byte patterns of malformed tool calls in compact JSON.
 pub fn shows_symptoms(chunk: &[u8]) -> bool {
     contains(chunk, &TOOL_CALLS) && (contains(chunk, &NULL_INDEX) || contains(chunk, &EMPTY_ID))
@@ -367,19 +357,5 @@ mod tests {
         assert!(!needs_repair_for(CompatKind::from_vendor("openai")));
         // The host alone does not declare the dialect.
         assert!(!needs_repair_for(CompatKind::from_vendor("google")));
-    }
-
-    #[test]
-    #[allow(
-        deprecated,
-        reason = "the old entry point keeps its behaviour until callers move"
-    )]
-    fn the_host_name_wrapper_keeps_its_behaviour() {
-        assert!(vendor_needs_repair("gemini", "https://x"));
-        assert!(vendor_needs_repair(
-            "google",
-            "https://generativelanguage.googleapis.com/v1beta/openai"
-        ));
-        assert!(!vendor_needs_repair("openai", "https://api.openai.com/v1"));
     }
 }

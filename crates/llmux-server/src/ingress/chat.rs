@@ -121,6 +121,10 @@ impl Ingress for Chat {
     ) -> Result<Answer, Failure> {
         pipeline::translated::<Self>(request, call, target).await
     }
+
+    fn cache() -> Option<crate::pipeline::cache::Hooks<Self>> {
+        Some(crate::pipeline::cache::Hooks::translated())
+    }
 }
 
 /// The envelope without borrows (the body it was read from lives beside it in [`ChatCall`]).
@@ -196,22 +200,20 @@ impl Translate for Chat {
         }
     }
 
-    fn encoder(request: &ChatCall, call: &Call<'_>, target: &Target<'_>) -> Self::Encoder {
+    fn encoder(request: &ChatCall, call: &Call<'_>, public_name: &str) -> Self::Encoder {
         let request = match request {
             ChatCall::Chat(body) => body,
             ChatCall::Responses(responses) => {
                 return ChatEncoder::Responses(Box::new(Responses::encoder(
-                    responses, call, target,
+                    responses,
+                    call,
+                    public_name,
                 )));
             }
         };
         ChatEncoder::Chunks(openai_chat::ChunkEncoder::new(
             unix_now(),
-            request
-                .request
-                .model
-                .as_deref()
-                .unwrap_or(target.public_name),
+            request.request.model.as_deref().unwrap_or(public_name),
             request.request.client_wants_usage,
         ))
     }
@@ -220,19 +222,15 @@ impl Translate for Chat {
         request: &ChatCall,
         answer: &neutral::Response,
         call: &Call<'_>,
-        target: &Target<'_>,
+        public_name: &str,
     ) -> Vec<u8> {
         let request = match request {
             ChatCall::Chat(body) => body,
             ChatCall::Responses(responses) => {
-                return Responses::encode_whole(responses, answer, call, target);
+                return Responses::encode_whole(responses, answer, call, public_name);
             }
         };
-        let client_model = request
-            .request
-            .model
-            .as_deref()
-            .unwrap_or(target.public_name);
+        let client_model = request.request.model.as_deref().unwrap_or(public_name);
         openai_chat::encode_neutral_response(answer, client_model, unix_now())
     }
 }

@@ -303,6 +303,18 @@ impl Ingress for Gemini {
         }
         pipeline::translated::<Self>(request, call, target).await
     }
+
+    fn cache() -> Option<crate::pipeline::cache::Hooks<Self>> {
+        // A request naming Gemini's own `cachedContent` goes to Gemini as it is, never cached.
+        Some(crate::pipeline::cache::Hooks {
+            view: |request| {
+                (!request.cached_content)
+                    .then(|| <Self as Translate>::neutral(request).ok())
+                    .flatten()
+            },
+            ..crate::pipeline::cache::Hooks::translated()
+        })
+    }
 }
 
 impl Translate for Gemini {
@@ -325,7 +337,7 @@ impl Translate for Gemini {
     fn encoder(
         request: &GeminiCall,
         _call: &Call<'_>,
-        _target: &Target<'_>,
+        _public_name: &str,
     ) -> ingress::StreamEncoder {
         ingress::StreamEncoder::new(
             request.framing,
@@ -338,7 +350,7 @@ impl Translate for Gemini {
         request: &GeminiCall,
         answer: &neutral::Response,
         _call: &Call<'_>,
-        _target: &Target<'_>,
+        _public_name: &str,
     ) -> Vec<u8> {
         ingress::encode_response(answer, &request.model, &request.response_id)
     }

@@ -1,7 +1,8 @@
 //! `POST /v1/images/text`: the original router's image description (REFERENCE §A3). The body
 //! is one `image_url` object; the gateway asks an image-capable model to describe it and
-//! answers in the `chat.completion` shape, with `model` = the model that answered (not the
-//! original router's literal `auto-image-model`). `?vendor=` works as on the chat route.
+//! answers in the `chat.completion` shape, with `model` = the public name of the combination
+//! that answered — its model name unless it has an alias — not the original router's literal
+//! `auto-image-model`. `?vendor=` works as on the chat route.
 
 use bytes::Bytes;
 use llmux_config::Api;
@@ -139,17 +140,19 @@ impl Translate for ImagesText {
         Ok(request.request.clone())
     }
 
-    fn encoder(_request: &DescribeCall, _call: &Call<'_>, target: &Target<'_>) -> Self::Encoder {
-        openai_chat::ChunkEncoder::new(unix_now(), target.upstream_model, false)
+    // The request names no model: the public name of the combination that answered (its
+    // model name unless it has an alias) is what the client sees.
+    fn encoder(_request: &DescribeCall, _call: &Call<'_>, public_name: &str) -> Self::Encoder {
+        openai_chat::ChunkEncoder::new(unix_now(), public_name, false)
     }
 
     fn encode_whole(
         _request: &DescribeCall,
         answer: &neutral::Response,
         _call: &Call<'_>,
-        target: &Target<'_>,
+        public_name: &str,
     ) -> Vec<u8> {
-        openai_chat::encode_neutral_response(answer, target.upstream_model, unix_now())
+        openai_chat::encode_neutral_response(answer, public_name, unix_now())
     }
 }
 

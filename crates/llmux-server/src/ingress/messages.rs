@@ -132,6 +132,10 @@ impl Ingress for Messages {
     ) -> Result<Answer, Failure> {
         pipeline::translated::<Self>(request, call, target).await
     }
+
+    fn cache() -> Option<crate::pipeline::cache::Hooks<Self>> {
+        Some(crate::pipeline::cache::Hooks::translated())
+    }
 }
 
 impl Translate for Messages {
@@ -152,7 +156,7 @@ impl Translate for Messages {
     fn encoder(
         request: &MessagesCall,
         _call: &Call<'_>,
-        _target: &Target<'_>,
+        _public_name: &str,
     ) -> anthropic::StreamEncoder {
         let message_id = format!("msg_{:016x}{:08x}", fastrand::u64(..), fastrand::u32(..));
         anthropic::StreamEncoder::new(
@@ -167,7 +171,7 @@ impl Translate for Messages {
         request: &MessagesCall,
         answer: &neutral::Response,
         _call: &Call<'_>,
-        _target: &Target<'_>,
+        _public_name: &str,
     ) -> Vec<u8> {
         if request.request.omit_reasoning {
             // `thinking.display: "omitted"`: no reasoning text for the client.

@@ -75,15 +75,12 @@ pub struct ResponsesCall {
 }
 
 impl ResponsesCall {
-    fn meta(&self, target: &Target<'_>, completed_at: Option<u64>) -> Meta {
+    fn meta(&self, public_name: &str, completed_at: Option<u64>) -> Meta {
         Meta {
             id: self.id.clone(),
             created_at: self.created_at,
             completed_at,
-            model: self
-                .model
-                .clone()
-                .unwrap_or_else(|| target.public_name.to_owned()),
+            model: self.model.clone().unwrap_or_else(|| public_name.to_owned()),
         }
     }
 }
@@ -158,6 +155,10 @@ impl Ingress for Responses {
     ) -> Result<Answer, Failure> {
         pipeline::translated::<Self>(request, call, target).await
     }
+
+    fn cache() -> Option<crate::pipeline::cache::Hooks<Self>> {
+        Some(crate::pipeline::cache::Hooks::translated())
+    }
 }
 
 impl Translate for Responses {
@@ -167,8 +168,8 @@ impl Translate for Responses {
         Ok(request.request.clone())
     }
 
-    fn encoder(request: &ResponsesCall, call: &Call<'_>, target: &Target<'_>) -> ResponsesClient {
-        let meta = request.meta(target, None);
+    fn encoder(request: &ResponsesCall, call: &Call<'_>, public_name: &str) -> ResponsesClient {
+        let meta = request.meta(public_name, None);
         ResponsesClient {
             encoder: responses::StreamEncoder::new(request.echo.clone(), meta.clone()),
             echo: request.echo.clone(),
@@ -182,9 +183,9 @@ impl Translate for Responses {
         request: &ResponsesCall,
         answer: &neutral::Response,
         call: &Call<'_>,
-        target: &Target<'_>,
+        public_name: &str,
     ) -> Vec<u8> {
-        let meta = request.meta(target, Some(unix_now()));
+        let meta = request.meta(public_name, Some(unix_now()));
         let resource = responses::encode_response(answer, &request.echo, &meta);
         let body = serde_json::to_vec(&resource).unwrap_or_default();
         if request.store {

@@ -163,6 +163,8 @@ pub struct Translation<E> {
     encoder: E,
     saw_finish: bool,
     usage: Option<neutral::Usage>,
+    /// The response cache's copy of the events, on a cache miss.
+    recorder: Option<crate::pipeline::cache::Recorder>,
 }
 
 impl<E: ClientEncoder> Translation<E> {
@@ -173,7 +175,14 @@ impl<E: ClientEncoder> Translation<E> {
             encoder,
             saw_finish: false,
             usage: None,
+            recorder: None,
         }
+    }
+
+    /// Also records the neutral events into the response cache's `fill`.
+    pub fn recording(mut self, fill: Option<&crate::pipeline::cache::Fill>) -> Self {
+        self.recorder = fill.cloned().map(crate::pipeline::cache::Recorder::new);
+        self
     }
 }
 
@@ -189,6 +198,11 @@ impl<E: ClientEncoder> Strategy for Translation<E> {
                 );
             }
         };
+        if let Some(recorder) = &mut self.recorder
+            && !recorder.record(&events)
+        {
+            self.recorder = None;
+        }
         let mut step = Step::Skip;
         for event in &events {
             match event {
@@ -214,6 +228,9 @@ impl<E: ClientEncoder> Strategy for Translation<E> {
     fn vendor_ended(&mut self, out: &mut BytesMut) -> Result<(), &'static str> {
         if self.saw_finish {
             self.encoder.finish(out);
+            if let Some(recorder) = self.recorder.take() {
+                recorder.finished();
+            }
             Ok(())
         } else {
             Err("upstream stream ended before the answer finished")
@@ -275,7 +292,7 @@ pub async fn attempt<E: ClientEncoder>(
         );
         return Ok(NeutralAnswer::Whole(answer));
     }
-    let strategy = Translation::new(target.credential.api, encoder);
+    let strategy = Translation::new(target.credential.api, encoder).recording(call.fill);
     let body =
         crate::pipeline::relay::open(call, target, route, started, response, strategy).await?;
     Ok(NeutralAnswer::Stream(body))
