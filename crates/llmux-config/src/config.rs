@@ -540,12 +540,30 @@ pub enum TlsRoots {
     Both,
 }
 
+/// `images.fetch`: which http(s) image URLs are downloaded and inlined. File and audio URLs
+/// (`file_url`, `audio_url`, `input_file.file_url`) are always downloaded unless `off`: no
+/// vendor reads them from a URL through every API.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FetchImages {
+    /// Only for vendors that need inline data (Gemini's native API, or a credential with
+    /// `fetch_images: true`); others get the URL. `true` in older configs.
+    #[default]
+    Auto,
+    /// Every image URL, for every vendor (the original router's behaviour).
+    All,
+    /// None: a request that needs a download is a 400. `false` in older configs.
+    Off,
+}
+
 /// Image URL fetching (`images:`), guarded against server-side request forgery.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Images {
-    /// Whether image URLs may be fetched at all (default true). When false, a request that
-    /// needs a fetch is a 400.
-    pub fetch: bool,
+    /// Which http(s) media URLs the gateway downloads and sends inline (`auto` by default;
+    /// `all` in the original router's layout).
+    pub fetch: FetchImages,
+    /// Hosts (exact names, case-insensitive) that may receive the per-part download headers
+    /// of the original router (`image_url.headers`); other hosts get no client header.
+    pub header_hosts: Vec<String>,
     /// Largest image, in bytes (default 20 MiB).
     pub max_bytes: usize,
     /// Whole-download deadline (default 10000 ms).
@@ -568,7 +586,8 @@ pub struct Images {
 impl Default for Images {
     fn default() -> Self {
         Self {
-            fetch: true,
+            fetch: FetchImages::Auto,
+            header_hosts: Vec::new(),
             max_bytes: 20 * 1024 * 1024,
             timeout_ms: 10_000,
             max_redirects: 3,

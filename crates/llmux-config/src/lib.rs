@@ -32,9 +32,9 @@ use std::path::{Path, PathBuf};
 
 pub use config::{
     Api, Auth, Cache, CacheMode, CacheScope, CacheStore, Capabilities, Compat, Config, Credential,
-    CredentialLimits, Group, Images, Limits, LogBodies, Model, ModelKind, Price, Pricing,
-    RedisFailure, Reliability, RequestLogConfig, ResponsesStore, Routing, RoutingPolicy, Timeouts,
-    Tls, TlsRoots, UnknownModelPolicy, UnsupportedTools, Weight,
+    CredentialLimits, FetchImages, Group, Images, Limits, LogBodies, Model, ModelKind, Price,
+    Pricing, RedisFailure, Reliability, RequestLogConfig, ResponsesStore, Routing, RoutingPolicy,
+    Timeouts, Tls, TlsRoots, UnknownModelPolicy, UnsupportedTools, Weight,
 };
 pub use error::ConfigError;
 pub use parse::Format;

@@ -177,11 +177,21 @@ pub(crate) struct RawTls {
     pub roots: Option<crate::TlsRoots>,
 }
 
+/// `images.fetch`: `auto | all | off`, or the older `true` (auto) / `false` (off).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawFetch {
+    Flag(bool),
+    Mode(String),
+}
+
 /// `images:`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawImages {
-    pub fetch: Option<bool>,
+    pub fetch: Option<RawFetch>,
+    #[serde(default)]
+    pub header_hosts: Vec<String>,
     pub max_bytes: Option<usize>,
     pub timeout_ms: Option<u64>,
     pub max_redirects: Option<u32>,

@@ -48,7 +48,7 @@ pub(crate) fn validate(
     let routing = routing(raw.routing.unwrap_or_default(), &raw.models, &mut errors);
     let limits = limits(raw.limits.unwrap_or_default(), &mut errors);
     let timeouts = timeouts(raw.timeouts.unwrap_or_default(), &mut errors);
-    let images = images(raw.images.unwrap_or_default(), &mut errors);
+    let images = images(raw.images.unwrap_or_default(), flavour, &mut errors);
     let reliability = reliability(raw.reliability.unwrap_or_default(), &mut errors);
     let cache = cache(
         raw.cache.unwrap_or_default(),
@@ -651,8 +651,41 @@ fn limits(raw: crate::raw::RawLimits, errors: &mut Vec<ConfigError>) -> Limits {
     }
 }
 
-fn images(raw: crate::raw::RawImages, errors: &mut Vec<ConfigError>) -> crate::Images {
+fn images(
+    raw: crate::raw::RawImages,
+    flavour: &Flavour,
+    errors: &mut Vec<ConfigError>,
+) -> crate::Images {
+    use crate::FetchImages;
     let defaults = crate::Images::default();
+    // The original router downloaded every image URL for every vendor.
+    let default_fetch = match flavour {
+        Flavour::Seed { .. } => FetchImages::All,
+        _ => defaults.fetch,
+    };
+    let fetch = match raw.fetch {
+        None => default_fetch,
+        Some(crate::raw::RawFetch::Flag(true)) => FetchImages::Auto,
+        Some(crate::raw::RawFetch::Flag(false)) => FetchImages::Off,
+        Some(crate::raw::RawFetch::Mode(mode)) => match mode.trim() {
+            "auto" => FetchImages::Auto,
+            "all" => FetchImages::All,
+            "off" => FetchImages::Off,
+            other => {
+                errors.push(ConfigError::new(
+                    "images.fetch",
+                    format!("'{other}' is not one of auto, all, off"),
+                ));
+                default_fetch
+            }
+        },
+    };
+    let header_hosts = raw
+        .header_hosts
+        .iter()
+        .map(|h| h.trim().to_ascii_lowercase())
+        .filter(|h| !h.is_empty())
+        .collect();
     let mut allow_addresses = Vec::new();
     for (i, address) in raw.allow_addresses.iter().enumerate() {
         match address.trim().parse() {
@@ -664,7 +697,8 @@ fn images(raw: crate::raw::RawImages, errors: &mut Vec<ConfigError>) -> crate::I
         }
     }
     let images = crate::Images {
-        fetch: raw.fetch.unwrap_or(defaults.fetch),
+        fetch,
+        header_hosts,
         max_bytes: raw.max_bytes.unwrap_or(defaults.max_bytes),
         timeout_ms: raw.timeout_ms.unwrap_or(defaults.timeout_ms),
         max_redirects: raw.max_redirects.unwrap_or(defaults.max_redirects),

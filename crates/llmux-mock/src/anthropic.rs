@@ -399,6 +399,9 @@ pub(crate) async fn messages(
     if request.get("messages").and_then(Value::as_array).is_none() {
         return invalid(&shared, "messages: Field required");
     }
+    if let Some(message) = crate::content::anthropic_refusal(request) {
+        return invalid(&shared, &message);
+    }
 
     let mut reply = plan::decide(&facts(request));
     let mut stop_reason = "end_turn";

@@ -473,6 +473,9 @@ pub(crate) async fn models(
     if array_at(&request, "contents").is_empty() {
         return invalid("* GenerateContentRequest.contents: contents is not specified\n");
     }
+    if let Some(message) = crate::content::gemini_refusal(&request) {
+        return invalid(&message);
+    }
     // Gemini 3 (the models that issue call ids) refuses history whose calls lost their signature.
     if !model.starts_with("gemini-2") && missing_thought_signature(&request) {
         return invalid(MISSING_SIGNATURE);

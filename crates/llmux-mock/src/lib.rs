@@ -22,6 +22,7 @@
 
 mod admin;
 mod anthropic;
+mod content;
 mod gemini;
 mod ids;
 mod json;

@@ -152,6 +152,17 @@ fn missing_param(name: &str) -> Response {
 }
 
 /// A parameter Chat Completions does not know (the real message; `param` and `code` are null).
+/// A content part the real API refuses.
+fn invalid_content(message: &str) -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        message,
+        "invalid_request_error",
+        None,
+        None,
+    )
+}
+
 fn unrecognized_argument(name: &str) -> Response {
     let message = format!("Unrecognized request argument supplied: {name}");
     error(

@@ -68,6 +68,9 @@ struct WireBlock<'a> {
     /// A `tool_reference` block's tool (tool search results).
     #[serde(default)]
     tool_name: Option<String>,
+    /// A `document` block's title.
+    #[serde(default)]
+    title: Option<String>,
 }
 
 /// Just the `type` of a block or event, to name it in an error when the full read failed.
@@ -151,6 +154,11 @@ enum BlockOut<'a> {
     },
     Image {
         source: ImageSourceOut<'a>,
+    },
+    Document {
+        source: ImageSourceOut<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        title: Option<&'a str>,
     },
     ToolUse {
         id: std::borrow::Cow<'a, str>,

@@ -52,6 +52,20 @@ pub struct Request {
     /// [`Response::omit_reasoning_text`].
     #[serde(default, skip_serializing_if = "is_false")]
     pub omit_reasoning: bool,
+    /// Request headers the client asked the gateway to send when it downloads an image URL
+    /// (the original router's `image_url.headers`), by URL. Never sent to a vendor; the
+    /// gateway sends them only to hosts its config allows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub url_headers: Vec<UrlHeaders>,
+}
+
+/// Headers to send with the download of one URL.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UrlHeaders {
+    /// The URL, as the client wrote it.
+    pub url: String,
+    /// Header names and values, in the client's order.
+    pub headers: Vec<(String, String)>,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -72,6 +86,7 @@ impl Request {
                     Part::ToolCall(call) => call.name.len() + call.arguments.len(),
                     Part::ToolResult(result) => result.content.len(),
                     Part::Reasoning(reasoning) => reasoning.text.len(),
+                    Part::File(file) => file.estimate_chars(),
                 };
             }
         }
@@ -121,6 +136,8 @@ pub enum Part {
     ToolResult(ToolResult),
     /// The model's reasoning ("thinking").
     Reasoning(Reasoning),
+    /// A document (PDF) or a sound (mp3, wav) the client sent, inline or by URL.
+    File(File),
 }
 
 impl Part {
@@ -175,6 +192,72 @@ impl ImageSource {
             Self::Url(url) => url.clone(),
             Self::Base64 { media_type, data } => format!("data:{media_type};base64,{data}"),
         }
+    }
+}
+
+/// A document or a sound sent by the client. A URL source is downloaded by the gateway
+/// (and its type sniffed) before the request reaches a vendor; inline data goes to each vendor
+/// in its native form: PDFs as Anthropic `document`, Gemini `inlineData`, OpenAI `file`; mp3
+/// and wav as OpenAI `input_audio` or Gemini `inlineData`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct File {
+    /// Where the bytes are (`Base64` carries the MIME type, e.g. `application/pdf`).
+    pub source: ImageSource,
+    /// The client's file name, when it gave one.
+    pub filename: Option<String>,
+    /// What the client said the file is, which decides the types a download may turn into.
+    pub kind: FileKind,
+}
+
+/// What the client said a file part holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileKind {
+    /// A document (`file`, `file_url`, `input_file`, Anthropic `document`): a PDF, or an
+    /// image found by sniffing a download.
+    Document,
+    /// A sound (`audio_url`, `input_audio`): mp3 or wav.
+    Audio,
+}
+
+/// The MIME type of PDF documents.
+pub const PDF: &str = "application/pdf";
+
+impl File {
+    /// The inline MIME type, `None` for a URL not downloaded yet.
+    pub fn media_type(&self) -> Option<&str> {
+        match &self.source {
+            ImageSource::Base64 { media_type, .. } => Some(media_type),
+            ImageSource::Url(_) => None,
+        }
+    }
+
+    /// The audio format name OpenAI's `input_audio.format` uses (`mp3`, `wav`), for inline
+    /// audio of a type OpenAI accepts.
+    pub fn audio_format(&self) -> Option<&'static str> {
+        match self.media_type()? {
+            "audio/mpeg" | "audio/mp3" => Some("mp3"),
+            "audio/wav" | "audio/x-wav" | "audio/wave" => Some("wav"),
+            _ => None,
+        }
+    }
+
+    /// A rough size in characters for token estimates (about one token per 3 bytes of a
+    /// document; audio ~ 32 tokens per second at 16 kB/s).
+    fn estimate_chars(&self) -> usize {
+        match &self.source {
+            ImageSource::Base64 { data, .. } => data.len() / 3,
+            ImageSource::Url(_) => 4 * 1000,
+        }
+    }
+}
+
+/// The MIME type for OpenAI's `input_audio.format`, `None` for a format llmux does not carry.
+pub fn audio_media_type(format: &str) -> Option<&'static str> {
+    match format {
+        "mp3" => Some("audio/mpeg"),
+        "wav" => Some("audio/wav"),
+        _ => None,
     }
 }
 

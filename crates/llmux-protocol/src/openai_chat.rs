@@ -68,6 +68,8 @@ pub struct Needs {
     pub tools: bool,
     /// `stream: true`.
     pub streaming: bool,
+    /// A `file_url` or `audio_url` part (the original router's), which the gateway downloads.
+    pub media: bool,
 }
 
 /// What routing and relaying need to know about a chat request.
@@ -166,6 +168,7 @@ impl<'de> Deserialize<'de> for IgnoredString {
 struct Content {
     image: bool,
     video: bool,
+    media: bool,
 }
 
 impl<'de> Deserialize<'de> for Content {
@@ -191,6 +194,7 @@ impl<'de> Deserialize<'de> for Content {
                     match part.kind {
                         PartKind::Image => content.image = true,
                         PartKind::Video => content.video = true,
+                        PartKind::Media => content.media = true,
                         PartKind::Other => {}
                     }
                 }
@@ -208,6 +212,7 @@ struct Part {
 enum PartKind {
     Image,
     Video,
+    Media,
     Other,
 }
 
@@ -227,6 +232,7 @@ impl<'de> Deserialize<'de> for Part {
                         kind = Some(match value.as_ref() {
                             "image_url" | "input_image" => PartKind::Image,
                             "video_url" => PartKind::Video,
+                            "file_url" | "audio_url" => PartKind::Media,
                             _ => PartKind::Other,
                         });
                     } else {
@@ -261,6 +267,7 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest<'_>, InvalidRequest> {
     let needs = Needs {
         image: messages.iter().any(|m| m.content.image),
         video: messages.iter().any(|m| m.content.video),
+        media: messages.iter().any(|m| m.content.media),
         tools: envelope.tools.is_some_and(|t| !t.is_empty()),
         streaming: envelope.stream == Some(true),
     };

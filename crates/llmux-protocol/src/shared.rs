@@ -35,6 +35,21 @@ pub(crate) fn stable_hash(bytes: &[u8]) -> u64 {
     })
 }
 
+/// Inline file data as a client sends it (`file_data`): a `data:<mime>;base64,` URL, or bare
+/// base64 (OpenAI's Responses API takes a PDF that way), read as a PDF.
+pub(crate) fn inline_file(data: &str) -> crate::neutral::ImageSource {
+    use crate::neutral::ImageSource;
+    match ImageSource::from_url(data) {
+        ImageSource::Url(_) if !data.starts_with("http://") && !data.starts_with("https://") => {
+            ImageSource::Base64 {
+                media_type: crate::neutral::PDF.to_owned(),
+                data: data.to_owned(),
+            }
+        }
+        source => source,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

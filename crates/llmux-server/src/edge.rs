@@ -380,7 +380,13 @@ fn status_class(status: u16) -> &'static str {
 fn is_api_route(route: &str) -> bool {
     matches!(
         route,
-        "chat" | "embeddings" | "responses" | "messages" | "count_tokens" | "gemini"
+        "chat"
+            | "embeddings"
+            | "responses"
+            | "messages"
+            | "count_tokens"
+            | "gemini"
+            | "images_text"
     )
 }
 

@@ -20,6 +20,7 @@ mod server;
 mod api_error;
 mod body;
 mod clock;
+mod media;
 mod request_log;
 mod response_store;
 mod series;

@@ -2,9 +2,12 @@
 
 mod admin;
 mod info;
+pub(crate) mod openapi;
 mod vendors;
 
-use crate::ingress::{Chat, Embeddings, Messages, Responses, gemini, messages, responses};
+use crate::ingress::{
+    Chat, Embeddings, ImagesText, Messages, Responses, gemini, messages, responses,
+};
 
 use std::sync::Arc;
 
@@ -41,6 +44,8 @@ pub enum Access {
 pub enum Handler {
     Chat,
     Embeddings,
+    /// `POST /v1/images/text`: the original router's image description.
+    ImagesText,
     Responses,
     ResponseById,
     Messages,
@@ -60,6 +65,8 @@ pub enum Handler {
     Health,
     HealthVendors,
     Metrics,
+    /// `GET /openapi.json`: the API description, generated from this table.
+    OpenApi,
 }
 
 /// One route: its path pattern (`{id}` is one segment), its bounded metric label, who may call
@@ -128,6 +135,13 @@ pub const ROUTES: &[Route] = &[
         Handler::CountTokens,
     ),
     route("/v1/models", "models", Access::Key, Handler::Models),
+    route(
+        "/v1/images/text",
+        "images_text",
+        Access::Key,
+        Handler::ImagesText,
+    ),
+    route("/openapi.json", "info", Access::Open, Handler::OpenApi),
     route("/health", "health", Access::Open, Handler::Health),
     route(
         "/health/vendors",
@@ -213,6 +227,7 @@ fn method_router(handler: Handler) -> MethodRouter<Arc<Gateway>> {
         // handlers on them so the router stays correct on its own.
         Handler::Chat => post(routed(serve::<Chat>)),
         Handler::Embeddings => post(routed(serve::<Embeddings>)),
+        Handler::ImagesText => post(routed(serve::<ImagesText>)),
         Handler::Responses => post(routed(serve::<Responses>)),
         Handler::Messages => post(routed(serve::<Messages>)),
         Handler::Gemini => post(routed(gemini::handle)).get(gemini::get_model),
@@ -228,6 +243,7 @@ fn method_router(handler: Handler) -> MethodRouter<Arc<Gateway>> {
         Handler::Health => get(info::health),
         Handler::HealthVendors => get(vendors::health),
         Handler::Metrics => get(info::metrics),
+        Handler::OpenApi => get(openapi::serve),
     }
 }
 

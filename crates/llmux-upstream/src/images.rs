@@ -31,8 +31,16 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ImageError {
     /// Fetching is turned off in the config.
-    #[error("image URLs cannot be fetched (images.fetch is false); send the image as a data: URL")]
+    #[error("media URLs cannot be fetched (images.fetch is off); send the content inline as data")]
     Disabled,
+    /// The URL answered with content of a type the part may not hold.
+    #[error("URL returned content of type '{found}', which is not {expected}")]
+    Unsupported {
+        /// What the part may hold (`an image`, `an image or a PDF`, `mp3 or wav audio`).
+        expected: &'static str,
+        /// The declared type, or `unknown` when it was missing and the bytes did not tell.
+        found: String,
+    },
     /// Not an http(s) URL.
     #[error("image URL must be http or https: {0}")]
     Scheme(String),
@@ -133,7 +141,28 @@ impl Limits<'_> {
     }
 }
 
-/// A downloaded image.
+/// What a URL part may hold, which decides the content types a download may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// An image (`image_url`, `input_image`).
+    Image,
+    /// An image or a PDF, told apart by content (`file_url`, `input_file`).
+    Document,
+    /// mp3 or wav (`audio_url`).
+    Audio,
+}
+
+impl Expect {
+    fn describe(self) -> &'static str {
+        match self {
+            Self::Image => "an image",
+            Self::Document => "an image or a PDF",
+            Self::Audio => "mp3 or wav audio",
+        }
+    }
+}
+
+/// A downloaded image, document or sound.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fetched {
     /// MIME type without parameters, e.g. `image/png`.
@@ -353,7 +382,23 @@ impl ImageFetcher {
 
     /// Downloads `url` (http or https) as an image.
     pub async fn fetch(&self, url: &str) -> Result<Fetched, ImageError> {
-        self.fetch_limited(url, None).await
+        self.fetch_limited(url, Expect::Image, &[], None).await
+    }
+
+    /// Downloads `url` as `expect` under one request's `budget` (as [`Self::fetch_within`]),
+    /// sending `headers` only to hops whose host is listed in `images.header_hosts`.
+    pub async fn fetch_media(
+        &self,
+        url: &str,
+        expect: Expect,
+        headers: &[(String, String)],
+        budget: &mut ImageBudget,
+    ) -> Result<Fetched, ImageError> {
+        if budget.urls >= budget.max_urls {
+            return Err(ImageError::TooMany(budget.max_urls));
+        }
+        budget.urls += 1;
+        self.fetch_limited(url, expect, headers, Some(budget)).await
     }
 
     /// Downloads `url` as an image under one request's `budget`: refused when the request has
@@ -368,15 +413,18 @@ impl ImageFetcher {
             return Err(ImageError::TooMany(budget.max_urls));
         }
         budget.urls += 1;
-        self.fetch_limited(url, Some(budget)).await
+        self.fetch_limited(url, Expect::Image, &[], Some(budget))
+            .await
     }
 
     async fn fetch_limited(
         &self,
         url: &str,
+        expect: Expect,
+        headers: &[(String, String)],
         budget: Option<&mut ImageBudget>,
     ) -> Result<Fetched, ImageError> {
-        if !self.settings.fetch {
+        if self.settings.fetch == llmux_config::FetchImages::Off {
             return Err(ImageError::Disabled);
         }
         let parsed =
@@ -387,7 +435,8 @@ impl ImageFetcher {
             budget,
         };
         let deadline = Duration::from_millis(self.settings.timeout_ms);
-        match tokio::time::timeout(deadline, self.download(parsed, limits)).await {
+        let download = self.download(parsed, expect, headers, limits);
+        match tokio::time::timeout(deadline, download).await {
             Ok(result) => result,
             Err(_) => Err(ImageError::Timeout(self.settings.timeout_ms)),
         }
@@ -410,20 +459,53 @@ impl ImageFetcher {
         Ok(())
     }
 
+    /// Whether the client's download headers may go to `url`'s host.
+    fn may_send_headers(&self, url: &reqwest::Url) -> bool {
+        url.host_str().is_some_and(|host| {
+            self.settings
+                .header_hosts
+                .iter()
+                .any(|allowed| allowed.eq_ignore_ascii_case(host))
+        })
+    }
+
     async fn download(
         &self,
         mut url: reqwest::Url,
+        expect: Expect,
+        headers: &[(String, String)],
         mut limits: Limits<'_>,
     ) -> Result<Fetched, ImageError> {
         let mut redirects = 0u32;
         let mut response = loop {
             self.check_hop(&url).await?;
-            let response = self
-                .client
-                .get(url.clone())
-                .send()
-                .await
-                .map_err(|e| classify(&e))?;
+            let mut request = self.client.get(url.clone());
+            if !headers.is_empty() && self.may_send_headers(&url) {
+                for (name, value) in headers {
+                    // Headers that would change how the download is routed or framed are
+                    // never the client's to set.
+                    let lower = name.to_ascii_lowercase();
+                    if matches!(
+                        lower.as_str(),
+                        "host"
+                            | "content-length"
+                            | "transfer-encoding"
+                            | "connection"
+                            | "te"
+                            | "upgrade"
+                            | "proxy-authorization"
+                    ) {
+                        continue;
+                    }
+                    if let (Ok(name), Ok(value)) = (
+                        http::HeaderName::from_bytes(name.as_bytes()),
+                        http::HeaderValue::from_str(value),
+                    ) {
+                        request = request.header(name, value);
+                    }
+                }
+            }
+            let response = request.send().await.map_err(|e| classify(&e))?;
             if !response.status().is_redirection() {
                 break response;
             }
@@ -464,19 +546,67 @@ impl ImageFetcher {
             limits.take(bytes.len(), chunk.len())?;
             bytes.extend_from_slice(&chunk);
         }
-        let media_type = if declared.starts_with("image/") {
-            declared
-        } else if matches!(
-            declared.as_str(),
-            "application/octet-stream" | "binary/octet-stream" | ""
-        ) {
-            sniff(&bytes)
-                .ok_or_else(|| ImageError::NotAnImage(declared.clone()))?
-                .to_owned()
-        } else {
-            return Err(ImageError::NotAnImage(declared));
+        let media_type = match expect {
+            Expect::Image => image_type(declared, &bytes)?,
+            Expect::Document | Expect::Audio => media_type(expect, declared, &bytes)?,
         };
         Ok(Fetched { media_type, bytes })
+    }
+}
+
+/// An image's type: declared `image/*`, or generic and sniffed.
+fn image_type(declared: String, bytes: &[u8]) -> Result<String, ImageError> {
+    if declared.starts_with("image/") {
+        Ok(declared)
+    } else if is_generic(&declared) {
+        Ok(sniff(bytes)
+            .ok_or_else(|| ImageError::NotAnImage(declared.clone()))?
+            .to_owned())
+    } else {
+        Err(ImageError::NotAnImage(declared))
+    }
+}
+
+fn is_generic(declared: &str) -> bool {
+    matches!(
+        declared,
+        "application/octet-stream" | "binary/octet-stream" | "application/binary" | ""
+    )
+}
+
+/// A document's or a sound's type, from the bytes first (servers often mislabel files), then
+/// from a specific declared type.
+fn media_type(expect: Expect, declared: String, bytes: &[u8]) -> Result<String, ImageError> {
+    let sniffed = match expect {
+        Expect::Document => {
+            sniff(bytes).or_else(|| bytes.starts_with(b"%PDF-").then_some("application/pdf"))
+        }
+        _ => sniff_audio(bytes),
+    };
+    if let Some(found) = sniffed {
+        return Ok(found.to_owned());
+    }
+    let unsupported = |found: String| ImageError::Unsupported {
+        expected: expect.describe(),
+        found: if found.is_empty() {
+            "unknown".to_owned()
+        } else {
+            found
+        },
+    };
+    Err(unsupported(declared))
+}
+
+/// mp3 (an ID3 tag or an MPEG audio frame header) or wav (RIFF/WAVE).
+fn sniff_audio(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(b"ID3")
+        || (bytes.len() >= 2 && bytes[0] == 0xFF && bytes[1] & 0xE0 == 0xE0)
+    {
+        Some("audio/mpeg")
+    } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WAVE" {
+        Some("audio/wav")
+    } else {
+        None
     }
 }
 
@@ -553,6 +683,21 @@ mod tests {
         ] {
             assert!(!is_internal(ip.parse().unwrap()), "{ip} is public");
         }
+    }
+
+    #[test]
+    fn sniffs_documents_and_audio() {
+        let ok = |expect, bytes: &[u8]| media_type(expect, String::new(), bytes).unwrap();
+        assert_eq!(ok(Expect::Document, b"%PDF-1.7\n"), "application/pdf");
+        assert_eq!(ok(Expect::Document, b"\x89PNG\r\n\x1a\nrest"), "image/png");
+        assert_eq!(ok(Expect::Audio, b"ID3\x04\0\0"), "audio/mpeg");
+        assert_eq!(ok(Expect::Audio, b"RIFF\0\0\0\0WAVEfmt "), "audio/wav");
+        let err = media_type(Expect::Document, "text/html".into(), b"<html>").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "URL returned content of type 'text/html', which is not an image or a PDF"
+        );
+        assert!(media_type(Expect::Audio, String::new(), b"%PDF-").is_err());
     }
 
     #[test]

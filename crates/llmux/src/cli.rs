@@ -40,6 +40,13 @@ pub enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Exit 0 when a gateway answers `GET /health` with 200 (a container health check: the
+    /// minimal image has no curl).
+    Health {
+        /// The gateway's address.
+        #[arg(long, default_value = "127.0.0.1:8082")]
+        addr: SocketAddr,
+    },
     /// Run the mock vendor server (OpenAI, Anthropic and Gemini wire formats).
     MockUpstream {
         /// Address to listen on.

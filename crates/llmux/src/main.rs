@@ -29,6 +29,27 @@ fn runtime_builder() -> tokio::runtime::Builder {
     }
 }
 
+/// `llmux health`: one `GET /health` within two seconds; success is a 200 status line. Plain
+/// blocking I/O: it is the whole command.
+fn health(addr: SocketAddr) -> anyhow::Result<ExitCode> {
+    use std::io::Read as _;
+    let limit = Duration::from_secs(2);
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, limit)
+        .with_context(|| format!("cannot reach {addr}"))?;
+    stream.set_read_timeout(Some(limit))?;
+    stream.set_write_timeout(Some(limit))?;
+    stream.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    let mut head = [0u8; 12];
+    stream
+        .read_exact(&mut head)
+        .with_context(|| format!("{addr} did not answer /health"))?;
+    if head.starts_with(b"HTTP/1.1 200") {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        anyhow::bail!("{addr} answered /health with an error status")
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let level = std::env::var("LOG_LEVEL").unwrap_or_else(|_| "info".into());
@@ -50,6 +71,7 @@ fn main() -> ExitCode {
             Command::Check { config } => check(&config),
             Command::Credentials { action } => credentials::run(&action, &env),
             Command::Keys { config, action } => keys::run(&source(&config)?, action, &env).await,
+            Command::Health { addr } => health(addr),
             Command::MockUpstream {
                 listen,
                 chunks,

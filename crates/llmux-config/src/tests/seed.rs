@@ -75,6 +75,8 @@ fn plain_list_shape_loads_with_openai_compatible_defaults() {
         gemini.base_url.as_str(),
         "https://generativelanguage.googleapis.com/v1beta/openai"
     );
+    // The original router downloaded every image URL for every vendor.
+    assert_eq!(config.images.fetch, crate::FetchImages::All);
 }
 
 #[test]

@@ -334,3 +334,33 @@ fn hardening_limits_parse_and_zero_is_refused() {
         );
     }
 }
+
+#[test]
+fn images_fetch_takes_a_mode_or_the_older_boolean() {
+    use crate::FetchImages;
+    let fetch = |value: &str| {
+        yaml_ok(&format!("{MINIMAL}images: {{ fetch: {value} }}\n"))
+            .images
+            .fetch
+    };
+    assert_eq!(yaml_ok(MINIMAL).images.fetch, FetchImages::Auto);
+    assert_eq!(fetch("auto"), FetchImages::Auto);
+    assert_eq!(fetch("all"), FetchImages::All);
+    assert_eq!(fetch("off"), FetchImages::Off);
+    assert_eq!(fetch("true"), FetchImages::Auto);
+    assert_eq!(fetch("false"), FetchImages::Off);
+    let hosts = yaml_ok(&format!(
+        "{MINIMAL}images: {{ header_hosts: [Images.Example.com, ' '] }}\n"
+    ));
+    assert_eq!(
+        hosts.images.header_hosts,
+        vec!["images.example.com".to_owned()]
+    );
+    let errors = yaml_errors(&format!("{MINIMAL}images: {{ fetch: sometimes }}\n"));
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("images.fetch") && e.contains("'sometimes'")),
+        "{errors:?}"
+    );
+}

@@ -329,6 +329,9 @@ pub(crate) async fn chat(
     if request.get("messages").and_then(Value::as_array).is_none() {
         return missing_param("messages");
     }
+    if let Some(message) = crate::content::openai_refusal(request) {
+        return super::invalid_content(&message);
+    }
 
     let mut reply = plan::decide(&facts(request));
     let mut finish_reason = "stop";

@@ -182,7 +182,7 @@ async fn tool_result_is_acknowledged_and_empty_text_falls_back() {
 
     let body: Value = chat(
         &mock.url(),
-        json!({"model": "gpt-4o", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}),
+        json!({"model": "gpt-4o", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]}]}),
     )
     .await
     .json()

@@ -30,8 +30,8 @@ use serde_json::value::RawValue;
 
 use super::{BlockOut, ImageSourceOut, Input, WireBlock, WireType, compact_json, error_reason};
 use crate::neutral::{
-    Image, ImageSource, Message, Part, Reasoning, ReasoningConfig, Request, ResponseFormat, Role,
-    Sampling, Tool, ToolCall, ToolChoice, ToolResult,
+    self, Image, ImageSource, Message, Part, Reasoning, ReasoningConfig, Request, ResponseFormat,
+    Role, Sampling, Tool, ToolCall, ToolChoice, ToolResult,
 };
 use crate::openai_chat::{InvalidRequest, describe_error, require_object};
 
@@ -246,6 +246,14 @@ fn encode_messages(messages: &[Message]) -> Vec<TurnOut<'_>> {
                 Part::Image(image) => rest.push(BlockOut::Image {
                     source: encode_image_source(&image.source),
                 }),
+                // Only documents: the gateway refuses audio for Anthropic before encoding.
+                Part::File(file) if file.kind == neutral::FileKind::Document => {
+                    rest.push(BlockOut::Document {
+                        source: encode_image_source(&file.source),
+                        title: file.filename.as_deref(),
+                    });
+                }
+                Part::File(_) => {}
                 // A call in a user turn or a result in an assistant turn is invalid for
                 // Anthropic; dropping it keeps the rest of the conversation usable.
                 Part::ToolCall(call) if assistant => rest.push(BlockOut::ToolUse {
@@ -560,6 +568,7 @@ pub fn decode_request(body: &[u8]) -> Result<Request, InvalidRequest> {
         tools,
         dropped_tools,
         omit_reasoning,
+        url_headers: Vec::new(),
         tool_choice,
         parallel_tool_calls,
         sampling: Sampling {
@@ -784,7 +793,13 @@ fn read_block<'a>(raw: &'a RawValue, path: &str) -> Result<WireBlock<'a>, Invali
 fn is_known_block(kind: &str) -> bool {
     matches!(
         kind,
-        "text" | "image" | "tool_use" | "tool_result" | "thinking" | "redacted_thinking"
+        "text"
+            | "image"
+            | "document"
+            | "tool_use"
+            | "tool_result"
+            | "thinking"
+            | "redacted_thinking"
     )
 }
 
@@ -946,6 +961,7 @@ fn decode_user_blocks(
                 text: required(block.text, &path, "text")?,
             }),
             "image" => user.push(decode_image(block.source, &path)?),
+            "document" => user.push(decode_document(block.source, block.title, &path)?),
             "tool_result" => {
                 let call_id = required(block.tool_use_id, &path, "tool_use_id")?;
                 let content = match block.content {
@@ -1043,6 +1059,42 @@ fn decode_image(source: Option<&RawValue>, path: &str) -> Result<Part, InvalidRe
     Ok(Part::Image(Image {
         source,
         detail: None,
+    }))
+}
+
+/// A `document` block: a PDF (inline or by URL) becomes a file part; a plain-text source is
+/// text already.
+fn decode_document(
+    source: Option<&RawValue>,
+    title: Option<String>,
+    path: &str,
+) -> Result<Part, InvalidRequest> {
+    let raw = required(source, path, "source")?;
+    let path = format!("{path}.source");
+    let source: WireImageSource = serde_json::from_str(raw.get())
+        .map_err(|err| invalid(format!("invalid '{path}': {}", error_reason(&err)), &path))?;
+    let source = match source.kind.as_str() {
+        "base64" => ImageSource::Base64 {
+            media_type: required(source.media_type, &path, "media_type")?,
+            data: required(source.data, &path, "data")?,
+        },
+        "url" => ImageSource::Url(required(source.url, &path, "url")?),
+        "text" => {
+            return Ok(Part::Text {
+                text: required(source.data, &path, "data")?,
+            });
+        }
+        other => {
+            return Err(invalid(
+                format!("document source type '{other}' is not supported"),
+                format!("{path}.type"),
+            ));
+        }
+    };
+    Ok(Part::File(neutral::File {
+        source,
+        filename: title,
+        kind: neutral::FileKind::Document,
     }))
 }
 

@@ -181,7 +181,7 @@ fn response_block<'a>(part: &'a Part, response_id: &str, position: usize) -> Opt
             thinking: &reasoning.text,
             signature: reasoning.signature.as_deref().unwrap_or(""),
         }),
-        Part::Text { .. } | Part::Image(_) | Part::ToolResult(_) => None,
+        Part::Text { .. } | Part::Image(_) | Part::ToolResult(_) | Part::File(_) => None,
     }
 }
 

@@ -866,9 +866,9 @@ fn decode_request_refuses_bad_bodies_naming_the_field() {
     );
     check_invalid_request(
         &with(
-            r#"[{"role":"user","content":[{"type":"document","source":{"type":"text","media_type":"text/plain","data":"x"}}]}]"#,
+            r#"[{"role":"user","content":[{"type":"video","source":{"type":"text","media_type":"text/plain","data":"x"}}]}]"#,
         ),
-        "content block type 'document' is not supported",
+        "content block type 'video' is not supported",
         Some("messages[0].content[0].type"),
     );
     check_invalid_request(
@@ -2053,5 +2053,30 @@ fn omitted_display_leaves_only_signed_thinking_without_text() {
             {"type": "thinking", "thinking": "", "signature": "sig"},
             {"type": "text", "text": "answer"}
         ])
+    );
+}
+
+#[test]
+fn documents_decode_and_encode_as_document_blocks() {
+    let request = check_decode_request(
+        None,
+        br#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[
+            {"type":"document","title":"t.pdf","source":{"type":"base64","media_type":"application/pdf","data":"JVBE"}},
+            {"type":"document","source":{"type":"url","url":"https://x/a.pdf"}},
+            {"type":"document","source":{"type":"text","media_type":"text/plain","data":"plain words"}}]}]}"#,
+    );
+    let parts = &request.messages[0].parts;
+    assert!(matches!(&parts[0], Part::File(f) if f.media_type() == Some("application/pdf")));
+    assert_eq!(parts[2], Part::text("plain words"));
+    let out = check_encode_request(None, &request, 100);
+    let content = &out["messages"][0]["content"];
+    assert_eq!(
+        content[0],
+        json!({"type": "document", "title": "t.pdf",
+               "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBE"}})
+    );
+    assert_eq!(
+        content[1],
+        json!({"type": "document", "source": {"type": "url", "url": "https://x/a.pdf"}})
     );
 }

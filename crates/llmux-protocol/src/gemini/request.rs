@@ -49,6 +49,7 @@ pub fn encode_request(request: &neutral::Request) -> Result<Vec<u8>, DecodeError
                     ..wire::Part::default()
                 }),
                 Part::Image(image) => parts.push(image_part(image)?),
+                Part::File(file) => parts.push(file_part(file)?),
                 Part::ToolCall(call) => {
                     names.insert(&call.id, &call.name);
                     parts.push(call_part(call)?);
@@ -153,6 +154,22 @@ fn image_part(image: &Image) -> Result<wire::Part, DecodeError> {
                 "image URLs must be fetched before sending to Gemini",
             )),
         },
+    }
+}
+
+/// A document or a sound as `inlineData` (Gemini reads PDFs and mp3/wav inline).
+fn file_part(file: &neutral::File) -> Result<wire::Part, DecodeError> {
+    match &file.source {
+        ImageSource::Base64 { media_type, data } => Ok(wire::Part {
+            inline_data: Some(wire::Blob {
+                mime_type: media_type.clone(),
+                data: data.clone(),
+            }),
+            ..wire::Part::default()
+        }),
+        ImageSource::Url(_) => Err(DecodeError::new(
+            "file URLs must be fetched before sending to Gemini",
+        )),
     }
 }
 
@@ -553,6 +570,21 @@ fn result_content(raw: &RawValue) -> Result<(String, bool), DecodeError> {
 /// Text, inline data and file parts, in either role.
 fn common_part(part: wire::Part) -> Result<Option<Part>, DecodeError> {
     if let Some(blob) = part.inline_data {
+        if !blob.mime_type.starts_with("image/") {
+            let kind = if blob.mime_type.starts_with("audio/") {
+                neutral::FileKind::Audio
+            } else {
+                neutral::FileKind::Document
+            };
+            return Ok(Some(Part::File(neutral::File {
+                source: ImageSource::Base64 {
+                    media_type: blob.mime_type,
+                    data: blob.data,
+                },
+                filename: None,
+                kind,
+            })));
+        }
         return Ok(Some(Part::Image(Image {
             source: ImageSource::Base64 {
                 media_type: blob.mime_type,

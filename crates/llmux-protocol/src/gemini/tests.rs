@@ -1354,3 +1354,47 @@ fn decode_request_errors_name_the_path() {
     check_bad_request(b"[]");
     check_bad_request(b"{\"contents\": []} x");
 }
+
+#[test]
+fn documents_and_audio_are_sent_as_inline_data() {
+    let file = |media_type: &str, kind| {
+        Part::File(crate::neutral::File {
+            source: ImageSource::Base64 {
+                media_type: media_type.into(),
+                data: "AAAA".into(),
+            },
+            filename: None,
+            kind,
+        })
+    };
+    let request = Request {
+        model: "gemini-2.5-flash".into(),
+        messages: vec![Message {
+            role: Role::User,
+            parts: vec![
+                file("application/pdf", crate::neutral::FileKind::Document),
+                file("audio/wav", crate::neutral::FileKind::Audio),
+            ],
+        }],
+        ..Request::default()
+    };
+    let body = check_encode(&request);
+    let parts = &body["contents"][0]["parts"];
+    assert_eq!(
+        parts[0],
+        json!({"inlineData": {"mimeType": "application/pdf", "data": "AAAA"}})
+    );
+    assert_eq!(parts[1]["inlineData"]["mimeType"], "audio/wav");
+    let by_url = Request {
+        messages: vec![Message {
+            role: Role::User,
+            parts: vec![Part::File(crate::neutral::File {
+                source: ImageSource::Url("https://x/a.pdf".into()),
+                filename: None,
+                kind: crate::neutral::FileKind::Document,
+            })],
+        }],
+        ..request
+    };
+    assert!(check_encode_error(&by_url).contains("must be fetched"));
+}

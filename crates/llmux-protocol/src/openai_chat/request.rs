@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 
 use super::{InvalidRequest, describe_error, join_signature, require_object, split_signature};
 use crate::neutral::{
-    self, Image, ImageSource, Message, Part, ReasoningConfig, ResponseFormat, Role, Tool, ToolCall,
-    ToolChoice, ToolResult,
+    self, FileKind, Image, ImageSource, Message, Part, ReasoningConfig, ResponseFormat, Role, Tool,
+    ToolCall, ToolChoice, ToolResult,
 };
 
 #[derive(Deserialize)]
@@ -93,13 +93,57 @@ struct RawPart {
     text: Option<String>,
     #[serde(default)]
     image_url: Option<RawImageUrl>,
+    /// `file` parts: `{file_data | file_id, filename}`.
+    #[serde(default)]
+    file: Option<RawFile>,
+    /// The original router's `file_url` parts.
+    #[serde(default)]
+    file_url: Option<RawImageUrl>,
+    /// The original router's `audio_url` parts.
+    #[serde(default)]
+    audio_url: Option<RawImageUrl>,
+    #[serde(default)]
+    input_audio: Option<RawInputAudio>,
 }
 
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum RawImageUrl {
-    Object { url: String, detail: Option<String> },
+    Object {
+        url: String,
+        #[serde(default)]
+        detail: Option<String>,
+        /// The original router's per-part download headers.
+        #[serde(default)]
+        headers: Option<std::collections::BTreeMap<String, String>>,
+    },
     Url(String),
+}
+
+impl RawImageUrl {
+    fn into_url(self) -> String {
+        match self {
+            Self::Object { url, .. } | Self::Url(url) => url,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RawFile {
+    #[serde(default)]
+    file_data: Option<String>,
+    #[serde(default)]
+    file_id: Option<String>,
+    #[serde(default)]
+    filename: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawInputAudio {
+    #[serde(default)]
+    data: Option<String>,
+    #[serde(default)]
+    format: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -248,7 +292,7 @@ fn decode_message(
             }
         }
         "user" => {
-            let parts = decode_parts(message.content, &param)?;
+            let parts = decode_parts(message.content, &param, &mut request.url_headers)?;
             request.messages.push(Message {
                 role: Role::User,
                 parts,
@@ -263,7 +307,11 @@ fn decode_message(
                     redacted: None,
                 }));
             }
-            parts.extend(decode_parts(message.content, &param)?);
+            parts.extend(decode_parts(
+                message.content,
+                &param,
+                &mut request.url_headers,
+            )?);
             for call in message.tool_calls.unwrap_or_default() {
                 let id = call.id.unwrap_or_default();
                 let (id, id_signature) = split_signature(&id);
@@ -313,7 +361,11 @@ fn decode_message(
     Ok(())
 }
 
-fn decode_parts(content: Option<RawContent>, param: &str) -> Result<Vec<Part>, InvalidRequest> {
+fn decode_parts(
+    content: Option<RawContent>,
+    param: &str,
+    url_headers: &mut Vec<neutral::UrlHeaders>,
+) -> Result<Vec<Part>, InvalidRequest> {
     let parts = match content {
         None => return Ok(Vec::new()),
         Some(RawContent::Text(text)) => {
@@ -335,7 +387,19 @@ fn decode_parts(content: Option<RawContent>, param: &str) -> Result<Vec<Part>, I
             }
             "image_url" => {
                 let (url, detail) = match part.image_url {
-                    Some(RawImageUrl::Object { url, detail }) => (url, detail),
+                    Some(RawImageUrl::Object {
+                        url,
+                        detail,
+                        headers,
+                    }) => {
+                        if let Some(headers) = headers.filter(|h| !h.is_empty()) {
+                            url_headers.push(neutral::UrlHeaders {
+                                url: url.clone(),
+                                headers: headers.into_iter().collect(),
+                            });
+                        }
+                        (url, detail)
+                    }
                     Some(RawImageUrl::Url(url)) => (url, None),
                     None => {
                         return Err(invalid(
@@ -349,6 +413,54 @@ fn decode_parts(content: Option<RawContent>, param: &str) -> Result<Vec<Part>, I
                     detail,
                 }));
             }
+            "file" => out.push(decode_file(part.file, &format!("{param}.content[{i}]"))?),
+            "file_url" | "audio_url" => {
+                let audio = part.kind == "audio_url";
+                let url = if audio { part.audio_url } else { part.file_url }
+                    .map(RawImageUrl::into_url)
+                    .filter(|u| !u.is_empty())
+                    .ok_or_else(|| {
+                        invalid(
+                            format!("a {0} part needs '{0}.url'", part.kind),
+                            &format!("{param}.content[{i}]"),
+                        )
+                    })?;
+                out.push(Part::File(neutral::File {
+                    source: ImageSource::from_url(&url),
+                    filename: None,
+                    kind: if audio {
+                        FileKind::Audio
+                    } else {
+                        FileKind::Document
+                    },
+                }));
+            }
+            "input_audio" => {
+                let here = format!("{param}.content[{i}]");
+                let (Some(data), Some(format)) = part
+                    .input_audio
+                    .map_or((None, None), |audio| (audio.data, audio.format))
+                else {
+                    return Err(invalid(
+                        "an input_audio part needs 'input_audio.data' and '.format'",
+                        &here,
+                    ));
+                };
+                let media_type = neutral::audio_media_type(&format).ok_or_else(|| {
+                    invalid(
+                        format!("input_audio format '{format}' is not supported (mp3, wav)"),
+                        &here,
+                    )
+                })?;
+                out.push(Part::File(neutral::File {
+                    source: ImageSource::Base64 {
+                        media_type: media_type.to_owned(),
+                        data,
+                    },
+                    filename: None,
+                    kind: FileKind::Audio,
+                }));
+            }
             other => {
                 return Err(invalid(
                     format!("content part type '{other}' is not supported by this vendor"),
@@ -358,6 +470,27 @@ fn decode_parts(content: Option<RawContent>, param: &str) -> Result<Vec<Part>, I
         }
     }
     Ok(out)
+}
+
+/// A chat `file` part: inline `file_data` (a `data:` URL, or bare base64 of a PDF); a
+/// `file_id` names a file stored at one vendor, which no other vendor could read.
+fn decode_file(file: Option<RawFile>, param: &str) -> Result<Part, InvalidRequest> {
+    let file = file.ok_or_else(|| invalid("a file part needs 'file.file_data'", param))?;
+    if file.file_data.is_none() && file.file_id.is_some() {
+        return Err(invalid(
+            "file parts with 'file_id' are not supported; send the file as 'file_data'",
+            param,
+        ));
+    }
+    let data = file
+        .file_data
+        .filter(|d| !d.is_empty())
+        .ok_or_else(|| invalid("a file part needs 'file.file_data'", param))?;
+    Ok(Part::File(neutral::File {
+        source: crate::shared::inline_file(&data),
+        filename: file.filename,
+        kind: FileKind::Document,
+    }))
 }
 
 fn decode_tool_choice(value: Value) -> Result<ToolChoice, InvalidRequest> {
@@ -591,6 +724,20 @@ enum OutContent<'a> {
 enum OutPart<'a> {
     Text { text: &'a str },
     ImageUrl { image_url: OutImageUrl<'a> },
+    File { file: OutFile<'a> },
+    InputAudio { input_audio: OutAudio<'a> },
+}
+
+#[derive(Serialize)]
+struct OutFile<'a> {
+    filename: &'a str,
+    file_data: String,
+}
+
+#[derive(Serialize)]
+struct OutAudio<'a> {
+    data: &'a str,
+    format: &'static str,
 }
 
 #[derive(Serialize)]
@@ -691,8 +838,29 @@ fn user_content(parts: &[Part]) -> OutContent<'_> {
                         detail: image.detail.as_deref(),
                     },
                 }),
+                Part::File(file) => file_part(file),
                 _ => None,
             })
             .collect(),
     )
+}
+
+/// A document as OpenAI's `file` part, a sound as `input_audio`. The gateway checks before
+/// encoding that every file is inline and of a type the vendor takes; anything else is left
+/// out here rather than sent malformed.
+fn file_part(file: &neutral::File) -> Option<OutPart<'_>> {
+    let ImageSource::Base64 { media_type, data } = &file.source else {
+        return None;
+    };
+    if let Some(format) = file.audio_format() {
+        return Some(OutPart::InputAudio {
+            input_audio: OutAudio { data, format },
+        });
+    }
+    (media_type == neutral::PDF).then(|| OutPart::File {
+        file: OutFile {
+            filename: file.filename.as_deref().unwrap_or("document.pdf"),
+            file_data: file.source.to_url(),
+        },
+    })
 }

@@ -28,7 +28,8 @@ fn reads_model_stream_usage_wish_and_capabilities() {
             image: true,
             video: false,
             tools: true,
-            streaming: true
+            streaming: true,
+            media: false
         }
     );
 }

@@ -159,6 +159,12 @@ struct RawPart {
     detail: Option<String>,
     #[serde(default)]
     refusal: Option<String>,
+    #[serde(default)]
+    file_data: Option<String>,
+    #[serde(default)]
+    file_url: Option<String>,
+    #[serde(default)]
+    filename: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -569,6 +575,25 @@ fn read_content(raw: &RawValue, path: &str, role: Role) -> Result<Vec<Part>, Inv
                 out.push(Part::Image(Image {
                     source: ImageSource::from_url(&url),
                     detail: part.detail,
+                }));
+            }
+            ("input_file", Role::User) => {
+                let source = match (part.file_data, part.file_url) {
+                    (Some(data), _) if !data.is_empty() => crate::shared::inline_file(&data),
+                    (_, Some(url)) if !url.is_empty() => ImageSource::Url(url),
+                    _ => {
+                        let message = if part.file_id.is_some() {
+                            "input_file by 'file_id' is not supported by llmux; send 'file_data' or 'file_url'"
+                        } else {
+                            "an input_file part needs 'file_data' or 'file_url'"
+                        };
+                        return Err(invalid(message, format!("{path}.file_data")));
+                    }
+                };
+                out.push(Part::File(neutral::File {
+                    source,
+                    filename: part.filename,
+                    kind: neutral::FileKind::Document,
                 }));
             }
             (other, _) => {

@@ -41,7 +41,7 @@ pub(super) fn items(parts: &[Part]) -> Vec<Item<'_>> {
             }
             Part::ToolCall(call) => items.push(Item::Call(call)),
             // Models produce neither; nothing in an answer can be rendered for them.
-            Part::Image(_) | Part::ToolResult(_) => {}
+            Part::Image(_) | Part::ToolResult(_) | Part::File(_) => {}
         }
     }
     items

@@ -638,9 +638,14 @@ fn refuses_missing_input_and_bad_types_naming_the_path() {
         Some("input[0].role"),
     );
     check_invalid(
-        r#"{"input":[{"type":"message","role":"user","content":[{"type":"input_file","file_data":"data:application/pdf;base64,AA=="}]}]}"#,
-        "content part type 'input_file' is not supported",
+        r#"{"input":[{"type":"message","role":"user","content":[{"type":"input_video","video_url":"https://x/v.mp4"}]}]}"#,
+        "content part type 'input_video' is not supported",
         Some("input[0].content[0].type"),
+    );
+    check_invalid(
+        r#"{"input":[{"type":"message","role":"user","content":[{"type":"input_file","file_id":"file_1"}]}]}"#,
+        "input_file by 'file_id' is not supported",
+        Some("input[0].content[0].file_data"),
     );
     check_invalid(
         r#"{"input":[{"role":"user","content":[{"type":"input_image","file_id":"file_1"}]}]}"#,

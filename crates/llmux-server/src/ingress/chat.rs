@@ -2,10 +2,15 @@
 //! path: the body is forwarded as received except `model` (and `provider`, `stream_options`).
 //! To Anthropic or Gemini it goes through the neutral model. Both run inside the attempt loop,
 //! after the caller's limits admit the request.
+//!
+//! The Open Responses gateway's quick start posts an Open Responses body (`input`, no
+//! `messages`) here: such a body is served exactly as `POST /v1/responses` would serve it, in
+//! the Responses shape, streaming included. The check runs only when a body fails as a chat
+//! request, so chat requests pay nothing for it.
 
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use llmux_config::Api;
 use llmux_protocol::error::ErrorKind;
 use llmux_protocol::neutral;
@@ -15,8 +20,10 @@ use llmux_router::{Endpoint, Needs, Target};
 use crate::api_error::ApiError;
 use crate::edge::envelope::Envelope;
 use crate::egress::answer as proxy;
+use crate::ingress::responses::{Responses, ResponsesCall, ResponsesClient};
 use crate::pipeline::attempts::Failure;
 use crate::pipeline::relay::Rewrite;
+use crate::pipeline::translate::ClientEncoder;
 use crate::pipeline::{
     self, Answer, Call, DEFAULT_OUTPUT_RESERVATION, Facts, Ingress, Translate, unix_now,
 };
@@ -25,9 +32,17 @@ use crate::state::Gateway;
 /// The Chat Completions ingress.
 pub struct Chat;
 
+/// A request on the chat route: a chat request, or an Open Responses body (the quick start).
+pub enum ChatCall {
+    /// A Chat Completions request.
+    Chat(ChatBody),
+    /// An Open Responses request, served as `/v1/responses` serves it.
+    Responses(Box<ResponsesCall>),
+}
+
 /// A decoded chat request: the envelope for the byte path; the neutral form is decoded by each
 /// attempt that needs it, so a large request is held once, not once per copy.
-pub struct ChatCall {
+pub struct ChatBody {
     bytes: Bytes,
     /// `OpenAI-Beta` from the client, for the byte path to OpenAI-compatible vendors.
     beta: Vec<(http::HeaderName, http::HeaderValue)>,
@@ -42,21 +57,32 @@ impl Ingress for Chat {
     type Request = ChatCall;
 
     async fn decode(
-        _gateway: &Gateway,
+        gateway: &Gateway,
         head: &http::request::Parts,
         bytes: Bytes,
     ) -> Result<ChatCall, ApiError> {
         const BETA: http::HeaderName = http::HeaderName::from_static("openai-beta");
-        let request = owned(openai_chat::decode_request(&bytes)?);
+        let request = match openai_chat::decode_request(&bytes) {
+            Ok(request) => owned(request),
+            Err(_) if is_responses_body(&bytes) => {
+                let call = Responses::decode(gateway, head, bytes).await?;
+                return Ok(ChatCall::Responses(Box::new(call)));
+            }
+            Err(error) => return Err(error.into()),
+        };
         let beta = crate::egress::send::forwarded(&head.headers, &[BETA]);
-        Ok(ChatCall {
+        Ok(ChatCall::Chat(ChatBody {
             bytes,
             beta,
             request,
-        })
+        }))
     }
 
     fn facts(call: &ChatCall) -> Facts<'_> {
+        let call = match call {
+            ChatCall::Chat(body) => body,
+            ChatCall::Responses(call) => return Responses::facts(call),
+        };
         let request = &call.request;
         Facts {
             model: request.model.as_deref(),
@@ -80,7 +106,12 @@ impl Ingress for Chat {
         call: &'a Call<'a>,
         target: Target<'a>,
     ) -> Result<Answer, Failure> {
-        same_protocol(call, target, request).await
+        match request {
+            ChatCall::Chat(body) if !takes_neutral_path(body, call) => {
+                same_protocol(call, target, body).await
+            }
+            _ => Box::pin(pipeline::translated::<Self>(request, call, target)).await,
+        }
     }
 
     async fn translated<'a>(
@@ -108,27 +139,97 @@ fn owned(request: openai_chat::ChatRequest<'_>) -> openai_chat::ChatRequest<'sta
     }
 }
 
+/// Whether `body` has no `messages` but an `input`: an Open Responses body.
+fn is_responses_body(body: &[u8]) -> bool {
+    let Ok(members) = llmux_protocol::json_scan::members(body) else {
+        return false;
+    };
+    let find = |key| llmux_protocol::json_scan::find(body, &members, key).is_some();
+    find("input") && !find("messages")
+}
+
+/// Whether a chat request for an OpenAI-compatible vendor must go through the neutral model:
+/// it has media URLs the gateway downloads (or download headers to strip). Only requests with
+/// media parts are decoded to find out.
+fn takes_neutral_path(body: &ChatBody, call: &Call<'_>) -> bool {
+    let needs = &body.request.needs;
+    if !(needs.image || needs.media) {
+        return false;
+    }
+    openai_chat::decode_neutral_request(&body.bytes).is_ok_and(|request| {
+        crate::media::needs_neutral_path(&request, call.snapshot.config.images.fetch)
+    })
+}
+
+/// The stream encoder of the chat route: chat chunks, or Open Responses events.
+pub enum ChatEncoder {
+    /// Chat Completions chunks.
+    Chunks(openai_chat::ChunkEncoder),
+    /// Open Responses events (the quick start).
+    Responses(Box<ResponsesClient>),
+}
+
+impl ClientEncoder for ChatEncoder {
+    fn encode(&mut self, event: &neutral::StreamEvent, out: &mut BytesMut) {
+        match self {
+            Self::Chunks(e) => ClientEncoder::encode(e, event, out),
+            Self::Responses(e) => e.encode(event, out),
+        }
+    }
+    fn finish(&mut self, out: &mut BytesMut) {
+        match self {
+            Self::Chunks(e) => ClientEncoder::finish(e, out),
+            Self::Responses(e) => e.finish(out),
+        }
+    }
+    fn fail(&mut self, kind: ErrorKind, message: &str, out: &mut BytesMut) {
+        match self {
+            Self::Chunks(e) => ClientEncoder::fail(e, kind, message, out),
+            Self::Responses(e) => e.fail(kind, message, out),
+        }
+    }
+}
+
 impl Translate for Chat {
-    type Encoder = openai_chat::ChunkEncoder;
+    type Encoder = ChatEncoder;
 
     fn neutral(request: &ChatCall) -> Result<neutral::Request, ApiError> {
-        Ok(openai_chat::decode_neutral_request(&request.bytes)?)
+        match request {
+            ChatCall::Chat(body) => Ok(openai_chat::decode_neutral_request(&body.bytes)?),
+            ChatCall::Responses(call) => Responses::neutral(call),
+        }
     }
 
-    fn encoder(request: &ChatCall, _call: &Call<'_>, public_name: &str) -> Self::Encoder {
-        openai_chat::ChunkEncoder::new(
+    fn encoder(request: &ChatCall, call: &Call<'_>, public_name: &str) -> Self::Encoder {
+        let request = match request {
+            ChatCall::Chat(body) => body,
+            ChatCall::Responses(responses) => {
+                return ChatEncoder::Responses(Box::new(Responses::encoder(
+                    responses,
+                    call,
+                    public_name,
+                )));
+            }
+        };
+        ChatEncoder::Chunks(openai_chat::ChunkEncoder::new(
             unix_now(),
             request.request.model.as_deref().unwrap_or(public_name),
             request.request.client_wants_usage,
-        )
+        ))
     }
 
     fn encode_whole(
         request: &ChatCall,
         answer: &neutral::Response,
-        _call: &Call<'_>,
+        call: &Call<'_>,
         public_name: &str,
     ) -> Vec<u8> {
+        let request = match request {
+            ChatCall::Chat(body) => body,
+            ChatCall::Responses(responses) => {
+                return Responses::encode_whole(responses, answer, call, public_name);
+            }
+        };
         let client_model = request.request.model.as_deref().unwrap_or(public_name);
         openai_chat::encode_neutral_response(answer, client_model, unix_now())
     }
@@ -138,7 +239,7 @@ impl Translate for Chat {
 async fn same_protocol(
     call: &Call<'_>,
     target: Target<'_>,
-    chat: &ChatCall,
+    chat: &ChatBody,
 ) -> Result<Answer, Failure> {
     let (bytes, request) = (&chat.bytes[..], &chat.request);
     let (gateway, snapshot) = (call.gateway, call.snapshot);

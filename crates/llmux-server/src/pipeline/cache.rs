@@ -444,8 +444,8 @@ fn events_of(response: neutral::Response, id: String) -> Vec<StreamEvent> {
                 });
                 calls += 1;
             }
-            // Answers hold no images or tool results.
-            Part::Image(_) | Part::ToolResult(_) => {}
+            // Answers hold no images, files or tool results.
+            Part::Image(_) | Part::ToolResult(_) | Part::File(_) => {}
         }
     }
     if let Some(usage) = response.usage {

@@ -6,7 +6,7 @@ use std::time::Instant;
 use bytes::BytesMut;
 use llmux_config::Api;
 use llmux_protocol::error::ErrorKind;
-use llmux_protocol::neutral::{self, DecodeError, ImageSource, Part, StreamEvent};
+use llmux_protocol::neutral::{self, DecodeError, Part, StreamEvent};
 use llmux_protocol::usage::Usage;
 use llmux_protocol::{anthropic, gemini, openai_chat, sse};
 use llmux_router::Target;
@@ -16,63 +16,6 @@ use crate::egress::send::read_body;
 use crate::pipeline::attempts::Failure;
 use crate::pipeline::relay::{Step, Strategy};
 use crate::state::{Gateway, Snapshot};
-
-/// Downloads `http(s)` image URLs into inline data when the target needs it, within the
-/// request's image budget (`images.max_per_request`, `images.max_total_bytes`).
-async fn inline_images(
-    gateway: &Gateway,
-    snapshot: &Snapshot,
-    request: &mut neutral::Request,
-) -> Result<(), ApiError> {
-    let settings = &snapshot.config.images;
-    // Too many URLs is refused before anything is downloaded.
-    let urls = request
-        .messages
-        .iter()
-        .flat_map(|m| &m.parts)
-        .filter(|part| {
-            matches!(part, Part::Image(image) if matches!(&image.source,
-                ImageSource::Url(url) if url.starts_with("http://") || url.starts_with("https://")))
-        })
-        .count();
-    if urls > settings.max_per_request {
-        return Err(ApiError::new(
-            ErrorKind::InvalidRequest,
-            format!(
-                "at most {} image URLs can be fetched per request (images.max_per_request); this one has {urls}",
-                settings.max_per_request
-            ),
-        ));
-    }
-    let mut budget = llmux_upstream::images::ImageBudget::new(settings);
-    for message in &mut request.messages {
-        for part in &mut message.parts {
-            let Part::Image(image) = part else { continue };
-            let ImageSource::Url(url) = &image.source else {
-                continue;
-            };
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                continue;
-            }
-            let image_data = gateway
-                .images
-                .load_full()
-                .fetch_within(url, &mut budget)
-                .await
-                .map_err(|e| ApiError::new(ErrorKind::InvalidRequest, e.to_string()))?;
-            image.source = ImageSource::Base64 {
-                media_type: image_data.media_type,
-                data: base64_encode(&image_data.bytes),
-            };
-        }
-    }
-    Ok(())
-}
-
-fn base64_encode(bytes: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
 
 /// Encodes `request` for the target's API, sends it, and turns vendor errors into client errors.
 pub async fn send(
@@ -86,9 +29,7 @@ pub async fn send(
         .get(target.credential_index)
         .ok_or_else(|| ApiError::new(ErrorKind::Internal, "credential endpoint missing"))?;
     request.model = target.upstream_model.to_owned();
-    if target.credential.fetch_images {
-        inline_images(gateway, snapshot, request).await?;
-    }
+    crate::media::prepare(gateway, snapshot, target, request).await?;
     let (url, body) = match endpoint.api {
         Api::OpenAi => (
             endpoint.chat_url.clone(),

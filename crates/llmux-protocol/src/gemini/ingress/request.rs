@@ -487,10 +487,33 @@ fn result_content(raw: &RawValue) -> (String, bool) {
 /// Text, `inlineData` and `fileData`; `None` for an empty text or a part with no data.
 fn media_or_text(part: wire::Part, at: &str) -> Result<Option<Part>, DecodeError> {
     if let Some(blob) = part.inline_data {
+        let mime = blob.mime_type.to_ascii_lowercase();
+        let kind = if mime == crate::neutral::PDF {
+            Some(crate::neutral::FileKind::Document)
+        } else if crate::neutral::audio_media_type(
+            mime.trim_start_matches("audio/").trim_start_matches("x-"),
+        )
+        .is_some()
+            || mime == "audio/mpeg"
+        {
+            Some(crate::neutral::FileKind::Audio)
+        } else {
+            None
+        };
+        if let Some(kind) = kind {
+            return Ok(Some(Part::File(crate::neutral::File {
+                source: ImageSource::Base64 {
+                    media_type: mime,
+                    data: blob.data,
+                },
+                filename: None,
+                kind,
+            })));
+        }
         if !is_image(&blob.mime_type) {
             return Err(DecodeError::new(format!(
                 "{at}.inlineData: mimeType \"{}\" cannot be sent to this model: only images \
-                 (image/*) can be translated for a vendor other than Gemini",
+                 (image/*), PDFs and mp3/wav audio can be translated for a vendor other than Gemini",
                 blob.mime_type
             )));
         }

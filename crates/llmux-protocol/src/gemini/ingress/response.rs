@@ -222,8 +222,8 @@ pub fn encode_response(
                     ..PartOut::default()
                 },
             }),
-            // A result is the client's, never part of an answer.
-            Part::ToolResult(_) => {}
+            // A result or a file is the client's, never part of an answer.
+            Part::ToolResult(_) | Part::File(_) => {}
         }
     }
     let content = (!parts.is_empty() || response.finish != FinishReason::ContentFilter).then_some(

@@ -566,10 +566,10 @@ fn images_inline_and_by_uri_other_media_refused() {
         ]
     );
     let err = check_bad(
-        json!({"contents": [{"parts": [{"inlineData": {"mimeType": "application/pdf", "data": "JVBE"}}]}]}),
+        json!({"contents": [{"parts": [{"inlineData": {"mimeType": "application/zip", "data": "UEsD"}}]}]}),
     );
     assert!(
-        err.starts_with("contents[0].parts[0].inlineData: mimeType \"application/pdf\""),
+        err.starts_with("contents[0].parts[0].inlineData: mimeType \"application/zip\""),
         "{err}"
     );
     let err = check_bad(

@@ -126,6 +126,7 @@ fn actual(messages: &[Message]) -> Vec<Item> {
                     data: data.clone(),
                 }),
                 Part::Image(other) => panic!("unexpected image {other:?}"),
+                Part::File(other) => panic!("unexpected file {other:?}"),
                 Part::ToolCall(call) => items.push(Item::Call {
                     name: call.name.clone(),
                     arguments: serde_json::from_str(&call.arguments).expect("arguments are JSON"),

@@ -290,3 +290,71 @@ proptest! {
         let _ = decoder.decode(&sse::Event { name: None, data: bytes.into() });
     }
 }
+
+#[test]
+fn files_audio_and_media_urls_decode_and_encode_natively() {
+    let pdf = "data:application/pdf;base64,JVBERi0=";
+    let body = json!({"messages": [{"role": "user", "content": [
+        {"type": "file", "file": {"filename": "a.pdf", "file_data": pdf}},
+        {"type": "input_audio", "input_audio": {"data": "SUQz", "format": "mp3"}},
+        {"type": "file_url", "file_url": {"url": "https://x/doc"}},
+        {"type": "audio_url", "audio_url": {"url": "https://x/a.wav"}},
+        {"type": "image_url", "image_url": {"url": "https://x/a.png", "headers": {"X-Token": "t"}}}]}]});
+    let request = decode_neutral_request(&serde_json::to_vec(&body).unwrap()).unwrap();
+    let parts = &request.messages[0].parts;
+    let Part::File(file) = &parts[0] else {
+        panic!("{parts:?}")
+    };
+    assert_eq!(file.media_type(), Some("application/pdf"));
+    assert_eq!(file.filename.as_deref(), Some("a.pdf"));
+    let Part::File(audio) = &parts[1] else {
+        panic!("{parts:?}")
+    };
+    assert_eq!(audio.audio_format(), Some("mp3"));
+    assert!(
+        matches!(&parts[2], Part::File(f) if f.kind == neutral::FileKind::Document && f.media_type().is_none())
+    );
+    assert!(matches!(&parts[3], Part::File(f) if f.kind == neutral::FileKind::Audio));
+    assert_eq!(request.url_headers[0].url, "https://x/a.png");
+    assert_eq!(
+        request.url_headers[0].headers,
+        vec![("X-Token".to_owned(), "t".to_owned())]
+    );
+
+    let out: Value = serde_json::from_slice(&encode_neutral_request(&request)).unwrap();
+    let content = &out["messages"][0]["content"];
+    assert_eq!(
+        content[0],
+        json!({"type": "file", "file": {"filename": "a.pdf", "file_data": pdf}})
+    );
+    assert_eq!(
+        content[1],
+        json!({"type": "input_audio", "input_audio": {"data": "SUQz", "format": "mp3"}})
+    );
+    // URLs not downloaded are left out rather than sent malformed (the gateway refuses them
+    // before encoding); the download headers are never encoded.
+    assert_eq!(content.as_array().unwrap().len(), 3, "{content}");
+    assert!(!out.to_string().contains("X-Token"));
+}
+
+#[test]
+fn file_id_and_unknown_audio_formats_are_refused() {
+    for (part, fragment) in [
+        (
+            json!({"type": "file", "file": {"file_id": "file-1"}}),
+            "file_id",
+        ),
+        (
+            json!({"type": "input_audio", "input_audio": {"data": "AA", "format": "flac"}}),
+            "'flac'",
+        ),
+        (
+            json!({"type": "file_url", "file_url": {"url": ""}}),
+            "file_url",
+        ),
+    ] {
+        let body = json!({"messages": [{"role": "user", "content": [part]}]});
+        let err = decode_neutral_request(&serde_json::to_vec(&body).unwrap()).unwrap_err();
+        assert!(err.message.contains(fragment), "{}", err.message);
+    }
+}

@@ -266,7 +266,7 @@ fn stream_of(response: &Response, size: usize) -> Vec<StreamEvent> {
                 }));
                 calls += 1;
             }
-            Part::Image(_) | Part::ToolResult(_) => {}
+            Part::Image(_) | Part::ToolResult(_) | Part::File(_) => {}
         }
     }
     events.push(StreamEvent::Finish {
@@ -287,7 +287,7 @@ fn texts(parts: &[Part]) -> (String, String, Vec<ToolCall>) {
                 arguments: arguments(&call.arguments).to_owned(),
                 ..call.clone()
             }),
-            Part::Image(_) | Part::ToolResult(_) => {}
+            Part::Image(_) | Part::ToolResult(_) | Part::File(_) => {}
         }
     }
     (text, thinking, calls)

@@ -150,6 +150,7 @@ fn actual(messages: &[Message]) -> Vec<Item> {
                     data: data.clone(),
                 }),
                 Part::Image(other) => panic!("unexpected image {other:?}"),
+                Part::File(other) => panic!("unexpected file {other:?}"),
                 Part::ToolCall(call) => items.push(Item::Call {
                     id: sent_id(&call.id),
                     name: call.name.clone(),
