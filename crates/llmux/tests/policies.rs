@@ -39,7 +39,11 @@ fn slow(mock: &MockUpstream, credential: &str, delay_ms: u64) {
 
 /// Sends `n` requests to `g`, `concurrency` at a time, and counts answers per credential and
 /// the `x-llmux-policy` reasons seen.
-async fn spread(gateway: &TestGateway, n: usize, concurrency: usize) -> (HashMap<String, usize>, Vec<String>) {
+async fn spread(
+    gateway: &TestGateway,
+    n: usize,
+    concurrency: usize,
+) -> (HashMap<String, usize>, Vec<String>) {
     let mut counts = HashMap::new();
     let mut reasons = Vec::new();
     let mut left = n;
@@ -85,7 +89,8 @@ async fn weighted_follows_the_weights() {
 #[tokio::test]
 async fn latency_sends_most_traffic_to_the_faster_and_keeps_a_floor_for_the_slower() {
     let mock = mock().await;
-    let models = "  - { vendor: alpha, model: m, name: g }\n  - { vendor: beta, model: m, name: g }\n";
+    let models =
+        "  - { vendor: alpha, model: m, name: g }\n  - { vendor: beta, model: m, name: g }\n";
     let gateway = TestGateway::start(&config(&mock, "latency", models, "")).await;
     // beta answers 5× faster than alpha.
     slow(&mock, "sk-alpha-0123456789", 30);
@@ -95,13 +100,17 @@ async fn latency_sends_most_traffic_to_the_faster_and_keeps_a_floor_for_the_slow
     let (fast, slower) = (share(&counts, "beta", n), share(&counts, "alpha", n));
     assert!(fast >= 0.80, "the faster got {fast}: {counts:?}");
     assert!(slower >= 0.01, "the slower got {slower}: {counts:?}");
-    assert!(reasons.iter().all(|r| r.starts_with("latency:")), "{reasons:?}");
+    assert!(
+        reasons.iter().all(|r| r.starts_with("latency:")),
+        "{reasons:?}"
+    );
 }
 
 #[tokio::test]
 async fn least_busy_avoids_the_combination_holding_requests() {
     let mock = mock().await;
-    let models = "  - { vendor: alpha, model: m, name: g }\n  - { vendor: beta, model: m, name: g }\n";
+    let models =
+        "  - { vendor: alpha, model: m, name: g }\n  - { vendor: beta, model: m, name: g }\n";
     let gateway = TestGateway::start(&config(&mock, "least_busy", models, "")).await;
     // alpha holds each request 150 ms, so its requests pile up in flight; beta answers at once.
     slow(&mock, "sk-alpha-0123456789", 150);
@@ -116,11 +125,16 @@ async fn least_busy_avoids_the_combination_holding_requests() {
 async fn cost_picks_the_cheapest_and_shares_ties_evenly() {
     let mock = mock().await;
     let models = "  - { vendor: alpha, model: cheap-m, name: g }\n  - { vendor: beta, model: dear-m, name: g }\n  - { vendor: gamma, model: cheap-m, name: g }\n";
-    let pricing = "pricing:\n  cheap-m: { input: 0.1, output: 0.4 }\n  dear-m: { input: 10, output: 40 }\n";
+    let pricing =
+        "pricing:\n  cheap-m: { input: 0.1, output: 0.4 }\n  dear-m: { input: 10, output: 40 }\n";
     let gateway = TestGateway::start(&config(&mock, "cost", models, pricing)).await;
     let n = 200;
     let (counts, reasons) = spread(&gateway, n, 8).await;
-    assert_eq!(counts.get("beta"), None, "the dearer model got traffic: {counts:?}");
+    assert_eq!(
+        counts.get("beta"),
+        None,
+        "the dearer model got traffic: {counts:?}"
+    );
     // The two cheapest tie: binomial(200, 0.5), four standard deviations is ±0.14.
     let alpha = share(&counts, "alpha", n);
     assert!((0.36..=0.64).contains(&alpha), "{counts:?}");
