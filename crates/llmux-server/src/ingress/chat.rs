@@ -15,6 +15,7 @@ use llmux_router::{Endpoint, Needs, Target};
 use crate::api_error::ApiError;
 use crate::edge::envelope::Envelope;
 use crate::egress::answer as proxy;
+use crate::egress::send::ClientHeaders;
 use crate::pipeline::attempts::Failure;
 use crate::pipeline::relay::Rewrite;
 use crate::pipeline::{
@@ -29,8 +30,9 @@ pub struct Chat;
 /// attempt that needs it, so a large request is held once, not once per copy.
 pub struct ChatCall {
     bytes: Bytes,
-    /// `OpenAI-Beta` from the client, for the byte path to OpenAI-compatible vendors.
-    beta: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// `OpenAI-Beta` and the credentials' `forward_headers` from the client, for the byte path
+    /// to OpenAI-compatible vendors.
+    client_headers: ClientHeaders,
     request: openai_chat::ChatRequest<'static>,
 }
 
@@ -42,16 +44,20 @@ impl Ingress for Chat {
     type Request = ChatCall;
 
     async fn decode(
-        _gateway: &Gateway,
+        gateway: &Gateway,
         head: &http::request::Parts,
         bytes: Bytes,
     ) -> Result<ChatCall, ApiError> {
         const BETA: http::HeaderName = http::HeaderName::from_static("openai-beta");
         let request = owned(openai_chat::decode_request(&bytes)?);
-        let beta = crate::egress::send::forwarded(&head.headers, &[BETA]);
+        let client_headers = ClientHeaders::capture(
+            &head.headers,
+            &[BETA],
+            &gateway.snapshot.load().forward_headers,
+        );
         Ok(ChatCall {
             bytes,
-            beta,
+            client_headers,
             request,
         })
     }
@@ -162,7 +168,7 @@ async fn same_protocol(
         &endpoint.chat_url,
         upstream_body,
         stream,
-        &chat.beta,
+        &chat.client_headers.for_credential(target.credential),
     )
     .await?;
     if !stream {
