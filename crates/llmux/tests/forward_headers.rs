@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 fn config(mock: &MockUpstream) -> String {
     format!(
         "credentials:
-  - {{ platform: anthropic, value: sk-ant-vendor-0123456789, base_url: \"{url}/v1\", forward_headers: [X-Title, user-agent] }}
+  - {{ platform: anthropic, value: sk-ant-vendor-0123456789, base_url: \"{url}/v1\", forward_headers: [X-Title, user-agent, anthropic-beta] }}
   - {{ name: openai-listed, platform: openai, value: sk-openai-listed-0123456789, base_url: \"{url}/v1\", forward_headers: [http-referer] }}
   - {{ name: openai-plain, platform: openai, value: sk-openai-plain-0123456789, base_url: \"{url}/v1\" }}
   - {{ platform: gemini, value: AIzaVendorKey012345678901234567890123, base_url: \"{url}/v1beta\", forward_headers: [x-tenant] }}
@@ -98,6 +98,7 @@ async fn anthropic_byte_path_forwards_betas_version_and_the_credentials_list() {
     let mock = mock().await;
     let gateway = TestGateway::start(&config(&mock)).await;
     let call = vendor_view(&gateway, &mock, "/v1/messages", messages("via-anthropic")).await;
+    // A default the credential also lists is still sent once.
     assert_eq!(
         values(&call, "anthropic-beta"),
         ["context-management-2025-06-27"]

@@ -103,9 +103,11 @@ impl ClientHeaders {
         defaults: &[http::HeaderName],
         listed: &[http::HeaderName],
     ) -> Self {
-        let take = |names: &[http::HeaderName]| -> Vec<(http::HeaderName, http::HeaderValue)> {
+        let take = |names: &[http::HeaderName], skip: &[http::HeaderName]| {
             names
                 .iter()
+                // A listed name that is also a default is captured once, as a default.
+                .filter(|name| !skip.contains(name))
                 .flat_map(|name| {
                     headers
                         .get_all(name)
@@ -114,11 +116,11 @@ impl ClientHeaders {
                         .take(Self::MAX_VALUES)
                         .map(move |v| (name.clone(), v.clone()))
                 })
-                .collect()
+                .collect::<Vec<_>>()
         };
         Self {
-            defaults: take(defaults),
-            listed: take(listed),
+            defaults: take(defaults, &[]),
+            listed: take(listed, defaults),
         }
     }
 
