@@ -77,6 +77,10 @@ pub struct Credential {
     pub timeouts: Timeouts,
     /// The vendor's quota for this key, enforced by llmux across every replica.
     pub limits: CredentialLimits,
+    /// Client request headers passed on to this vendor on the same-protocol paths, besides the
+    /// defaults (`anthropic-beta`, `anthropic-version`, `openai-beta`): lowercase names, none of
+    /// them refused by [`crate::refused_forward_header`].
+    pub forward_headers: Vec<String>,
 }
 
 /// Requests and tokens per minute a vendor allows one key (`credentials[].limits`). llmux keeps

@@ -111,6 +111,7 @@ pub(crate) fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Config, V
             base_url,
             secret: Secret::new(value),
             fetch_images: vendor.api == Api::Gemini,
+            forward_headers: Vec::new(),
             limits: Default::default(),
             timeouts: crate::Timeouts::default(),
         });
@@ -144,6 +145,7 @@ pub(crate) fn mock(base_url: &Url) -> Config {
             base_url: base_url.clone(),
             secret: Secret::new("mock-key".to_owned()),
             fetch_images: false,
+            forward_headers: Vec::new(),
             limits: Default::default(),
             timeouts: crate::Timeouts::default(),
         }],

@@ -18,6 +18,7 @@ mod config;
 mod demo;
 mod encrypted;
 mod error;
+mod forward;
 mod interpolate;
 mod parse;
 mod raw;
@@ -37,6 +38,7 @@ pub use config::{
     Timeouts, Tls, TlsRoots, UnknownModelPolicy, UnsupportedTools, Weight,
 };
 pub use error::ConfigError;
+pub use forward::refused_forward_header;
 pub use parse::Format;
 pub use secret::Secret;
 

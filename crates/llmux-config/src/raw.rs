@@ -48,6 +48,7 @@ pub(crate) struct RawCredential {
     pub fetch_images: Option<bool>,
     pub timeouts: Option<RawTimeouts>,
     pub limits: Option<RawCredentialLimits>,
+    pub forward_headers: Option<Vec<String>>,
 }
 
 /// `credentials[].limits:` — the vendor's quota for this key, shared by every replica.
@@ -70,6 +71,7 @@ impl std::fmt::Debug for RawCredential {
             .field("fetch_images", &self.fetch_images)
             .field("timeouts", &self.timeouts)
             .field("limits", &self.limits)
+            .field("forward_headers", &self.forward_headers)
             .finish()
     }
 }

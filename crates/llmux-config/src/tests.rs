@@ -4,6 +4,7 @@ mod demo;
 mod discover;
 mod encrypted;
 mod formats;
+mod forward_headers;
 mod interpolation;
 mod routing;
 mod secrets;

@@ -290,6 +290,7 @@ fn credentials(
                 None => default_base_url(vendor, api, &path, errors),
             },
         };
+        let forward_headers = forward_headers(credential.forward_headers.as_deref(), &path, errors);
         if errors.len() == before
             && let Some(base_url) = base_url
         {
@@ -309,7 +310,35 @@ fn credentials(
                 fetch_images: api == Api::Gemini || credential.fetch_images.unwrap_or(false),
                 timeouts: Timeouts::default(),
                 limits: credential_limits(credential.limits.as_ref(), &path, errors),
+                forward_headers,
             });
+        }
+    }
+    out
+}
+
+/// `credentials[].forward_headers`: header names, lowercased and deduplicated; a name that is not
+/// a header name or that must never be forwarded is an error naming why.
+fn forward_headers(
+    raw: Option<&[String]>,
+    path: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (i, name) in raw.unwrap_or_default().iter().enumerate() {
+        let name = name.trim().to_ascii_lowercase();
+        let problem = if !crate::forward::is_header_name(&name) {
+            Some("is not an HTTP header name")
+        } else {
+            crate::refused_forward_header(&name)
+        };
+        match problem {
+            Some(why) => errors.push(ConfigError::new(
+                format!("{path}.forward_headers[{i}]"),
+                format!("'{name}' {why}"),
+            )),
+            None if !out.contains(&name) => out.push(name),
+            None => {}
         }
     }
     out

@@ -5,7 +5,8 @@
 //!
 //! Like the real API, the request body may hold only known top-level fields, and the beta-only
 //! ones ([`BETA_FIELDS`]) only with their `anthropic-beta` value: anything else is a 400
-//! `"<field>: Extra inputs are not permitted"`.
+//! `"<field>: Extra inputs are not permitted"`. `tool_use`/`tool_result` blocks without tools are
+//! a 400 as well.
 
 use std::sync::Arc;
 
@@ -328,6 +329,15 @@ fn facts(request: &Value) -> Facts<'_> {
     }
 }
 
+/// Whether a message holds a `tool_use` or `tool_result` block, which the real API accepts only
+/// when the request defines tools.
+fn has_tool_blocks(request: &Value) -> bool {
+    array_at(request, "messages")
+        .iter()
+        .flat_map(|message| array_at(message, "content"))
+        .any(|block| matches!(str_at(block, "type"), "tool_use" | "tool_result"))
+}
+
 /// Input tokens: words of the system prompt, message text and tool results.
 fn input_tokens(request: &Value) -> u64 {
     let mut words = text::words(&content_text(request.get("system")));
@@ -401,6 +411,12 @@ pub(crate) async fn messages(
     }
     if let Some(message) = crate::content::anthropic_refusal(request) {
         return invalid(&shared, &message);
+    }
+    if array_at(request, "tools").is_empty() && has_tool_blocks(request) {
+        return invalid(
+            &shared,
+            "Requests which include `tool_use` or `tool_result` blocks must define tools.",
+        );
     }
 
     let mut reply = plan::decide(&facts(request));

@@ -10,8 +10,8 @@
 //! buffer, written in one go unless pacing is asked for, on sockets with `TCP_NODELAY`).
 //!
 //! Answers are deterministic: the reply echoes the last user text (or acknowledges a tool
-//! result), declared tools are called with `{"text": <last user text>}`, and token counts are
-//! word counts.
+//! result), declared tools are called with `{"text": <last user text>}` (or as the prompt scripts
+//! it: `mock:call <tool> <JSON object>`, `mock:text`), and token counts are word counts.
 //!
 //! Entry points: [`MockUpstream::start`] for in-process use (with [`MockUpstream::calls`] and
 //! [`MockUpstream::add_fault`]), and [`run`] for `llmux mock-upstream --listen ADDR`. An

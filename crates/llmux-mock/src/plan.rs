@@ -2,6 +2,10 @@
 //!
 //! The rules are the same for every vendor: echo the last user text; after a tool result,
 //! acknowledge it; when tools are declared and allowed, call one (or all, for "parallel").
+//!
+//! A test driving a real client, whose requests it cannot shape, scripts the answer in its
+//! prompt instead: `mock:call <tool> <JSON object>` calls that declared tool with those
+//! arguments, and `mock:text` answers in text although tools are declared.
 
 use crate::text;
 
@@ -58,10 +62,60 @@ impl Reply {
     }
 }
 
+/// An answer scripted in the user text.
+#[derive(Debug, PartialEq, Eq)]
+enum Directive<'a> {
+    /// `mock:call <tool> <JSON object>`.
+    Call { name: &'a str, arguments: String },
+    /// `mock:text`.
+    Text,
+}
+
+/// The first directive in `text`, if any; a `mock:call` without a tool name and a JSON object
+/// is no directive.
+fn directive(text: &str) -> Option<Directive<'_>> {
+    const CALL: &str = "mock:call ";
+    let call = text.find(CALL);
+    let plain = text.find("mock:text");
+    match (call, plain) {
+        (Some(at), plain) if plain.is_none_or(|p| at < p) => {
+            let rest = text[at + CALL.len()..].trim_start();
+            let (name, rest) = rest.split_once(char::is_whitespace)?;
+            // The object ends where its JSON ends; whatever text follows is ignored.
+            let arguments = serde_json::Deserializer::from_str(rest.trim_start())
+                .into_iter::<serde_json::Map<String, serde_json::Value>>()
+                .next()?
+                .ok()?;
+            Some(Directive::Call {
+                name,
+                arguments: serde_json::Value::Object(arguments).to_string(),
+            })
+        }
+        (_, Some(_)) => Some(Directive::Text),
+        _ => None,
+    }
+}
+
 /// Decides the reply for `facts`.
 pub(crate) fn decide(facts: &Facts<'_>) -> Reply {
     if let Some(result) = &facts.tool_result {
         return Reply::Text(format!("Tool result received: {result}"));
+    }
+    match directive(&facts.user_text) {
+        Some(Directive::Text) => return Reply::Text(facts.user_text.clone()),
+        // A `tool_choice` the client set still binds the mock.
+        Some(Directive::Call { .. }) if facts.choice != Choice::Auto => {}
+        Some(Directive::Call { name, arguments }) => {
+            // A call to a tool the client did not offer would be the mock's bug, not the client's.
+            if !facts.tools.contains(&name) {
+                return Reply::Text(format!("mock: tool {name} was not offered"));
+            }
+            return Reply::Tools(vec![ToolCall {
+                name: name.to_owned(),
+                arguments,
+            }]);
+        }
+        None => {}
     }
     let names: Vec<&str> = match facts.choice {
         Choice::None => Vec::new(),
@@ -141,6 +195,34 @@ mod tests {
             panic!("expected tools");
         };
         assert_eq!(calls[0].arguments, r#"{"text":"say \"hi\""}"#);
+    }
+
+    #[test]
+    fn prompt_scripts_the_call_or_a_text_answer() {
+        let f = facts(
+            "Read it. mock:call Read {\"file_path\": \"/w/notes.txt\"} please",
+            &["Agent", "Read"],
+            Choice::Auto,
+        );
+        assert_eq!(
+            decide(&f),
+            Reply::Tools(vec![ToolCall {
+                name: "Read".into(),
+                arguments: r#"{"file_path":"/w/notes.txt"}"#.into(),
+            }])
+        );
+        let missing = facts("mock:call Write {}", &["Read"], Choice::Auto);
+        assert_eq!(
+            decide(&missing),
+            Reply::Text("mock: tool Write was not offered".into())
+        );
+        let plain = facts("hello mock:text", &["Agent"], Choice::Auto);
+        assert_eq!(decide(&plain), Reply::Text("hello mock:text".into()));
+        let refused = facts("mock:call Read {}", &["Read"], Choice::None);
+        assert_eq!(decide(&refused), Reply::Text("mock:call Read {}".into()));
+        // Not a directive: no JSON object after the name.
+        let broken = facts("mock:call Read now", &["Agent", "Read"], Choice::Auto);
+        assert!(matches!(decide(&broken), Reply::Tools(calls) if calls[0].name == "Agent"));
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub struct Snapshot {
     /// Live routing statistics (TTFB average, requests in flight) per combination, carried
     /// across reloads; the latency and least-busy policies read them.
     pub stats: llmux_router::StatsTable,
+    /// Every name some credential lists in `forward_headers`, for capturing client headers.
+    pub forward_headers: Vec<http::HeaderName>,
 }
 
 /// A config that cannot be served, or a reload that cannot be applied live.
@@ -235,6 +237,15 @@ impl Snapshot {
             .iter()
             .map(|c| c.secret.expose().to_owned())
             .collect();
+        let mut forward_headers: Vec<http::HeaderName> = Vec::new();
+        for name in table.credentials().iter().flat_map(|c| &c.forward_headers) {
+            // Validated names always parse; a duplicate is captured once.
+            if let Ok(name) = http::HeaderName::from_bytes(name.as_bytes())
+                && !forward_headers.contains(&name)
+            {
+                forward_headers.push(name);
+            }
+        }
         Ok(Self {
             config,
             table,
@@ -243,6 +254,7 @@ impl Snapshot {
             secrets,
             series: Default::default(),
             stats,
+            forward_headers,
         })
     }
 

@@ -157,9 +157,11 @@ impl Endpoint {
         self.send(&head, &body, self.timeouts.first_byte_ms).await
     }
 
-    /// [`Endpoint::post_json`] with extra header lines after ours: the few client headers a
-    /// same-protocol path forwards (`anthropic-beta`, `openai-beta`), already checked by the
-    /// caller. Names llmux sets itself are never taken from `extra`.
+    /// [`Endpoint::post_json`] with client headers a same-protocol path forwards
+    /// (`anthropic-beta`, `anthropic-version`, `openai-beta`, the credential's
+    /// `forward_headers`): each replaces our header of the same name, and the names that must
+    /// never reach a vendor (auth, cookies, hop-by-hop, framing) are dropped here whatever the
+    /// caller passed.
     pub async fn post_json_with(
         &self,
         url: &Uri,
@@ -175,16 +177,7 @@ impl Endpoint {
         } else {
             &self.json_headers
         };
-        let mut head = wire::request_head("POST", path_of(url), headers, Some(body.len()));
-        // The head ends with the empty line: the extra lines go just before it.
-        head.truncate(head.len().saturating_sub(2));
-        for (name, value) in extra {
-            head.extend_from_slice(name.as_str().as_bytes());
-            head.extend_from_slice(b": ");
-            head.extend_from_slice(value.as_bytes());
-            head.extend_from_slice(b"\r\n");
-        }
-        head.extend_from_slice(b"\r\n");
+        let head = wire::request_head_with("POST", path_of(url), headers, Some(body.len()), extra);
         self.send(&head, &body, self.timeouts.first_byte_ms).await
     }
 

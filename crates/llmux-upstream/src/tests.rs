@@ -80,6 +80,57 @@ async fn sends_only_our_headers_and_reads_the_body_in_chunks() {
 }
 
 #[tokio::test]
+async fn forwarded_headers_replace_ours_and_never_carry_secrets_or_framing() {
+    let (addr, server) = one_answer("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}").await;
+    let endpoint = endpoint("anthropic", &format!("http://{addr}/v1"), 1000);
+    let header = |name: &'static str, value: &'static str| {
+        (
+            http::HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        )
+    };
+    let extra = [
+        header("anthropic-beta", "context-management-2025-06-27"),
+        header("anthropic-version", "2099-01-01"),
+        header("x-title", "my app"),
+        // Whatever a caller passes, these never leave: llmux's key, framing, hop-by-hop.
+        header("x-api-key", "sk-client-key"),
+        header("authorization", "Bearer sk-client-key"),
+        header("host", "evil.example"),
+        header("content-length", "999"),
+        header("transfer-encoding", "chunked"),
+        header("cookie", "session=1"),
+    ];
+    let response = endpoint
+        .post_json_with(&endpoint.messages_url, b"{}".to_vec(), false, &extra)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let head = server.await.unwrap();
+    let lines: Vec<&str> = head.lines().collect();
+    let count = |prefix: &str| lines.iter().filter(|l| l.starts_with(prefix)).count();
+    for (line, times) in [
+        ("anthropic-beta: context-management-2025-06-27", 1),
+        ("anthropic-version: 2099-01-01", 1),
+        ("anthropic-version:", 1),
+        ("x-title: my app", 1),
+        (&*format!("x-api-key: {SECRET}"), 1),
+        ("x-api-key:", 1),
+        (&*format!("host: {addr}"), 1),
+        ("host:", 1),
+        ("content-length: 2", 1),
+        ("content-length:", 1),
+        ("authorization:", 0),
+        ("transfer-encoding:", 0),
+        ("cookie:", 0),
+    ] {
+        assert_eq!(count(line), times, "{line:?} in {head}");
+    }
+    // The forwarded lines come last, and the head still ends with one empty line.
+    assert!(head.contains("x-title: my app\r\n\r\n{}"), "{head:?}");
+}
+
+#[tokio::test]
 async fn does_not_follow_redirects() {
     let (addr, _server) = one_answer(
         "HTTP/1.1 302 Found\r\nlocation: http://127.0.0.1:9/elsewhere\r\ncontent-length: 0\r\n\r\n",

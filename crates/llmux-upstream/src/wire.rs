@@ -59,6 +59,47 @@ pub(crate) fn request_head(
     head
 }
 
+/// [`request_head`] with client headers forwarded after ours. A forwarded header replaces our
+/// line of the same name (the client's `anthropic-version`, or a listed `user-agent`); one that
+/// must never reach a vendor ([`llmux_config::refused_forward_header`]: credentials, cookies,
+/// hop-by-hop, framing) is skipped, whatever the caller passed.
+pub(crate) fn request_head_with(
+    method: &str,
+    path_and_query: &str,
+    lines: &HeaderLines,
+    content_length: Option<usize>,
+    extra: &[(HeaderName, HeaderValue)],
+) -> Vec<u8> {
+    let extra: Vec<&(HeaderName, HeaderValue)> = extra
+        .iter()
+        .filter(|(name, _)| llmux_config::refused_forward_header(name.as_str()).is_none())
+        .collect();
+    let mut head = Vec::with_capacity(method.len() + path_and_query.len() + lines.0.len() + 256);
+    head.extend_from_slice(method.as_bytes());
+    head.push(b' ');
+    head.extend_from_slice(path_and_query.as_bytes());
+    head.extend_from_slice(b" HTTP/1.1\r\n");
+    for line in lines.0.split_inclusive(|&b| b == b'\n') {
+        let name = line.split(|&b| b == b':').next().unwrap_or_default();
+        if !extra.iter().any(|(n, _)| n.as_str().as_bytes() == name) {
+            head.extend_from_slice(line);
+        }
+    }
+    if let Some(length) = content_length {
+        head.extend_from_slice(b"content-length: ");
+        head.extend_from_slice(itoa::Buffer::new().format(length).as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    for (name, value) in extra {
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    head
+}
+
 /// A parsed response head.
 #[derive(Debug)]
 pub(crate) struct Head {

@@ -441,3 +441,27 @@ async fn the_recorded_claude_code_request_passes_with_its_headers() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn tool_history_without_tools_is_refused_like_the_real_api() {
+    let mock = start().await;
+    let history = json!([
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "sunny"}]}
+    ]);
+    let refusal = "Requests which include `tool_use` or `tool_result` blocks must define tools.";
+    for tools in [None, Some(json!([]))] {
+        let mut body = json!({"model": "claude", "max_tokens": 100, "messages": history});
+        if let Some(tools) = tools {
+            body["tools"] = tools;
+        }
+        check_refused(messages(&mock.url(), body).await, refusal).await;
+    }
+    // With tools and tool_choice none (what llmux sends for such history), a text answer.
+    let body = json!({"model": "claude", "max_tokens": 100, "messages": history,
+                      "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}],
+                      "tool_choice": {"type": "none"}});
+    let answer: Value = messages(&mock.url(), body).await.json().await.unwrap();
+    assert_eq!(answer["content"][0]["text"], "Tool result received: sunny");
+}

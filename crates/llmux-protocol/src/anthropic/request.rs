@@ -6,6 +6,8 @@
 //! - `response_format` has no plain-API equivalent (structured outputs are a beta that not every
 //!   model accepts), so it becomes a final system instruction asking for JSON (and the schema).
 //! - Text that is empty or only whitespace is dropped: Anthropic rejects such text blocks.
+//! - History with tool calls or results but no tools offered (Anthropic refuses it) declares the
+//!   tools the history called, with `tool_choice: none` (see `history_tools`).
 //! - Reasoning without an Anthropic signature (from another vendor, or never signed) is dropped
 //!   from history: Anthropic rejects thinking blocks it cannot verify.
 //! - With thinking enabled, Anthropic accepts only `temperature` 1, no `top_k` and a `top_p`
@@ -117,7 +119,16 @@ struct MetadataOut<'a> {
 /// to `budget + default_max_tokens`.
 pub fn encode_request(request: &Request, default_max_tokens: u32) -> Vec<u8> {
     let messages = encode_messages(&request.messages);
-    let tool_choice = encode_tool_choice(request);
+    let mut tools: Vec<ToolOut<'_>> = request.tools.iter().map(encode_tool).collect();
+    let mut tool_choice = encode_tool_choice(request);
+    if tools.is_empty() && has_tool_blocks(&messages) {
+        tools = history_tools(&messages);
+        tool_choice = Some(ToolChoiceOut {
+            kind: "none",
+            name: None,
+            disable_parallel_tool_use: false,
+        });
+    }
     let budget = thinking_budget(request.reasoning.as_ref())
         .filter(|_| thinking_allowed(tool_choice.as_ref(), &messages));
     let mut max_tokens = request.sampling.max_tokens.unwrap_or(default_max_tokens);
@@ -133,7 +144,7 @@ pub fn encode_request(request: &Request, default_max_tokens: u32) -> Vec<u8> {
         max_tokens,
         system: system_text(request),
         messages,
-        tools: request.tools.iter().map(encode_tool).collect(),
+        tools,
         tool_choice,
         stop_sequences: &sampling.stop,
         temperature: sampling
@@ -334,6 +345,58 @@ fn encode_tool(tool: &Tool) -> ToolOut<'_> {
             None => Cow::Owned(empty_schema()),
         },
     }
+}
+
+/// The tool declared when a request's history holds tool calls but no tool of it has a name
+/// Anthropic accepts; `tool_choice: none` keeps the model from calling it.
+const PLACEHOLDER_TOOL: &str = "llmux_no_tools_offered";
+
+/// Whether any turn holds a `tool_use` or `tool_result` block.
+fn has_tool_blocks(messages: &[TurnOut<'_>]) -> bool {
+    messages.iter().flat_map(|turn| &turn.content).any(|block| {
+        matches!(
+            block,
+            BlockOut::ToolUse { .. } | BlockOut::ToolResult { .. }
+        )
+    })
+}
+
+/// Tools for a request that offers none but carries tool history (a follow-up turn, or a
+/// client whose only tools were dropped). Anthropic refuses such a request ("Requests which
+/// include `tool_use` or `tool_result` blocks must define tools"), so the tools the history
+/// called are declared again, with an empty schema, and the caller sets `tool_choice: none`:
+/// the client offered no tool for this turn, so the model must answer in text, as on every
+/// other vendor.
+fn history_tools<'a>(messages: &[TurnOut<'a>]) -> Vec<ToolOut<'a>> {
+    let mut tools: Vec<ToolOut<'a>> = Vec::new();
+    for block in messages.iter().flat_map(|turn| &turn.content) {
+        if let BlockOut::ToolUse { name, .. } = block
+            && is_tool_name(name)
+            && !tools.iter().any(|tool| tool.name == *name)
+        {
+            tools.push(ToolOut {
+                name,
+                description: None,
+                input_schema: Cow::Owned(empty_schema()),
+            });
+        }
+    }
+    if tools.is_empty() {
+        tools.push(ToolOut {
+            name: PLACEHOLDER_TOOL,
+            description: Some("Placeholder: no tool is offered in this turn."),
+            input_schema: Cow::Owned(empty_schema()),
+        });
+    }
+    tools
+}
+
+/// Whether Anthropic accepts `name` as a tool name (`^[a-zA-Z0-9_-]{1,64}$`).
+fn is_tool_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// `tool_choice`, omitted without tools (Anthropic refuses a choice with nothing to choose).

@@ -515,6 +515,56 @@ fn encode_request_merges_turns_and_orders_blocks() {
 }
 
 #[test]
+fn encode_request_declares_history_tools_when_none_are_offered() {
+    // A follow-up turn that carries a tool round trip but offers no tools: Anthropic refuses
+    // tool_use/tool_result blocks without tools, so the history's tools are declared, once
+    // each, and tool_choice none keeps the model answering in text.
+    let round_trip = vec![
+        text(Role::User, "Weather?"),
+        Message {
+            role: Role::Assistant,
+            parts: vec![
+                call("toolu_1", "get_weather", r#"{"city":"Paris"}"#),
+                call("toolu_2", "get_weather", r#"{"city":"Rome"}"#),
+                call("toolu_3", "web.search", "{}"),
+            ],
+        },
+        result("toolu_1", "18C", false),
+        result("toolu_2", "21C", false),
+        result("toolu_3", "nothing", false),
+        text(Role::User, "Thanks, and tomorrow?"),
+    ];
+    let body = check_encode_request(None, &base_request(round_trip.clone()), 1024);
+    assert_eq!(
+        body["tools"],
+        json!([{"name":"get_weather","input_schema":{"type":"object","properties":{}}}]),
+        "a name Anthropic would refuse (web.search) is not declared"
+    );
+    assert_eq!(body["tool_choice"], json!({"type":"none"}));
+
+    // Only names Anthropic refuses: an inert placeholder.
+    let mut odd = round_trip.clone();
+    odd.retain(|m| match m.parts.first() {
+        Some(Part::ToolResult(r)) => r.call_id == "toolu_3",
+        _ => true,
+    });
+    odd[1].parts.drain(..2);
+    let body = check_encode_request(None, &base_request(odd), 1024);
+    assert_eq!(body["tools"][0]["name"], "llmux_no_tools_offered");
+    assert_eq!(body["tools"].as_array().map(Vec::len), Some(1));
+    assert_eq!(body["tool_choice"], json!({"type":"none"}));
+
+    // Offered tools are sent as they are; no history, no tools.
+    let mut offered = base_request(round_trip);
+    offered.tools = vec![weather_tool()];
+    let body = check_encode_request(None, &offered, 1024);
+    assert_eq!(body["tools"][0]["description"], "Weather for a city");
+    assert!(body.get("tool_choice").is_none());
+    let body = check_encode_request(None, &base_request(vec![text(Role::User, "hi")]), 1024);
+    assert!(body.get("tools").is_none() && body.get("tool_choice").is_none());
+}
+
+#[test]
 fn encode_request_drops_empty_text_and_empty_turns() {
     let request = base_request(vec![
         text(Role::User, "a"),

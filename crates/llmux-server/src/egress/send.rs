@@ -75,28 +75,81 @@ pub async fn send(
     send_with(snapshot, target, url, body, stream, &[]).await
 }
 
-/// The client headers a same-protocol path passes on to a vendor of its own API: the beta
-/// switches without which the vendor refuses (or ignores) the beta fields of the body. Nothing
-/// else of the client's is ever forwarded (no auth, cookies or hop-by-hop headers).
-pub fn forwarded(
-    headers: &http::HeaderMap,
-    names: &[http::HeaderName],
-) -> Vec<(http::HeaderName, http::HeaderValue)> {
-    /// Longer values are not forwarded: real beta lists are a few hundred bytes.
-    const MAX_VALUE: usize = 2048;
-    names
-        .iter()
-        .flat_map(|name| {
-            headers
-                .get_all(name)
-                .iter()
-                .filter(|v| v.len() <= MAX_VALUE)
-                .map(move |v| (name.clone(), v.clone()))
-        })
-        .collect()
+/// The client headers a same-protocol path may pass on to a vendor of its own API, captured
+/// when the request is decoded: the protocol's defaults (the beta switches without which the
+/// vendor refuses or ignores the body's beta fields, and `anthropic-version`), and the names some
+/// credential lists in `forward_headers`, of which the chosen credential's own list decides per
+/// attempt. Nothing else of the client's is ever forwarded, and the upstream client drops auth,
+/// cookie, hop-by-hop and framing headers whatever it is given.
+#[derive(Debug, Default)]
+pub struct ClientHeaders {
+    defaults: Vec<(http::HeaderName, http::HeaderValue)>,
+    listed: Vec<(http::HeaderName, http::HeaderValue)>,
 }
 
-/// [`send`] with `extra` header lines (see [`forwarded`]).
+impl ClientHeaders {
+    /// Longer values are not forwarded: real beta lists are a few hundred bytes.
+    const MAX_VALUE: usize = 2048;
+    /// At most this many values of one name are forwarded.
+    const MAX_VALUES: usize = 8;
+
+    /// Captures the `defaults` and `listed` names from the client's `headers`. `listed` is
+    /// every name any credential forwards ([`Snapshot::forward_headers`]); it is read from the
+    /// current snapshot when the request is decoded, and a reload in between can only leave a
+    /// newly listed header out of this one request: what is sent is decided by the attempt's
+    /// credential.
+    pub fn capture(
+        headers: &http::HeaderMap,
+        defaults: &[http::HeaderName],
+        listed: &[http::HeaderName],
+    ) -> Self {
+        let take = |names: &[http::HeaderName], skip: &[http::HeaderName]| {
+            names
+                .iter()
+                // A listed name that is also a default is captured once, as a default.
+                .filter(|name| !skip.contains(name))
+                .flat_map(|name| {
+                    headers
+                        .get_all(name)
+                        .iter()
+                        .filter(|v| v.len() <= Self::MAX_VALUE)
+                        .take(Self::MAX_VALUES)
+                        .map(move |v| (name.clone(), v.clone()))
+                })
+                .collect::<Vec<_>>()
+        };
+        Self {
+            defaults: take(defaults, &[]),
+            listed: take(listed, defaults),
+        }
+    }
+
+    /// What goes to `credential`'s vendor: the defaults, plus the listed headers its
+    /// `forward_headers` names.
+    pub fn for_credential(
+        &self,
+        credential: &llmux_config::Credential,
+    ) -> std::borrow::Cow<'_, [(http::HeaderName, http::HeaderValue)]> {
+        if self.listed.is_empty() || credential.forward_headers.is_empty() {
+            return std::borrow::Cow::Borrowed(&self.defaults);
+        }
+        let mut out = self.defaults.clone();
+        out.extend(
+            self.listed
+                .iter()
+                .filter(|(name, _)| {
+                    credential
+                        .forward_headers
+                        .iter()
+                        .any(|f| f == name.as_str())
+                })
+                .cloned(),
+        );
+        std::borrow::Cow::Owned(out)
+    }
+}
+
+/// [`send`] with `extra` client header lines (see [`ClientHeaders`]).
 pub async fn send_with(
     snapshot: &Snapshot,
     target: &Target<'_>,

@@ -20,6 +20,7 @@ use llmux_router::{Endpoint, Needs, Target};
 use crate::api_error::ApiError;
 use crate::edge::envelope::Envelope;
 use crate::egress::answer as proxy;
+use crate::egress::send::ClientHeaders;
 use crate::ingress::responses::{Responses, ResponsesCall, ResponsesClient};
 use crate::pipeline::attempts::Failure;
 use crate::pipeline::relay::Rewrite;
@@ -44,8 +45,9 @@ pub enum ChatCall {
 /// attempt that needs it, so a large request is held once, not once per copy.
 pub struct ChatBody {
     bytes: Bytes,
-    /// `OpenAI-Beta` from the client, for the byte path to OpenAI-compatible vendors.
-    beta: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// `OpenAI-Beta` and the credentials' `forward_headers` from the client, for the byte path
+    /// to OpenAI-compatible vendors.
+    client_headers: ClientHeaders,
     request: openai_chat::ChatRequest<'static>,
 }
 
@@ -70,10 +72,14 @@ impl Ingress for Chat {
             }
             Err(error) => return Err(error.into()),
         };
-        let beta = crate::egress::send::forwarded(&head.headers, &[BETA]);
+        let client_headers = ClientHeaders::capture(
+            &head.headers,
+            &[BETA],
+            &gateway.snapshot.load().forward_headers,
+        );
         Ok(ChatCall::Chat(ChatBody {
             bytes,
-            beta,
+            client_headers,
             request,
         }))
     }
@@ -263,7 +269,7 @@ async fn same_protocol(
         &endpoint.chat_url,
         upstream_body,
         stream,
-        &chat.beta,
+        &chat.client_headers.for_credential(target.credential),
     )
     .await?;
     if !stream {

@@ -27,6 +27,7 @@ use crate::api_error::{ApiError, status_of};
 use crate::edge::RequestId;
 use crate::edge::envelope::Envelope;
 use crate::egress::answer as proxy;
+use crate::egress::send::ClientHeaders;
 use crate::egress::send::read_body;
 use crate::governance::Caller;
 use crate::pipeline::attempts::Failure;
@@ -213,6 +214,8 @@ pub struct Gemini;
 /// A decoded `generateContent` request.
 pub struct GeminiCall {
     bytes: Bytes,
+    /// The credentials' `forward_headers` from the client, for the byte path to Gemini.
+    client_headers: ClientHeaders,
     /// The model the client named in the path.
     model: String,
     stream: bool,
@@ -234,7 +237,7 @@ impl Ingress for Gemini {
     type Request = GeminiCall;
 
     async fn decode(
-        _gateway: &Gateway,
+        gateway: &Gateway,
         head: &http::request::Parts,
         bytes: Bytes,
     ) -> Result<GeminiCall, ApiError> {
@@ -254,6 +257,11 @@ impl Ingress for Gemini {
             input_estimate: request.estimate_input_tokens(),
             cached_content: decoded.extras.cached_content.is_some(),
             unused: Mutex::new(Some(request)),
+            client_headers: ClientHeaders::capture(
+                &head.headers,
+                &[],
+                &gateway.snapshot.load().forward_headers,
+            ),
             bytes,
             model,
             stream,
@@ -372,12 +380,13 @@ async fn same_protocol(
         .gemini_url(target.upstream_model, request.stream)
         .map_err(|e| ApiError::new(e.kind(), e.to_string()))?;
     let started = Instant::now();
-    let mut response = crate::egress::send::send(
+    let mut response = crate::egress::send::send_with(
         snapshot,
         target,
         &url,
         request.bytes.to_vec(),
         request.stream,
+        &request.client_headers.for_credential(target.credential),
     )
     .await?;
     if !request.stream {

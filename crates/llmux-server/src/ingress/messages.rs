@@ -24,6 +24,7 @@ use crate::api_error::{ApiError, status_of};
 use crate::body;
 use crate::edge::envelope::Envelope;
 use crate::egress::answer::{self as proxy, VendorParam};
+use crate::egress::send::ClientHeaders;
 use crate::egress::send::read_body;
 use crate::pipeline::attempts::Failure;
 use crate::pipeline::translate::{self, ClientEncoder, Translation};
@@ -61,8 +62,9 @@ pub struct Messages;
 /// is never held twice).
 pub struct MessagesCall {
     bytes: Bytes,
-    /// `anthropic-beta` from the client, for the byte path to Anthropic.
-    beta: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// `anthropic-beta`, `anthropic-version` and the credentials' `forward_headers` from the
+    /// client, for the byte path to Anthropic.
+    client_headers: ClientHeaders,
     request: neutral::Request,
     unused: std::sync::Mutex<Option<neutral::Request>>,
     needs: Needs,
@@ -77,12 +79,19 @@ impl Ingress for Messages {
     type Request = MessagesCall;
 
     async fn decode(
-        _gateway: &Gateway,
+        gateway: &Gateway,
         head: &http::request::Parts,
         bytes: Bytes,
     ) -> Result<MessagesCall, ApiError> {
-        const BETA: http::HeaderName = http::HeaderName::from_static("anthropic-beta");
-        let beta = crate::egress::send::forwarded(&head.headers, &[BETA]);
+        const DEFAULTS: [http::HeaderName; 2] = [
+            http::HeaderName::from_static("anthropic-beta"),
+            http::HeaderName::from_static("anthropic-version"),
+        ];
+        let client_headers = ClientHeaders::capture(
+            &head.headers,
+            &DEFAULTS,
+            &gateway.snapshot.load().forward_headers,
+        );
         let mut request = anthropic::decode_request(&bytes)?;
         let input_estimate = request.estimate_input_tokens();
         let needs = translate::needs(&request);
@@ -94,7 +103,7 @@ impl Ingress for Messages {
         full.tools = tools;
         Ok(MessagesCall {
             bytes,
-            beta,
+            client_headers,
             request,
             unused: std::sync::Mutex::new(Some(full)),
             needs,
@@ -212,7 +221,7 @@ async fn same_protocol(
         &endpoint.messages_url,
         upstream_body,
         stream,
-        &request.beta,
+        &request.client_headers.for_credential(target.credential),
     )
     .await?;
     let client_model = json_string(client_model);
