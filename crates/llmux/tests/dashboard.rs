@@ -21,15 +21,19 @@ use serde_json::{Value, json};
 const MASTER: &str = "master-ui-secret-0123456789";
 const FIRST: &str = "sk-ui-first-0123456789abcdef";
 const SECOND: &str = "sk-ui-second-0123456789abcdef";
+/// A credential whose vendor refuses connections (the grafana test opens its breaker).
+const DEAD: &str = "sk-ui-dead-0123456789abcdef";
 
 fn config(mock: &MockUpstream, dir: &std::path::Path) -> String {
     format!(
         "credentials:
   - {{ platform: openai, name: first, value: {FIRST}, base_url: \"{url}/v1\", limits: {{ rpm: 600 }} }}
   - {{ platform: openai, name: second, value: {SECOND}, base_url: \"{url}/v1\" }}
+  - {{ platform: spare, name: dead, value: {DEAD}, base_url: \"http://127.0.0.1:1/v1\" }}
 models:
   - {{ vendor: openai, model: gpt-4o-mini, name: fast }}
   - {{ vendor: openai, model: gpt-4o, name: smart }}
+  - {{ vendor: spare, model: gpt-4o-mini, name: unreachable }}
 auth: {{ master_key: {MASTER}, database: \"sqlite://{keys}\" }}
 log: {{ database: \"sqlite://{log}\" }}
 ",
@@ -191,7 +195,7 @@ async fn config_endpoint_masks_every_secret() {
         .unwrap();
     assert_eq!(response.status(), 200);
     let text = response.text().await.unwrap();
-    for secret in [MASTER, FIRST, SECOND, "0123456789abcdef"] {
+    for secret in [MASTER, FIRST, SECOND, DEAD, "0123456789abcdef"] {
         assert!(!text.contains(secret), "{secret} leaked: {text}");
     }
     let config: Value = serde_json::from_str(&text).unwrap();
@@ -273,4 +277,152 @@ async fn dashboard_in_a_headless_browser() {
             "no screenshot {shot}"
         );
     }
+}
+
+/// The metric names `/metrics` exports: every sample's name, and for each declared family
+/// (`# TYPE`, shown even before its first sample) the names its samples take.
+fn exported_names(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        if let Some(declared) = line.strip_prefix("# TYPE ") {
+            let mut parts = declared.split_whitespace();
+            let (Some(name), Some(kind)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let suffixes: &[&str] = match kind {
+                "counter" => &["_total"],
+                "histogram" => &["_bucket", "_sum", "_count"],
+                _ => &[""],
+            };
+            for suffix in suffixes {
+                names.insert(format!("{name}{suffix}"));
+            }
+        } else if !line.starts_with('#') && !line.is_empty() {
+            let end = line.find(['{', ' ']).unwrap_or(line.len());
+            names.insert(line[..end].to_owned());
+        }
+    }
+    names
+}
+
+/// Every `llmux_…` identifier in a PromQL expression.
+fn named_series(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = expr;
+    while let Some(at) = rest.find("llmux_") {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        names.push(tail[..end].to_owned());
+        rest = &tail[end..];
+    }
+    names
+}
+
+#[tokio::test]
+async fn grafana_dashboard_queries_name_series_llmux_exports() {
+    let mock = mock_with(llmux_mock::MockOptions {
+        chunks: 40,
+        chunk_delay: Duration::from_millis(25),
+        ..llmux_mock::MockOptions::default()
+    })
+    .await;
+    let dir = temp_dir("grafana");
+    let (gateway, _, _) = gateway_with_traffic(&mock, &dir, 3).await;
+    // The reliability series appear once used: a vendor's 429 (a cooldown), and a vendor that
+    // refuses connections until its breaker opens.
+    mock.add_fault(FaultRule {
+        status: Some(429),
+        retry_after: Some("1".into()),
+        times: Some(1),
+        ..FaultRule::default()
+    });
+    let _ = gateway
+        .client
+        .post(format!("{}/v1/chat/completions", gateway.url))
+        .bearer_auth(MASTER)
+        .json(&chat("smart", "hello"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await;
+    for _ in 0..6 {
+        let response = gateway
+            .client
+            .post(format!("{}/v1/chat/completions", gateway.url))
+            .bearer_auth(MASTER)
+            .json(&chat("unreachable", "hello"))
+            .send()
+            .await
+            .unwrap();
+        assert!(!response.status().is_success());
+        let _ = response.bytes().await;
+    }
+    // A stream the client leaves after its first chunk.
+    let mut body = chat("fast", "stream");
+    body["stream"] = json!(true);
+    let mut stream = gateway
+        .client
+        .post(format!("{}/v1/chat/completions", gateway.url))
+        .bearer_auth(MASTER)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(stream.chunk().await.unwrap().is_some());
+    drop(stream);
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let metrics = loop {
+        let response = gateway
+            .client
+            .get(format!("{}/metrics", gateway.url))
+            .bearer_auth(MASTER)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let metrics = response.text().await.unwrap();
+        if metrics.contains("llmux_client_cancellations_total") {
+            break metrics;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no cancellation counted:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let exported = exported_names(&metrics);
+
+    // The new series carry samples after the traffic, labelled by vendor and configured model.
+    for sample in [
+        "llmux_cost_usd_total{vendor=\"openai\",model=\"fast\"}",
+        "llmux_ttfb_seconds_count{vendor=\"openai\",model=\"fast\"}",
+        "llmux_tokens_total{vendor=\"openai\",model=\"fast\",direction=\"input\"}",
+    ] {
+        assert!(metrics.contains(sample), "{sample} missing:\n{metrics}");
+    }
+
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/grafana/llmux.json");
+    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut queries = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            let names = named_series(expr);
+            assert!(!names.is_empty(), "query names no llmux series: {expr}");
+            for name in names {
+                assert!(
+                    exported.contains(&name),
+                    "panel '{}' queries {name}, which llmux does not export",
+                    panel["title"]
+                );
+            }
+            queries += 1;
+        }
+    }
+    assert!(queries >= 10, "only {queries} queries");
 }
