@@ -170,7 +170,7 @@ impl Draft {
         }
         self.sink.traffic.record(&crate::traffic::Sample {
             now_ms: crate::clock::unix_millis(),
-            status: record.status,
+            failed,
             vendor: record.vendor.as_deref(),
             model: &record.requested_model,
             key: record.key_name.as_deref().or(record.key_id.as_deref()),

@@ -26,8 +26,8 @@ const BUCKETS: usize = 76;
 pub struct Sample<'a> {
     /// When it ended, in Unix milliseconds.
     pub now_ms: u64,
-    /// The status sent to the client.
-    pub status: u16,
+    /// Whether it failed: an error status, or a stream that broke after its head.
+    pub failed: bool,
     /// Vendor of the last attempt.
     pub vendor: Option<&'a str>,
     /// The model the client asked for.
@@ -96,7 +96,7 @@ impl Minute {
 pub struct Totals {
     /// Requests finished.
     pub requests: u64,
-    /// Of them, answered with a status ≥ 400.
+    /// Of them, failed (a status ≥ 400, or a stream that broke).
     pub errors: u64,
     /// Input tokens.
     pub input_tokens: u64,
@@ -197,7 +197,7 @@ impl Traffic {
         };
         let totals = Totals {
             requests: 1,
-            errors: u64::from(sample.status >= 400),
+            errors: u64::from(sample.failed),
             input_tokens: sample.input_tokens,
             output_tokens: sample.output_tokens,
             cost_usd: sample.cost_usd,

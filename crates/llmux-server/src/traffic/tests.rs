@@ -3,7 +3,7 @@ use super::*;
 fn sample(now_ms: u64, status: u16, model: &str, latency_ms: u32) -> Sample<'_> {
     Sample {
         now_ms,
-        status,
+        failed: status >= 400,
         vendor: Some("openai"),
         model,
         key: Some("team-a"),

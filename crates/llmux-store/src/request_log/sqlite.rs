@@ -141,7 +141,7 @@ impl RequestLogStore for SqliteLog {
             let rows: Vec<InsertRow<'_>> = records.iter().map(InsertRow::new).collect();
             let mut tx = self.pool.begin().await.map_err(err)?;
             for chunk in rows.chunks(sql::ROWS_PER_STATEMENT) {
-                let statement = sql::insert_sql(chunk.len(), "");
+                let statement = sql::insert_sql(chunk.len(), '?', "");
                 let mut query = sqlx::query(AssertSqlSafe(statement));
                 for row in chunk {
                     query = bind_row!(query, row);
