@@ -56,10 +56,11 @@ const COLUMNS: [&str; 25] = [
 /// 65,535). A batch larger than this is several statements in the same transaction.
 pub(super) const ROWS_PER_STATEMENT: usize = 32_766 / COLUMNS.len();
 
-/// `INSERT … VALUES (…), (…) ON CONFLICT DO NOTHING` for `rows` rows. Placeholders are
-/// `{sigil}1`, `{sigil}2`…: PostgreSQL needs `$`; SQLite gets `?`, because it looks each `$N`
-/// up by name among the ones seen so far (quadratic: a 500-row batch cost 2.4 million
-/// instructions per record), while `?N` is a plain index. `attempts_cast` follows the attempts
+/// `INSERT … VALUES (…), (…) ON CONFLICT DO NOTHING` for `rows` rows. With `sigil` `'$'`
+/// the placeholders are `$1`, `$2`… (PostgreSQL); with `'?'` they are plain `?` (SQLite: it
+/// keeps numbered or named parameters in a list it searches on every lookup, and sqlx looks
+/// each one's name up when binding, so `$N` costs quadratic time in a batch — 2.4 million
+/// instructions per record at 500-row batches). `attempts_cast` follows the attempts
 /// placeholder (`::jsonb` for PostgreSQL). A record already stored (the same time and request
 /// id) is skipped rather than failing its whole batch.
 pub(super) fn insert_sql(rows: usize, sigil: char, attempts_cast: &str) -> String {
@@ -76,7 +77,9 @@ pub(super) fn insert_sql(rows: usize, sigil: char, attempts_cast: &str) -> Strin
                 sql.push_str(", ");
             }
             sql.push(sigil);
-            sql.push_str(&n.to_string());
+            if sigil == '$' {
+                sql.push_str(&n.to_string());
+            }
             if *column == "attempts" {
                 sql.push_str(attempts_cast);
             }

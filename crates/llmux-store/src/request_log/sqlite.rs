@@ -74,6 +74,9 @@ const GET: &str = concat!(
     " FROM llmux_request_log WHERE request_id = $1 ORDER BY time_ms DESC LIMIT 1"
 );
 
+/// The most rows one `INSERT` carries (64 × 25 parameters, well under SQLite's 32,766).
+const STATEMENT_ROWS: usize = 64;
+
 const DELETE_BEFORE: &str = "DELETE FROM llmux_request_log WHERE time_ms < $1";
 
 /// The request log in SQLite.
@@ -140,7 +143,18 @@ impl RequestLogStore for SqliteLog {
             let err = StoreError::database("write the request log");
             let rows: Vec<InsertRow<'_>> = records.iter().map(InsertRow::new).collect();
             let mut tx = self.pool.begin().await.map_err(err)?;
-            for chunk in rows.chunks(sql::ROWS_PER_STATEMENT) {
+            // Statements of 64, 32, 16 … 1 rows only: each is prepared once and then found in
+            // the connection's statement cache, where a statement per batch size would be
+            // parsed again for most batches.
+            let mut rest = &rows[..];
+            while !rest.is_empty() {
+                let n = if rest.len() >= STATEMENT_ROWS {
+                    STATEMENT_ROWS
+                } else {
+                    1 << (usize::BITS - 1 - rest.len().leading_zeros())
+                };
+                let (chunk, tail) = rest.split_at(n);
+                rest = tail;
                 let statement = sql::insert_sql(chunk.len(), '?', "");
                 let mut query = sqlx::query(AssertSqlSafe(statement));
                 for row in chunk {
