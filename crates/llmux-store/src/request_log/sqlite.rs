@@ -94,7 +94,10 @@ impl SqliteLog {
             })?
             .create_if_missing(true)
             // A page query waits for the writer's transaction instead of failing.
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(Duration::from_secs(5))
+            // A small page cache per connection (512 KiB; SQLite's default is 2 MiB): the log
+            // appends and pages through recent rows, and the gateway's RSS budget is tight.
+            .pragma("cache_size", "-512");
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let pool = if in_memory {
             // An in-memory database lives as long as one of its connections: keep exactly one.
