@@ -84,6 +84,10 @@ struct Args {
     /// The llmux binary (default: llmux next to this binary).
     #[arg(long)]
     llmux: Option<PathBuf>,
+    /// Run the gateways with the request log on (metadata only, SQLite in the temp dir), to
+    /// measure its cost against a run without.
+    #[arg(long)]
+    request_log: bool,
     /// Internal: serve the byte relay (the floor) on this address instead of benchmarking.
     #[arg(long, hide = true, requires = "relay_to")]
     relay_listen: Option<std::net::SocketAddr>,
@@ -140,6 +144,13 @@ impl Env {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.request_log {
+        let db = std::env::temp_dir().join(format!("llmux-bench-log-{}.db", std::process::id()));
+        let _ = workloads::REQUEST_LOG.set(format!(
+            "log: {{ database: \"sqlite://{}\" }}\n",
+            db.display()
+        ));
+    }
     if let (Some(listen), Some(to)) = (args.relay_listen, args.relay_to) {
         return relay::run(listen, to);
     }

@@ -364,6 +364,9 @@ fn ingress(same_stream: &str) -> Vec<Spec> {
     ]
 }
 
+/// The `log:` section every main gateway gets, when `--request-log` is given.
+pub static REQUEST_LOG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 /// The main gateway: one alias per (vendor API, mock), each a single combination.
 pub fn main_config(fast: std::net::SocketAddr, paced: std::net::SocketAddr) -> String {
     let mut config = String::from("credentials:\n");
@@ -400,6 +403,9 @@ pub fn main_config(fast: std::net::SocketAddr, paced: std::net::SocketAddr) -> S
     config.push_str(&format!(
         "routing:\n  groups:\n    {CACHED}: {{ cache: exact }}\n"
     ));
+    if let Some(log) = REQUEST_LOG.get() {
+        config.push_str(log);
+    }
     config
 }
 

@@ -234,6 +234,9 @@ async fn edge(
         .and_then(|o| o.upstream_time);
     if let Some(upstream) = upstream_time {
         let total = started.elapsed();
+        if let Some(o) = response.extensions().get::<Outcome>() {
+            o.series.observe_ttfb(&gateway.metrics, total.as_secs_f64());
+        }
         let overhead = total.saturating_sub(upstream);
         gateway
             .metrics

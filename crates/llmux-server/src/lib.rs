@@ -26,6 +26,8 @@ mod response_store;
 mod series;
 mod shared_health;
 mod state;
+mod traffic;
+mod ui;
 
 pub use edge::App;
 pub use governance::Governance;

@@ -19,6 +19,8 @@ pub struct LogSink {
     pub bodies: LogBodies,
     /// The longest body kept.
     pub max_body_bytes: usize,
+    /// The last hour's traffic for the dashboard, fed from the same records.
+    pub traffic: Arc<crate::traffic::Traffic>,
 }
 
 impl LogSink {
@@ -28,6 +30,7 @@ impl LogSink {
             log,
             bodies: config.bodies,
             max_body_bytes: config.max_body_bytes,
+            traffic: Arc::default(),
         }
     }
 }
@@ -165,6 +168,18 @@ impl Draft {
         {
             record.request_body = Some(redacted_body(&body, self.sink.max_body_bytes));
         }
+        self.sink.traffic.record(&crate::traffic::Sample {
+            now_ms: crate::clock::unix_millis(),
+            failed,
+            vendor: record.vendor.as_deref(),
+            model: &record.requested_model,
+            key: record.key_name.as_deref().or(record.key_id.as_deref()),
+            latency_ms: record.total_ms,
+            ttfb_ms: record.ttfb_ms,
+            input_tokens: record.input_tokens.unwrap_or(0),
+            output_tokens: record.output_tokens.unwrap_or(0),
+            cost_usd: record.cost_usd.unwrap_or(0.0),
+        });
         self.sink.log.record(record);
     }
 }

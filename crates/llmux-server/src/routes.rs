@@ -62,6 +62,14 @@ pub enum Handler {
     AdminRequests,
     /// `GET /admin/requests/{id}`: one record with its attempts.
     AdminRequest,
+    /// `GET /admin/traffic`: the last hour per minute, for the dashboard.
+    AdminTraffic,
+    /// `GET /admin/config`: the active configuration, secrets masked.
+    AdminConfig,
+    /// `GET /ui`: the dashboard page.
+    Ui,
+    /// `GET /ui/{asset}`: its script and style sheet.
+    UiAsset,
     Health,
     HealthVendors,
     Metrics,
@@ -175,6 +183,20 @@ pub const ROUTES: &[Route] = &[
         Access::Master,
         Handler::AdminRequest,
     ),
+    route(
+        "/admin/traffic",
+        "admin",
+        Access::Master,
+        Handler::AdminTraffic,
+    ),
+    route(
+        "/admin/config",
+        "admin",
+        Access::Master,
+        Handler::AdminConfig,
+    ),
+    route("/ui", "ui", Access::Open, Handler::Ui),
+    route("/ui/{asset}", "ui", Access::Open, Handler::UiAsset),
 ];
 
 const fn route(path: &'static str, label: &'static str, access: Access, handler: Handler) -> Route {
@@ -240,6 +262,10 @@ fn method_router(handler: Handler) -> MethodRouter<Arc<Gateway>> {
         Handler::AdminKeyUsage => get(admin::usage),
         Handler::AdminRequests => get(admin::requests),
         Handler::AdminRequest => get(admin::request),
+        Handler::AdminTraffic => get(admin::traffic),
+        Handler::AdminConfig => get(admin::config),
+        Handler::Ui => get(crate::ui::index),
+        Handler::UiAsset => get(crate::ui::file),
         Handler::Health => get(info::health),
         Handler::HealthVendors => get(vendors::health),
         Handler::Metrics => get(info::metrics),

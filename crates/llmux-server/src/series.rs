@@ -15,6 +15,7 @@ use llmux_protocol::usage::Usage;
 use llmux_router::Target;
 use llmux_telemetry::metrics::{
     Counter, Histogram, Metrics, RequestLabels, SelectionLabels, TokenLabels, UpstreamLabels,
+    UsdCounter,
 };
 
 use crate::state::Snapshot;
@@ -48,6 +49,10 @@ pub struct Series {
     upstream_duration: OnceLock<Histogram>,
     input_tokens: OnceLock<Counter>,
     output_tokens: OnceLock<Counter>,
+    /// `llmux_cost_usd_total`, with the upstream model's price; `None` for a passed-through
+    /// model (its upstream model varies per request) or one without a price.
+    cost: Option<(llmux_config::Price, OnceLock<UsdCounter>)>,
+    ttfb: OnceLock<Histogram>,
     /// `llmux_requests_total{status="200"}` per entry of [`ROUTES`].
     requests_ok: [OnceLock<Counter>; ROUTES.len()],
     /// The routing response headers' values, built once.
@@ -77,14 +82,19 @@ pub fn of(snapshot: &Snapshot, target: &Target<'_>) -> Arc<Series> {
         None => table.combinations().len() + target.credential_index,
     };
     match slots.get(index) {
-        Some(slot) => slot.get_or_init(|| Arc::new(Series::new(target))).clone(),
+        Some(slot) => slot
+            .get_or_init(|| Arc::new(Series::new(snapshot, target)))
+            .clone(),
         // Not reachable for a target of this snapshot; stay correct anyway.
-        None => Arc::new(Series::new(target)),
+        None => Arc::new(Series::new(snapshot, target)),
     }
 }
 
 impl Series {
-    fn new(target: &Target<'_>) -> Self {
+    fn new(snapshot: &Snapshot, target: &Target<'_>) -> Self {
+        let price = target
+            .combination
+            .and_then(|_| snapshot.config.pricing.price(target.upstream_model));
         Self {
             vendor: target.credential.vendor.clone(),
             credential: target.credential.name.clone(),
@@ -93,6 +103,8 @@ impl Series {
             upstream_duration: OnceLock::new(),
             input_tokens: OnceLock::new(),
             output_tokens: OnceLock::new(),
+            cost: price.map(|price| (price, OnceLock::new())),
+            ttfb: OnceLock::new(),
             requests_ok: Default::default(),
             headers: HeaderValues {
                 vendor: HeaderValue::from_str(&target.credential.vendor).ok(),
@@ -155,9 +167,34 @@ impl Series {
             .observe(seconds);
     }
 
-    /// Adds reported tokens to `llmux_tokens_total`; unreported usage adds nothing.
+    /// `llmux_ttfb_seconds`: the request's time to its response head.
+    pub fn observe_ttfb(&self, metrics: &Metrics, seconds: f64) {
+        self.ttfb
+            .get_or_init(|| metrics.ttfb.get_or_create(&self.upstream_labels()).clone())
+            .observe(seconds);
+    }
+
+    fn upstream_labels(&self) -> UpstreamLabels {
+        UpstreamLabels {
+            vendor: self.vendor.clone(),
+            model: self.model.clone(),
+        }
+    }
+
+    /// Adds reported tokens to `llmux_tokens_total` and their price to `llmux_cost_usd_total`;
+    /// unreported usage adds nothing.
     pub fn add_usage(&self, metrics: &Metrics, usage: Option<Usage>) {
         let Some(usage) = usage else { return };
+        if let Some((price, counter)) = &self.cost {
+            let cost = (usage.prompt_tokens.unwrap_or(0) as f64 * price.input_per_million
+                + usage.completion_tokens.unwrap_or(0) as f64 * price.output_per_million)
+                / 1_000_000.0;
+            if cost > 0.0 {
+                counter
+                    .get_or_init(|| metrics.cost.get_or_create(&self.upstream_labels()).clone())
+                    .inc_by(cost);
+            }
+        }
         for (direction, count, slot) in [
             ("input", usage.prompt_tokens, &self.input_tokens),
             ("output", usage.completion_tokens, &self.output_tokens),

@@ -8,6 +8,9 @@ pub use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::histogram::exponential_buckets;
 use prometheus_client::registry::Registry;
 
+/// A counter of US dollars (fractional).
+pub type UsdCounter = Counter<f64, std::sync::atomic::AtomicU64>;
+
 /// Labels of `llmux_requests_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -100,6 +103,10 @@ pub struct Metrics {
     pub selections: Family<SelectionLabels, Counter>,
     /// Tokens reported by vendors.
     pub tokens: Family<TokenLabels, Counter>,
+    /// US dollars spent, from reported tokens and the price table.
+    pub cost: Family<UpstreamLabels, UsdCounter>,
+    /// Time from a request's arrival to its response head (for a stream: its first content).
+    pub ttfb: Family<UpstreamLabels, Histogram, fn() -> Histogram>,
     /// Attempts after the first.
     pub retries: Family<VendorLabels, Counter>,
     /// Retries that went to a different combination.
@@ -152,6 +159,19 @@ impl Default for Metrics {
         );
         let tokens = Family::<TokenLabels, Counter>::default();
         registry.register("tokens", "Tokens reported by vendors", tokens.clone());
+        let cost = Family::<UpstreamLabels, UsdCounter>::default();
+        registry.register(
+            "cost_usd",
+            "US dollars spent by vendor and model: reported tokens times the price table (configured models only)",
+            cost.clone(),
+        );
+        let ttfb: Family<UpstreamLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(duration_histogram);
+        registry.register(
+            "ttfb_seconds",
+            "Time from a request's arrival to its response head (a stream's first content)",
+            ttfb.clone(),
+        );
         let retries = Family::<VendorLabels, Counter>::default();
         registry.register("retries", "Attempts after the first", retries.clone());
         let failovers = Family::<VendorLabels, Counter>::default();
@@ -228,6 +248,8 @@ impl Default for Metrics {
             upstream_duration,
             selections,
             tokens,
+            cost,
+            ttfb,
             retries,
             failovers,
             breaker_transitions,

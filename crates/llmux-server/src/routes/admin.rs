@@ -216,3 +216,62 @@ pub async fn request(State(gateway): State<Arc<Gateway>>, Path(id): Path<String>
         Err(error) => error.into_response(),
     }
 }
+
+/// `GET /admin/traffic`: the last hour per minute, and by vendor, model and key (the
+/// dashboard's live view).
+pub async fn traffic(State(gateway): State<Arc<Gateway>>) -> Response {
+    match request_log(&gateway) {
+        Ok(sink) => Json(sink.traffic.report(crate::clock::unix_millis())).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// `GET /admin/config`: the active configuration with every secret masked. It is the
+/// validated config's `Debug` text, in which credential values, the master key and database
+/// URLs print as `***`; every credential value and key-shaped string left anywhere is masked
+/// again, in case a value was also written into some other field.
+pub async fn config(State(gateway): State<Arc<Gateway>>) -> Response {
+    let snapshot = gateway.snapshot.load();
+    let config = &snapshot.config;
+    let mut secrets: Vec<&str> = config
+        .credentials
+        .iter()
+        .map(|c| c.secret.expose())
+        .collect();
+    if let Some(auth) = &config.auth {
+        secrets.extend(auth.master_key.as_ref().map(|k| k.expose()));
+    }
+    let credentials: Vec<Value> = config
+        .credentials
+        .iter()
+        .map(|c| {
+            let mut base_url = c.base_url.clone();
+            if !base_url.username().is_empty() || base_url.password().is_some() {
+                let _ = base_url.set_username("***");
+                let _ = base_url.set_password(None);
+            }
+            serde_json::json!({
+                "name": c.name,
+                "vendor": c.vendor,
+                "api": format!("{:?}", c.api).to_lowercase(),
+                "base_url": base_url.as_str(),
+                "value": "***",
+                "limits": {"rpm": c.limits.rpm, "tpm": c.limits.tpm},
+            })
+        })
+        .collect();
+    let models: Vec<Value> = config
+        .models
+        .iter()
+        .map(|m| serde_json::json!({"vendor": m.vendor, "model": m.model, "name": m.name}))
+        .collect();
+    let answer = serde_json::json!({
+        "source": config.source,
+        "credentials": credentials,
+        "models": models,
+        "text": format!("{config:#?}"),
+    });
+    // Scrub the serialized answer as a whole: no field can carry a secret past this.
+    let text = llmux_telemetry::mask::scrub(&answer.to_string(), &secrets);
+    ([(http::header::CONTENT_TYPE, "application/json")], text).into_response()
+}

@@ -105,6 +105,19 @@ fn operations(handler: Handler) -> Vec<Operation> {
             ..op("get", "Prometheus metrics")
         }],
         Handler::OpenApi => vec![op("get", "this document")],
+        Handler::AdminTraffic => vec![op(
+            "get",
+            "the last hour of traffic per minute, by vendor, model and key (the dashboard)",
+        )],
+        Handler::AdminConfig => vec![op("get", "the active configuration, secrets masked")],
+        Handler::Ui => vec![Operation {
+            answer: "text/html",
+            ..op("get", "the dashboard")
+        }],
+        Handler::UiAsset => vec![Operation {
+            answer: "text/plain",
+            ..op("get", "a dashboard asset (script, style sheet)")
+        }],
     }
 }
 

@@ -162,7 +162,7 @@ impl PostgresLog {
         let rows: Vec<InsertRow<'_>> = records.iter().map(InsertRow::new).collect();
         let mut tx = self.pool.begin().await.map_err(err())?;
         for chunk in rows.chunks(sql::ROWS_PER_STATEMENT) {
-            let statement = sql::insert_sql(chunk.len(), "::jsonb");
+            let statement = sql::insert_sql(chunk.len(), '$', "::jsonb");
             let mut query = sqlx::query(AssertSqlSafe(statement));
             for row in chunk {
                 query = bind_row!(query, row);

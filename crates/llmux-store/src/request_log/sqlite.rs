@@ -74,6 +74,9 @@ const GET: &str = concat!(
     " FROM llmux_request_log WHERE request_id = $1 ORDER BY time_ms DESC LIMIT 1"
 );
 
+/// The most rows one `INSERT` carries (64 × 25 parameters, well under SQLite's 32,766).
+const STATEMENT_ROWS: usize = 64;
+
 const DELETE_BEFORE: &str = "DELETE FROM llmux_request_log WHERE time_ms < $1";
 
 /// The request log in SQLite.
@@ -91,7 +94,10 @@ impl SqliteLog {
             })?
             .create_if_missing(true)
             // A page query waits for the writer's transaction instead of failing.
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(Duration::from_secs(5))
+            // A small page cache per connection (512 KiB; SQLite's default is 2 MiB): the log
+            // appends and pages through recent rows, and the gateway's RSS budget is tight.
+            .pragma("cache_size", "-512");
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let pool = if in_memory {
             // An in-memory database lives as long as one of its connections: keep exactly one.
@@ -140,8 +146,19 @@ impl RequestLogStore for SqliteLog {
             let err = StoreError::database("write the request log");
             let rows: Vec<InsertRow<'_>> = records.iter().map(InsertRow::new).collect();
             let mut tx = self.pool.begin().await.map_err(err)?;
-            for chunk in rows.chunks(sql::ROWS_PER_STATEMENT) {
-                let statement = sql::insert_sql(chunk.len(), "");
+            // Statements of 64, 32, 16 … 1 rows only: each is prepared once and then found in
+            // the connection's statement cache, where a statement per batch size would be
+            // parsed again for most batches.
+            let mut rest = &rows[..];
+            while !rest.is_empty() {
+                let n = if rest.len() >= STATEMENT_ROWS {
+                    STATEMENT_ROWS
+                } else {
+                    1 << (usize::BITS - 1 - rest.len().leading_zeros())
+                };
+                let (chunk, tail) = rest.split_at(n);
+                rest = tail;
+                let statement = sql::insert_sql(chunk.len(), '?', "");
                 let mut query = sqlx::query(AssertSqlSafe(statement));
                 for row in chunk {
                     query = bind_row!(query, row);
