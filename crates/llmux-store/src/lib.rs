@@ -34,6 +34,7 @@ mod error;
 mod health_board;
 mod key;
 mod key_store;
+mod lazy_redis;
 mod limiter;
 mod request_log;
 mod responses;

@@ -40,6 +40,11 @@ pub const HEADER: http::HeaderName = http::HeaderName::from_static("x-llmux-cach
 /// Events recorded from one stream at most; a longer stream is not cached.
 const MAX_RECORDED_EVENTS: usize = 100_000;
 
+/// Text recorded from one stream at most (answer, reasoning and tool-call arguments), so a
+/// vendor streaming without end cannot grow a recorder without bound; a longer stream is not
+/// cached.
+const MAX_RECORDED_BYTES: usize = 8 << 20;
+
 /// A cached answer, as stored (JSON).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -129,6 +134,7 @@ impl Fill {
 pub struct Recorder {
     fill: Fill,
     events: Vec<StreamEvent>,
+    bytes: usize,
 }
 
 impl Recorder {
@@ -137,12 +143,16 @@ impl Recorder {
         Self {
             fill,
             events: Vec::new(),
+            bytes: 0,
         }
     }
 
     /// Records `events`; false once the stream is too long to cache (stop recording).
     pub fn record(&mut self, events: &[StreamEvent]) -> bool {
-        if self.events.len() + events.len() > MAX_RECORDED_EVENTS {
+        self.bytes += events.iter().map(text_len).sum::<usize>();
+        if self.events.len() + events.len() > MAX_RECORDED_EVENTS || self.bytes > MAX_RECORDED_BYTES
+        {
+            self.events = Vec::new();
             return false;
         }
         self.events.extend_from_slice(events);
@@ -154,6 +164,26 @@ impl Recorder {
         self.fill.keep(Cached::Stream {
             events: self.events,
         });
+    }
+}
+
+/// The text an event carries (what a long stream accumulates).
+fn text_len(event: &StreamEvent) -> usize {
+    match event {
+        StreamEvent::Start { id, model } => id.len() + model.len(),
+        StreamEvent::TextDelta { text } => text.len(),
+        StreamEvent::ReasoningDelta { text, signature } => {
+            text.len() + signature.as_ref().map_or(0, String::len)
+        }
+        StreamEvent::ToolCallStart {
+            id,
+            name,
+            signature,
+            ..
+        } => id.len() + name.len() + signature.as_ref().map_or(0, String::len),
+        StreamEvent::ToolCallDelta { arguments, .. } => arguments.len(),
+        StreamEvent::Error { message, .. } => message.len(),
+        StreamEvent::Usage(_) | StreamEvent::Finish { .. } => 0,
     }
 }
 
@@ -573,6 +603,28 @@ mod tests {
         .into_events("again".into());
         assert!(matches!(&events[0], StreamEvent::Start { id, .. } if id == "again"));
         assert_eq!(response_of(events).parts, whole.parts);
+    }
+
+    #[test]
+    fn a_stream_longer_than_the_budget_stops_recording() {
+        let store: Arc<dyn AnswerCache> = Arc::new(llmux_store::MemoryAnswerCache::new(1 << 20));
+        let fill = Fill {
+            store,
+            key: "k".into(),
+            ttl_ms: 1000,
+        };
+        let mut recorder = Recorder::new(fill);
+        let chunk = StreamEvent::TextDelta {
+            text: "x".repeat(1 << 20),
+        };
+        for _ in 0..8 {
+            assert!(recorder.record(std::slice::from_ref(&chunk)));
+        }
+        assert!(
+            !recorder.record(&[chunk]),
+            "the ninth MiB is over the budget"
+        );
+        assert!(recorder.events.is_empty(), "what was recorded is released");
     }
 
     #[test]

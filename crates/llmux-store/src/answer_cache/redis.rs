@@ -1,14 +1,11 @@
 //! [`RedisAnswerCache`]: answers in Redis, shared by every replica; Redis expires them.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use ::redis::AsyncCommands;
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use tokio::sync::OnceCell;
+use std::sync::Arc;
 
 use super::AnswerCache;
-use crate::{BoxFuture, StoreError, redact_url};
+use crate::lazy_redis::LazyRedis;
+use crate::{BoxFuture, StoreError};
 
 const DEFAULT_PREFIX: &str = "llmux:cache:";
 
@@ -16,8 +13,7 @@ const DEFAULT_PREFIX: &str = "llmux:cache:";
 /// each with its TTL (`SET … PX`). Bounded by Redis's own `maxmemory` policy. Connects on first
 /// use, so a gateway starts while Redis is down (the request then goes to the vendor).
 pub struct RedisAnswerCache {
-    client: ::redis::Client,
-    conn: OnceCell<ConnectionManager>,
+    redis: LazyRedis,
     prefix: String,
 }
 
@@ -32,13 +28,8 @@ impl std::fmt::Debug for RedisAnswerCache {
 impl RedisAnswerCache {
     /// A cache at `url` (`redis://[user:password@]host[:port][/db]`).
     pub fn new(url: &str) -> Result<Self, StoreError> {
-        let client = ::redis::Client::open(url).map_err(|source| StoreError::InvalidUrl {
-            url: redact_url(url),
-            source: Box::new(source),
-        })?;
         Ok(Self {
-            client,
-            conn: OnceCell::new(),
+            redis: LazyRedis::new(url)?,
             prefix: DEFAULT_PREFIX.to_owned(),
         })
     }
@@ -47,22 +38,6 @@ impl RedisAnswerCache {
     pub fn with_prefix(mut self, prefix: &str) -> Self {
         self.prefix = format!("{prefix}cache:");
         self
-    }
-
-    async fn conn(&self) -> Result<ConnectionManager, StoreError> {
-        let conn = self
-            .conn
-            .get_or_try_init(|| async {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(Duration::from_secs(2)))
-                    .set_response_timeout(Some(Duration::from_secs(1)))
-                    .set_number_of_retries(1);
-                ConnectionManager::new_with_config(self.client.clone(), config)
-                    .await
-                    .map_err(StoreError::redis("connect"))
-            })
-            .await?;
-        Ok(conn.clone())
     }
 }
 
@@ -74,6 +49,7 @@ impl AnswerCache for RedisAnswerCache {
     ) -> BoxFuture<'a, Result<Option<Arc<[u8]>>, StoreError>> {
         Box::pin(async move {
             let value: Option<Vec<u8>> = self
+                .redis
                 .conn()
                 .await?
                 .get(format!("{}{key}", self.prefix))
@@ -94,6 +70,7 @@ impl AnswerCache for RedisAnswerCache {
             let options = ::redis::SetOptions::default()
                 .with_expiration(::redis::SetExpiry::PX(ttl_ms.max(1)));
             let () = self
+                .redis
                 .conn()
                 .await?
                 .set_options(format!("{}{key}", self.prefix), &value[..], options)
@@ -135,7 +112,7 @@ mod tests {
             .put("short", Arc::from(&b"x"[..]), 1, 0)
             .await
             .unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while reader.get("short", 0).await.unwrap().is_some() {
             assert!(std::time::Instant::now() < deadline, "never expired");
             tokio::task::yield_now().await;

@@ -5,21 +5,17 @@
 //! made on first use and remade by the connection manager, so a gateway starts, and keeps
 //! serving on its own breakers, while Redis is down.
 
-use std::time::Duration;
-
 use ::redis::Script;
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use tokio::sync::OnceCell;
 
 use super::{HealthBoard, Mark, MarkKind};
-use crate::{BoxFuture, StoreError, redact_url};
+use crate::lazy_redis::LazyRedis;
+use crate::{BoxFuture, StoreError};
 
 const DEFAULT_KEY: &str = "llmux:health";
 
 /// Marks in a Redis hash (`llmux:health` unless [`RedisHealthBoard::with_prefix`]).
 pub struct RedisHealthBoard {
-    client: ::redis::Client,
-    conn: OnceCell<ConnectionManager>,
+    redis: LazyRedis,
     key: String,
     publish: Script,
     active: Script,
@@ -36,13 +32,8 @@ impl std::fmt::Debug for RedisHealthBoard {
 impl RedisHealthBoard {
     /// A board at `url` (`redis://[user:password@]host[:port][/db]`); connects on first use.
     pub fn new(url: &str) -> Result<Self, StoreError> {
-        let client = ::redis::Client::open(url).map_err(|source| StoreError::InvalidUrl {
-            url: redact_url(url),
-            source: Box::new(source),
-        })?;
         Ok(Self {
-            client,
-            conn: OnceCell::new(),
+            redis: LazyRedis::new(url)?,
             key: DEFAULT_KEY.to_owned(),
             publish: Script::new(include_str!("lua/publish.lua")),
             active: Script::new(include_str!("lua/active.lua")),
@@ -53,22 +44,6 @@ impl RedisHealthBoard {
     pub fn with_prefix(mut self, prefix: &str) -> Self {
         self.key = format!("{prefix}health");
         self
-    }
-
-    async fn conn(&self) -> Result<ConnectionManager, StoreError> {
-        let conn = self
-            .conn
-            .get_or_try_init(|| async {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(Duration::from_secs(2)))
-                    .set_response_timeout(Some(Duration::from_secs(1)))
-                    .set_number_of_retries(1);
-                ConnectionManager::new_with_config(self.client.clone(), config)
-                    .await
-                    .map_err(StoreError::redis("connect"))
-            })
-            .await?;
-        Ok(conn.clone())
     }
 }
 
@@ -82,7 +57,7 @@ impl HealthBoard for RedisHealthBoard {
                 .arg(field)
                 .arg(mark.until_ms)
                 .arg(now_ms)
-                .invoke_async(&mut self.conn().await?)
+                .invoke_async(&mut self.redis.conn().await?)
                 .await
                 .map_err(StoreError::redis("publish health mark"))?;
             Ok(())
@@ -95,7 +70,7 @@ impl HealthBoard for RedisHealthBoard {
                 .active
                 .key(&self.key)
                 .arg(now_ms)
-                .invoke_async(&mut self.conn().await?)
+                .invoke_async(&mut self.redis.conn().await?)
                 .await
                 .map_err(StoreError::redis("read health marks"))?;
             Ok(flat
