@@ -79,7 +79,22 @@ async fn total(llmux: &Path, config: &str, target: &Target, n: usize) -> anyhow:
     }
     let counts = std::fs::read_to_string(out.path())
         .with_context(|| format!("cannot read {}", out.path().display()))?;
+    keep_profile(out.path(), n);
     parse_total(&counts).context("no `summary:` or `totals:` line in the callgrind output")
+}
+
+/// With `LLMUX_BENCH_CALLGRIND_KEEP=<dir>`, copies each profile there as
+/// `callgrind.<requests>.<pid>.out` for `callgrind_annotate`, where the figure alone does not say
+/// which function grew.
+fn keep_profile(profile: &Path, requests: usize) {
+    let Some(dir) = std::env::var_os("LLMUX_BENCH_CALLGRIND_KEEP") else {
+        return;
+    };
+    let dir = Path::new(&dir);
+    let kept = dir.join(format!("callgrind.{requests}.{}.out", std::process::id()));
+    if let Err(err) = std::fs::create_dir_all(dir).and_then(|()| std::fs::copy(profile, &kept)) {
+        eprintln!("cannot keep {}: {err}", kept.display());
+    }
 }
 
 /// The total of the first event (Ir) from a callgrind output file.

@@ -9,6 +9,7 @@
 //! day is a partition and goes with `DROP TABLE`.
 
 use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -25,8 +26,7 @@ use crate::{
 /// Version 1 of the schema. Applied migrations are checksummed: change the schema by adding a
 /// version, never by editing one.
 ///
-/// The primary key leads with the time, so it serves newest-first pages and retention; each
-/// filter has an index that ends in the same order, so a filtered page is an index walk too.
+/// The primary key leads with the time, so it serves newest-first pages and retention.
 const SCHEMA_V1: &str = "
 CREATE TABLE llmux_request_log (
     time_ms INTEGER NOT NULL,
@@ -66,6 +66,19 @@ CREATE INDEX llmux_request_log_vendor ON llmux_request_log (vendor, time_ms, req
 CREATE INDEX llmux_request_log_status ON llmux_request_log (status, time_ms, request_id);
 ";
 
+/// Version 2: the filter indexes go. Each cost a B-tree insert per record (six of eight, with
+/// the table and its primary key), which made logging double the gateway's instructions per
+/// request. A filtered page now walks the primary key newest-first over the time range and
+/// stops at the page's size: recent pages stay instant, and only a filter matching nothing
+/// over a long range reads that range. The request id keeps its index: `GET` by id has no time.
+const SCHEMA_V2: &str = "
+DROP INDEX llmux_request_log_key;
+DROP INDEX llmux_request_log_requested_model;
+DROP INDEX llmux_request_log_upstream_model;
+DROP INDEX llmux_request_log_vendor;
+DROP INDEX llmux_request_log_status;
+";
+
 const PAGE_COLUMNS: &str = select_columns!("attempts");
 
 const GET: &str = concat!(
@@ -76,6 +89,19 @@ const GET: &str = concat!(
 
 /// The most rows one `INSERT` carries (64 × 25 parameters, well under SQLite's 32,766).
 const STATEMENT_ROWS: usize = 64;
+
+/// The `INSERT` for `rows` rows (a power of two up to [`STATEMENT_ROWS`]), written once: the
+/// statement cache is keyed by the text, and writing 64 rows' worth of placeholders for every
+/// lookup cost a thousand instructions per record.
+fn insert_statement(rows: usize) -> &'static str {
+    static STATEMENTS: LazyLock<Vec<String>> = LazyLock::new(|| {
+        (0..=STATEMENT_ROWS.trailing_zeros())
+            .map(|power| sql::insert_sql(1 << power, '?', ""))
+            .collect()
+    });
+    debug_assert!(rows.is_power_of_two() && rows <= STATEMENT_ROWS);
+    &STATEMENTS[rows.trailing_zeros() as usize]
+}
 
 const DELETE_BEFORE: &str = "DELETE FROM llmux_request_log WHERE time_ms < $1";
 
@@ -126,13 +152,33 @@ impl SqliteLog {
 }
 
 fn migrator() -> Migrator {
-    let mut migrator = Migrator::with_migrations(vec![Migration::new(
-        1,
-        "request log".into(),
-        MigrationType::Simple,
-        SCHEMA_V1.into_sql_str(),
-        false,
-    )]);
+    migrator_up_to(i64::MAX)
+}
+
+/// The migrations up to `version` (a test builds a database as an older gateway left it).
+pub(super) fn migrator_up_to(version: i64) -> Migrator {
+    let migrations = vec![
+        Migration::new(
+            1,
+            "request log".into(),
+            MigrationType::Simple,
+            SCHEMA_V1.into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            2,
+            "request log without filter indexes".into(),
+            MigrationType::Simple,
+            SCHEMA_V2.into_sql_str(),
+            false,
+        ),
+    ];
+    let mut migrator = Migrator::with_migrations(
+        migrations
+            .into_iter()
+            .filter(|migration| migration.version <= version)
+            .collect(),
+    );
     migrator.dangerous_set_table_name(sql::MIGRATIONS_TABLE);
     migrator
 }
@@ -158,8 +204,8 @@ impl RequestLogStore for SqliteLog {
                 };
                 let (chunk, tail) = rest.split_at(n);
                 rest = tail;
-                let statement = sql::insert_sql(chunk.len(), '?', "");
-                let mut query = sqlx::query(AssertSqlSafe(statement));
+                let statement = insert_statement(chunk.len());
+                let mut query = sqlx::query(statement);
                 for row in chunk {
                     query = bind_row!(query, row);
                 }

@@ -9,6 +9,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::io::Write as _;
+use std::str::FromStr as _;
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
@@ -576,6 +577,42 @@ async fn reopening_a_sqlite_log_keeps_records_and_skips_applied_migrations() {
         .unwrap();
     let reopened = crate::open_request_log(&url).await.unwrap();
     assert!(reopened.get("r-1").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_version_1_sqlite_log_loses_its_filter_indexes_and_keeps_its_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("v1.db").display());
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
+        .unwrap()
+        .create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    super::sqlite::migrator_up_to(1).run(&pool).await.unwrap();
+    let indexes = |pool: sqlx::SqlitePool| async move {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'index' \
+             AND tbl_name = 'llmux_request_log' AND sql IS NOT NULL",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    assert_eq!(indexes(pool.clone()).await, 6, "version 1 has six indexes");
+    sqlx::query("INSERT INTO llmux_request_log (time_ms, request_id, ingress, requested_model, status, attempts, total_ms, cost_estimated, stream, client_addr, vendor) VALUES (1, 'old-1', 'chat', 'm', 200, '[]', 5, 0, 0, '', 'openai')")
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    let log = crate::open_request_log(&url).await.unwrap();
+    // Only the request id's index is left; filters still find the old record.
+    assert_eq!(indexes(pool).await, 1);
+    assert!(log.get("old-1").await.unwrap().is_some());
+    let filter = RequestFilter {
+        vendor: Some("openai".into()),
+        ..RequestFilter::default()
+    };
+    let page = log.query(&filter).await.unwrap();
+    assert_eq!(page.records.len(), 1, "{page:?}");
 }
 
 #[tokio::test]

@@ -231,7 +231,10 @@ impl Writer {
                 Wake::Retention => {}
                 Wake::Records => {
                     // Wait up to the flush interval for the batch to fill.
-                    let deadline = Instant::now() + self.options.flush_interval;
+                    // One timer for the whole wait: a new one per wake-up would register a
+                    // timer per record when records trickle in one at a time.
+                    let flush_at = sleep_until(Instant::now() + self.options.flush_interval);
+                    tokio::pin!(flush_at);
                     while self.batch.len() < batch_size {
                         let room = batch_size - self.batch.len();
                         tokio::select! {
@@ -246,7 +249,7 @@ impl Writer {
                                     break;
                                 }
                             }
-                            () = sleep_until(deadline) => break,
+                            () = &mut flush_at => break,
                         }
                     }
                     // A flush or shutdown that interrupted the wait writes this batch
