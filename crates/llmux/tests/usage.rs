@@ -134,12 +134,21 @@ async fn every_ingress_reports_the_vendors_cached_and_reasoning_tokens_in_its_sh
     let (key, _) = new_key(&gateway).await;
 
     // Chat: the same-protocol byte path; the usage object is the vendor's own.
-    let chat = post(&gateway, "/v1/chat/completions", &key, &chat("thinker", "hi")).await;
+    let chat = post(
+        &gateway,
+        "/v1/chat/completions",
+        &key,
+        &chat("thinker", "hi"),
+    )
+    .await;
     assert_eq!(chat.status(), 200);
     let chat_id = request_id(&chat);
     let body: Value = chat.json().await.unwrap();
     assert_eq!(body["usage"]["prompt_tokens"], 2006);
-    assert_eq!(body["usage"]["prompt_tokens_details"]["cached_tokens"], 1920);
+    assert_eq!(
+        body["usage"]["prompt_tokens_details"]["cached_tokens"],
+        1920
+    );
     assert_eq!(
         body["usage"]["completion_tokens_details"]["reasoning_tokens"],
         256
@@ -171,7 +180,10 @@ async fn every_ingress_reports_the_vendors_cached_and_reasoning_tokens_in_its_sh
     let body: Value = responses.json().await.unwrap();
     assert_eq!(body["usage"]["input_tokens"], 2006, "{body}");
     assert_eq!(body["usage"]["input_tokens_details"]["cached_tokens"], 1920);
-    assert_eq!(body["usage"]["output_tokens_details"]["reasoning_tokens"], 256);
+    assert_eq!(
+        body["usage"]["output_tokens_details"]["reasoning_tokens"],
+        256
+    );
 
     // Gemini: candidatesTokenCount excludes the thoughts.
     let gemini = gateway
@@ -360,7 +372,10 @@ async fn messages_clients_keep_their_cache_control_on_the_byte_path() {
         .json()
         .await
         .unwrap();
-    assert_eq!(first["usage"]["cache_creation_input_tokens"], 1200, "{first}");
+    assert_eq!(
+        first["usage"]["cache_creation_input_tokens"], 1200,
+        "{first}"
+    );
     let second: Value = post(&gateway, "/v1/messages", &key, &body)
         .await
         .json()
