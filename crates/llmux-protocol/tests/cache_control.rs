@@ -2,6 +2,13 @@
 //! accept them: on content parts, on whole messages, on tools) reach Anthropic on the blocks
 //! they were set on, and nowhere else.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail by panicking"
+)]
+
 use llmux_protocol::{anthropic, gemini, openai_chat};
 use serde_json::{Value, json};
 

@@ -8,6 +8,13 @@
 //! - Gemini: `cachedContentTokenCount`, `thoughtsTokenCount` (`candidatesTokenCount` excludes
 //!   thoughts).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail by panicking"
+)]
+
 use bytes::BytesMut;
 use llmux_protocol::neutral::{Response, StreamEvent, Usage};
 use llmux_protocol::{anthropic, gemini, openai_chat, responses, sse};

@@ -238,9 +238,9 @@ async fn streamed_answers_carry_cached_and_reasoning_tokens() {
     let usage = sse_data(chat)
         .await
         .iter()
+        .rev()
         .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-        .filter(|c| c["usage"].is_object())
-        .last()
+        .find(|c| c["usage"].is_object())
         .expect("a usage chunk")["usage"]
         .clone();
     assert_eq!(usage["prompt_tokens_details"]["cached_tokens"], 1920);
