@@ -673,13 +673,66 @@ pub enum RedisFailure {
     Closed,
 }
 
-/// One model's price.
+/// One model's price, USD per million tokens of each kind.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Price {
-    /// USD per million input tokens.
+    /// Uncached input tokens.
     pub input_per_million: f64,
-    /// USD per million output tokens.
+    /// Output tokens other than reasoning.
     pub output_per_million: f64,
+    /// Input tokens read from the vendor's prompt cache.
+    pub cache_read_per_million: f64,
+    /// Input tokens written to the vendor's prompt cache (Anthropic's 5-minute writes).
+    pub cache_write_per_million: f64,
+    /// Output tokens spent on reasoning.
+    pub reasoning_per_million: f64,
+}
+
+impl Price {
+    /// A price with the default rates for cached and reasoning tokens: cache reads and writes
+    /// at the input price, reasoning at the output price.
+    pub fn flat(input_per_million: f64, output_per_million: f64) -> Self {
+        Self {
+            input_per_million,
+            output_per_million,
+            cache_read_per_million: input_per_million,
+            cache_write_per_million: input_per_million,
+            reasoning_per_million: output_per_million,
+        }
+    }
+
+    /// The dearest of the five rates: what a token of unknown kind may cost at most.
+    pub fn highest_per_million(&self) -> f64 {
+        [
+            self.input_per_million,
+            self.output_per_million,
+            self.cache_read_per_million,
+            self.cache_write_per_million,
+            self.reasoning_per_million,
+        ]
+        .into_iter()
+        .fold(0.0, f64::max)
+    }
+
+    /// The USD cost of `usage`: uncached input × input + cache reads × cache_read + cache
+    /// writes × cache_write + (output − reasoning) × output + reasoning × reasoning. The
+    /// normalized input and output counts include their cached and reasoning parts.
+    pub fn cost(&self, usage: &llmux_protocol::neutral::Usage) -> f64 {
+        let read = usage.cached_input_tokens.unwrap_or(0);
+        let write = usage.cache_creation_input_tokens.unwrap_or(0);
+        let reasoning = usage.reasoning_tokens.unwrap_or(0);
+        let uncached = usage
+            .input_tokens
+            .saturating_sub(read)
+            .saturating_sub(write);
+        let plain_output = usage.output_tokens.saturating_sub(reasoning);
+        (uncached as f64 * self.input_per_million
+            + read as f64 * self.cache_read_per_million
+            + write as f64 * self.cache_write_per_million
+            + plain_output as f64 * self.output_per_million
+            + reasoning as f64 * self.reasoning_per_million)
+            / 1_000_000.0
+    }
 }
 
 /// Prices by model name.
@@ -699,46 +752,51 @@ impl Pricing {
             .map(|(_, price)| *price)
     }
 
-    /// The USD cost of a request.
-    pub fn cost(&self, model: &str, input_tokens: u64, output_tokens: u64) -> Option<f64> {
-        self.price(model).map(|p| {
-            (input_tokens as f64 * p.input_per_million
-                + output_tokens as f64 * p.output_per_million)
-                / 1_000_000.0
-        })
+    /// The USD cost of a request's `usage` on `model` (see [`Price::cost`]).
+    pub fn cost(&self, model: &str, usage: &llmux_protocol::neutral::Usage) -> Option<f64> {
+        self.price(model).map(|p| p.cost(usage))
     }
 
-    /// List prices of common models (USD per million tokens, as published by the vendors in
-    /// 2025–2026); override or extend with `pricing:`.
+    /// List prices of common models (USD per million tokens: input, output, cache read, cache
+    /// write), as the vendors publish them; reasoning is billed as output by all three. Override
+    /// or extend with `pricing:`. Sources (2025–2026):
+    /// - OpenAI, platform.openai.com/docs/pricing: "cached input" per model (0.5× for the
+    ///   gpt-4o family, 0.25× for gpt-4.1 and o-series, 0.1× for gpt-5); writing the cache costs
+    ///   nothing extra, so writes are at the input price.
+    /// - Anthropic, docs.anthropic.com/en/docs/build-with-claude/prompt-caching: cache hits
+    ///   0.1× the input price, 5-minute cache writes 1.25×.
+    /// - Google, ai.google.dev/gemini-api/docs/pricing: "context caching" price (0.25× for
+    ///   2.5 Pro and Flash and 2.0 Flash); storage is billed per hour and not counted here.
     pub fn shipped() -> Self {
-        let table: [(&str, f64, f64); 17] = [
-            ("gpt-4o", 2.50, 10.00),
-            ("gpt-4o-mini", 0.15, 0.60),
-            ("gpt-4.1", 2.00, 8.00),
-            ("gpt-4.1-mini", 0.40, 1.60),
-            ("gpt-4.1-nano", 0.10, 0.40),
-            ("gpt-5", 1.25, 10.00),
-            ("gpt-5-mini", 0.25, 2.00),
-            ("o3", 2.00, 8.00),
-            ("o4-mini", 1.10, 4.40),
-            ("text-embedding-3-small", 0.02, 0.0),
-            ("text-embedding-3-large", 0.13, 0.0),
-            ("claude-sonnet-4", 3.00, 15.00),
-            ("claude-opus-4", 15.00, 75.00),
-            ("claude-haiku-4", 1.00, 5.00),
-            ("gemini-2.5-pro", 1.25, 10.00),
-            ("gemini-2.5-flash", 0.30, 2.50),
-            ("gemini-2.0-flash", 0.10, 0.40),
+        let table: [(&str, f64, f64, f64, f64); 17] = [
+            ("gpt-4o", 2.50, 10.00, 1.25, 2.50),
+            ("gpt-4o-mini", 0.15, 0.60, 0.075, 0.15),
+            ("gpt-4.1", 2.00, 8.00, 0.50, 2.00),
+            ("gpt-4.1-mini", 0.40, 1.60, 0.10, 0.40),
+            ("gpt-4.1-nano", 0.10, 0.40, 0.025, 0.10),
+            ("gpt-5", 1.25, 10.00, 0.125, 1.25),
+            ("gpt-5-mini", 0.25, 2.00, 0.025, 0.25),
+            ("o3", 2.00, 8.00, 0.50, 2.00),
+            ("o4-mini", 1.10, 4.40, 0.275, 1.10),
+            ("text-embedding-3-small", 0.02, 0.0, 0.02, 0.02),
+            ("text-embedding-3-large", 0.13, 0.0, 0.13, 0.13),
+            ("claude-sonnet-4", 3.00, 15.00, 0.30, 3.75),
+            ("claude-opus-4", 15.00, 75.00, 1.50, 18.75),
+            ("claude-haiku-4", 1.00, 5.00, 0.10, 1.25),
+            ("gemini-2.5-pro", 1.25, 10.00, 0.31, 1.25),
+            ("gemini-2.5-flash", 0.30, 2.50, 0.075, 0.30),
+            ("gemini-2.0-flash", 0.10, 0.40, 0.025, 0.10),
         ];
         Self(
             table
                 .iter()
-                .map(|(name, input, output)| {
+                .map(|&(name, input, output, cache_read, cache_write)| {
                     (
-                        (*name).to_owned(),
+                        name.to_owned(),
                         Price {
-                            input_per_million: *input,
-                            output_per_million: *output,
+                            cache_read_per_million: cache_read,
+                            cache_write_per_million: cache_write,
+                            ..Price::flat(input, output)
                         },
                     )
                 })

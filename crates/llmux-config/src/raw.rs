@@ -244,6 +244,12 @@ pub(crate) struct RawAuth {
 pub(crate) struct RawPrice {
     pub input: f64,
     pub output: f64,
+    /// Cache reads; default: the vendor's published multiplier of `input`, else `input`.
+    pub cache_read: Option<f64>,
+    /// Cache writes; default: the vendor's published multiplier of `input`, else `input`.
+    pub cache_write: Option<f64>,
+    /// Reasoning output; default `output`.
+    pub reasoning: Option<f64>,
 }
 
 /// `reliability:`.

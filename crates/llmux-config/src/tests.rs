@@ -6,6 +6,7 @@ mod encrypted;
 mod formats;
 mod forward_headers;
 mod interpolation;
+mod pricing;
 mod routing;
 mod secrets;
 mod seed;

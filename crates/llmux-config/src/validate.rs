@@ -110,20 +110,24 @@ pub(crate) fn validate(
         });
     let mut pricing = crate::Pricing::shipped();
     for (model, price) in &raw.pricing {
-        if price.input < 0.0 || price.output < 0.0 {
-            errors.push(ConfigError::new(
-                format!("pricing.{model}"),
-                "prices must not be negative",
-            ));
+        let rates = [
+            ("input", Some(price.input)),
+            ("output", Some(price.output)),
+            ("cache_read", price.cache_read),
+            ("cache_write", price.cache_write),
+            ("reasoning", price.reasoning),
+        ];
+        for (field, rate) in rates {
+            if rate.is_some_and(|r| !(r >= 0.0 && r.is_finite())) {
+                errors.push(ConfigError::new(
+                    format!("pricing.{model}.{field}"),
+                    "prices must be finite and not negative",
+                ));
+            }
         }
+        let price = price_of(model, price);
         pricing.0.retain(|(name, _)| name != model);
-        pricing.0.push((
-            model.clone(),
-            crate::Price {
-                input_per_million: price.input,
-                output_per_million: price.output,
-            },
-        ));
+        pricing.0.push((model.clone(), price));
     }
     let credentials = credentials
         .into_iter()
@@ -919,4 +923,34 @@ fn reliability(
         ));
     }
     out
+}
+
+/// A `pricing:` entry with its defaults filled in: cache reads and writes at the vendor's
+/// published multiple of the input price when the shipped table knows the model's family
+/// (Anthropic: 0.1× and 1.25×), else at the input price; reasoning at the output price.
+fn price_of(model: &str, raw: &crate::raw::RawPrice) -> crate::Price {
+    let (read_ratio, write_ratio) = published_cache_ratios(model).unwrap_or((1.0, 1.0));
+    crate::Price {
+        input_per_million: raw.input,
+        output_per_million: raw.output,
+        cache_read_per_million: raw.cache_read.unwrap_or(raw.input * read_ratio),
+        cache_write_per_million: raw.cache_write.unwrap_or(raw.input * write_ratio),
+        reasoning_per_million: raw.reasoning.unwrap_or(raw.output),
+    }
+}
+
+/// Cache read and write prices as multiples of the input price, from the shipped entry that
+/// `model` extends (`claude-sonnet-4-5` → `claude-sonnet-4`), or Anthropic's uniform
+/// multipliers for any other Claude model.
+fn published_cache_ratios(model: &str) -> Option<(f64, f64)> {
+    if let Some(price) = crate::Pricing::shipped()
+        .price(model)
+        .filter(|p| p.input_per_million > 0.0)
+    {
+        return Some((
+            price.cache_read_per_million / price.input_per_million,
+            price.cache_write_per_million / price.input_per_million,
+        ));
+    }
+    model.starts_with("claude").then_some((0.1, 1.25))
 }

@@ -437,10 +437,14 @@ pub(crate) async fn messages(
             .collect(),
         Reply::Text(_) => Vec::new(),
     };
+    let cache = match shared.prompt_cache.split(request, input_tokens(request)) {
+        Ok(cache) => cache,
+        Err(message) => return invalid(&shared, &message),
+    };
     let answer = Answer {
         id: shared.ids.anthropic_message(),
         model,
-        input_tokens: input_tokens(request),
+        cache,
         output_tokens: reply.output_tokens(),
         reply: &reply,
         tool_ids,
@@ -465,7 +469,8 @@ pub(crate) async fn messages(
 struct Answer<'a> {
     id: String,
     model: &'a str,
-    input_tokens: u64,
+    /// Input tokens, split by the prompt cache.
+    cache: crate::prompt_cache::Split,
     output_tokens: u64,
     reply: &'a Reply,
     tool_ids: Vec<String>,
@@ -501,11 +506,11 @@ impl Answer<'_> {
             stop_reason: self.stop_reason,
             stop_sequence: (),
             usage: Usage {
-                input_tokens: self.input_tokens,
-                cache_creation_input_tokens: 0,
-                cache_read_input_tokens: 0,
+                input_tokens: self.cache.input,
+                cache_creation_input_tokens: self.cache.write,
+                cache_read_input_tokens: self.cache.read,
                 cache_creation: CacheCreation {
-                    ephemeral_5m_input_tokens: 0,
+                    ephemeral_5m_input_tokens: self.cache.write,
                     ephemeral_1h_input_tokens: 0,
                 },
                 output_tokens: self.output_tokens,
@@ -529,9 +534,9 @@ impl Answer<'_> {
                 stop_reason: (),
                 stop_sequence: (),
                 usage: StartUsage {
-                    input_tokens: self.input_tokens,
-                    cache_creation_input_tokens: 0,
-                    cache_read_input_tokens: 0,
+                    input_tokens: self.cache.input,
+                    cache_creation_input_tokens: self.cache.write,
+                    cache_read_input_tokens: self.cache.read,
                     output_tokens: 1,
                     service_tier: "standard",
                 },

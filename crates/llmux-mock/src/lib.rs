@@ -28,6 +28,7 @@ mod ids;
 mod json;
 mod openai;
 mod plan;
+mod prompt_cache;
 mod respond;
 mod sse;
 mod state;

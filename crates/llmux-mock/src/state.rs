@@ -144,6 +144,8 @@ pub(crate) struct Shared {
     pub ids: Ids,
     calls: Mutex<VecDeque<RawCall>>,
     faults: Mutex<Vec<FaultRule>>,
+    /// Anthropic's prompt cache: the prefixes written so far.
+    pub prompt_cache: crate::prompt_cache::PromptCache,
 }
 
 /// Locks `m`, ignoring poisoning: every critical section here leaves the data consistent.
@@ -158,6 +160,7 @@ impl Shared {
             ids: Ids::default(),
             calls: Mutex::new(VecDeque::new()),
             faults: Mutex::new(Vec::new()),
+            prompt_cache: crate::prompt_cache::PromptCache::default(),
         }
     }
 

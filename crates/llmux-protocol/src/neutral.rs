@@ -57,6 +57,44 @@ pub struct Request {
     /// gateway sends them only to hosts its config allows.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub url_headers: Vec<UrlHeaders>,
+    /// Prompt-cache breakpoints the client set (Anthropic `cache_control`, which the Chat
+    /// ingress accepts too). Only the Anthropic encoder writes them; other vendors cache on
+    /// their own and ignore them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cache_marks: Vec<CacheMark>,
+}
+
+/// A prompt-cache breakpoint: the prompt up to and including `at` may be cached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheMark {
+    /// The block the breakpoint is on.
+    pub at: CacheSpot,
+    /// How long the cache entry lives (`5m` or `1h`); the vendor's default when `None`.
+    pub ttl: Option<String>,
+}
+
+/// Where a [`CacheMark`] sits, by index into the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheSpot {
+    /// `system[i]`.
+    System(usize),
+    /// `messages[message].parts[part]`.
+    Part {
+        /// Index into [`Request::messages`].
+        message: usize,
+        /// Index into that message's parts.
+        part: usize,
+    },
+    /// `tools[i]`.
+    Tool(usize),
+}
+
+impl Request {
+    /// The breakpoint on `spot`, if the client set one.
+    pub fn cache_mark(&self, spot: CacheSpot) -> Option<&CacheMark> {
+        self.cache_marks.iter().find(|mark| mark.at == spot)
+    }
 }
 
 /// Headers to send with the download of one URL.

@@ -1,18 +1,155 @@
-//! Token usage as vendors report it, normalized to one shape.
+//! Token usage as vendors report it on the same-protocol byte paths, read from the `usage`
+//! object alone with a derived struct (no JSON tree). OpenAI Chat names
+//! (`prompt_tokens`, `prompt_tokens_details.cached_tokens`, …) and Open Responses names
+//! (`input_tokens`, `input_tokens_details.cached_tokens`, …) both count cached input inside the
+//! input, so one shape reads both.
 
 use serde::Deserialize;
+
+use crate::neutral;
 
 /// Token counts for one request. Fields a vendor did not report stay `None`: the gateway never
 /// invents usage.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 pub struct Usage {
-    /// Prompt (input) tokens.
+    /// Prompt (input) tokens, cached ones included.
     #[serde(default, alias = "input_tokens")]
     pub prompt_tokens: Option<u64>,
-    /// Completion (output) tokens.
+    /// Completion (output) tokens, reasoning included.
     #[serde(default, alias = "output_tokens")]
     pub completion_tokens: Option<u64>,
     /// Total tokens, as reported.
     #[serde(default)]
     pub total_tokens: Option<u64>,
+    /// Input detail: tokens read from the vendor's prompt cache.
+    #[serde(default, alias = "input_tokens_details")]
+    pub prompt_tokens_details: Option<InputDetails>,
+    /// Output detail: tokens spent on reasoning.
+    #[serde(default, alias = "output_tokens_details")]
+    pub completion_tokens_details: Option<OutputDetails>,
+}
+
+/// `prompt_tokens_details` / `input_tokens_details`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub struct InputDetails {
+    /// Input tokens read from a cache.
+    #[serde(default)]
+    pub cached_tokens: Option<u64>,
+    /// Input tokens written to a cache (OpenAI-compatible relays of Anthropic models report
+    /// them here; OpenAI itself never does).
+    #[serde(default, alias = "cache_write_tokens")]
+    pub cache_creation_tokens: Option<u64>,
+}
+
+/// `completion_tokens_details` / `output_tokens_details`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub struct OutputDetails {
+    /// Output tokens spent on reasoning.
+    #[serde(default)]
+    pub reasoning_tokens: Option<u64>,
+}
+
+impl Usage {
+    /// Input tokens read from a cache, when reported.
+    pub fn cached_tokens(&self) -> Option<u64> {
+        self.prompt_tokens_details.and_then(|d| d.cached_tokens)
+    }
+
+    /// Input tokens written to a cache, when reported.
+    pub fn cache_creation_tokens(&self) -> Option<u64> {
+        self.prompt_tokens_details
+            .and_then(|d| d.cache_creation_tokens)
+    }
+
+    /// Output tokens spent on reasoning, when reported.
+    pub fn reasoning_tokens(&self) -> Option<u64> {
+        self.completion_tokens_details
+            .and_then(|d| d.reasoning_tokens)
+    }
+
+    /// The normalized counts (unreported input or output counts as zero).
+    pub fn to_neutral(&self) -> neutral::Usage {
+        neutral::Usage {
+            input_tokens: self.prompt_tokens.unwrap_or(0),
+            output_tokens: self.completion_tokens.unwrap_or(0),
+            cached_input_tokens: self.cached_tokens(),
+            cache_creation_input_tokens: self.cache_creation_tokens(),
+            reasoning_tokens: self.reasoning_tokens(),
+        }
+    }
+}
+
+impl From<neutral::Usage> for Usage {
+    fn from(usage: neutral::Usage) -> Self {
+        let input = (usage.cached_input_tokens.is_some()
+            || usage.cache_creation_input_tokens.is_some())
+        .then_some(InputDetails {
+            cached_tokens: usage.cached_input_tokens,
+            cache_creation_tokens: usage.cache_creation_input_tokens,
+        });
+        Self {
+            prompt_tokens: Some(usage.input_tokens),
+            completion_tokens: Some(usage.output_tokens),
+            total_tokens: Some(usage.total()),
+            prompt_tokens_details: input,
+            completion_tokens_details: usage.reasoning_tokens.map(|r| OutputDetails {
+                reasoning_tokens: Some(r),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(json: &str) -> Usage {
+        serde_json::from_str(json).expect("usage")
+    }
+
+    #[test]
+    fn reads_chat_cached_and_reasoning_tokens() {
+        let usage = read(
+            r#"{"prompt_tokens":2006,"completion_tokens":300,"total_tokens":2306,
+                "prompt_tokens_details":{"cached_tokens":1920,"audio_tokens":0},
+                "completion_tokens_details":{"reasoning_tokens":256,"audio_tokens":0,
+                  "accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}"#,
+        );
+        let neutral = usage.to_neutral();
+        assert_eq!(neutral.input_tokens, 2006);
+        assert_eq!(neutral.cached_input_tokens, Some(1920));
+        assert_eq!(neutral.reasoning_tokens, Some(256));
+        assert_eq!(neutral.cache_creation_input_tokens, None);
+    }
+
+    #[test]
+    fn reads_responses_detail_names() {
+        let usage = read(
+            r#"{"input_tokens":100,"input_tokens_details":{"cached_tokens":64},
+                "output_tokens":50,"output_tokens_details":{"reasoning_tokens":20},"total_tokens":150}"#,
+        );
+        assert_eq!(usage.cached_tokens(), Some(64));
+        assert_eq!(usage.reasoning_tokens(), Some(20));
+    }
+
+    #[test]
+    fn null_details_are_unreported() {
+        let usage = read(
+            r#"{"prompt_tokens":5,"completion_tokens":1,"prompt_tokens_details":null,"completion_tokens_details":null}"#,
+        );
+        assert_eq!(usage.cached_tokens(), None);
+        assert_eq!(usage.reasoning_tokens(), None);
+    }
+
+    #[test]
+    fn neutral_round_trip_keeps_every_count() {
+        let neutral = neutral::Usage {
+            input_tokens: 120,
+            output_tokens: 30,
+            cached_input_tokens: Some(100),
+            cache_creation_input_tokens: Some(10),
+            reasoning_tokens: Some(12),
+        };
+        assert_eq!(Usage::from(neutral).to_neutral(), neutral);
+    }
 }

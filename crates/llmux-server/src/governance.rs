@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use llmux_config::{Pricing, RedisFailure};
 use llmux_protocol::error::{ErrorKind, GatewayError, RateLimit};
+use llmux_protocol::neutral::Usage;
 use llmux_store::{KeyRecord, KeyStore, Limiter, StoreError};
 use subtle::ConstantTimeEq;
 
@@ -529,8 +530,8 @@ impl Pending {
         self.permit.is_none() && self.quota.is_none()
     }
 
-    /// Settles both parts with `usage` (`Some((0, 0))`: refund everything), in the background.
-    fn settle(self, model: String, usage: Option<(u64, u64)>) {
+    /// Settles both parts with `usage` (`Some(zero)`: refund everything), in the background.
+    fn settle(self, model: String, usage: Option<Usage>) {
         if self.is_empty() {
             return;
         }
@@ -575,7 +576,7 @@ impl Settle {
                 quota: Some(previous),
                 ..Pending::default()
             }
-            .settle(String::new(), Some((0, 0)));
+            .settle(String::new(), Some(Usage::default()));
         }
     }
 
@@ -591,7 +592,7 @@ impl Settle {
             quota,
             ..Pending::default()
         }
-        .settle(String::new(), Some((0, 0)));
+        .settle(String::new(), Some(Usage::default()));
     }
 
     /// The request's body is `bytes` long: what llmux counts as its input if the vendor's usage
@@ -600,9 +601,10 @@ impl Settle {
         self.lock().sent_bytes = bytes as u64;
     }
 
-    /// The answer is complete: charge the real usage (input, output tokens) of `upstream_model`.
-    /// Without usage, llmux's own count is charged instead (see [`Settle::done_or_estimate`]).
-    pub fn done(&self, upstream_model: &str, usage: Option<(u64, u64)>) {
+    /// The answer is complete: charge the real usage of `upstream_model` (its cached and
+    /// reasoning tokens at their own prices). Without usage, llmux's own count is charged
+    /// instead (see [`Settle::done_or_estimate`]).
+    pub fn done(&self, upstream_model: &str, usage: Option<Usage>) {
         self.done_or_estimate(upstream_model, usage, 0);
     }
 
@@ -613,16 +615,23 @@ impl Settle {
     pub fn done_or_estimate(
         &self,
         upstream_model: &str,
-        usage: Option<(u64, u64)>,
+        usage: Option<Usage>,
         output_estimate: u64,
     ) {
         let mut pending = self.take();
         let (usage, estimated) = match usage {
             Some(usage) => (usage, false),
-            None => ((pending.sent_bytes / 4, output_estimate), true),
+            None => (
+                Usage {
+                    input_tokens: pending.sent_bytes / 4,
+                    output_tokens: output_estimate,
+                    ..Usage::default()
+                },
+                true,
+            ),
         };
         if let Some(log) = pending.log.take() {
-            log.usage(upstream_model, usage.0, usage.1);
+            log.usage(upstream_model, usage);
             if estimated {
                 log.with(|record| record.cost_estimated = true);
             }
@@ -635,17 +644,17 @@ impl Settle {
     /// The request ended without an answer (error, cancellation): free the parallel slot and
     /// refund the token reservations.
     pub fn abandon(&self) {
-        self.take().settle(String::new(), Some((0, 0)));
+        self.take().settle(String::new(), Some(Usage::default()));
     }
 }
 
 impl Permit {
-    async fn settle(self, model: &str, usage: Option<(u64, u64)>) {
+    async fn settle(self, model: &str, usage: Option<Usage>) {
         let governance = &self.governance;
         let id = &self.key.id;
         let now = now_unix();
-        if let (Some(tpm), Some((input, output))) = (self.key.tpm, usage) {
-            let delta = (input + output) as i64 - self.reserved as i64;
+        if let (Some(tpm), Some(usage)) = (self.key.tpm, usage) {
+            let delta = usage.total() as i64 - self.reserved as i64;
             if delta != 0
                 && let Err(err) = governance
                     .limiter
@@ -657,11 +666,11 @@ impl Permit {
         }
         let mut cost_micros = 0;
         if !model.is_empty() {
-            let (input, output) = usage.unwrap_or((0, 0));
-            let cost = self.pricing.cost(model, input, output).unwrap_or(0.0);
+            let usage = usage.unwrap_or_default();
+            let cost = self.pricing.cost(model, &usage).unwrap_or(0.0);
             if let Err(err) = governance
                 .keys
-                .record_usage(id, now, input, output, cost)
+                .record_usage(id, now, usage.input_tokens, usage.output_tokens, cost)
                 .await
             {
                 tracing::warn!(error = %err, "could not record key usage");
@@ -687,7 +696,7 @@ impl Drop for Settle {
     fn drop(&mut self) {
         // The last handle going away without done/abandon (a dropped stream): free the slot.
         if Arc::strong_count(&self.0) == 1 {
-            self.take().settle(String::new(), Some((0, 0)));
+            self.take().settle(String::new(), Some(Usage::default()));
         }
     }
 }
@@ -790,8 +799,8 @@ pub async fn admit(
     }
 }
 
-/// The most a request for `model` reserving `tokens` can cost: every token at the output
-/// price (the higher one) of the dearest upstream model the name may reach (itself, or the
+/// The most a request for `model` reserving `tokens` can cost: every token at the highest
+/// rate (output, reasoning or cache write) of the dearest upstream model the name may reach (itself, or the
 /// models of the group it names). `None` when no price is known: the budget is then only
 /// checked, not reserved.
 fn max_cost(config: &llmux_config::Config, model: Option<&str>, tokens: u64) -> Option<f64> {
@@ -801,9 +810,10 @@ fn max_cost(config: &llmux_config::Config, model: Option<&str>, tokens: u64) -> 
         .models
         .iter()
         .filter(|m| m.name.as_deref() == Some(model) || m.model == model)
-        .filter_map(|m| pricing.cost(&m.model, 0, tokens));
+        .filter_map(|m| pricing.price(&m.model));
     grouped
-        .chain(pricing.cost(model, 0, tokens))
+        .chain(pricing.price(model))
+        .map(|price| tokens as f64 * price.highest_per_million() / 1_000_000.0)
         .max_by(f64::total_cmp)
 }
 

@@ -52,7 +52,7 @@ pub struct Draft {
     /// The request body, kept until the status says whether it is wanted.
     body: Mutex<Option<bytes::Bytes>>,
     /// Tokens the vendor reported, for the cost at the end.
-    usage: Mutex<Option<(String, u64, u64)>>,
+    usage: Mutex<Option<(String, llmux_protocol::neutral::Usage)>>,
 }
 
 impl Draft {
@@ -126,9 +126,9 @@ impl Draft {
     }
 
     /// The vendor's usage for the answer from `model`.
-    pub fn usage(&self, model: &str, input: u64, output: u64) {
+    pub fn usage(&self, model: &str, usage: llmux_protocol::neutral::Usage) {
         *self.usage.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some((model.to_owned(), input, output));
+            Some((model.to_owned(), usage));
     }
 
     /// Completes the record (total time, tokens, cost, body) and hands it to the writer; later
@@ -143,15 +143,17 @@ impl Draft {
             return;
         };
         record.total_ms = u32::try_from(self.started.elapsed().as_millis()).unwrap_or(u32::MAX);
-        if let Some((model, input, output)) = self
+        if let Some((model, usage)) = self
             .usage
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
         {
-            record.input_tokens = Some(input);
-            record.output_tokens = Some(output);
-            record.cost_usd = pricing.cost(&model, input, output);
+            record.input_tokens = Some(usage.input_tokens);
+            record.output_tokens = Some(usage.output_tokens);
+            record.cached_tokens = usage.cached_input_tokens;
+            record.reasoning_tokens = usage.reasoning_tokens;
+            record.cost_usd = pricing.cost(&model, &usage);
         }
         let failed = record.status >= 400 || record.error_kind.is_some();
         let keep = match self.sink.bodies {

@@ -186,9 +186,7 @@ impl Series {
     pub fn add_usage(&self, metrics: &Metrics, usage: Option<Usage>) {
         let Some(usage) = usage else { return };
         if let Some((price, counter)) = &self.cost {
-            let cost = (usage.prompt_tokens.unwrap_or(0) as f64 * price.input_per_million
-                + usage.completion_tokens.unwrap_or(0) as f64 * price.output_per_million)
-                / 1_000_000.0;
+            let cost = price.cost(&usage.to_neutral());
             if cost > 0.0 {
                 counter
                     .get_or_init(|| metrics.cost.get_or_create(&self.upstream_labels()).clone())
@@ -220,14 +218,7 @@ impl Series {
         metrics: &Metrics,
         usage: Option<llmux_protocol::neutral::Usage>,
     ) {
-        self.add_usage(
-            metrics,
-            usage.map(|u| Usage {
-                prompt_tokens: Some(u.input_tokens),
-                completion_tokens: Some(u.output_tokens),
-                total_tokens: Some(u.total()),
-            }),
-        );
+        self.add_usage(metrics, usage.map(Usage::from));
     }
 
     /// `llmux_requests_total` for a request this slot answered.

@@ -32,8 +32,8 @@ use serde_json::value::RawValue;
 
 use super::{BlockOut, ImageSourceOut, Input, WireBlock, WireType, compact_json, error_reason};
 use crate::neutral::{
-    self, Image, ImageSource, Message, Part, Reasoning, ReasoningConfig, Request, ResponseFormat,
-    Role, Sampling, Tool, ToolCall, ToolChoice, ToolResult,
+    self, CacheSpot, Image, ImageSource, Message, Part, Reasoning, ReasoningConfig, Request,
+    ResponseFormat, Role, Sampling, Tool, ToolCall, ToolChoice, ToolResult,
 };
 use crate::openai_chat::{InvalidRequest, describe_error, require_object};
 
@@ -50,7 +50,7 @@ struct RequestOut<'a> {
     model: &'a str,
     max_tokens: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
-    system: Option<String>,
+    system: Option<SystemOut<'a>>,
     messages: Vec<TurnOut<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tools: Vec<ToolOut<'a>>,
@@ -76,10 +76,84 @@ fn is_false(value: &bool) -> bool {
     !*value
 }
 
-#[derive(Serialize)]
 struct TurnOut<'a> {
     role: &'static str,
     content: Vec<BlockOut<'a>>,
+    /// Prompt-cache breakpoints: (index into `content`, the marker).
+    cache: Vec<(usize, CacheControlOut<'a>)>,
+}
+
+impl Serialize for TurnOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut turn = serializer.serialize_struct("TurnOut", 2)?;
+        turn.serialize_field("role", self.role)?;
+        turn.serialize_field("content", &ContentOut(self))?;
+        turn.end()
+    }
+}
+
+/// A turn's blocks, each with its `cache_control` when the client set a breakpoint on it.
+struct ContentOut<'t, 'a>(&'t TurnOut<'a>);
+
+impl Serialize for ContentOut<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let turn = self.0;
+        let mut seq = serializer.serialize_seq(Some(turn.content.len()))?;
+        for (i, block) in turn.content.iter().enumerate() {
+            match turn.cache.iter().find(|(at, _)| *at == i) {
+                Some((_, cache_control)) => seq.serialize_element(&Marked {
+                    block,
+                    cache_control,
+                })?,
+                None => seq.serialize_element(block)?,
+            }
+        }
+        seq.end()
+    }
+}
+
+#[derive(Serialize)]
+struct Marked<'b, 'a> {
+    #[serde(flatten)]
+    block: &'b BlockOut<'a>,
+    cache_control: &'b CacheControlOut<'a>,
+}
+
+/// `cache_control: {"type": "ephemeral", "ttl"?}`.
+#[derive(Serialize, Clone, Copy)]
+struct CacheControlOut<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ttl: Option<&'a str>,
+}
+
+impl<'a> CacheControlOut<'a> {
+    fn of(mark: &'a neutral::CacheMark) -> Self {
+        Self {
+            kind: "ephemeral",
+            ttl: mark.ttl.as_deref(),
+        }
+    }
+}
+
+/// `system`: a string, or text blocks when a breakpoint sits on one of them.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum SystemOut<'a> {
+    Text(String),
+    Blocks(Vec<SystemBlockOut<'a>>),
+}
+
+#[derive(Serialize)]
+struct SystemBlockOut<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    text: Cow<'a, str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache_control: Option<CacheControlOut<'a>>,
 }
 
 #[derive(Serialize)]
@@ -88,6 +162,8 @@ struct ToolOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<&'a str>,
     input_schema: Cow<'a, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache_control: Option<CacheControlOut<'a>>,
 }
 
 #[derive(Serialize)]
@@ -118,8 +194,18 @@ struct MetadataOut<'a> {
 /// thinking is enabled, `max_tokens` must exceed the thinking budget; a smaller limit is raised
 /// to `budget + default_max_tokens`.
 pub fn encode_request(request: &Request, default_max_tokens: u32) -> Vec<u8> {
-    let messages = encode_messages(&request.messages);
-    let mut tools: Vec<ToolOut<'_>> = request.tools.iter().map(encode_tool).collect();
+    let messages = encode_messages(request);
+    let mut tools: Vec<ToolOut<'_>> = request
+        .tools
+        .iter()
+        .enumerate()
+        .map(|(i, tool)| ToolOut {
+            cache_control: request
+                .cache_mark(CacheSpot::Tool(i))
+                .map(CacheControlOut::of),
+            ..encode_tool(tool)
+        })
+        .collect();
     let mut tool_choice = encode_tool_choice(request);
     if tools.is_empty() && has_tool_blocks(&messages) {
         tools = history_tools(&messages);
@@ -142,7 +228,7 @@ pub fn encode_request(request: &Request, default_max_tokens: u32) -> Vec<u8> {
     let body = RequestOut {
         model: &request.model,
         max_tokens,
-        system: system_text(request),
+        system: system_out(request),
         messages,
         tools,
         tool_choice,
@@ -208,47 +294,74 @@ fn thinking_budget(reasoning: Option<&ReasoningConfig>) -> Option<u32> {
 }
 
 /// The system prompt: every non-empty instruction, then the JSON instruction standing in for
-/// `response_format`.
-fn system_text(request: &Request) -> Option<String> {
+/// `response_format`; one string, or one block per instruction when the client set a cache
+/// breakpoint on one.
+fn system_out(request: &Request) -> Option<SystemOut<'_>> {
+    let marked = |i: usize| request.cache_mark(CacheSpot::System(i));
+    if (0..request.system.len()).any(|i| marked(i).is_some()) {
+        let mut blocks: Vec<SystemBlockOut<'_>> = request
+            .system
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.trim().is_empty())
+            .map(|(i, s)| SystemBlockOut {
+                kind: "text",
+                text: Cow::Borrowed(s.as_str()),
+                cache_control: marked(i).map(CacheControlOut::of),
+            })
+            .collect();
+        blocks.extend(json_instruction(request).map(|text| SystemBlockOut {
+            kind: "text",
+            text,
+            cache_control: None,
+        }));
+        return Some(SystemOut::Blocks(blocks));
+    }
     let mut parts: Vec<Cow<'_, str>> = request
         .system
         .iter()
         .filter(|s| !s.trim().is_empty())
         .map(|s| Cow::Borrowed(s.as_str()))
         .collect();
+    parts.extend(json_instruction(request));
+    (!parts.is_empty()).then(|| SystemOut::Text(parts.join("\n\n")))
+}
+
+/// The instruction standing in for `response_format` (Anthropic has no JSON mode).
+fn json_instruction(request: &Request) -> Option<Cow<'_, str>> {
     match &request.response_format {
-        Some(ResponseFormat::JsonObject) => {
-            parts.push(Cow::Borrowed("Respond only with a JSON object."));
-        }
+        Some(ResponseFormat::JsonObject) => Some(Cow::Borrowed("Respond only with a JSON object.")),
         Some(ResponseFormat::JsonSchema { schema, .. }) => {
             let schema = serde_json::to_string(schema).unwrap_or_default();
-            parts.push(Cow::Owned(format!(
+            Some(Cow::Owned(format!(
                 "Respond only with a JSON object matching this JSON schema: {schema}"
-            )));
+            )))
         }
-        Some(ResponseFormat::Text) | None => {}
+        Some(ResponseFormat::Text) | None => None,
     }
-    (!parts.is_empty()).then(|| parts.join("\n\n"))
 }
 
 /// A turn being built: `lead` blocks must come first (tool results in a user turn, thinking in
 /// an assistant turn), `rest` keeps the order of everything else.
 struct TurnBuilder<'a> {
     role: &'static str,
-    lead: Vec<BlockOut<'a>>,
-    rest: Vec<BlockOut<'a>>,
+    lead: Vec<(BlockOut<'a>, Option<CacheControlOut<'a>>)>,
+    rest: Vec<(BlockOut<'a>, Option<CacheControlOut<'a>>)>,
 }
 
 /// Neutral messages → alternating Anthropic turns. Tool messages become user turns and
-/// consecutive turns of the same role are merged, since Anthropic requires alternation.
-fn encode_messages(messages: &[Message]) -> Vec<TurnOut<'_>> {
+/// consecutive turns of the same role are merged, since Anthropic requires alternation. A
+/// block keeps the client's cache breakpoint wherever it lands.
+fn encode_messages<'a>(request: &'a Request) -> Vec<TurnOut<'a>> {
     let mut turns: Vec<TurnBuilder<'_>> = Vec::new();
-    for message in messages {
+    for (m, message) in request.messages.iter().enumerate() {
         let assistant = message.role == Role::Assistant;
         let role = if assistant { "assistant" } else { "user" };
         let mut lead = Vec::new();
         let mut rest = Vec::new();
-        for part in &message.parts {
+        let (mut lead_marks, mut rest_marks) = (Vec::new(), Vec::new());
+        for (p, part) in message.parts.iter().enumerate() {
+            let rest_before = rest.len();
             match part {
                 Part::Text { text } if !text.trim().is_empty() => {
                     rest.push(BlockOut::Text { text });
@@ -282,10 +395,34 @@ fn encode_messages(messages: &[Message]) -> Vec<TurnOut<'_>> {
                 }
                 Part::ToolCall(_) | Part::ToolResult(_) | Part::Reasoning(_) => {}
             }
+            let spot = CacheSpot::Part {
+                message: m,
+                part: p,
+            };
+            if let Some(mark) = request.cache_mark(spot).map(CacheControlOut::of) {
+                // Thinking blocks cannot carry a breakpoint; tool results and content can.
+                if matches!(part, Part::ToolResult(_)) && !assistant && !lead.is_empty() {
+                    lead_marks.push((lead.len() - 1, mark));
+                } else if rest.len() > rest_before {
+                    rest_marks.push((rest.len() - 1, mark));
+                }
+            }
         }
         if lead.is_empty() && rest.is_empty() {
             continue;
         }
+        let with_marks = |blocks: Vec<BlockOut<'a>>, marks: Vec<(usize, CacheControlOut<'a>)>| {
+            blocks
+                .into_iter()
+                .enumerate()
+                .map(|(i, block)| {
+                    let mark = marks.iter().find(|(at, _)| *at == i).map(|(_, m)| *m);
+                    (block, mark)
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut lead = with_marks(lead, lead_marks);
+        let mut rest = with_marks(rest, rest_marks);
         match turns.last_mut() {
             Some(turn) if turn.role == role => {
                 turn.lead.append(&mut lead);
@@ -298,9 +435,20 @@ fn encode_messages(messages: &[Message]) -> Vec<TurnOut<'_>> {
         .into_iter()
         .map(|mut turn| {
             turn.lead.append(&mut turn.rest);
+            let mut cache = Vec::new();
+            let content = turn
+                .lead
+                .into_iter()
+                .enumerate()
+                .map(|(i, (block, mark))| {
+                    cache.extend(mark.map(|mark| (i, mark)));
+                    block
+                })
+                .collect();
             TurnOut {
                 role: turn.role,
-                content: turn.lead,
+                content,
+                cache,
             }
         })
         .collect()
@@ -344,6 +492,7 @@ fn encode_tool(tool: &Tool) -> ToolOut<'_> {
             Some(schema) => Cow::Borrowed(schema),
             None => Cow::Owned(empty_schema()),
         },
+        cache_control: None,
     }
 }
 
@@ -378,6 +527,7 @@ fn history_tools<'a>(messages: &[TurnOut<'a>]) -> Vec<ToolOut<'a>> {
                 name,
                 description: None,
                 input_schema: Cow::Owned(empty_schema()),
+                cache_control: None,
             });
         }
     }
@@ -386,6 +536,7 @@ fn history_tools<'a>(messages: &[TurnOut<'a>]) -> Vec<ToolOut<'a>> {
             name: PLACEHOLDER_TOOL,
             description: Some("Placeholder: no tool is offered in this turn."),
             input_schema: Cow::Owned(empty_schema()),
+            cache_control: None,
         });
     }
     tools
@@ -632,6 +783,8 @@ pub fn decode_request(body: &[u8]) -> Result<Request, InvalidRequest> {
         dropped_tools,
         omit_reasoning,
         url_headers: Vec::new(),
+        // The byte path to Anthropic keeps the client's markers; other vendors need none.
+        cache_marks: Vec::new(),
         tool_choice,
         parallel_tool_calls,
         sampling: Sampling {

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 
 use super::{InvalidRequest, describe_error, join_signature, require_object, split_signature};
 use crate::neutral::{
-    self, FileKind, Image, ImageSource, Message, Part, ReasoningConfig, ResponseFormat, Role, Tool,
-    ToolCall, ToolChoice, ToolResult,
+    self, CacheMark, CacheSpot, FileKind, Image, ImageSource, Message, Part, ReasoningConfig,
+    ResponseFormat, Role, Tool, ToolCall, ToolChoice, ToolResult,
 };
 
 #[derive(Deserialize)]
@@ -76,6 +76,41 @@ struct RawMessage {
     name: Option<String>,
     #[serde(default)]
     reasoning_content: Option<String>,
+    /// Anthropic prompt caching on the whole message (as LiteLLM and OpenRouter accept it):
+    /// a breakpoint on its last part.
+    #[serde(default)]
+    cache_control: Option<RawCacheControl>,
+}
+
+/// Anthropic's `cache_control: {"type": "ephemeral", "ttl"?: "5m" | "1h"}`.
+#[derive(Deserialize)]
+struct RawCacheControl {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    ttl: Option<String>,
+}
+
+impl RawCacheControl {
+    /// The breakpoint's ttl, or an error naming `param` for a shape Anthropic would refuse.
+    fn ttl(self, param: &str) -> Result<Option<String>, InvalidRequest> {
+        if self.kind != "ephemeral" {
+            return Err(invalid(
+                format!(
+                    "cache_control type '{}' is not supported (ephemeral)",
+                    self.kind
+                ),
+                &format!("{param}.cache_control"),
+            ));
+        }
+        match self.ttl.as_deref() {
+            None | Some("5m" | "1h") => Ok(self.ttl),
+            Some(other) => Err(invalid(
+                format!("cache_control ttl '{other}' is not supported (5m, 1h)"),
+                &format!("{param}.cache_control.ttl"),
+            )),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -104,6 +139,8 @@ struct RawPart {
     audio_url: Option<RawImageUrl>,
     #[serde(default)]
     input_audio: Option<RawInputAudio>,
+    #[serde(default)]
+    cache_control: Option<RawCacheControl>,
 }
 
 #[derive(Deserialize)]
@@ -167,6 +204,9 @@ struct RawTool {
     kind: String,
     #[serde(default)]
     function: Option<RawToolFunction>,
+    /// Anthropic prompt caching on a tool, beside `function` (LiteLLM's place) or inside it.
+    #[serde(default)]
+    cache_control: Option<RawCacheControl>,
 }
 
 #[derive(Deserialize)]
@@ -178,6 +218,8 @@ struct RawToolFunction {
     parameters: Option<Value>,
     #[serde(default)]
     strict: Option<bool>,
+    #[serde(default)]
+    cache_control: Option<RawCacheControl>,
 }
 
 fn invalid(message: impl Into<String>, param: &str) -> InvalidRequest {
@@ -227,12 +269,20 @@ pub fn decode_neutral_request(body: &[u8]) -> Result<neutral::Request, InvalidRe
     }
     for (i, tool) in raw.tools.unwrap_or_default().into_iter().enumerate() {
         match (tool.kind.as_str(), tool.function) {
-            ("function", Some(f)) => request.tools.push(Tool {
-                name: f.name,
-                description: f.description,
-                parameters: f.parameters,
-                strict: f.strict,
-            }),
+            ("function", Some(mut f)) => {
+                if let Some(cache) = tool.cache_control.or(f.cache_control.take()) {
+                    request.cache_marks.push(CacheMark {
+                        at: CacheSpot::Tool(request.tools.len()),
+                        ttl: cache.ttl(&format!("tools[{i}]"))?,
+                    });
+                }
+                request.tools.push(Tool {
+                    name: f.name,
+                    description: f.description,
+                    parameters: f.parameters,
+                    strict: f.strict,
+                });
+            }
             (kind, _) => {
                 return Err(invalid(
                     format!("tool type '{kind}' is not supported"),
@@ -273,26 +323,50 @@ fn decode_message(
     request: &mut neutral::Request,
 ) -> Result<(), InvalidRequest> {
     let param = format!("messages[{index}]");
-    let text_of = |content: Option<RawContent>| -> Result<String, InvalidRequest> {
+    // Breakpoints on this message's parts (by part index), then one on the whole message.
+    let mut marks: Vec<(usize, Option<String>)> = Vec::new();
+    let message_mark = message.cache_control.map(|c| c.ttl(&param)).transpose()?;
+    let text_of = |content: Option<RawContent>,
+                   marks: &mut Vec<(usize, Option<String>)>|
+     -> Result<String, InvalidRequest> {
         Ok(match content {
             None => String::new(),
             Some(RawContent::Text(t)) => t,
-            Some(RawContent::Parts(parts)) => parts
-                .into_iter()
-                .filter_map(|p| p.text)
-                .collect::<Vec<_>>()
-                .join(""),
+            Some(RawContent::Parts(parts)) => {
+                let mut text = String::new();
+                for (i, part) in parts.into_iter().enumerate() {
+                    if let Some(cache) = part.cache_control {
+                        marks.push((0, cache.ttl(&format!("{param}.content[{i}]"))?));
+                    }
+                    text.extend(part.text);
+                }
+                text
+            }
         })
     };
+    let message_at = request.messages.len();
     match message.role.as_str() {
         "system" | "developer" => {
-            let text = text_of(message.content)?;
+            let text = text_of(message.content, &mut marks)?;
             if !text.is_empty() {
+                // The instruction is one block: a mark on any of its parts marks it.
+                if let Some((_, ttl)) = marks.pop().or(message_mark.map(|ttl| (0, ttl))) {
+                    request.cache_marks.push(CacheMark {
+                        at: CacheSpot::System(request.system.len()),
+                        ttl,
+                    });
+                }
                 request.system.push(text);
             }
+            return Ok(());
         }
         "user" => {
-            let parts = decode_parts(message.content, &param, &mut request.url_headers)?;
+            let parts = decode_parts(
+                message.content,
+                &param,
+                &mut request.url_headers,
+                &mut marks,
+            )?;
             request.messages.push(Message {
                 role: Role::User,
                 parts,
@@ -307,11 +381,16 @@ fn decode_message(
                     redacted: None,
                 }));
             }
+            let first = parts.len();
             parts.extend(decode_parts(
                 message.content,
                 &param,
                 &mut request.url_headers,
+                &mut marks,
             )?);
+            for (part, _) in &mut marks {
+                *part += first;
+            }
             for call in message.tool_calls.unwrap_or_default() {
                 let id = call.id.unwrap_or_default();
                 let (id, id_signature) = split_signature(&id);
@@ -340,7 +419,7 @@ fn decode_message(
                 )
             })?;
             let (call_id, _) = split_signature(&call_id);
-            let content = text_of(message.content)?;
+            let content = text_of(message.content, &mut marks)?;
             request.messages.push(Message {
                 role: Role::Tool,
                 parts: vec![Part::ToolResult(ToolResult {
@@ -358,13 +437,34 @@ fn decode_message(
             ));
         }
     }
+    let parts = request
+        .messages
+        .get(message_at)
+        .map_or(0, |m| m.parts.len());
+    if let (Some(ttl), Some(last)) = (message_mark, parts.checked_sub(1)) {
+        marks.push((last, ttl));
+    }
+    for (part, ttl) in marks {
+        if part < parts {
+            request.cache_marks.push(CacheMark {
+                at: CacheSpot::Part {
+                    message: message_at,
+                    part,
+                },
+                ttl,
+            });
+        }
+    }
     Ok(())
 }
 
+/// The parts of a message's content. A part's `cache_control` becomes a breakpoint in `marks`
+/// (by index into the returned parts).
 fn decode_parts(
     content: Option<RawContent>,
     param: &str,
     url_headers: &mut Vec<neutral::UrlHeaders>,
+    marks: &mut Vec<(usize, Option<String>)>,
 ) -> Result<Vec<Part>, InvalidRequest> {
     let parts = match content {
         None => return Ok(Vec::new()),
@@ -378,7 +478,9 @@ fn decode_parts(
         Some(RawContent::Parts(parts)) => parts,
     };
     let mut out = Vec::with_capacity(parts.len());
-    for (i, part) in parts.into_iter().enumerate() {
+    for (i, mut part) in parts.into_iter().enumerate() {
+        let cache = part.cache_control.take();
+        let before = out.len();
         match part.kind.as_str() {
             "text" | "input_text" => {
                 if let Some(text) = part.text.filter(|t| !t.is_empty()) {
@@ -467,6 +569,11 @@ fn decode_parts(
                     &format!("{param}.content[{i}]"),
                 ));
             }
+        }
+        if let Some(cache) = cache
+            && out.len() > before
+        {
+            marks.push((out.len() - 1, cache.ttl(&format!("{param}.content[{i}]"))?));
         }
     }
     Ok(out)

@@ -104,12 +104,7 @@ pub async fn read_json(
     let series = crate::series::of(snapshot, target);
     series.observe_upstream(&gateway.metrics, started.elapsed().as_secs_f64());
     series.add_usage(&gateway.metrics, rewritten.usage);
-    let tokens = rewritten.usage.map(|u| {
-        (
-            u.prompt_tokens.unwrap_or(0),
-            u.completion_tokens.unwrap_or(0),
-        )
-    });
+    let tokens = rewritten.usage.map(|u| u.to_neutral());
     // Without the vendor's usage, the answer's bytes are llmux's count of the output.
     settle.done_or_estimate(target.upstream_model, tokens, (body.len() / 4) as u64);
     Ok(rewritten.body)

@@ -31,11 +31,10 @@ pub(crate) struct QuotaCharge {
 }
 
 impl QuotaCharge {
-    /// Corrects the reservation with the real usage (`Some((0, 0))` refunds it; unknown usage
-    /// keeps it).
-    pub(crate) async fn settle(self, usage: Option<(u64, u64)>) {
-        let Some((input, output)) = usage else { return };
-        let delta = (input + output) as i64 - self.reserved as i64;
+    /// Corrects the reservation with the real usage (zero refunds it; unknown usage keeps it).
+    pub(crate) async fn settle(self, usage: Option<llmux_protocol::neutral::Usage>) {
+        let Some(usage) = usage else { return };
+        let delta = usage.total() as i64 - self.reserved as i64;
         if delta != 0
             && let Err(err) = self
                 .limiter

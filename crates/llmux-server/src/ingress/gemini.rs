@@ -397,10 +397,7 @@ async fn same_protocol(
         )
         .await?;
         let usage = gemini::decode_response(&body, 0).ok().and_then(|r| r.usage);
-        settle.done(
-            target.upstream_model,
-            usage.map(|u| (u.input_tokens, u.output_tokens)),
-        );
+        settle.done(target.upstream_model, usage);
         let series = crate::series::of(snapshot, target);
         series.observe_upstream(&gateway.metrics, started.elapsed().as_secs_f64());
         series.add_neutral_usage(&gateway.metrics, usage);
@@ -576,11 +573,17 @@ impl Ingress for GeminiEmbed {
                 prompt_tokens: Some(input),
                 completion_tokens: None,
                 total_tokens: Some(input),
+                ..Usage::default()
             }),
         );
         call.settle.done(
             target.upstream_model,
-            answer.prompt_tokens.map(|input| (input, 0)),
+            answer
+                .prompt_tokens
+                .map(|input| llmux_protocol::neutral::Usage {
+                    input_tokens: input,
+                    ..Default::default()
+                }),
         );
         Ok(Answer::Json(embed::encode_response(
             &answer.vectors,

@@ -233,10 +233,7 @@ async fn same_protocol(
         )
         .await?;
         let usage = anthropic::decode_response(&body).ok().and_then(|r| r.usage);
-        settle.done(
-            target.upstream_model,
-            usage.map(|u| (u.input_tokens, u.output_tokens)),
-        );
+        settle.done(target.upstream_model, usage);
         crate::series::of(snapshot, target).add_neutral_usage(&gateway.metrics, usage);
         return Ok(Answer::Json(rewrite_response(&body, &client_model).body));
     }

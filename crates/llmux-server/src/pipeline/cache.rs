@@ -218,7 +218,8 @@ pub fn answer_hit<I: Ingress>(
     draft: Option<&crate::request_log::Draft>,
 ) -> axum::response::Response {
     let group = facts.model.unwrap_or_default();
-    call.settle.done(group, Some((0, 0)));
+    call.settle
+        .done(group, Some(llmux_protocol::neutral::Usage::default()));
     let Some(hooks) = I::cache() else {
         // A hit is only ever found through the ingress's hooks.
         return I::ENVELOPE.render(crate::api_error::ApiError::new(

@@ -51,12 +51,7 @@ impl StreamContext {
         streamed: u64,
     ) {
         if answered {
-            let tokens = usage.map(|u| {
-                (
-                    u.prompt_tokens.unwrap_or(0),
-                    u.completion_tokens.unwrap_or(0),
-                )
-            });
+            let tokens = usage.map(|u| u.to_neutral());
             self.settle
                 .done_or_estimate(&self.upstream_model, tokens, streamed);
         }
@@ -81,12 +76,7 @@ impl StreamContext {
         if let Some(health) = &self.health {
             health.release();
         }
-        let tokens = usage.map(|u| {
-            (
-                u.prompt_tokens.unwrap_or(0),
-                u.completion_tokens.unwrap_or(0),
-            )
-        });
+        let tokens = usage.map(|u| u.to_neutral());
         self.settle
             .done_or_estimate(&self.upstream_model, tokens, streamed);
     }

@@ -242,11 +242,7 @@ impl<E: ClientEncoder> Strategy for Translation<E> {
     }
 
     fn usage(&self) -> Option<Usage> {
-        self.usage.map(|u| Usage {
-            prompt_tokens: Some(u.input_tokens),
-            completion_tokens: Some(u.output_tokens),
-            total_tokens: Some(u.total()),
-        })
+        self.usage.map(Usage::from)
     }
 }
 
@@ -286,10 +282,7 @@ pub async fn attempt<E: ClientEncoder>(
     let response = send(gateway, snapshot, target, &mut request).await?;
     if !request.stream {
         let answer = read_response(gateway, snapshot, target, response, started).await?;
-        call.settle.done(
-            target.upstream_model,
-            answer.usage.map(|u| (u.input_tokens, u.output_tokens)),
-        );
+        call.settle.done(target.upstream_model, answer.usage);
         return Ok(NeutralAnswer::Whole(answer));
     }
     let strategy = Translation::new(target.credential.api, encoder).recording(call.fill);
