@@ -6,6 +6,7 @@ mod encrypted;
 mod formats;
 mod forward_headers;
 mod interpolation;
+mod responses_mode;
 mod routing;
 mod secrets;
 mod seed;
