@@ -161,6 +161,20 @@ impl Ids {
             .is_some_and(|rest| self.tag(kind, &rest[..16]) == rest[16..])
     }
 
+    /// A signature over `payload`: a nonce and the [`Ids::tag`] of the nonce with the payload.
+    pub fn sign(&self, kind: &str, payload: &str) -> String {
+        let nonce = format!("{:016x}", self.next());
+        let tag = self.tag(kind, &format!("{nonce}{payload}"));
+        format!("{nonce}{tag}")
+    }
+
+    /// Whether `signature` is this server's [`Ids::sign`] of `payload`.
+    pub fn verify_signature(&self, kind: &str, payload: &str, signature: &str) -> bool {
+        signature.len() == 32
+            && signature.is_char_boundary(16)
+            && self.tag(kind, &format!("{}{payload}", &signature[..16])) == signature[16..]
+    }
+
     /// A `system_fingerprint` that stays the same for the life of the server.
     pub fn fingerprint(&self) -> String {
         format!("fp_{:010x}", self.seed >> 24)

@@ -336,8 +336,8 @@ async fn run<I: Ingress>(
         let exhausted = match result {
             Ok(committed) => {
                 let fallback = (path.len() > 1).then(|| path.last().copied()).flatten();
-                let translated = call.fill.is_some()
-                    || I::PASSTHROUGH != Some(committed.target.credential.api);
+                let translated =
+                    call.fill.is_some() || I::PASSTHROUGH != Some(committed.target.credential.api);
                 let dropped = I::dropped_tools(request, &committed.target, translated);
                 let mut response =
                     respond(committed, &snapshot, dropped, fallback, draft.as_deref());

@@ -38,7 +38,9 @@ fn native_needs_the_openai_api_and_unknown_modes_are_refused() {
         "credentials:\n  - { platform: anthropic, value: k, responses: native }\nmodels:\n  - { vendor: anthropic, model: m }\n",
     );
     assert!(
-        errors.iter().any(|e| e.contains("credentials[0].responses") && e.contains("api: openai")),
+        errors
+            .iter()
+            .any(|e| e.contains("credentials[0].responses") && e.contains("api: openai")),
         "{errors:?}"
     );
     let errors = yaml_errors(

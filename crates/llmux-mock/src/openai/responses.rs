@@ -265,10 +265,19 @@ pub(crate) async fn responses(
     let input = input_items(request);
     for (i, item) in input.iter().enumerate() {
         // A message may leave out `type`.
-        let kind = item.get("type").and_then(Value::as_str).unwrap_or("message");
+        let kind = item
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("message");
         if !ITEM_TYPES.contains(&kind) {
-            let message = format!("Invalid value: '{kind}'. Supported values are: 'message', 'function_call', 'function_call_output', 'reasoning', ….");
-            return invalid(&message, Some(&format!("input[{i}].type")), Some("invalid_value"));
+            let message = format!(
+                "Invalid value: '{kind}'. Supported values are: 'message', 'function_call', 'function_call_output', 'reasoning', …."
+            );
+            return invalid(
+                &message,
+                Some(&format!("input[{i}].type")),
+                Some("invalid_value"),
+            );
         }
         if kind == "reasoning"
             && let Some(content) = item.get("encrypted_content").and_then(Value::as_str)
@@ -295,7 +304,8 @@ pub(crate) async fn responses(
     let reasons = include_encrypted || request.get("reasoning").is_some_and(|r| !r.is_null());
     let mut output = Vec::new();
     if reasons {
-        let mut item = json!({"id": shared.ids.token("item", "rs_"), "type": "reasoning", "summary": []});
+        let mut item =
+            json!({"id": shared.ids.token("item", "rs_"), "type": "reasoning", "summary": []});
         if include_encrypted {
             item["encrypted_content"] = json!(shared.ids.token("reasoning", ENCRYPTED_PREFIX));
         }
@@ -334,7 +344,10 @@ pub(crate) async fn responses(
     );
     let output_tokens = reply.output_tokens();
     let id = shared.ids.token("response", "resp_");
-    let store = request.get("store").and_then(Value::as_bool).unwrap_or(true);
+    let store = request
+        .get("store")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
     if store {
         let mut items = conversation;
         items.extend(output.iter().cloned());
@@ -392,7 +405,11 @@ pub(crate) async fn responses(
             Err(err) => respond::internal(&err),
         }
     } else {
-        respond::json(StatusCode::OK, &resource("completed", output, usage), pacing)
+        respond::json(
+            StatusCode::OK,
+            &resource("completed", output, usage),
+            pacing,
+        )
     };
     respond::finish(response, fault.as_ref())
 }
@@ -412,8 +429,16 @@ fn stream_events(
         sequence += 1;
         events.named(kind, &body)
     };
-    emit(&mut events, "response.created", json!({"response": created.clone()}))?;
-    emit(&mut events, "response.in_progress", json!({"response": created}))?;
+    emit(
+        &mut events,
+        "response.created",
+        json!({"response": created.clone()}),
+    )?;
+    emit(
+        &mut events,
+        "response.in_progress",
+        json!({"response": created}),
+    )?;
     for (index, item) in output.iter().enumerate() {
         let id = item["id"].clone();
         let mut added = item.clone();
@@ -421,30 +446,71 @@ fn stream_events(
         match str_at(item, "type") {
             "message" => {
                 added["content"] = json!([]);
-                emit(&mut events, "response.output_item.added", json!({"output_index": index, "item": added}))?;
+                emit(
+                    &mut events,
+                    "response.output_item.added",
+                    json!({"output_index": index, "item": added}),
+                )?;
                 let text = item["content"][0]["text"].as_str().unwrap_or_default();
-                let part = json!({"type": "output_text", "annotations": [], "logprobs": [], "text": ""});
-                emit(&mut events, "response.content_part.added", json!({"item_id": id, "output_index": index, "content_index": 0, "part": part}))?;
+                let part =
+                    json!({"type": "output_text", "annotations": [], "logprobs": [], "text": ""});
+                emit(
+                    &mut events,
+                    "response.content_part.added",
+                    json!({"item_id": id, "output_index": index, "content_index": 0, "part": part}),
+                )?;
                 for piece in text::pieces(text, chunks) {
-                    emit(&mut events, "response.output_text.delta", json!({"item_id": id, "output_index": index, "content_index": 0, "delta": piece, "logprobs": []}))?;
+                    emit(
+                        &mut events,
+                        "response.output_text.delta",
+                        json!({"item_id": id, "output_index": index, "content_index": 0, "delta": piece, "logprobs": []}),
+                    )?;
                 }
-                emit(&mut events, "response.output_text.done", json!({"item_id": id, "output_index": index, "content_index": 0, "text": text, "logprobs": []}))?;
-                emit(&mut events, "response.content_part.done", json!({"item_id": id, "output_index": index, "content_index": 0, "part": item["content"][0]}))?;
+                emit(
+                    &mut events,
+                    "response.output_text.done",
+                    json!({"item_id": id, "output_index": index, "content_index": 0, "text": text, "logprobs": []}),
+                )?;
+                emit(
+                    &mut events,
+                    "response.content_part.done",
+                    json!({"item_id": id, "output_index": index, "content_index": 0, "part": item["content"][0]}),
+                )?;
             }
             "function_call" => {
                 added["arguments"] = json!("");
-                emit(&mut events, "response.output_item.added", json!({"output_index": index, "item": added}))?;
+                emit(
+                    &mut events,
+                    "response.output_item.added",
+                    json!({"output_index": index, "item": added}),
+                )?;
                 let arguments = item["arguments"].as_str().unwrap_or_default();
                 for piece in text::pieces(arguments, chunks.max(3)) {
-                    emit(&mut events, "response.function_call_arguments.delta", json!({"item_id": id, "output_index": index, "delta": piece}))?;
+                    emit(
+                        &mut events,
+                        "response.function_call_arguments.delta",
+                        json!({"item_id": id, "output_index": index, "delta": piece}),
+                    )?;
                 }
-                emit(&mut events, "response.function_call_arguments.done", json!({"item_id": id, "output_index": index, "arguments": arguments}))?;
+                emit(
+                    &mut events,
+                    "response.function_call_arguments.done",
+                    json!({"item_id": id, "output_index": index, "arguments": arguments}),
+                )?;
             }
             _ => {
-                emit(&mut events, "response.output_item.added", json!({"output_index": index, "item": added}))?;
+                emit(
+                    &mut events,
+                    "response.output_item.added",
+                    json!({"output_index": index, "item": added}),
+                )?;
             }
         }
-        emit(&mut events, "response.output_item.done", json!({"output_index": index, "item": item}))?;
+        emit(
+            &mut events,
+            "response.output_item.done",
+            json!({"output_index": index, "item": item}),
+        )?;
     }
     emit(&mut events, "response.completed", json!({"response": done}))?;
     Ok(events)

@@ -29,6 +29,69 @@ pub fn encode_upstream_request(
     }
 }
 
+/// A client's body for OpenAI without the reasoning items OpenAI would refuse: those whose
+/// `encrypted_content` llmux tagged as another vendor's (`llmux:…`, see
+/// [`crate::neutral::tag_token`]), which a client replays after turns another vendor answered.
+/// `None` (the usual case, found without parsing) when there is nothing to drop; otherwise the
+/// `input` array is re-assembled around the dropped items, every other byte as sent.
+pub fn strip_foreign_reasoning(body: &[u8]) -> Option<Vec<u8>> {
+    use crate::json_scan::ElementEdit;
+    use crate::neutral::TOKEN_TAG;
+    use crate::openai_chat::SIGNATURE_SEPARATOR;
+    let tagged = format!("\"{TOKEN_TAG}");
+    let suspicious = memchr::memmem::find(body, tagged.as_bytes()).is_some()
+        || memchr::memmem::find(body, SIGNATURE_SEPARATOR.as_bytes()).is_some();
+    if !suspicious {
+        return None;
+    }
+    #[derive(serde::Deserialize)]
+    struct Item<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: Option<std::borrow::Cow<'a, str>>,
+        #[serde(borrow)]
+        encrypted_content: Option<std::borrow::Cow<'a, str>>,
+        #[serde(borrow)]
+        call_id: Option<std::borrow::Cow<'a, str>>,
+    }
+    json_scan::edit_member_array(body, "input", |raw| {
+        let Ok(item) = serde_json::from_slice::<Item<'_>>(raw) else {
+            return ElementEdit::Keep;
+        };
+        match item.kind.as_deref() {
+            Some("reasoning")
+                if item
+                    .encrypted_content
+                    .as_deref()
+                    .is_some_and(|c| c.starts_with(TOKEN_TAG)) =>
+            {
+                ElementEdit::Drop
+            }
+            // A Gemini signature rides on call ids (`call_x__ts__…`): OpenAI gets the id alone.
+            Some("function_call" | "function_call_output") => {
+                let Some((id, Some(_))) = item
+                    .call_id
+                    .as_deref()
+                    .map(crate::openai_chat::split_signature)
+                else {
+                    return ElementEdit::Keep;
+                };
+                let Ok(members) = json_scan::members(raw) else {
+                    return ElementEdit::Keep;
+                };
+                match json_scan::find(raw, &members, "call_id") {
+                    Some(member) => ElementEdit::Replace(json_scan::splice(
+                        raw,
+                        member.value.clone(),
+                        &crate::openai_chat::json_string(id),
+                    )),
+                    None => ElementEdit::Keep,
+                }
+            }
+            _ => ElementEdit::Keep,
+        }
+    })
+}
+
 /// What the gateway reads from a body it cannot translate (items only OpenAI knows, such as
 /// `custom_tool_call` or `item_reference`) but can still send to OpenAI as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
@@ -185,8 +248,8 @@ fn complete(
         missing.extend_from_slice(value);
     };
     if find("completed_at").is_none() {
-        let finished = find("status")
-            .is_some_and(|m| &object[m.value.clone()] == b"\"completed\"".as_slice());
+        let finished =
+            find("status").is_some_and(|m| &object[m.value.clone()] == b"\"completed\"".as_slice());
         let value = if finished {
             now.to_string()
         } else {
@@ -247,7 +310,8 @@ mod tests {
     use super::*;
     use serde_json::Value;
 
-    const FIXTURE: &str = include_str!("../../../../fixtures/openresponses/openai_responses_nonstream.json");
+    const FIXTURE: &str =
+        include_str!("../../../../fixtures/openresponses/openai_responses_nonstream.json");
 
     #[test]
     fn request_keeps_every_byte_but_the_model() {
@@ -284,7 +348,11 @@ mod tests {
         assert_eq!(&text[..model_at], &original[..model_at]);
         assert!(text.contains(&original[model_at + 24..original.len() - 1]));
         assert_eq!(out.usage.unwrap().prompt_tokens, Some(14));
-        for key in REQUIRED.iter().map(|(k, _)| *k).chain(["completed_at", "id"]) {
+        for key in REQUIRED
+            .iter()
+            .map(|(k, _)| *k)
+            .chain(["completed_at", "id"])
+        {
             assert!(value.get(key).is_some(), "{key}");
         }
     }
@@ -324,12 +392,48 @@ mod tests {
 
     #[test]
     fn hostile_input_never_panics() {
-        for body in [&b""[..], b"{", b"{}", b"[]", b"{\"response\":{", b"{\"response\":{}}", b"\xff"] {
+        for body in [
+            &b""[..],
+            b"{",
+            b"{}",
+            b"[]",
+            b"{\"response\":{",
+            b"{\"response\":{}}",
+            b"\xff",
+        ] {
             let _ = rewrite_resource(body, b"\"m\"", 1);
             let _ = rewrite_event(body, b"\"m\"", 1);
         }
         let out = rewrite_resource(b"{}", b"\"m\"", 1);
         let value: Value = serde_json::from_slice(&out.body).unwrap();
         assert_eq!(value["model"], "m");
+    }
+}
+
+#[cfg(test)]
+mod strip_tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    #[test]
+    fn foreign_reasoning_and_gemini_signatures_do_not_reach_openai() {
+        let body = json!({"model": "m", "input": [
+            {"type": "reasoning", "summary": [], "encrypted_content": "gAAAAB-own"},
+            {"type": "reasoning", "summary": [], "encrypted_content": "llmux:sig:anthropic-sig"},
+            {"type": "function_call", "call_id": "call_1__ts__c2ln", "name": "f", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "call_1__ts__c2ln", "output": "ok"}
+        ]});
+        let out = strip_foreign_reasoning(body.to_string().as_bytes()).unwrap();
+        let out: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            out["input"],
+            json!([
+                {"type": "reasoning", "summary": [], "encrypted_content": "gAAAAB-own"},
+                {"type": "function_call", "call_id": "call_1", "name": "f", "arguments": "{}"},
+                {"type": "function_call_output", "call_id": "call_1", "output": "ok"}
+            ])
+        );
+        let own = br#"{"model":"m","input":[{"type":"reasoning","encrypted_content":"gAAAAB"}]}"#;
+        assert_eq!(strip_foreign_reasoning(own), None);
     }
 }

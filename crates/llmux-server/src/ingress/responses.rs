@@ -198,14 +198,20 @@ impl Ingress for Responses {
         bytes: Bytes,
     ) -> Result<ResponsesCall, ApiError> {
         const BETA: http::HeaderName = http::HeaderName::from_static("openai-beta");
-        let snapshot = gateway.snapshot.load();
-        // The vendor of the native credentials, where OpenAI's own conversations continue.
-        let native_vendor = snapshot
-            .config
-            .credentials
-            .iter()
-            .find(|c| c.responses == ResponsesMode::Native && c.api == Api::OpenAi)
-            .map(|c| c.vendor.clone());
+        // Read from the snapshot before any await (its guard stays on this thread).
+        let (native_vendor, client_headers) = {
+            let snapshot = gateway.snapshot.load();
+            // The vendor of the native credentials, where OpenAI's own conversations continue.
+            let native_vendor = snapshot
+                .config
+                .credentials
+                .iter()
+                .find(|c| c.responses == ResponsesMode::Native && c.api == Api::OpenAi)
+                .map(|c| c.vendor.clone());
+            let client_headers =
+                ClientHeaders::capture(&head.headers, &[BETA], &snapshot.forward_headers);
+            (native_vendor, client_headers)
+        };
         let (decoded, untranslatable) = match responses::decode_request(&bytes) {
             Ok(decoded) => (decoded, None),
             Err(error) => {
@@ -231,10 +237,9 @@ impl Ingress for Responses {
             // Another owner's response is "not found", exactly like a missing one.
             match gateway.responses.conversation(previous, &owner).await {
                 Some(_) if untranslatable.is_some() => {
-                    return Err(untranslatable.map_or_else(
-                        || previous_not_found(previous),
-                        ApiError::from,
-                    ));
+                    return Err(
+                        untranslatable.map_or_else(|| previous_not_found(previous), ApiError::from)
+                    );
                 }
                 Some(mut conversation) => {
                     turn_start = conversation.len();
@@ -250,8 +255,6 @@ impl Ingress for Responses {
         if (remote_previous || untranslatable.is_some()) && provider.is_none() {
             provider = native_vendor;
         }
-        let client_headers =
-            ClientHeaders::capture(&head.headers, &[BETA], &snapshot.forward_headers);
         Ok(ResponsesCall {
             request,
             model: decoded.model,

@@ -31,14 +31,15 @@ pub(super) async fn attempt(
 ) -> Result<Answer, Failure> {
     let (gateway, snapshot) = (call.gateway, call.snapshot);
     let upstream_model = json_string(target.upstream_model);
-    let body = passthrough::encode_upstream_request(&request.bytes, &upstream_model).map_err(
-        |_| {
-            ApiError::new(
-                ErrorKind::InvalidRequest,
-                "request body must be a JSON object",
-            )
-        },
-    )?;
+    // Reasoning another vendor issued (replayed after turns it answered) would be refused.
+    let stripped = passthrough::strip_foreign_reasoning(&request.bytes);
+    let sent = stripped.as_deref().unwrap_or(&request.bytes);
+    let body = passthrough::encode_upstream_request(sent, &upstream_model).map_err(|_| {
+        ApiError::new(
+            ErrorKind::InvalidRequest,
+            "request body must be a JSON object",
+        )
+    })?;
     let client_model = json_string(request.model.as_deref().unwrap_or(target.public_name));
     let endpoint = snapshot
         .endpoints
@@ -61,9 +62,15 @@ pub(super) async fn attempt(
             usage: None,
             events: 0,
         };
-        let body =
-            crate::pipeline::relay::open(call, target, Responses::ROUTE, started, response, strategy)
-                .await?;
+        let body = crate::pipeline::relay::open(
+            call,
+            target,
+            Responses::ROUTE,
+            started,
+            response,
+            strategy,
+        )
+        .await?;
         return Ok(Answer::Stream(body));
     }
     let body = read_body(
