@@ -25,8 +25,8 @@ fn config(mock: &MockUpstream) -> String {
 models:
   - {{ vendor: openai, model: gpt-5, name: smart }}
   - {{ vendor: anthropic, model: claude-sonnet-4-5, name: via-anthropic }}
-  - {{ vendor: anthropic, model: claude-sonnet-4-5, name: mixed }}
-  - {{ vendor: openai, model: gpt-5, name: mixed }}
+  - {{ vendor: anthropic, model: claude-haiku-4-5, name: mixed }}
+  - {{ vendor: openai, model: gpt-5-mini, name: mixed }}
 ",
         url = mock.url()
     )
@@ -41,8 +41,8 @@ async fn native_gateway(mock: &MockUpstream) -> TestGateway {
 models:
   - {{ vendor: openai, model: gpt-5, name: smart }}
   - {{ vendor: anthropic, model: claude-sonnet-4-5, name: via-anthropic }}
-  - {{ vendor: anthropic, model: claude-sonnet-4-5, name: mixed }}
-  - {{ vendor: openai, model: gpt-5, name: mixed }}
+  - {{ vendor: anthropic, model: claude-haiku-4-5, name: mixed }}
+  - {{ vendor: openai, model: gpt-5-mini, name: mixed }}
 ",
         url = mock.url()
     );
