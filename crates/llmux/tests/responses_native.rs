@@ -266,14 +266,14 @@ async fn openai_stored_responses_continue_at_openai_and_llmux_stored_ones_are_tr
         assert_eq!(call.api, Api::OpenAiResponses);
         assert_eq!(call.body["previous_response_id"], id.as_str());
     }
-    // An id neither llmux nor OpenAI holds: OpenAI's answer.
+    // An id llmux did not see answered for this caller: not found, like another owner's.
     let unknown = gateway
         .post(
             "/v1/responses",
             &json!({"model": "smart", "previous_response_id": "resp_nobody", "input": "x"}),
         )
         .await;
-    assert_eq!(unknown.status(), 400);
+    assert_eq!(unknown.status(), 404);
     let error: Value = unknown.json().await.unwrap();
     assert_eq!(error["error"]["code"], "previous_response_not_found");
 
@@ -298,19 +298,19 @@ async fn openai_stored_responses_continue_at_openai_and_llmux_stored_ones_are_tr
     let call = mock.calls().pop().unwrap();
     assert_eq!(call.api, Api::OpenAiChat);
     assert!(call.raw_body.contains("remember Lima"), "{}", call.raw_body);
-    // GET of an llmux-stored response works; of an OpenAI-stored one it is a 404 (kept at
-    // OpenAI, read there).
+    // GET serves both: the one llmux stored, and the resource of OpenAI's as it was answered.
     let stored = gateway
-        .get(&format!(
-            "/v1/responses/{}",
-            anthropic["id"].as_str().unwrap()
-        ))
+        .get(&format!("/v1/responses/{}", anthropic["id"].as_str().unwrap()))
         .await;
     assert_eq!(stored.status(), 200);
-    assert_eq!(
-        gateway.get(&format!("/v1/responses/{id}")).await.status(),
-        404
-    );
+    let native: Value = gateway
+        .get(&format!("/v1/responses/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(native["id"], id.as_str());
+    assert_eq!(native["model"], "smart");
 }
 
 #[tokio::test]

@@ -111,6 +111,9 @@ pub struct Envelope {
     /// `max_output_tokens`, for the token reservation.
     #[serde(default)]
     pub max_output_tokens: Option<u32>,
+    /// Whether the vendor stores the answer (its default: true).
+    #[serde(default)]
+    pub store: Option<bool>,
 }
 
 /// Reads [`Envelope`] (unknown members ignored); `None` when the body is not such an object.

@@ -36,6 +36,7 @@ use crate::pipeline::translate::{self, ClientEncoder};
 use crate::pipeline::{
     self, Answer, Call, DEFAULT_OUTPUT_RESERVATION, Facts, Ingress, Translate, unix_now,
 };
+use crate::response_store::Continuation;
 use crate::state::Gateway;
 
 /// `GET /v1/responses/{id}`: only its owner sees it; anyone else gets a 404.
@@ -97,7 +98,7 @@ fn decoded_from_envelope(envelope: responses::passthrough::Envelope) -> Decoded 
         model: envelope.model.filter(|m| !m.is_empty()),
         provider: envelope.provider.filter(|p| !p.is_empty()),
         previous_response_id: envelope.previous_response_id,
-        store: false,
+        store: envelope.store != Some(false),
         echo: Echo::default(),
     }
 }
@@ -148,8 +149,8 @@ pub struct ResponsesCall {
     /// Why the body cannot go through the neutral model (items only OpenAI reads): it goes to
     /// native credentials only.
     untranslatable: Option<InvalidRequest>,
-    /// `previous_response_id` names a response llmux does not hold (OpenAI's own): only a
-    /// native credential can continue it.
+    /// `previous_response_id` names a response OpenAI stores (answered natively for this
+    /// owner): only a native credential can continue it.
     remote_previous: bool,
 }
 
@@ -235,20 +236,22 @@ impl Ingress for Responses {
         let mut remote_previous = false;
         if let Some(previous) = &decoded.previous_response_id {
             // Another owner's response is "not found", exactly like a missing one.
-            match gateway.responses.conversation(previous, &owner).await {
-                Some(_) if untranslatable.is_some() => {
+            match gateway.responses.continuation(previous, &owner).await {
+                Continuation::Here(_) if untranslatable.is_some() => {
                     return Err(
                         untranslatable.map_or_else(|| previous_not_found(previous), ApiError::from)
                     );
                 }
-                Some(mut conversation) => {
+                Continuation::Here(mut conversation) => {
                     turn_start = conversation.len();
                     conversation.append(&mut request.messages);
                     request.messages = conversation;
                 }
-                // Not llmux's: OpenAI's own, when a native credential exists to ask.
-                None if native_vendor.is_some() => remote_previous = true,
-                None => return Err(previous_not_found(previous)),
+                // OpenAI's own, answered through llmux for this owner: continued there.
+                Continuation::AtVendor if native_vendor.is_some() => remote_previous = true,
+                Continuation::AtVendor | Continuation::Missing => {
+                    return Err(previous_not_found(previous));
+                }
             }
         }
         let mut provider = decoded.provider;

@@ -3,12 +3,14 @@
 //! event as it arrives — with `model` set back to the client's name and the members the Open
 //! Responses specification requires but OpenAI leaves out spliced in
 //! ([`llmux_protocol::responses::passthrough`]). OpenAI stores (or not) as the body says; llmux
-//! keeps nothing of these answers.
+//! records only whose a stored answer is (and its resource, for `GET`), so tenancy holds.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::BytesMut;
 use llmux_protocol::error::ErrorKind;
+use llmux_protocol::json_scan;
 use llmux_protocol::openai_chat::json_string;
 use llmux_protocol::responses::passthrough;
 use llmux_protocol::sse::{self, DONE_FRAME};
@@ -22,6 +24,7 @@ use crate::egress::send::read_body;
 use crate::pipeline::attempts::Failure;
 use crate::pipeline::relay::{Step, Strategy};
 use crate::pipeline::{Answer, Call, Ingress, unix_now};
+use crate::state::Gateway;
 
 /// One attempt on a native credential.
 pub(super) async fn attempt(
@@ -56,11 +59,18 @@ pub(super) async fn attempt(
         &request.client_headers.for_credential(target.credential),
     )
     .await?;
+    // OpenAI stores the answer (unless `store: false`); llmux records whose it is, so only
+    // that owner reads, continues or deletes it through llmux.
+    let record = request.store.then(|| Record {
+        gateway: Arc::clone(gateway),
+        owner: request.owner.clone(),
+    });
     if stream {
         let strategy = NativeStream {
             client_model,
             usage: None,
             events: 0,
+            record,
         };
         let body = crate::pipeline::relay::open(
             call,
@@ -80,6 +90,9 @@ pub(super) async fn attempt(
     )
     .await?;
     let rewritten = passthrough::rewrite_resource(&body, &client_model, unix_now());
+    if let Some(record) = record {
+        record.resource(&rewritten.body);
+    }
     let series = crate::series::of(snapshot, target);
     series.observe_upstream(&gateway.metrics, started.elapsed().as_secs_f64());
     series.add_usage(&gateway.metrics, rewritten.usage);
@@ -95,6 +108,40 @@ pub(super) async fn attempt(
     Ok(Answer::Json(rewritten.body))
 }
 
+/// Who asked for a response OpenAI stores, recorded when its resource is known.
+struct Record {
+    gateway: Arc<Gateway>,
+    owner: String,
+}
+
+impl Record {
+    /// Records the `ResponseResource` JSON `resource` (its `id` says which response).
+    fn resource(self, resource: &[u8]) {
+        let Ok(members) = json_scan::members(resource) else {
+            return;
+        };
+        let id = json_scan::find(resource, &members, "id")
+            .and_then(|m| serde_json::from_slice::<String>(&resource[m.value.clone()]).ok());
+        if let Some(id) = id.filter(|id| !id.is_empty()) {
+            self.gateway.responses.put_at_vendor(
+                id,
+                self.owner,
+                bytes::Bytes::copy_from_slice(resource),
+            );
+        }
+    }
+
+    /// Records the response carried by a terminal stream event.
+    fn event(self, data: &[u8]) {
+        let Ok(members) = json_scan::members(data) else {
+            return;
+        };
+        if let Some(response) = json_scan::find(data, &members, "response") {
+            self.resource(&data[response.value.clone()]);
+        }
+    }
+}
+
 /// OpenAI's Responses events forwarded as they arrive: the `response` they carry rewritten,
 /// `data: [DONE]` after the terminal event (the specification's ending, which OpenAI omits).
 struct NativeStream {
@@ -102,6 +149,8 @@ struct NativeStream {
     usage: Option<Usage>,
     /// Events forwarded: the vendor numbers them from 0, so llmux's own error event is next.
     events: u64,
+    /// Where the finished response is recorded, when OpenAI stores it.
+    record: Option<Record>,
 }
 
 impl Strategy for NativeStream {
@@ -133,6 +182,9 @@ impl Strategy for NativeStream {
         sse::encode_event(out, event.name.as_deref(), &rewritten.body);
         self.events += 1;
         if rewritten.is_terminal() {
+            if let Some(record) = self.record.take() {
+                record.event(&rewritten.body);
+            }
             out.extend_from_slice(DONE_FRAME);
             return Step::End;
         }
