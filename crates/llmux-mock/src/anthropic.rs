@@ -144,6 +144,10 @@ struct StartUsage {
 
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[allow(
+    clippy::enum_variant_names,
+    reason = "the variants are named after the wire's delta types"
+)]
 enum BlockDelta<'a> {
     ThinkingDelta { thinking: &'a str },
     SignatureDelta { signature: &'a str },
@@ -506,15 +510,14 @@ fn unverified_reasoning(shared: &Shared, request: &Value) -> Option<String> {
                         ));
                     }
                 }
-                "redacted_thinking" => {
+                "redacted_thinking"
                     if !shared
                         .ids
-                        .verify_token("redacted", "", str_at(block, "data"))
-                    {
-                        return Some(format!(
-                            "messages.{i}.content.{j}: Invalid `data` in `redacted_thinking` block"
-                        ));
-                    }
+                        .verify_token("redacted", "", str_at(block, "data")) =>
+                {
+                    return Some(format!(
+                        "messages.{i}.content.{j}: Invalid `data` in `redacted_thinking` block"
+                    ));
                 }
                 _ => {}
             }

@@ -300,7 +300,10 @@ async fn openai_stored_responses_continue_at_openai_and_llmux_stored_ones_are_tr
     assert!(call.raw_body.contains("remember Lima"), "{}", call.raw_body);
     // GET serves both: the one llmux stored, and the resource of OpenAI's as it was answered.
     let stored = gateway
-        .get(&format!("/v1/responses/{}", anthropic["id"].as_str().unwrap()))
+        .get(&format!(
+            "/v1/responses/{}",
+            anthropic["id"].as_str().unwrap()
+        ))
         .await;
     assert_eq!(stored.status(), 200);
     let native: Value = gateway

@@ -96,10 +96,13 @@ const ITEM_TYPES: &[&str] = &[
     "compaction",
 ];
 
+/// Conversations by response id, and the ids oldest first (for eviction).
+type Stored = (HashMap<String, Vec<Value>>, VecDeque<String>);
+
 /// Conversations of stored responses, by id.
 #[derive(Default)]
 pub(crate) struct Store {
-    inner: Mutex<(HashMap<String, Vec<Value>>, VecDeque<String>)>,
+    inner: Mutex<Stored>,
 }
 
 impl Store {
