@@ -81,6 +81,32 @@ pub struct Credential {
     /// defaults (`anthropic-beta`, `anthropic-version`, `openai-beta`): lowercase names, none of
     /// them refused by [`crate::refused_forward_header`].
     pub forward_headers: Vec<String>,
+    /// How Open Responses requests (`/v1/responses`) reach this credential.
+    pub responses: ResponsesMode,
+}
+
+/// How `/v1/responses` reaches a credential (`credentials[].responses`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResponsesMode {
+    /// The vendor's own `{base_url}/responses`, with the client's body as sent except `model`
+    /// (the default for `platform: openai` with `api: openai`).
+    Native,
+    /// Through the neutral model to the credential's API (Chat Completions for `api: openai`):
+    /// the default everywhere else, since most OpenAI-compatible servers have no `/responses`.
+    #[default]
+    Translate,
+}
+
+impl ResponsesMode {
+    /// The default for a credential of `vendor` speaking `api`.
+    pub fn default_for(vendor: &str, api: Api) -> Self {
+        if vendor == "openai" && api == Api::OpenAi {
+            Self::Native
+        } else {
+            Self::Translate
+        }
+    }
 }
 
 /// Requests and tokens per minute a vendor allows one key (`credentials[].limits`). llmux keeps

@@ -112,6 +112,7 @@ pub(crate) fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Config, V
             secret: Secret::new(value),
             fetch_images: vendor.api == Api::Gemini,
             forward_headers: Vec::new(),
+            responses: crate::ResponsesMode::default_for(vendor.vendor, vendor.api),
             limits: Default::default(),
             timeouts: crate::Timeouts::default(),
         });
@@ -146,6 +147,7 @@ pub(crate) fn mock(base_url: &Url) -> Config {
             secret: Secret::new("mock-key".to_owned()),
             fetch_images: false,
             forward_headers: Vec::new(),
+            responses: crate::ResponsesMode::Translate,
             limits: Default::default(),
             timeouts: crate::Timeouts::default(),
         }],

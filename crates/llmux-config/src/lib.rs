@@ -34,8 +34,8 @@ use std::path::{Path, PathBuf};
 pub use config::{
     Api, Auth, Cache, CacheMode, CacheScope, CacheStore, Capabilities, Compat, Config, Credential,
     CredentialLimits, FetchImages, Group, Images, Limits, LogBodies, Model, ModelKind, Price,
-    Pricing, RedisFailure, Reliability, RequestLogConfig, ResponsesStore, Routing, RoutingPolicy,
-    Timeouts, Tls, TlsRoots, UnknownModelPolicy, UnsupportedTools, Weight,
+    Pricing, RedisFailure, Reliability, RequestLogConfig, ResponsesMode, ResponsesStore, Routing,
+    RoutingPolicy, Timeouts, Tls, TlsRoots, UnknownModelPolicy, UnsupportedTools, Weight,
 };
 pub use error::ConfigError;
 pub use forward::refused_forward_header;

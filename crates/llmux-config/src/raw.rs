@@ -49,6 +49,7 @@ pub(crate) struct RawCredential {
     pub timeouts: Option<RawTimeouts>,
     pub limits: Option<RawCredentialLimits>,
     pub forward_headers: Option<Vec<String>>,
+    pub responses: Option<crate::ResponsesMode>,
 }
 
 /// `credentials[].limits:` — the vendor's quota for this key, shared by every replica.
@@ -72,6 +73,7 @@ impl std::fmt::Debug for RawCredential {
             .field("timeouts", &self.timeouts)
             .field("limits", &self.limits)
             .field("forward_headers", &self.forward_headers)
+            .field("responses", &self.responses)
             .finish()
     }
 }

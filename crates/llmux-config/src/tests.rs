@@ -7,6 +7,7 @@ mod formats;
 mod forward_headers;
 mod interpolation;
 mod pricing;
+mod responses_mode;
 mod routing;
 mod secrets;
 mod seed;

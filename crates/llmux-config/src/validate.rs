@@ -9,8 +9,8 @@ use url::Url;
 use crate::raw::{RawCapabilities, RawConfig, RawCredential, RawModel, RawRouting};
 use crate::secret::Secret;
 use crate::{
-    Api, Capabilities, Config, ConfigError, Credential, Group, Limits, Model, ModelKind, Routing,
-    Timeouts, Weight,
+    Api, Capabilities, Config, ConfigError, Credential, Group, Limits, Model, ModelKind,
+    ResponsesMode, Routing, Timeouts, Weight,
 };
 
 /// Which file layout the raw config came from; it changes the defaults.
@@ -295,6 +295,20 @@ fn credentials(
             },
         };
         let forward_headers = forward_headers(credential.forward_headers.as_deref(), &path, errors);
+        let responses = match credential.responses {
+            Some(ResponsesMode::Native) if api != Api::OpenAi => {
+                errors.push(ConfigError::new(
+                    format!("{path}.responses"),
+                    format!(
+                        "'native' needs an OpenAI API credential (api: openai), not api: {api}; \
+                         use 'translate'"
+                    ),
+                ));
+                ResponsesMode::Translate
+            }
+            Some(mode) => mode,
+            None => ResponsesMode::default_for(vendor, api),
+        };
         if errors.len() == before
             && let Some(base_url) = base_url
         {
@@ -315,6 +329,7 @@ fn credentials(
                 timeouts: Timeouts::default(),
                 limits: credential_limits(credential.limits.as_ref(), &path, errors),
                 forward_headers,
+                responses,
             });
         }
     }

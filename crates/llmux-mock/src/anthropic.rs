@@ -7,6 +7,11 @@
 //! ones ([`BETA_FIELDS`]) only with their `anthropic-beta` value: anything else is a 400
 //! `"<field>: Extra inputs are not permitted"`. `tool_use`/`tool_result` blocks without tools are
 //! a 400 as well.
+//!
+//! With `thinking` enabled (or adaptive) the answer opens with a `thinking` block signed by
+//! this server; a `thinking` block in the history whose signature this server did not issue
+//! over that text, or a `redacted_thinking` block it did not issue, is a 400, as the real API
+//! refuses reasoning it cannot verify.
 
 use std::sync::Arc;
 
@@ -61,6 +66,10 @@ struct CacheCreation {
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Block<'a> {
+    Thinking {
+        thinking: &'a str,
+        signature: &'a str,
+    },
     Text {
         text: &'a str,
     },
@@ -135,7 +144,13 @@ struct StartUsage {
 
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[allow(
+    clippy::enum_variant_names,
+    reason = "the variants are named after the wire's delta types"
+)]
 enum BlockDelta<'a> {
+    ThinkingDelta { thinking: &'a str },
+    SignatureDelta { signature: &'a str },
     TextDelta { text: &'a str },
     InputJsonDelta { partial_json: &'a str },
 }
@@ -412,6 +427,9 @@ pub(crate) async fn messages(
     if let Some(message) = crate::content::anthropic_refusal(request) {
         return invalid(&shared, &message);
     }
+    if let Some(message) = unverified_reasoning(&shared, request) {
+        return invalid(&shared, &message);
+    }
     if array_at(request, "tools").is_empty() && has_tool_blocks(request) {
         return invalid(
             &shared,
@@ -441,7 +459,14 @@ pub(crate) async fn messages(
         Ok(cache) => cache,
         Err(message) => return invalid(&shared, &message),
     };
+    let thinking = thinks(request).then(|| {
+        let facts = facts(request);
+        let text = format!("Thinking about: {}", facts.user_text);
+        let signature = shared.ids.sign("thinking", &text);
+        (text, signature)
+    });
     let answer = Answer {
+        thinking,
         id: shared.ids.anthropic_message(),
         model,
         cache,
@@ -465,8 +490,50 @@ pub(crate) async fn messages(
     respond::finish(response, fault.as_ref())
 }
 
+/// Whether the request turns thinking on.
+fn thinks(request: &Value) -> bool {
+    request
+        .get("thinking")
+        .is_some_and(|t| matches!(str_at(t, "type"), "enabled" | "adaptive"))
+}
+
+/// The error for the first reasoning block of the history this server cannot verify.
+fn unverified_reasoning(shared: &Shared, request: &Value) -> Option<String> {
+    for (i, message) in array_at(request, "messages").iter().enumerate() {
+        for (j, block) in array_at(message, "content").iter().enumerate() {
+            match str_at(block, "type") {
+                "thinking" => {
+                    let signed = shared.ids.verify_signature(
+                        "thinking",
+                        str_at(block, "thinking"),
+                        str_at(block, "signature"),
+                    );
+                    if !signed {
+                        return Some(format!(
+                            "messages.{i}.content.{j}: Invalid `signature` in `thinking` block"
+                        ));
+                    }
+                }
+                "redacted_thinking"
+                    if !shared
+                        .ids
+                        .verify_token("redacted", "", str_at(block, "data")) =>
+                {
+                    return Some(format!(
+                        "messages.{i}.content.{j}: Invalid `data` in `redacted_thinking` block"
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
+    None
+}
+
 /// Everything needed to render one answer, streamed or not.
 struct Answer<'a> {
+    /// The thinking block's text and signature, when thinking is on.
+    thinking: Option<(String, String)>,
     id: String,
     model: &'a str,
     /// Input tokens, split by the prompt cache.
@@ -480,20 +547,27 @@ struct Answer<'a> {
 impl Answer<'_> {
     /// The content blocks, tool inputs borrowed from the arguments text.
     fn blocks(&self) -> serde_json::Result<Vec<Block<'_>>> {
+        let mut blocks: Vec<Block<'_>> = self
+            .thinking
+            .iter()
+            .map(|(thinking, signature)| Block::Thinking {
+                thinking,
+                signature,
+            })
+            .collect();
         match self.reply {
-            Reply::Text(text) => Ok(vec![Block::Text { text }]),
-            Reply::Tools(calls) => calls
-                .iter()
-                .zip(&self.tool_ids)
-                .map(|(call, id)| {
-                    Ok(Block::ToolUse {
+            Reply::Text(text) => blocks.push(Block::Text { text }),
+            Reply::Tools(calls) => {
+                for (call, id) in calls.iter().zip(&self.tool_ids) {
+                    blocks.push(Block::ToolUse {
                         id,
                         name: &call.name,
                         input: serde_json::from_str(&call.arguments)?,
-                    })
-                })
-                .collect(),
+                    });
+                }
+            }
         }
+        Ok(blocks)
     }
 
     fn message(&self) -> serde_json::Result<Message<'_>> {
@@ -544,6 +618,23 @@ impl Answer<'_> {
         })?;
         for (index, block) in self.blocks()?.into_iter().enumerate() {
             let fragments = match block {
+                Block::Thinking {
+                    thinking,
+                    signature,
+                } => {
+                    let mut deltas: Vec<_> = text::pieces(thinking, chunks)
+                        .into_iter()
+                        .map(|thinking| BlockDelta::ThinkingDelta { thinking })
+                        .collect();
+                    deltas.push(BlockDelta::SignatureDelta { signature });
+                    (
+                        Block::Thinking {
+                            thinking: "",
+                            signature: "",
+                        },
+                        deltas,
+                    )
+                }
                 Block::Text { text } => (
                     Block::Text { text: "" },
                     text::pieces(text, chunks)

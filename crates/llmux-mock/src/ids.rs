@@ -135,6 +135,46 @@ impl Ids {
         base64::engine::general_purpose::STANDARD.encode(bytes)
     }
 
+    /// A tag over `kind` and `payload` that only this server produces: a keyed SplitMix64 chain,
+    /// not cryptography, but enough for the mock to tell a token it issued from a forged or
+    /// foreign one, as the real APIs do with their signatures.
+    pub fn tag(&self, kind: &str, payload: &str) -> String {
+        let mut state = mix(self.seed ^ 0x5EA1_5EA1);
+        for byte in kind.bytes().chain([0xff]).chain(payload.bytes()) {
+            state = mix(state ^ u64::from(byte));
+        }
+        format!("{state:016x}")
+    }
+
+    /// A fresh opaque token of `kind`: `prefix`, a nonce and its [`Ids::tag`].
+    pub fn token(&self, kind: &str, prefix: &str) -> String {
+        let nonce = format!("{:016x}", self.next());
+        let tag = self.tag(kind, &nonce);
+        format!("{prefix}{nonce}{tag}")
+    }
+
+    /// Whether `token` is a [`Ids::token`] of `kind` this server issued.
+    pub fn verify_token(&self, kind: &str, prefix: &str, token: &str) -> bool {
+        token
+            .strip_prefix(prefix)
+            .filter(|rest| rest.len() == 32 && rest.is_char_boundary(16))
+            .is_some_and(|rest| self.tag(kind, &rest[..16]) == rest[16..])
+    }
+
+    /// A signature over `payload`: a nonce and the [`Ids::tag`] of the nonce with the payload.
+    pub fn sign(&self, kind: &str, payload: &str) -> String {
+        let nonce = format!("{:016x}", self.next());
+        let tag = self.tag(kind, &format!("{nonce}{payload}"));
+        format!("{nonce}{tag}")
+    }
+
+    /// Whether `signature` is this server's [`Ids::sign`] of `payload`.
+    pub fn verify_signature(&self, kind: &str, payload: &str, signature: &str) -> bool {
+        signature.len() == 32
+            && signature.is_char_boundary(16)
+            && self.tag(kind, &format!("{}{payload}", &signature[..16])) == signature[16..]
+    }
+
     /// A `system_fingerprint` that stays the same for the life of the server.
     pub fn fingerprint(&self) -> String {
         format!("fp_{:010x}", self.seed >> 24)

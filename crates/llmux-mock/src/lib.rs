@@ -1,5 +1,5 @@
 //! Mock vendor server speaking the real wire formats of OpenAI Chat Completions (plus
-//! `/v1/models` and `/v1/embeddings`), Anthropic Messages and Gemini `generateContent` /
+//! `/v1/responses`, `/v1/models` and `/v1/embeddings`), Anthropic Messages and Gemini `generateContent` /
 //! `streamGenerateContent`, with call recording and fault injection. Gemini's OpenAI-compatible
 //! endpoint is served at `/v1beta/openai/chat/completions`, with its tool-call quirks (empty
 //! ids, no stream `index`, `finish_reason: "stop"` after calls) as documented in REFERENCE §A14.
@@ -193,6 +193,7 @@ fn router(shared: Arc<state::Shared>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(openai::chat))
         .route("/v1beta/openai/chat/completions", post(openai::chat))
+        .route("/v1/responses", post(openai::responses))
         .route("/v1/embeddings", post(openai::embeddings))
         .route("/v1/models", get(openai::models))
         .route("/v1/messages", post(anthropic::messages))

@@ -1,9 +1,10 @@
-//! OpenAI: `POST /v1/chat/completions`, `POST /v1/embeddings`, `GET /v1/models`, and the
+//! OpenAI: `POST /v1/chat/completions`, `POST /v1/responses`, `POST /v1/embeddings`, `GET /v1/models`, and the
 //! OpenAI error envelope they share.
 
 mod chat;
 mod embeddings;
 mod models;
+pub(crate) mod responses;
 
 use axum::response::Response;
 use http::StatusCode;
@@ -14,6 +15,7 @@ use crate::respond;
 pub(crate) use chat::chat;
 pub(crate) use embeddings::embeddings;
 pub(crate) use models::models;
+pub(crate) use responses::responses;
 
 // ---------------------------------------------------------------------------------------------
 // Errors.

@@ -25,6 +25,8 @@ const MAX_RECORDED_CALLS: usize = 100_000;
 pub enum Api {
     /// `POST /v1/chat/completions`.
     OpenAiChat,
+    /// `POST /v1/responses`.
+    OpenAiResponses,
     /// `POST /v1/embeddings`.
     OpenAiEmbeddings,
     /// `GET /v1/models`.
@@ -53,6 +55,9 @@ pub struct RecordedCall {
     pub headers: Vec<(String, String)>,
     /// The parsed request body; `Null` when there was none or it was not JSON.
     pub body: serde_json::Value,
+    /// The body as received (invalid UTF-8 replaced), for tests of byte paths.
+    #[serde(default)]
+    pub raw_body: String,
 }
 
 /// A fault to inject into matching vendor calls (OpenAI chat and embeddings, Anthropic, Gemini).
@@ -123,6 +128,7 @@ impl RawCall {
             path: self.path.clone(),
             headers,
             body,
+            raw_body: String::from_utf8_lossy(&self.body).into_owned(),
         }
     }
 }
@@ -142,6 +148,8 @@ pub(crate) struct Incoming<'a> {
 pub(crate) struct Shared {
     pub opts: MockOptions,
     pub ids: Ids,
+    /// Responses stored by `POST /v1/responses` (for `previous_response_id`).
+    pub responses: crate::openai::responses::Store,
     calls: Mutex<VecDeque<RawCall>>,
     faults: Mutex<Vec<FaultRule>>,
     /// Anthropic's prompt cache: the prefixes written so far.
@@ -158,6 +166,7 @@ impl Shared {
         Self {
             opts,
             ids: Ids::default(),
+            responses: Default::default(),
             calls: Mutex::new(VecDeque::new()),
             faults: Mutex::new(Vec::new()),
             prompt_cache: crate::prompt_cache::PromptCache::default(),

@@ -25,7 +25,7 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::value::RawValue;
 
-use crate::neutral::{FinishReason, Usage};
+use crate::neutral::{FinishReason, TOKEN_TAG, Usage};
 use crate::shared::{compact_json, stable_hash};
 
 mod request;
@@ -172,10 +172,10 @@ enum BlockOut<'a> {
     },
     Thinking {
         thinking: &'a str,
-        signature: &'a str,
+        signature: std::borrow::Cow<'a, str>,
     },
     RedactedThinking {
-        data: &'a str,
+        data: std::borrow::Cow<'a, str>,
     },
 }
 
@@ -230,6 +230,52 @@ fn synthesize_id(prefix: &str, seed: u64) -> String {
     let call = crate::neutral::synthesize_call_id(seed);
     let hex = call.strip_prefix("call_").unwrap_or(&call);
     format!("{prefix}{hex}")
+}
+
+/// A client's body for the Anthropic byte path without the reasoning Anthropic would refuse:
+/// thinking blocks with no signature or another vendor's (tagged `llmux:<origin>:`, see
+/// [`crate::neutral::tag_token`]), and redacted thinking llmux tagged likewise — what a client
+/// replays after turns another vendor answered. `None` (the usual case, found without parsing)
+/// when there is nothing to drop; a body with some is re-assembled around the dropped blocks,
+/// every other byte as sent.
+pub fn strip_foreign_reasoning(body: &[u8]) -> Option<Vec<u8>> {
+    let tagged = format!("\"{TOKEN_TAG}");
+    let suspicious = memchr::memmem::find(body, tagged.as_bytes()).is_some()
+        || memchr::memmem::find(body, b"\"signature\":\"\"").is_some();
+    if !suspicious {
+        return None;
+    }
+    #[derive(Deserialize)]
+    struct Block<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: Option<std::borrow::Cow<'a, str>>,
+        #[serde(borrow)]
+        signature: Option<std::borrow::Cow<'a, str>>,
+        #[serde(borrow)]
+        data: Option<std::borrow::Cow<'a, str>>,
+    }
+    use crate::json_scan::{ElementEdit, edit_array, edit_member_array};
+    let foreign =
+        |token: Option<&str>| token.is_none_or(|t| t.is_empty() || t.starts_with(TOKEN_TAG));
+    let block = |raw: &[u8]| match serde_json::from_slice::<Block<'_>>(raw) {
+        Ok(block) => match block.kind.as_deref() {
+            Some("thinking") if foreign(block.signature.as_deref()) => ElementEdit::Drop,
+            Some("redacted_thinking") if foreign(block.data.as_deref()) => ElementEdit::Drop,
+            _ => ElementEdit::Keep,
+        },
+        Err(_) => ElementEdit::Keep,
+    };
+    let members = crate::json_scan::members(body).ok()?;
+    let range = crate::json_scan::find(body, &members, "messages")?
+        .value
+        .clone();
+    let messages = edit_array(&body[range.clone()], |message| {
+        match edit_member_array(message, "content", block) {
+            Some(edited) => ElementEdit::Replace(edited),
+            None => ElementEdit::Keep,
+        }
+    })?;
+    Some(crate::json_scan::splice(body, range, &messages))
 }
 
 #[cfg(test)]

@@ -202,5 +202,66 @@ pub fn edit(json: &[u8], members: &[Member], edits: &[Edit<'_>]) -> Vec<u8> {
     out
 }
 
+/// What [`edit_array`] does with one element.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ElementEdit {
+    /// The element stays as it is.
+    Keep,
+    /// The element goes.
+    Drop,
+    /// The element becomes these bytes.
+    Replace(Vec<u8>),
+}
+
+/// The JSON array `array` with `edit` applied to each element (given as its raw bytes), or
+/// `None` when every element stays as it is (or `array` is not an array). Kept elements are
+/// copied verbatim; only the separators between elements are rewritten.
+pub fn edit_array(array: &[u8], mut edit: impl FnMut(&[u8]) -> ElementEdit) -> Option<Vec<u8>> {
+    let elements: Vec<&serde_json::value::RawValue> = serde_json::from_slice(array).ok()?;
+    let mut changed = false;
+    let mut out = Vec::with_capacity(array.len());
+    out.push(b'[');
+    let mut first = true;
+    for element in elements {
+        let raw = element.get().as_bytes();
+        let bytes = match edit(raw) {
+            ElementEdit::Keep => raw,
+            ElementEdit::Drop => {
+                changed = true;
+                continue;
+            }
+            ElementEdit::Replace(bytes) => {
+                changed = true;
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                out.extend_from_slice(&bytes);
+                continue;
+            }
+        };
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        out.extend_from_slice(bytes);
+    }
+    out.push(b']');
+    changed.then_some(out)
+}
+
+/// `json` (an object) with [`edit_array`] applied to the array under top-level `key`; `None`
+/// when nothing changed.
+pub fn edit_member_array(
+    json: &[u8],
+    key: &str,
+    edit: impl FnMut(&[u8]) -> ElementEdit,
+) -> Option<Vec<u8>> {
+    let members = members(json).ok()?;
+    let range = find(json, &members, key)?.value.clone();
+    let edited = edit_array(&json[range.clone()], edit)?;
+    Some(splice(json, range, &edited))
+}
+
 #[cfg(test)]
 mod tests;

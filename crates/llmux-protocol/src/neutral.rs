@@ -326,15 +326,92 @@ pub struct ToolResult {
 }
 
 /// Reasoning content.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Reasoning {
     /// Readable reasoning text (may be a summary).
     pub text: String,
-    /// The vendor's signature over it (Anthropic), needed to send it back.
+    /// The vendor's signature over it (Anthropic `signature`, Gemini `thoughtSignature`),
+    /// needed to send it back.
     pub signature: Option<String>,
     /// Encrypted/redacted reasoning the client cannot read but must return (Anthropic
-    /// `redacted_thinking.data`).
+    /// `redacted_thinking.data`, OpenAI `encrypted_content`).
     pub redacted: Option<String>,
+    /// The vendor kind that issued `signature` or `redacted`: they go back to that kind only
+    /// (any other refuses them) and are dropped on the way to another. `None`: unknown, sent
+    /// nowhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<ReasoningOrigin>,
+}
+
+/// The vendor kind that issued an opaque reasoning token: a thinking signature or redacted
+/// thinking (Anthropic), a `thoughtSignature` (Gemini), encrypted reasoning (OpenAI
+/// Responses). Vendors verify these tokens and refuse foreign ones, so a token is sent back
+/// only to its own kind.
+///
+/// A client of another vendor's API holds the token tagged with its origin
+/// (`llmux:<origin>:<token>`, [`tag_token`]); a client of the issuing vendor's own API holds
+/// it exactly as issued, so same-vendor conversations (and byte paths) see the vendor's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReasoningOrigin {
+    /// Anthropic Messages.
+    Anthropic,
+    /// Gemini `generateContent`.
+    Gemini,
+    /// OpenAI Responses.
+    #[serde(rename = "openai")]
+    OpenAi,
+}
+
+impl ReasoningOrigin {
+    /// The name in tagged tokens: `anthropic`, `gemini`, `openai`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Anthropic => "anthropic",
+            Self::Gemini => "gemini",
+            Self::OpenAi => "openai",
+        }
+    }
+
+    /// The origin named `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "anthropic" => Some(Self::Anthropic),
+            "gemini" => Some(Self::Gemini),
+            "openai" => Some(Self::OpenAi),
+            _ => None,
+        }
+    }
+}
+
+/// Opens a token tagged with its origin.
+pub const TOKEN_TAG: &str = "llmux:";
+
+/// `token` as a client of `native`'s API holds it: unchanged when `native` issued it (or its
+/// origin is unknown), else `llmux:<origin>:<token>`.
+pub fn tag_token(origin: Option<ReasoningOrigin>, native: ReasoningOrigin, token: &str) -> String {
+    match origin {
+        Some(origin) if origin != native => format!("{TOKEN_TAG}{}:{token}", origin.as_str()),
+        _ => token.to_owned(),
+    }
+}
+
+/// The reverse of [`tag_token`]: a tagged token's origin and the vendor's token; an untagged
+/// one is `native`'s own.
+pub fn untag_token(token: &str, native: ReasoningOrigin) -> (ReasoningOrigin, &str) {
+    token
+        .strip_prefix(TOKEN_TAG)
+        .and_then(|rest| rest.split_once(':'))
+        .and_then(|(origin, inner)| Some((ReasoningOrigin::parse(origin)?, inner)))
+        .unwrap_or((native, token))
+}
+
+impl Reasoning {
+    /// Whether this reasoning can go to a vendor of kind `vendor` with its token: it has one
+    /// and `vendor` issued it.
+    pub fn belongs_to(&self, vendor: ReasoningOrigin) -> bool {
+        self.origin == Some(vendor) && (self.signature.is_some() || self.redacted.is_some())
+    }
 }
 
 /// A function tool.
@@ -518,6 +595,9 @@ pub enum StreamEvent {
         text: String,
         /// A signature for the reasoning so far.
         signature: Option<String>,
+        /// Who issued `signature`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        origin: Option<ReasoningOrigin>,
     },
     /// A tool call begins. `index` counts tool calls from 0 within the answer.
     ToolCallStart {

@@ -38,6 +38,7 @@ use crate::neutral;
 
 mod decode;
 mod encode;
+pub mod passthrough;
 mod stream;
 
 pub use decode::decode_request;

@@ -140,6 +140,17 @@ pub trait Ingress: Send + Sync + 'static {
     {
         None
     }
+
+    /// The hosted tools removed from the offer on the attempt that answered on `target`
+    /// (`translated`: it went through the neutral model): [`Facts::dropped_tools`], unless the
+    /// ingress reached a vendor that runs them.
+    fn dropped_tools<'r>(
+        request: &'r Self::Request,
+        _target: &Target<'_>,
+        _translated: bool,
+    ) -> &'r [String] {
+        Self::facts(request).dropped_tools
+    }
 }
 
 /// The pieces an ingress provides for the cross-protocol path.
@@ -325,8 +336,11 @@ async fn run<I: Ingress>(
         let exhausted = match result {
             Ok(committed) => {
                 let fallback = (path.len() > 1).then(|| path.last().copied()).flatten();
+                let translated =
+                    call.fill.is_some() || I::PASSTHROUGH != Some(committed.target.credential.api);
+                let dropped = I::dropped_tools(request, &committed.target, translated);
                 let mut response =
-                    respond(committed, &snapshot, &facts, fallback, draft.as_deref());
+                    respond(committed, &snapshot, dropped, fallback, draft.as_deref());
                 if let Some(value) = cache_header {
                     response.headers_mut().insert(cache::HEADER, value);
                 }
@@ -383,7 +397,7 @@ async fn run<I: Ingress>(
 fn respond(
     committed: attempts::Committed<'_, Answer>,
     snapshot: &Snapshot,
-    facts: &Facts<'_>,
+    dropped_tools: &[String],
     fallback: Option<&str>,
     draft: Option<&crate::request_log::Draft>,
 ) -> Response {
@@ -398,8 +412,8 @@ fn respond(
         committed.upstream_time,
     );
     let headers = response.headers_mut();
-    if !facts.dropped_tools.is_empty()
-        && let Ok(value) = http::HeaderValue::from_str(&facts.dropped_tools.join(","))
+    if !dropped_tools.is_empty()
+        && let Ok(value) = http::HeaderValue::from_str(&dropped_tools.join(","))
     {
         headers.insert(DROPPED_TOOLS, value);
     }

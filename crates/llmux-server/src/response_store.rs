@@ -33,6 +33,21 @@ const ENTRY_OVERHEAD: usize = 256;
 /// How often the database is purged of responses past retention.
 const PURGE_EVERY_SECS: i64 = 3600;
 
+/// The `parent` of a response the vendor stores itself ([`ResponseStore::put_at_vendor`]);
+/// no response id contains a control character.
+const AT_VENDOR: &str = "\u{1}at-vendor";
+
+/// Where a conversation to continue is.
+#[derive(Debug)]
+pub enum Continuation {
+    /// Stored here: its messages, oldest first.
+    Here(Vec<Message>),
+    /// Stored by the vendor (OpenAI's own responses, answered on the native path).
+    AtVendor,
+    /// Not found for this owner (missing, expired, deleted or another owner's).
+    Missing,
+}
+
 /// One stored turn.
 #[derive(Debug)]
 pub struct Stored {
@@ -199,6 +214,42 @@ impl ResponseStore {
         turn: Vec<Message>,
     ) {
         let resource = Bytes::from(serde_json::to_vec(resource).unwrap_or_default());
+        self.put_bytes(id, owner, parent, resource, turn);
+    }
+
+    /// Records response `id` that the vendor stores itself (OpenAI, on the native path), so
+    /// only `owner` can read, continue or delete it through llmux. No conversation is kept:
+    /// its continuation goes to the vendor.
+    pub fn put_at_vendor(&self, id: String, owner: String, resource: Bytes) {
+        self.put_bytes(id, owner, Some(AT_VENDOR.to_owned()), resource, Vec::new());
+    }
+
+    /// Where the conversation of response `id` of `owner` is: here (its messages), at the
+    /// vendor that stores it, or nowhere this owner can see.
+    pub async fn continuation(&self, id: &str, owner: &str) -> Continuation {
+        let Some(last) = self.turn(id, owner).await else {
+            return Continuation::Missing;
+        };
+        if last.parent.as_deref() == Some(AT_VENDOR) {
+            return match last.resource {
+                Some(_) => Continuation::AtVendor,
+                None => Continuation::Missing,
+            };
+        }
+        match self.conversation(id, owner).await {
+            Some(messages) => Continuation::Here(messages),
+            None => Continuation::Missing,
+        }
+    }
+
+    fn put_bytes(
+        &self,
+        id: String,
+        owner: String,
+        parent: Option<String>,
+        resource: Bytes,
+        turn: Vec<Message>,
+    ) {
         let created_at = now_unix();
         let turn_bytes = if let Some(backend) = self.backend.clone() {
             let turn_json = serde_json::to_string(&turn).unwrap_or_else(|_| "[]".into());

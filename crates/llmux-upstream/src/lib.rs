@@ -96,6 +96,8 @@ pub struct Endpoint {
     pub chat_url: Uri,
     /// `{base_url}/embeddings`.
     pub embeddings_url: Uri,
+    /// `{base_url}/responses` (OpenAI's Responses API, for `responses: native`).
+    pub responses_url: Uri,
     /// `{base_url}/messages` (Anthropic).
     pub messages_url: Uri,
     /// `{base_url}/messages/count_tokens` (Anthropic).
@@ -432,6 +434,7 @@ fn prepare(
         base: base.to_owned(),
         chat_url,
         embeddings_url: join("embeddings")?,
+        responses_url: join("responses")?,
         messages_url: join("messages")?,
         count_tokens_url: join("messages/count_tokens")?,
         models_url: join("models")?,

@@ -26,7 +26,8 @@ use std::time::Duration;
 
 /// Each alias, the model the mock sees for it and the vendor API it must be called on.
 const VIA: [(&str, &str, Api); 3] = [
-    ("via-openai", "gpt-4o-mini", Api::OpenAiChat),
+    // OpenAI itself gets the Responses body as Codex sent it (the native byte path).
+    ("via-openai", "gpt-4o-mini", Api::OpenAiResponses),
     ("via-anthropic", "claude-sonnet-4-5", Api::Anthropic),
     ("via-gemini", "gemini-2.5-flash", Api::Gemini),
 ];

@@ -114,10 +114,8 @@ async fn responses_answers_on_every_vendor_with_the_required_resource_fields() {
     }
     // The instructions reached each vendor in its own place.
     let calls = mock.calls();
-    assert_eq!(
-        calls[0].body["messages"][0],
-        json!({"role": "system", "content": "be kind"})
-    );
+    // OpenAI gets the Responses body itself (the native path), instructions included.
+    assert_eq!(calls[0].body["instructions"], "be kind");
     assert_eq!(calls[1].body["system"], "be kind");
     assert_eq!(
         calls[2].body["systemInstruction"]["parts"][0]["text"],
@@ -482,7 +480,7 @@ async fn shared_store_across_replicas(store: &str) {
     let first: Value = a
         .post(
             "/v1/responses",
-            &json!({"model": "via-openai", "input": "remember Oslo"}),
+            &json!({"model": "via-anthropic", "input": "remember Oslo"}),
         )
         .await
         .json()

@@ -37,7 +37,7 @@ fn b64(bytes: &[u8]) -> String {
 fn vendors(mock: &MockUpstream, images: &str) -> String {
     format!(
         "credentials:
-  - {{ platform: openai, value: sk-test-openai-0123456789, base_url: \"{url}/v1\" }}
+  - {{ platform: openai, value: sk-test-openai-0123456789, base_url: \"{url}/v1\", responses: translate }}
   - {{ platform: anthropic, value: sk-ant-test-key-0123456789, base_url: \"{url}/v1\" }}
   - {{ platform: gemini, value: AIzaTestKey0123456789012345678901234, base_url: \"{url}/v1beta\" }}
 models:

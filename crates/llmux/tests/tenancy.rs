@@ -177,9 +177,11 @@ async fn without_auth_a_response_belongs_to_the_client_key_that_created_it() {
 #[tokio::test]
 async fn a_long_conversation_shares_its_prefix_and_the_cache_is_bounded_by_bytes() {
     let mock = mock().await;
+    // llmux's own store is under test: the OpenAI credential translates Responses (natively,
+    // OpenAI would keep the conversation).
     let config = format!(
         "{}responses: {{ max_bytes: 40000000 }}\n",
-        basic_config(&mock)
+        basic_config(&mock).replace("api: openai,", "api: openai, responses: translate,")
     );
     let gateway = TestGateway::start(&config).await;
     let big = "x".repeat(1_000_000);

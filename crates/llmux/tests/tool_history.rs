@@ -1,7 +1,9 @@
 //! A follow-up turn that carries a tool round trip in its history but offers no tools (as the
 //! Open Responses compliance suite's `function-call-roundtrip` does) works through every ingress
 //! on every vendor. Anthropic refuses such a request, and so does the mock; llmux declares the
-//! history's tools with `tool_choice: none` there, so the answer is text as everywhere else.
+//! history's tools with `tool_choice: none` there, so the answer is text as everywhere else. The
+//! OpenAI credential translates Responses too (`responses: translate`): the translation is what
+//! is under test; the native byte path is `responses_native.rs`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -18,7 +20,7 @@ use serde_json::{Value, json};
 fn every_vendor(mock: &MockUpstream) -> String {
     format!(
         "credentials:
-  - {{ platform: openai, value: sk-openai-test-0123456789, base_url: \"{url}/v1\" }}
+  - {{ platform: openai, value: sk-openai-test-0123456789, base_url: \"{url}/v1\", responses: translate }}
   - {{ platform: anthropic, value: sk-ant-test-0123456789, base_url: \"{url}/v1\" }}
   - {{ platform: gemini, value: AIzaTestKey0123456789012345678901234, base_url: \"{url}/v1beta\" }}
 models:

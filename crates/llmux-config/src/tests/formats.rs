@@ -247,7 +247,7 @@ fn unknown_top_level_key_is_an_error() {
 fn unknown_nested_key_is_an_error_in_every_format() {
     check_error(
         "credentials:\n  - platform: openai\n    value: sk-1234567890\n    region: eu\nmodels: []\n",
-        "line 4: unknown field `region`, expected one of platform, type, value, name, base_url, api, fetch_images, timeouts, limits, forward_headers",
+        "line 4: unknown field `region`, expected one of platform, type, value, name, base_url, api, fetch_images, timeouts, limits, forward_headers, responses",
     );
     let json = crate::from_str(
         r#"{"credentials": [], "models": [{"vendor": "x", "model": "y",

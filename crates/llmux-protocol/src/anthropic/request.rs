@@ -32,8 +32,9 @@ use serde_json::value::RawValue;
 
 use super::{BlockOut, ImageSourceOut, Input, WireBlock, WireType, compact_json, error_reason};
 use crate::neutral::{
-    self, CacheSpot, Image, ImageSource, Message, Part, Reasoning, ReasoningConfig, Request,
-    ResponseFormat, Role, Sampling, Tool, ToolCall, ToolChoice, ToolResult,
+    self, CacheSpot, Image, ImageSource, Message, Part, Reasoning, ReasoningConfig,
+    ReasoningOrigin, Request, ResponseFormat, Role, Sampling, Tool, ToolCall, ToolChoice,
+    ToolResult, untag_token,
 };
 use crate::openai_chat::{InvalidRequest, describe_error, require_object};
 
@@ -472,15 +473,22 @@ fn encode_image_source(source: &ImageSource) -> ImageSourceOut<'_> {
 }
 
 /// Reasoning as history: redacted data goes back as `redacted_thinking`; readable thinking
-/// needs its signature, without which Anthropic refuses the block.
+/// needs its signature, without which Anthropic refuses the block. Only Anthropic's own tokens
+/// go back: Anthropic refuses another vendor's (a Gemini signature, OpenAI encrypted
+/// reasoning), so that reasoning is dropped.
 fn encode_reasoning(reasoning: &Reasoning) -> Option<BlockOut<'_>> {
+    if !reasoning.belongs_to(ReasoningOrigin::Anthropic) {
+        return None;
+    }
     if let Some(data) = &reasoning.redacted {
-        return Some(BlockOut::RedactedThinking { data });
+        return Some(BlockOut::RedactedThinking {
+            data: Cow::Borrowed(data),
+        });
     }
     let signature = reasoning.signature.as_deref().filter(|s| !s.is_empty())?;
     Some(BlockOut::Thinking {
         thinking: &reasoning.text,
-        signature,
+        signature: Cow::Borrowed(signature),
     })
 }
 
@@ -1137,16 +1145,34 @@ fn decode_assistant_blocks(
                     signature: None,
                 }));
             }
-            "thinking" => parts.push(Part::Reasoning(Reasoning {
-                text: required(block.thinking, &path, "thinking")?,
-                signature: block.signature.filter(|s| !s.is_empty()),
-                redacted: None,
-            })),
-            "redacted_thinking" => parts.push(Part::Reasoning(Reasoning {
-                text: String::new(),
-                signature: None,
-                redacted: Some(required(block.data, &path, "data")?),
-            })),
+            // A client's token is Anthropic's own unless llmux tagged it with another origin.
+            "thinking" => {
+                let text = required(block.thinking, &path, "thinking")?;
+                let signature = block.signature.filter(|s| !s.is_empty());
+                let (origin, signature) = match signature {
+                    Some(signature) => {
+                        let (origin, token) = untag_token(&signature, ReasoningOrigin::Anthropic);
+                        (Some(origin), Some(token.to_owned()))
+                    }
+                    None => (None, None),
+                };
+                parts.push(Part::Reasoning(Reasoning {
+                    text,
+                    signature,
+                    redacted: None,
+                    origin,
+                }));
+            }
+            "redacted_thinking" => {
+                let data = required(block.data, &path, "data")?;
+                let (origin, data) = untag_token(&data, ReasoningOrigin::Anthropic);
+                parts.push(Part::Reasoning(Reasoning {
+                    text: String::new(),
+                    signature: None,
+                    redacted: Some(data.to_owned()),
+                    origin: Some(origin),
+                }));
+            }
             "tool_result" => {
                 return Err(invalid(
                     "'tool_result' blocks are only allowed in user messages",

@@ -10,7 +10,9 @@ use super::{
     split_input, stable_hash, synthesize_id,
 };
 use crate::error::{ErrorKind, VendorError, decode_upstream_error};
-use crate::neutral::{DecodeError, Part, Reasoning, Response, ToolCall};
+use crate::neutral::{
+    DecodeError, Part, Reasoning, ReasoningOrigin, Response, ToolCall, tag_token,
+};
 
 #[derive(Deserialize)]
 struct WireResponse<'a> {
@@ -80,11 +82,13 @@ pub fn decode_response(body: &[u8]) -> Result<Response, DecodeError> {
                 text: block.thinking.clone().ok_or_else(|| missing("thinking"))?,
                 signature: block.signature.clone().filter(|s| !s.is_empty()),
                 redacted: None,
+                origin: Some(ReasoningOrigin::Anthropic),
             })),
             "redacted_thinking" => parts.push(Part::Reasoning(Reasoning {
                 text: String::new(),
                 signature: None,
                 redacted: Some(block.data.clone().ok_or_else(|| missing("data"))?),
+                origin: Some(ReasoningOrigin::Anthropic),
             })),
             _ => {}
         }
@@ -172,14 +176,26 @@ fn response_block<'a>(part: &'a Part, response_id: &str, position: usize) -> Opt
             name: &call.name,
             input: Input::from_arguments(&call.arguments),
         }),
+        // Another vendor's tokens reach the client tagged with their origin (see
+        // `neutral::tag_token`), so they come back to that vendor only.
         Part::Reasoning(Reasoning {
             redacted: Some(data),
+            origin,
             ..
-        }) => Some(BlockOut::RedactedThinking { data }),
-        // Reasoning from another vendor has no signature; Anthropic clients expect the field.
+        }) => Some(BlockOut::RedactedThinking {
+            data: Cow::Owned(tag_token(*origin, ReasoningOrigin::Anthropic, data)),
+        }),
+        // Reasoning without a signature still has the field: Anthropic clients expect it.
         Part::Reasoning(reasoning) => Some(BlockOut::Thinking {
             thinking: &reasoning.text,
-            signature: reasoning.signature.as_deref().unwrap_or(""),
+            signature: match &reasoning.signature {
+                Some(signature) => Cow::Owned(tag_token(
+                    reasoning.origin,
+                    ReasoningOrigin::Anthropic,
+                    signature,
+                )),
+                None => Cow::Borrowed(""),
+            },
         }),
         Part::Text { .. } | Part::Image(_) | Part::ToolResult(_) | Part::File(_) => None,
     }

@@ -12,7 +12,7 @@ use super::{
     error_type, split_input, stable_hash, synthesize_id,
 };
 use crate::error::ErrorKind;
-use crate::neutral::{DecodeError, FinishReason, StreamEvent, Usage};
+use crate::neutral::{DecodeError, FinishReason, ReasoningOrigin, StreamEvent, Usage, tag_token};
 use crate::sse::{self, Event};
 
 #[derive(Deserialize)]
@@ -220,7 +220,11 @@ impl StreamDecoder {
                 if text.is_empty() && signature.is_none() {
                     Vec::new()
                 } else {
-                    vec![StreamEvent::ReasoningDelta { text, signature }]
+                    vec![StreamEvent::ReasoningDelta {
+                        text,
+                        signature,
+                        origin: Some(ReasoningOrigin::Anthropic),
+                    }]
                 }
             }
             _ => Vec::new(),
@@ -247,12 +251,14 @@ impl StreamDecoder {
                     StreamEvent::ReasoningDelta {
                         text,
                         signature: None,
+                        origin: Some(ReasoningOrigin::Anthropic),
                     }
                 }),
                 "signature_delta" => delta.signature.filter(|s| !s.is_empty()).map(|signature| {
                     StreamEvent::ReasoningDelta {
                         text: String::new(),
                         signature: Some(signature),
+                        origin: Some(ReasoningOrigin::Anthropic),
                     }
                 }),
                 _ => None,
@@ -478,9 +484,17 @@ impl StreamEncoder {
                 let index = self.open_block(OpenBlock::Text, out);
                 self.delta(out, index, DeltaOut::Text { text });
             }
-            StreamEvent::ReasoningDelta { text, signature } => {
+            StreamEvent::ReasoningDelta {
+                text,
+                signature,
+                origin,
+            } => {
                 let text = if self.omit_reasoning { "" } else { text };
-                let signature = signature.as_deref().filter(|s| !s.is_empty());
+                let signature = signature
+                    .as_deref()
+                    .filter(|s| !s.is_empty())
+                    .map(|s| tag_token(*origin, ReasoningOrigin::Anthropic, s));
+                let signature = signature.as_deref();
                 if text.is_empty() && signature.is_none() {
                     return;
                 }

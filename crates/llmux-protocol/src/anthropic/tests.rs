@@ -146,7 +146,9 @@ fn assemble(events: &[StreamEvent]) -> Assembled {
         match event {
             StreamEvent::Start { .. } => {}
             StreamEvent::TextDelta { text } => out.text.push_str(text),
-            StreamEvent::ReasoningDelta { text, signature } => {
+            StreamEvent::ReasoningDelta {
+                text, signature, ..
+            } => {
                 out.reasoning.push_str(text);
                 out.signatures.extend(signature.clone());
             }
@@ -200,6 +202,7 @@ fn signed(text: &str, signature: &str) -> Part {
         text: text.into(),
         signature: Some(signature.into()),
         redacted: None,
+        origin: Some(crate::neutral::ReasoningOrigin::Anthropic),
     })
 }
 
@@ -465,12 +468,14 @@ fn encode_request_merges_turns_and_orders_blocks() {
                     text: String::new(),
                     signature: None,
                     redacted: Some("opaque".into()),
+                    origin: Some(crate::neutral::ReasoningOrigin::Anthropic),
                 }),
                 // From another vendor: no signature, so Anthropic could not verify it.
                 Part::Reasoning(Reasoning {
                     text: "unsigned".into(),
                     signature: None,
                     redacted: None,
+                    origin: Some(crate::neutral::ReasoningOrigin::Anthropic),
                 }),
                 call("toolu_2", "get_weather", "not json"),
             ],
@@ -1047,7 +1052,8 @@ fn decode_response_maps_stop_reasons_and_reasoning() {
             Part::Reasoning(Reasoning {
                 text: String::new(),
                 signature: None,
-                redacted: Some("opaque".into())
+                redacted: Some("opaque".into()),
+                origin: Some(crate::neutral::ReasoningOrigin::Anthropic)
             }),
             Part::text("done"),
         ]
@@ -1282,15 +1288,18 @@ fn stream_encoder_blocks_never_overlap() {
             StreamEvent::ReasoningDelta {
                 text: "step 1".into(),
                 signature: None,
+                origin: Some(crate::neutral::ReasoningOrigin::Anthropic),
             },
             StreamEvent::ReasoningDelta {
                 text: String::new(),
                 signature: Some("sig".into()),
+                origin: Some(crate::neutral::ReasoningOrigin::Anthropic),
             },
             // After its signature, more thinking is a new block.
             StreamEvent::ReasoningDelta {
                 text: "step 2".into(),
                 signature: None,
+                origin: Some(crate::neutral::ReasoningOrigin::Anthropic),
             },
             StreamEvent::TextDelta {
                 text: "Answer".into(),
@@ -1570,12 +1579,14 @@ fn arb_reasoning() -> impl Strategy<Value = Part> {
         "[A-Za-z0-9+/=]{1,12}".prop_map(|data| Part::Reasoning(Reasoning {
             text: String::new(),
             signature: None,
-            redacted: Some(data)
+            redacted: Some(data),
+            origin: Some(crate::neutral::ReasoningOrigin::Anthropic)
         })),
         arb_text().prop_map(|text| Part::Reasoning(Reasoning {
             text,
             signature: None,
-            redacted: None
+            redacted: None,
+            origin: Some(crate::neutral::ReasoningOrigin::Anthropic)
         })),
     ]
 }
@@ -1768,8 +1779,8 @@ proptest! {
             match chunk {
                 Chunk::Text(text) => events.push(StreamEvent::TextDelta { text: text.clone() }),
                 Chunk::Thinking(text, sig) => {
-                    events.push(StreamEvent::ReasoningDelta { text: text.clone(), signature: None });
-                    events.push(StreamEvent::ReasoningDelta { text: String::new(), signature: Some(sig.clone()) });
+                    events.push(StreamEvent::ReasoningDelta { text: text.clone(), signature: None, origin: Some(crate::neutral::ReasoningOrigin::Anthropic) });
+                    events.push(StreamEvent::ReasoningDelta { text: String::new(), signature: Some(sig.clone()), origin: Some(crate::neutral::ReasoningOrigin::Anthropic) });
                 }
                 Chunk::Call(id, name, pieces) => {
                     events.push(StreamEvent::ToolCallStart { index: tools, id: id.clone(), name: name.clone(), signature: None });
@@ -2061,10 +2072,12 @@ fn omitted_display_leaves_only_signed_thinking_without_text() {
         StreamEvent::ReasoningDelta {
             text: "secret thoughts".into(),
             signature: None,
+            origin: Some(crate::neutral::ReasoningOrigin::Anthropic),
         },
         StreamEvent::ReasoningDelta {
             text: String::new(),
             signature: Some("sig".into()),
+            origin: Some(crate::neutral::ReasoningOrigin::Anthropic),
         },
         StreamEvent::TextDelta {
             text: "answer".into(),
@@ -2089,6 +2102,7 @@ fn omitted_display_leaves_only_signed_thinking_without_text() {
                 text: "unsigned".into(),
                 signature: None,
                 redacted: None,
+                origin: Some(crate::neutral::ReasoningOrigin::Anthropic),
             }),
             signed("signed thoughts", "sig"),
             Part::text("answer"),
@@ -2129,4 +2143,119 @@ fn documents_decode_and_encode_as_document_blocks() {
         content[1],
         json!({"type": "document", "source": {"type": "url", "url": "https://x/a.pdf"}})
     );
+}
+
+/// Each opaque reasoning token goes back to the vendor kind that issued it only.
+#[test]
+fn only_anthropic_reasoning_goes_to_anthropic() {
+    use crate::neutral::ReasoningOrigin;
+    let reasoning = |origin, signature: &str, redacted: Option<&str>| {
+        Part::Reasoning(Reasoning {
+            text: "thought".into(),
+            signature: (!signature.is_empty()).then(|| signature.to_owned()),
+            redacted: redacted.map(str::to_owned),
+            origin,
+        })
+    };
+    let request = Request {
+        model: "claude".into(),
+        messages: vec![
+            Message {
+                role: Role::User,
+                parts: vec![Part::text("hi")],
+            },
+            Message {
+                role: Role::Assistant,
+                parts: vec![
+                    reasoning(Some(ReasoningOrigin::Anthropic), "sig-a", None),
+                    reasoning(Some(ReasoningOrigin::Anthropic), "", Some("red-a")),
+                    reasoning(Some(ReasoningOrigin::Gemini), "sig-g", None),
+                    reasoning(Some(ReasoningOrigin::OpenAi), "", Some("gAAAA")),
+                    reasoning(None, "sig-unknown", None),
+                    Part::text("answer"),
+                ],
+            },
+            Message {
+                role: Role::User,
+                parts: vec![Part::text("more")],
+            },
+        ],
+        ..Request::default()
+    };
+    let body = check_encode_request(None, &request, 1024);
+    assert_eq!(
+        body["messages"][1]["content"],
+        json!([
+            {"type": "thinking", "thinking": "thought", "signature": "sig-a"},
+            {"type": "redacted_thinking", "data": "red-a"},
+            {"type": "text", "text": "answer"}
+        ])
+    );
+}
+
+/// Another vendor's token reaches an Anthropic client tagged with its origin and comes back
+/// with it; Anthropic's own stays exactly as Anthropic issued it.
+#[test]
+fn foreign_tokens_are_tagged_for_anthropic_clients_and_read_back() {
+    use crate::neutral::ReasoningOrigin;
+    let response = Response {
+        parts: vec![
+            Part::Reasoning(Reasoning {
+                text: "g".into(),
+                signature: Some("gemini-sig".into()),
+                redacted: None,
+                origin: Some(ReasoningOrigin::Gemini),
+            }),
+            Part::Reasoning(Reasoning {
+                text: "a".into(),
+                signature: Some("anthropic-sig".into()),
+                redacted: None,
+                origin: Some(ReasoningOrigin::Anthropic),
+            }),
+            Part::text("done"),
+        ],
+        ..Response::default()
+    };
+    let body = check_encode_response(None, &response, "m");
+    assert_eq!(body["content"][0]["signature"], "llmux:gemini:gemini-sig");
+    assert_eq!(body["content"][1]["signature"], "anthropic-sig");
+    let replay = json!({"model": "m", "max_tokens": 10, "messages": [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": body["content"]},
+        {"role": "user", "content": "more"}]});
+    let decoded = decode_request(replay.to_string().as_bytes()).unwrap();
+    let origins: Vec<_> = decoded.messages[1]
+        .parts
+        .iter()
+        .filter_map(|p| match p {
+            Part::Reasoning(r) => Some((r.origin, r.signature.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        origins,
+        [
+            (Some(ReasoningOrigin::Gemini), Some("gemini-sig".into())),
+            (
+                Some(ReasoningOrigin::Anthropic),
+                Some("anthropic-sig".into())
+            )
+        ]
+    );
+    // On the byte path the tagged (and unsigned) blocks are dropped, the rest kept as sent.
+    let mut sent = replay.clone();
+    sent["messages"][1]["content"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "thinking", "thinking": "x", "signature": ""}));
+    let stripped = strip_foreign_reasoning(sent.to_string().as_bytes()).unwrap();
+    let stripped: Value = serde_json::from_slice(&stripped).unwrap();
+    assert_eq!(
+        stripped["messages"][1]["content"],
+        json!([{"type": "thinking", "thinking": "a", "signature": "anthropic-sig"},
+               {"type": "text", "text": "done"}])
+    );
+    let own = json!({"model": "m", "messages": [{"role": "assistant", "content": [
+        {"type": "thinking", "thinking": "a", "signature": "anthropic-sig"}]}]});
+    assert_eq!(strip_foreign_reasoning(own.to_string().as_bytes()), None);
 }

@@ -146,5 +146,54 @@ pub fn rewrite_model_version(body: &[u8], client_model: &str) -> Option<Vec<u8>>
     Some(json_scan::splice(body, member.value.clone(), &replacement))
 }
 
+/// A Gemini client's body for the Gemini byte path without what llmux put in envelopes for
+/// other vendors (see [`carry`]): thought parts whose `thoughtSignature` is an envelope are
+/// dropped, and a call's envelope gives way to the call's own Gemini signature — Gemini would
+/// refuse a signature it did not issue. `None` (the usual case, found without parsing) when the
+/// body holds no envelope; otherwise the touched arrays are re-assembled, every other byte as
+/// sent.
+pub fn strip_foreign_reasoning(body: &[u8]) -> Option<Vec<u8>> {
+    use json_scan::{Edit, ElementEdit, edit_member_array};
+    memchr::memmem::find(body, carry::ENVELOPE_HEAD.as_bytes())?;
+    #[derive(serde::Deserialize)]
+    struct PartView<'a> {
+        #[serde(default)]
+        thought: Option<bool>,
+        #[serde(rename = "thoughtSignature", alias = "thought_signature", borrow)]
+        signature: Option<std::borrow::Cow<'a, str>>,
+    }
+    let part = |raw: &[u8]| {
+        let Ok(view) = serde_json::from_slice::<PartView<'_>>(raw) else {
+            return ElementEdit::Keep;
+        };
+        let Some(own) = view.signature.as_deref().and_then(carry::own_signature) else {
+            return ElementEdit::Keep;
+        };
+        if view.thought == Some(true) {
+            return ElementEdit::Drop;
+        }
+        let Ok(members) = json_scan::members(raw) else {
+            return ElementEdit::Keep;
+        };
+        let key = if json_scan::find(raw, &members, "thoughtSignature").is_some() {
+            "thoughtSignature"
+        } else {
+            "thought_signature"
+        };
+        let value = own.as_deref().map(crate::openai_chat::json_string);
+        let edit = match &value {
+            Some(value) => Edit::Set(key, value),
+            None => Edit::Remove(key),
+        };
+        ElementEdit::Replace(json_scan::edit(raw, &members, &[edit]))
+    };
+    edit_member_array(body, "contents", |content| {
+        match edit_member_array(content, "parts", part) {
+            Some(edited) => ElementEdit::Replace(edited),
+            None => ElementEdit::Keep,
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests;

@@ -507,6 +507,7 @@ fn model_part(
             text,
             signature: part.thought_signature,
             redacted: None,
+            origin: Some(neutral::ReasoningOrigin::Gemini),
         })));
     }
     common_part(part)

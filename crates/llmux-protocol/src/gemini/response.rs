@@ -4,8 +4,8 @@
 use super::status::from_status;
 use super::wire;
 use crate::neutral::{
-    self, DecodeError, FinishReason, Image, ImageSource, Part, Reasoning, StreamEvent, ToolCall,
-    Usage,
+    self, DecodeError, FinishReason, Image, ImageSource, Part, Reasoning, ReasoningOrigin,
+    StreamEvent, ToolCall, Usage,
 };
 use crate::sse;
 
@@ -89,6 +89,7 @@ pub fn decode_response(body: &[u8], id_seed: u64) -> Result<neutral::Response, D
                     text,
                     signature: part.thought_signature.clone(),
                     redacted: None,
+                    origin: Some(ReasoningOrigin::Gemini),
                 })
             } else if let Some(blob) = &part.inline_data {
                 Part::Image(Image {
@@ -315,6 +316,7 @@ impl StreamDecoder {
                 events.push(StreamEvent::ReasoningDelta {
                     text: text.to_owned(),
                     signature: part.thought_signature.clone(),
+                    origin: Some(ReasoningOrigin::Gemini),
                 });
             }
         } else if !text.is_empty() {

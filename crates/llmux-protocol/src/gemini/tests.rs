@@ -515,6 +515,7 @@ fn empty_text_and_reasoning_are_not_sent_and_empty_turns_vanish() {
                 text: "thinking".into(),
                 signature: Some("sig".into()),
                 redacted: None,
+                origin: Some(crate::neutral::ReasoningOrigin::Gemini),
             }),
             Part::text(""),
         ]),
@@ -958,7 +959,8 @@ fn thoughts_calls_images_and_split_text_decode() {
             Part::Reasoning(Reasoning {
                 text: "Let me think harder.".into(),
                 signature: Some("t1".into()),
-                redacted: None
+                redacted: None,
+                origin: Some(crate::neutral::ReasoningOrigin::Gemini)
             }),
             Part::text("Hello, world"),
             image(ImageSource::Base64 {
@@ -1072,11 +1074,13 @@ fn stream_thoughts_ids_and_usage() {
             },
             StreamEvent::ReasoningDelta {
                 text: "hmm".into(),
-                signature: None
+                signature: None,
+                origin: Some(crate::neutral::ReasoningOrigin::Gemini)
             },
             StreamEvent::ReasoningDelta {
                 text: String::new(),
-                signature: Some("ts".into())
+                signature: Some("ts".into()),
+                origin: Some(crate::neutral::ReasoningOrigin::Gemini)
             },
             StreamEvent::ToolCallStart {
                 index: 0,

@@ -377,8 +377,7 @@ fn decode_message(
             if let Some(reasoning) = message.reasoning_content.filter(|r| !r.is_empty()) {
                 parts.push(Part::Reasoning(neutral::Reasoning {
                     text: reasoning,
-                    signature: None,
-                    redacted: None,
+                    ..neutral::Reasoning::default()
                 }));
             }
             let first = parts.len();

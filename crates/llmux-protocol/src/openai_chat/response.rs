@@ -212,8 +212,7 @@ pub fn decode_neutral_response(
     if let Some(reasoning) = message.reasoning_content.filter(|r| !r.is_empty()) {
         parts.push(Part::Reasoning(neutral::Reasoning {
             text: reasoning,
-            signature: None,
-            redacted: None,
+            ..neutral::Reasoning::default()
         }));
     }
     if let Some(text) = message

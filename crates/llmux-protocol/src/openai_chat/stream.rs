@@ -217,6 +217,7 @@ impl ChunkDecoder {
                 out.push(StreamEvent::ReasoningDelta {
                     text,
                     signature: None,
+                    origin: None,
                 });
             }
             if let Some(text) = delta.content.filter(|t| !t.is_empty()) {

@@ -19,8 +19,8 @@ use serde_json::{Map, Value, json};
 
 use super::{Decoded, Echo, NamespacedTool, REASONING_SIGNATURE_PREFIX};
 use crate::neutral::{
-    self, Image, ImageSource, Message, Part, ReasoningConfig, ResponseFormat, Role, Tool, ToolCall,
-    ToolChoice, ToolResult,
+    self, Image, ImageSource, Message, Part, ReasoningConfig, ReasoningOrigin, ResponseFormat,
+    Role, Tool, ToolCall, ToolChoice, ToolResult, untag_token,
 };
 use crate::openai_chat::{InvalidRequest, describe_error, require_object, split_signature};
 
@@ -450,18 +450,27 @@ impl Turn<'_> {
                     .filter_map(|part| part.text)
                     .collect::<Vec<_>>()
                     .join("\n\n");
-                let (signature, redacted) = match item.encrypted_content {
+                // Whose token it is: see `encrypted_content` in `encode`.
+                let (signature, redacted, origin) = match item.encrypted_content {
                     Some(content) => match content.strip_prefix(REASONING_SIGNATURE_PREFIX) {
-                        Some(signature) => (Some(signature.to_owned()), None),
-                        None => (None, Some(content)),
+                        Some(signature) => {
+                            let (origin, signature) =
+                                untag_token(signature, ReasoningOrigin::Anthropic);
+                            (Some(signature.to_owned()), None, Some(origin))
+                        }
+                        None => {
+                            let (origin, data) = untag_token(&content, ReasoningOrigin::OpenAi);
+                            (None, Some(data.to_owned()), Some(origin))
+                        }
                     },
-                    None => (None, None),
+                    None => (None, None, None),
                 };
                 if !text.is_empty() || signature.is_some() || redacted.is_some() {
                     self.assistant.push(Part::Reasoning(neutral::Reasoning {
                         text,
                         signature,
                         redacted,
+                        origin,
                     }));
                 }
                 Ok(())

@@ -4,7 +4,9 @@
 use serde_json::{Map, Value, json};
 
 use super::{Echo, Meta, REASONING_SIGNATURE_PREFIX};
-use crate::neutral::{self, FinishReason, Message, Part, Role, ToolCall, Usage};
+use crate::neutral::{
+    self, FinishReason, Message, Part, ReasoningOrigin, Role, ToolCall, Usage, tag_token,
+};
 use crate::openai_chat::SIGNATURE_SEPARATOR;
 
 /// The error message of a response that failed because of the model's own output.
@@ -72,11 +74,21 @@ pub(super) fn arguments(arguments: &str) -> &str {
     }
 }
 
-/// A reasoning part's `encrypted_content`, when it has something the vendor needs back.
-pub(super) fn encrypted_content(signature: Option<&str>, redacted: Option<&str>) -> Option<String> {
+/// A reasoning part's `encrypted_content`, when it has something the vendor needs back:
+/// OpenAI's own encrypted reasoning as issued; another vendor's redacted reasoning tagged with
+/// its origin; a signature behind [`REASONING_SIGNATURE_PREFIX`], tagged unless Anthropic's
+/// (see [`crate::neutral::tag_token`]).
+pub(super) fn encrypted_content(
+    signature: Option<&str>,
+    redacted: Option<&str>,
+    origin: Option<ReasoningOrigin>,
+) -> Option<String> {
     match (redacted, signature) {
-        (Some(redacted), _) => Some(redacted.to_owned()),
-        (None, Some(signature)) => Some(format!("{REASONING_SIGNATURE_PREFIX}{signature}")),
+        (Some(redacted), _) => Some(tag_token(origin, ReasoningOrigin::OpenAi, redacted)),
+        (None, Some(signature)) => Some(format!(
+            "{REASONING_SIGNATURE_PREFIX}{}",
+            tag_token(origin, ReasoningOrigin::Anthropic, signature)
+        )),
         (None, None) => None,
     }
 }
@@ -170,6 +182,7 @@ pub(super) fn items_json(
                     encrypted_content(
                         reasoning.signature.as_deref(),
                         reasoning.redacted.as_deref(),
+                        reasoning.origin,
                     ),
                 ),
                 Item::Call(call) => call_item(

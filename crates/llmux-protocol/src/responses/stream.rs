@@ -70,6 +70,8 @@ pub struct StreamEncoder {
     parts: Vec<Part>,
     finish: Option<FinishReason>,
     usage: Option<Usage>,
+    /// Who issued the reasoning signatures of this stream (one vendor answers it).
+    reasoning_origin: Option<neutral::ReasoningOrigin>,
 }
 
 #[derive(Serialize)]
@@ -220,6 +222,7 @@ impl StreamEncoder {
             parts: Vec::new(),
             finish: None,
             usage: None,
+            reasoning_origin: None,
         }
     }
 
@@ -244,7 +247,14 @@ impl StreamEncoder {
             }
             _ if self.finish.is_some() => {}
             StreamEvent::TextDelta { text } => self.text(text, out),
-            StreamEvent::ReasoningDelta { text, signature } => {
+            StreamEvent::ReasoningDelta {
+                text,
+                signature,
+                origin,
+            } => {
+                if origin.is_some() {
+                    self.reasoning_origin = *origin;
+                }
                 self.reasoning(text, signature.as_deref(), out);
             }
             StreamEvent::ToolCallStart {
@@ -583,6 +593,7 @@ impl StreamEncoder {
         let Some(open) = self.open.take() else {
             return;
         };
+        let origin = self.reasoning_origin;
         let sequence = &mut self.sequence;
         match open {
             Open::Message { index, id, text } => {
@@ -656,7 +667,7 @@ impl StreamEncoder {
                     &id,
                     status,
                     &text,
-                    encrypted_content(signature.as_deref(), None),
+                    encrypted_content(signature.as_deref(), None, origin),
                 );
                 emit(
                     sequence,
@@ -667,10 +678,12 @@ impl StreamEncoder {
                         item: &item,
                     },
                 );
+                let origin = origin.filter(|_| signature.is_some());
                 self.parts.push(Part::Reasoning(neutral::Reasoning {
                     text,
                     signature,
                     redacted: None,
+                    origin,
                 }));
             }
             Open::Call {

@@ -64,6 +64,7 @@ fn reasoning(text: &str, signature: Option<&str>) -> Part {
         text: text.to_owned(),
         signature: signature.map(str::to_owned),
         redacted: None,
+        origin: signature.map(|_| crate::neutral::ReasoningOrigin::Anthropic),
     })
 }
 
@@ -1089,18 +1090,22 @@ fn streams_reasoning_then_text() {
         StreamEvent::ReasoningDelta {
             text: "Think".into(),
             signature: None,
+            origin: Some(crate::neutral::ReasoningOrigin::Anthropic),
         },
         StreamEvent::ReasoningDelta {
             text: "ing.".into(),
             signature: None,
+            origin: Some(crate::neutral::ReasoningOrigin::Anthropic),
         },
         StreamEvent::ReasoningDelta {
             text: String::new(),
             signature: Some("c2lnLXI=".into()),
+            origin: Some(crate::neutral::ReasoningOrigin::Anthropic),
         },
         StreamEvent::ReasoningDelta {
             text: "Second block.".into(),
             signature: None,
+            origin: Some(crate::neutral::ReasoningOrigin::Anthropic),
         },
         StreamEvent::TextDelta {
             text: "Answer.".into(),

@@ -379,12 +379,15 @@ async fn same_protocol(
     let url = endpoint
         .gemini_url(target.upstream_model, request.stream)
         .map_err(|e| ApiError::new(e.kind(), e.to_string()))?;
+    // Reasoning llmux carried for another vendor would be refused by Gemini.
+    let body =
+        ingress::strip_foreign_reasoning(&request.bytes).unwrap_or_else(|| request.bytes.to_vec());
     let started = Instant::now();
     let mut response = crate::egress::send::send_with(
         snapshot,
         target,
         &url,
-        request.bytes.to_vec(),
+        body,
         request.stream,
         &request.client_headers.for_credential(target.credential),
     )

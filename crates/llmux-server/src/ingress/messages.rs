@@ -201,6 +201,9 @@ async fn same_protocol(
 ) -> Result<Answer, Failure> {
     let (gateway, snapshot, settle) = (call.gateway, call.snapshot, call.settle);
     let (bytes, stream) = (&request.bytes[..], request.request.stream);
+    // Reasoning another vendor issued (replayed after turns it answered) would be refused.
+    let stripped = anthropic::strip_foreign_reasoning(bytes);
+    let bytes = stripped.as_deref().unwrap_or(bytes);
     let client_model = request.request.model.as_str();
     let members = json_scan::members(bytes).map_err(|_| {
         ApiError::new(

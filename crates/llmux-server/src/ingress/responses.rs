@@ -1,8 +1,17 @@
 //! `POST /v1/responses` (Open Responses), `GET` and `DELETE /v1/responses/{id}`.
 //!
-//! Every vendor serves it through the neutral model. With `store` (the default) the response and
-//! its whole conversation are kept, so `previous_response_id` works on any vendor — the two turns
-//! may even land on different vendors.
+//! A credential with `responses: native` (OpenAI's own, by default) gets the client's body at
+//! its `/responses` with only `model` changed ([`native`]): reasoning items, encrypted
+//! reasoning, hosted tools, `store` and `previous_response_id` are OpenAI's. Every other vendor
+//! serves it through the neutral model; there, with `store` (the default), llmux keeps the
+//! response and its whole conversation, so `previous_response_id` works on any vendor — the two
+//! turns may even land on different vendors.
+//!
+//! Which conversation a `previous_response_id` names decides the path: one llmux stored is
+//! expanded and translated (whatever the credential); one llmux does not hold belongs to
+//! OpenAI, so the request is pinned to the native credentials' vendor and sent as it is. A
+//! body whose items only OpenAI reads (`custom_tool_call`, `item_reference`…) likewise goes
+//! only to native credentials.
 
 use std::sync::Arc;
 
@@ -10,21 +19,24 @@ use axum::Json;
 use axum::extract::{Extension, Path, State};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
-use llmux_config::Api;
+use llmux_config::{Api, ResponsesMode};
 use llmux_protocol::error::ErrorKind;
 use llmux_protocol::neutral::{self, Message};
-use llmux_protocol::responses::{self, Echo, Meta};
+use llmux_protocol::openai_chat::InvalidRequest;
+use llmux_protocol::responses::{self, Decoded, Echo, Meta};
 use llmux_router::{Endpoint, Target};
 use serde_json::json;
 
 use crate::api_error::ApiError;
 use crate::edge::envelope::Envelope;
+use crate::egress::send::ClientHeaders;
 use crate::governance::Caller;
 use crate::pipeline::attempts::Failure;
 use crate::pipeline::translate::{self, ClientEncoder};
 use crate::pipeline::{
     self, Answer, Call, DEFAULT_OUTPUT_RESERVATION, Facts, Ingress, Translate, unix_now,
 };
+use crate::response_store::Continuation;
 use crate::state::Gateway;
 
 /// `GET /v1/responses/{id}`: only its owner sees it; anyone else gets a 404.
@@ -63,6 +75,34 @@ pub async fn delete(
     }
 }
 
+fn previous_not_found(previous: &str) -> ApiError {
+    let mut error = ApiError::new(
+        ErrorKind::NotFound,
+        format!("previous response '{previous}' not found"),
+    );
+    error.0.code = Some("previous_response_not_found".into());
+    error.0.param = Some("previous_response_id".into());
+    error
+}
+
+/// A [`Decoded`] for a body only a native credential can take: what routing needs, from the
+/// light envelope.
+fn decoded_from_envelope(envelope: responses::passthrough::Envelope) -> Decoded {
+    let mut request = neutral::Request {
+        stream: envelope.stream == Some(true),
+        ..neutral::Request::default()
+    };
+    request.sampling.max_tokens = envelope.max_output_tokens;
+    Decoded {
+        request,
+        model: envelope.model.filter(|m| !m.is_empty()),
+        provider: envelope.provider.filter(|p| !p.is_empty()),
+        previous_response_id: envelope.previous_response_id,
+        store: envelope.store != Some(false),
+        echo: Echo::default(),
+    }
+}
+
 fn not_found(id: &str) -> ApiError {
     let mut error = ApiError::new(ErrorKind::NotFound, format!("response '{id}' not found"));
     error.0.code = Some("response_not_found".into());
@@ -81,7 +121,10 @@ fn new_response_id() -> String {
     format!("resp_{:032x}", u128::from_le_bytes(random))
 }
 
-/// The Open Responses ingress (every vendor through the neutral model).
+mod native;
+
+/// The Open Responses ingress: OpenAI's own `/responses` by bytes, every other vendor through
+/// the neutral model.
 pub struct Responses;
 
 /// A decoded Open Responses request, with a stored conversation already prepended.
@@ -99,12 +142,38 @@ pub struct ResponsesCall {
     previous: Option<String>,
     /// Where this turn's own messages start in `request.messages` (after the stored ones).
     turn_start: usize,
+    /// The body as received, for the native path.
+    bytes: Bytes,
+    /// `OpenAI-Beta` and the credentials' `forward_headers`, for the native path.
+    client_headers: ClientHeaders,
+    /// Why the body cannot go through the neutral model (items only OpenAI reads): it goes to
+    /// native credentials only.
+    untranslatable: Option<InvalidRequest>,
+    /// `previous_response_id` names a response OpenAI stores (answered natively for this
+    /// owner): only a native credential can continue it.
+    remote_previous: bool,
 }
 
 impl ResponsesCall {
     /// The messages this turn adds (its own input, without the stored conversation).
     fn turn(&self) -> Vec<Message> {
         self.request.messages[self.turn_start.min(self.request.messages.len())..].to_vec()
+    }
+
+    /// Whether an attempt on `target` goes to the vendor's own `/responses` by bytes.
+    fn goes_native(&self, target: &Target<'_>) -> bool {
+        target.credential.responses == ResponsesMode::Native
+            && target.credential.api == Api::OpenAi
+            && (self.previous.is_none() || self.remote_previous)
+    }
+
+    /// Why this request cannot be served through the neutral model, if it cannot.
+    fn untranslatable(&self) -> Option<ApiError> {
+        if let Some(error) = &self.untranslatable {
+            return Some(error.clone().into());
+        }
+        let previous = self.previous.as_deref().filter(|_| self.remote_previous)?;
+        Some(previous_not_found(previous))
     }
 
     fn meta(&self, public_name: &str, completed_at: Option<u64>) -> Meta {
@@ -121,7 +190,7 @@ impl Ingress for Responses {
     const ROUTE: &'static str = "responses";
     const ENVELOPE: Envelope = Envelope::OpenAi;
     const ENDPOINT: Endpoint = Endpoint::Chat;
-    const PASSTHROUGH: Option<Api> = None;
+    const PASSTHROUGH: Option<Api> = Some(Api::OpenAi);
     type Request = ResponsesCall;
 
     async fn decode(
@@ -129,7 +198,34 @@ impl Ingress for Responses {
         head: &http::request::Parts,
         bytes: Bytes,
     ) -> Result<ResponsesCall, ApiError> {
-        let decoded = responses::decode_request(&bytes)?;
+        const BETA: http::HeaderName = http::HeaderName::from_static("openai-beta");
+        // Read from the snapshot before any await (its guard stays on this thread).
+        let (native_vendor, client_headers) = {
+            let snapshot = gateway.snapshot.load();
+            // The vendor of the native credentials, where OpenAI's own conversations continue.
+            let native_vendor = snapshot
+                .config
+                .credentials
+                .iter()
+                .find(|c| c.responses == ResponsesMode::Native && c.api == Api::OpenAi)
+                .map(|c| c.vendor.clone());
+            let client_headers =
+                ClientHeaders::capture(&head.headers, &[BETA], &snapshot.forward_headers);
+            (native_vendor, client_headers)
+        };
+        let (decoded, untranslatable) = match responses::decode_request(&bytes) {
+            Ok(decoded) => (decoded, None),
+            Err(error) => {
+                // Items only OpenAI reads: the body can still go to OpenAI as it is.
+                let envelope = native_vendor
+                    .as_ref()
+                    .and_then(|_| responses::passthrough::decode_envelope(&bytes));
+                match envelope {
+                    Some(envelope) => (decoded_from_envelope(envelope), Some(error)),
+                    None => return Err(error.into()),
+                }
+            }
+        };
         let mut request = decoded.request;
         // The edge puts the caller here; without it, nothing stored can be continued.
         let owner = head.extensions.get::<Caller>().map_or_else(
@@ -137,29 +233,35 @@ impl Ingress for Responses {
             |caller| caller.owner(&head.headers, &head.uri),
         );
         let mut turn_start = 0;
+        let mut remote_previous = false;
         if let Some(previous) = &decoded.previous_response_id {
             // Another owner's response is "not found", exactly like a missing one.
-            let mut conversation = gateway
-                .responses
-                .conversation(previous, &owner)
-                .await
-                .ok_or_else(|| {
-                    let mut error = ApiError::new(
-                        ErrorKind::NotFound,
-                        format!("previous response '{previous}' not found"),
+            match gateway.responses.continuation(previous, &owner).await {
+                Continuation::Here(_) if untranslatable.is_some() => {
+                    return Err(
+                        untranslatable.map_or_else(|| previous_not_found(previous), ApiError::from)
                     );
-                    error.0.code = Some("previous_response_not_found".into());
-                    error.0.param = Some("previous_response_id".into());
-                    error
-                })?;
-            turn_start = conversation.len();
-            conversation.append(&mut request.messages);
-            request.messages = conversation;
+                }
+                Continuation::Here(mut conversation) => {
+                    turn_start = conversation.len();
+                    conversation.append(&mut request.messages);
+                    request.messages = conversation;
+                }
+                // OpenAI's own, answered through llmux for this owner: continued there.
+                Continuation::AtVendor if native_vendor.is_some() => remote_previous = true,
+                Continuation::AtVendor | Continuation::Missing => {
+                    return Err(previous_not_found(previous));
+                }
+            }
+        }
+        let mut provider = decoded.provider;
+        if (remote_previous || untranslatable.is_some()) && provider.is_none() {
+            provider = native_vendor;
         }
         Ok(ResponsesCall {
             request,
             model: decoded.model,
-            provider: decoded.provider,
+            provider,
             echo: decoded.echo,
             store: decoded.store,
             id: new_response_id(),
@@ -167,6 +269,10 @@ impl Ingress for Responses {
             owner,
             previous: decoded.previous_response_id,
             turn_start,
+            bytes,
+            client_headers,
+            untranslatable,
+            remote_previous,
         })
     }
 
@@ -190,8 +296,11 @@ impl Ingress for Responses {
         call: &'a Call<'a>,
         target: Target<'a>,
     ) -> Result<Answer, Failure> {
-        // No vendor API is reached by bytes (PASSTHROUGH is None): translation serves all.
-        pipeline::translated::<Self>(request, call, target).await
+        if request.goes_native(&target) {
+            native::attempt(request, call, &target).await
+        } else {
+            Box::pin(pipeline::translated::<Self>(request, call, target)).await
+        }
     }
 
     async fn translated<'a>(
@@ -205,13 +314,30 @@ impl Ingress for Responses {
     fn cache() -> Option<crate::pipeline::cache::Hooks<Self>> {
         Some(crate::pipeline::cache::Hooks::translated())
     }
+
+    fn dropped_tools<'r>(
+        request: &'r ResponsesCall,
+        target: &Target<'_>,
+        translated: bool,
+    ) -> &'r [String] {
+        // OpenAI runs its hosted tools itself: nothing was removed from a native request.
+        if !translated && request.goes_native(target) {
+            &[]
+        } else {
+            &request.request.dropped_tools
+        }
+    }
 }
 
 impl Translate for Responses {
     type Encoder = ResponsesClient;
 
     fn neutral(request: &ResponsesCall) -> Result<neutral::Request, ApiError> {
-        Ok(request.request.clone())
+        // Also what the response cache keys on: a request only OpenAI can serve is never cached.
+        match request.untranslatable() {
+            Some(error) => Err(error),
+            None => Ok(request.request.clone()),
+        }
     }
 
     fn encoder(request: &ResponsesCall, call: &Call<'_>, public_name: &str) -> ResponsesClient {

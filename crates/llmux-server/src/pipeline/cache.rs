@@ -172,9 +172,9 @@ fn text_len(event: &StreamEvent) -> usize {
     match event {
         StreamEvent::Start { id, model } => id.len() + model.len(),
         StreamEvent::TextDelta { text } => text.len(),
-        StreamEvent::ReasoningDelta { text, signature } => {
-            text.len() + signature.as_ref().map_or(0, String::len)
-        }
+        StreamEvent::ReasoningDelta {
+            text, signature, ..
+        } => text.len() + signature.as_ref().map_or(0, String::len),
         StreamEvent::ToolCallStart {
             id,
             name,
@@ -461,6 +461,7 @@ fn events_of(response: neutral::Response, id: String) -> Vec<StreamEvent> {
             Part::Reasoning(reasoning) => events.push(StreamEvent::ReasoningDelta {
                 text: reasoning.text,
                 signature: reasoning.signature,
+                origin: reasoning.origin,
             }),
             Part::ToolCall(call) => {
                 events.push(StreamEvent::ToolCallStart {
@@ -500,15 +501,21 @@ fn response_of(events: Vec<StreamEvent>) -> neutral::Response {
                 Some(Part::Text { text: last }) => last.push_str(&text),
                 _ => response.parts.push(Part::Text { text }),
             },
-            StreamEvent::ReasoningDelta { text, signature } => match response.parts.last_mut() {
+            StreamEvent::ReasoningDelta {
+                text,
+                signature,
+                origin,
+            } => match response.parts.last_mut() {
                 Some(Part::Reasoning(last)) if last.signature.is_none() => {
                     last.text.push_str(&text);
                     last.signature = signature;
+                    last.origin = last.origin.or(origin);
                 }
                 _ => response.parts.push(Part::Reasoning(neutral::Reasoning {
                     text,
                     signature,
                     redacted: None,
+                    origin,
                 })),
             },
             StreamEvent::ToolCallStart {

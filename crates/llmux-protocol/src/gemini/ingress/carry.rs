@@ -8,10 +8,20 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::neutral::Reasoning;
+use crate::neutral::{Reasoning, ReasoningOrigin};
 
 /// Opens every envelope. No Gemini signature starts with these bytes.
 const MAGIC: &[u8] = b"llmux/r1\n";
+
+/// The base64 text every envelope opens with ([`MAGIC`] is whole base64 groups, without `+`
+/// or `/`, so both alphabets agree).
+pub(super) const ENVELOPE_HEAD: &str = "bGxtdXgvcjEK";
+
+/// For an envelope, the call's own (Gemini) signature inside it, if any; `None` when
+/// `signature` is not an envelope (it is Gemini's own).
+pub(super) fn own_signature(signature: &str) -> Option<Option<String>> {
+    unwrap(signature).map(|envelope| envelope.c)
+}
 
 /// What an envelope holds.
 #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -22,6 +32,9 @@ struct Envelope {
     /// Redacted reasoning (the thought part's text is empty).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     r: Option<String>,
+    /// Who issued `s` or `r`; absent in older envelopes, which only ever held Anthropic's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    o: Option<ReasoningOrigin>,
     /// On a call: the call's own signature, when it had one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     c: Option<String>,
@@ -39,6 +52,8 @@ struct Carried {
     s: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     r: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    o: Option<ReasoningOrigin>,
 }
 
 /// Whether a reasoning part must go back to its vendor (it is signed or redacted).
@@ -51,7 +66,11 @@ pub(super) fn must_return(reasoning: &Reasoning) -> bool {
 }
 
 /// The `thoughtSignature` of a thought part: `None` when the reasoning carries nothing to return.
-pub(super) fn thought_signature(signature: Option<&str>, redacted: Option<&str>) -> Option<String> {
+pub(super) fn thought_signature(
+    signature: Option<&str>,
+    redacted: Option<&str>,
+    origin: Option<ReasoningOrigin>,
+) -> Option<String> {
     let s = signature.filter(|s| !s.is_empty()).map(str::to_owned);
     let r = redacted.filter(|r| !r.is_empty()).map(str::to_owned);
     if s.is_none() && r.is_none() {
@@ -60,16 +79,33 @@ pub(super) fn thought_signature(signature: Option<&str>, redacted: Option<&str>)
     Some(wrap(&Envelope {
         s,
         r,
+        o: legacy_or(origin),
         ..Envelope::default()
     }))
 }
 
-/// A thought part's `thoughtSignature` → (signature, redacted). A signature that is not an
-/// envelope is the vendor's own.
-pub(super) fn read_thought(signature: &str) -> (Option<String>, Option<String>) {
+/// The origin an envelope records: none for Anthropic, which envelopes held before origins were
+/// recorded (so those envelopes read the same, and stay byte for byte what they were).
+fn legacy_or(origin: Option<ReasoningOrigin>) -> Option<ReasoningOrigin> {
+    origin.filter(|o| *o != ReasoningOrigin::Anthropic)
+}
+
+/// A thought part's `thoughtSignature` → (signature, redacted, who issued them). A signature
+/// that is not an envelope is the vendor's own (Gemini's).
+pub(super) fn read_thought(
+    signature: &str,
+) -> (Option<String>, Option<String>, Option<ReasoningOrigin>) {
     match unwrap(signature) {
-        Some(envelope) => (envelope.s, envelope.r),
-        None => (Some(signature.to_owned()), None),
+        Some(envelope) => (
+            envelope.s,
+            envelope.r,
+            Some(envelope.o.unwrap_or(ReasoningOrigin::Anthropic)),
+        ),
+        None => (
+            Some(signature.to_owned()),
+            None,
+            Some(ReasoningOrigin::Gemini),
+        ),
     }
 }
 
@@ -88,6 +124,7 @@ pub(super) fn call_signature(own: Option<&str>, carried: &[&Reasoning]) -> Optio
                 t: reasoning.text.clone(),
                 s: reasoning.signature.clone().filter(|s| !s.is_empty()),
                 r: reasoning.redacted.clone().filter(|r| !r.is_empty()),
+                o: legacy_or(reasoning.origin),
             })
             .collect(),
         ..Envelope::default()
@@ -106,6 +143,7 @@ pub(super) fn read_call(signature: &str) -> (Option<String>, Vec<Reasoning>) {
                     text: carried.t,
                     signature: carried.s,
                     redacted: carried.r,
+                    origin: Some(carried.o.unwrap_or(ReasoningOrigin::Anthropic)),
                 })
                 .collect(),
         ),
@@ -221,11 +259,13 @@ mod tests {
             text: "think".into(),
             signature: Some("EqQBCgIYAhIM+/==".into()),
             redacted: None,
+            origin: Some(crate::neutral::ReasoningOrigin::Anthropic),
         };
         let redacted = Reasoning {
             text: String::new(),
             signature: None,
             redacted: Some("ErcBCkgIARABGAIiQ".into()),
+            origin: Some(crate::neutral::ReasoningOrigin::Anthropic),
         };
         let wrapped = call_signature(Some("gemini-sig"), &[&signed, &redacted]).unwrap();
         assert_eq!(
@@ -243,15 +283,21 @@ mod tests {
             (Some("CssBAb4+9vtA".into()), vec![])
         );
 
-        let thought = thought_signature(signed.signature.as_deref(), None).unwrap();
-        assert_eq!(read_thought(&thought), (signed.signature.clone(), None));
-        assert_eq!(thought_signature(None, Some("")), None);
-        assert_eq!(read_thought("raw"), (Some("raw".into()), None));
+        let thought = thought_signature(signed.signature.as_deref(), None, signed.origin).unwrap();
+        assert_eq!(
+            read_thought(&thought),
+            (signed.signature.clone(), None, signed.origin)
+        );
+        assert_eq!(thought_signature(None, Some(""), None), None);
+        assert_eq!(
+            read_thought("raw"),
+            (Some("raw".into()), None, Some(ReasoningOrigin::Gemini))
+        );
         assert!(must_return(&signed));
         assert!(!must_return(&Reasoning {
             text: "x".into(),
             signature: Some(String::new()),
-            redacted: None
+            ..Reasoning::default()
         }));
     }
 }

@@ -389,9 +389,9 @@ fn model_part(
     }
     if part.thought == Some(true) {
         let text = part.text.unwrap_or_default();
-        let (signature, redacted) = match part.thought_signature.as_deref() {
+        let (signature, redacted, origin) = match part.thought_signature.as_deref() {
             Some(signature) if !signature.is_empty() => carry::read_thought(signature),
-            _ => (None, None),
+            _ => (None, None, None),
         };
         if text.is_empty() && signature.is_none() && redacted.is_none() {
             return Ok(());
@@ -404,12 +404,14 @@ fn model_part(
         {
             previous.text.push_str(&text);
             previous.signature = signature;
+            previous.origin = origin;
             return Ok(());
         }
         message.parts.push(Part::Reasoning(Reasoning {
             text,
             signature,
             redacted,
+            origin,
         }));
         return Ok(());
     }

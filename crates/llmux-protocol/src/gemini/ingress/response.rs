@@ -149,11 +149,12 @@ pub(super) fn thought_part<'a>(
     text: &'a str,
     signature: Option<&str>,
     redacted: Option<&str>,
+    origin: Option<neutral::ReasoningOrigin>,
 ) -> PartOut<'a> {
     PartOut {
         text: Some(text),
         thought: Some(true),
-        thought_signature: carry::thought_signature(signature, redacted),
+        thought_signature: carry::thought_signature(signature, redacted, origin),
         ..PartOut::default()
     }
 }
@@ -202,6 +203,7 @@ pub fn encode_response(
                     &reasoning.text,
                     reasoning.signature.as_deref(),
                     reasoning.redacted.as_deref(),
+                    reasoning.origin,
                 ));
             }
             Part::ToolCall(call) => {

@@ -176,7 +176,11 @@ impl StreamEncoder {
                 self.flush_calls(out);
                 self.chunk(vec![text_part(text)], out);
             }
-            StreamEvent::ReasoningDelta { text, signature } => {
+            StreamEvent::ReasoningDelta {
+                text,
+                signature,
+                origin,
+            } => {
                 let signature = signature.as_deref().filter(|s| !s.is_empty());
                 if text.is_empty() && signature.is_none() {
                     return;
@@ -189,10 +193,11 @@ impl StreamEncoder {
                             text: std::mem::take(&mut self.thinking),
                             signature: Some(signature.to_owned()),
                             redacted: None,
+                            origin: *origin,
                         });
                     }
                 }
-                self.chunk(vec![thought_part(text, signature, None)], out);
+                self.chunk(vec![thought_part(text, signature, None, *origin)], out);
             }
             StreamEvent::ToolCallStart {
                 index,

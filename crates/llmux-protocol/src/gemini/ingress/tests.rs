@@ -178,11 +178,21 @@ fn call(id: &str, name: &str, arguments: &str, signature: Option<&str>) -> Part 
     })
 }
 
+fn reasoning_of(part: Part) -> Reasoning {
+    match part {
+        Part::Reasoning(reasoning) => reasoning,
+        other => panic!("not reasoning: {other:?}"),
+    }
+}
+
 fn thinking(text: &str, signature: Option<&str>, redacted: Option<&str>) -> Part {
     Part::Reasoning(Reasoning {
         text: text.into(),
         signature: signature.map(str::to_owned),
         redacted: redacted.map(str::to_owned),
+        // What a Gemini client returns in an envelope is another vendor's (Anthropic's here).
+        origin: (signature.is_some() || redacted.is_some())
+            .then_some(crate::neutral::ReasoningOrigin::Anthropic),
     })
 }
 
@@ -445,7 +455,11 @@ fn roles_thoughts_and_text_runs() {
             Message {
                 role: Role::Assistant,
                 parts: vec![
-                    thinking("plan more", Some("GEMsig"), None),
+                    // A signature outside an envelope is Gemini's own.
+                    Part::Reasoning(Reasoning {
+                        origin: Some(crate::neutral::ReasoningOrigin::Gemini),
+                        ..reasoning_of(thinking("plan more", Some("GEMsig"), None))
+                    }),
                     Part::text("Hello")
                 ]
             },
@@ -1148,14 +1162,17 @@ fn stream_thoughts_carry_their_signature_and_the_first_call_carries_the_reasonin
         StreamEvent::ReasoningDelta {
             text: "think".into(),
             signature: None,
+            origin: Some(crate::neutral::ReasoningOrigin::Anthropic),
         },
         StreamEvent::ReasoningDelta {
             text: "ing".into(),
             signature: None,
+            origin: Some(crate::neutral::ReasoningOrigin::Anthropic),
         },
         StreamEvent::ReasoningDelta {
             text: String::new(),
             signature: Some("ANTHsig".into()),
+            origin: Some(crate::neutral::ReasoningOrigin::Anthropic),
         },
         StreamEvent::ToolCallStart {
             index: 0,
@@ -1327,4 +1344,38 @@ fn model_version_is_rewritten_without_touching_other_bytes() {
             );
         }
     }
+}
+
+/// The Gemini byte path: envelopes llmux made for another vendor never reach Gemini.
+#[test]
+fn envelopes_are_stripped_for_gemini_and_own_signatures_kept() {
+    use crate::neutral::ReasoningOrigin;
+    let response = Response {
+        parts: vec![
+            Part::Reasoning(Reasoning {
+                text: "thinking".into(),
+                signature: Some("anthropic-sig".into()),
+                redacted: None,
+                origin: Some(ReasoningOrigin::Anthropic),
+            }),
+            Part::ToolCall(ToolCall {
+                id: "call_1".into(),
+                name: "f".into(),
+                arguments: "{}".into(),
+                signature: Some("gemini-own".into()),
+            }),
+        ],
+        ..Response::default()
+    };
+    let answer: Value = serde_json::from_slice(&encode_response(&response, "m", "r1")).unwrap();
+    let turn = answer["candidates"][0]["content"].clone();
+    let body = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}, turn]});
+    let stripped = strip_foreign_reasoning(body.to_string().as_bytes()).unwrap();
+    let stripped: Value = serde_json::from_slice(&stripped).unwrap();
+    let parts = stripped["contents"][1]["parts"].as_array().unwrap();
+    assert_eq!(parts.len(), 1, "{stripped}");
+    assert_eq!(parts[0]["thoughtSignature"], "gemini-own");
+    let plain = json!({"contents": [{"role": "model", "parts": [
+        {"functionCall": {"name": "f", "args": {}}, "thoughtSignature": "gemini-own"}]}]});
+    assert_eq!(strip_foreign_reasoning(plain.to_string().as_bytes()), None);
 }

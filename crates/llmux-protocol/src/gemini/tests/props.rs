@@ -220,6 +220,7 @@ fn reasoning() -> impl Strategy<Value = Part> {
             text,
             signature,
             redacted: None,
+            origin: Some(crate::neutral::ReasoningOrigin::Gemini),
         })
     })
 }

@@ -40,19 +40,24 @@ fn tool_call() -> impl Strategy<Value = ToolCall> {
 fn reasoning() -> impl Strategy<Value = Reasoning> {
     prop_oneof![
         (text(), proptest::option::of(signature())).prop_map(|(text, signature)| Reasoning {
+            origin: signature
+                .as_ref()
+                .map(|_| crate::neutral::ReasoningOrigin::Anthropic),
             text,
             signature,
-            redacted: None
+            redacted: None,
         }),
         signature().prop_map(|signature| Reasoning {
             text: String::new(),
             signature: Some(signature),
-            redacted: None
+            redacted: None,
+            origin: Some(crate::neutral::ReasoningOrigin::Anthropic)
         }),
         signature().prop_map(|data| Reasoning {
             text: String::new(),
             signature: None,
-            redacted: Some(data)
+            redacted: Some(data),
+            origin: Some(crate::neutral::ReasoningOrigin::OpenAi)
         }),
     ]
 }
@@ -152,6 +157,11 @@ fn read_items(output: &Value) -> Vec<Part> {
                         .collect(),
                     signature: signature.map(str::to_owned),
                     redacted: content.filter(|_| signature.is_none()).map(str::to_owned),
+                    origin: match (signature, content) {
+                        (Some(_), _) => Some(crate::neutral::ReasoningOrigin::Anthropic),
+                        (None, Some(_)) => Some(crate::neutral::ReasoningOrigin::OpenAi),
+                        (None, None) => None,
+                    },
                 })
             }
             other => panic!("unexpected item {other:?}"),
@@ -183,6 +193,7 @@ fn input_items(messages: &[Message]) -> Vec<Value> {
                     if let Some(content) = encrypted_content(
                         reasoning.signature.as_deref(),
                         reasoning.redacted.as_deref(),
+                        reasoning.origin,
                     ) {
                         item["encrypted_content"] = json!(content);
                     }
@@ -242,12 +253,14 @@ fn stream_of(response: &Response, size: usize) -> Vec<StreamEvent> {
                     StreamEvent::ReasoningDelta {
                         text,
                         signature: None,
+                        origin: reasoning.origin,
                     }
                 }));
                 if let Some(signature) = &reasoning.signature {
                     events.push(StreamEvent::ReasoningDelta {
                         text: String::new(),
                         signature: Some(signature.clone()),
+                        origin: reasoning.origin,
                     });
                 }
             }

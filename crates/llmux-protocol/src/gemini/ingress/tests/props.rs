@@ -245,6 +245,7 @@ fn reasoning() -> impl Strategy<Value = Part> {
             text,
             signature,
             redacted: None,
+            origin: Some(crate::neutral::ReasoningOrigin::Anthropic),
         })
     })
 }
@@ -365,8 +366,13 @@ fn expected_reasoning(config: Option<&ReasoningConfig>) -> Option<ReasoningConfi
 fn stream_event() -> impl Strategy<Value = StreamEvent> {
     prop_oneof![
         "\\PC{0,6}".prop_map(|text| StreamEvent::TextDelta { text }),
-        ("\\PC{0,6}", proptest::option::of("[a-z]{1,4}"))
-            .prop_map(|(text, signature)| StreamEvent::ReasoningDelta { text, signature }),
+        ("\\PC{0,6}", proptest::option::of("[a-z]{1,4}")).prop_map(|(text, signature)| {
+            StreamEvent::ReasoningDelta {
+                text,
+                signature,
+                origin: Some(crate::neutral::ReasoningOrigin::Anthropic),
+            }
+        }),
         (0..3usize, "[a-z]{0,4}", proptest::option::of("[a-z]{1,4}")).prop_map(
             |(index, name, signature)| StreamEvent::ToolCallStart {
                 index,
