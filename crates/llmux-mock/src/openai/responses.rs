@@ -381,7 +381,7 @@ pub(crate) async fn responses(
             "temperature": echo("temperature", json!(1.0)),
             "text": {"format": {"type": "text"}, "verbosity": "medium"},
             "tool_choice": echo("tool_choice", json!("auto")),
-            "tools": echo("tools", json!([])),
+            "tools": echoed_tools(request),
             "top_logprobs": 0,
             "top_p": echo("top_p", json!(1.0)),
             "truncation": "disabled",
@@ -517,4 +517,20 @@ fn stream_events(
     }
     emit(&mut events, "response.completed", json!({"response": done}))?;
     Ok(events)
+}
+
+/// The request's tools as OpenAI echoes them in the response: a function tool always carries
+/// `strict` (true unless the request said otherwise, the Responses API's default) and
+/// `description` (null when absent).
+fn echoed_tools(request: &Value) -> Value {
+    let mut tools = request.get("tools").cloned().unwrap_or_else(|| json!([]));
+    if let Some(tools) = tools.as_array_mut() {
+        for tool in tools.iter_mut().filter(|t| t["type"] == "function") {
+            if let Some(tool) = tool.as_object_mut() {
+                tool.entry("strict").or_insert(json!(true));
+                tool.entry("description").or_insert(Value::Null);
+            }
+        }
+    }
+    tools
 }
