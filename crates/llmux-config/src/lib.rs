@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 pub use config::{
     Api, Auth, Cache, CacheMode, CacheScope, CacheStore, Capabilities, Compat, Config, Credential,
     CredentialLimits, FetchImages, Group, Images, Limits, LogBodies, Model, ModelKind, Price,
-    Pricing, RedisFailure, Reliability, RequestLogConfig, ResponsesStore, Routing, RoutingPolicy,
+    Otlp, OtlpProtocol, Pricing, RedisFailure, Reliability, RequestLogConfig, ResponsesStore, Routing, RoutingPolicy, Telemetry,
     Timeouts, Tls, TlsRoots, UnknownModelPolicy, UnsupportedTools, Weight,
 };
 pub use error::ConfigError;
