@@ -225,7 +225,9 @@ impl Draft {
             request_id: record.request_id.clone(),
             provider: facts.provider,
             request_model: record.requested_model.clone(),
-            response_model: facts.answer.model.or_else(|| record.upstream_model.clone()),
+            // The answer names the client's model (llmux rewrites it); the vendor's model is
+            // the upstream one, when the request got that far.
+            response_model: record.upstream_model.clone().or(facts.answer.model),
             max_tokens: facts.request.max_tokens,
             temperature: facts.request.temperature,
             input_tokens: record.input_tokens,
