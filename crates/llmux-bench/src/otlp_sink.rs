@@ -44,7 +44,8 @@ async fn serve(mut socket: tokio::net::TcpStream) {
             }
         }
         buffer.drain(..head_end + length);
-        let answer = b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n";
+        let answer =
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n";
         if socket.write_all(answer).await.is_err() {
             return;
         }

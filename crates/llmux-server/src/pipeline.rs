@@ -495,15 +495,13 @@ where
             Err(failure) => {
                 let kind = failure.error.0.kind;
                 entry.status = crate::api_error::status_of(kind).as_u16();
-                entry.error =
-                    Some(crate::pipeline::attempts::failure_label(kind).to_owned());
+                entry.error = Some(crate::pipeline::attempts::failure_label(kind).to_owned());
                 if let ErrorKind::UpstreamStatus(status) = kind {
                     vendor_status = Some(status);
                 }
             }
         }
-        entry.duration_ms =
-            u32::try_from(record.started.elapsed().as_millis()).unwrap_or(u32::MAX);
+        entry.duration_ms = u32::try_from(record.started.elapsed().as_millis()).unwrap_or(u32::MAX);
         if let (Some(trace), Some(span)) = (&draft.trace, record.span) {
             let answer = match &outcome {
                 Ok(Answer::Json(body)) => Some(&body[..]),

@@ -121,7 +121,10 @@ impl Draft {
 
     /// Keeps the request body when `log.bodies` or content capture may want it.
     pub fn keep_body(&self, body: &bytes::Bytes) {
-        let log = self.sink.as_ref().is_some_and(|s| s.bodies != LogBodies::None);
+        let log = self
+            .sink
+            .as_ref()
+            .is_some_and(|s| s.bodies != LogBodies::None);
         let capture = self
             .trace
             .as_ref()

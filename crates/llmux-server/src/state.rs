@@ -526,7 +526,11 @@ fn exporter(
     env: &impl Fn(&str) -> Option<String>,
 ) -> Result<Option<llmux_telemetry::otlp::Exporter>, String> {
     use llmux_telemetry::otlp::{Exporter, Protocol};
-    let env = |name: &str| env(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let env = |name: &str| {
+        env(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
     let otlp = telemetry.otlp.as_ref();
     let endpoint = match otlp.and_then(|o| o.endpoint.as_ref()) {
         Some(url) => url.as_str().to_owned(),

@@ -187,7 +187,8 @@ impl Draft {
                 format!(
                     "{}://{}{}",
                     u.scheme_str().unwrap_or("http"),
-                    u.authority().map_or("", |a| a.as_str().rsplit('@').next().unwrap_or("")),
+                    u.authority()
+                        .map_or("", |a| a.as_str().rsplit('@').next().unwrap_or("")),
                     u.path()
                 )
             }),

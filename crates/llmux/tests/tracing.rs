@@ -213,10 +213,7 @@ fn vendor_traceparent(mock: &MockUpstream) -> Option<String> {
 async fn send(gateway: &Binary, path: &str, body: serde_json::Value, trace: &str) {
     let response = reqwest::Client::new()
         .post(format!("{}{path}", gateway.url))
-        .header(
-            "traceparent",
-            format!("00-{trace}-00f067aa0ba902b7-01"),
-        )
+        .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
         .json(&body)
         .send()
         .await

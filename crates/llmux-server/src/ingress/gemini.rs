@@ -512,7 +512,8 @@ impl Ingress for GeminiEmbed {
             embed::rewrite_models(&request.bytes, request.decoded.batch, target.upstream_model)
                 .map_err(|e| ApiError::new(ErrorKind::InvalidRequest, e.0))?;
         let started = Instant::now();
-        let mut response = crate::egress::send::send(snapshot, &target, &url, body, false, call.trace).await?;
+        let mut response =
+            crate::egress::send::send(snapshot, &target, &url, body, false, call.trace).await?;
         let body = read_body(
             &mut response,
             snapshot.config.limits.max_upstream_body_bytes,

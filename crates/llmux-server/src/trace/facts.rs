@@ -33,9 +33,9 @@ impl RequestFacts {
                 out.max_tokens = out.max_tokens.or_else(|| {
                     number(config, &inner, "maxOutputTokens").and_then(|n| n.parse().ok())
                 });
-                out.temperature = out.temperature.or_else(|| {
-                    number(config, &inner, "temperature").and_then(|n| n.parse().ok())
-                });
+                out.temperature = out
+                    .temperature
+                    .or_else(|| number(config, &inner, "temperature").and_then(|n| n.parse().ok()));
             }
         }
         out

@@ -76,9 +76,16 @@ fn server_span(trace: &RequestTrace) -> Span {
         "gen_ai.response.id",
         trace.response_id.as_deref(),
     );
-    optional_int(&mut attributes, "gen_ai.request.max_tokens", trace.max_tokens);
+    optional_int(
+        &mut attributes,
+        "gen_ai.request.max_tokens",
+        trace.max_tokens,
+    );
     if let Some(t) = trace.temperature {
-        attributes.push(key_value("gen_ai.request.temperature", Value::DoubleValue(t)));
+        attributes.push(key_value(
+            "gen_ai.request.temperature",
+            Value::DoubleValue(t),
+        ));
     }
     optional_int(
         &mut attributes,

@@ -128,9 +128,7 @@ impl Tracer {
         if exporter.protocol == Protocol::Grpc {
             client = client.http2_prior_knowledge();
         }
-        let client = client
-            .build()
-            .map_err(|e| format!("OTLP client: {e}"))?;
+        let client = client.build().map_err(|e| format!("OTLP client: {e}"))?;
         let (queue, receiver) = mpsc::channel(QUEUE);
         let stop = Arc::new(Notify::new());
         let tracer = Self {
@@ -138,14 +136,18 @@ impl Tracer {
             dropped: dropped.clone(),
             stop: Arc::clone(&stop),
         };
-        let task = run(Sender {
-            client,
-            url,
-            protocol: exporter.protocol,
-            service_name: exporter.service_name.clone(),
-            dropped,
-            failing: false,
-        }, receiver, stop);
+        let task = run(
+            Sender {
+                client,
+                url,
+                protocol: exporter.protocol,
+                service_name: exporter.service_name.clone(),
+                dropped,
+                failing: false,
+            },
+            receiver,
+            stop,
+        );
         Ok((tracer, task))
     }
 
