@@ -16,6 +16,8 @@ use super::record::RequestTrace;
 const QUEUE: usize = 4096;
 /// Traces per export request at most.
 const BATCH: usize = 512;
+/// How long the first trace of a batch waits for others.
+const LINGER: Duration = Duration::from_millis(200);
 /// One export's deadline: a slow collector delays the next batch, never a request.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -169,12 +171,25 @@ impl Tracer {
 async fn run(mut sender: Sender, mut receiver: mpsc::Receiver<RequestTrace>, stop: Arc<Notify>) {
     let mut batch = Vec::with_capacity(BATCH);
     loop {
-        let stopping = tokio::select! {
+        let mut stopping = tokio::select! {
             received = receiver.recv_many(&mut batch, BATCH) => received == 0,
             () = stop.notified() => true,
         };
+        // Linger for more: one export per trace would cost more than the request it traces.
+        let linger = tokio::time::sleep(LINGER);
+        tokio::pin!(linger);
+        while !stopping && batch.len() < BATCH {
+            let room = BATCH - batch.len();
+            tokio::select! {
+                received = receiver.recv_many(&mut batch, room) => stopping = received == 0,
+                () = &mut linger => break,
+                () = stop.notified() => stopping = true,
+            }
+        }
         if stopping {
             receiver.close();
+            sender.export(&batch).await;
+            batch.clear();
             while receiver.recv_many(&mut batch, BATCH).await > 0 {
                 sender.export(&batch).await;
                 batch.clear();
