@@ -12,6 +12,7 @@ mod client;
 mod litellm;
 mod load;
 mod memory;
+mod otlp_sink;
 mod overload;
 mod portkey;
 mod processes;
@@ -88,6 +89,10 @@ struct Args {
     /// measure its cost against a run without.
     #[arg(long)]
     request_log: bool,
+    /// Run the gateways with tracing on: spans exported over OTLP/HTTP to a sink in the bench
+    /// (export work is counted in the gateway; the sink's is not).
+    #[arg(long)]
+    tracing: bool,
     /// Internal: serve the byte relay (the floor) on this address instead of benchmarking.
     #[arg(long, hide = true, requires = "relay_to")]
     relay_listen: Option<std::net::SocketAddr>,
@@ -161,6 +166,12 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn bench(args: Args) -> anyhow::Result<()> {
+    if args.tracing {
+        let sink = otlp_sink::start().await?;
+        let _ = workloads::TRACING.set(format!(
+            "telemetry:\n  otlp: {{ endpoint: \"{sink}\", protocol: http/protobuf }}\n"
+        ));
+    }
     let llmux = match &args.llmux {
         Some(path) => path.clone(),
         None => std::env::current_exe()?

@@ -406,8 +406,14 @@ pub fn main_config(fast: std::net::SocketAddr, paced: std::net::SocketAddr) -> S
     if let Some(log) = REQUEST_LOG.get() {
         config.push_str(log);
     }
+    if let Some(tracing) = TRACING.get() {
+        config.push_str(tracing);
+    }
     config
 }
+
+/// The `telemetry:` section every main gateway gets, when `--tracing` is given.
+pub static TRACING: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// A routing table of `credentials × models` OpenAI combinations on the fast mock; requests that
 /// name no model use the whole pool.

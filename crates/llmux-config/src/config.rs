@@ -43,6 +43,9 @@ pub struct Config {
     pub compat: Compat,
     /// The response cache (`cache:`); off unless configured.
     pub cache: Cache,
+    /// OpenTelemetry traces (`telemetry:`); exported only when an endpoint is set here or in
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub telemetry: Telemetry,
     /// USD per million tokens by upstream model name (prefix match), shipped defaults merged
     /// with `pricing:`.
     pub pricing: Pricing,
@@ -533,6 +536,51 @@ pub struct RequestLogConfig {
     pub retention_days: u32,
     /// Largest body kept, in bytes (default 16 KiB; longer bodies are cut).
     pub max_body_bytes: usize,
+}
+
+/// OpenTelemetry traces (`telemetry:`).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Telemetry {
+    /// Where spans are exported; `None` leaves it to the `OTEL_EXPORTER_OTLP_*` variables.
+    pub otlp: Option<Otlp>,
+    /// Record prompts and completions on spans (default off: they may hold personal data).
+    pub capture_content: bool,
+    /// Longest content kept per span, in bytes (default 16 KiB).
+    pub max_content_bytes: usize,
+    /// `service.name` of the exported resource (default `llmux`, or `OTEL_SERVICE_NAME`).
+    pub service_name: Option<String>,
+}
+
+/// `telemetry.otlp:`: an OTLP collector.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Otlp {
+    /// `http(s)://host:port`: the collector's base URL (OTLP/HTTP appends `/v1/traces` unless
+    /// the path already names it).
+    pub endpoint: Option<url::Url>,
+    /// The transport; `None` leaves it to `OTEL_EXPORTER_OTLP_PROTOCOL` (else `grpc`).
+    pub protocol: Option<OtlpProtocol>,
+    /// Extra request headers (collector API keys): secrets, never logged.
+    pub headers: Vec<(String, Secret)>,
+}
+
+/// How spans travel to the collector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    /// OTLP/gRPC (`grpc`, port 4317 by convention).
+    Grpc,
+    /// OTLP/HTTP with protobuf bodies (`http/protobuf`, port 4318 by convention).
+    HttpProtobuf,
+}
+
+impl OtlpProtocol {
+    /// Parses the names OpenTelemetry uses (`grpc`, `http/protobuf`).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim() {
+            "grpc" => Some(Self::Grpc),
+            "http/protobuf" => Some(Self::HttpProtobuf),
+            _ => None,
+        }
+    }
 }
 
 /// Which request bodies the request log keeps.

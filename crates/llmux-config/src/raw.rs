@@ -28,6 +28,7 @@ pub(crate) struct RawConfig {
     pub log: Option<RawLog>,
     pub compat: Option<RawCompat>,
     pub cache: Option<RawCache>,
+    pub telemetry: Option<RawTelemetry>,
     #[serde(default)]
     pub pricing: std::collections::BTreeMap<String, RawPrice>,
 }
@@ -171,6 +172,36 @@ pub(crate) struct RawLog {
     pub bodies: Option<crate::LogBodies>,
     pub retention_days: Option<u32>,
     pub max_body_bytes: Option<usize>,
+}
+
+/// `telemetry:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTelemetry {
+    pub otlp: Option<RawOtlp>,
+    pub capture_content: Option<bool>,
+    pub service_name: Option<String>,
+    pub max_content_bytes: Option<usize>,
+}
+
+/// `telemetry.otlp:`. Header values are secrets (collector API keys).
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOtlp {
+    pub endpoint: Option<String>,
+    pub protocol: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for RawOtlp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawOtlp")
+            .field("endpoint", &self.endpoint)
+            .field("protocol", &self.protocol)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// `tls:`.

@@ -66,6 +66,7 @@ pub(crate) fn validate(
         retention_days: log.retention_days.unwrap_or(7).max(1),
         max_body_bytes: log.max_body_bytes.unwrap_or(16 * 1024),
     });
+    let telemetry = telemetry(raw.telemetry.unwrap_or_default(), &mut errors);
     let tls = raw.tls.map_or_else(crate::Tls::default, |tls| crate::Tls {
         ca_file: tls
             .ca_file
@@ -155,6 +156,7 @@ pub(crate) fn validate(
             responses,
             tls,
             log,
+            telemetry,
             compat: crate::Compat {
                 unsupported_tools: raw
                     .compat
@@ -968,4 +970,75 @@ fn published_cache_ratios(model: &str) -> Option<(f64, f64)> {
         ));
     }
     model.starts_with("claude").then_some((0.1, 1.25))
+}
+
+/// `telemetry:`: the collector URL must be http(s), the protocol one OpenTelemetry names, and
+/// header names valid HTTP header names.
+fn telemetry(raw: crate::raw::RawTelemetry, errors: &mut Vec<ConfigError>) -> crate::Telemetry {
+    let otlp = raw.otlp.map(|otlp| {
+        let endpoint = otlp
+            .endpoint
+            .map(|e| e.trim().to_owned())
+            .filter(|e| !e.is_empty())
+            .and_then(|e| match Url::parse(&e) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => Some(url),
+                _ => {
+                    errors.push(ConfigError::new(
+                        "telemetry.otlp.endpoint",
+                        "must be an http:// or https:// URL",
+                    ));
+                    None
+                }
+            });
+        let protocol = otlp.protocol.and_then(|p| {
+            let parsed = crate::OtlpProtocol::parse(&p);
+            if parsed.is_none() {
+                errors.push(ConfigError::new(
+                    "telemetry.otlp.protocol",
+                    format!("'{p}' is not one of grpc, http/protobuf"),
+                ));
+            }
+            parsed
+        });
+        let headers = otlp
+            .headers
+            .into_iter()
+            .filter_map(|(name, value)| {
+                let valid = !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+                if !valid {
+                    errors.push(ConfigError::new(
+                        format!("telemetry.otlp.headers.{name}"),
+                        "is not a valid header name",
+                    ));
+                    return None;
+                }
+                if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+                    // The value is a secret: the message does not repeat it.
+                    errors.push(ConfigError::new(
+                        format!("telemetry.otlp.headers.{name}"),
+                        "holds control characters",
+                    ));
+                    return None;
+                }
+                Some((name.to_ascii_lowercase(), crate::Secret::new(value)))
+            })
+            .collect();
+        crate::Otlp {
+            endpoint,
+            protocol,
+            headers,
+        }
+    });
+    crate::Telemetry {
+        otlp,
+        capture_content: raw.capture_content.unwrap_or(false),
+        max_content_bytes: raw.max_content_bytes.unwrap_or(16 * 1024),
+        service_name: raw
+            .service_name
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty()),
+    }
 }

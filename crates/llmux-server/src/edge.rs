@@ -151,20 +151,38 @@ async fn edge(
         None
     };
 
-    // The request log's record, when the log is on: the pipeline finds it in the extensions.
-    let draft = gateway
-        .request_log
-        .get()
-        .filter(|_| in_flight.is_some())
-        .map(|sink| {
-            let user_agent = request
-                .headers()
-                .get(http::header::USER_AGENT)
-                .and_then(|v| v.to_str().ok());
-            let draft = Draft::start(sink, id.to_str().unwrap_or("-"), route, peer, user_agent);
-            request.extensions_mut().insert(Arc::clone(&draft));
-            draft
-        });
+    // The trace context, when tracing is on or the client sent a `traceparent`; the pipeline
+    // finds it in the extensions and passes it on to vendors.
+    let tracing = gateway.tracing.get().filter(|_| in_flight.is_some());
+    let trace = crate::trace::Context::at_request(
+        request.headers().get(&crate::trace::TRACEPARENT),
+        tracing.is_some(),
+    );
+    if let Some(trace) = &trace {
+        request.extensions_mut().insert(Arc::clone(trace));
+    }
+    // The request's record, when the log or tracing is on: the pipeline finds it in the
+    // extensions.
+    let log = gateway.request_log.get().filter(|_| in_flight.is_some());
+    let draft = (log.is_some() || tracing.is_some()).then(|| {
+        let user_agent = request
+            .headers()
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok());
+        let trace_draft = tracing
+            .zip(trace)
+            .map(|(tracing, context)| crate::trace::Draft::start(tracing.clone(), context, route));
+        let draft = Draft::start(
+            log,
+            trace_draft,
+            id.to_str().unwrap_or("-"),
+            route,
+            peer,
+            user_agent,
+        );
+        request.extensions_mut().insert(Arc::clone(&draft));
+        draft
+    });
 
     let handled = AssertUnwindSafe(async {
         match crate::governance::authenticate(

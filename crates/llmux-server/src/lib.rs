@@ -26,6 +26,7 @@ mod response_store;
 mod series;
 mod shared_health;
 mod state;
+mod trace;
 mod traffic;
 mod ui;
 

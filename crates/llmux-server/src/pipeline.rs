@@ -73,6 +73,9 @@ pub struct Call<'a> {
     pub settle: &'a Settle,
     /// Where the answer goes when the response cache missed (`None`: not cached).
     pub fill: Option<&'a cache::Fill>,
+    /// The trace context vendors get in `traceparent` (`None`: tracing off and none from the
+    /// client).
+    pub trace: Option<&'a crate::trace::Context>,
 }
 
 /// What one successful attempt produced.
@@ -219,6 +222,9 @@ async fn run<I: Ingress>(
         .cloned();
     if let Some(draft) = &draft {
         draft.keep_body(&bytes);
+        if let Some(trace) = &draft.trace {
+            trace.request(&bytes);
+        }
     }
     let sent_bytes = bytes.len();
     let request = I::decode(&gateway, head, bytes).await?;
@@ -286,6 +292,10 @@ async fn run<I: Ingress>(
         request_id: request_id.0.to_str().unwrap_or("-"),
         settle: &settle,
         fill: cache.fill(),
+        trace: head
+            .extensions
+            .get::<Arc<crate::trace::Context>>()
+            .map(|t| &**t),
     };
     if let Some(cached) = hit {
         let draft = draft.as_deref();
@@ -448,12 +458,27 @@ where
         draft: &'d crate::request_log::Draft,
         entry: Option<llmux_store::AttemptRecord>,
         started: std::time::Instant,
+        /// The attempt's span (id, start) when tracing is on, and its target's API.
+        span: Option<(llmux_telemetry::otlp::SpanId, u64)>,
+        api: llmux_config::Api,
     }
     impl Drop for Record<'_> {
         fn drop(&mut self) {
             if let Some(mut entry) = self.entry.take() {
                 entry.duration_ms =
                     u32::try_from(self.started.elapsed().as_millis()).unwrap_or(u32::MAX);
+                if let (Some(trace), Some(span)) = (&self.draft.trace, self.span) {
+                    trace.end_attempt(
+                        span,
+                        self.api,
+                        &entry.vendor,
+                        &entry.credential,
+                        &entry.model,
+                        None,
+                        entry.error.as_deref(),
+                        None,
+                    );
+                }
                 self.draft.attempt(entry);
             }
         }
@@ -469,20 +494,45 @@ where
             error: Some("cancelled".to_owned()),
         }),
         started: std::time::Instant::now(),
+        span: draft.trace.as_ref().map(crate::trace::Draft::begin_attempt),
+        api: target.credential.api,
     };
     let outcome = attempt.await;
-    if let Some(entry) = record.entry.as_mut() {
+    if let Some(mut entry) = record.entry.take() {
+        let mut vendor_status = None;
         match &outcome {
             Ok(_) => {
                 entry.status = 200;
                 entry.error = None;
+                vendor_status = Some(200);
             }
             Err(failure) => {
-                entry.status = crate::api_error::status_of(failure.error.0.kind).as_u16();
-                entry.error =
-                    Some(crate::pipeline::attempts::failure_label(failure.error.0.kind).to_owned());
+                let kind = failure.error.0.kind;
+                entry.status = crate::api_error::status_of(kind).as_u16();
+                entry.error = Some(crate::pipeline::attempts::failure_label(kind).to_owned());
+                if let ErrorKind::UpstreamStatus(status) = kind {
+                    vendor_status = Some(status);
+                }
             }
         }
+        entry.duration_ms = u32::try_from(record.started.elapsed().as_millis()).unwrap_or(u32::MAX);
+        if let (Some(trace), Some(span)) = (&draft.trace, record.span) {
+            let answer = match &outcome {
+                Ok(Answer::Json(body)) => Some(&body[..]),
+                _ => None,
+            };
+            trace.end_attempt(
+                span,
+                record.api,
+                &entry.vendor,
+                &entry.credential,
+                &entry.model,
+                vendor_status,
+                entry.error.as_deref(),
+                answer,
+            );
+        }
+        draft.attempt(entry);
     }
     outcome
 }

@@ -44,11 +44,15 @@ impl std::fmt::Debug for LogSink {
     }
 }
 
-/// One request's record while the request runs.
+/// One request's record while the request runs: kept when the request log or tracing is on
+/// (the trace is built from the same record).
 pub struct Draft {
     record: Mutex<Option<RequestRecord>>,
     started: Instant,
-    sink: LogSink,
+    /// The request log, when on.
+    sink: Option<LogSink>,
+    /// The trace, when tracing is on.
+    pub trace: Option<crate::trace::Draft>,
     /// The request body, kept until the status says whether it is wanted.
     body: Mutex<Option<bytes::Bytes>>,
     /// Tokens the vendor reported, for the cost at the end.
@@ -56,9 +60,10 @@ pub struct Draft {
 }
 
 impl Draft {
-    /// A record for a request that started now.
+    /// A record for a request that started now, for the log (`sink`) and/or a `trace`.
     pub fn start(
-        sink: &LogSink,
+        sink: Option<&LogSink>,
+        trace: Option<crate::trace::Draft>,
         request_id: &str,
         route: &'static str,
         client_addr: Option<std::net::SocketAddr>,
@@ -95,7 +100,8 @@ impl Draft {
         Arc::new(Self {
             record: Mutex::new(Some(record)),
             started: Instant::now(),
-            sink: sink.clone(),
+            sink: sink.cloned(),
+            trace,
             body: Mutex::new(None),
             usage: Mutex::new(None),
         })
@@ -113,9 +119,17 @@ impl Draft {
         }
     }
 
-    /// Keeps the request body when `log.bodies` may want it.
+    /// Keeps the request body when `log.bodies` or content capture may want it.
     pub fn keep_body(&self, body: &bytes::Bytes) {
-        if self.sink.bodies != LogBodies::None {
+        let log = self
+            .sink
+            .as_ref()
+            .is_some_and(|s| s.bodies != LogBodies::None);
+        let capture = self
+            .trace
+            .as_ref()
+            .is_some_and(|t| t.tracing.capture_content.is_some());
+        if log || capture {
             *self.body.lock().unwrap_or_else(PoisonError::into_inner) = Some(body.clone());
         }
     }
@@ -156,21 +170,26 @@ impl Draft {
             record.cost_usd = pricing.cost(&model, &usage);
         }
         let failed = record.status >= 400 || record.error_kind.is_some();
-        let keep = match self.sink.bodies {
+        let body = self
+            .body
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(trace) = &self.trace {
+            trace.finish(&record, body.as_ref());
+        }
+        let Some(sink) = &self.sink else {
+            return;
+        };
+        let keep = match sink.bodies {
             LogBodies::None => false,
             LogBodies::Errors => failed,
             LogBodies::All => true,
         };
-        if keep
-            && let Some(body) = self
-                .body
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take()
-        {
-            record.request_body = Some(redacted_body(&body, self.sink.max_body_bytes));
+        if keep && let Some(body) = body {
+            record.request_body = Some(redacted_body(&body, sink.max_body_bytes));
         }
-        self.sink.traffic.record(&crate::traffic::Sample {
+        sink.traffic.record(&crate::traffic::Sample {
             now_ms: crate::clock::unix_millis(),
             failed,
             vendor: record.vendor.as_deref(),
@@ -182,7 +201,7 @@ impl Draft {
             output_tokens: record.output_tokens.unwrap_or(0),
             cost_usd: record.cost_usd.unwrap_or(0.0),
         });
-        self.sink.log.record(record);
+        sink.log.record(record);
     }
 }
 

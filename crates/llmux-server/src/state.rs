@@ -294,6 +294,8 @@ pub struct Gateway {
     pub(crate) load: Arc<crate::edge::overload::Load>,
     /// The request log, once [`Gateway::start_request_log`] opened it.
     pub(crate) request_log: std::sync::OnceLock<crate::request_log::LogSink>,
+    /// Trace export, once [`Gateway::start_tracing`] found an endpoint.
+    pub(crate) tracing: std::sync::OnceLock<crate::trace::Tracing>,
     /// The response cache's store, made on first use (`cache.store`).
     answer_cache: std::sync::OnceLock<Option<Arc<dyn llmux_store::AnswerCache>>>,
 }
@@ -335,6 +337,7 @@ impl Gateway {
             quota_limiter: std::sync::OnceLock::new(),
             load,
             request_log: std::sync::OnceLock::new(),
+            tracing: std::sync::OnceLock::new(),
             answer_cache: std::sync::OnceLock::new(),
         }))
     }
@@ -409,6 +412,40 @@ impl Gateway {
         Ok(())
     }
 
+    /// Starts exporting traces when an OTLP endpoint is configured (`telemetry.otlp`, else
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` read through `env`); the config file wins over the
+    /// environment, field by field. Call once at start, inside the runtime. Returns the
+    /// endpoint traces go to, or a message when the settings are unusable.
+    pub fn start_tracing(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<String>, String> {
+        let snapshot = self.snapshot.load_full();
+        let Some(exporter) = exporter(&snapshot.config.telemetry, &env)? else {
+            return Ok(None);
+        };
+        let (tracer, task) =
+            llmux_telemetry::otlp::Tracer::start(&exporter, self.metrics.trace_dropped.clone())?;
+        let telemetry = &snapshot.config.telemetry;
+        let tracing = crate::trace::Tracing {
+            tracer,
+            capture_content: telemetry
+                .capture_content
+                .then_some(telemetry.max_content_bytes),
+        };
+        if self.tracing.set(tracing).is_ok() {
+            llmux_telemetry::spawn_tracked(task);
+        }
+        Ok(Some(exporter.endpoint))
+    }
+
+    /// Asks the trace exporter to send what is queued and stop (at shutdown, before draining).
+    pub fn stop_tracing(&self) {
+        if let Some(tracing) = self.tracing.get() {
+            tracing.tracer.shutdown();
+        }
+    }
+
     /// Bytes the stored-responses memory cache holds now (bounded by `responses.max_bytes`).
     pub fn stored_response_bytes(&self) -> usize {
         self.responses.cached_bytes()
@@ -480,4 +517,85 @@ fn fixed_section_changed(current: &Config, next: &Config) -> Option<&'static str
         return Some("limits.max_connections");
     }
     None
+}
+
+/// The exporter's settings: `telemetry:` first, then the standard `OTEL_*` variables for what
+/// the file leaves out. `None` when no endpoint is set anywhere (tracing stays off).
+fn exporter(
+    telemetry: &llmux_config::Telemetry,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<llmux_telemetry::otlp::Exporter>, String> {
+    use llmux_telemetry::otlp::{Exporter, Protocol};
+    let env = |name: &str| {
+        env(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let otlp = telemetry.otlp.as_ref();
+    let endpoint = match otlp.and_then(|o| o.endpoint.as_ref()) {
+        Some(url) => url.as_str().to_owned(),
+        None => match env("OTEL_EXPORTER_OTLP_ENDPOINT") {
+            Some(url) => url,
+            None => return Ok(None),
+        },
+    };
+    let protocol = match otlp.and_then(|o| o.protocol) {
+        Some(protocol) => protocol,
+        None => match env("OTEL_EXPORTER_OTLP_PROTOCOL") {
+            Some(text) => llmux_config::OtlpProtocol::parse(&text).ok_or_else(|| {
+                format!("OTEL_EXPORTER_OTLP_PROTOCOL '{text}' is not one of grpc, http/protobuf")
+            })?,
+            None => llmux_config::OtlpProtocol::Grpc,
+        },
+    };
+    // `OTEL_EXPORTER_OTLP_HEADERS`: `name=value,name=value`, values percent-encoded.
+    let mut headers: Vec<(String, String)> = env("OTEL_EXPORTER_OTLP_HEADERS")
+        .map(|list| {
+            list.split(',')
+                .filter_map(|pair| pair.split_once('='))
+                .map(|(n, v)| (n.trim().to_ascii_lowercase(), percent_decode(v.trim())))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(otlp) = otlp {
+        for (name, value) in &otlp.headers {
+            headers.retain(|(n, _)| n != name);
+            headers.push((name.clone(), value.expose().to_owned()));
+        }
+    }
+    Ok(Some(Exporter {
+        endpoint,
+        protocol: match protocol {
+            llmux_config::OtlpProtocol::Grpc => Protocol::Grpc,
+            llmux_config::OtlpProtocol::HttpProtobuf => Protocol::HttpProtobuf,
+        },
+        headers,
+        service_name: telemetry
+            .service_name
+            .clone()
+            .or_else(|| env("OTEL_SERVICE_NAME"))
+            .unwrap_or_else(|| "llmux".to_owned()),
+    }))
+}
+
+/// `%XX` escapes decoded (W3C baggage-style header values); anything malformed is kept as is.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(byte) = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(byte);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }

@@ -1,6 +1,6 @@
 //! Observability for llmux: log setup ([`logging`]), the per-request log line ([`access_log`]),
 //! secret masking ([`mask`]), the
-//! Prometheus registry ([`metrics`]) and the process's tracked background tasks ([`tasks`]:
+//! Prometheus registry ([`metrics`]), OpenTelemetry trace export ([`otlp`]) and the process's tracked background tasks ([`tasks`]:
 //! [`spawn_tracked`], drained at shutdown by [`drain_tracked`]).
 //!
 //! Invariant: metric labels are bounded (route, vendor, credential *name*, public model name,
@@ -13,6 +13,7 @@ pub mod calendar;
 pub mod logging;
 pub mod mask;
 pub mod metrics;
+pub mod otlp;
 pub mod tasks;
 
 pub use tasks::{drain_tracked, spawn_tracked};

@@ -130,6 +130,9 @@ pub struct Metrics {
     pub connections_refused: Counter,
     /// Request log records dropped (the writer's queue was full or the database failed).
     pub log_dropped: Counter,
+    /// Request traces dropped before export (the exporter's queue was full or the collector
+    /// failed).
+    pub trace_dropped: Counter,
     /// Requests the response cache answered (`hit`), sent on (`miss`) or was told to skip
     /// (`bypass`).
     pub cache: Family<CacheLabels, Counter>,
@@ -235,6 +238,12 @@ impl Default for Metrics {
             "Request log records dropped (queue full or database error)",
             log_dropped.clone(),
         );
+        let trace_dropped = Counter::default();
+        registry.register(
+            "trace_dropped",
+            "Request traces dropped (exporter queue full or collector error)",
+            trace_dropped.clone(),
+        );
         let cache = Family::<CacheLabels, Counter>::default();
         registry.register(
             "cache_requests",
@@ -261,6 +270,7 @@ impl Default for Metrics {
             shed,
             connections_refused,
             log_dropped,
+            trace_dropped,
         }
     }
 }

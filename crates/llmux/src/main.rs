@@ -216,6 +216,11 @@ async fn serve(args: &ConfigArgs, listen: Option<SocketAddr>) -> anyhow::Result<
         .start_request_log()
         .await
         .context("cannot open the request log in `log.database`")?;
+    match gateway.start_tracing(|name| std::env::var(name).ok()) {
+        Ok(Some(endpoint)) => tracing::info!(%endpoint, "exporting traces over OTLP"),
+        Ok(None) => {}
+        Err(message) => anyhow::bail!("cannot start trace export: {message}"),
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -225,6 +230,7 @@ async fn serve(args: &ConfigArgs, listen: Option<SocketAddr>) -> anyhow::Result<
         .then(|| llmux_telemetry::spawn_tracked(reload::watch(source.clone(), gateway.clone())));
     tracing::info!(%addr, "listening");
     let drain_timeout = options.drain_timeout;
+    let shutdown_gateway = gateway.clone();
     llmux_server::serve(
         listener,
         llmux_server::app(gateway),
@@ -236,6 +242,8 @@ async fn serve(args: &ConfigArgs, listen: Option<SocketAddr>) -> anyhow::Result<
     if let Some(watcher) = watcher {
         watcher.abort();
     }
+    // The trace exporter sends what is queued and ends (its queue outlives every request).
+    shutdown_gateway.stop_tracing();
     // One deadline for what is left: the demo mock, then every other tracked task.
     let drained = tokio::time::timeout(drain_timeout, async {
         if let Some(mock) = demo_mock {

@@ -71,8 +71,9 @@ pub async fn send(
     url: &http::Uri,
     body: Vec<u8>,
     stream: bool,
+    trace: Option<&crate::trace::Context>,
 ) -> Result<llmux_upstream::Response, ApiError> {
-    send_with(snapshot, target, url, body, stream, &[]).await
+    send_with(snapshot, target, url, body, stream, &[], trace).await
 }
 
 /// The client headers a same-protocol path may pass on to a vendor of its own API, captured
@@ -157,7 +158,22 @@ pub async fn send_with(
     body: Vec<u8>,
     stream: bool,
     extra: &[(http::HeaderName, http::HeaderValue)],
+    trace: Option<&crate::trace::Context>,
 ) -> Result<llmux_upstream::Response, ApiError> {
+    // The request's `traceparent` (in place of any the client's headers carried).
+    let traced: Vec<(http::HeaderName, http::HeaderValue)>;
+    let extra = match trace.and_then(|t| t.outgoing(url)) {
+        Some(value) => {
+            traced = extra
+                .iter()
+                .filter(|(name, _)| *name != crate::trace::TRACEPARENT)
+                .cloned()
+                .chain(std::iter::once((crate::trace::TRACEPARENT, value)))
+                .collect();
+            &traced[..]
+        }
+        None => extra,
+    };
     let endpoint = snapshot
         .endpoints
         .get(target.credential_index)

@@ -270,6 +270,7 @@ async fn same_protocol(
         upstream_body,
         stream,
         &chat.client_headers.for_credential(target.credential),
+        call.trace,
     )
     .await?;
     if !stream {

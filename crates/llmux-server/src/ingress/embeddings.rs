@@ -86,6 +86,7 @@ impl Ingress for Embeddings {
             &endpoint.embeddings_url,
             upstream_body,
             false,
+            call.trace,
         )
         .await?;
         let body = proxy::read_json(

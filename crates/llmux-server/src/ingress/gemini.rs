@@ -390,6 +390,7 @@ async fn same_protocol(
         body,
         request.stream,
         &request.client_headers.for_credential(target.credential),
+        call.trace,
     )
     .await?;
     if !request.stream {
@@ -511,7 +512,8 @@ impl Ingress for GeminiEmbed {
             embed::rewrite_models(&request.bytes, request.decoded.batch, target.upstream_model)
                 .map_err(|e| ApiError::new(ErrorKind::InvalidRequest, e.0))?;
         let started = Instant::now();
-        let mut response = crate::egress::send::send(snapshot, &target, &url, body, false).await?;
+        let mut response =
+            crate::egress::send::send(snapshot, &target, &url, body, false, call.trace).await?;
         let body = read_body(
             &mut response,
             snapshot.config.limits.max_upstream_body_bytes,
@@ -558,6 +560,7 @@ impl Ingress for GeminiEmbed {
             &endpoint.embeddings_url,
             upstream_body,
             false,
+            call.trace,
         )
         .await?;
         let body = read_body(

@@ -225,6 +225,7 @@ async fn same_protocol(
         upstream_body,
         stream,
         &request.client_headers.for_credential(target.credential),
+        call.trace,
     )
     .await?;
     let client_model = json_string(client_model);

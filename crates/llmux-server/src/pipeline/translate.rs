@@ -23,6 +23,7 @@ pub async fn send(
     snapshot: &Snapshot,
     target: &Target<'_>,
     request: &mut neutral::Request,
+    trace: Option<&crate::trace::Context>,
 ) -> Result<llmux_upstream::Response, ApiError> {
     let endpoint = snapshot
         .endpoints
@@ -48,7 +49,7 @@ pub async fn send(
             (url, body)
         }
     };
-    crate::egress::send::send(snapshot, target, &url, body, request.stream).await
+    crate::egress::send::send(snapshot, target, &url, body, request.stream, trace).await
 }
 
 /// Reads and decodes a whole (non-streamed) vendor answer.
@@ -279,7 +280,7 @@ pub async fn attempt<E: ClientEncoder>(
 ) -> Result<NeutralAnswer, Failure> {
     let (gateway, snapshot) = (call.gateway, call.snapshot);
     let started = Instant::now();
-    let response = send(gateway, snapshot, target, &mut request).await?;
+    let response = send(gateway, snapshot, target, &mut request, call.trace).await?;
     if !request.stream {
         let answer = read_response(gateway, snapshot, target, response, started).await?;
         call.settle.done(target.upstream_model, answer.usage);

@@ -49,6 +49,7 @@ impl TestGateway {
             llmux_server::Gateway::with_parts(snapshot, governance, backend).expect("gateway");
         gateway.connect_shared_state().await.expect("shared state");
         gateway.start_request_log().await.expect("request log");
+        gateway.start_tracing(|_| None).expect("tracing");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

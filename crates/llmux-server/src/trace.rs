@@ -1,0 +1,403 @@
+//! A request's W3C trace context and, when tracing is on, what its trace needs beyond the
+//! request log's record (attempt spans, request parameters, answer facts, captured content).
+//!
+//! Cost model: with tracing off and no client `traceparent` nothing here exists (the edge's one
+//! header lookup finds nothing). With a client `traceparent` and tracing off, its value is passed
+//! on to vendors as it came (llmux records no span the vendor's could hang from). With tracing
+//! on, ids are made at the request's start, each attempt notes its span id and URL, and at the
+//! end the whole trace goes to the exporter's queue as one value ([`llmux_telemetry::otlp`]).
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use http::{HeaderName, HeaderValue};
+use llmux_config::Api;
+use llmux_telemetry::otlp::{AttemptTrace, RequestTrace, SpanId, TraceId, Tracer};
+
+pub(crate) mod facts;
+
+/// The W3C trace-context header.
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
+/// Tracing as configured: the exporter's handle and the content policy.
+#[derive(Debug, Clone)]
+pub struct Tracing {
+    /// Where traces go.
+    pub tracer: Tracer,
+    /// Longest prompt/completion kept on a span, when `telemetry.capture_content` is on.
+    pub capture_content: Option<usize>,
+}
+
+/// One request's trace context.
+#[derive(Debug)]
+pub struct Context {
+    /// The trace: the client's, or a fresh one.
+    pub trace_id: TraceId,
+    /// The request's server span when recording; the client's span otherwise.
+    pub span_id: SpanId,
+    /// The client's span, when it sent a valid `traceparent`.
+    pub parent: Option<SpanId>,
+    /// The client's trace flags (sampled = 1), or sampled.
+    pub flags: u8,
+    /// Whether llmux records spans for this request (tracing is on).
+    pub recording: bool,
+    /// The attempt running now (attempts of one request run one after another).
+    attempt: Mutex<(SpanId, Option<http::Uri>)>,
+}
+
+impl Context {
+    /// The context of a request that sent `header` (its `traceparent`), when there is one to
+    /// keep: tracing is on, or the client sent a valid header. An invalid header is ignored.
+    pub fn at_request(header: Option<&HeaderValue>, recording: bool) -> Option<Arc<Self>> {
+        let client = header.and_then(|v| parse(v.as_bytes()));
+        if client.is_none() && !recording {
+            return None;
+        }
+        let (trace_id, parent, flags) = match client {
+            Some((trace, span, flags)) => (trace, Some(span), flags),
+            None => (random_trace_id(), None, 1),
+        };
+        let span_id = match (recording, parent) {
+            (false, Some(parent)) => parent,
+            _ => random_span_id(),
+        };
+        Some(Arc::new(Self {
+            trace_id,
+            span_id,
+            parent,
+            flags,
+            recording,
+            attempt: Mutex::new(([0; 8], None)),
+        }))
+    }
+
+    /// A new span id for the attempt about to start; vendors get it in `traceparent`.
+    pub fn begin_attempt(&self) -> SpanId {
+        let id = random_span_id();
+        *self.attempt.lock().unwrap_or_else(PoisonError::into_inner) = (id, None);
+        id
+    }
+
+    /// The `traceparent` for a vendor request, noting `url` as the attempt's when recording.
+    pub fn outgoing(&self, url: &http::Uri) -> Option<HeaderValue> {
+        let span = if self.recording {
+            let mut attempt = self.attempt.lock().unwrap_or_else(PoisonError::into_inner);
+            attempt.1 = Some(url.clone());
+            attempt.0
+        } else {
+            self.span_id
+        };
+        let mut text = String::with_capacity(55);
+        text.push_str("00-");
+        hex(&mut text, &self.trace_id);
+        text.push('-');
+        hex(&mut text, &span);
+        text.push('-');
+        hex(&mut text, &[self.flags]);
+        HeaderValue::from_str(&text).ok()
+    }
+
+    /// The URL the current attempt sent to, once.
+    fn take_url(&self) -> Option<http::Uri> {
+        self.attempt
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .1
+            .take()
+    }
+}
+
+/// What a recorded trace gathers while its request runs, besides the request log's record.
+pub struct Draft {
+    /// Where the trace goes.
+    pub tracing: Tracing,
+    /// The request's ids.
+    pub context: Arc<Context>,
+    /// `gen_ai.operation.name` and the route label.
+    pub operation: &'static str,
+    route: &'static str,
+    start_unix_nanos: u64,
+    facts: Mutex<Facts>,
+}
+
+/// Facts gathered on the way (filled by the pipeline).
+#[derive(Default)]
+struct Facts {
+    attempts: Vec<AttemptTrace>,
+    request: facts::RequestFacts,
+    answer: facts::AnswerFacts,
+    provider: Option<&'static str>,
+    output: Option<String>,
+}
+
+impl Draft {
+    /// A trace for a request on `route` that started now.
+    pub fn start(tracing: Tracing, context: Arc<Context>, route: &'static str) -> Self {
+        Self {
+            tracing,
+            context,
+            operation: operation(route),
+            route,
+            start_unix_nanos: unix_nanos(),
+            facts: Mutex::default(),
+        }
+    }
+
+    fn with(&self, change: impl FnOnce(&mut Facts)) {
+        change(&mut self.facts.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+
+    /// The request's parameters, read from its body.
+    pub fn request(&self, body: &[u8]) {
+        let request = facts::RequestFacts::scan(body);
+        self.with(|f| f.request = request);
+    }
+
+    /// An attempt starts: its span id (for `traceparent`) and start time.
+    pub fn begin_attempt(&self) -> (SpanId, u64) {
+        (self.context.begin_attempt(), unix_nanos())
+    }
+
+    /// An attempt ended with `status` (the vendor's HTTP status, when one arrived) or `error`;
+    /// `answer` is its whole JSON answer, when it had one.
+    #[allow(clippy::too_many_arguments)]
+    pub fn end_attempt(
+        &self,
+        (span_id, start_unix_nanos): (SpanId, u64),
+        api: Api,
+        vendor: &str,
+        credential: &str,
+        model: &str,
+        status: Option<u16>,
+        error: Option<&str>,
+        answer: Option<&[u8]>,
+    ) {
+        let url = self.context.take_url();
+        let attempt = AttemptTrace {
+            span_id,
+            start_unix_nanos,
+            end_unix_nanos: unix_nanos(),
+            provider: provider(api),
+            vendor: vendor.to_owned(),
+            credential: credential.to_owned(),
+            model: model.to_owned(),
+            server_address: url.as_ref().and_then(|u| u.host()).map(str::to_owned),
+            server_port: url.as_ref().and_then(port),
+            // Scheme, authority and path only: a query may carry a key.
+            url: url.as_ref().map(|u| {
+                format!(
+                    "{}://{}{}",
+                    u.scheme_str().unwrap_or("http"),
+                    u.authority()
+                        .map_or("", |a| a.as_str().rsplit('@').next().unwrap_or("")),
+                    u.path()
+                )
+            }),
+            status,
+            error_type: error.map(str::to_owned),
+        };
+        let answer_facts = answer.map(facts::AnswerFacts::scan);
+        let output = answer
+            .zip(self.tracing.capture_content)
+            .map(|(body, max)| capped(body, max));
+        self.with(|f| {
+            f.attempts.push(attempt);
+            f.provider = Some(provider(api));
+            if let Some(answer) = answer_facts {
+                f.answer = answer;
+            }
+            if output.is_some() {
+                f.output = output;
+            }
+        });
+    }
+
+    /// Builds the trace from the finished `record` (and the request `body`, for content
+    /// capture) and hands it to the exporter.
+    pub fn finish(&self, record: &llmux_store::RequestRecord, body: Option<&bytes::Bytes>) {
+        let facts = std::mem::take(&mut *self.facts.lock().unwrap_or_else(PoisonError::into_inner));
+        let trace = RequestTrace {
+            trace_id: self.context.trace_id,
+            span_id: self.context.span_id,
+            parent_span_id: self.context.parent,
+            start_unix_nanos: self.start_unix_nanos,
+            end_unix_nanos: unix_nanos(),
+            operation: self.operation,
+            route: self.route,
+            request_id: record.request_id.clone(),
+            provider: facts.provider,
+            request_model: record.requested_model.clone(),
+            // The answer names the client's model (llmux rewrites it); the vendor's model is
+            // the upstream one, when the request got that far.
+            response_model: record.upstream_model.clone().or(facts.answer.model),
+            max_tokens: facts.request.max_tokens,
+            temperature: facts.request.temperature,
+            input_tokens: record.input_tokens,
+            output_tokens: record.output_tokens,
+            finish_reasons: facts.answer.finish_reasons,
+            response_id: facts.answer.id,
+            stream: record.stream,
+            status: record.status,
+            error_type: record.error_kind.as_deref().map(str::to_owned),
+            input_messages: self
+                .tracing
+                .capture_content
+                .zip(body)
+                .map(|(max, body)| capped(body, max)),
+            output_messages: facts.output,
+            attempts: facts.attempts,
+        };
+        self.tracing.tracer.record(trace);
+    }
+}
+
+/// `gen_ai.operation.name` of a route.
+fn operation(route: &str) -> &'static str {
+    match route {
+        "embeddings" => "embeddings",
+        "gemini" => "generate_content",
+        "images_text" => "generate_content",
+        _ => "chat",
+    }
+}
+
+/// `gen_ai.provider.name` of a vendor API.
+fn provider(api: Api) -> &'static str {
+    match api {
+        Api::OpenAi => "openai",
+        Api::Anthropic => "anthropic",
+        Api::Gemini => "gcp.gemini",
+    }
+}
+
+fn port(uri: &http::Uri) -> Option<u16> {
+    uri.port_u16().or(match uri.scheme_str() {
+        Some("https") => Some(443),
+        Some("http") => Some(80),
+        _ => None,
+    })
+}
+
+/// Content as text, cut to `max` bytes at a character boundary, key-shaped strings masked.
+fn capped(body: &[u8], max: usize) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(max.saturating_add(4))]);
+    let masked = llmux_telemetry::mask::mask_secrets(&text);
+    let mut end = masked.len().min(max);
+    while !masked.is_char_boundary(end) {
+        end -= 1;
+    }
+    masked[..end].to_owned()
+}
+
+fn unix_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+fn random_trace_id() -> TraceId {
+    fastrand::u128(1..).to_be_bytes()
+}
+
+fn random_span_id() -> SpanId {
+    fastrand::u64(1..).to_be_bytes()
+}
+
+fn hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+}
+
+/// A valid `traceparent` (version `00`, or a later version read as `00`): trace id, parent
+/// span id and flags. All-zero ids, upper-case hex and version `ff` are invalid.
+pub fn parse(value: &[u8]) -> Option<(TraceId, SpanId, u8)> {
+    if value.len() < 55 || (value.len() > 55 && value[0..2] == *b"00") {
+        return None;
+    }
+    if value.len() > 55 && value[55] != b'-' {
+        return None;
+    }
+    let [v0, v1, b'-'] = value[0..3] else {
+        return None;
+    };
+    let version = unhex_byte(v0, v1)?;
+    if version == 0xff || value[35] != b'-' || value[52] != b'-' {
+        return None;
+    }
+    let mut trace = [0u8; 16];
+    for (i, out) in trace.iter_mut().enumerate() {
+        *out = unhex_byte(value[3 + 2 * i], value[4 + 2 * i])?;
+    }
+    let mut span = [0u8; 8];
+    for (i, out) in span.iter_mut().enumerate() {
+        *out = unhex_byte(value[36 + 2 * i], value[37 + 2 * i])?;
+    }
+    let flags = unhex_byte(value[53], value[54])?;
+    if trace == [0; 16] || span == [0; 8] {
+        return None;
+    }
+    Some((trace, span, flags))
+}
+
+fn unhex_byte(high: u8, low: u8) -> Option<u8> {
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    Some(digit(high)? << 4 | digit(low)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VALID: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn a_valid_traceparent_is_read_and_invalid_ones_are_ignored() {
+        let (trace, span, flags) = parse(VALID.as_bytes()).unwrap();
+        assert_eq!(trace[0], 0x4b);
+        assert_eq!(span[7], 0xb7);
+        assert_eq!(flags, 1);
+        for bad in [
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "",
+        ] {
+            assert_eq!(parse(bad.as_bytes()), None, "{bad}");
+        }
+        // A later version may carry more fields.
+        assert!(parse(b"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-x").is_some());
+    }
+
+    #[test]
+    fn without_tracing_the_clients_traceparent_is_passed_on_as_it_came() {
+        let header = HeaderValue::from_static(VALID);
+        let context = Context::at_request(Some(&header), false).unwrap();
+        let uri = http::Uri::from_static("http://vendor/v1/chat/completions");
+        assert_eq!(context.outgoing(&uri).unwrap(), VALID);
+        assert!(Context::at_request(None, false).is_none());
+    }
+
+    #[test]
+    fn with_tracing_each_attempt_has_its_own_span_in_the_clients_trace() {
+        let header = HeaderValue::from_static(VALID);
+        let context = Context::at_request(Some(&header), true).unwrap();
+        let uri = http::Uri::from_static("http://vendor/v1/chat/completions");
+        let first = context.begin_attempt();
+        let sent = context.outgoing(&uri).unwrap();
+        let sent = sent.to_str().unwrap();
+        assert!(sent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+        assert!(sent.ends_with("-01"));
+        let (_, span, _) = parse(sent.as_bytes()).unwrap();
+        assert_eq!(span, first);
+        assert_ne!(context.begin_attempt(), first);
+    }
+}

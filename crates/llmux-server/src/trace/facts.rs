@@ -1,0 +1,162 @@
+//! The few request parameters and answer facts a trace names, read with the top-level scanner
+//! (no JSON tree): only when tracing is on, once per request and once per whole answer.
+
+use llmux_protocol::json_scan;
+
+/// `gen_ai.request.*` parameters.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct RequestFacts {
+    /// `max_tokens`, `max_completion_tokens`, `max_output_tokens` or Gemini's
+    /// `generationConfig.maxOutputTokens`.
+    pub max_tokens: Option<u64>,
+    /// `temperature` (Gemini: `generationConfig.temperature`).
+    pub temperature: Option<f64>,
+}
+
+impl RequestFacts {
+    /// Reads the parameters of a request body of any ingress; a body that is not a JSON object
+    /// has none.
+    pub fn scan(body: &[u8]) -> Self {
+        let mut out = Self::default();
+        let Ok(members) = json_scan::members(body) else {
+            return out;
+        };
+        for key in ["max_tokens", "max_completion_tokens", "max_output_tokens"] {
+            if out.max_tokens.is_none() {
+                out.max_tokens = number(body, &members, key).and_then(|n| n.parse().ok());
+            }
+        }
+        out.temperature = number(body, &members, "temperature").and_then(|n| n.parse().ok());
+        if let Some(config) = json_scan::find(body, &members, "generationConfig") {
+            let config = &body[config.value.clone()];
+            if let Ok(inner) = json_scan::members(config) {
+                out.max_tokens = out.max_tokens.or_else(|| {
+                    number(config, &inner, "maxOutputTokens").and_then(|n| n.parse().ok())
+                });
+                out.temperature = out
+                    .temperature
+                    .or_else(|| number(config, &inner, "temperature").and_then(|n| n.parse().ok()));
+            }
+        }
+        out
+    }
+}
+
+/// `gen_ai.response.*` facts of a whole answer.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct AnswerFacts {
+    /// The answer's id (`id`, Gemini's `responseId`).
+    pub id: Option<String>,
+    /// The model named in the answer (`model`, Gemini's `modelVersion`).
+    pub model: Option<String>,
+    /// Why each choice ended: OpenAI's `choices[].finish_reason`, Anthropic's `stop_reason`,
+    /// Gemini's `candidates[].finishReason`, Responses' `status`.
+    pub finish_reasons: Vec<String>,
+}
+
+/// Finish reasons beyond this many are left out (one per choice).
+const MAX_REASONS: usize = 16;
+
+impl AnswerFacts {
+    /// Reads the facts of a whole JSON answer in any client format.
+    pub fn scan(body: &[u8]) -> Self {
+        let mut out = Self::default();
+        let Ok(members) = json_scan::members(body) else {
+            return out;
+        };
+        out.id = string(body, &members, "id").or_else(|| string(body, &members, "responseId"));
+        out.model =
+            string(body, &members, "model").or_else(|| string(body, &members, "modelVersion"));
+        if let Some(reason) = string(body, &members, "stop_reason") {
+            out.finish_reasons.push(reason);
+        } else if let Some(list) = json_scan::find(body, &members, "choices")
+            .or_else(|| json_scan::find(body, &members, "candidates"))
+        {
+            let list = &body[list.value.clone()];
+            for key in [&b"\"finish_reason\""[..], &b"\"finishReason\""[..]] {
+                out.finish_reasons.extend(
+                    occurrences(list, key)
+                        .filter_map(|at| string_after(&list[at + key.len()..]))
+                        .take(MAX_REASONS),
+                );
+            }
+        } else if let Some(status) = string(body, &members, "status") {
+            out.finish_reasons.push(status);
+        }
+        out
+    }
+}
+
+/// A top-level number's text.
+fn number<'b>(body: &'b [u8], members: &[json_scan::Member], key: &str) -> Option<&'b str> {
+    let member = json_scan::find(body, members, key)?;
+    std::str::from_utf8(&body[member.value.clone()]).ok()
+}
+
+/// A top-level string without escapes (ids, models and reasons have none), at most 256 bytes.
+fn string(body: &[u8], members: &[json_scan::Member], key: &str) -> Option<String> {
+    let member = json_scan::find(body, members, key)?;
+    plain_string(&body[member.value.clone()])
+}
+
+fn plain_string(value: &[u8]) -> Option<String> {
+    let inner = value.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    if inner.len() > 256 || inner.contains(&b'\\') || inner.contains(&b'"') {
+        return None;
+    }
+    std::str::from_utf8(inner).ok().map(str::to_owned)
+}
+
+/// The string value after a key (`: "value"`), if the value is a plain string.
+fn string_after(rest: &[u8]) -> Option<String> {
+    let start = rest.iter().position(|b| !b" \t\r\n:".contains(b))?;
+    let rest = &rest[start..];
+    let end = rest.iter().skip(1).position(|&b| b == b'"')? + 2;
+    plain_string(&rest[..end])
+}
+
+fn occurrences<'a>(haystack: &'a [u8], needle: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
+    haystack
+        .windows(needle.len())
+        .enumerate()
+        .filter(move |(_, w)| *w == needle)
+        .map(|(i, _)| i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_parameters_of_every_ingress() {
+        let chat = RequestFacts::scan(br#"{"model":"m","max_tokens":50,"temperature":0.5}"#);
+        assert_eq!(chat.max_tokens, Some(50));
+        assert_eq!(chat.temperature, Some(0.5));
+        let responses = RequestFacts::scan(br#"{"max_output_tokens":7}"#);
+        assert_eq!(responses.max_tokens, Some(7));
+        let gemini = RequestFacts::scan(
+            br#"{"contents":[],"generationConfig":{"maxOutputTokens":9,"temperature":1}}"#,
+        );
+        assert_eq!(gemini.max_tokens, Some(9));
+        assert_eq!(gemini.temperature, Some(1.0));
+        assert_eq!(RequestFacts::scan(b"not json"), RequestFacts::default());
+    }
+
+    #[test]
+    fn answer_facts_of_every_format() {
+        let openai = AnswerFacts::scan(
+            br#"{"id":"chatcmpl-1","model":"gpt","choices":[{"index":0,"finish_reason":"stop"},{"finish_reason": "length"}]}"#,
+        );
+        assert_eq!(openai.id.as_deref(), Some("chatcmpl-1"));
+        assert_eq!(openai.model.as_deref(), Some("gpt"));
+        assert_eq!(openai.finish_reasons, ["stop", "length"]);
+        let anthropic =
+            AnswerFacts::scan(br#"{"id":"msg_1","model":"claude","stop_reason":"end_turn"}"#);
+        assert_eq!(anthropic.finish_reasons, ["end_turn"]);
+        let gemini = AnswerFacts::scan(
+            br#"{"candidates":[{"finishReason":"STOP"}],"modelVersion":"g","responseId":"r1"}"#,
+        );
+        assert_eq!(gemini.id.as_deref(), Some("r1"));
+        assert_eq!(gemini.finish_reasons, ["STOP"]);
+    }
+}

@@ -1,0 +1,297 @@
+//! The bounded queue between requests and the collector, and the task that empties it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use prometheus_client::metrics::counter::Counter;
+use prost::Message as _;
+use tokio::sync::{Notify, mpsc};
+
+use super::encode::encode_request;
+use super::record::RequestTrace;
+
+/// Traces waiting for export; past this a request's trace is dropped (and counted), never
+/// waited for.
+const QUEUE: usize = 4096;
+/// Traces per export request at most.
+const BATCH: usize = 512;
+/// How long the first trace of a batch waits for others.
+const LINGER: Duration = Duration::from_millis(200);
+/// One export's deadline: a slow collector delays the next batch, never a request.
+const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How spans travel to the collector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// OTLP/gRPC: unary `TraceService/Export` over HTTP/2.
+    Grpc,
+    /// OTLP/HTTP: a protobuf `POST` to `/v1/traces`.
+    HttpProtobuf,
+}
+
+/// Where and how traces are exported.
+#[derive(Clone)]
+pub struct Exporter {
+    /// The collector's base URL (`http://host:4317`); OTLP/HTTP appends `/v1/traces` unless the
+    /// path already ends with it.
+    pub endpoint: String,
+    /// The transport.
+    pub protocol: Protocol,
+    /// Extra headers sent with every export (API keys: never logged).
+    pub headers: Vec<(String, String)>,
+    /// `service.name`.
+    pub service_name: String,
+}
+
+impl std::fmt::Debug for Exporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exporter")
+            .field("endpoint", &self.endpoint)
+            .field("protocol", &self.protocol)
+            .field(
+                "headers",
+                &self.headers.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .field("service_name", &self.service_name)
+            .finish()
+    }
+}
+
+impl Exporter {
+    /// The URL spans are posted to.
+    fn url(&self) -> String {
+        let base = self.endpoint.trim_end_matches('/');
+        match self.protocol {
+            Protocol::HttpProtobuf if base.ends_with("/v1/traces") => base.to_owned(),
+            Protocol::HttpProtobuf => format!("{base}/v1/traces"),
+            Protocol::Grpc => {
+                format!("{base}/opentelemetry.proto.collector.trace.v1.TraceService/Export")
+            }
+        }
+    }
+
+    /// The headers of every export: the content type, then the configured ones (marked
+    /// sensitive so that no debug output shows them).
+    fn header_map(&self) -> Result<HeaderMap, String> {
+        let mut headers = HeaderMap::new();
+        let content_type = match self.protocol {
+            Protocol::Grpc => {
+                headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
+                "application/grpc"
+            }
+            Protocol::HttpProtobuf => "application/x-protobuf",
+        };
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static(content_type),
+        );
+        for (name, value) in &self.headers {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("OTLP header name '{name}' is not valid"))?;
+            // The value is a secret: the message names only the header.
+            let mut value = HeaderValue::from_str(value.trim())
+                .map_err(|_| format!("OTLP header '{name}' has an invalid value"))?;
+            value.set_sensitive(true);
+            headers.append(name, value);
+        }
+        Ok(headers)
+    }
+}
+
+/// The handle requests use to hand over their traces; cheap to clone.
+#[derive(Clone)]
+pub struct Tracer {
+    queue: mpsc::Sender<RequestTrace>,
+    dropped: Counter,
+    stop: Arc<Notify>,
+}
+
+impl std::fmt::Debug for Tracer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tracer")
+            .field("dropped", &self.dropped.get())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tracer {
+    /// A tracer exporting to `exporter`, and the task that does it (spawn it tracked). Drops
+    /// are counted in `dropped` (`llmux_trace_dropped_total`).
+    pub fn start(
+        exporter: &Exporter,
+        dropped: Counter,
+    ) -> Result<(Self, impl Future<Output = ()> + Send + 'static), String> {
+        let url = exporter.url();
+        let headers = exporter.header_map()?;
+        let mut client = reqwest::Client::builder()
+            .timeout(EXPORT_TIMEOUT)
+            .default_headers(headers);
+        if exporter.protocol == Protocol::Grpc {
+            client = client.http2_prior_knowledge();
+        }
+        let client = client.build().map_err(|e| format!("OTLP client: {e}"))?;
+        let (queue, receiver) = mpsc::channel(QUEUE);
+        let stop = Arc::new(Notify::new());
+        let tracer = Self {
+            queue,
+            dropped: dropped.clone(),
+            stop: Arc::clone(&stop),
+        };
+        let task = run(
+            Sender {
+                client,
+                url,
+                protocol: exporter.protocol,
+                service_name: exporter.service_name.clone(),
+                dropped,
+                failing: false,
+            },
+            receiver,
+            stop,
+        );
+        Ok((tracer, task))
+    }
+
+    /// Hands one request's trace to the exporter, or drops it (counted) when the queue is full.
+    pub fn record(&self, trace: RequestTrace) {
+        if self.queue.try_send(trace).is_err() {
+            self.dropped.inc();
+        }
+    }
+
+    /// Asks the export task to send what is queued and end (at shutdown).
+    pub fn shutdown(&self) {
+        self.stop.notify_one();
+    }
+}
+
+/// Takes what is queued (up to a batch) after each wake-up and exports it: under load, traces
+/// gather in the queue while the previous batch is on its way, so batches grow with the rate.
+async fn run(mut sender: Sender, mut receiver: mpsc::Receiver<RequestTrace>, stop: Arc<Notify>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        let mut stopping = tokio::select! {
+            received = receiver.recv_many(&mut batch, BATCH) => received == 0,
+            () = stop.notified() => true,
+        };
+        // Linger for more: one export per trace would cost more than the request it traces.
+        let linger = tokio::time::sleep(LINGER);
+        tokio::pin!(linger);
+        while !stopping && batch.len() < BATCH {
+            let room = BATCH - batch.len();
+            tokio::select! {
+                received = receiver.recv_many(&mut batch, room) => stopping = received == 0,
+                () = &mut linger => break,
+                () = stop.notified() => stopping = true,
+            }
+        }
+        if stopping {
+            receiver.close();
+            sender.export(&batch).await;
+            batch.clear();
+            while receiver.recv_many(&mut batch, BATCH).await > 0 {
+                sender.export(&batch).await;
+                batch.clear();
+            }
+            return;
+        }
+        sender.export(&batch).await;
+        batch.clear();
+    }
+}
+
+struct Sender {
+    client: reqwest::Client,
+    url: String,
+    protocol: Protocol,
+    service_name: String,
+    dropped: Counter,
+    /// Whether the last export failed: a collector that is down is logged once, not per batch.
+    failing: bool,
+}
+
+impl Sender {
+    async fn export(&mut self, batch: &[RequestTrace]) {
+        if batch.is_empty() {
+            return;
+        }
+        let message = encode_request(&self.service_name, batch).encode_to_vec();
+        match self.post(message).await {
+            Ok(()) => {
+                if self.failing {
+                    tracing::info!(endpoint = %self.url, "trace export recovered");
+                }
+                self.failing = false;
+            }
+            Err(error) => {
+                self.dropped.inc_by(batch.len() as u64);
+                if !self.failing {
+                    tracing::warn!(endpoint = %self.url, %error, "trace export failed; traces are dropped until it recovers");
+                }
+                self.failing = true;
+            }
+        }
+    }
+
+    async fn post(&self, message: Vec<u8>) -> Result<(), String> {
+        let body = match self.protocol {
+            Protocol::HttpProtobuf => message,
+            // A gRPC message: uncompressed flag, big-endian length, the message.
+            Protocol::Grpc => {
+                let len = u32::try_from(message.len()).map_err(|_| "batch too large")?;
+                let mut framed = Vec::with_capacity(message.len() + 5);
+                framed.push(0);
+                framed.extend_from_slice(&len.to_be_bytes());
+                framed.extend_from_slice(&message);
+                framed
+            }
+        };
+        let response = self
+            .client
+            .post(&self.url)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| without_url(&e))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("collector answered {}", status.as_u16()));
+        }
+        if self.protocol == Protocol::HttpProtobuf {
+            return Ok(());
+        }
+        // gRPC reports its outcome in `grpc-status`: in the head (trailers-only answers) or in
+        // the trailers after the body.
+        let response: http::Response<reqwest::Body> = response.into();
+        let (head, body) = response.into_parts();
+        let mut code = grpc_status(&head.headers);
+        if code.is_none() {
+            let collected = http_body_util::BodyExt::collect(body)
+                .await
+                .map_err(|e| without_url(&e))?;
+            code = collected.trailers().and_then(grpc_status);
+        }
+        match code {
+            Some(0) => Ok(()),
+            Some(code) => Err(format!("collector answered grpc-status {code}")),
+            None => Err("collector answered without grpc-status".to_owned()),
+        }
+    }
+}
+
+fn grpc_status(headers: &HeaderMap) -> Option<u32> {
+    headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// A reqwest error's text without its URL (already in the log line's `endpoint`).
+fn without_url(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    if let Some(url) = error.url() {
+        text = text.replace(url.as_str(), "");
+    }
+    text
+}
