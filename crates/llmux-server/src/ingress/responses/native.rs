@@ -57,6 +57,7 @@ pub(super) async fn attempt(
         body,
         stream,
         &request.client_headers.for_credential(target.credential),
+        call.trace,
     )
     .await?;
     // OpenAI stores the answer (unless `store: false`); llmux records whose it is, so only
