@@ -1,241 +1,275 @@
-//! [`RequestTrace`]s into one OTLP `ExportTraceServiceRequest`: a server span per request with
-//! the GenAI semantic-convention attributes, and a client span per attempt with the HTTP client
-//! attributes.
+//! [`RequestTrace`]s into one OTLP `ExportTraceServiceRequest`, written straight as protobuf: a
+//! server span per request with the GenAI semantic-convention attributes, and a client span per
+//! attempt with the HTTP client attributes.
+//!
+//! Why not `opentelemetry-proto`'s message structs: building them took an owned `String` for
+//! every attribute key and value, then prost encoded and dropped them, about 35,000
+//! instructions per traced request (BENCHMARKS.md, *Tracing*). Here the keys are static, the
+//! values are borrowed from the traces, and prost's wire primitives write them into one buffer.
+//! The tests decode the bytes with the `opentelemetry-proto` types.
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{
-    AnyValue, ArrayValue, InstrumentationScope, KeyValue, any_value::Value,
-};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{
-    ResourceSpans, ScopeSpans, Span, Status, span::SpanKind, status::StatusCode,
-};
+use prost::encoding::{WireType, encode_key, encode_varint};
 
 use super::record::{AttemptTrace, RequestTrace};
 
 /// W3C trace flags: sampled (spans are only exported for sampled requests' traces).
 const SAMPLED: u32 = 1;
 
-/// The export request for `traces`, under a resource named `service_name`.
-pub fn encode_request(service_name: &str, traces: &[RequestTrace]) -> ExportTraceServiceRequest {
-    let spans = traces
-        .iter()
-        .flat_map(|trace| {
-            std::iter::once(server_span(trace)).chain(
-                trace
-                    .attempts
-                    .iter()
-                    .map(move |attempt| client_span(trace, attempt)),
-            )
-        })
-        .collect();
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![
-                    string("service.name", service_name),
-                    string("telemetry.sdk.name", "llmux"),
-                    string("telemetry.sdk.language", "rust"),
-                ],
-                ..Resource::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                scope: Some(InstrumentationScope {
-                    name: "llmux".to_owned(),
-                    version: env!("CARGO_PKG_VERSION").to_owned(),
-                    ..InstrumentationScope::default()
-                }),
-                spans,
-                schema_url: String::new(),
-            }],
-            schema_url: String::new(),
-        }],
-    }
+/// `Span.SpanKind` values.
+const KIND_SERVER: u64 = 2;
+const KIND_CLIENT: u64 = 3;
+/// `Status.StatusCode.STATUS_CODE_ERROR`.
+const STATUS_ERROR: u64 = 2;
+
+/// Appends the export request for `traces`, under a resource named `service_name`, to `out`.
+pub fn encode_request(service_name: &str, traces: &[RequestTrace], out: &mut Vec<u8>) {
+    // ExportTraceServiceRequest.resource_spans = 1
+    message(out, 1, |out| {
+        // ResourceSpans.resource = 1
+        message(out, 1, |out| {
+            string_attribute(out, 1, "service.name", service_name);
+            string_attribute(out, 1, "telemetry.sdk.name", "llmux");
+            string_attribute(out, 1, "telemetry.sdk.language", "rust");
+        });
+        // ResourceSpans.scope_spans = 2
+        message(out, 2, |out| {
+            // ScopeSpans.scope = 1: InstrumentationScope { name = 1, version = 2 }
+            message(out, 1, |out| {
+                bytes(out, 1, b"llmux");
+                bytes(out, 2, env!("CARGO_PKG_VERSION").as_bytes());
+            });
+            for trace in traces {
+                // ScopeSpans.spans = 2
+                message(out, 2, |out| server_span(out, trace));
+                for attempt in &trace.attempts {
+                    message(out, 2, |out| client_span(out, trace, attempt));
+                }
+            }
+        });
+    });
 }
 
-/// The request's span: `{operation} {model}`, kind server.
-fn server_span(trace: &RequestTrace) -> Span {
-    let mut attributes = vec![
-        string("gen_ai.operation.name", trace.operation),
-        string("gen_ai.request.model", &trace.request_model),
-        string("llmux.route", trace.route),
-        string("llmux.request_id", &trace.request_id),
-        int("http.response.status_code", i64::from(trace.status)),
-        bool_value("gen_ai.request.stream", trace.stream),
-    ];
-    if let Some(provider) = trace.provider {
-        attributes.push(string("gen_ai.provider.name", provider));
+/// The request's span: `{operation} {model}`, kind server. `Span` field numbers: trace_id 1,
+/// span_id 2, parent_span_id 4, name 5, kind 6, start 7, end 8, attributes 9, status 15,
+/// flags 16.
+fn server_span(out: &mut Vec<u8>, trace: &RequestTrace) {
+    bytes(out, 1, &trace.trace_id);
+    bytes(out, 2, &trace.span_id);
+    if let Some(parent) = &trace.parent_span_id {
+        bytes(out, 4, parent);
     }
-    optional_string(
-        &mut attributes,
-        "gen_ai.response.model",
-        trace.response_model.as_deref(),
-    );
-    optional_string(
-        &mut attributes,
-        "gen_ai.response.id",
-        trace.response_id.as_deref(),
-    );
-    optional_int(
-        &mut attributes,
-        "gen_ai.request.max_tokens",
-        trace.max_tokens,
-    );
-    if let Some(t) = trace.temperature {
-        attributes.push(key_value(
-            "gen_ai.request.temperature",
-            Value::DoubleValue(t),
-        ));
-    }
-    optional_int(
-        &mut attributes,
-        "gen_ai.usage.input_tokens",
-        trace.input_tokens,
-    );
-    optional_int(
-        &mut attributes,
-        "gen_ai.usage.output_tokens",
-        trace.output_tokens,
-    );
-    if !trace.finish_reasons.is_empty() {
-        let values = trace
-            .finish_reasons
-            .iter()
-            .map(|r| AnyValue {
-                value: Some(Value::StringValue(r.clone())),
-            })
-            .collect();
-        attributes.push(key_value(
-            "gen_ai.response.finish_reasons",
-            Value::ArrayValue(ArrayValue { values }),
-        ));
-    }
-    optional_string(
-        &mut attributes,
-        "gen_ai.input.messages",
-        trace.input_messages.as_deref(),
-    );
-    optional_string(
-        &mut attributes,
-        "gen_ai.output.messages",
-        trace.output_messages.as_deref(),
-    );
-    optional_string(&mut attributes, "error.type", trace.error_type.as_deref());
-    let name = if trace.request_model.is_empty() {
-        trace.operation.to_owned()
+    encode_key(5, WireType::LengthDelimited, out);
+    if trace.request_model.is_empty() {
+        length_delimited(out, trace.operation.as_bytes());
     } else {
-        format!("{} {}", trace.operation, trace.request_model)
-    };
-    Span {
-        trace_id: trace.trace_id.to_vec(),
-        span_id: trace.span_id.to_vec(),
-        parent_span_id: trace.parent_span_id.map(|p| p.to_vec()).unwrap_or_default(),
-        flags: SAMPLED,
-        name,
-        kind: SpanKind::Server as i32,
-        start_time_unix_nano: trace.start_unix_nanos,
-        end_time_unix_nano: trace.end_unix_nanos.max(trace.start_unix_nanos),
-        attributes,
-        status: Some(status(
-            trace.status >= 400 || trace.error_type.is_some(),
-            trace.error_type.as_deref(),
-        )),
-        ..Span::default()
+        let len = trace.operation.len() + 1 + trace.request_model.len();
+        encode_varint(len as u64, out);
+        out.extend_from_slice(trace.operation.as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(trace.request_model.as_bytes());
     }
+    varint(out, 6, KIND_SERVER);
+    times(out, trace.start_unix_nanos, trace.end_unix_nanos);
+
+    const ATTRIBUTES: u32 = 9;
+    string_attribute(out, ATTRIBUTES, "gen_ai.operation.name", trace.operation);
+    string_attribute(
+        out,
+        ATTRIBUTES,
+        "gen_ai.request.model",
+        &trace.request_model,
+    );
+    string_attribute(out, ATTRIBUTES, "llmux.route", trace.route);
+    string_attribute(out, ATTRIBUTES, "llmux.request_id", &trace.request_id);
+    int_attribute(
+        out,
+        ATTRIBUTES,
+        "http.response.status_code",
+        u64::from(trace.status),
+    );
+    attribute(out, ATTRIBUTES, "gen_ai.request.stream", |out| {
+        varint(out, 2, u64::from(trace.stream));
+    });
+    if let Some(provider) = trace.provider {
+        string_attribute(out, ATTRIBUTES, "gen_ai.provider.name", provider);
+    }
+    if let Some(model) = &trace.response_model {
+        string_attribute(out, ATTRIBUTES, "gen_ai.response.model", model);
+    }
+    if let Some(id) = &trace.response_id {
+        string_attribute(out, ATTRIBUTES, "gen_ai.response.id", id);
+    }
+    if let Some(max_tokens) = trace.max_tokens {
+        int_attribute(out, ATTRIBUTES, "gen_ai.request.max_tokens", max_tokens);
+    }
+    if let Some(temperature) = trace.temperature {
+        attribute(out, ATTRIBUTES, "gen_ai.request.temperature", |out| {
+            // AnyValue.double_value = 4
+            encode_key(4, WireType::SixtyFourBit, out);
+            out.extend_from_slice(&temperature.to_le_bytes());
+        });
+    }
+    if let Some(tokens) = trace.input_tokens {
+        int_attribute(out, ATTRIBUTES, "gen_ai.usage.input_tokens", tokens);
+    }
+    if let Some(tokens) = trace.output_tokens {
+        int_attribute(out, ATTRIBUTES, "gen_ai.usage.output_tokens", tokens);
+    }
+    if !trace.finish_reasons.is_empty() {
+        attribute(out, ATTRIBUTES, "gen_ai.response.finish_reasons", |out| {
+            // AnyValue.array_value = 5: ArrayValue { values = 1: AnyValue { string_value = 1 } }
+            message(out, 5, |out| {
+                for reason in &trace.finish_reasons {
+                    message(out, 1, |out| bytes(out, 1, reason.as_bytes()));
+                }
+            });
+        });
+    }
+    if let Some(messages) = &trace.input_messages {
+        string_attribute(out, ATTRIBUTES, "gen_ai.input.messages", messages);
+    }
+    if let Some(messages) = &trace.output_messages {
+        string_attribute(out, ATTRIBUTES, "gen_ai.output.messages", messages);
+    }
+    if let Some(error) = &trace.error_type {
+        string_attribute(out, ATTRIBUTES, "error.type", error);
+    }
+    let failed = trace.status >= 400 || trace.error_type.is_some();
+    status(out, failed, trace.error_type.as_deref());
+    flags(out);
 }
 
 /// One attempt's span: `POST`, kind client, child of the request's span.
-fn client_span(trace: &RequestTrace, attempt: &AttemptTrace) -> Span {
-    let mut attributes = vec![
-        string("http.request.method", "POST"),
-        string("gen_ai.provider.name", attempt.provider),
-        string("gen_ai.request.model", &attempt.model),
-        string("llmux.vendor", &attempt.vendor),
-        string("llmux.credential", &attempt.credential),
-    ];
-    optional_string(&mut attributes, "url.full", attempt.url.as_deref());
-    optional_string(
-        &mut attributes,
-        "server.address",
-        attempt.server_address.as_deref(),
-    );
-    optional_int(
-        &mut attributes,
-        "server.port",
-        attempt.server_port.map(u64::from),
-    );
-    optional_int(
-        &mut attributes,
-        "http.response.status_code",
-        attempt.status.map(u64::from),
-    );
-    optional_string(&mut attributes, "error.type", attempt.error_type.as_deref());
-    Span {
-        trace_id: trace.trace_id.to_vec(),
-        span_id: attempt.span_id.to_vec(),
-        parent_span_id: trace.span_id.to_vec(),
-        flags: SAMPLED,
-        name: "POST".to_owned(),
-        kind: SpanKind::Client as i32,
-        start_time_unix_nano: attempt.start_unix_nanos,
-        end_time_unix_nano: attempt.end_unix_nanos.max(attempt.start_unix_nanos),
-        attributes,
-        status: Some(status(
-            attempt.error_type.is_some(),
-            attempt.error_type.as_deref(),
-        )),
-        ..Span::default()
+fn client_span(out: &mut Vec<u8>, trace: &RequestTrace, attempt: &AttemptTrace) {
+    bytes(out, 1, &trace.trace_id);
+    bytes(out, 2, &attempt.span_id);
+    bytes(out, 4, &trace.span_id);
+    bytes(out, 5, b"POST");
+    varint(out, 6, KIND_CLIENT);
+    times(out, attempt.start_unix_nanos, attempt.end_unix_nanos);
+
+    const ATTRIBUTES: u32 = 9;
+    string_attribute(out, ATTRIBUTES, "http.request.method", "POST");
+    string_attribute(out, ATTRIBUTES, "gen_ai.provider.name", attempt.provider);
+    string_attribute(out, ATTRIBUTES, "gen_ai.request.model", &attempt.model);
+    string_attribute(out, ATTRIBUTES, "llmux.vendor", &attempt.vendor);
+    string_attribute(out, ATTRIBUTES, "llmux.credential", &attempt.credential);
+    if let Some(url) = &attempt.url {
+        string_attribute(out, ATTRIBUTES, "url.full", url);
     }
+    if let Some(address) = &attempt.server_address {
+        string_attribute(out, ATTRIBUTES, "server.address", address);
+    }
+    if let Some(port) = attempt.server_port {
+        int_attribute(out, ATTRIBUTES, "server.port", u64::from(port));
+    }
+    if let Some(code) = attempt.status {
+        int_attribute(
+            out,
+            ATTRIBUTES,
+            "http.response.status_code",
+            u64::from(code),
+        );
+    }
+    if let Some(error) = &attempt.error_type {
+        string_attribute(out, ATTRIBUTES, "error.type", error);
+    }
+    status(
+        out,
+        attempt.error_type.is_some(),
+        attempt.error_type.as_deref(),
+    );
+    flags(out);
 }
 
-fn status(failed: bool, message: Option<&str>) -> Status {
+/// `Span.start_time_unix_nano` (7) and `end_time_unix_nano` (8); the end never precedes the
+/// start.
+fn times(out: &mut Vec<u8>, start: u64, end: u64) {
+    encode_key(7, WireType::SixtyFourBit, out);
+    out.extend_from_slice(&start.to_le_bytes());
+    encode_key(8, WireType::SixtyFourBit, out);
+    out.extend_from_slice(&end.max(start).to_le_bytes());
+}
+
+/// `Span.status` (15): `Status { message = 2, code = 3 }`, only when the span failed (an
+/// absent status is `UNSET`).
+fn status(out: &mut Vec<u8>, failed: bool, message_text: Option<&str>) {
     if failed {
-        Status {
-            code: StatusCode::Error as i32,
-            message: message.unwrap_or_default().to_owned(),
-        }
+        message(out, 15, |out| {
+            if let Some(text) = message_text {
+                bytes(out, 2, text.as_bytes());
+            }
+            varint(out, 3, STATUS_ERROR);
+        });
+    }
+}
+
+/// `Span.flags` (16, fixed32).
+fn flags(out: &mut Vec<u8>) {
+    encode_key(16, WireType::ThirtyTwoBit, out);
+    out.extend_from_slice(&SAMPLED.to_le_bytes());
+}
+
+/// A `KeyValue { key = 1, value = 2: AnyValue }` in field `tag`; `value` writes the
+/// `AnyValue`'s one field.
+fn attribute(out: &mut Vec<u8>, tag: u32, key: &str, value: impl FnOnce(&mut Vec<u8>)) {
+    message(out, tag, |out| {
+        bytes(out, 1, key.as_bytes());
+        message(out, 2, value);
+    });
+}
+
+fn string_attribute(out: &mut Vec<u8>, tag: u32, key: &str, value: &str) {
+    // AnyValue.string_value = 1
+    attribute(out, tag, key, |out| bytes(out, 1, value.as_bytes()));
+}
+
+/// An `int_value` (3); counts past `i64::MAX` saturate.
+fn int_attribute(out: &mut Vec<u8>, tag: u32, key: &str, value: u64) {
+    let value = value.min(i64::MAX as u64);
+    attribute(out, tag, key, |out| varint(out, 3, value));
+}
+
+fn varint(out: &mut Vec<u8>, tag: u32, value: u64) {
+    encode_key(tag, WireType::Varint, out);
+    encode_varint(value, out);
+}
+
+fn bytes(out: &mut Vec<u8>, tag: u32, value: &[u8]) {
+    encode_key(tag, WireType::LengthDelimited, out);
+    length_delimited(out, value);
+}
+
+fn length_delimited(out: &mut Vec<u8>, value: &[u8]) {
+    encode_varint(value.len() as u64, out);
+    out.extend_from_slice(value);
+}
+
+/// A nested message in field `tag`, written by `body` in place. Its length is not known until
+/// it is written, so one byte is reserved for it (enough below 128 bytes, as most attributes
+/// are) and the body is moved up when the length needs more.
+fn message(out: &mut Vec<u8>, tag: u32, body: impl FnOnce(&mut Vec<u8>)) {
+    encode_key(tag, WireType::LengthDelimited, out);
+    let at = out.len();
+    out.push(0);
+    body(out);
+    let len = out.len() - at - 1;
+    if len < 0x80 {
+        out[at] = len as u8;
     } else {
-        Status {
-            code: StatusCode::Unset as i32,
-            message: String::new(),
-        }
-    }
-}
-
-fn key_value(key: &str, value: Value) -> KeyValue {
-    KeyValue {
-        key: key.to_owned(),
-        value: Some(AnyValue { value: Some(value) }),
-        ..KeyValue::default()
-    }
-}
-
-fn string(key: &str, value: &str) -> KeyValue {
-    key_value(key, Value::StringValue(value.to_owned()))
-}
-
-fn int(key: &str, value: i64) -> KeyValue {
-    key_value(key, Value::IntValue(value))
-}
-
-fn bool_value(key: &str, value: bool) -> KeyValue {
-    key_value(key, Value::BoolValue(value))
-}
-
-fn optional_string(attributes: &mut Vec<KeyValue>, key: &str, value: Option<&str>) {
-    if let Some(value) = value {
-        attributes.push(string(key, value));
-    }
-}
-
-fn optional_int(attributes: &mut Vec<KeyValue>, key: &str, value: Option<u64>) {
-    if let Some(value) = value {
-        attributes.push(int(key, i64::try_from(value).unwrap_or(i64::MAX)));
+        let mut prefix = Vec::with_capacity(10);
+        encode_varint(len as u64, &mut prefix);
+        out.splice(at..=at, prefix);
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, any_value::Value};
+    use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind, status::StatusCode};
+    use prost::Message;
+
     use super::*;
 
     fn attribute<'s>(span: &'s Span, key: &str) -> Option<&'s Value> {
@@ -244,6 +278,17 @@ mod tests {
             .find(|kv| kv.key == key)
             .and_then(|kv| kv.value.as_ref())
             .and_then(|v| v.value.as_ref())
+    }
+
+    fn decode(traces: &[RequestTrace]) -> ExportTraceServiceRequest {
+        let mut out = Vec::new();
+        encode_request("svc", traces, &mut out);
+        ExportTraceServiceRequest::decode(out.as_slice()).expect("valid protobuf")
+    }
+
+    fn string(value: &str) -> Option<&Value> {
+        // Leaked for the comparison's lifetime; tests only.
+        Some(Box::leak(Box::new(Value::StringValue(value.to_owned()))))
     }
 
     #[test]
@@ -269,20 +314,127 @@ mod tests {
             ],
             ..RequestTrace::default()
         };
-        let request = encode_request("svc", &[trace]);
-        let spans = &request.resource_spans[0].scope_spans[0].spans;
+        let request = decode(&[trace]);
+        let resource = request.resource_spans[0]
+            .resource
+            .as_ref()
+            .expect("resource");
+        assert_eq!(resource.attributes[0].key, "service.name");
+        let scope = &request.resource_spans[0].scope_spans[0];
+        assert_eq!(scope.scope.as_ref().map(|s| s.name.as_str()), Some("llmux"));
+        let spans = &scope.spans;
         assert_eq!(spans.len(), 3);
         assert_eq!(spans[0].name, "chat gpt");
+        assert_eq!(spans[0].kind, SpanKind::Server as i32);
+        assert!(spans[0].parent_span_id.is_empty());
         assert!(spans.iter().all(|s| s.trace_id == vec![7; 16]));
+        assert!(spans.iter().all(|s| s.flags == SAMPLED));
         assert_eq!(spans[1].parent_span_id, vec![1; 8]);
+        assert_eq!(spans[1].kind, SpanKind::Client as i32);
         assert_eq!(
-            spans[1].status.as_ref().map(|s| s.code),
-            Some(StatusCode::Error as i32)
+            spans[1]
+                .status
+                .as_ref()
+                .map(|s| (s.code, s.message.as_str())),
+            Some((StatusCode::Error as i32, "upstream_status"))
         );
+        assert_eq!(spans[2].status, None, "a span that did not fail is unset");
         assert_eq!(
             attribute(&spans[2], "http.response.status_code"),
             Some(&Value::IntValue(200))
         );
         assert_eq!(attribute(&spans[0], "gen_ai.response.id"), None);
+        assert_eq!(
+            attribute(&spans[0], "gen_ai.request.stream"),
+            Some(&Value::BoolValue(false))
+        );
+    }
+
+    #[test]
+    fn every_attribute_decodes_to_its_value_even_past_one_length_byte() {
+        let long = "x".repeat(300);
+        let trace = RequestTrace {
+            trace_id: [9; 16],
+            span_id: [4; 8],
+            parent_span_id: Some([5; 8]),
+            start_unix_nanos: 10,
+            end_unix_nanos: 5,
+            operation: "chat",
+            route: "chat",
+            request_id: "req-1".to_owned(),
+            provider: Some("openai"),
+            request_model: long.clone(),
+            response_model: Some("gpt-4o-2024".to_owned()),
+            max_tokens: Some(u64::MAX),
+            temperature: Some(0.25),
+            input_tokens: Some(12),
+            output_tokens: Some(34),
+            finish_reasons: vec!["stop".to_owned(), "length".to_owned()],
+            response_id: Some("chatcmpl-1".to_owned()),
+            stream: true,
+            status: 502,
+            error_type: Some("upstream".to_owned()),
+            input_messages: Some(long.repeat(100)),
+            output_messages: None,
+            attempts: vec![AttemptTrace {
+                span_id: [6; 8],
+                provider: "openai",
+                vendor: "openai".to_owned(),
+                credential: "main".to_owned(),
+                model: "gpt-4o".to_owned(),
+                url: Some("http://127.0.0.1:9/v1/chat/completions".to_owned()),
+                server_address: Some("127.0.0.1".to_owned()),
+                server_port: Some(9),
+                ..AttemptTrace::default()
+            }],
+        };
+        let request = decode(&[trace.clone(), trace]);
+        let spans = &request.resource_spans[0].scope_spans[0].spans;
+        assert_eq!(spans.len(), 4);
+        let server = &spans[0];
+        assert_eq!(server.name, format!("chat {long}"));
+        assert_eq!(server.parent_span_id, vec![5; 8]);
+        assert_eq!(
+            (server.start_time_unix_nano, server.end_time_unix_nano),
+            (10, 10)
+        );
+        assert_eq!(attribute(server, "gen_ai.request.model"), string(&long));
+        assert_eq!(
+            attribute(server, "gen_ai.input.messages"),
+            string(&long.repeat(100))
+        );
+        assert_eq!(attribute(server, "gen_ai.output.messages"), None);
+        assert_eq!(
+            attribute(server, "gen_ai.request.max_tokens"),
+            Some(&Value::IntValue(i64::MAX))
+        );
+        assert_eq!(
+            attribute(server, "gen_ai.request.temperature"),
+            Some(&Value::DoubleValue(0.25))
+        );
+        assert_eq!(
+            attribute(server, "gen_ai.usage.output_tokens"),
+            Some(&Value::IntValue(34))
+        );
+        assert_eq!(
+            attribute(server, "gen_ai.response.finish_reasons"),
+            Some(&Value::ArrayValue(ArrayValue {
+                values: ["stop", "length"]
+                    .map(|r| AnyValue {
+                        value: Some(Value::StringValue(r.to_owned()))
+                    })
+                    .to_vec()
+            }))
+        );
+        assert_eq!(
+            server.status.as_ref().map(|s| s.code),
+            Some(StatusCode::Error as i32)
+        );
+        let client = &spans[1];
+        assert_eq!(client.name, "POST");
+        assert_eq!(client.parent_span_id, vec![4; 8]);
+        assert_eq!(attribute(client, "server.port"), Some(&Value::IntValue(9)));
+        assert_eq!(attribute(client, "llmux.credential"), string("main"));
+        assert_eq!(spans[2], spans[0]);
     }
 }

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use prometheus_client::metrics::counter::Counter;
-use prost::Message as _;
 use tokio::sync::{Notify, mpsc};
 
 use super::encode::encode_request;
@@ -145,6 +144,7 @@ impl Tracer {
                 protocol: exporter.protocol,
                 service_name: exporter.service_name.clone(),
                 dropped,
+                body_capacity: 0,
                 failing: false,
             },
             receiver,
@@ -207,6 +207,8 @@ struct Sender {
     protocol: Protocol,
     service_name: String,
     dropped: Counter,
+    /// The last body's size: the next one is allocated at that size.
+    body_capacity: usize,
     /// Whether the last export failed: a collector that is down is logged once, not per batch.
     failing: bool,
 }
@@ -216,8 +218,12 @@ impl Sender {
         if batch.is_empty() {
             return;
         }
-        let message = encode_request(&self.service_name, batch).encode_to_vec();
-        match self.post(message).await {
+        let Ok(body) = self.body(batch) else {
+            self.dropped.inc_by(batch.len() as u64);
+            tracing::warn!(traces = batch.len(), "a trace batch over 4 GiB was dropped");
+            return;
+        };
+        match self.post(body).await {
             Ok(()) => {
                 if self.failing {
                     tracing::info!(endpoint = %self.url, "trace export recovered");
@@ -234,19 +240,24 @@ impl Sender {
         }
     }
 
-    async fn post(&self, message: Vec<u8>) -> Result<(), String> {
-        let body = match self.protocol {
-            Protocol::HttpProtobuf => message,
-            // A gRPC message: uncompressed flag, big-endian length, the message.
-            Protocol::Grpc => {
-                let len = u32::try_from(message.len()).map_err(|_| "batch too large")?;
-                let mut framed = Vec::with_capacity(message.len() + 5);
-                framed.push(0);
-                framed.extend_from_slice(&len.to_be_bytes());
-                framed.extend_from_slice(&message);
-                framed
-            }
-        };
+    /// The request body for `batch`: the protobuf message, framed for gRPC (uncompressed flag,
+    /// big-endian length) in place when that is the protocol. Sized from the previous batch.
+    fn body(&mut self, batch: &[RequestTrace]) -> Result<Vec<u8>, std::num::TryFromIntError> {
+        let mut body = Vec::with_capacity(self.body_capacity);
+        let framed = self.protocol == Protocol::Grpc;
+        if framed {
+            body.extend_from_slice(&[0; 5]);
+        }
+        encode_request(&self.service_name, batch, &mut body);
+        if framed {
+            let len = u32::try_from(body.len() - 5)?;
+            body[1..5].copy_from_slice(&len.to_be_bytes());
+        }
+        self.body_capacity = body.len();
+        Ok(body)
+    }
+
+    async fn post(&self, body: Vec<u8>) -> Result<(), String> {
         let response = self
             .client
             .post(&self.url)
