@@ -43,6 +43,21 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
+    /// A statement on the request log's SQLite write connection failed.
+    #[error("database operation {op} failed")]
+    Sqlite {
+        /// The store operation that failed, such as `write the request log`.
+        op: &'static str,
+        /// The driver's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A blocking task running a store operation panicked or was cancelled.
+    #[error("{op} failed: its task ended early")]
+    TaskFailed {
+        /// The operation, such as `write the request log`.
+        op: &'static str,
+    },
     /// Bringing the schema up to date failed.
     #[error("database migration failed")]
     Migration(#[source] sqlx::migrate::MigrateError),
@@ -113,6 +128,10 @@ impl StoreError {
 
     pub(crate) fn database(op: &'static str) -> impl FnOnce(sqlx::Error) -> Self {
         move |source| Self::Database { op, source }
+    }
+
+    pub(crate) fn sqlite(op: &'static str) -> impl FnOnce(rusqlite::Error) -> Self {
+        move |source| Self::Sqlite { op, source }
     }
 
     pub(crate) fn redis(op: &'static str) -> impl FnOnce(redis::RedisError) -> Self {

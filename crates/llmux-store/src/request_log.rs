@@ -8,6 +8,7 @@ mod query;
 mod record;
 mod sql;
 mod sqlite;
+mod sqlite_writer;
 #[cfg(test)]
 mod tests;
 mod writer;
@@ -30,8 +31,9 @@ use crate::{BoxFuture, StoreError, redact_url};
 pub trait RequestLogStore: Send + Sync {
     /// Writes `records` in one transaction: all of them or, on an error, none. A record whose
     /// time and request id are already stored is skipped. The user agent is cut to
-    /// [`USER_AGENT_CAP`] bytes.
-    fn write<'a>(&'a self, records: &'a [RequestRecord]) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// [`USER_AGENT_CAP`] bytes. The records are handed over (SQLite writes them on a blocking
+    /// thread).
+    fn write(&self, records: Vec<RequestRecord>) -> BoxFuture<'_, Result<(), StoreError>>;
 
     /// One page of the records `filter` selects, newest first, without bodies. An unknown
     /// cursor is [`StoreError::InvalidCursor`].

@@ -186,7 +186,7 @@ fn migrator() -> Migrator {
 }
 
 impl RequestLogStore for PostgresLog {
-    fn write<'a>(&'a self, records: &'a [RequestRecord]) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn write(&self, records: Vec<RequestRecord>) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             let Some(newest) = records.iter().map(|r| sql::day_of(r.time_ms)).max() else {
                 return Ok(());
@@ -195,7 +195,7 @@ impl RequestLogStore for PostgresLog {
             let mut days: BTreeSet<i64> = records.iter().map(|r| sql::day_of(r.time_ms)).collect();
             days.insert(newest + 1);
             self.ensure_partitions(days).await?;
-            let result = self.insert(records).await;
+            let result = self.insert(&records).await;
             if result.is_err() {
                 // Perhaps a partition was dropped behind our back: check again next time.
                 self.known().clear();

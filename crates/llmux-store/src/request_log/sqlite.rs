@@ -9,7 +9,6 @@
 //! day is a partition and goes with `DROP TABLE`.
 
 use std::str::FromStr;
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -18,7 +17,8 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, SqlSafeStr};
 
-use super::sql::{self, InsertRow, bind_params, bind_row, select_columns};
+use super::sql::{self, bind_params, select_columns};
+use super::sqlite_writer::SqliteWriter;
 use crate::{
     BoxFuture, Page, RequestFilter, RequestLogStore, RequestRecord, StoreError, redact_url,
 };
@@ -87,27 +87,13 @@ const GET: &str = concat!(
     " FROM llmux_request_log WHERE request_id = $1 ORDER BY time_ms DESC LIMIT 1"
 );
 
-/// The most rows one `INSERT` carries (64 × 25 parameters, well under SQLite's 32,766).
-const STATEMENT_ROWS: usize = 64;
-
-/// The `INSERT` for `rows` rows (a power of two up to [`STATEMENT_ROWS`]), written once: the
-/// statement cache is keyed by the text, and writing 64 rows' worth of placeholders for every
-/// lookup cost a thousand instructions per record.
-fn insert_statement(rows: usize) -> &'static str {
-    static STATEMENTS: LazyLock<Vec<String>> = LazyLock::new(|| {
-        (0..=STATEMENT_ROWS.trailing_zeros())
-            .map(|power| sql::insert_sql(1 << power, '?', ""))
-            .collect()
-    });
-    debug_assert!(rows.is_power_of_two() && rows <= STATEMENT_ROWS);
-    &STATEMENTS[rows.trailing_zeros() as usize]
-}
-
 const DELETE_BEFORE: &str = "DELETE FROM llmux_request_log WHERE time_ms < $1";
 
-/// The request log in SQLite.
+/// The request log in SQLite: sqlx's pool reads (and migrates), one rusqlite connection
+/// writes ([`SqliteWriter`]).
 pub(super) struct SqliteLog {
     pool: SqlitePool,
+    writer: SqliteWriter,
 }
 
 impl SqliteLog {
@@ -125,6 +111,7 @@ impl SqliteLog {
             // appends and pages through recent rows, and the gateway's RSS budget is tight.
             .pragma("cache_size", "-512");
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let filename = options.get_filename().to_owned();
         let pool = if in_memory {
             // An in-memory database lives as long as one of its connections: keep exactly one.
             SqlitePoolOptions::new()
@@ -147,7 +134,8 @@ impl SqliteLog {
         }
         .map_err(StoreError::database("open the request log"))?;
         migrator().run(&pool).await.map_err(StoreError::Migration)?;
-        Ok(Self { pool })
+        let writer = SqliteWriter::open(&filename, in_memory)?;
+        Ok(Self { pool, writer })
     }
 }
 
@@ -184,40 +172,8 @@ pub(super) fn migrator_up_to(version: i64) -> Migrator {
 }
 
 impl RequestLogStore for SqliteLog {
-    fn write<'a>(&'a self, records: &'a [RequestRecord]) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async move {
-            if records.is_empty() {
-                return Ok(());
-            }
-            let err = StoreError::database("write the request log");
-            let rows: Vec<InsertRow<'_>> = records.iter().map(InsertRow::new).collect();
-            let mut tx = self.pool.begin().await.map_err(err)?;
-            // Statements of 64, 32, 16 … 1 rows only: each is prepared once and then found in
-            // the connection's statement cache, where a statement per batch size would be
-            // parsed again for most batches.
-            let mut rest = &rows[..];
-            while !rest.is_empty() {
-                let n = if rest.len() >= STATEMENT_ROWS {
-                    STATEMENT_ROWS
-                } else {
-                    1 << (usize::BITS - 1 - rest.len().leading_zeros())
-                };
-                let (chunk, tail) = rest.split_at(n);
-                rest = tail;
-                let statement = insert_statement(chunk.len());
-                let mut query = sqlx::query(statement);
-                for row in chunk {
-                    query = bind_row!(query, row);
-                }
-                query
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(StoreError::database("write the request log"))?;
-            }
-            tx.commit()
-                .await
-                .map_err(StoreError::database("write the request log"))
-        })
+    fn write(&self, records: Vec<RequestRecord>) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.writer.write(records))
     }
 
     fn query<'a>(&'a self, filter: &'a RequestFilter) -> BoxFuture<'a, Result<Page, StoreError>> {

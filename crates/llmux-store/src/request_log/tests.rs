@@ -216,7 +216,7 @@ async fn get_returns_the_record_with_attempts_and_bodies(h: &Harness) {
     no_attempt.cost_usd = None;
     no_attempt.user_agent = None;
     h.store
-        .write(&[full.clone(), no_attempt.clone()])
+        .write(vec![full.clone(), no_attempt.clone()])
         .await
         .unwrap();
 
@@ -254,12 +254,12 @@ async fn get_returns_the_record_with_attempts_and_bodies(h: &Harness) {
 
 async fn writing_a_record_twice_keeps_one(h: &Harness) {
     let one = record(NOW_MS, "req-1");
-    h.store.write(std::slice::from_ref(&one)).await.unwrap();
+    h.store.write(vec![one.clone()]).await.unwrap();
     h.store
-        .write(&[one.clone(), record(NOW_MS, "req-2")])
+        .write(vec![one.clone(), record(NOW_MS, "req-2")])
         .await
         .unwrap();
-    h.store.write(&[]).await.unwrap();
+    h.store.write(Vec::new()).await.unwrap();
     let ids = all_ids(&*h.store, RequestFilter::default()).await;
     assert_eq!(ids, ["req-2", "req-1"]);
 }
@@ -292,7 +292,7 @@ async fn filters_select_by_time_key_model_vendor_and_status(h: &Harness) {
         r.upstream_model = None;
         r.attempts.clear();
     });
-    h.store.write(&records).await.unwrap();
+    h.store.write(records.clone()).await.unwrap();
 
     let check = |filter: RequestFilter, expected: &'static [&'static str]| {
         let store = Arc::clone(&h.store);
@@ -384,7 +384,7 @@ async fn pages_have_no_duplicates_or_gaps_under_concurrent_inserts(h: &Harness) 
     let originals: Vec<RequestRecord> = (0..150)
         .map(|i| record(NOW_MS - HOUR_MS + (i / 5) * 1_000, &format!("orig-{i:03}")))
         .collect();
-    h.store.write(&originals).await.unwrap();
+    h.store.write(originals.clone()).await.unwrap();
     let mut expected: Vec<(i64, String)> = originals
         .iter()
         .map(|r| (r.time_ms, r.request_id.clone()))
@@ -411,9 +411,9 @@ async fn pages_have_no_duplicates_or_gaps_under_concurrent_inserts(h: &Harness) 
                 let newer: Vec<RequestRecord> = (0..10)
                     .map(|i| record(NOW_MS + batch * 100 + i, &format!("new-{batch}-{i}")))
                     .collect();
-                store.write(&newer).await.unwrap();
+                store.write(newer.clone()).await.unwrap();
                 store
-                    .write(&[record(at, &format!("{}~{batch}", last.request_id))])
+                    .write(vec![record(at, &format!("{}~{batch}", last.request_id))])
                     .await
                     .unwrap();
                 tokio::task::yield_now().await;
@@ -430,7 +430,10 @@ async fn pages_have_no_duplicates_or_gaps_under_concurrent_inserts(h: &Harness) 
         filter.cursor = page.next_cursor;
         // One more insert between pages, whatever the spawned task is doing.
         h.store
-            .write(&[record(NOW_MS + 10_000 + pages, &format!("between-{pages}"))])
+            .write(vec![record(
+                NOW_MS + 10_000 + pages,
+                &format!("between-{pages}"),
+            )])
             .await
             .unwrap();
     }
@@ -461,7 +464,7 @@ async fn retention_drops_whole_old_days(h: &Harness) {
         record(NOW_MS - DAY_MS, "yesterday"),
         record(NOW_MS, "now"),
     ];
-    h.store.write(&records).await.unwrap();
+    h.store.write(records.to_vec()).await.unwrap();
     if let Some(partitions) = h.partitions().await {
         // Every day written, and the day after the newest.
         for day in [
@@ -488,7 +491,7 @@ async fn retention_drops_whole_old_days(h: &Harness) {
     // Idempotent, and a dropped day can be written again (its partition comes back).
     h.store.retain(7, NOW_MS).await.unwrap();
     h.store
-        .write(&[record(NOW_MS - 10 * DAY_MS, "late")])
+        .write(vec![record(NOW_MS - 10 * DAY_MS, "late")])
         .await
         .unwrap();
     assert!(h.store.get("late").await.unwrap().is_some());
@@ -561,7 +564,7 @@ suite!(
 #[tokio::test]
 async fn in_memory_sqlite_log_keeps_records() {
     let store = crate::open_request_log("sqlite::memory:").await.unwrap();
-    store.write(&[record(NOW_MS, "m-1")]).await.unwrap();
+    store.write(vec![record(NOW_MS, "m-1")]).await.unwrap();
     assert!(store.get("m-1").await.unwrap().is_some());
 }
 
@@ -572,7 +575,7 @@ async fn reopening_a_sqlite_log_keeps_records_and_skips_applied_migrations() {
     crate::open_request_log(&url)
         .await
         .unwrap()
-        .write(&[record(NOW_MS, "r-1")])
+        .write(vec![record(NOW_MS, "r-1")])
         .await
         .unwrap();
     let reopened = crate::open_request_log(&url).await.unwrap();
@@ -622,7 +625,7 @@ async fn the_log_shares_a_sqlite_file_with_the_key_store() {
     let keys = crate::open(&url).await.unwrap();
     let log = crate::open_request_log(&url).await.unwrap();
     keys.create(crate::NewKey::default()).await.unwrap();
-    log.write(&[record(NOW_MS, "s-1")]).await.unwrap();
+    log.write(vec![record(NOW_MS, "s-1")]).await.unwrap();
     // Both reopen: each checks only its own migration history.
     assert!(crate::open(&url).await.unwrap().any_keys().await.unwrap());
     let log = crate::open_request_log(&url).await.unwrap();

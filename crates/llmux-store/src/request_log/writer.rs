@@ -323,7 +323,9 @@ impl Writer {
         if self.batch.is_empty() {
             return true;
         }
-        let write = self.store.write(&self.batch);
+        let count = self.batch.len();
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(count));
+        let write = self.store.write(batch);
         let result = match deadline {
             Some(deadline) => {
                 timeout_at(deadline, write)
@@ -334,8 +336,6 @@ impl Writer {
             }
             None => write.await,
         };
-        let count = self.batch.len();
-        self.batch.clear();
         match result {
             Ok(()) => true,
             Err(err) => {

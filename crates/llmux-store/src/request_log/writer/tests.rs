@@ -61,7 +61,7 @@ impl Script {
 }
 
 impl RequestLogStore for Script {
-    fn write<'a>(&'a self, records: &'a [RequestRecord]) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn write(&self, records: Vec<RequestRecord>) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             self.started.fetch_add(1, Ordering::SeqCst);
             self.changed.notify_waiters();

@@ -1,0 +1,119 @@
+//! The SQLite request log's write side: one `rusqlite` connection of its own, used on tokio's
+//! blocking pool, one prepared single-row `INSERT` run per record inside the batch's
+//! transaction.
+//!
+//! Why not sqlx, which the log reads with: sqlx runs each statement on its connection's worker
+//! thread and copies every bound text into an `Arc<String>` on the way, which SQLite then copies
+//! again. With 25 columns that glue cost about 36,000 instructions per logged request, three
+//! times SQLite's own insert (BENCHMARKS.md, *Request log cost*). Here the row's text is bound
+//! borrowed and the statement comes from the connection's cache. Both libraries link the same
+//! `libsqlite3-sys`.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, params};
+
+use super::sql::{self, InsertRow};
+use crate::{RequestRecord, StoreError};
+
+/// The write connection, shared with the blocking-pool closures that use it one at a time
+/// (the log has one writer task, so the lock is never contended).
+#[derive(Clone)]
+pub(super) struct SqliteWriter {
+    connection: Arc<Mutex<Connection>>,
+}
+
+impl SqliteWriter {
+    /// Opens the database sqlx opened and migrated: the file at `filename`, or, `in_memory`,
+    /// the shared-cache in-memory database of that name (sqlx names each `sqlite::memory:`
+    /// database `file:sqlx-in-memory-N` and opens it with a shared cache, so a second
+    /// connection to the name sees the same tables).
+    pub(super) fn open(filename: &Path, in_memory: bool) -> Result<Self, StoreError> {
+        let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        if in_memory {
+            flags |= OpenFlags::SQLITE_OPEN_MEMORY | OpenFlags::SQLITE_OPEN_SHARED_CACHE;
+        }
+        let err = StoreError::sqlite("open the request log for writing");
+        let connection = Connection::open_with_flags(filename, flags).map_err(err)?;
+        // As the pool's connections: wait for a reader's lock, a small page cache. The file's
+        // WAL journal mode was set by sqlx and persists; `synchronous` is per connection.
+        connection
+            .busy_timeout(Duration::from_secs(5))
+            .and_then(|()| connection.pragma_update(None, "cache_size", -512))
+            .and_then(|()| connection.pragma_update(None, "synchronous", "NORMAL"))
+            .map_err(StoreError::sqlite("open the request log for writing"))?;
+        Ok(Self {
+            connection: Arc::new(Mutex::new(connection)),
+        })
+    }
+
+    /// Writes `records` in one transaction, off the async runtime.
+    pub(super) async fn write(&self, records: Vec<RequestRecord>) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let connection = Arc::clone(&self.connection);
+        tokio::task::spawn_blocking(move || {
+            let mut connection = connection.lock().unwrap_or_else(PoisonError::into_inner);
+            insert(&mut connection, &records)
+        })
+        .await
+        .map_err(|_| StoreError::TaskFailed {
+            op: "write the request log",
+        })?
+    }
+}
+
+fn insert(connection: &mut Connection, records: &[RequestRecord]) -> Result<(), StoreError> {
+    let err = || StoreError::sqlite("write the request log");
+    let tx = connection.transaction().map_err(err())?;
+    {
+        let mut statement = tx
+            .prepare_cached(insert_one())
+            .map_err(StoreError::sqlite("write the request log"))?;
+        for record in records {
+            let row = InsertRow::new(record);
+            statement
+                .execute(params![
+                    row.time_ms,
+                    row.request_id,
+                    row.key_id,
+                    row.key_name,
+                    row.ingress,
+                    row.requested_model,
+                    row.vendor,
+                    row.credential,
+                    row.upstream_model,
+                    row.status,
+                    row.error_kind,
+                    row.attempts,
+                    row.ttfb_ms,
+                    row.total_ms,
+                    row.input_tokens,
+                    row.output_tokens,
+                    row.cached_tokens,
+                    row.reasoning_tokens,
+                    row.cost_usd,
+                    row.cost_estimated,
+                    row.stream,
+                    row.client_addr,
+                    row.user_agent,
+                    row.request_body,
+                    row.response_body,
+                ])
+                .map_err(StoreError::sqlite("write the request log"))?;
+        }
+    }
+    tx.commit().map_err(err())
+}
+
+/// The one-row `INSERT` (plain `?` placeholders, in [`sql`]'s column order).
+fn insert_one() -> &'static str {
+    static STATEMENT: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| sql::insert_sql(1, '?', ""));
+    &STATEMENT
+}
