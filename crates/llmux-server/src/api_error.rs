@@ -19,6 +19,14 @@ impl ApiError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self(Box::new(GatewayError::new(kind, message)))
     }
+
+    /// The refusal of a body the byte path cannot splice `model` into: not a JSON object.
+    pub fn not_an_object() -> Self {
+        Self::new(
+            ErrorKind::InvalidRequest,
+            "request body must be a JSON object",
+        )
+    }
 }
 
 /// The HTTP status for each kind of failure.
@@ -41,15 +49,24 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (status_of(self.0.kind), self.0.to_openai_json()).into_response();
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        add_limit_headers(headers, &self.0);
-        response
+        let body = self.0.to_openai_json();
+        error_response(&self.0, status_of(self.0.kind), body, "application/json")
     }
+}
+
+/// `error` rendered in an envelope: `status`, the envelope's JSON `body` of `content_type`, and
+/// the error's limit headers.
+pub fn error_response(
+    error: &GatewayError,
+    status: StatusCode,
+    body: Vec<u8>,
+    content_type: &'static str,
+) -> Response {
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    add_limit_headers(headers, error);
+    response
 }
 
 /// `Retry-After` and `x-ratelimit-*` for an error that carries them.

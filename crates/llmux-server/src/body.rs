@@ -8,6 +8,14 @@ use http_body_util::{BodyExt, Limited};
 use llmux_protocol::error::ErrorKind;
 
 use crate::api_error::ApiError;
+use crate::state::Snapshot;
+
+/// Reads a client's request body under the snapshot's `limits.max_body_bytes` and
+/// `timeouts.body_read_ms`.
+pub async fn read_request(body: Body, snapshot: &Snapshot) -> Result<Bytes, ApiError> {
+    let deadline = Duration::from_millis(snapshot.config.timeouts.body_read_ms);
+    read(body, snapshot.config.limits.max_body_bytes, deadline).await
+}
 
 /// Collects the body, refusing more than `limit` bytes (413) or taking longer than `deadline`
 /// (408), so a slow or huge upload cannot hold a connection or memory.

@@ -270,18 +270,7 @@ async fn edge(
     if route != "other" {
         match outcome {
             Some(o) => o.series.count_request(&gateway.metrics, route, status),
-            None => {
-                gateway
-                    .metrics
-                    .requests
-                    .get_or_create(&RequestLabels {
-                        route,
-                        vendor: "none".to_owned(),
-                        model: "none".to_owned(),
-                        status,
-                    })
-                    .inc();
-            }
+            None => count_unrouted(&gateway, route, status),
         }
     }
     let Some(path) = path else {
@@ -428,6 +417,12 @@ fn finish_shed(
     error.0.retry_after_secs = Some(1);
     let mut response = envelope.render(error);
     response.headers_mut().insert(REQUEST_ID, id.clone());
+    count_unrouted(gateway, route, 503);
+    response
+}
+
+/// Counts a request no vendor answered (vendor and model `none`).
+fn count_unrouted(gateway: &Gateway, route: &'static str, status: u16) {
     gateway
         .metrics
         .requests
@@ -435,10 +430,9 @@ fn finish_shed(
             route,
             vendor: "none".to_owned(),
             model: "none".to_owned(),
-            status: 503,
+            status,
         })
         .inc();
-    response
 }
 
 fn is_sane_id(bytes: &[u8]) -> bool {
@@ -504,27 +498,29 @@ mod tests {
         App::new(Arc::clone(gateway), router)
     }
 
-    fn request(method: Method, path: &str) -> Request {
-        http::Request::builder()
+    /// `app`'s response to an empty `method` request on `path`.
+    async fn send(app: &App, method: Method, path: &str) -> Response {
+        let request = http::Request::builder()
             .method(method)
             .uri(path)
             .body(Body::empty())
-            .unwrap()
+            .unwrap();
+        app.clone().oneshot(request).await.unwrap()
+    }
+
+    async fn json_body(response: Response) -> serde_json::Value {
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice(&body).unwrap()
     }
 
     #[tokio::test]
     async fn a_panicking_handler_fails_only_its_request_in_its_envelope() {
         let gateway = gateway();
         let app = panicking_app(&gateway);
-        let response = app
-            .clone()
-            .oneshot(request(Method::POST, "/v1/embeddings"))
-            .await
-            .unwrap();
+        let response = send(&app, Method::POST, "/v1/embeddings").await;
         assert_eq!(response.status(), 500);
         assert!(response.headers().contains_key("x-request-id"));
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let body = json_body(response).await;
         assert!(
             body["error"]["message"]
                 .as_str()
@@ -540,11 +536,7 @@ mod tests {
         );
 
         // The next request on the same app is served.
-        let fine = app
-            .clone()
-            .oneshot(request(Method::GET, "/v1/responses/x"))
-            .await
-            .unwrap();
+        let fine = send(&app, Method::GET, "/v1/responses/x").await;
         assert_eq!(fine.status(), 200);
     }
 
@@ -552,11 +544,7 @@ mod tests {
     async fn a_panic_while_streaming_ends_only_that_stream() {
         let gateway = gateway();
         let app = panicking_app(&gateway);
-        let response = app
-            .clone()
-            .oneshot(request(Method::POST, "/v1/messages/count_tokens"))
-            .await
-            .unwrap();
+        let response = send(&app, Method::POST, "/v1/messages/count_tokens").await;
         assert_eq!(response.status(), 200, "the head was already sent");
         let mut body = response.into_body();
         let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
@@ -576,13 +564,10 @@ mod tests {
         let gateway = gateway();
         let router =
             Router::new().route("/v1/messages/count_tokens", post(|| async { bug("a bug") }));
-        let response = App::new(Arc::clone(&gateway), router)
-            .oneshot(request(Method::POST, "/v1/messages/count_tokens"))
-            .await
-            .unwrap();
+        let app = App::new(Arc::clone(&gateway), router);
+        let response = send(&app, Method::POST, "/v1/messages/count_tokens").await;
         assert_eq!(response.status(), 500);
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let body = json_body(response).await;
         assert_eq!(body["type"], "error", "{body}");
     }
 

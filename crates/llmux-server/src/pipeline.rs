@@ -3,7 +3,7 @@
 //! An ingress (chat, responses, messages, embeddings) is a type implementing [`Ingress`]: it
 //! decodes its body into the routing facts the pipeline needs, and knows how to run one attempt
 //! on a target — the same-protocol byte path when the target speaks the ingress's own API
-//! ([`Ingress::PASSTHROUGH`]), the neutral model otherwise ([`Translate`] provides the pieces and
+//! ([`Profile::passthrough`]), the neutral model otherwise ([`Translate`] provides the pieces and
 //! [`translated`] runs them). [`serve`] runs the stages in the same order for all of them, so a
 //! cross-cutting feature (a log record, a trace, a policy, a cache) is written once, here.
 //!
@@ -33,6 +33,7 @@ use crate::body;
 use crate::edge::RequestId;
 use crate::edge::envelope::Envelope;
 use crate::egress::answer::{self, VendorParam};
+use crate::egress::send::ClientHeaders;
 use crate::governance::{self, Caller, Settle};
 use crate::state::{Gateway, Snapshot};
 use attempts::Failure;
@@ -57,6 +58,38 @@ pub struct Facts<'a> {
     pub dropped_tools: &'a [String],
 }
 
+impl<'a> Facts<'a> {
+    /// The facts of a request for `model` that names no vendor and offered no hosted tools.
+    pub const fn new(model: Option<&'a str>, needs: Needs, reserve_tokens: u64) -> Self {
+        Self {
+            model,
+            provider: None,
+            needs,
+            reserve_tokens,
+            dropped_tools: &[],
+        }
+    }
+
+    /// With the vendor named in the body.
+    pub const fn with_provider(self, provider: Option<&'a str>) -> Self {
+        Self { provider, ..self }
+    }
+
+    /// With the hosted tools removed from the offer.
+    pub const fn with_dropped_tools(self, dropped_tools: &'a [String]) -> Self {
+        Self {
+            dropped_tools,
+            ..self
+        }
+    }
+}
+
+/// Tokens to reserve for a request: its `input` estimate and its `max_tokens` (or
+/// [`DEFAULT_OUTPUT_RESERVATION`] when it sets none).
+pub fn reservation(input: u64, max_tokens: Option<u32>) -> u64 {
+    input + max_tokens.map_or(DEFAULT_OUTPUT_RESERVATION, u64::from)
+}
+
 /// The fallback group that answered, when the requested one could not.
 const FALLBACK: http::HeaderName = http::HeaderName::from_static("x-llmux-fallback");
 
@@ -69,6 +102,8 @@ pub struct Call<'a> {
     pub snapshot: &'a Snapshot,
     /// The request id, for log lines of streams that outlive the handler.
     pub request_id: &'a str,
+    /// The ingress's route label ([`Profile::route`]), for the metrics of its streams.
+    pub route: &'static str,
     /// Settles the caller's reservation when the answer ends.
     pub settle: &'a Settle,
     /// Where the answer goes when the response cache missed (`None`: not cached).
@@ -76,6 +111,23 @@ pub struct Call<'a> {
     /// The trace context vendors get in `traceparent` (`None`: tracing off and none from the
     /// client).
     pub trace: Option<&'a crate::trace::Context>,
+}
+
+impl Call<'_> {
+    /// Sends a byte path's `body` to `url` on `target`'s credential, with the client headers
+    /// that credential forwards and the request's trace context.
+    pub async fn send(
+        &self,
+        target: &Target<'_>,
+        url: &http::Uri,
+        body: Vec<u8>,
+        stream: bool,
+        client_headers: &ClientHeaders,
+    ) -> Result<llmux_upstream::Response, ApiError> {
+        let extra = client_headers.for_credential(target.credential);
+        crate::egress::send::send_with(self.snapshot, target, url, body, stream, &extra, self.trace)
+            .await
+    }
 }
 
 /// What one successful attempt produced.
@@ -95,41 +147,83 @@ impl Answer {
     }
 }
 
+/// What the pipeline knows of an ingress before it reads a body: one constant per ingress.
+#[derive(Debug, Clone, Copy)]
+pub struct Profile {
+    /// The bounded label of this route in metrics and logs.
+    pub route: &'static str,
+    /// The API this ingress's clients speak: its error envelope is theirs.
+    pub api: Api,
+    /// The kind of model this API needs.
+    pub endpoint: Endpoint,
+    /// The vendor API that receives the client's bytes with only `model` changed (`api`);
+    /// `None` when every vendor is reached through the neutral model.
+    pub passthrough: Option<Api>,
+}
+
+impl Profile {
+    /// An ingress of `api` for models of `endpoint`, whose vendors of the same API get the
+    /// client's bytes.
+    pub const fn new(route: &'static str, api: Api, endpoint: Endpoint) -> Self {
+        Self {
+            route,
+            api,
+            endpoint,
+            passthrough: Some(api),
+        }
+    }
+
+    /// The same ingress with every vendor reached through the neutral model.
+    pub const fn neutral_only(self) -> Self {
+        Self {
+            passthrough: None,
+            ..self
+        }
+    }
+
+    /// The error format this API's clients read.
+    pub const fn envelope(self) -> Envelope {
+        Envelope::of(self.api)
+    }
+}
+
+/// A request as the pipeline read it: what [`Ingress::decode`] decodes.
+pub struct Received<'a> {
+    /// The gateway: its stores, and the current snapshot (to read before any await).
+    pub gateway: &'a Gateway,
+    /// The request line and headers, with the extensions the edge set (the caller).
+    pub head: &'a http::request::Parts,
+    /// The whole body.
+    pub bytes: Bytes,
+}
+
+impl Received<'_> {
+    /// The client headers a byte path may forward: `defaults`, and the names some credential
+    /// lists in `forward_headers` (see [`ClientHeaders`]).
+    pub fn client_headers(&self, defaults: &[http::HeaderName]) -> ClientHeaders {
+        let snapshot = self.gateway.snapshot.load();
+        ClientHeaders::capture(&self.head.headers, defaults, &snapshot.forward_headers)
+    }
+}
+
 /// A client-facing API served through the pipeline (implemented by a unit type per API).
 pub trait Ingress: Send + Sync + 'static {
-    /// The bounded label of this route in metrics and logs.
-    const ROUTE: &'static str;
-    /// The error format this API's clients read.
-    const ENVELOPE: Envelope;
-    /// The kind of model this API needs.
-    const ENDPOINT: Endpoint;
-    /// The vendor API that receives the client's bytes with only `model` changed; `None` when
-    /// every vendor is reached through the neutral model.
-    const PASSTHROUGH: Option<Api>;
+    /// The route label, client API and kind of model of this ingress.
+    const PROFILE: Profile;
 
     /// A decoded request (holding the body when the byte path needs it).
     type Request: Send + Sync + 'static;
 
     /// Decodes the body (and anything it refers to, such as a stored conversation).
     fn decode(
-        gateway: &Gateway,
-        head: &http::request::Parts,
-        bytes: Bytes,
+        received: Received<'_>,
     ) -> impl Future<Output = Result<Self::Request, ApiError>> + Send;
 
     /// The routing facts of a decoded request.
     fn facts(request: &Self::Request) -> Facts<'_>;
 
-    /// One attempt on a target that speaks [`Ingress::PASSTHROUGH`].
+    /// One attempt on a target that speaks [`Profile::passthrough`].
     fn passthrough<'a>(
-        request: &'a Self::Request,
-        call: &'a Call<'a>,
-        target: Target<'a>,
-    ) -> impl Future<Output = Result<Answer, Failure>> + Send + 'a;
-
-    /// One attempt on a target with another protocol; most ingresses delegate to
-    /// [`translated`].
-    fn translated<'a>(
         request: &'a Self::Request,
         call: &'a Call<'a>,
         target: Target<'a>,
@@ -156,6 +250,27 @@ pub trait Ingress: Send + Sync + 'static {
     }
 }
 
+/// How an ingress reaches a vendor of another API. An ingress with a neutral form has it from
+/// [`Translate`] (the neutral model, [`translated`]); the others implement it themselves.
+pub trait Crossing: Ingress {
+    /// One attempt on a target with another protocol.
+    fn translated<'a>(
+        request: &'a Self::Request,
+        call: &'a Call<'a>,
+        target: Target<'a>,
+    ) -> impl Future<Output = Result<Answer, Failure>> + Send + 'a;
+}
+
+impl<I: Translate> Crossing for I {
+    fn translated<'a>(
+        request: &'a I::Request,
+        call: &'a Call<'a>,
+        target: Target<'a>,
+    ) -> impl Future<Output = Result<Answer, Failure>> + Send + 'a {
+        translated::<I>(request, call, target)
+    }
+}
+
 /// The pieces an ingress provides for the cross-protocol path.
 pub trait Translate: Ingress {
     /// Encodes neutral stream events in this API's stream format.
@@ -176,6 +291,12 @@ pub trait Translate: Ingress {
         call: &Call<'_>,
         public_name: &str,
     ) -> Vec<u8>;
+
+    /// Why `request` cannot reach `target` through the neutral model, if it cannot (checked
+    /// before each cross-protocol attempt); by default it always can.
+    fn refusal(_request: &Self::Request, _target: &Target<'_>) -> Option<ApiError> {
+        None
+    }
 }
 
 /// Serves one request of ingress `I`: called by the edge with the request's id and caller.
@@ -184,7 +305,7 @@ pub trait Translate: Ingress {
 /// returned from an out-of-line call, it was built on the stack and copied, ~10,000
 /// instructions per request.
 #[inline(always)]
-pub async fn serve<I: Ingress>(
+pub async fn serve<I: Crossing>(
     gateway: Arc<Gateway>,
     request_id: RequestId,
     caller: Caller,
@@ -197,11 +318,11 @@ pub async fn serve<I: Ingress>(
     let (head, body) = request.into_parts();
     match run::<I>(gateway, request_id, caller, params, &head, body).await {
         Ok(response) => response,
-        Err(error) => I::ENVELOPE.render(error),
+        Err(error) => I::PROFILE.envelope().render(error),
     }
 }
 
-async fn run<I: Ingress>(
+async fn run<I: Crossing>(
     gateway: Arc<Gateway>,
     request_id: RequestId,
     caller: Caller,
@@ -210,12 +331,7 @@ async fn run<I: Ingress>(
     body: Body,
 ) -> Result<Response, ApiError> {
     let snapshot = gateway.snapshot.load_full();
-    let bytes = body::read(
-        body,
-        snapshot.config.limits.max_body_bytes,
-        answer::body_deadline(&snapshot),
-    )
-    .await?;
+    let bytes = body::read_request(body, &snapshot).await?;
     let draft = head
         .extensions
         .get::<Arc<crate::request_log::Draft>>()
@@ -227,7 +343,12 @@ async fn run<I: Ingress>(
         }
     }
     let sent_bytes = bytes.len();
-    let request = I::decode(&gateway, head, bytes).await?;
+    let received = Received {
+        gateway: &gateway,
+        head,
+        bytes,
+    };
+    let request = I::decode(received).await?;
     let facts = I::facts(&request);
     if let Some(tool) = facts.dropped_tools.first()
         && snapshot.config.compat.unsupported_tools == llmux_config::UnsupportedTools::Reject
@@ -261,7 +382,7 @@ async fn run<I: Ingress>(
             }
         });
     let query = llmux_router::Query {
-        endpoint: I::ENDPOINT,
+        endpoint: I::PROFILE.endpoint,
         model: facts.model,
         vendor,
         needs: facts.needs,
@@ -290,6 +411,7 @@ async fn run<I: Ingress>(
         gateway: &gateway,
         snapshot: &snapshot,
         request_id: request_id.0.to_str().unwrap_or("-"),
+        route: I::PROFILE.route,
         settle: &settle,
         fill: cache.fill(),
         trace: head
@@ -346,8 +468,8 @@ async fn run<I: Ingress>(
         let exhausted = match result {
             Ok(committed) => {
                 let fallback = (path.len() > 1).then(|| path.last().copied()).flatten();
-                let translated =
-                    call.fill.is_some() || I::PASSTHROUGH != Some(committed.target.credential.api);
+                let translated = call.fill.is_some()
+                    || I::PROFILE.passthrough != Some(committed.target.credential.api);
                 let dropped = I::dropped_tools(request, &committed.target, translated);
                 let mut response =
                     respond(committed, &snapshot, dropped, fallback, draft.as_deref());
@@ -384,7 +506,7 @@ async fn run<I: Ingress>(
             });
         let Some((next, next_candidates)) = next_candidates else {
             settle.abandon();
-            let response = I::ENVELOPE.render(exhausted.error);
+            let response = I::PROFILE.envelope().render(exhausted.error);
             return Ok(match &exhausted.target {
                 Some(target) => answer::finish(response, &snapshot, target),
                 None => response,
@@ -538,7 +660,7 @@ where
 }
 
 /// One attempt: the byte path when the target speaks the ingress's API, else translation.
-async fn attempt<'a, I: Ingress>(
+async fn attempt<'a, I: Crossing>(
     request: &'a I::Request,
     call: &'a Call<'a>,
     target: Target<'a>,
@@ -548,7 +670,7 @@ async fn attempt<'a, I: Ingress>(
     // request's future (moved into its box at the edge) that much larger to copy.
     // A cache miss takes the neutral path even to a vendor of the ingress's own protocol, so
     // the answer can be kept in its neutral form.
-    if I::PASSTHROUGH == Some(target.credential.api) && call.fill.is_none() {
+    if I::PROFILE.passthrough == Some(target.credential.api) && call.fill.is_none() {
         I::passthrough(request, call, target).await
     } else {
         Box::pin(I::translated(request, call, target)).await
@@ -562,9 +684,12 @@ pub async fn translated<'a, I: Translate>(
     call: &'a Call<'a>,
     target: Target<'a>,
 ) -> Result<Answer, Failure> {
+    if let Some(refusal) = I::refusal(request, &target) {
+        return Err(Failure::from(refusal));
+    }
     let neutral = I::neutral(request)?;
     let encoder = I::encoder(request, call, target.public_name);
-    match translate::attempt(call, &target, neutral, encoder, I::ROUTE).await? {
+    match translate::attempt(call, &target, neutral, encoder).await? {
         NeutralAnswer::Whole(answer) => {
             if let Some(fill) = call.fill {
                 fill.keep(cache::Cached::Whole {

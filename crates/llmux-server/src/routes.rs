@@ -91,64 +91,23 @@ pub struct Route {
 /// authentication all derive from this table. The proxy routes come first (the edge looks
 /// them up on every request).
 pub const ROUTES: &[Route] = &[
-    route("/v1/chat/completions", "chat", Access::Key, Handler::Chat),
-    route("/v1/messages", "messages", Access::Key, Handler::Messages),
-    route(
-        "/v1/responses",
-        "responses",
-        Access::Key,
-        Handler::Responses,
-    ),
-    route(
-        "/v1/embeddings",
-        "embeddings",
-        Access::Key,
-        Handler::Embeddings,
-    ),
-    route(
-        "/v1beta/models/{model}",
-        "gemini",
-        Access::Key,
-        Handler::Gemini,
-    ),
-    route("/v1/models/{model}", "gemini", Access::Key, Handler::Gemini),
-    route(
-        "/v1alpha/models/{model}",
-        "gemini",
-        Access::Key,
-        Handler::Gemini,
-    ),
-    route(
-        "/v1beta/models",
-        "models",
-        Access::Key,
-        Handler::GeminiModels,
-    ),
-    route(
-        "/v1alpha/models",
-        "models",
-        Access::Key,
-        Handler::GeminiModels,
-    ),
-    route(
-        "/v1/responses/{id}",
-        "responses",
-        Access::Key,
-        Handler::ResponseById,
-    ),
-    route(
+    api("/v1/chat/completions", "chat", Handler::Chat),
+    api("/v1/messages", "messages", Handler::Messages),
+    api("/v1/responses", "responses", Handler::Responses),
+    api("/v1/embeddings", "embeddings", Handler::Embeddings),
+    api("/v1beta/models/{model}", "gemini", Handler::Gemini),
+    api("/v1/models/{model}", "gemini", Handler::Gemini),
+    api("/v1alpha/models/{model}", "gemini", Handler::Gemini),
+    api("/v1beta/models", "models", Handler::GeminiModels),
+    api("/v1alpha/models", "models", Handler::GeminiModels),
+    api("/v1/responses/{id}", "responses", Handler::ResponseById),
+    api(
         "/v1/messages/count_tokens",
         "count_tokens",
-        Access::Key,
         Handler::CountTokens,
     ),
-    route("/v1/models", "models", Access::Key, Handler::Models),
-    route(
-        "/v1/images/text",
-        "images_text",
-        Access::Key,
-        Handler::ImagesText,
-    ),
+    api("/v1/models", "models", Handler::Models),
+    api("/v1/images/text", "images_text", Handler::ImagesText),
     route("/openapi.json", "info", Access::Open, Handler::OpenApi),
     route("/health", "health", Access::Open, Handler::Health),
     route(
@@ -158,43 +117,13 @@ pub const ROUTES: &[Route] = &[
         Handler::HealthVendors,
     ),
     route("/metrics", "metrics", Access::Metrics, Handler::Metrics),
-    route("/admin/keys", "admin", Access::Master, Handler::AdminKeys),
-    route(
-        "/admin/keys/{id}",
-        "admin",
-        Access::Master,
-        Handler::AdminKey,
-    ),
-    route(
-        "/admin/keys/{id}/usage",
-        "admin",
-        Access::Master,
-        Handler::AdminKeyUsage,
-    ),
-    route(
-        "/admin/requests",
-        "admin",
-        Access::Master,
-        Handler::AdminRequests,
-    ),
-    route(
-        "/admin/requests/{id}",
-        "admin",
-        Access::Master,
-        Handler::AdminRequest,
-    ),
-    route(
-        "/admin/traffic",
-        "admin",
-        Access::Master,
-        Handler::AdminTraffic,
-    ),
-    route(
-        "/admin/config",
-        "admin",
-        Access::Master,
-        Handler::AdminConfig,
-    ),
+    admin("/admin/keys", Handler::AdminKeys),
+    admin("/admin/keys/{id}", Handler::AdminKey),
+    admin("/admin/keys/{id}/usage", Handler::AdminKeyUsage),
+    admin("/admin/requests", Handler::AdminRequests),
+    admin("/admin/requests/{id}", Handler::AdminRequest),
+    admin("/admin/traffic", Handler::AdminTraffic),
+    admin("/admin/config", Handler::AdminConfig),
     route("/ui", "ui", Access::Open, Handler::Ui),
     route("/ui/{asset}", "ui", Access::Open, Handler::UiAsset),
 ];
@@ -206,6 +135,16 @@ const fn route(path: &'static str, label: &'static str, access: Access, handler:
         access,
         handler,
     }
+}
+
+/// A route of the API: callers present a virtual key.
+const fn api(path: &'static str, label: &'static str, handler: Handler) -> Route {
+    route(path, label, Access::Key, handler)
+}
+
+/// An administration route: the master key only, labelled `admin`.
+const fn admin(path: &'static str, handler: Handler) -> Route {
+    route(path, "admin", Access::Master, handler)
 }
 
 impl Route {

@@ -212,6 +212,19 @@ impl HealthTable {
 }
 
 impl Snapshot {
+    /// The endpoint (URLs, auth headers, client) of `target`'s credential.
+    pub fn endpoint(
+        &self,
+        target: &llmux_router::Target<'_>,
+    ) -> Result<&llmux_upstream::Endpoint, crate::api_error::ApiError> {
+        self.endpoints.get(target.credential_index).ok_or_else(|| {
+            crate::api_error::ApiError::new(
+                llmux_protocol::error::ErrorKind::Internal,
+                "credential endpoint missing",
+            )
+        })
+    }
+
     /// Compiles `config` into a servable snapshot with fresh health state.
     pub fn compile(config: Config) -> Result<Self, SnapshotError> {
         Self::compile_after(config, None)

@@ -3,6 +3,7 @@
 //! `{"type":"error",…}` and everyone else gets OpenAI's `{"error":{…}}`.
 
 use axum::response::{IntoResponse, Response};
+use llmux_config::Api;
 
 use crate::api_error::ApiError;
 
@@ -18,6 +19,15 @@ pub enum Envelope {
 }
 
 impl Envelope {
+    /// The envelope of the clients of `api`.
+    pub const fn of(api: Api) -> Self {
+        match api {
+            Api::OpenAi => Self::OpenAi,
+            Api::Anthropic => Self::Anthropic,
+            Api::Gemini => Self::Google,
+        }
+    }
+
     /// The envelope of the API served at `path`.
     pub fn for_path(path: &str) -> Self {
         if path.starts_with("/v1/messages") {

@@ -1,7 +1,6 @@
 //! What chat and embeddings share on the same-protocol path: sending to an OpenAI-compatible
 //! endpoint and answering a non-streamed JSON response with the client's model name.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::response::{IntoResponse, Response};
@@ -13,8 +12,9 @@ use llmux_router::Target;
 use crate::api_error::ApiError;
 use crate::edge::Outcome;
 use crate::egress::send::read_body;
+use crate::pipeline::Call;
 use crate::series::Series;
-use crate::state::{Gateway, Snapshot};
+use crate::state::Snapshot;
 
 /// `?vendor=`; an empty value means no filter.
 #[derive(Debug, serde::Deserialize)]
@@ -85,16 +85,14 @@ pub fn finish_timed(
 
 /// Reads a complete JSON response and rewrites `model` to the client's name.
 pub async fn read_json(
-    gateway: &Arc<Gateway>,
-    snapshot: &Snapshot,
+    call: &Call<'_>,
     target: &Target<'_>,
     mut response: llmux_upstream::Response,
     client_model: &[u8],
     started: Instant,
-    settle: &crate::governance::Settle,
 ) -> Result<Vec<u8>, ApiError> {
-    let limit = snapshot.config.limits.max_upstream_body_bytes;
-    let mut body = read_body(&mut response, limit, idle(snapshot, target)).await?;
+    let (gateway, snapshot) = (call.gateway, call.snapshot);
+    let mut body = read_whole(snapshot, target, &mut response).await?;
     if (needs_tool_call_repair(target) || repair::shows_symptoms(&body))
         && let Some(fixed) = ToolCallRepair::new(fastrand::u64(..)).message(&body)
     {
@@ -106,7 +104,8 @@ pub async fn read_json(
     series.add_usage(&gateway.metrics, rewritten.usage);
     let tokens = rewritten.usage.map(|u| u.to_neutral());
     // Without the vendor's usage, the answer's bytes are llmux's count of the output.
-    settle.done_or_estimate(target.upstream_model, tokens, (body.len() / 4) as u64);
+    call.settle
+        .done_or_estimate(target.upstream_model, tokens, (body.len() / 4) as u64);
     Ok(rewritten.body)
 }
 
@@ -127,6 +126,16 @@ pub fn json_response(body: Vec<u8>) -> Response {
     out
 }
 
+/// Reads a whole vendor answer under the snapshot's size limit and the target's idle timeout.
+pub async fn read_whole(
+    snapshot: &Snapshot,
+    target: &Target<'_>,
+    response: &mut llmux_upstream::Response,
+) -> Result<bytes::Bytes, ApiError> {
+    let limit = snapshot.config.limits.max_upstream_body_bytes;
+    read_body(response, limit, idle(snapshot, target)).await
+}
+
 /// The longest silence allowed inside this target's response.
 pub fn idle(snapshot: &Snapshot, target: &Target<'_>) -> Duration {
     let ms = snapshot
@@ -134,9 +143,4 @@ pub fn idle(snapshot: &Snapshot, target: &Target<'_>) -> Duration {
         .get(target.credential_index)
         .map_or(snapshot.config.timeouts.idle_ms, |e| e.timeouts.idle_ms);
     Duration::from_millis(ms)
-}
-
-/// How long a client may take to send its body.
-pub fn body_deadline(snapshot: &Snapshot) -> Duration {
-    Duration::from_millis(snapshot.config.timeouts.body_read_ms)
 }

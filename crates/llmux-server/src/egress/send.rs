@@ -76,6 +76,17 @@ pub async fn send(
     send_with(snapshot, target, url, body, stream, &[], trace).await
 }
 
+/// Sends an OpenAI embeddings request to `target`'s `/embeddings`.
+pub async fn embeddings(
+    snapshot: &Snapshot,
+    target: &Target<'_>,
+    body: Vec<u8>,
+    trace: Option<&crate::trace::Context>,
+) -> Result<llmux_upstream::Response, ApiError> {
+    let url = &snapshot.endpoint(target)?.embeddings_url;
+    send(snapshot, target, url, body, false, trace).await
+}
+
 /// The client headers a same-protocol path may pass on to a vendor of its own API, captured
 /// when the request is decoded: the protocol's defaults (the beta switches without which the
 /// vendor refuses or ignores the body's beta fields, and `anthropic-version`), and the names some
@@ -89,6 +100,8 @@ pub struct ClientHeaders {
 }
 
 impl ClientHeaders {
+    /// OpenAI's beta switch, forwarded on the byte paths to OpenAI's APIs.
+    pub const OPENAI_BETA: http::HeaderName = http::HeaderName::from_static("openai-beta");
     /// Longer values are not forwarded: real beta lists are a few hundred bytes.
     const MAX_VALUE: usize = 2048;
     /// At most this many values of one name are forwarded.
@@ -174,10 +187,7 @@ pub async fn send_with(
         }
         None => extra,
     };
-    let endpoint = snapshot
-        .endpoints
-        .get(target.credential_index)
-        .ok_or_else(|| ApiError::new(ErrorKind::Internal, "credential endpoint missing"))?;
+    let endpoint = snapshot.endpoint(target)?;
     let vendor = target.credential.vendor.as_str();
     let mut response = endpoint
         .post_json_with(url, body, stream, extra)

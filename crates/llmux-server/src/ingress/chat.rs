@@ -18,17 +18,13 @@ use llmux_protocol::openai_chat::{self, json_string};
 use llmux_router::{Endpoint, Needs, Target};
 
 use crate::api_error::ApiError;
-use crate::edge::envelope::Envelope;
 use crate::egress::answer as proxy;
 use crate::egress::send::ClientHeaders;
 use crate::ingress::responses::{Responses, ResponsesCall, ResponsesClient};
 use crate::pipeline::attempts::Failure;
 use crate::pipeline::relay::Rewrite;
 use crate::pipeline::translate::ClientEncoder;
-use crate::pipeline::{
-    self, Answer, Call, DEFAULT_OUTPUT_RESERVATION, Facts, Ingress, Translate, unix_now,
-};
-use crate::state::Gateway;
+use crate::pipeline::{self, Answer, Call, Facts, Ingress, Profile, Received, Translate, unix_now};
 
 /// The Chat Completions ingress.
 pub struct Chat;
@@ -52,33 +48,21 @@ pub struct ChatBody {
 }
 
 impl Ingress for Chat {
-    const ROUTE: &'static str = "chat";
-    const ENVELOPE: Envelope = Envelope::OpenAi;
-    const ENDPOINT: Endpoint = Endpoint::Chat;
-    const PASSTHROUGH: Option<Api> = Some(Api::OpenAi);
+    const PROFILE: Profile = Profile::new("chat", Api::OpenAi, Endpoint::Chat);
     type Request = ChatCall;
 
-    async fn decode(
-        gateway: &Gateway,
-        head: &http::request::Parts,
-        bytes: Bytes,
-    ) -> Result<ChatCall, ApiError> {
-        const BETA: http::HeaderName = http::HeaderName::from_static("openai-beta");
-        let request = match openai_chat::decode_request(&bytes) {
+    async fn decode(received: Received<'_>) -> Result<ChatCall, ApiError> {
+        let request = match openai_chat::decode_request(&received.bytes) {
             Ok(request) => owned(request),
-            Err(_) if is_responses_body(&bytes) => {
-                let call = Responses::decode(gateway, head, bytes).await?;
+            Err(_) if is_responses_body(&received.bytes) => {
+                let call = Responses::decode(received).await?;
                 return Ok(ChatCall::Responses(Box::new(call)));
             }
             Err(error) => return Err(error.into()),
         };
-        let client_headers = ClientHeaders::capture(
-            &head.headers,
-            &[BETA],
-            &gateway.snapshot.load().forward_headers,
-        );
+        let client_headers = received.client_headers(&[ClientHeaders::OPENAI_BETA]);
         Ok(ChatCall::Chat(ChatBody {
-            bytes,
+            bytes: received.bytes,
             client_headers,
             request,
         }))
@@ -90,21 +74,15 @@ impl Ingress for Chat {
             ChatCall::Responses(call) => return Responses::facts(call),
         };
         let request = &call.request;
-        Facts {
-            model: request.model.as_deref(),
-            provider: request.provider.as_deref(),
-            needs: Needs {
-                image: request.needs.image,
-                video: request.needs.video,
-                tools: request.needs.tools,
-                streaming: request.needs.streaming,
-            },
-            reserve_tokens: call.bytes.len() as u64 / 4
-                + request
-                    .max_tokens
-                    .map_or(DEFAULT_OUTPUT_RESERVATION, u64::from),
-            dropped_tools: &[],
-        }
+        let needs = Needs {
+            image: request.needs.image,
+            video: request.needs.video,
+            tools: request.needs.tools,
+            streaming: request.needs.streaming,
+        };
+        let reserve = pipeline::reservation(call.bytes.len() as u64 / 4, request.max_tokens);
+        Facts::new(request.model.as_deref(), needs, reserve)
+            .with_provider(request.provider.as_deref())
     }
 
     async fn passthrough<'a>(
@@ -118,14 +96,6 @@ impl Ingress for Chat {
             }
             _ => Box::pin(pipeline::translated::<Self>(request, call, target)).await,
         }
-    }
-
-    async fn translated<'a>(
-        request: &'a ChatCall,
-        call: &'a Call<'a>,
-        target: Target<'a>,
-    ) -> Result<Answer, Failure> {
-        pipeline::translated::<Self>(request, call, target).await
     }
 
     fn cache() -> Option<crate::pipeline::cache::Hooks<Self>> {
@@ -248,42 +218,24 @@ async fn same_protocol(
     chat: &ChatBody,
 ) -> Result<Answer, Failure> {
     let (bytes, request) = (&chat.bytes[..], &chat.request);
-    let (gateway, snapshot) = (call.gateway, call.snapshot);
+    let snapshot = call.snapshot;
     let upstream_body = openai_chat::encode_upstream_request(bytes, target.upstream_model, request)
-        .map_err(|_| {
-            ApiError::new(
-                ErrorKind::InvalidRequest,
-                "request body must be a JSON object",
-            )
-        })?;
+        .map_err(|_| ApiError::not_an_object())?;
     let client_model = json_string(request.model.as_deref().unwrap_or(target.public_name));
-    let endpoint = snapshot
-        .endpoints
-        .get(target.credential_index)
-        .ok_or_else(|| ApiError::new(ErrorKind::Internal, "credential endpoint missing"))?;
+    let endpoint = snapshot.endpoint(&target)?;
     let started = Instant::now();
     let stream = request.needs.streaming;
-    let response = crate::egress::send::send_with(
-        snapshot,
-        &target,
-        &endpoint.chat_url,
-        upstream_body,
-        stream,
-        &chat.client_headers.for_credential(target.credential),
-        call.trace,
-    )
-    .await?;
-    if !stream {
-        let body = proxy::read_json(
-            gateway,
-            snapshot,
+    let response = call
+        .send(
             &target,
-            response,
-            &client_model,
-            started,
-            call.settle,
+            &endpoint.chat_url,
+            upstream_body,
+            stream,
+            &chat.client_headers,
         )
         .await?;
+    if !stream {
+        let body = proxy::read_json(call, &target, response, &client_model, started).await?;
         return Ok(Answer::Json(body));
     }
     let strategy = Rewrite::new(
@@ -291,8 +243,6 @@ async fn same_protocol(
         request.client_wants_usage,
         proxy::needs_tool_call_repair(&target),
     );
-    let body =
-        crate::pipeline::relay::open(call, &target, Chat::ROUTE, started, response, strategy)
-            .await?;
+    let body = crate::pipeline::relay::open(call, &target, started, response, strategy).await?;
     Ok(Answer::Stream(body))
 }

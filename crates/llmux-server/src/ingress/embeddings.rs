@@ -11,11 +11,9 @@ use llmux_protocol::openai_chat::json_string;
 use llmux_router::{Endpoint, Needs, Target};
 
 use crate::api_error::ApiError;
-use crate::edge::envelope::Envelope;
 use crate::egress::answer as proxy;
 use crate::pipeline::attempts::Failure;
-use crate::pipeline::{Answer, Call, Facts, Ingress};
-use crate::state::Gateway;
+use crate::pipeline::{Answer, Call, Crossing, Facts, Ingress, Profile, Received};
 
 /// The embeddings ingress: OpenAI-compatible vendors only.
 pub struct Embeddings;
@@ -28,17 +26,11 @@ pub struct EmbeddingsCall {
 }
 
 impl Ingress for Embeddings {
-    const ROUTE: &'static str = "embeddings";
-    const ENVELOPE: Envelope = Envelope::OpenAi;
-    const ENDPOINT: Endpoint = Endpoint::Embeddings;
-    const PASSTHROUGH: Option<Api> = Some(Api::OpenAi);
+    const PROFILE: Profile = Profile::new("embeddings", Api::OpenAi, Endpoint::Embeddings);
     type Request = EmbeddingsCall;
 
-    async fn decode(
-        _gateway: &Gateway,
-        _head: &http::request::Parts,
-        bytes: Bytes,
-    ) -> Result<EmbeddingsCall, ApiError> {
+    async fn decode(received: Received<'_>) -> Result<EmbeddingsCall, ApiError> {
+        let bytes = received.bytes;
         let request = embeddings::decode_request(&bytes)?;
         let model = request.model.map(std::borrow::Cow::into_owned);
         let provider = request.provider.map(std::borrow::Cow::into_owned);
@@ -50,13 +42,12 @@ impl Ingress for Embeddings {
     }
 
     fn facts(call: &EmbeddingsCall) -> Facts<'_> {
-        Facts {
-            model: call.model.as_deref(),
-            provider: call.provider.as_deref(),
-            needs: Needs::default(),
-            reserve_tokens: call.bytes.len() as u64 / 4,
-            dropped_tools: &[],
-        }
+        Facts::new(
+            call.model.as_deref(),
+            Needs::default(),
+            call.bytes.len() as u64 / 4,
+        )
+        .with_provider(call.provider.as_deref())
     }
 
     async fn passthrough<'a>(
@@ -64,44 +55,21 @@ impl Ingress for Embeddings {
         call: &'a Call<'a>,
         target: Target<'a>,
     ) -> Result<Answer, Failure> {
-        let (gateway, snapshot) = (call.gateway, call.snapshot);
         let upstream_body =
-            embeddings::encode_upstream_request(&request.bytes, target.upstream_model).map_err(
-                |_| {
-                    ApiError::new(
-                        ErrorKind::InvalidRequest,
-                        "request body must be a JSON object",
-                    )
-                },
-            )?;
+            embeddings::encode_upstream_request(&request.bytes, target.upstream_model)
+                .map_err(|_| ApiError::not_an_object())?;
         let client_model = json_string(request.model.as_deref().unwrap_or(target.public_name));
-        let endpoint = snapshot
-            .endpoints
-            .get(target.credential_index)
-            .ok_or_else(|| ApiError::new(ErrorKind::Internal, "credential endpoint missing"))?;
         let started = Instant::now();
-        let response = crate::egress::send::send(
-            snapshot,
-            &target,
-            &endpoint.embeddings_url,
-            upstream_body,
-            false,
-            call.trace,
-        )
-        .await?;
-        let body = proxy::read_json(
-            gateway,
-            snapshot,
-            &target,
-            response,
-            &client_model,
-            started,
-            call.settle,
-        )
-        .await?;
+        let response =
+            crate::egress::send::embeddings(call.snapshot, &target, upstream_body, call.trace)
+                .await?;
+        let body = proxy::read_json(call, &target, response, &client_model, started).await?;
         Ok(Answer::Json(body))
     }
+}
 
+/// No vendor of another API serves OpenAI embeddings.
+impl Crossing for Embeddings {
     async fn translated<'a>(
         _request: &'a EmbeddingsCall,
         _call: &'a Call<'a>,

@@ -7,14 +7,14 @@
 //! received, only the model in the URL changes, and `modelVersion` in the answer is set back to
 //! the name the client asked for. Every other vendor is reached through the neutral model.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Json;
 use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
-use http::{HeaderValue, header};
+use http::HeaderValue;
 use llmux_config::{Api, ModelKind};
 use llmux_protocol::error::ErrorKind;
 use llmux_protocol::gemini::ingress::{self, ChunkFramer, Framing, embed};
@@ -23,16 +23,14 @@ use llmux_protocol::{gemini, neutral, sse};
 use llmux_router::{Endpoint, Needs, Target};
 use serde_json::json;
 
-use crate::api_error::{ApiError, status_of};
+use crate::api_error::{ApiError, error_response, status_of};
 use crate::edge::RequestId;
-use crate::edge::envelope::Envelope;
 use crate::egress::answer as proxy;
 use crate::egress::send::ClientHeaders;
-use crate::egress::send::read_body;
 use crate::governance::Caller;
 use crate::pipeline::attempts::Failure;
-use crate::pipeline::translate::{self, ClientEncoder, Translation};
-use crate::pipeline::{self, Answer, Call, DEFAULT_OUTPUT_RESERVATION, Facts, Ingress, Translate};
+use crate::pipeline::translate::{self, ClientEncoder, NeutralOnce, Translation};
+use crate::pipeline::{self, Answer, Call, Crossing, Facts, Ingress, Profile, Received, Translate};
 use crate::state::Gateway;
 
 /// The API versions Google's SDKs call.
@@ -52,18 +50,8 @@ pub fn is_gemini_path(path: &str) -> bool {
 /// An error in Google's envelope, with its HTTP status.
 pub fn google_error(error: ApiError) -> Response {
     let status = status_of(error.0.kind);
-    let mut response = (
-        status,
-        ingress::encode_error(status.as_u16(), &error.0.message),
-    )
-        .into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=UTF-8"),
-    );
-    crate::api_error::add_limit_headers(headers, &error.0);
-    response
+    let body = ingress::encode_error(status.as_u16(), &error.0.message);
+    error_response(&error.0, status, body, "application/json; charset=UTF-8")
 }
 
 /// What a model path asks for.
@@ -110,6 +98,13 @@ fn model_and_action(path: &str) -> Result<(&str, Action), ApiError> {
     Ok((model, action))
 }
 
+/// The model a request's path names (without a `models/` prefix) and its action.
+fn path_model(head: &http::request::Parts) -> Result<(String, Action), ApiError> {
+    let (model, action) = model_and_action(head.uri.path())?;
+    let model = model.strip_prefix("models/").unwrap_or(model);
+    Ok((model.to_owned(), action))
+}
+
 /// `POST /…/models/{model}:{action}`, called by the edge: generation through the pipeline,
 /// `countTokens` answered here.
 pub async fn handle(
@@ -135,12 +130,7 @@ async fn count_tokens(gateway: Arc<Gateway>, request: Request) -> Response {
         let snapshot = gateway.snapshot.load_full();
         let (model, _) = model_and_action(request.uri().path())?;
         let model = model.to_owned();
-        let bytes = crate::body::read(
-            request.into_body(),
-            snapshot.config.limits.max_body_bytes,
-            proxy::body_deadline(&snapshot),
-        )
-        .await?;
+        let bytes = crate::body::read_request(request.into_body(), &snapshot).await?;
         let decoded = ingress::decode_count_tokens(&bytes, &model)
             .map_err(|e| ApiError::new(ErrorKind::InvalidRequest, e.0))?;
         Ok::<_, ApiError>(decoded.estimate_input_tokens())
@@ -225,30 +215,23 @@ pub struct GeminiCall {
     input_estimate: u64,
     cached_content: bool,
     /// The neutral form, taken by the first translated attempt (a retry decodes again).
-    unused: Mutex<Option<neutral::Request>>,
+    unused: NeutralOnce,
     response_id: String,
 }
 
 impl Ingress for Gemini {
-    const ROUTE: &'static str = "gemini";
-    const ENVELOPE: Envelope = Envelope::Google;
-    const ENDPOINT: Endpoint = Endpoint::Chat;
-    const PASSTHROUGH: Option<Api> = Some(Api::Gemini);
+    const PROFILE: Profile = Profile::new("gemini", Api::Gemini, Endpoint::Chat);
     type Request = GeminiCall;
 
-    async fn decode(
-        gateway: &Gateway,
-        head: &http::request::Parts,
-        bytes: Bytes,
-    ) -> Result<GeminiCall, ApiError> {
-        let (model, action) = model_and_action(head.uri.path())?;
-        let model = model.strip_prefix("models/").unwrap_or(model).to_owned();
+    async fn decode(received: Received<'_>) -> Result<GeminiCall, ApiError> {
+        let (model, action) = path_model(received.head)?;
         let stream = action == Action::Stream;
-        let sse = head
+        let sse = received
+            .head
             .uri
             .query()
             .is_some_and(|q| q.split('&').any(|pair| pair == "alt=sse"));
-        let decoded = ingress::decode_request(&bytes, &model, stream)
+        let decoded = ingress::decode_request(&received.bytes, &model, stream)
             .map_err(|e| ApiError::new(ErrorKind::InvalidRequest, e.0))?;
         let request = decoded.request;
         Ok(GeminiCall {
@@ -256,13 +239,9 @@ impl Ingress for Gemini {
             max_tokens: request.sampling.max_tokens,
             input_estimate: request.estimate_input_tokens(),
             cached_content: decoded.extras.cached_content.is_some(),
-            unused: Mutex::new(Some(request)),
-            client_headers: ClientHeaders::capture(
-                &head.headers,
-                &[],
-                &gateway.snapshot.load().forward_headers,
-            ),
-            bytes,
+            unused: NeutralOnce::new(request),
+            client_headers: received.client_headers(&[]),
+            bytes: received.bytes,
             model,
             stream,
             framing: if sse {
@@ -275,16 +254,8 @@ impl Ingress for Gemini {
     }
 
     fn facts(call: &GeminiCall) -> Facts<'_> {
-        Facts {
-            model: Some(call.model.as_str()),
-            provider: None,
-            needs: call.needs,
-            reserve_tokens: call.input_estimate
-                + call
-                    .max_tokens
-                    .map_or(DEFAULT_OUTPUT_RESERVATION, u64::from),
-            dropped_tools: &[],
-        }
+        let reserve = pipeline::reservation(call.input_estimate, call.max_tokens);
+        Facts::new(Some(call.model.as_str()), call.needs, reserve)
     }
 
     async fn passthrough<'a>(
@@ -293,23 +264,6 @@ impl Ingress for Gemini {
         target: Target<'a>,
     ) -> Result<Answer, Failure> {
         same_protocol(request, call, &target).await
-    }
-
-    async fn translated<'a>(
-        request: &'a GeminiCall,
-        call: &'a Call<'a>,
-        target: Target<'a>,
-    ) -> Result<Answer, Failure> {
-        if request.cached_content {
-            return Err(Failure::from(ApiError::new(
-                ErrorKind::InvalidRequest,
-                format!(
-                    "cachedContent is a Gemini feature; model '{}' is served by {} here",
-                    request.model, target.credential.vendor
-                ),
-            )));
-        }
-        pipeline::translated::<Self>(request, call, target).await
     }
 
     fn cache() -> Option<crate::pipeline::cache::Hooks<Self>> {
@@ -329,17 +283,11 @@ impl Translate for Gemini {
     type Encoder = ingress::StreamEncoder;
 
     fn neutral(request: &GeminiCall) -> Result<neutral::Request, ApiError> {
-        let first = request
-            .unused
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        match first {
-            Some(request) => Ok(request),
-            None => ingress::decode_request(&request.bytes, &request.model, request.stream)
+        request.unused.take_or(|| {
+            ingress::decode_request(&request.bytes, &request.model, request.stream)
                 .map(|d| d.request)
-                .map_err(|e| ApiError::new(ErrorKind::InvalidRequest, e.0)),
-        }
+                .map_err(|e| ApiError::new(ErrorKind::InvalidRequest, e.0))
+        })
     }
 
     fn encoder(
@@ -362,6 +310,18 @@ impl Translate for Gemini {
     ) -> Vec<u8> {
         ingress::encode_response(answer, &request.model, &request.response_id)
     }
+
+    fn refusal(request: &GeminiCall, target: &Target<'_>) -> Option<ApiError> {
+        request.cached_content.then(|| {
+            ApiError::new(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "cachedContent is a Gemini feature; model '{}' is served by {} here",
+                    request.model, target.credential.vendor
+                ),
+            )
+        })
+    }
 }
 
 /// Gemini client, Gemini vendor: the body as received, the model in the URL; the answer with
@@ -372,10 +332,7 @@ async fn same_protocol(
     target: &Target<'_>,
 ) -> Result<Answer, Failure> {
     let (gateway, snapshot, settle) = (call.gateway, call.snapshot, call.settle);
-    let endpoint = snapshot
-        .endpoints
-        .get(target.credential_index)
-        .ok_or_else(|| ApiError::new(ErrorKind::Internal, "credential endpoint missing"))?;
+    let endpoint = snapshot.endpoint(target)?;
     let url = endpoint
         .gemini_url(target.upstream_model, request.stream)
         .map_err(|e| ApiError::new(e.kind(), e.to_string()))?;
@@ -383,23 +340,11 @@ async fn same_protocol(
     let body =
         ingress::strip_foreign_reasoning(&request.bytes).unwrap_or_else(|| request.bytes.to_vec());
     let started = Instant::now();
-    let mut response = crate::egress::send::send_with(
-        snapshot,
-        target,
-        &url,
-        body,
-        request.stream,
-        &request.client_headers.for_credential(target.credential),
-        call.trace,
-    )
-    .await?;
-    if !request.stream {
-        let body = read_body(
-            &mut response,
-            snapshot.config.limits.max_upstream_body_bytes,
-            proxy::idle(snapshot, target),
-        )
+    let mut response = call
+        .send(target, &url, body, request.stream, &request.client_headers)
         .await?;
+    if !request.stream {
+        let body = proxy::read_whole(snapshot, target, &mut response).await?;
         let usage = gemini::decode_response(&body, 0).ok().and_then(|r| r.usage);
         settle.done(target.upstream_model, usage);
         let series = crate::series::of(snapshot, target);
@@ -415,9 +360,7 @@ async fn same_protocol(
         client_model: request.model.clone(),
     };
     let strategy = Translation::new(Api::Gemini, encoder);
-    let body =
-        crate::pipeline::relay::open(call, target, Gemini::ROUTE, started, response, strategy)
-            .await?;
+    let body = crate::pipeline::relay::open(call, target, started, response, strategy).await?;
     Ok(Answer::Stream(body))
 }
 
@@ -465,36 +408,26 @@ pub struct GeminiEmbedCall {
 }
 
 impl Ingress for GeminiEmbed {
-    const ROUTE: &'static str = "gemini";
-    const ENVELOPE: Envelope = Envelope::Google;
-    const ENDPOINT: Endpoint = Endpoint::Embeddings;
-    const PASSTHROUGH: Option<Api> = Some(Api::Gemini);
+    const PROFILE: Profile = Profile::new("gemini", Api::Gemini, Endpoint::Embeddings);
     type Request = GeminiEmbedCall;
 
-    async fn decode(
-        _gateway: &Gateway,
-        head: &http::request::Parts,
-        bytes: Bytes,
-    ) -> Result<GeminiEmbedCall, ApiError> {
-        let (model, action) = model_and_action(head.uri.path())?;
-        let model = model.strip_prefix("models/").unwrap_or(model).to_owned();
-        let decoded = embed::decode(&bytes, &model, action == Action::BatchEmbed)
+    async fn decode(received: Received<'_>) -> Result<GeminiEmbedCall, ApiError> {
+        let (model, action) = path_model(received.head)?;
+        let decoded = embed::decode(&received.bytes, &model, action == Action::BatchEmbed)
             .map_err(|e| ApiError::new(ErrorKind::InvalidRequest, e.0))?;
         Ok(GeminiEmbedCall {
-            bytes,
+            bytes: received.bytes,
             model,
             decoded,
         })
     }
 
     fn facts(call: &GeminiEmbedCall) -> Facts<'_> {
-        Facts {
-            model: Some(call.model.as_str()),
-            provider: None,
-            needs: Needs::default(),
-            reserve_tokens: call.decoded.estimate_input_tokens(),
-            dropped_tools: &[],
-        }
+        Facts::new(
+            Some(call.model.as_str()),
+            Needs::default(),
+            call.decoded.estimate_input_tokens(),
+        )
     }
 
     async fn passthrough<'a>(
@@ -503,10 +436,7 @@ impl Ingress for GeminiEmbed {
         target: Target<'a>,
     ) -> Result<Answer, Failure> {
         let snapshot = call.snapshot;
-        let endpoint = snapshot
-            .endpoints
-            .get(target.credential_index)
-            .ok_or_else(|| ApiError::new(ErrorKind::Internal, "credential endpoint missing"))?;
+        let endpoint = snapshot.endpoint(&target)?;
         let url = embed_url(endpoint, target.upstream_model, request.decoded.batch)?;
         let body =
             embed::rewrite_models(&request.bytes, request.decoded.batch, target.upstream_model)
@@ -514,12 +444,7 @@ impl Ingress for GeminiEmbed {
         let started = Instant::now();
         let mut response =
             crate::egress::send::send(snapshot, &target, &url, body, false, call.trace).await?;
-        let body = read_body(
-            &mut response,
-            snapshot.config.limits.max_upstream_body_bytes,
-            proxy::idle(snapshot, &target),
-        )
-        .await?;
+        let body = proxy::read_whole(snapshot, &target, &mut response).await?;
         crate::series::of(snapshot, &target)
             .observe_upstream(&call.gateway.metrics, started.elapsed().as_secs_f64());
         // Gemini reports no usage for embeddings: the reservation is settled as estimated.
@@ -528,7 +453,10 @@ impl Ingress for GeminiEmbed {
             body.to_vec(),
         )))
     }
+}
 
+/// An OpenAI-compatible vendor's `/embeddings`, answered in Gemini's shape.
+impl Crossing for GeminiEmbed {
     async fn translated<'a>(
         request: &'a GeminiEmbedCall,
         call: &'a Call<'a>,
@@ -549,26 +477,10 @@ impl Ingress for GeminiEmbed {
             .decoded
             .to_openai(target.upstream_model)
             .map_err(|e| ApiError::new(ErrorKind::InvalidRequest, e.0))?;
-        let endpoint = snapshot
-            .endpoints
-            .get(target.credential_index)
-            .ok_or_else(|| ApiError::new(ErrorKind::Internal, "credential endpoint missing"))?;
         let started = Instant::now();
-        let mut response = crate::egress::send::send(
-            snapshot,
-            &target,
-            &endpoint.embeddings_url,
-            upstream_body,
-            false,
-            call.trace,
-        )
-        .await?;
-        let body = read_body(
-            &mut response,
-            snapshot.config.limits.max_upstream_body_bytes,
-            proxy::idle(snapshot, &target),
-        )
-        .await?;
+        let mut response =
+            crate::egress::send::embeddings(snapshot, &target, upstream_body, call.trace).await?;
+        let body = proxy::read_whole(snapshot, &target, &mut response).await?;
         let answer = embed::decode_openai_response(&body, request.decoded.texts.len())
             .map_err(|e| ApiError::new(ErrorKind::UpstreamProtocol, e.0))?;
         let series = crate::series::of(snapshot, &target);

@@ -4,7 +4,6 @@
 //! that answered — its model name unless it has an alias — not the original router's literal
 //! `auto-image-model`. `?vendor=` works as on the chat route.
 
-use bytes::Bytes;
 use llmux_config::Api;
 use llmux_protocol::error::ErrorKind;
 use llmux_protocol::neutral::{self, Image, ImageSource, Message, Part, Role, UrlHeaders};
@@ -13,12 +12,8 @@ use llmux_router::{Endpoint, Needs, Target};
 use serde::Deserialize;
 
 use crate::api_error::ApiError;
-use crate::edge::envelope::Envelope;
 use crate::pipeline::attempts::Failure;
-use crate::pipeline::{
-    self, Answer, Call, DEFAULT_OUTPUT_RESERVATION, Facts, Ingress, Translate, unix_now,
-};
-use crate::state::Gateway;
+use crate::pipeline::{self, Answer, Call, Facts, Ingress, Profile, Received, Translate, unix_now};
 
 /// The instruction the original router sends with the image.
 const DESCRIBE: &str = "Describe the image as detailed as possible. If the image contains text, reproduce it in your response.";
@@ -87,44 +82,27 @@ fn decode(bytes: &[u8]) -> Result<neutral::Request, ApiError> {
 }
 
 impl Ingress for ImagesText {
-    const ROUTE: &'static str = "images_text";
-    const ENVELOPE: Envelope = Envelope::OpenAi;
-    const ENDPOINT: Endpoint = Endpoint::Chat;
-    const PASSTHROUGH: Option<Api> = None;
+    const PROFILE: Profile =
+        Profile::new("images_text", Api::OpenAi, Endpoint::Chat).neutral_only();
     type Request = DescribeCall;
 
-    async fn decode(
-        _gateway: &Gateway,
-        _head: &http::request::Parts,
-        bytes: Bytes,
-    ) -> Result<DescribeCall, ApiError> {
+    async fn decode(received: Received<'_>) -> Result<DescribeCall, ApiError> {
         Ok(DescribeCall {
-            request: decode(&bytes)?,
+            request: decode(&received.bytes)?,
         })
     }
 
     fn facts(call: &DescribeCall) -> Facts<'_> {
-        Facts {
-            model: None,
-            provider: None,
-            needs: Needs {
-                image: true,
-                ..Needs::default()
-            },
-            reserve_tokens: call.request.estimate_input_tokens() + DEFAULT_OUTPUT_RESERVATION,
-            dropped_tools: &[],
-        }
+        let needs = Needs {
+            image: true,
+            ..Needs::default()
+        };
+        let reserve = pipeline::reservation(call.request.estimate_input_tokens(), None);
+        Facts::new(None, needs, reserve)
     }
 
+    /// Never called: this ingress has no byte path ([`Profile::neutral_only`]).
     async fn passthrough<'a>(
-        request: &'a DescribeCall,
-        call: &'a Call<'a>,
-        target: Target<'a>,
-    ) -> Result<Answer, Failure> {
-        pipeline::translated::<Self>(request, call, target).await
-    }
-
-    async fn translated<'a>(
         request: &'a DescribeCall,
         call: &'a Call<'a>,
         target: Target<'a>,

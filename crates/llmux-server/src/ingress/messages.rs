@@ -20,15 +20,14 @@ use llmux_protocol::{anthropic, sse};
 use llmux_router::{Endpoint, Needs, Target};
 use serde_json::{Value, json};
 
-use crate::api_error::{ApiError, status_of};
+use crate::api_error::{ApiError, error_response, status_of};
 use crate::body;
-use crate::edge::envelope::Envelope;
 use crate::egress::answer::{self as proxy, VendorParam};
 use crate::egress::send::ClientHeaders;
 use crate::egress::send::read_body;
 use crate::pipeline::attempts::Failure;
-use crate::pipeline::translate::{self, ClientEncoder, Translation};
-use crate::pipeline::{self, Answer, Call, DEFAULT_OUTPUT_RESERVATION, Facts, Ingress, Translate};
+use crate::pipeline::translate::{self, ClientEncoder, NeutralOnce, Translation};
+use crate::pipeline::{self, Answer, Call, Facts, Ingress, Profile, Received, Translate};
 use crate::state::{Gateway, Snapshot};
 
 /// Renders an error in Anthropic's envelope.
@@ -40,18 +39,8 @@ pub fn anthropic_error(error: ApiError) -> Response {
         .clone()
         .filter(|t| t.ends_with("_error"))
         .unwrap_or_else(|| anthropic::error_type(kind).to_owned());
-    let mut response = (
-        status_of(kind),
-        anthropic::encode_error(&error_type, &error.0.message),
-    )
-        .into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    crate::api_error::add_limit_headers(headers, &error.0);
-    response
+    let body = anthropic::encode_error(&error_type, &error.0.message);
+    error_response(&error.0, status_of(kind), body, "application/json")
 }
 
 /// The Anthropic Messages ingress.
@@ -66,33 +55,22 @@ pub struct MessagesCall {
     /// client, for the byte path to Anthropic.
     client_headers: ClientHeaders,
     request: neutral::Request,
-    unused: std::sync::Mutex<Option<neutral::Request>>,
+    unused: NeutralOnce,
     needs: Needs,
     input_estimate: u64,
 }
 
 impl Ingress for Messages {
-    const ROUTE: &'static str = "messages";
-    const ENVELOPE: Envelope = Envelope::Anthropic;
-    const ENDPOINT: Endpoint = Endpoint::Chat;
-    const PASSTHROUGH: Option<Api> = Some(Api::Anthropic);
+    const PROFILE: Profile = Profile::new("messages", Api::Anthropic, Endpoint::Chat);
     type Request = MessagesCall;
 
-    async fn decode(
-        gateway: &Gateway,
-        head: &http::request::Parts,
-        bytes: Bytes,
-    ) -> Result<MessagesCall, ApiError> {
+    async fn decode(received: Received<'_>) -> Result<MessagesCall, ApiError> {
         const DEFAULTS: [http::HeaderName; 2] = [
             http::HeaderName::from_static("anthropic-beta"),
             http::HeaderName::from_static("anthropic-version"),
         ];
-        let client_headers = ClientHeaders::capture(
-            &head.headers,
-            &DEFAULTS,
-            &gateway.snapshot.load().forward_headers,
-        );
-        let mut request = anthropic::decode_request(&bytes)?;
+        let client_headers = received.client_headers(&DEFAULTS);
+        let mut request = anthropic::decode_request(&received.bytes)?;
         let input_estimate = request.estimate_input_tokens();
         let needs = translate::needs(&request);
         // What routing and the encoders read stays here; the messages wait in `unused`.
@@ -102,10 +80,10 @@ impl Ingress for Messages {
         full.messages = messages;
         full.tools = tools;
         Ok(MessagesCall {
-            bytes,
+            bytes: received.bytes,
             client_headers,
             request,
-            unused: std::sync::Mutex::new(Some(full)),
+            unused: NeutralOnce::new(full),
             needs,
             input_estimate,
         })
@@ -113,17 +91,9 @@ impl Ingress for Messages {
 
     fn facts(call: &MessagesCall) -> Facts<'_> {
         let request = &call.request;
-        Facts {
-            model: Some(request.model.as_str()).filter(|m| !m.is_empty()),
-            provider: None,
-            needs: call.needs,
-            reserve_tokens: call.input_estimate
-                + request
-                    .sampling
-                    .max_tokens
-                    .map_or(DEFAULT_OUTPUT_RESERVATION, u64::from),
-            dropped_tools: &call.request.dropped_tools,
-        }
+        let model = Some(request.model.as_str()).filter(|m| !m.is_empty());
+        let reserve = pipeline::reservation(call.input_estimate, request.sampling.max_tokens);
+        Facts::new(model, call.needs, reserve).with_dropped_tools(&request.dropped_tools)
     }
 
     async fn passthrough<'a>(
@@ -132,14 +102,6 @@ impl Ingress for Messages {
         target: Target<'a>,
     ) -> Result<Answer, Failure> {
         same_protocol(call, &target, request).await
-    }
-
-    async fn translated<'a>(
-        request: &'a MessagesCall,
-        call: &'a Call<'a>,
-        target: Target<'a>,
-    ) -> Result<Answer, Failure> {
-        pipeline::translated::<Self>(request, call, target).await
     }
 
     fn cache() -> Option<crate::pipeline::cache::Hooks<Self>> {
@@ -151,15 +113,9 @@ impl Translate for Messages {
     type Encoder = anthropic::StreamEncoder;
 
     fn neutral(request: &MessagesCall) -> Result<neutral::Request, ApiError> {
-        let first = request
+        request
             .unused
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        match first {
-            Some(full) => Ok(full),
-            None => Ok(anthropic::decode_request(&request.bytes)?),
-        }
+            .take_or(|| Ok(anthropic::decode_request(&request.bytes)?))
     }
 
     fn encoder(
@@ -205,46 +161,30 @@ async fn same_protocol(
     let stripped = anthropic::strip_foreign_reasoning(bytes);
     let bytes = stripped.as_deref().unwrap_or(bytes);
     let client_model = request.request.model.as_str();
-    let members = json_scan::members(bytes).map_err(|_| {
-        ApiError::new(
-            ErrorKind::InvalidRequest,
-            "request body must be a JSON object",
-        )
-    })?;
+    let members = json_scan::members(bytes).map_err(|_| ApiError::not_an_object())?;
     let upstream_model = json_string(target.upstream_model);
     let upstream_body = json_scan::edit(bytes, &members, &[Edit::Set("model", &upstream_model)]);
-    let endpoint = snapshot
-        .endpoints
-        .get(target.credential_index)
-        .ok_or_else(|| ApiError::new(ErrorKind::Internal, "credential endpoint missing"))?;
+    let endpoint = snapshot.endpoint(target)?;
     let started = Instant::now();
-    let mut response = crate::egress::send::send_with(
-        snapshot,
-        target,
-        &endpoint.messages_url,
-        upstream_body,
-        stream,
-        &request.client_headers.for_credential(target.credential),
-        call.trace,
-    )
-    .await?;
-    let client_model = json_string(client_model);
-    if !stream {
-        let body = read_body(
-            &mut response,
-            snapshot.config.limits.max_upstream_body_bytes,
-            proxy::idle(snapshot, target),
+    let mut response = call
+        .send(
+            target,
+            &endpoint.messages_url,
+            upstream_body,
+            stream,
+            &request.client_headers,
         )
         .await?;
+    let client_model = json_string(client_model);
+    if !stream {
+        let body = proxy::read_whole(snapshot, target, &mut response).await?;
         let usage = anthropic::decode_response(&body).ok().and_then(|r| r.usage);
         settle.done(target.upstream_model, usage);
         crate::series::of(snapshot, target).add_neutral_usage(&gateway.metrics, usage);
         return Ok(Answer::Json(rewrite_response(&body, &client_model).body));
     }
     let strategy = Translation::new(Api::Anthropic, AnthropicPassthrough { client_model });
-    let body =
-        crate::pipeline::relay::open(call, target, Messages::ROUTE, started, response, strategy)
-            .await?;
+    let body = crate::pipeline::relay::open(call, target, started, response, strategy).await?;
     Ok(Answer::Stream(body))
 }
 
@@ -323,12 +263,7 @@ async fn count(
     body: Body,
 ) -> Result<Response, ApiError> {
     let snapshot = gateway.snapshot.load_full();
-    let bytes = body::read(
-        body,
-        snapshot.config.limits.max_body_bytes,
-        proxy::body_deadline(&snapshot),
-    )
-    .await?;
+    let bytes = body::read_request(body, &snapshot).await?;
     // count_tokens takes a Messages body without max_tokens.
     let mut value: Value = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::new(

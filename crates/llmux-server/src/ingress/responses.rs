@@ -16,7 +16,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Extension, FromRequestParts, Path, State};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use llmux_config::{Api, ResponsesMode};
@@ -28,26 +28,35 @@ use llmux_router::{Endpoint, Target};
 use serde_json::json;
 
 use crate::api_error::ApiError;
-use crate::edge::envelope::Envelope;
 use crate::egress::send::ClientHeaders;
 use crate::governance::Caller;
 use crate::pipeline::attempts::Failure;
 use crate::pipeline::translate::{self, ClientEncoder};
-use crate::pipeline::{
-    self, Answer, Call, DEFAULT_OUTPUT_RESERVATION, Facts, Ingress, Translate, unix_now,
-};
+use crate::pipeline::{self, Answer, Call, Facts, Ingress, Profile, Received, Translate, unix_now};
 use crate::response_store::Continuation;
 use crate::state::Gateway;
+
+/// Who asks for a stored response ([`Caller::owner`] of the caller the edge authenticated).
+pub struct Owner(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Owner {
+    type Rejection = <Extension<Caller> as FromRequestParts<S>>::Rejection;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let Extension(caller) = Extension::<Caller>::from_request_parts(parts, state).await?;
+        Ok(Self(caller.owner(&parts.headers, &parts.uri)))
+    }
+}
 
 /// `GET /v1/responses/{id}`: only its owner sees it; anyone else gets a 404.
 pub async fn get(
     State(gateway): State<Arc<Gateway>>,
-    Extension(caller): Extension<Caller>,
+    Owner(owner): Owner,
     Path(id): Path<String>,
-    uri: http::Uri,
-    headers: http::HeaderMap,
 ) -> Response {
-    let owner = caller.owner(&headers, &uri);
     match gateway.responses.resource(&id, &owner).await {
         Some(resource) => {
             ([(http::header::CONTENT_TYPE, "application/json")], resource).into_response()
@@ -59,16 +68,10 @@ pub async fn get(
 /// `DELETE /v1/responses/{id}`: only its owner may; anyone else gets a 404.
 pub async fn delete(
     State(gateway): State<Arc<Gateway>>,
-    Extension(caller): Extension<Caller>,
+    Owner(owner): Owner,
     Path(id): Path<String>,
-    uri: http::Uri,
-    headers: http::HeaderMap,
 ) -> Response {
-    if gateway
-        .responses
-        .delete(&id, &caller.owner(&headers, &uri))
-        .await
-    {
+    if gateway.responses.delete(&id, &owner).await {
         Json(json!({"id": id, "object": "response", "deleted": true})).into_response()
     } else {
         not_found(&id).into_response()
@@ -187,18 +190,15 @@ impl ResponsesCall {
 }
 
 impl Ingress for Responses {
-    const ROUTE: &'static str = "responses";
-    const ENVELOPE: Envelope = Envelope::OpenAi;
-    const ENDPOINT: Endpoint = Endpoint::Chat;
-    const PASSTHROUGH: Option<Api> = Some(Api::OpenAi);
+    const PROFILE: Profile = Profile::new("responses", Api::OpenAi, Endpoint::Chat);
     type Request = ResponsesCall;
 
-    async fn decode(
-        gateway: &Gateway,
-        head: &http::request::Parts,
-        bytes: Bytes,
-    ) -> Result<ResponsesCall, ApiError> {
-        const BETA: http::HeaderName = http::HeaderName::from_static("openai-beta");
+    async fn decode(received: Received<'_>) -> Result<ResponsesCall, ApiError> {
+        let Received {
+            gateway,
+            head,
+            bytes,
+        } = received;
         // Read from the snapshot before any await (its guard stays on this thread).
         let (native_vendor, client_headers) = {
             let snapshot = gateway.snapshot.load();
@@ -209,8 +209,11 @@ impl Ingress for Responses {
                 .iter()
                 .find(|c| c.responses == ResponsesMode::Native && c.api == Api::OpenAi)
                 .map(|c| c.vendor.clone());
-            let client_headers =
-                ClientHeaders::capture(&head.headers, &[BETA], &snapshot.forward_headers);
+            let client_headers = ClientHeaders::capture(
+                &head.headers,
+                &[ClientHeaders::OPENAI_BETA],
+                &snapshot.forward_headers,
+            );
             (native_vendor, client_headers)
         };
         let (decoded, untranslatable) = match responses::decode_request(&bytes) {
@@ -277,18 +280,12 @@ impl Ingress for Responses {
     }
 
     fn facts(call: &ResponsesCall) -> Facts<'_> {
-        Facts {
-            model: call.model.as_deref(),
-            provider: call.provider.as_deref(),
-            needs: translate::needs(&call.request),
-            reserve_tokens: call.request.estimate_input_tokens()
-                + call
-                    .request
-                    .sampling
-                    .max_tokens
-                    .map_or(DEFAULT_OUTPUT_RESERVATION, u64::from),
-            dropped_tools: &call.request.dropped_tools,
-        }
+        let request = &call.request;
+        let reserve =
+            pipeline::reservation(request.estimate_input_tokens(), request.sampling.max_tokens);
+        Facts::new(call.model.as_deref(), translate::needs(request), reserve)
+            .with_provider(call.provider.as_deref())
+            .with_dropped_tools(&request.dropped_tools)
     }
 
     async fn passthrough<'a>(
@@ -301,14 +298,6 @@ impl Ingress for Responses {
         } else {
             Box::pin(pipeline::translated::<Self>(request, call, target)).await
         }
-    }
-
-    async fn translated<'a>(
-        request: &'a ResponsesCall,
-        call: &'a Call<'a>,
-        target: Target<'a>,
-    ) -> Result<Answer, Failure> {
-        pipeline::translated::<Self>(request, call, target).await
     }
 
     fn cache() -> Option<crate::pipeline::cache::Hooks<Self>> {

@@ -222,10 +222,12 @@ pub fn answer_hit<I: Ingress>(
         .done(group, Some(llmux_protocol::neutral::Usage::default()));
     let Some(hooks) = I::cache() else {
         // A hit is only ever found through the ingress's hooks.
-        return I::ENVELOPE.render(crate::api_error::ApiError::new(
-            llmux_protocol::error::ErrorKind::Internal,
-            "cached answer for an ingress without a cache",
-        ));
+        return I::PROFILE
+            .envelope()
+            .render(crate::api_error::ApiError::new(
+                llmux_protocol::error::ErrorKind::Internal,
+                "cached answer for an ingress without a cache",
+            ));
     };
     if let Some(draft) = draft {
         draft.with(|record| {
@@ -265,7 +267,7 @@ pub async fn lookup<I: Ingress>(
         .metrics
         .cache
         .get_or_create(&llmux_telemetry::metrics::CacheLabels {
-            route: I::ROUTE,
+            route: I::PROFILE.route,
             result: lookup.label(),
         })
         .inc();

@@ -88,7 +88,6 @@ impl StreamContext {
 pub async fn open<S: Strategy>(
     call: &crate::pipeline::Call<'_>,
     target: &llmux_router::Target<'_>,
-    route: &'static str,
     started: Instant,
     response: llmux_upstream::Response,
     strategy: S,
@@ -96,7 +95,7 @@ pub async fn open<S: Strategy>(
     let context = StreamContext {
         gateway: Arc::clone(call.gateway),
         series: crate::series::of(call.snapshot, target),
-        route,
+        route: call.route,
         started,
         request_id: call.request_id.to_owned(),
         health: TargetHealth::of(call.snapshot, target),

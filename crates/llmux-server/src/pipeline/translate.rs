@@ -12,10 +12,33 @@ use llmux_protocol::{anthropic, gemini, openai_chat, sse};
 use llmux_router::Target;
 
 use crate::api_error::ApiError;
-use crate::egress::send::read_body;
 use crate::pipeline::attempts::Failure;
 use crate::pipeline::relay::{Step, Strategy};
 use crate::state::{Gateway, Snapshot};
+
+/// A request's neutral form, decoded with it and kept for the first translated attempt; a later
+/// attempt decodes the body again, so a large request is never held twice.
+pub struct NeutralOnce(std::sync::Mutex<Option<neutral::Request>>);
+
+impl NeutralOnce {
+    /// Keeps `request` for the first attempt.
+    pub fn new(request: neutral::Request) -> Self {
+        Self(std::sync::Mutex::new(Some(request)))
+    }
+
+    /// The kept request the first time; `decode`'s after.
+    pub fn take_or(
+        &self,
+        decode: impl FnOnce() -> Result<neutral::Request, ApiError>,
+    ) -> Result<neutral::Request, ApiError> {
+        let first = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        first.map_or_else(decode, Ok)
+    }
+}
 
 /// Encodes `request` for the target's API, sends it, and turns vendor errors into client errors.
 pub async fn send(
@@ -25,10 +48,7 @@ pub async fn send(
     request: &mut neutral::Request,
     trace: Option<&crate::trace::Context>,
 ) -> Result<llmux_upstream::Response, ApiError> {
-    let endpoint = snapshot
-        .endpoints
-        .get(target.credential_index)
-        .ok_or_else(|| ApiError::new(ErrorKind::Internal, "credential endpoint missing"))?;
+    let endpoint = snapshot.endpoint(target)?;
     request.model = target.upstream_model.to_owned();
     crate::media::prepare(gateway, snapshot, target, request).await?;
     let (url, body) = match endpoint.api {
@@ -60,12 +80,7 @@ pub async fn read_response(
     mut response: llmux_upstream::Response,
     started: Instant,
 ) -> Result<neutral::Response, ApiError> {
-    let body = read_body(
-        &mut response,
-        snapshot.config.limits.max_upstream_body_bytes,
-        crate::egress::answer::idle(snapshot, target),
-    )
-    .await?;
+    let body = crate::egress::answer::read_whole(snapshot, target, &mut response).await?;
     let seed = id_seed();
     let decoded = match target.credential.api {
         Api::OpenAi => openai_chat::decode_neutral_response(&body, seed),
@@ -276,7 +291,6 @@ pub async fn attempt<E: ClientEncoder>(
     target: &Target<'_>,
     mut request: neutral::Request,
     encoder: E,
-    route: &'static str,
 ) -> Result<NeutralAnswer, Failure> {
     let (gateway, snapshot) = (call.gateway, call.snapshot);
     let started = Instant::now();
@@ -287,7 +301,6 @@ pub async fn attempt<E: ClientEncoder>(
         return Ok(NeutralAnswer::Whole(answer));
     }
     let strategy = Translation::new(target.credential.api, encoder).recording(call.fill);
-    let body =
-        crate::pipeline::relay::open(call, target, route, started, response, strategy).await?;
+    let body = crate::pipeline::relay::open(call, target, started, response, strategy).await?;
     Ok(NeutralAnswer::Stream(body))
 }

@@ -17,13 +17,12 @@ use llmux_protocol::sse::{self, DONE_FRAME};
 use llmux_protocol::usage::Usage;
 use llmux_router::Target;
 
-use super::{Responses, ResponsesCall};
+use super::ResponsesCall;
 use crate::api_error::ApiError;
 use crate::egress::answer as proxy;
-use crate::egress::send::read_body;
 use crate::pipeline::attempts::Failure;
 use crate::pipeline::relay::{Step, Strategy};
-use crate::pipeline::{Answer, Call, Ingress, unix_now};
+use crate::pipeline::{Answer, Call, unix_now};
 use crate::state::Gateway;
 
 /// One attempt on a native credential.
@@ -37,29 +36,21 @@ pub(super) async fn attempt(
     // Reasoning another vendor issued (replayed after turns it answered) would be refused.
     let stripped = passthrough::strip_foreign_reasoning(&request.bytes);
     let sent = stripped.as_deref().unwrap_or(&request.bytes);
-    let body = passthrough::encode_upstream_request(sent, &upstream_model).map_err(|_| {
-        ApiError::new(
-            ErrorKind::InvalidRequest,
-            "request body must be a JSON object",
-        )
-    })?;
+    let body = passthrough::encode_upstream_request(sent, &upstream_model)
+        .map_err(|_| ApiError::not_an_object())?;
     let client_model = json_string(request.model.as_deref().unwrap_or(target.public_name));
-    let endpoint = snapshot
-        .endpoints
-        .get(target.credential_index)
-        .ok_or_else(|| ApiError::new(ErrorKind::Internal, "credential endpoint missing"))?;
+    let endpoint = snapshot.endpoint(target)?;
     let stream = request.request.stream;
     let started = Instant::now();
-    let mut response = crate::egress::send::send_with(
-        snapshot,
-        target,
-        &endpoint.responses_url,
-        body,
-        stream,
-        &request.client_headers.for_credential(target.credential),
-        call.trace,
-    )
-    .await?;
+    let mut response = call
+        .send(
+            target,
+            &endpoint.responses_url,
+            body,
+            stream,
+            &request.client_headers,
+        )
+        .await?;
     // OpenAI stores the answer (unless `store: false`); llmux records whose it is, so only
     // that owner reads, continues or deletes it through llmux.
     let record = request.store.then(|| Record {
@@ -73,23 +64,10 @@ pub(super) async fn attempt(
             events: 0,
             record,
         };
-        let body = crate::pipeline::relay::open(
-            call,
-            target,
-            Responses::ROUTE,
-            started,
-            response,
-            strategy,
-        )
-        .await?;
+        let body = crate::pipeline::relay::open(call, target, started, response, strategy).await?;
         return Ok(Answer::Stream(body));
     }
-    let body = read_body(
-        &mut response,
-        snapshot.config.limits.max_upstream_body_bytes,
-        proxy::idle(snapshot, target),
-    )
-    .await?;
+    let body = proxy::read_whole(snapshot, target, &mut response).await?;
     let rewritten = passthrough::rewrite_resource(&body, &client_model, unix_now());
     if let Some(record) = record {
         record.resource(&rewritten.body);
