@@ -58,30 +58,39 @@ pub struct AnswerFacts {
 const MAX_REASONS: usize = 16;
 
 impl AnswerFacts {
-    /// Reads the facts of a whole JSON answer in any client format.
+    /// Reads the facts of a whole JSON answer in any client format, in one pass over its
+    /// top-level members.
     pub fn scan(body: &[u8]) -> Self {
         let mut out = Self::default();
         let Ok(members) = json_scan::members(body) else {
             return out;
         };
-        out.id = string(body, &members, "id").or_else(|| string(body, &members, "responseId"));
-        out.model =
-            string(body, &members, "model").or_else(|| string(body, &members, "modelVersion"));
-        if let Some(reason) = string(body, &members, "stop_reason") {
-            out.finish_reasons.push(reason);
-        } else if let Some(list) = json_scan::find(body, &members, "choices")
-            .or_else(|| json_scan::find(body, &members, "candidates"))
-        {
-            let list = &body[list.value.clone()];
-            for key in [&b"\"finish_reason\""[..], &b"\"finishReason\""[..]] {
+        let mut choices = None;
+        let mut status = None;
+        for member in &members {
+            let value = &body[member.value.clone()];
+            match &body[member.key.clone()] {
+                b"id" | b"responseId" if out.id.is_none() => out.id = plain_string(value),
+                b"model" | b"modelVersion" if out.model.is_none() => {
+                    out.model = plain_string(value);
+                }
+                b"stop_reason" => out.finish_reasons.extend(plain_string(value)),
+                b"choices" => choices = Some((value, &b"\"finish_reason\""[..])),
+                b"candidates" => choices = Some((value, &b"\"finishReason\""[..])),
+                b"status" => status = plain_string(value),
+                _ => {}
+            }
+        }
+        if out.finish_reasons.is_empty() {
+            if let Some((list, key)) = choices {
                 out.finish_reasons.extend(
                     occurrences(list, key)
                         .filter_map(|at| string_after(&list[at + key.len()..]))
                         .take(MAX_REASONS),
                 );
+            } else {
+                out.finish_reasons.extend(status);
             }
-        } else if let Some(status) = string(body, &members, "status") {
-            out.finish_reasons.push(status);
         }
         out
     }
@@ -93,12 +102,7 @@ fn number<'b>(body: &'b [u8], members: &[json_scan::Member], key: &str) -> Optio
     std::str::from_utf8(&body[member.value.clone()]).ok()
 }
 
-/// A top-level string without escapes (ids, models and reasons have none), at most 256 bytes.
-fn string(body: &[u8], members: &[json_scan::Member], key: &str) -> Option<String> {
-    let member = json_scan::find(body, members, key)?;
-    plain_string(&body[member.value.clone()])
-}
-
+/// A string without escapes (ids, models and reasons have none), at most 256 bytes.
 fn plain_string(value: &[u8]) -> Option<String> {
     let inner = value.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
     if inner.len() > 256 || inner.contains(&b'\\') || inner.contains(&b'"') {
@@ -156,5 +160,13 @@ mod tests {
         );
         assert_eq!(gemini.id.as_deref(), Some("r1"));
         assert_eq!(gemini.finish_reasons, ["STOP"]);
+        let responses = AnswerFacts::scan(
+            br#"{"id":"resp_1","object":"response","status":"completed","model":"m","output":[]}"#,
+        );
+        assert_eq!(responses.id.as_deref(), Some("resp_1"));
+        assert_eq!(responses.finish_reasons, ["completed"]);
+        let escaped = AnswerFacts::scan(br#"{"id":"a\"b","stop_reason":null,"status":"x"}"#);
+        assert_eq!(escaped.id, None, "an id with escapes is left out");
+        assert_eq!(escaped.finish_reasons, ["x"]);
     }
 }
