@@ -114,12 +114,16 @@ impl SqliteLog {
         let filename = options.get_filename().to_owned();
         let pool = if in_memory {
             // An in-memory database lives as long as one of its connections: keep exactly one.
+            // The writer's connection shares it through SQLite's shared cache, where readers
+            // take table locks that the busy timeout does not cover: reading uncommitted rows
+            // takes none, so a page query never fails on a batch being written (it may show
+            // that batch's rows a moment early).
             SqlitePoolOptions::new()
                 .min_connections(1)
                 .max_connections(1)
                 .idle_timeout(None)
                 .max_lifetime(None)
-                .connect_with(options)
+                .connect_with(options.pragma("read_uncommitted", "true"))
                 .await
         } else {
             // WAL: readers (the admin API) never block the writer task, nor it them.
