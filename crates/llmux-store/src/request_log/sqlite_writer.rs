@@ -1,6 +1,5 @@
-//! The SQLite request log's write side: one `rusqlite` connection of its own, used on tokio's
-//! blocking pool, one prepared single-row `INSERT` run per record inside the batch's
-//! transaction.
+//! The SQLite request log's write side: one `rusqlite` connection owned by a thread of its own,
+//! one prepared single-row `INSERT` run per record inside the batch's transaction.
 //!
 //! Why not sqlx, which the log reads with: sqlx runs each statement on its connection's worker
 //! thread and copies every bound text into an `Arc<String>` on the way, which SQLite then copies
@@ -8,28 +7,37 @@
 //! times SQLite's own insert (BENCHMARKS.md, *Request log cost*). Here the row's text is bound
 //! borrowed and the statement comes from the connection's cache. Both libraries link the same
 //! `libsqlite3-sys`.
+//!
+//! Why a thread of its own: the connection stays with one thread, and a batch (several
+//! milliseconds of SQLite work at 500 rows) never occupies an async worker. It runs at the
+//! normal CPU priority: at nice 19 requests on a saturated core did better (p99 +2.3 ms instead
+//! of +5.0 ms at c=64 on one core), but the writer fell behind until the queue was full (RSS
+//! +11 MiB), and from then on new records were dropped (BENCHMARKS.md, *Log and tracing, third
+//! pass*).
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, params};
+use tokio::sync::oneshot;
 
 use super::sql::{self, InsertRow};
 use crate::{RequestRecord, StoreError};
 
-/// The write connection, shared with the blocking-pool closures that use it one at a time
-/// (the log has one writer task, so the lock is never contended).
-#[derive(Clone)]
+/// A batch for the writer thread, and where its outcome goes.
+type Job = (Vec<RequestRecord>, oneshot::Sender<Result<(), StoreError>>);
+
+/// The handle of the writer thread; the thread ends when the handle is dropped.
 pub(super) struct SqliteWriter {
-    connection: Arc<Mutex<Connection>>,
+    jobs: mpsc::Sender<Job>,
 }
 
 impl SqliteWriter {
     /// Opens the database sqlx opened and migrated: the file at `filename`, or, `in_memory`,
     /// the shared-cache in-memory database of that name (sqlx names each `sqlite::memory:`
     /// database `file:sqlx-in-memory-N` and opens it with a shared cache, so a second
-    /// connection to the name sees the same tables).
+    /// connection to the name sees the same tables). Then starts the writer thread.
     pub(super) fn open(filename: &Path, in_memory: bool) -> Result<Self, StoreError> {
         let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_URI
@@ -38,7 +46,7 @@ impl SqliteWriter {
             flags |= OpenFlags::SQLITE_OPEN_MEMORY | OpenFlags::SQLITE_OPEN_SHARED_CACHE;
         }
         let err = StoreError::sqlite("open the request log for writing");
-        let connection = Connection::open_with_flags(filename, flags).map_err(err)?;
+        let mut connection = Connection::open_with_flags(filename, flags).map_err(err)?;
         // As the pool's connections: wait for a reader's lock, a small page cache. The file's
         // WAL journal mode was set by sqlx and persists; `synchronous` is per connection.
         connection
@@ -46,25 +54,31 @@ impl SqliteWriter {
             .and_then(|()| connection.pragma_update(None, "cache_size", -512))
             .and_then(|()| connection.pragma_update(None, "synchronous", "NORMAL"))
             .map_err(StoreError::sqlite("open the request log for writing"))?;
-        Ok(Self {
-            connection: Arc::new(Mutex::new(connection)),
-        })
+        let (jobs, receiver) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("llmux-log-writer".into())
+            .spawn(move || {
+                for (records, done) in receiver {
+                    let _ = done.send(insert(&mut connection, &records));
+                }
+            })
+            .map_err(|_| StoreError::TaskFailed {
+                op: "start the request log writer",
+            })?;
+        Ok(Self { jobs })
     }
 
-    /// Writes `records` in one transaction, off the async runtime.
+    /// Writes `records` in one transaction, on the writer thread.
     pub(super) async fn write(&self, records: Vec<RequestRecord>) -> Result<(), StoreError> {
         if records.is_empty() {
             return Ok(());
         }
-        let connection = Arc::clone(&self.connection);
-        tokio::task::spawn_blocking(move || {
-            let mut connection = connection.lock().unwrap_or_else(PoisonError::into_inner);
-            insert(&mut connection, &records)
-        })
-        .await
-        .map_err(|_| StoreError::TaskFailed {
+        let failed = || StoreError::TaskFailed {
             op: "write the request log",
-        })?
+        };
+        let (done, outcome) = oneshot::channel();
+        self.jobs.send((records, done)).map_err(|_| failed())?;
+        outcome.await.map_err(|_| failed())?
     }
 }
 
