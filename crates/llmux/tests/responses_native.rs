@@ -11,6 +11,12 @@
 )]
 
 mod common;
+// The one list of the fields the Open Responses schema requires, shared with the protocol
+// crate's own tests: a self-contained test file (serde_json only), so including it by path
+// needs no test-support crate and no test code in a library's public API.
+#[path = "../../llmux-protocol/src/responses/tests/schema.rs"]
+#[allow(dead_code, reason = "this test uses the resource list, not the checks")]
+mod schema;
 
 use common::*;
 use llmux_mock::{Api, MockUpstream};
@@ -74,44 +80,8 @@ async fn events(response: reqwest::Response) -> Vec<(String, Value)> {
         .collect()
 }
 
-/// The members the Open Responses `ResponseResource` schema requires.
-const REQUIRED: &[&str] = &[
-    "id",
-    "object",
-    "created_at",
-    "completed_at",
-    "status",
-    "incomplete_details",
-    "model",
-    "previous_response_id",
-    "instructions",
-    "output",
-    "error",
-    "tools",
-    "tool_choice",
-    "truncation",
-    "parallel_tool_calls",
-    "text",
-    "top_p",
-    "presence_penalty",
-    "frequency_penalty",
-    "top_logprobs",
-    "temperature",
-    "reasoning",
-    "user",
-    "usage",
-    "max_output_tokens",
-    "max_tool_calls",
-    "store",
-    "background",
-    "service_tier",
-    "metadata",
-    "safety_identifier",
-    "prompt_cache_key",
-];
-
 fn assert_spec_resource(resource: &Value, model: &str) {
-    for key in REQUIRED {
+    for key in schema::RESOURCE_REQUIRED {
         assert!(resource.get(key).is_some(), "missing {key}: {resource}");
     }
     assert_eq!(resource["model"], model);
@@ -192,15 +162,12 @@ async fn encrypted_reasoning_round_trips_into_the_next_turn_and_a_forged_one_is_
     let mock = mock().await;
     let gateway = native_gateway(&mock).await;
     let first: Value = gateway
-        .post(
+        .answer(
             "/v1/responses",
             &json!({"model": "smart", "input": "think first", "store": false,
                     "include": ["reasoning.encrypted_content"], "reasoning": {"effort": "high"}}),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     let mut input = first["output"].as_array().unwrap().clone();
     let encrypted = input[0]["encrypted_content"].as_str().unwrap().to_owned();
     input.push(json!({"type": "message", "role": "user", "content": "and now?"}));
@@ -243,14 +210,11 @@ async fn openai_stored_responses_continue_at_openai_and_llmux_stored_ones_are_tr
     let gateway = native_gateway(&mock).await;
     // Turn 1 at OpenAI, stored there (store defaults to true).
     let first: Value = gateway
-        .post(
+        .answer(
             "/v1/responses",
             &json!({"model": "smart", "input": "remember Oslo"}),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     let id = first["id"].as_str().unwrap().to_owned();
     // Its continuation goes to OpenAI, even through a group that also holds Anthropic: only
     // OpenAI knows that conversation.
@@ -280,14 +244,11 @@ async fn openai_stored_responses_continue_at_openai_and_llmux_stored_ones_are_tr
     // Turn 1 on Anthropic is llmux's: continued on the OpenAI credential through the neutral
     // model, with the whole conversation.
     let anthropic: Value = gateway
-        .post(
+        .answer(
             "/v1/responses",
             &json!({"model": "via-anthropic", "input": "remember Lima"}),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     let next = gateway
         .post(
             "/v1/responses",
