@@ -32,6 +32,18 @@ fn config(mock: &MockUpstream, database: &str, extra: &str) -> String {
     )
 }
 
+/// A Messages request presenting `key` as Anthropic clients do, in `x-api-key`.
+async fn messages_as(gateway: &TestGateway, key: &str, body: &Value) -> reqwest::Response {
+    gateway
+        .client
+        .post(format!("{}/v1/messages", gateway.url))
+        .header("x-api-key", key)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 fn sqlite(name: &str) -> String {
     format!("sqlite://{}", temp_dir(name).join("keys.db").display())
 }
@@ -87,14 +99,7 @@ async fn key_lifecycle(database: &str) {
     );
     assert_eq!(status_as(&gateway, Some(&key)).await, 200);
     // Anthropic clients send x-api-key.
-    let anthropic = gateway
-        .client
-        .post(format!("{}/v1/messages", gateway.url))
-        .header("x-api-key", &key)
-        .json(&messages)
-        .send()
-        .await
-        .unwrap();
+    let anthropic = messages_as(&gateway, &key, &messages).await;
     assert_eq!(anthropic.status(), 200);
     // Allowed models only.
     let response = gateway
@@ -208,14 +213,7 @@ async fn rpm_limit_is_a_429_with_retry_after_and_rate_limit_headers() {
     assert_eq!(body["error"]["code"], "rate_limit_exceeded");
     // The Messages API answers in its own envelope.
     let messages = json!({"model": "claude", "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]});
-    let limited = gateway
-        .client
-        .post(format!("{}/v1/messages", gateway.url))
-        .header("x-api-key", &key)
-        .json(&messages)
-        .send()
-        .await
-        .unwrap();
+    let limited = messages_as(&gateway, &key, &messages).await;
     assert_eq!(limited.status(), 429);
     let body: Value = limited.json().await.unwrap();
     assert_eq!(body["type"], "error");

@@ -15,32 +15,6 @@ use serde_json::{Value, json};
 
 const VIA: [&str; 3] = ["via-openai", "via-anthropic", "via-gemini"];
 
-/// Named SSE events: (event name, JSON data).
-async fn named_events(response: reqwest::Response) -> Vec<(String, Value)> {
-    let text = response.text().await.unwrap();
-    assert!(!text.contains('\r'), "LF line endings only");
-    text.split("\n\n")
-        .filter(|f| !f.is_empty())
-        .filter_map(|frame| {
-            let mut name = String::new();
-            let mut data = Vec::new();
-            for line in frame.lines() {
-                if let Some(n) = line.strip_prefix("event: ") {
-                    name = n.to_owned();
-                } else if let Some(d) = line.strip_prefix("data: ") {
-                    data.push(d);
-                }
-            }
-            assert!(data.len() <= 1, "one data line per event: {frame}");
-            let data = data.first()?;
-            if *data == "[DONE]" {
-                return Some(("[DONE]".into(), Value::Null));
-            }
-            Some((name, serde_json::from_str(data).unwrap()))
-        })
-        .collect()
-}
-
 fn weather_tool_responses() -> Value {
     json!([{"type": "function", "name": "get_weather", "description": "weather",
             "parameters": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}}])

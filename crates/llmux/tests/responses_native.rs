@@ -55,31 +55,6 @@ models:
     TestGateway::start(&yaml).await
 }
 
-/// Named SSE events: (event name, JSON data); `[DONE]` as its own entry.
-async fn events(response: reqwest::Response) -> Vec<(String, Value)> {
-    let text = response.text().await.unwrap();
-    assert!(!text.contains('\r'), "LF line endings only");
-    text.split("\n\n")
-        .filter(|f| !f.trim().is_empty())
-        .map(|frame| {
-            let mut name = String::new();
-            let mut data = Vec::new();
-            for line in frame.lines() {
-                if let Some(n) = line.strip_prefix("event: ") {
-                    name = n.to_owned();
-                } else if let Some(d) = line.strip_prefix("data: ") {
-                    data.push(d);
-                }
-            }
-            assert_eq!(data.len(), 1, "one data line per event: {frame}");
-            if data[0] == "[DONE]" {
-                return ("[DONE]".to_owned(), Value::Null);
-            }
-            (name, serde_json::from_str(data[0]).unwrap())
-        })
-        .collect()
-}
-
 fn assert_spec_resource(resource: &Value, model: &str) {
     for key in schema::RESOURCE_REQUIRED {
         assert!(resource.get(key).is_some(), "missing {key}: {resource}");
@@ -133,7 +108,7 @@ async fn a_native_stream_carries_the_client_model_and_the_spec_fields_and_ends_w
     let gateway = native_gateway(&mock).await;
     let request = json!({"model": "smart", "input": "count to three", "stream": true,
         "tools": [{"type": "function", "name": "get_weather", "parameters": {"type": "object"}}]});
-    let events = events(gateway.post("/v1/responses", &request).await).await;
+    let events = named_events(gateway.post("/v1/responses", &request).await).await;
     let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(&names[..2], ["response.created", "response.in_progress"]);
     assert_eq!(names[names.len() - 2], "response.completed");

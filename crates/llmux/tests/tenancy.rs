@@ -346,6 +346,24 @@ async fn a_stream_the_vendor_cuts_before_its_usage_is_charged() {
     .await;
 }
 
+/// Fifty concurrent chat requests with `body` as `key`, spread in turn over `replicas`: their
+/// statuses and how many were answered.
+async fn fifty_at_once(replicas: &[&TestGateway], key: &str, body: &Value) -> (Vec<u16>, usize) {
+    let requests = (0..50).map(|i| {
+        let gateway = replicas[i % replicas.len()];
+        async move {
+            gateway
+                .post_as("/v1/chat/completions", Some(key), body)
+                .await
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures_util::future::join_all(requests).await;
+    let admitted = statuses.iter().filter(|s| **s == 200).count();
+    (statuses, admitted)
+}
+
 /// Fifty concurrent requests against a total budget of two requests' cost: at most three get
 /// through, spread over `replicas` (sharing Redis when there are two).
 async fn concurrent_requests_overshoot_a_budget_by_one_at_most(config: &str) {
@@ -355,19 +373,7 @@ async fn concurrent_requests_overshoot_a_budget_by_one_at_most(config: &str) {
         json!({"model": "fast", "max_tokens": 20, "messages": [{"role": "user", "content": "x"}]});
     let one = one_request_cost(&a, &body).await;
     let (_, key) = create_key(&a, json!({"budget_total_usd": 2.0 * one})).await;
-    let requests = (0..50).map(|i| {
-        let gateway = if i % 2 == 0 { &a } else { &b };
-        let (key, body) = (key.clone(), body.clone());
-        async move {
-            gateway
-                .post_as("/v1/chat/completions", Some(&key), &body)
-                .await
-                .status()
-                .as_u16()
-        }
-    });
-    let statuses = futures_util::future::join_all(requests).await;
-    let admitted = statuses.iter().filter(|s| **s == 200).count();
+    let (statuses, admitted) = fifty_at_once(&[&a, &b], &key, &body).await;
     eprintln!("{admitted} of 50 concurrent requests admitted (two replicas, Redis)");
     assert!(admitted <= 3, "{admitted} of 50 admitted: {statuses:?}");
     assert!(admitted >= 1, "{statuses:?}");
@@ -393,18 +399,7 @@ async fn fifty_concurrent_requests_overshoot_a_budget_by_one_at_most_without_red
         json!({"model": "fast", "max_tokens": 20, "messages": [{"role": "user", "content": "x"}]});
     let one = one_request_cost(&gateway, &body).await;
     let (_, key) = create_key(&gateway, json!({"budget_total_usd": 2.0 * one})).await;
-    let requests = (0..50).map(|_| {
-        let (key, body, gateway) = (key.clone(), body.clone(), &gateway);
-        async move {
-            gateway
-                .post_as("/v1/chat/completions", Some(&key), &body)
-                .await
-                .status()
-                .as_u16()
-        }
-    });
-    let statuses = futures_util::future::join_all(requests).await;
-    let admitted = statuses.iter().filter(|s| **s == 200).count();
+    let (statuses, admitted) = fifty_at_once(&[&gateway], &key, &body).await;
     eprintln!("{admitted} of 50 concurrent requests admitted");
     assert!(admitted <= 3, "{admitted} of 50 admitted: {statuses:?}");
     assert!(admitted >= 1, "{statuses:?}");

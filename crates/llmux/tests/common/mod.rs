@@ -377,6 +377,32 @@ pub async fn sse_data(response: reqwest::Response) -> Vec<String> {
         .collect()
 }
 
+/// Reads an SSE body into named events, (event name, JSON data), one data line each and
+/// `[DONE]` as its own entry (LF framing only).
+pub async fn named_events(response: reqwest::Response) -> Vec<(String, Value)> {
+    let text = response.text().await.expect("stream body");
+    assert!(!text.contains('\r'), "LF line endings only");
+    text.split("\n\n")
+        .filter(|f| !f.trim().is_empty())
+        .map(|frame| {
+            let mut name = String::new();
+            let mut data = Vec::new();
+            for line in frame.lines() {
+                if let Some(n) = line.strip_prefix("event: ") {
+                    name = n.to_owned();
+                } else if let Some(d) = line.strip_prefix("data: ") {
+                    data.push(d);
+                }
+            }
+            assert_eq!(data.len(), 1, "one data line per event: {frame}");
+            if data[0] == "[DONE]" {
+                return ("[DONE]".to_owned(), Value::Null);
+            }
+            (name, serde_json::from_str(data[0]).expect("JSON data"))
+        })
+        .collect()
+}
+
 /// The gateway binary, started as a user would, with its stderr captured.
 pub struct Binary {
     child: Child,
