@@ -11,26 +11,10 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
-use llmux_mock::MockUpstream;
 use serde_json::{Value, json};
-
-fn every_vendor(mock: &MockUpstream, extra: &str) -> String {
-    format!(
-        "credentials:
-  - {{ platform: openai, value: sk-openai-test-0123456789, base_url: \"{url}/v1\" }}
-  - {{ platform: anthropic, value: sk-ant-test-0123456789, base_url: \"{url}/v1\" }}
-  - {{ platform: gemini, value: AIzaTestKey0123456789012345678901234, base_url: \"{url}/v1beta\" }}
-models:
-  - {{ vendor: openai, model: gpt-4o-mini, name: via-openai }}
-  - {{ vendor: anthropic, model: claude-sonnet-4-5, name: via-anthropic }}
-  - {{ vendor: gemini, model: gemini-2.5-flash, name: via-gemini }}
-{extra}",
-        url = mock.url()
-    )
-}
 
 /// One request of an ingress: path and body for `model` and `text`.
 struct Ask {
@@ -364,24 +348,19 @@ log: {{ database: \"sqlite://{}\" }}
     assert_eq!(mock.calls().len(), 4);
 
     // The hit is in the request log, answered by the cache at no cost.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let hit = loop {
+    let hit = eventually(Duration::from_secs(10), || async {
         let page: Value = gateway
-            .client
-            .get(format!("{}/admin/requests?vendor=cache", gateway.url))
-            .bearer_auth(master)
-            .send()
+            .get_as("/admin/requests?vendor=cache", master)
             .await
-            .unwrap()
             .json()
             .await
             .unwrap();
-        if let Some(record) = page["records"].as_array().and_then(|r| r.first()) {
-            break record.clone();
+        match page["records"].as_array().and_then(|r| r.first()) {
+            Some(record) => Ok(record.clone()),
+            None => Err(format!("no cache hit logged: {page}")),
         }
-        assert!(Instant::now() < deadline, "no cache hit logged: {page}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    })
+    .await;
     assert_eq!(hit["requested_model"], "via-openai");
     assert_eq!(hit["status"], 200);
     assert!(
@@ -433,16 +412,14 @@ async fn a_redis_cache_is_shared_by_two_gateway_processes() {
     assert_eq!(cache, "miss");
     assert_eq!(content, text.as_str());
     // The answer is stored in the background: the other replica finds it once it lands.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    let content = eventually(Duration::from_secs(10), || async {
         let (cache, content) = send(second.url.clone()).await;
-        if cache == "hit" {
-            assert_eq!(content, text.as_str());
-            break;
-        }
-        assert!(Instant::now() < deadline, "the other replica never hit");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        (cache == "hit")
+            .then_some(content)
+            .ok_or("the other replica never hit")
+    })
+    .await;
+    assert_eq!(content, text.as_str());
     let misses = mock.calls().len();
     assert!(misses <= 3, "{misses} vendor calls");
 }

@@ -291,12 +291,7 @@ async fn gemini_compat_whole_answer_tool_calls_get_ids_and_finish_reason() {
     let mut request = chat("fast", "weather and time in parallel please");
     request["tools"] = tools();
 
-    let body: Value = gateway
-        .post("/v1/chat/completions", &request)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = gateway.answer("/v1/chat/completions", &request).await;
 
     assert_eq!(body["model"], "fast");
     assert_eq!(body["choices"][0]["finish_reason"], "tool_calls");
@@ -317,12 +312,7 @@ async fn non_streamed_tool_calls_pass_through() {
     request["tools"] = tools();
     request["tool_choice"] = json!({"type": "function", "function": {"name": "get_time"}});
 
-    let body: Value = gateway
-        .post("/v1/chat/completions", &request)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = gateway.answer("/v1/chat/completions", &request).await;
 
     assert_eq!(body["choices"][0]["finish_reason"], "tool_calls");
     let call = &body["choices"][0]["message"]["tool_calls"][0];

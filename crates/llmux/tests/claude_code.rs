@@ -18,7 +18,7 @@ mod common;
 mod sandbox;
 
 use common::*;
-use llmux_mock::{Api, MockUpstream, RecordedCall};
+use llmux_mock::Api;
 use sandbox::{Sandbox, json_lines};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -31,30 +31,13 @@ const VIA: [(&str, &str, Api); 3] = [
     ("via-gemini", "gemini-2.5-flash", Api::Gemini),
 ];
 
-fn every_vendor(mock: &MockUpstream) -> String {
-    format!(
-        "credentials:
-  - {{ platform: openai, value: sk-openai-test-0123456789, base_url: \"{url}/v1\" }}
-  - {{ platform: anthropic, value: sk-ant-test-0123456789, base_url: \"{url}/v1\" }}
-  - {{ platform: gemini, value: AIzaTestKey0123456789012345678901234, base_url: \"{url}/v1beta\" }}
-models:
-  - {{ vendor: openai, model: gpt-4o-mini, name: via-openai }}
-  - {{ vendor: anthropic, model: claude-sonnet-4-5, name: via-anthropic }}
-  - {{ vendor: gemini, model: gemini-2.5-flash, name: via-gemini }}
-",
-        url = mock.url()
-    )
-}
-
 fn cli() -> Option<PathBuf> {
-    let cli = std::env::var_os("LLMUX_TEST_CLAUDE_CODE").map(PathBuf::from);
-    if cli.is_none() {
-        eprintln!(
-            "skipped: LLMUX_TEST_CLAUDE_CODE is not set (scripts/test sets it after installing \
-             @anthropic-ai/claude-code into target/clients/claude-code)"
-        );
-    }
-    cli
+    installed_client(
+        "LLMUX_TEST_CLAUDE_CODE",
+        "@anthropic-ai/claude-code",
+        "claude-code",
+    )
+    .map(PathBuf::from)
 }
 
 /// Runs `claude -p <prompt> --output-format stream-json --verbose --model <via>` in `sandbox`
@@ -101,29 +84,11 @@ fn result<'a>(via: &str, events: &'a [Value]) -> &'a Value {
     result
 }
 
-/// The mock's calls since the last clear, checked to be `count` calls of `model` on `api`.
-fn vendor_calls(
-    mock: &MockUpstream,
-    via: &str,
-    model: &str,
-    api: &Api,
-    count: usize,
-) -> Vec<RecordedCall> {
-    let calls = mock.calls();
-    mock.clear_calls();
-    let seen: Vec<(&Api, &str)> = calls.iter().map(|c| (&c.api, c.model.as_str())).collect();
-    assert!(
-        calls.len() == count && calls.iter().all(|c| &c.api == api && c.model == model),
-        "{via}: expected {count} call(s) of {model} on {api:?}, the mock saw {seen:?}"
-    );
-    calls
-}
-
 #[tokio::test]
 async fn claude_code_answers_a_prompt_on_every_vendor() {
     let Some(cli) = cli() else { return };
     let mock = mock().await;
-    let gateway = TestGateway::start(&every_vendor(&mock)).await;
+    let gateway = TestGateway::start(&every_vendor(&mock, "")).await;
     for (via, model, api) in VIA {
         let sandbox = Sandbox::new("claude-code", &gateway.addr()).await;
         let prompt = format!("Say hello through {via}. mock:text");
@@ -154,7 +119,7 @@ async fn claude_code_answers_a_prompt_on_every_vendor() {
 async fn claude_code_reads_a_file_with_its_own_tool_on_every_vendor() {
     let Some(cli) = cli() else { return };
     let mock = mock().await;
-    let gateway = TestGateway::start(&every_vendor(&mock)).await;
+    let gateway = TestGateway::start(&every_vendor(&mock, "")).await;
     for (via, model, api) in VIA {
         let sandbox = Sandbox::new("claude-code", &gateway.addr()).await;
         let notes = sandbox.write_file("notes.txt", "The secret word is PAPAYA.\n");

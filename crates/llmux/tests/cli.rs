@@ -111,10 +111,14 @@ async fn secrets_never_reach_logs_even_at_trace_level() {
         .unwrap();
     assert!(!metrics.contains("abcdefghijklmnop"));
     // The log line is written by the gateway's process; wait for it to arrive.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !gateway.logs().contains("upstream error") && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    eventually(std::time::Duration::from_secs(10), || async {
+        gateway
+            .logs()
+            .contains("upstream error")
+            .then_some(())
+            .ok_or("no upstream error logged")
+    })
+    .await;
     let logs = gateway.logs();
     assert!(
         logs.contains("upstream error"),

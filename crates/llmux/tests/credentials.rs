@@ -7,8 +7,10 @@
     reason = "tests fail by panicking"
 )]
 
+mod common;
+
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
@@ -35,20 +37,12 @@ models:
     model: claude-sonnet-4-5
 ";
 
+/// A fresh directory (removed afterwards) to run the binary in.
 struct TempDir(PathBuf);
 
 impl TempDir {
     fn new(name: &str) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        let path = std::env::temp_dir().join(format!(
-            "llmux-credentials-{name}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&path).unwrap();
-        Self(path)
+        Self(common::temp_dir(&format!("credentials-{name}")))
     }
 
     fn write(&self, name: &str, contents: &str) -> PathBuf {
@@ -60,33 +54,56 @@ impl TempDir {
     fn read(&self, name: &str) -> String {
         std::fs::read_to_string(self.0.join(name)).unwrap()
     }
+
+    /// Runs the binary here with exactly `env` (plus PATH-free defaults) and `stdin`.
+    fn run(&self, args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_llmux"))
+            .args(args)
+            .current_dir(&self.0)
+            .env_clear()
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("llmux runs");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// `llmux credentials encrypt <file>` with [`KEY`].
+    fn encrypt(&self, file: &str) -> Output {
+        self.run(
+            &["credentials", "encrypt", file],
+            &[("LLMUX_SECRET_KEY", KEY)],
+            "",
+        )
+    }
+
+    /// `llmux credentials decrypt <file>` with `key`.
+    fn decrypt(&self, file: &str, key: &str) -> Output {
+        self.run(
+            &["credentials", "decrypt", file],
+            &[("LLMUX_SECRET_KEY", key)],
+            "",
+        )
+    }
+
+    /// `llmux check` with `env`.
+    fn check(&self, env: &[(&str, &str)]) -> Output {
+        self.run(&["check"], env, "")
+    }
 }
 
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-/// Runs the binary in `dir` with exactly `env` (plus PATH-free defaults) and `stdin`.
-fn llmux(dir: &Path, args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_llmux"))
-        .args(args)
-        .current_dir(dir)
-        .env_clear()
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("llmux runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
 }
 
 fn stdout(output: &Output) -> String {
@@ -135,12 +152,7 @@ fn encrypt_seals_a_yaml_config_in_place_and_check_needs_the_key() {
     let dir = TempDir::new("yaml");
     dir.write("llmux.yaml", CONFIG);
 
-    let output = llmux(
-        &dir.0,
-        &["credentials", "encrypt", "llmux.yaml"],
-        &[("LLMUX_SECRET_KEY", KEY)],
-        "",
-    );
+    let output = dir.encrypt("llmux.yaml");
     assert_success(&output);
     assert_eq!(
         stderr(&output).trim(),
@@ -178,15 +190,10 @@ fn encrypt_seals_a_yaml_config_in_place_and_check_needs_the_key() {
     assert_eq!(encrypted.lines().count(), CONFIG.lines().count());
 
     // With the key, the config loads.
-    let output = llmux(
-        &dir.0,
-        &["check"],
-        &[
-            ("LLMUX_SECRET_KEY", KEY),
-            ("OPENAI_BACKUP_KEY", "sk-backup"),
-        ],
-        "",
-    );
+    let output = dir.check(&[
+        ("LLMUX_SECRET_KEY", KEY),
+        ("OPENAI_BACKUP_KEY", "sk-backup"),
+    ]);
     assert_success(&output);
     assert!(
         stdout(&output).contains("openai-main"),
@@ -195,12 +202,7 @@ fn encrypt_seals_a_yaml_config_in_place_and_check_needs_the_key() {
     );
 
     // Without it, a clear startup error naming the value, and no secret anywhere.
-    let output = llmux(
-        &dir.0,
-        &["check"],
-        &[("OPENAI_BACKUP_KEY", "sk-backup")],
-        "",
-    );
+    let output = dir.check(&[("OPENAI_BACKUP_KEY", "sk-backup")]);
     assert_failure(&output);
     let errors = stderr(&output);
     assert!(
@@ -217,15 +219,10 @@ fn encrypt_seals_a_yaml_config_in_place_and_check_needs_the_key() {
     );
 
     // With another key, a clear error with the key ids.
-    let output = llmux(
-        &dir.0,
-        &["check"],
-        &[
-            ("LLMUX_SECRET_KEY", NEW_KEY),
-            ("OPENAI_BACKUP_KEY", "sk-backup"),
-        ],
-        "",
-    );
+    let output = dir.check(&[
+        ("LLMUX_SECRET_KEY", NEW_KEY),
+        ("OPENAI_BACKUP_KEY", "sk-backup"),
+    ]);
     assert_failure(&output);
     let errors = stderr(&output);
     assert!(
@@ -242,12 +239,7 @@ fn encrypt_seals_a_yaml_config_in_place_and_check_needs_the_key() {
     }
 
     // Encrypting again changes nothing.
-    let output = llmux(
-        &dir.0,
-        &["credentials", "encrypt", "llmux.yaml"],
-        &[("LLMUX_SECRET_KEY", KEY)],
-        "",
-    );
+    let output = dir.encrypt("llmux.yaml");
     assert_success(&output);
     assert_eq!(dir.read("llmux.yaml"), encrypted);
 }
@@ -256,26 +248,16 @@ fn encrypt_seals_a_yaml_config_in_place_and_check_needs_the_key() {
 fn decrypt_prints_the_plaintext_and_leaves_the_file_alone() {
     let dir = TempDir::new("decrypt");
     dir.write("llmux.yaml", CONFIG);
-    assert_success(&llmux(
-        &dir.0,
-        &["credentials", "encrypt", "llmux.yaml"],
-        &[("LLMUX_SECRET_KEY", KEY)],
-        "",
-    ));
+    assert_success(&dir.encrypt("llmux.yaml"));
     let encrypted = dir.read("llmux.yaml");
 
-    let output = llmux(
-        &dir.0,
-        &["credentials", "decrypt", "llmux.yaml"],
-        &[("LLMUX_SECRET_KEY", KEY)],
-        "",
-    );
+    let output = dir.decrypt("llmux.yaml", KEY);
     assert_success(&output);
     // Values come back in the quoting they were written in, so the text is the original.
     assert_eq!(stdout(&output), CONFIG);
     assert_eq!(dir.read("llmux.yaml"), encrypted);
 
-    let output = llmux(&dir.0, &["credentials", "decrypt", "llmux.yaml"], &[], "");
+    let output = dir.run(&["credentials", "decrypt", "llmux.yaml"], &[], "");
     assert_failure(&output);
     assert_eq!(
         stderr(&output).trim(),
@@ -287,8 +269,7 @@ fn decrypt_prints_the_plaintext_and_leaves_the_file_alone() {
 #[test]
 fn encrypt_value_seals_one_secret_from_stdin() {
     let dir = TempDir::new("value");
-    let output = llmux(
-        &dir.0,
+    let output = dir.run(
         &["credentials", "encrypt", "--value"],
         &[("LLMUX_SECRET_KEY", KEY)],
         &format!("{OPENAI}\n"),
@@ -311,19 +292,13 @@ fn encrypt_value_seals_one_secret_from_stdin() {
                 "models": [{{"vendor": "openai", "model": "gpt-4o"}}]}}"#
         ),
     );
-    assert_success(&llmux(&dir.0, &["check"], &[("LLMUX_SECRET_KEY", KEY)], ""));
-    let output = llmux(
-        &dir.0,
-        &["credentials", "decrypt", "llmux.json"],
-        &[("LLMUX_SECRET_KEY", KEY)],
-        "",
-    );
+    assert_success(&dir.check(&[("LLMUX_SECRET_KEY", KEY)]));
+    let output = dir.decrypt("llmux.json", KEY);
     assert_success(&output);
     assert!(stdout(&output).contains(&format!(r#""value": "{OPENAI}""#)));
 
     // Nothing on stdin, or no key: clear errors.
-    let output = llmux(
-        &dir.0,
+    let output = dir.run(
         &["credentials", "encrypt", "--value"],
         &[("LLMUX_SECRET_KEY", KEY)],
         "  \n",
@@ -334,7 +309,7 @@ fn encrypt_value_seals_one_secret_from_stdin() {
         "{}",
         stderr(&output)
     );
-    let output = llmux(&dir.0, &["credentials", "encrypt", "--value"], &[], OPENAI);
+    let output = dir.run(&["credentials", "encrypt", "--value"], &[], OPENAI);
     assert_failure(&output);
     assert_eq!(stderr(&output).trim(), "error: LLMUX_SECRET_KEY is not set");
 }
@@ -343,12 +318,7 @@ fn encrypt_value_seals_one_secret_from_stdin() {
 fn rotate_reseals_every_value_under_the_new_key() {
     let dir = TempDir::new("rotate");
     dir.write("llmux.yaml", CONFIG);
-    assert_success(&llmux(
-        &dir.0,
-        &["credentials", "encrypt", "llmux.yaml"],
-        &[("LLMUX_SECRET_KEY", KEY)],
-        "",
-    ));
+    assert_success(&dir.encrypt("llmux.yaml"));
     let before = dir.read("llmux.yaml");
 
     let rotation = [
@@ -356,18 +326,8 @@ fn rotate_reseals_every_value_under_the_new_key() {
         ("LLMUX_SECRET_KEY_PREVIOUS", KEY),
     ];
     // During the rotation both keys load the old file.
-    assert_success(&llmux(
-        &dir.0,
-        &["check"],
-        &[rotation[0], rotation[1], ("OPENAI_BACKUP_KEY", "x")],
-        "",
-    ));
-    let output = llmux(
-        &dir.0,
-        &["credentials", "rotate", "llmux.yaml"],
-        &rotation,
-        "",
-    );
+    assert_success(&dir.check(&[rotation[0], rotation[1], ("OPENAI_BACKUP_KEY", "x")]));
+    let output = dir.run(&["credentials", "rotate", "llmux.yaml"], &rotation, "");
     assert_success(&output);
     assert_eq!(
         stderr(&output).trim(),
@@ -397,30 +357,15 @@ fn rotate_reseals_every_value_under_the_new_key() {
     );
 
     // The new key alone now loads it; the old key alone no longer does.
-    assert_success(&llmux(
-        &dir.0,
-        &["check"],
-        &[("LLMUX_SECRET_KEY", NEW_KEY), ("OPENAI_BACKUP_KEY", "x")],
-        "",
-    ));
-    let output = llmux(
-        &dir.0,
-        &["check"],
-        &[("LLMUX_SECRET_KEY", KEY), ("OPENAI_BACKUP_KEY", "x")],
-        "",
-    );
+    assert_success(&dir.check(&[("LLMUX_SECRET_KEY", NEW_KEY), ("OPENAI_BACKUP_KEY", "x")]));
+    let output = dir.check(&[("LLMUX_SECRET_KEY", KEY), ("OPENAI_BACKUP_KEY", "x")]);
     assert_failure(&output);
     assert!(
         stderr(&output).contains(&format!("(key id {} sealed it", key_id(NEW_KEY))),
         "{}",
         stderr(&output)
     );
-    let output = llmux(
-        &dir.0,
-        &["credentials", "decrypt", "llmux.yaml"],
-        &[("LLMUX_SECRET_KEY", NEW_KEY)],
-        "",
-    );
+    let output = dir.decrypt("llmux.yaml", NEW_KEY);
     assert_success(&output);
     assert_eq!(stdout(&output), CONFIG);
 }
@@ -430,12 +375,7 @@ fn files_that_cannot_be_rewritten_safely_are_refused_and_left_unchanged() {
     let dir = TempDir::new("refuse");
     let flow = "credentials: [{platform: openai, value: sk-flow-secret-0001}]\nmodels: [{vendor: openai, model: gpt-4o}]\n";
     dir.write("llmux.yaml", flow);
-    let output = llmux(
-        &dir.0,
-        &["credentials", "encrypt", "llmux.yaml"],
-        &[("LLMUX_SECRET_KEY", KEY)],
-        "",
-    );
+    let output = dir.encrypt("llmux.yaml");
     assert_failure(&output);
     let message = stderr(&output);
     assert!(
@@ -453,7 +393,7 @@ fn files_that_cannot_be_rewritten_safely_are_refused_and_left_unchanged() {
 
     // No key: refused before anything is written.
     dir.write("llmux.yaml", CONFIG);
-    let output = llmux(&dir.0, &["credentials", "encrypt", "llmux.yaml"], &[], "");
+    let output = dir.run(&["credentials", "encrypt", "llmux.yaml"], &[], "");
     assert_failure(&output);
     assert_eq!(
         stderr(&output).trim(),
@@ -462,8 +402,7 @@ fn files_that_cannot_be_rewritten_safely_are_refused_and_left_unchanged() {
     assert_eq!(dir.read("llmux.yaml"), CONFIG);
 
     // A malformed key is named, never shown.
-    let output = llmux(
-        &dir.0,
+    let output = dir.run(
         &["credentials", "encrypt", "llmux.yaml"],
         &[("LLMUX_SECRET_KEY", "hunter2")],
         "",
@@ -479,12 +418,7 @@ fn files_that_cannot_be_rewritten_safely_are_refused_and_left_unchanged() {
     assert!(!stderr(&output).contains("hunter2"));
 
     // A missing file.
-    let output = llmux(
-        &dir.0,
-        &["credentials", "encrypt", "nope.yaml"],
-        &[("LLMUX_SECRET_KEY", KEY)],
-        "",
-    );
+    let output = dir.encrypt("nope.yaml");
     assert_failure(&output);
     assert!(stderr(&output).contains("cannot read nope.yaml"));
 }
@@ -500,30 +434,20 @@ fn seed_credentials_json_and_toml_are_encrypted_too() {
         "configs/models.json",
         r#"[{"vendor":"openai","model":"gpt-4o"}]"#,
     );
-    assert_success(&llmux(
-        &dir.0,
-        &["credentials", "encrypt", "configs/credentials.json"],
-        &[("LLMUX_SECRET_KEY", KEY)],
-        "",
-    ));
+    assert_success(&dir.encrypt("configs/credentials.json"));
     let encrypted = dir.read("configs/credentials.json");
     assert!(
         encrypted
             .starts_with("[{\"platform\":\"openai\",\"type\":\"api-key\",\"value\":\"llmux:v1:")
     );
     assert!(!encrypted.contains(OPENAI));
-    assert_success(&llmux(&dir.0, &["check"], &[("LLMUX_SECRET_KEY", KEY)], ""));
+    assert_success(&dir.check(&[("LLMUX_SECRET_KEY", KEY)]));
 
     let toml = format!(
         "# toml config\n[[credentials]]\nplatform = \"openai\"\nvalue = \"{OPENAI}\"  # key\n\n[[models]]\nvendor = \"openai\"\nmodel = \"gpt-4o\"\n"
     );
     dir.write("llmux.toml", &toml);
-    assert_success(&llmux(
-        &dir.0,
-        &["credentials", "encrypt", "llmux.toml"],
-        &[("LLMUX_SECRET_KEY", KEY)],
-        "",
-    ));
+    assert_success(&dir.encrypt("llmux.toml"));
     let encrypted = dir.read("llmux.toml");
     assert!(
         encrypted.starts_with(
@@ -531,8 +455,7 @@ fn seed_credentials_json_and_toml_are_encrypted_too() {
         )
     );
     assert!(encrypted.contains("\"  # key\n"));
-    assert_success(&llmux(
-        &dir.0,
+    assert_success(&dir.run(
         &["check", "--config", "llmux.toml"],
         &[("LLMUX_SECRET_KEY", KEY)],
         "",

@@ -12,13 +12,12 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use llmux_mock::{FaultRule, MockUpstream};
 use serde_json::{Value, json};
 
-const MASTER: &str = "master-ui-secret-0123456789";
 const FIRST: &str = "sk-ui-first-0123456789abcdef";
 const SECOND: &str = "sk-ui-second-0123456789abcdef";
 /// A credential whose vendor refuses connections (the grafana test opens its breaker).
@@ -113,25 +112,16 @@ async fn gateway_with_traffic(
         .to_owned();
     let _ = failed.bytes().await;
 
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (status, page) = admin(
-            &gateway,
-            reqwest::Method::GET,
-            "/admin/requests?limit=200",
-            None,
-        )
-        .await;
+    eventually(Duration::from_secs(10), || async {
+        let (status, page) = gateway.admin("/admin/requests?limit=200").await;
         assert_eq!(status, 200, "{page}");
         if page["records"].as_array().unwrap().len() >= ok + 2 {
-            break;
+            Ok(())
+        } else {
+            Err(format!("the log never got all requests: {page}"))
         }
-        assert!(
-            Instant::now() < deadline,
-            "the log never got all requests: {page}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
     (gateway, key_id, failed_id)
 }
 
@@ -374,26 +364,17 @@ async fn grafana_dashboard_queries_name_series_llmux_exports() {
     assert!(stream.chunk().await.unwrap().is_some());
     drop(stream);
 
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let metrics = loop {
-        let response = gateway
-            .client
-            .get(format!("{}/metrics", gateway.url))
-            .bearer_auth(MASTER)
-            .send()
-            .await
-            .unwrap();
+    let metrics = eventually(Duration::from_secs(10), || async {
+        let response = gateway.get_as("/metrics", MASTER).await;
         assert_eq!(response.status(), 200);
         let metrics = response.text().await.unwrap();
         if metrics.contains("llmux_client_cancellations_total") {
-            break metrics;
+            Ok(metrics)
+        } else {
+            Err(format!("no cancellation counted:\n{metrics}"))
         }
-        assert!(
-            Instant::now() < deadline,
-            "no cancellation counted:\n{metrics}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    })
+    .await;
     let exported = exported_names(&metrics);
 
     // The new series carry samples after the traffic, labelled by vendor and configured model.

@@ -70,13 +70,7 @@ async fn bad_requests_get_400_or_404_in_the_openai_envelope_and_the_gateway_keep
     assert_eq!(error["error"]["message"], "unknown route: GET /v1/nope");
     expect_error(gateway.get("/v1/chat/completions").await, 405).await;
     assert!(mock.calls().is_empty());
-    assert_eq!(
-        gateway
-            .post("/v1/chat/completions", &chat("fast", "still up"))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(gateway.chat_status("fast", "still up").await, 200);
 }
 
 #[tokio::test]
@@ -135,13 +129,7 @@ async fn upstream_404_is_returned_and_does_not_count_against_the_vendor() {
         404,
     )
     .await;
-    assert_eq!(
-        gateway
-            .post("/v1/chat/completions", &chat("fast", "x"))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(gateway.chat_status("fast", "x").await, 200);
 }
 
 #[tokio::test]
@@ -254,13 +242,7 @@ async fn request_heads_up_to_8_kib_pass_and_larger_ones_are_a_431() {
         1,
         "the oversized request never went upstream"
     );
-    assert_eq!(
-        gateway
-            .post("/v1/chat/completions", &chat("fast", "after"))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(gateway.chat_status("fast", "after").await, 200);
 }
 
 #[tokio::test]
@@ -281,13 +263,7 @@ async fn a_body_over_the_limit_is_a_413() {
             .contains("1000 bytes")
     );
     assert!(mock.calls().is_empty());
-    assert_eq!(
-        gateway
-            .post("/v1/chat/completions", &chat("fast", "small"))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(gateway.chat_status("fast", "small").await, 200);
 }
 
 #[tokio::test]

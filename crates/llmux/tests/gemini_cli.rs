@@ -14,7 +14,6 @@
 mod common;
 
 use common::*;
-use llmux_mock::MockUpstream;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -32,30 +31,8 @@ const DEFAULT_TOOLS: [&str; 8] = [
     "invoke_agent",
 ];
 
-fn every_vendor(mock: &MockUpstream) -> String {
-    format!(
-        "credentials:
-  - {{ platform: openai, value: sk-openai-test-0123456789, base_url: \"{url}/v1\" }}
-  - {{ platform: anthropic, value: sk-ant-test-0123456789, base_url: \"{url}/v1\" }}
-  - {{ platform: gemini, value: AIzaTestKey0123456789012345678901234, base_url: \"{url}/v1beta\" }}
-models:
-  - {{ vendor: openai, model: gpt-4o-mini, name: via-openai }}
-  - {{ vendor: anthropic, model: claude-sonnet-4-5, name: via-anthropic }}
-  - {{ vendor: gemini, model: gemini-2.5-flash, name: via-gemini }}
-",
-        url = mock.url()
-    )
-}
-
 fn cli() -> Option<String> {
-    let cli = std::env::var("LLMUX_TEST_GEMINI_CLI").ok();
-    if cli.is_none() {
-        eprintln!(
-            "skipped: LLMUX_TEST_GEMINI_CLI is not set (scripts/test sets it after installing \
-             @google/gemini-cli into target/clients/gemini-cli)"
-        );
-    }
-    cli
+    installed_client("LLMUX_TEST_GEMINI_CLI", "@google/gemini-cli", "gemini-cli")
 }
 
 /// Runs `gemini -p <prompt> --output-format json -m <model>` against `base_url` with `tools`
@@ -114,7 +91,7 @@ async fn run_cli(cli: &str, base_url: &str, model: &str, prompt: &str, tools: Va
 async fn gemini_cli_answers_a_prompt_on_every_vendor() {
     let Some(cli) = cli() else { return };
     let mock = mock().await;
-    let gateway = TestGateway::start(&every_vendor(&mock)).await;
+    let gateway = TestGateway::start(&every_vendor(&mock, "")).await;
     for via in VIA {
         let prompt = format!("Say hello through {via}");
         // No tools: the mock calls the first declared tool otherwise.
@@ -145,7 +122,7 @@ async fn gemini_cli_answers_a_prompt_on_every_vendor() {
 async fn gemini_cli_runs_a_tool_round_trip_on_every_vendor() {
     let Some(cli) = cli() else { return };
     let mock = mock().await;
-    let gateway = TestGateway::start(&every_vendor(&mock)).await;
+    let gateway = TestGateway::start(&every_vendor(&mock, "")).await;
     for via in VIA {
         let prompt = format!("Read a file through {via}");
         // One tool: the mock calls it with `{"text": <prompt>}`, the CLI answers with the tool's

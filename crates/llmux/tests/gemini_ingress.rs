@@ -11,23 +11,7 @@
 mod common;
 
 use common::*;
-use llmux_mock::MockUpstream;
 use serde_json::{Value, json};
-
-fn every_vendor(mock: &MockUpstream, extra: &str) -> String {
-    format!(
-        "credentials:
-  - {{ platform: openai, value: sk-openai-test-0123456789, base_url: \"{url}/v1\" }}
-  - {{ platform: anthropic, value: sk-ant-test-0123456789, base_url: \"{url}/v1\" }}
-  - {{ platform: gemini, value: AIzaTestKey0123456789012345678901234, base_url: \"{url}/v1beta\" }}
-models:
-  - {{ vendor: openai, model: gpt-4o-mini, name: via-openai }}
-  - {{ vendor: anthropic, model: claude-sonnet-4-5, name: via-anthropic }}
-  - {{ vendor: gemini, model: gemini-2.5-flash, name: via-gemini }}
-{extra}",
-        url = mock.url()
-    )
-}
 
 const VIA: [&str; 3] = ["via-openai", "via-anthropic", "via-gemini"];
 
@@ -155,11 +139,8 @@ async fn function_calls_round_trip_with_ids_and_names() {
         let mut body = generate("Paris");
         body["tools"] = tools.clone();
         let answer: Value = gateway
-            .post(&format!("/v1beta/models/{via}:generateContent"), &body)
-            .await
-            .json()
-            .await
-            .unwrap();
+            .answer(&format!("/v1beta/models/{via}:generateContent"), &body)
+            .await;
         let call = answer["candidates"][0]["content"]["parts"]
             .as_array()
             .unwrap()

@@ -9,71 +9,68 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use llmux_mock::{MockOptions, MockUpstream};
 use serde_json::{Value, json};
 
-const MASTER: &str = "master-secret-0123456789abcdef";
-
-fn governed(mock: &MockUpstream, database: &str, extra: &str) -> String {
-    format!(
-        "credentials:
-  - {{ platform: openai, value: sk-vendor-0123456789abcd, base_url: \"{url}/v1\" }}
-  - {{ platform: anthropic, value: sk-ant-vendor-0123456789, base_url: \"{url}/v1\" }}
-models:
-  - {{ vendor: openai, model: gpt-4o-mini, name: fast }}
-  - {{ vendor: openai, model: gpt-4o, name: other }}
-  - {{ vendor: anthropic, model: claude-sonnet-4-5, name: claude }}
-auth: {{ master_key: {MASTER}, database: \"{database}\" }}
-{extra}",
-        url = mock.url()
+fn config(mock: &MockUpstream, database: &str, extra: &str) -> String {
+    governed(
+        mock,
+        &[
+            ("openai", "sk-vendor-0123456789abcd"),
+            ("anthropic", "sk-ant-vendor-0123456789"),
+        ],
+        &[
+            ("openai", "gpt-4o-mini", "fast"),
+            ("openai", "gpt-4o", "other"),
+            ("anthropic", "claude-sonnet-4-5", "claude"),
+        ],
+        database,
+        extra,
     )
+}
+
+/// A Messages request presenting `key` as Anthropic clients do, in `x-api-key`.
+async fn messages_as(gateway: &TestGateway, key: &str, body: &Value) -> reqwest::Response {
+    gateway
+        .client
+        .post(format!("{}/v1/messages", gateway.url))
+        .header("x-api-key", key)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
 }
 
 fn sqlite(name: &str) -> String {
     format!("sqlite://{}", temp_dir(name).join("keys.db").display())
 }
 
-async fn request(
-    gateway: &TestGateway,
-    path: &str,
-    key: Option<&str>,
-    body: &Value,
-) -> reqwest::Response {
-    let mut builder = gateway
-        .client
-        .post(format!("{}{path}", gateway.url))
-        .json(body);
-    if let Some(key) = key {
-        builder = builder.bearer_auth(key);
-    }
-    builder.send().await.unwrap()
-}
-
-async fn create_key(gateway: &TestGateway, fields: Value) -> (String, String) {
-    let response = request(gateway, "/admin/keys", Some(MASTER), &fields).await;
-    assert_eq!(response.status(), 201);
-    let body: Value = response.json().await.unwrap();
-    (
-        body["id"].as_str().unwrap().to_owned(),
-        body["key"].as_str().unwrap().to_owned(),
-    )
+/// The status of a small chat request to `fast` presenting `key`.
+async fn status_as(gateway: &TestGateway, key: Option<&str>) -> u16 {
+    gateway
+        .post_as("/v1/chat/completions", key, &chat("fast", "x"))
+        .await
+        .status()
+        .as_u16()
 }
 
 async fn key_lifecycle(database: &str) {
     let mock = mock().await;
-    let gateway = TestGateway::start(&governed(&mock, database, "")).await;
+    let gateway = TestGateway::start(&config(&mock, database, "")).await;
     // Without a key: 401 in each API's own envelope; /health stays open.
-    let response = request(&gateway, "/v1/chat/completions", None, &chat("fast", "x")).await;
+    let response = gateway
+        .post_as("/v1/chat/completions", None, &chat("fast", "x"))
+        .await;
     assert_eq!(response.status(), 401);
     assert_eq!(
         response.json::<Value>().await.unwrap()["error"]["type"],
         "authentication_error"
     );
     let messages = json!({"model": "claude", "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]});
-    let response = request(&gateway, "/v1/messages", None, &messages).await;
+    let response = gateway.post_as("/v1/messages", None, &messages).await;
     assert_eq!(response.status(), 401);
     let body: Value = response.json().await.unwrap();
     assert_eq!(
@@ -86,17 +83,7 @@ async fn key_lifecycle(database: &str) {
         401,
         "/metrics needs the master key"
     );
-    assert_eq!(
-        request(
-            &gateway,
-            "/v1/chat/completions",
-            Some(MASTER),
-            &chat("fast", "x")
-        )
-        .await
-        .status(),
-        200
-    );
+    assert_eq!(status_as(&gateway, Some(MASTER)).await, 200);
 
     let (id, key) = create_key(
         &gateway,
@@ -104,49 +91,20 @@ async fn key_lifecycle(database: &str) {
     )
     .await;
     assert!(key.starts_with(&format!("llmux-{id}-")));
-    let list: Value = gateway
-        .client
-        .get(format!("{}/admin/keys", gateway.url))
-        .bearer_auth(MASTER)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, list) = gateway.admin("/admin/keys").await;
+    assert_eq!(status, 200, "{list}");
     assert!(
         !list.to_string().contains(&key[key.len() - 20..]),
         "the secret is shown once only"
     );
-    assert_eq!(
-        request(
-            &gateway,
-            "/v1/chat/completions",
-            Some(&key),
-            &chat("fast", "x")
-        )
-        .await
-        .status(),
-        200
-    );
+    assert_eq!(status_as(&gateway, Some(&key)).await, 200);
     // Anthropic clients send x-api-key.
-    let anthropic = gateway
-        .client
-        .post(format!("{}/v1/messages", gateway.url))
-        .header("x-api-key", &key)
-        .json(&messages)
-        .send()
-        .await
-        .unwrap();
+    let anthropic = messages_as(&gateway, &key, &messages).await;
     assert_eq!(anthropic.status(), 200);
     // Allowed models only.
-    let response = request(
-        &gateway,
-        "/v1/chat/completions",
-        Some(&key),
-        &chat("other", "x"),
-    )
-    .await;
+    let response = gateway
+        .post_as("/v1/chat/completions", Some(&key), &chat("other", "x"))
+        .await;
     assert_eq!(response.status(), 403);
     assert!(
         response
@@ -157,37 +115,18 @@ async fn key_lifecycle(database: &str) {
     );
     // Revocation takes effect at once.
     let revoked = gateway
-        .client
-        .delete(format!("{}/admin/keys/{id}", gateway.url))
-        .bearer_auth(MASTER)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(revoked.status(), 200);
-    assert_eq!(
-        request(
-            &gateway,
-            "/v1/chat/completions",
-            Some(&key),
-            &chat("fast", "x")
+        .send_as(
+            reqwest::Method::DELETE,
+            &format!("/admin/keys/{id}"),
+            Some(MASTER),
+            None,
         )
-        .await
-        .status(),
-        401
-    );
+        .await;
+    assert_eq!(revoked.status(), 200);
+    assert_eq!(status_as(&gateway, Some(&key)).await, 401);
     // An expired key is refused.
     let (_, expired) = create_key(&gateway, json!({"expires_at": 1_000})).await;
-    assert_eq!(
-        request(
-            &gateway,
-            "/v1/chat/completions",
-            Some(&expired),
-            &chat("fast", "x")
-        )
-        .await
-        .status(),
-        401
-    );
+    assert_eq!(status_as(&gateway, Some(&expired)).await, 401);
 }
 
 #[tokio::test]
@@ -207,7 +146,7 @@ async fn key_lifecycle_on_postgres() {
 #[tokio::test]
 async fn auth_bypass_attempts_are_all_401() {
     let mock = mock().await;
-    let gateway = TestGateway::start(&governed(&mock, &sqlite("bypass"), "")).await;
+    let gateway = TestGateway::start(&config(&mock, &sqlite("bypass"), "")).await;
     let (id, key) = create_key(&gateway, json!({})).await;
     let wrong_secret = format!("llmux-{id}-{}", "0".repeat(64));
     for presented in [
@@ -249,28 +188,14 @@ async fn auth_bypass_attempts_are_all_401() {
 #[tokio::test]
 async fn rpm_limit_is_a_429_with_retry_after_and_rate_limit_headers() {
     let mock = mock().await;
-    let gateway = TestGateway::start(&governed(&mock, &sqlite("rpm"), "")).await;
+    let gateway = TestGateway::start(&config(&mock, &sqlite("rpm"), "")).await;
     let (_, key) = create_key(&gateway, json!({"rpm": 3})).await;
     for _ in 0..3 {
-        assert_eq!(
-            request(
-                &gateway,
-                "/v1/chat/completions",
-                Some(&key),
-                &chat("fast", "x")
-            )
-            .await
-            .status(),
-            200
-        );
+        assert_eq!(status_as(&gateway, Some(&key)).await, 200);
     }
-    let limited = request(
-        &gateway,
-        "/v1/chat/completions",
-        Some(&key),
-        &chat("fast", "x"),
-    )
-    .await;
+    let limited = gateway
+        .post_as("/v1/chat/completions", Some(&key), &chat("fast", "x"))
+        .await;
     assert_eq!(limited.status(), 429);
     let headers = limited.headers().clone();
     assert!(
@@ -288,14 +213,7 @@ async fn rpm_limit_is_a_429_with_retry_after_and_rate_limit_headers() {
     assert_eq!(body["error"]["code"], "rate_limit_exceeded");
     // The Messages API answers in its own envelope.
     let messages = json!({"model": "claude", "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]});
-    let limited = gateway
-        .client
-        .post(format!("{}/v1/messages", gateway.url))
-        .header("x-api-key", &key)
-        .json(&messages)
-        .send()
-        .await
-        .unwrap();
+    let limited = messages_as(&gateway, &key, &messages).await;
     assert_eq!(limited.status(), 429);
     let body: Value = limited.json().await.unwrap();
     assert_eq!(body["type"], "error");
@@ -311,20 +229,18 @@ async fn parallel_limit_counts_open_streams() {
         ..MockOptions::default()
     })
     .await;
-    let gateway = TestGateway::start(&governed(&mock, &sqlite("parallel"), "")).await;
+    let gateway = TestGateway::start(&config(&mock, &sqlite("parallel"), "")).await;
     let (_, key) = create_key(&gateway, json!({"max_parallel": 1})).await;
     let mut streaming = chat("fast", "a long streamed answer");
     streaming["stream"] = json!(true);
-    let mut open = request(&gateway, "/v1/chat/completions", Some(&key), &streaming).await;
+    let mut open = gateway
+        .post_as("/v1/chat/completions", Some(&key), &streaming)
+        .await;
     assert_eq!(open.status(), 200);
     assert!(open.chunk().await.unwrap().is_some());
-    let second = request(
-        &gateway,
-        "/v1/chat/completions",
-        Some(&key),
-        &chat("fast", "x"),
-    )
-    .await;
+    let second = gateway
+        .post_as("/v1/chat/completions", Some(&key), &chat("fast", "x"))
+        .await;
     assert_eq!(second.status(), 429);
     assert_eq!(
         second.json::<Value>().await.unwrap()["error"]["code"],
@@ -332,50 +248,33 @@ async fn parallel_limit_counts_open_streams() {
     );
     while open.chunk().await.unwrap().is_some() {}
     // The slot is released when the stream ends.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while request(
-        &gateway,
-        "/v1/chat/completions",
-        Some(&key),
-        &chat("fast", "x"),
-    )
-    .await
-    .status()
-        != 200
-    {
-        assert!(Instant::now() < deadline, "the slot was never released");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(Duration::from_secs(5), || async {
+        (status_as(&gateway, Some(&key)).await == 200)
+            .then_some(())
+            .ok_or("the slot was never released")
+    })
+    .await;
 }
 
 /// A dollar per token makes any request exceed a $0.50 budget.
 const EXPENSIVE: &str = "pricing:\n  gpt-4o-mini: { input: 1000000, output: 1000000 }\n  claude-sonnet-4-5: { input: 1000000, output: 1000000 }\n";
 
 async fn spent(gateway: &TestGateway, id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let usage: Value = gateway
-            .client
-            .get(format!("{}/admin/keys/{id}/usage", gateway.url))
-            .bearer_auth(MASTER)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    eventually(Duration::from_secs(5), || async {
+        let usage = key_usage(gateway, id).await;
         if usage["spend_usd"]["total"].as_f64().unwrap_or(0.0) > 0.0 {
-            return usage;
+            Ok(usage)
+        } else {
+            Err(format!("usage never recorded: {usage}"))
         }
-        assert!(Instant::now() < deadline, "usage never recorded: {usage}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test]
 async fn budgets_hold_on_every_ingress_api_including_streams() {
     let mock = mock().await;
-    let gateway = TestGateway::start(&governed(&mock, &sqlite("budgets"), EXPENSIVE)).await;
+    let gateway = TestGateway::start(&config(&mock, &sqlite("budgets"), EXPENSIVE)).await;
     let cases: [(&str, Value); 3] = [
         (
             "/v1/chat/completions",
@@ -392,7 +291,7 @@ async fn budgets_hold_on_every_ingress_api_including_streams() {
     ];
     for (path, body) in cases {
         let (id, key) = create_key(&gateway, json!({"budget_total_usd": 0.5})).await;
-        let first = request(&gateway, path, Some(&key), &body).await;
+        let first = gateway.post_as(path, Some(&key), &body).await;
         assert_eq!(first.status(), 200, "{path}");
         let text = first.text().await.unwrap();
         assert!(!text.is_empty());
@@ -402,7 +301,7 @@ async fn budgets_hold_on_every_ingress_api_including_streams() {
             usage["days"][0]["output_tokens"].as_u64().unwrap() > 0,
             "{path}: streams are not logged at $0: {usage}"
         );
-        let refused = request(&gateway, path, Some(&key), &body).await;
+        let refused = gateway.post_as(path, Some(&key), &body).await;
         assert_eq!(refused.status(), 429, "{path}");
         assert!(refused.text().await.unwrap().contains("budget"), "{path}");
     }
@@ -423,14 +322,12 @@ async fn start_redis(port: u16) -> std::process::Child {
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("redis-server runs");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "redis did not start");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(Duration::from_secs(10), || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .map_err(|e| format!("redis did not start: {e}"))
+    })
+    .await;
     child
 }
 
@@ -444,58 +341,36 @@ async fn two_replicas_sharing_redis_share_limits_and_revocations() {
         return;
     };
     let mock = mock().await;
-    let config = governed(&mock, &pg, &format!("redis: \"{redis}\"\n"));
+    let config = config(&mock, &pg, &format!("redis: \"{redis}\"\n"));
     let a = TestGateway::start(&config).await;
     let b = TestGateway::start(&config).await;
     let (id, key) = create_key(&a, json!({"rpm": 60})).await;
     let mut ok = 0;
     for i in 0..100 {
         let gateway = if i % 2 == 0 { &a } else { &b };
-        if request(
-            gateway,
-            "/v1/chat/completions",
-            Some(&key),
-            &chat("fast", "x"),
-        )
-        .await
-        .status()
-            == 200
-        {
+        if status_as(gateway, Some(&key)).await == 200 {
             ok += 1;
         }
     }
     assert_eq!(ok, 60, "60 RPM across both replicas, not 120");
 
     let (id2, key2) = create_key(&a, json!({})).await;
-    assert_eq!(
-        request(&b, "/v1/chat/completions", Some(&key2), &chat("fast", "x"))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(status_as(&b, Some(&key2)).await, 200);
     let revoked = a
-        .client
-        .delete(format!("{}/admin/keys/{id2}", a.url))
-        .bearer_auth(MASTER)
-        .send()
-        .await
-        .unwrap();
+        .send_as(
+            reqwest::Method::DELETE,
+            &format!("/admin/keys/{id2}"),
+            Some(MASTER),
+            None,
+        )
+        .await;
     assert_eq!(revoked.status(), 200);
-    let deadline = Instant::now() + Duration::from_secs(1);
-    loop {
-        if request(&b, "/v1/chat/completions", Some(&key2), &chat("fast", "x"))
-            .await
-            .status()
-            == 401
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "replica b still accepts a key revoked on a"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(Duration::from_secs(1), || async {
+        (status_as(&b, Some(&key2)).await == 401)
+            .then_some(())
+            .ok_or("replica b still accepts a key revoked on a")
+    })
+    .await;
     let _ = id;
 }
 
@@ -511,7 +386,7 @@ async fn redis_outage(policy: &str, expected_during: u16) {
         .port();
     let mut redis = start_redis(port).await;
     let mock = mock().await;
-    let config = governed(
+    let config = config(
         &mock,
         &pg,
         &format!("redis: \"redis://127.0.0.1:{port}\"\n"),
@@ -523,9 +398,13 @@ async fn redis_outage(policy: &str, expected_during: u16) {
     let gateway = TestGateway::start(&config).await;
     let (_, key) = create_key(&gateway, json!({"rpm": 1})).await;
     let body = chat("fast", "x");
-    let first = request(&gateway, "/v1/chat/completions", Some(&key), &body).await;
+    let first = gateway
+        .post_as("/v1/chat/completions", Some(&key), &body)
+        .await;
     assert_eq!(first.status(), 200);
-    let second = request(&gateway, "/v1/chat/completions", Some(&key), &body).await;
+    let second = gateway
+        .post_as("/v1/chat/completions", Some(&key), &body)
+        .await;
     assert_eq!(second.status(), 429, "the limit holds while Redis is up");
 
     redis.kill().unwrap();
@@ -533,46 +412,22 @@ async fn redis_outage(policy: &str, expected_during: u16) {
     // The key's one request per minute is spent, so until the gateway notices the outage (its
     // key cache may still answer) the limit refuses with 429; once it has, the policy decides:
     // closed refuses with 503, open serves without limits.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let during = request(
-            &gateway,
-            "/v1/chat/completions",
-            Some(&key),
-            &chat("fast", "x"),
-        )
-        .await
-        .status()
-        .as_u16();
-        if during != 429 {
-            assert_eq!(during, expected_during, "policy {policy}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "policy {policy}: the outage was never noticed"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let during = eventually(Duration::from_secs(10), || async {
+        let during = status_as(&gateway, Some(&key)).await;
+        (during != 429)
+            .then_some(during)
+            .ok_or_else(|| format!("policy {policy}: the outage was never noticed"))
+    })
+    .await;
+    assert_eq!(during, expected_during, "policy {policy}");
 
     let mut redis = start_redis(port).await;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while request(
-        &gateway,
-        "/v1/chat/completions",
-        Some(&key),
-        &chat("fast", "x"),
-    )
-    .await
-    .status()
-        != 200
-    {
-        assert!(
-            Instant::now() < deadline,
-            "no recovery after Redis came back"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(Duration::from_secs(15), || async {
+        (status_as(&gateway, Some(&key)).await == 200)
+            .then_some(())
+            .ok_or("no recovery after Redis came back")
+    })
+    .await;
     redis.kill().unwrap();
     redis.wait().unwrap();
 }
@@ -590,7 +445,7 @@ async fn redis_down_fails_closed_when_configured_then_recovers() {
 #[tokio::test]
 async fn vendor_health_needs_the_master_key_once_auth_is_on_and_health_stays_open() {
     let mock = mock().await;
-    let gateway = TestGateway::start(&governed(&mock, &sqlite("health-vendors"), "")).await;
+    let gateway = TestGateway::start(&config(&mock, &sqlite("health-vendors"), "")).await;
     let open = gateway.get("/health/vendors").await;
     assert_eq!(
         open.status(),
@@ -598,21 +453,9 @@ async fn vendor_health_needs_the_master_key_once_auth_is_on_and_health_stays_ope
         "credential names and breaker states are not public"
     );
     let (_, key) = create_key(&gateway, json!({})).await;
-    let with_key = gateway
-        .client
-        .get(format!("{}/health/vendors", gateway.url))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
+    let with_key = gateway.get_as("/health/vendors", &key).await;
     assert_eq!(with_key.status(), 401, "a virtual key is not an operator");
-    let master = gateway
-        .client
-        .get(format!("{}/health/vendors", gateway.url))
-        .bearer_auth(MASTER)
-        .send()
-        .await
-        .unwrap();
+    let master = gateway.get_as("/health/vendors", MASTER).await;
     assert_eq!(master.status(), 200);
     assert_eq!(gateway.get("/health").await.status(), 200);
 }

@@ -17,7 +17,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Binary, ScriptedVendor, http_answer, rss_kib};
+use common::{Binary, ScriptedVendor, eventually, http_answer, rss_kib};
 use llmux_mock::{FaultRule, MockUpstream};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -74,21 +74,6 @@ fn config(mock: &MockUpstream, extra_credentials: &str, extra: &str) -> String {
         "credentials:\n{}{extra_credentials}models:\n  - {{ vendor: openai, model: gpt-4o-mini }}\n{extra}",
         normal_model(mock)
     )
-}
-
-async fn wait_until<F, Fut>(what: &str, limit: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("timed out waiting until {what}");
 }
 
 #[tokio::test]
@@ -282,17 +267,15 @@ async fn connections_past_max_connections_are_closed_and_the_rest_are_served() {
     assert_closed(&mut refused, "over-the-cap").await;
     drop(held);
     // Places come back as the held connections close.
-    wait_until(
-        "a request is served again",
-        Duration::from_secs(5),
-        || async {
-            reqwest::Client::new()
-                .get(format!("{}/health", gateway.url))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200)
-        },
-    )
+    eventually(Duration::from_secs(5), || async {
+        reqwest::Client::new()
+            .get(format!("{}/health", gateway.url))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+            .then_some(())
+            .ok_or("waiting until a request is served again")
+    })
     .await;
     assert!(
         gateway
@@ -333,14 +316,11 @@ async fn past_max_in_flight_requests_are_shed_at_once_in_their_own_envelope() {
             .send();
         hanging.push(tokio::spawn(request));
     }
-    wait_until(
-        "both slow requests reached the vendor",
-        Duration::from_secs(10),
-        || {
-            let calls = slow.calls().len();
-            async move { calls == 2 }
-        },
-    )
+    eventually(Duration::from_secs(10), || async {
+        (slow.calls().len() == 2)
+            .then_some(())
+            .ok_or("waiting until both slow requests reached the vendor")
+    })
     .await;
 
     let started = Instant::now();
@@ -390,7 +370,7 @@ async fn past_max_in_flight_requests_are_shed_at_once_in_their_own_envelope() {
     for request in hanging {
         request.abort();
     }
-    wait_until("the aborted requests free their places", Duration::from_secs(10), || {
+    eventually(Duration::from_secs(10), || {
         let url = gateway.url.clone();
         async move {
             reqwest::Client::new()
@@ -404,6 +384,8 @@ async fn past_max_in_flight_requests_are_shed_at_once_in_their_own_envelope() {
                 .send()
                 .await
                 .is_ok_and(|r| r.status() == 200)
+                .then_some(())
+                .ok_or("waiting until the aborted requests free their places")
         }
     })
     .await;
@@ -448,34 +430,34 @@ async fn a_probe_whose_client_disconnects_is_released() {
         .timeout(Duration::from_millis(500))
         .build()
         .unwrap();
-    wait_until(
-        "a probe reached the hanging vendor",
-        Duration::from_secs(10),
-        || {
-            let request = impatient
-                .post(format!("{}/v1/chat/completions", gateway.url))
-                .json(&chat("probe"))
-                .send();
-            let mock = &mock;
-            async move {
-                let _ = request.await;
-                mock.calls().len() > calls_before
-            }
-        },
-    )
+    eventually(Duration::from_secs(10), || {
+        let request = impatient
+            .post(format!("{}/v1/chat/completions", gateway.url))
+            .json(&chat("probe"))
+            .send();
+        let mock = &mock;
+        async move {
+            let _ = request.await;
+            (mock.calls().len() > calls_before)
+                .then_some(())
+                .ok_or("waiting until a probe reached the hanging vendor")
+        }
+    })
     .await;
     mock.clear_faults();
-    wait_until(
-        "a new probe succeeds and closes the breaker",
-        Duration::from_secs(10),
-        || {
-            let request = client
-                .post(format!("{}/v1/chat/completions", gateway.url))
-                .json(&chat("again"))
-                .send();
-            async move { request.await.is_ok_and(|r| r.status() == 200) }
-        },
-    )
+    eventually(Duration::from_secs(10), || {
+        let request = client
+            .post(format!("{}/v1/chat/completions", gateway.url))
+            .json(&chat("again"))
+            .send();
+        async move {
+            request
+                .await
+                .is_ok_and(|r| r.status() == 200)
+                .then_some(())
+                .ok_or("waiting until a new probe succeeds and closes the breaker")
+        }
+    })
     .await;
     assert_still_serving(&mut gateway).await;
 }

@@ -10,52 +10,10 @@
 mod common;
 
 use common::*;
-use llmux_mock::{FaultRule, MockOptions, MockUpstream};
+use llmux_mock::{FaultRule, MockOptions};
 use serde_json::{Value, json};
 
-/// One alias per vendor, each on its own API.
-fn every_vendor(mock: &MockUpstream) -> String {
-    format!(
-        "credentials:
-  - {{ platform: openai, value: sk-openai-test-0123456789, base_url: \"{url}/v1\" }}
-  - {{ platform: anthropic, value: sk-ant-test-0123456789, base_url: \"{url}/v1\" }}
-  - {{ platform: gemini, value: AIzaTestKey0123456789012345678901234, base_url: \"{url}/v1beta\" }}
-models:
-  - {{ vendor: openai, model: gpt-4o-mini, name: via-openai }}
-  - {{ vendor: anthropic, model: claude-sonnet-4-5, name: via-anthropic }}
-  - {{ vendor: gemini, model: gemini-2.5-flash, name: via-gemini }}
-",
-        url = mock.url()
-    )
-}
-
 const VIA: [&str; 3] = ["via-openai", "via-anthropic", "via-gemini"];
-
-/// Named SSE events: (event name, JSON data).
-async fn named_events(response: reqwest::Response) -> Vec<(String, Value)> {
-    let text = response.text().await.unwrap();
-    assert!(!text.contains('\r'), "LF line endings only");
-    text.split("\n\n")
-        .filter(|f| !f.is_empty())
-        .filter_map(|frame| {
-            let mut name = String::new();
-            let mut data = Vec::new();
-            for line in frame.lines() {
-                if let Some(n) = line.strip_prefix("event: ") {
-                    name = n.to_owned();
-                } else if let Some(d) = line.strip_prefix("data: ") {
-                    data.push(d);
-                }
-            }
-            assert!(data.len() <= 1, "one data line per event: {frame}");
-            let data = data.first()?;
-            if *data == "[DONE]" {
-                return Some(("[DONE]".into(), Value::Null));
-            }
-            Some((name, serde_json::from_str(data).unwrap()))
-        })
-        .collect()
-}
 
 fn weather_tool_responses() -> Value {
     json!([{"type": "function", "name": "get_weather", "description": "weather",
@@ -65,7 +23,7 @@ fn weather_tool_responses() -> Value {
 #[tokio::test]
 async fn responses_answers_on_every_vendor_with_the_required_resource_fields() {
     let mock = mock().await;
-    let gateway = TestGateway::start(&every_vendor(&mock)).await;
+    let gateway = TestGateway::start(&every_vendor(&mock, "")).await;
     for model in VIA {
         let response = gateway
             .post(
@@ -130,7 +88,7 @@ async fn responses_stream_follows_the_spec_sequence_with_function_calls() {
         ..MockOptions::default()
     })
     .await;
-    let gateway = TestGateway::start(&every_vendor(&mock)).await;
+    let gateway = TestGateway::start(&every_vendor(&mock, "")).await;
     for model in VIA {
         let request = json!({"model": model, "input": "weather in Lima", "tools": weather_tool_responses(), "stream": true});
         let events = named_events(gateway.post("/v1/responses", &request).await).await;
@@ -179,13 +137,8 @@ async fn responses_stream_follows_the_spec_sequence_with_function_calls() {
 #[tokio::test]
 async fn previous_response_id_continues_a_conversation_on_another_vendor() {
     let mock = mock().await;
-    let gateway = TestGateway::start(&every_vendor(&mock)).await;
-    let first: Value = gateway
-        .post("/v1/responses", &json!({"model": "via-gemini", "input": "weather in Quito", "tools": weather_tool_responses()}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let gateway = TestGateway::start(&every_vendor(&mock, "")).await;
+    let first: Value = gateway.answer("/v1/responses", &json!({"model": "via-gemini", "input": "weather in Quito", "tools": weather_tool_responses()})).await;
     let call = first["output"]
         .as_array()
         .unwrap()
@@ -245,7 +198,7 @@ async fn previous_response_id_continues_a_conversation_on_another_vendor() {
 #[tokio::test]
 async fn hosted_tools_are_dropped_and_named_or_refused_when_configured() {
     let mock = mock().await;
-    let gateway = TestGateway::start(&every_vendor(&mock)).await;
+    let gateway = TestGateway::start(&every_vendor(&mock, "")).await;
     let body = json!({"model": "via-anthropic", "input": "x",
         "tools": [{"type": "web_search", "external_web_access": false},
                   {"type": "function", "name": "f", "parameters": {"type": "object"}}]});
@@ -263,7 +216,7 @@ async fn hosted_tools_are_dropped_and_named_or_refused_when_configured() {
 
     let strict = TestGateway::start(&format!(
         "{}compat: {{ unsupported_tools: reject }}\n",
-        every_vendor(&mock)
+        every_vendor(&mock, "")
     ))
     .await;
     mock.clear_calls();
@@ -283,7 +236,7 @@ async fn hosted_tools_are_dropped_and_named_or_refused_when_configured() {
 #[tokio::test]
 async fn anthropic_beta_reaches_anthropic_on_the_byte_path_and_nothing_else_does() {
     let mock = mock().await;
-    let gateway = TestGateway::start(&every_vendor(&mock)).await;
+    let gateway = TestGateway::start(&every_vendor(&mock, "")).await;
     // A beta field the real API (and the mock) refuses without its beta header.
     let body = json!({"model": "via-anthropic", "max_tokens": 64,
         "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
@@ -334,7 +287,7 @@ fn messages_request(model: &str, stream: bool) -> Value {
 #[tokio::test]
 async fn messages_answers_on_every_vendor_in_anthropic_shape() {
     let mock = mock().await;
-    let gateway = TestGateway::start(&every_vendor(&mock)).await;
+    let gateway = TestGateway::start(&every_vendor(&mock, "")).await;
     for model in VIA {
         let response = gateway
             .post("/v1/messages", &messages_request(model, false))
@@ -371,7 +324,7 @@ async fn messages_stream_is_anthropics_exact_sequence_on_every_vendor() {
         ..MockOptions::default()
     })
     .await;
-    let gateway = TestGateway::start(&every_vendor(&mock)).await;
+    let gateway = TestGateway::start(&every_vendor(&mock, "")).await;
     for model in VIA {
         let events = named_events(
             gateway
@@ -430,7 +383,7 @@ async fn messages_errors_use_anthropics_envelope() {
         times: Some(1),
         ..Default::default()
     });
-    let gateway = TestGateway::start(&every_vendor(&mock)).await;
+    let gateway = TestGateway::start(&every_vendor(&mock, "")).await;
     let missing = gateway
         .post(
             "/v1/messages",
@@ -459,7 +412,7 @@ async fn messages_errors_use_anthropics_envelope() {
 #[tokio::test]
 async fn count_tokens_answers_and_says_when_it_estimates() {
     let mock = mock().await;
-    let gateway = TestGateway::start(&every_vendor(&mock)).await;
+    let gateway = TestGateway::start(&every_vendor(&mock, "")).await;
     let response = gateway
         .post("/v1/messages/count_tokens", &json!({"model": "via-gemini", "messages": [{"role": "user", "content": "count these words please"}]}))
         .await;
@@ -473,29 +426,24 @@ async fn shared_store_across_replicas(store: &str) {
     let mock = mock().await;
     let config = format!(
         "{}responses: {{ store: \"{store}\", capacity: 100 }}\n",
-        every_vendor(&mock)
+        every_vendor(&mock, "")
     );
     let a = TestGateway::start(&config).await;
     let b = TestGateway::start(&config).await;
     let first: Value = a
-        .post(
+        .answer(
             "/v1/responses",
             &json!({"model": "via-anthropic", "input": "remember Oslo"}),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     let id = first["id"].as_str().unwrap().to_owned();
     // The write to the database happens in the background: the other replica sees it shortly.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while b.get(&format!("/v1/responses/{id}")).await.status() != 200 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "replica b never saw the stored response"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    eventually(std::time::Duration::from_secs(5), || async {
+        (b.get(&format!("/v1/responses/{id}")).await.status() == 200)
+            .then_some(())
+            .ok_or("replica b never saw the stored response")
+    })
+    .await;
     let second = b
         .post(
             "/v1/responses",

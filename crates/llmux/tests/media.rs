@@ -110,6 +110,14 @@ fn vendor_part(mock: &MockUpstream) -> Value {
     body["messages"][0]["content"][1].clone()
 }
 
+/// The mock, the file server and a gateway with `images` settings in front of both.
+async fn with_files(images: &str) -> (MockUpstream, Files, TestGateway) {
+    let mock = mock().await;
+    let files = files().await;
+    let gateway = TestGateway::start(&vendors(&mock, images)).await;
+    (mock, files, gateway)
+}
+
 async fn ok(response: reqwest::Response) -> Value {
     let status = response.status();
     let body: Value = response.json().await.unwrap();
@@ -117,7 +125,21 @@ async fn ok(response: reqwest::Response) -> Value {
     body
 }
 
-async fn refused(response: reqwest::Response) -> String {
+/// Sends `part` to `model` on the chat route, checks it is answered, and returns the part as
+/// the vendor received it.
+async fn answered(gateway: &TestGateway, mock: &MockUpstream, model: &str, part: Value) -> Value {
+    ok(gateway
+        .post("/v1/chat/completions", &chat_with(model, part))
+        .await)
+    .await;
+    vendor_part(mock)
+}
+
+/// Sends `part` to `model` on the chat route and returns the 400's message.
+async fn refusal(gateway: &TestGateway, model: &str, part: Value) -> String {
+    let response = gateway
+        .post("/v1/chat/completions", &chat_with(model, part))
+        .await;
     let status = response.status();
     let body: Value = response.json().await.unwrap();
     assert_eq!(status, 400, "{body}");
@@ -126,78 +148,47 @@ async fn refused(response: reqwest::Response) -> String {
 
 #[tokio::test]
 async fn a_pdf_url_reaches_each_vendor_as_its_native_document() {
-    let mock = mock().await;
-    let files = files().await;
-    let gateway = TestGateway::start(&vendors(&mock, "allow_addresses: [127.0.0.1]")).await;
+    let (mock, files, gateway) = with_files("allow_addresses: [127.0.0.1]").await;
     let part = json!({"type": "file_url", "file_url": {"url": format!("{}/doc.pdf", files.url)}});
     let data_url = format!("data:application/pdf;base64,{}", b64(PDF));
 
-    ok(gateway
-        .post("/v1/chat/completions", &chat_with("gpt", part.clone()))
-        .await)
-    .await;
-    let openai = vendor_part(&mock);
+    let openai = answered(&gateway, &mock, "gpt", part.clone()).await;
     assert_eq!(openai["type"], "file");
     assert_eq!(openai["file"]["file_data"], data_url.as_str());
 
-    ok(gateway
-        .post("/v1/chat/completions", &chat_with("claude", part.clone()))
-        .await)
-    .await;
-    let anthropic = vendor_part(&mock);
+    let anthropic = answered(&gateway, &mock, "claude", part.clone()).await;
     assert_eq!(anthropic["type"], "document");
     assert_eq!(anthropic["source"]["media_type"], "application/pdf");
     assert_eq!(anthropic["source"]["data"], b64(PDF).as_str());
 
-    ok(gateway
-        .post("/v1/chat/completions", &chat_with("flash", part))
-        .await)
-    .await;
-    let gemini = vendor_part(&mock);
+    let gemini = answered(&gateway, &mock, "flash", part).await;
     assert_eq!(gemini["inlineData"]["mimeType"], "application/pdf");
     assert_eq!(gemini["inlineData"]["data"], b64(PDF).as_str());
 }
 
 #[tokio::test]
 async fn a_file_url_holding_an_image_is_sent_as_an_image() {
-    let mock = mock().await;
-    let files = files().await;
-    let gateway = TestGateway::start(&vendors(&mock, "allow_addresses: [127.0.0.1]")).await;
+    let (mock, files, gateway) = with_files("allow_addresses: [127.0.0.1]").await;
     let part = json!({"type": "file_url", "file_url": {"url": format!("{}/img.png", files.url)}});
 
-    ok(gateway
-        .post("/v1/chat/completions", &chat_with("gpt", part.clone()))
-        .await)
-    .await;
-    let openai = vendor_part(&mock);
+    let openai = answered(&gateway, &mock, "gpt", part.clone()).await;
     assert_eq!(openai["type"], "image_url");
     assert_eq!(
         openai["image_url"]["url"],
         format!("data:image/png;base64,{}", b64(PNG)).as_str()
     );
 
-    ok(gateway
-        .post("/v1/chat/completions", &chat_with("claude", part))
-        .await)
-    .await;
-    let anthropic = vendor_part(&mock);
+    let anthropic = answered(&gateway, &mock, "claude", part).await;
     assert_eq!(anthropic["type"], "image");
     assert_eq!(anthropic["source"]["media_type"], "image/png");
 }
 
 #[tokio::test]
 async fn a_file_url_of_another_type_is_a_400_naming_the_type() {
-    let mock = mock().await;
-    let files = files().await;
-    let gateway = TestGateway::start(&vendors(&mock, "allow_addresses: [127.0.0.1]")).await;
+    let (mock, files, gateway) = with_files("allow_addresses: [127.0.0.1]").await;
     let part = json!({"type": "file_url", "file_url": {"url": format!("{}/page.html", files.url)}});
 
-    let message = refused(
-        gateway
-            .post("/v1/chat/completions", &chat_with("gpt", part))
-            .await,
-    )
-    .await;
+    let message = refusal(&gateway, "gpt", part).await;
 
     assert!(message.contains("'text/html'"), "{message}");
     assert!(message.contains("file part 1 of message 0"), "{message}");
@@ -206,36 +197,21 @@ async fn a_file_url_of_another_type_is_a_400_naming_the_type() {
 
 #[tokio::test]
 async fn audio_urls_reach_openai_and_gemini_and_anthropic_gets_a_400() {
-    let mock = mock().await;
-    let files = files().await;
-    let gateway = TestGateway::start(&vendors(&mock, "allow_addresses: [127.0.0.1]")).await;
+    let (mock, files, gateway) = with_files("allow_addresses: [127.0.0.1]").await;
     let mp3 = json!({"type": "audio_url", "audio_url": {"url": format!("{}/a.mp3", files.url)}});
     let wav = json!({"type": "audio_url", "audio_url": {"url": format!("{}/a.wav", files.url)}});
 
-    ok(gateway
-        .post("/v1/chat/completions", &chat_with("gpt", mp3.clone()))
-        .await)
-    .await;
-    let openai = vendor_part(&mock);
+    let openai = answered(&gateway, &mock, "gpt", mp3.clone()).await;
     assert_eq!(openai["type"], "input_audio");
     assert_eq!(openai["input_audio"]["format"], "mp3");
     assert_eq!(openai["input_audio"]["data"], b64(MP3).as_str());
 
-    ok(gateway
-        .post("/v1/chat/completions", &chat_with("flash", wav))
-        .await)
-    .await;
-    let gemini = vendor_part(&mock);
+    let gemini = answered(&gateway, &mock, "flash", wav).await;
     assert_eq!(gemini["inlineData"]["mimeType"], "audio/wav");
     assert_eq!(gemini["inlineData"]["data"], b64(WAV).as_str());
 
     let calls = mock.calls().len();
-    let message = refused(
-        gateway
-            .post("/v1/chat/completions", &chat_with("claude", mp3))
-            .await,
-    )
-    .await;
+    let message = refusal(&gateway, "claude", mp3).await;
     assert!(message.contains("audio part 1 of message 0"), "{message}");
     assert!(message.contains("Anthropic"), "{message}");
     assert_eq!(mock.calls().len(), calls, "nothing reached Anthropic");
@@ -314,23 +290,15 @@ async fn fetch_all_inlines_image_urls_for_openai_too_and_auto_leaves_them() {
         json!({"type": "image_url", "image_url": {"url": format!("{}/img.png", files.url)}});
 
     let auto = TestGateway::start(&vendors(&mock, "allow_addresses: [127.0.0.1]")).await;
-    ok(auto
-        .post("/v1/chat/completions", &chat_with("gpt", image.clone()))
-        .await)
-    .await;
     assert_eq!(
-        vendor_part(&mock)["image_url"]["url"],
+        answered(&auto, &mock, "gpt", image.clone()).await["image_url"]["url"],
         format!("{}/img.png", files.url).as_str(),
         "auto: OpenAI reads the URL itself"
     );
 
     let all = TestGateway::start(&vendors(&mock, "fetch: all, allow_addresses: [127.0.0.1]")).await;
-    ok(all
-        .post("/v1/chat/completions", &chat_with("gpt", image))
-        .await)
-    .await;
     assert_eq!(
-        vendor_part(&mock)["image_url"]["url"],
+        answered(&all, &mock, "gpt", image).await["image_url"]["url"],
         format!("data:image/png;base64,{}", b64(PNG)).as_str()
     );
 }
@@ -347,10 +315,7 @@ async fn download_headers_go_only_to_listed_hosts_and_never_to_the_vendor() {
         "fetch: all, allow_addresses: [127.0.0.1], header_hosts: [127.0.0.1]",
     ))
     .await;
-    ok(listed
-        .post("/v1/chat/completions", &chat_with("gpt", image.clone()))
-        .await)
-    .await;
+    answered(&listed, &mock, "gpt", image.clone()).await;
     assert!(
         files
             .heads
@@ -367,10 +332,7 @@ async fn download_headers_go_only_to_listed_hosts_and_never_to_the_vendor() {
 
     let unlisted =
         TestGateway::start(&vendors(&mock, "fetch: all, allow_addresses: [127.0.0.1]")).await;
-    ok(unlisted
-        .post("/v1/chat/completions", &chat_with("gpt", image))
-        .await)
-    .await;
+    answered(&unlisted, &mock, "gpt", image).await;
     assert!(
         !files
             .heads
@@ -404,23 +366,14 @@ async fn fetch_false_still_means_off() {
     .await;
     let part = json!({"type": "file_url", "file_url": {"url": format!("{}/doc.pdf", files.url)}});
 
-    let message = refused(
-        gateway
-            .post("/v1/chat/completions", &chat_with("flash", part))
-            .await,
-    )
-    .await;
+    let message = refusal(&gateway, "flash", part).await;
 
     assert!(message.contains("images.fetch is off"), "{message}");
     // Anthropic reads a document URL itself, so it still gets one.
     let pdf_url = format!("{}/doc.pdf", files.url);
     let part = json!({"type": "file_url", "file_url": {"url": pdf_url}});
-    ok(gateway
-        .post("/v1/chat/completions", &chat_with("claude", part))
-        .await)
-    .await;
     assert_eq!(
-        vendor_part(&mock),
+        answered(&gateway, &mock, "claude", part).await,
         json!({"type": "document", "source": {"type": "url", "url": pdf_url}})
     );
     assert!(

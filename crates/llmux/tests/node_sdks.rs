@@ -15,7 +15,7 @@
 mod common;
 
 use common::*;
-use llmux_mock::{Api, MockUpstream};
+use llmux_mock::Api;
 use std::time::Duration;
 
 /// Each alias, the model the mock sees for it and the vendor API it must be called on.
@@ -24,21 +24,6 @@ const VIA: [(&str, &str, Api); 3] = [
     ("via-anthropic", "claude-sonnet-4-5", Api::Anthropic),
     ("via-gemini", "gemini-2.5-flash", Api::Gemini),
 ];
-
-fn every_vendor(mock: &MockUpstream) -> String {
-    format!(
-        "credentials:
-  - {{ platform: openai, value: sk-openai-test-0123456789, base_url: \"{url}/v1\" }}
-  - {{ platform: anthropic, value: sk-ant-test-0123456789, base_url: \"{url}/v1\" }}
-  - {{ platform: gemini, value: AIzaTestKey0123456789012345678901234, base_url: \"{url}/v1beta\" }}
-models:
-  - {{ vendor: openai, model: gpt-4o-mini, name: via-openai }}
-  - {{ vendor: anthropic, model: claude-sonnet-4-5, name: via-anthropic }}
-  - {{ vendor: gemini, model: gemini-2.5-flash, name: via-gemini }}
-",
-        url = mock.url()
-    )
-}
 
 /// Runs `agents/<script>` with node for `model` and panics with its output unless it succeeds.
 async fn run_script(node_modules: &str, script: &str, base_url: &str, model: &str) {
@@ -55,27 +40,20 @@ async fn run_script(node_modules: &str, script: &str, base_url: &str, model: &st
         .await
         .unwrap_or_else(|_| panic!("{script} on {model} did not finish within 60 s"))
         .expect("node runs");
-    assert!(
-        output.status.success(),
-        "{script} on {model} failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    // Shown with `--nocapture`: which checks ran.
-    eprint!("{}", String::from_utf8_lossy(&output.stdout));
+    assert_script_passed(script, model, &output);
 }
 
 #[tokio::test]
 async fn node_sdks_work_against_every_vendor() {
-    let Ok(node_modules) = std::env::var("LLMUX_TEST_NODE_SDKS") else {
-        eprintln!(
-            "skipped: LLMUX_TEST_NODE_SDKS is not set (scripts/test sets it after installing the \
-             openai and @anthropic-ai/sdk packages into target/clients/node-sdks)"
-        );
+    let Some(node_modules) = installed_client(
+        "LLMUX_TEST_NODE_SDKS",
+        "the openai and @anthropic-ai/sdk packages",
+        "node-sdks",
+    ) else {
         return;
     };
     let mock = mock().await;
-    let gateway = TestGateway::start(&every_vendor(&mock)).await;
+    let gateway = TestGateway::start(&every_vendor(&mock, "")).await;
     for (via, model, api) in VIA {
         run_script(&node_modules, "openai_sdk.js", &gateway.url, via).await;
         run_script(&node_modules, "anthropic_sdk.js", &gateway.url, via).await;

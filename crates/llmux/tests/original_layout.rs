@@ -222,11 +222,8 @@ async fn the_open_responses_quick_start_on_the_chat_route_is_answered_as_a_respo
     );
     // A chat body still gets the chat shape.
     let chat_answer: Value = gateway
-        .post("/v1/chat/completions", &chat("fast", "hi"))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .answer("/v1/chat/completions", &chat("fast", "hi"))
+        .await;
     assert_eq!(chat_answer["object"], "chat.completion");
 }
 

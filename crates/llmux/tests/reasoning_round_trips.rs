@@ -17,21 +17,36 @@ use serde_json::{Value, json};
 
 fn config(mock: &MockUpstream) -> String {
     format!(
-        "credentials:
-  - {{ platform: openai, value: sk-openai-test-0123456789, base_url: \"{url}/v1\" }}
-  - {{ platform: anthropic, value: sk-ant-test-0123456789, base_url: \"{url}/v1\" }}
-  - {{ platform: gemini, value: AIzaTestKey0123456789012345678901234, base_url: \"{url}/v1beta\" }}
-models:
+        "{}models:
   - {{ vendor: openai, model: gpt-5, name: via-openai }}
   - {{ vendor: anthropic, model: claude-sonnet-4-5, name: via-anthropic }}
   - {{ vendor: gemini, model: gemini-3-flash-preview, name: via-gemini }}
 ",
-        url = mock.url()
+        every_vendor_credentials(mock)
     )
 }
 
 fn last_call(mock: &MockUpstream) -> llmux_mock::RecordedCall {
     mock.calls().pop().unwrap()
+}
+
+/// Sends the next turn (`body` to `path`) to `model`, checks it is answered, and returns what
+/// the vendor received.
+async fn replay(
+    gateway: &TestGateway,
+    mock: &MockUpstream,
+    model: &str,
+    path: &str,
+    body: &Value,
+) -> llmux_mock::RecordedCall {
+    let response = gateway.post(path, body).await;
+    assert_eq!(
+        response.status(),
+        200,
+        "{model}: {}",
+        response.text().await.unwrap()
+    );
+    last_call(mock)
 }
 
 #[tokio::test]
@@ -40,15 +55,12 @@ async fn messages_thinking_goes_back_to_anthropic_and_is_dropped_elsewhere() {
     let gateway = TestGateway::start(&config(&mock)).await;
     let thinking = json!({"type": "enabled", "budget_tokens": 2048});
     let first: Value = gateway
-        .post(
+        .answer(
             "/v1/messages",
             &json!({"model": "via-anthropic", "max_tokens": 4096, "thinking": thinking,
                     "messages": [{"role": "user", "content": "plan a trip"}]}),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     let block = first["content"][0].clone();
     assert_eq!(block["type"], "thinking", "{first}");
     let signature = block["signature"].as_str().unwrap().to_owned();
@@ -59,20 +71,16 @@ async fn messages_thinking_goes_back_to_anthropic_and_is_dropped_elsewhere() {
         {"role": "user", "content": "and then?"}
     ]);
     for model in ["via-anthropic", "via-gemini", "via-openai"] {
-        let response = gateway
-            .post(
-                "/v1/messages",
-                &json!({"model": model, "max_tokens": 4096, "thinking": thinking,
+        let sent = replay(
+            &gateway,
+            &mock,
+            model,
+            "/v1/messages",
+            &json!({"model": model, "max_tokens": 4096, "thinking": thinking,
                         "messages": history}),
-            )
-            .await;
-        assert_eq!(
-            response.status(),
-            200,
-            "{model}: {}",
-            response.text().await.unwrap()
-        );
-        let sent = last_call(&mock).raw_body;
+        )
+        .await
+        .raw_body;
         // Kept (and verified by the mock) on Anthropic, dropped on the others.
         assert_eq!(
             sent.contains(&signature),
@@ -128,15 +136,12 @@ async fn responses_reasoning_round_trips_on_its_own_vendor_and_is_dropped_elsewh
     let gateway = TestGateway::start(&config(&mock)).await;
     // Turn 1 on Anthropic: a reasoning item carrying Anthropic's signature.
     let first: Value = gateway
-        .post(
+        .answer(
             "/v1/responses",
             &json!({"model": "via-anthropic", "input": "plan a trip",
                     "reasoning": {"effort": "high"}}),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     let reasoning = first["output"][0].clone();
     assert_eq!(reasoning["type"], "reasoning", "{first}");
     let encrypted = reasoning["encrypted_content"].as_str().unwrap().to_owned();
@@ -144,20 +149,15 @@ async fn responses_reasoning_round_trips_on_its_own_vendor_and_is_dropped_elsewh
     let mut input = first["output"].as_array().unwrap().clone();
     input.push(json!({"type": "message", "role": "user", "content": "and then?"}));
     for model in ["via-anthropic", "via-openai", "via-gemini"] {
-        let response = gateway
-            .post(
-                "/v1/responses",
-                &json!({"model": model, "input": input, "store": false,
+        let call = replay(
+            &gateway,
+            &mock,
+            model,
+            "/v1/responses",
+            &json!({"model": model, "input": input, "store": false,
                         "reasoning": {"effort": "high"}}),
-            )
-            .await;
-        assert_eq!(
-            response.status(),
-            200,
-            "{model}: {}",
-            response.text().await.unwrap()
-        );
-        let call = last_call(&mock);
+        )
+        .await;
         assert_eq!(
             call.raw_body.contains(&signature),
             model == "via-anthropic",
@@ -176,15 +176,12 @@ async fn responses_reasoning_round_trips_on_its_own_vendor_and_is_dropped_elsewh
 
     // Turn 1 at OpenAI: its encrypted reasoning goes back to OpenAI only.
     let first: Value = gateway
-        .post(
+        .answer(
             "/v1/responses",
             &json!({"model": "via-openai", "input": "plan a trip", "store": false,
                     "include": ["reasoning.encrypted_content"]}),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     let encrypted = first["output"][0]["encrypted_content"]
         .as_str()
         .unwrap()
@@ -192,19 +189,15 @@ async fn responses_reasoning_round_trips_on_its_own_vendor_and_is_dropped_elsewh
     let mut input = first["output"].as_array().unwrap().clone();
     input.push(json!({"type": "message", "role": "user", "content": "and then?"}));
     for model in ["via-openai", "via-anthropic", "via-gemini"] {
-        let response = gateway
-            .post(
-                "/v1/responses",
-                &json!({"model": model, "input": input, "store": false}),
-            )
-            .await;
-        assert_eq!(
-            response.status(),
-            200,
-            "{model}: {}",
-            response.text().await.unwrap()
-        );
-        let sent = last_call(&mock).raw_body;
+        let sent = replay(
+            &gateway,
+            &mock,
+            model,
+            "/v1/responses",
+            &json!({"model": model, "input": input, "store": false}),
+        )
+        .await
+        .raw_body;
         assert_eq!(
             sent.contains(&encrypted),
             model == "via-openai",
@@ -219,15 +212,8 @@ async fn gemini_thought_signatures_round_trip_on_gemini_and_are_dropped_elsewher
     let gateway = TestGateway::start(&config(&mock)).await;
     let tools = json!([{"type": "function", "name": "get_weather",
         "parameters": {"type": "object", "properties": {"text": {"type": "string"}}}}]);
-    let first: Value = gateway
-        .post(
-            "/v1/responses",
-            &json!({"model": "via-gemini", "input": "weather in Oslo", "tools": tools, "store": false}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let first: Value = gateway.answer("/v1/responses",
+            &json!({"model": "via-gemini", "input": "weather in Oslo", "tools": tools, "store": false})).await;
     let call = first["output"]
         .as_array()
         .unwrap()
@@ -243,20 +229,16 @@ async fn gemini_thought_signatures_round_trip_on_gemini_and_are_dropped_elsewher
         {"type": "function_call_output", "call_id": call_id, "output": "sunny"}
     ]);
     for model in ["via-gemini", "via-anthropic", "via-openai"] {
-        let response = gateway
-            .post(
-                "/v1/responses",
-                &json!({"model": model, "input": input, "tools": tools, "store": false}),
-            )
-            .await;
         // Gemini 3 refuses a function call without its signature: it came back.
-        assert_eq!(
-            response.status(),
-            200,
-            "{model}: {}",
-            response.text().await.unwrap()
-        );
-        let sent = last_call(&mock).raw_body;
+        let sent = replay(
+            &gateway,
+            &mock,
+            model,
+            "/v1/responses",
+            &json!({"model": model, "input": input, "tools": tools, "store": false}),
+        )
+        .await
+        .raw_body;
         assert_eq!(
             sent.contains(signature),
             model == "via-gemini",
@@ -275,11 +257,8 @@ async fn chat_and_gemini_ingresses_replay_reasoning_to_anthropic_without_refusal
         "generationConfig": {"thinkingConfig": {"includeThoughts": true, "thinkingBudget": 2048}}
     });
     let first: Value = gateway
-        .post("/v1beta/models/via-anthropic:generateContent", &request)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .answer("/v1beta/models/via-anthropic:generateContent", &request)
+        .await;
     let model_turn = first["candidates"][0]["content"].clone();
     assert_eq!(model_turn["parts"][0]["thought"], true, "{first}");
     let contents = json!([
@@ -288,20 +267,9 @@ async fn chat_and_gemini_ingresses_replay_reasoning_to_anthropic_without_refusal
         {"role": "user", "parts": [{"text": "and then?"}]}
     ]);
     for model in ["via-anthropic", "via-gemini", "via-openai"] {
-        let response = gateway
-            .post(
-                &format!("/v1beta/models/{model}:generateContent"),
+        let call = replay(&gateway, &mock, model, &format!("/v1beta/models/{model}:generateContent"),
                 &json!({"contents": contents,
-                        "generationConfig": {"thinkingConfig": {"includeThoughts": true, "thinkingBudget": 2048}}}),
-            )
-            .await;
-        assert_eq!(
-            response.status(),
-            200,
-            "{model}: {}",
-            response.text().await.unwrap()
-        );
-        let call = last_call(&mock);
+                        "generationConfig": {"thinkingConfig": {"includeThoughts": true, "thinkingBudget": 2048}}})).await;
         let kept = call
             .raw_body
             .contains("\"thinking\":\"Thinking about: plan a trip\"");
@@ -316,15 +284,12 @@ async fn chat_and_gemini_ingresses_replay_reasoning_to_anthropic_without_refusal
     // Chat client, Anthropic model: the reasoning text has no signature a chat client can hold,
     // so the next turn carries none and Anthropic is not asked to verify anything.
     let first: Value = gateway
-        .post(
+        .answer(
             "/v1/chat/completions",
             &json!({"model": "via-anthropic", "reasoning_effort": "high",
                     "messages": [{"role": "user", "content": "plan a trip"}]}),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     let message = first["choices"][0]["message"].clone();
     let second = gateway
         .post(

@@ -22,6 +22,25 @@ fn two_keys(mock: &MockUpstream, reliability: &str) -> String {
     )
 }
 
+/// How many calls reached the `sk-flaky` credential (on `model`, when given).
+fn flaky_calls(mock: &MockUpstream, model: Option<&str>) -> usize {
+    mock.calls()
+        .iter()
+        .filter(|c| c.credential == "sk-flaky" && model.is_none_or(|m| c.model == m))
+        .count()
+}
+
+/// The entry of `credential` (and `model`, when given) in `/health/vendors`' `list`.
+fn health_entry(states: &Value, list: &str, credential: &str, model: Option<&str>) -> Value {
+    states[list]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["credential"] == credential && model.is_none_or(|m| c["model"] == m))
+        .unwrap()
+        .clone()
+}
+
 async fn vendor_states(gateway: &TestGateway) -> HashMap<String, Value> {
     let body: Value = gateway.get("/health/vendors").await.json().await.unwrap();
     body["combinations"]
@@ -66,23 +85,17 @@ async fn thirty_percent_failures_on_one_credential_never_reach_the_client_and_it
 
     // Healthy again: the breaker probes after its open period and closes.
     mock.clear_faults();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    eventually(Duration::from_secs(10), || async {
         gateway
             .post("/v1/chat/completions", &chat("fast", "again"))
             .await;
         let states = vendor_states(&gateway).await;
-        if states["openai-2"]["state"] == "closed"
-            && states["openai-2"]["recent_requests"].as_u64().unwrap() > 0
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "breaker never closed: {states:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        let flaky = &states["openai-2"];
+        (flaky["state"] == "closed" && flaky["recent_requests"].as_u64().unwrap() > 0)
+            .then_some(())
+            .ok_or_else(|| format!("breaker never closed: {states:?}"))
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -96,12 +109,7 @@ async fn a_credential_answering_401_is_taken_out_of_rotation() {
     let gateway = TestGateway::start(&two_keys(&mock, "{ breaker: { open_ms: 60000 } }")).await;
     let mut unauthorized = 0;
     for _ in 0..40 {
-        match gateway
-            .post("/v1/chat/completions", &chat("fast", "x"))
-            .await
-            .status()
-            .as_u16()
-        {
+        match gateway.chat_status("fast", "x").await {
             200 => {}
             401 => unauthorized += 1,
             other => panic!("unexpected {other}"),
@@ -111,24 +119,14 @@ async fn a_credential_answering_401_is_taken_out_of_rotation() {
         unauthorized <= 1,
         "the revoked key answered {unauthorized} times"
     );
-    let flaky_calls = mock
-        .calls()
-        .iter()
-        .filter(|c| c.credential == "sk-flaky")
-        .count();
+    let flaky_calls = flaky_calls(&mock, None);
     assert!(
         flaky_calls <= 1,
         "{flaky_calls} calls reached the revoked key"
     );
     assert_eq!(vendor_states(&gateway).await.len(), 2);
     let body: Value = gateway.get("/health/vendors").await.json().await.unwrap();
-    let credential = body["credentials"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["credential"] == "openai-2")
-        .unwrap()
-        .clone();
+    let credential = health_entry(&body, "credentials", "openai-2", None);
     if flaky_calls == 1 {
         assert_eq!(credential["state"], "open");
         assert_eq!(credential["last_error"], "status_401");
@@ -148,54 +146,30 @@ async fn a_429_with_retry_after_cools_the_combination_down_for_that_long() {
     let gateway = TestGateway::start(&two_keys(&mock, "{ backoff_base_ms: 1 }")).await;
     // Find the flaky key: the first request that hits it is retried on the other one.
     let start = Instant::now();
-    while !mock.calls().iter().any(|c| c.credential == "sk-flaky") {
-        assert_eq!(
-            gateway
-                .post("/v1/chat/completions", &chat("fast", "x"))
-                .await
-                .status(),
-            200
-        );
+    while flaky_calls(&mock, None) == 0 {
+        assert_eq!(gateway.chat_status("fast", "x").await, 200);
     }
     let cooled_at = Instant::now();
-    let calls_before = mock
-        .calls()
-        .iter()
-        .filter(|c| c.credential == "sk-flaky")
-        .count();
+    let calls_before = flaky_calls(&mock, None);
     // For the next ~1.5 s no request goes there.
     while cooled_at.elapsed() < Duration::from_millis(1500) {
-        assert_eq!(
-            gateway
-                .post("/v1/chat/completions", &chat("fast", "x"))
-                .await
-                .status(),
-            200
-        );
+        assert_eq!(gateway.chat_status("fast", "x").await, 200);
     }
-    let during = mock
-        .calls()
-        .iter()
-        .filter(|c| c.credential == "sk-flaky")
-        .count()
-        - calls_before;
+    let during = flaky_calls(&mock, None) - calls_before;
     assert_eq!(during, 0, "traffic reached a cooling-down combination");
     let view = vendor_states(&gateway).await;
     assert!(view["openai-2"]["cooldown_remaining_ms"].as_u64().unwrap() > 0);
     // After the cooldown it gets traffic again.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while mock
-        .calls()
-        .iter()
-        .filter(|c| c.credential == "sk-flaky")
-        .count()
-        == calls_before
-    {
-        assert!(Instant::now() < deadline, "the combination never came back");
+    eventually(Duration::from_secs(5), || async {
+        if flaky_calls(&mock, None) > calls_before {
+            return Ok(());
+        }
         gateway
             .post("/v1/chat/completions", &chat("fast", "x"))
             .await;
-    }
+        Err("the combination never came back")
+    })
+    .await;
     assert!(start.elapsed() >= Duration::from_secs(2));
 }
 
@@ -211,13 +185,7 @@ async fn when_every_candidate_is_open_the_answer_is_a_clear_503() {
         basic_config(&mock)
     );
     let gateway = TestGateway::start(&config).await;
-    assert_eq!(
-        gateway
-            .post("/v1/chat/completions", &chat("fast", "x"))
-            .await
-            .status(),
-        500
-    );
+    assert_eq!(gateway.chat_status("fast", "x").await, 500);
     let calls = mock.calls().len();
     let response = gateway
         .post("/v1/chat/completions", &chat("fast", "x"))
@@ -287,13 +255,7 @@ async fn a_slow_first_byte_times_out_and_fails_over() {
     let gateway = TestGateway::start(&config).await;
     let started = Instant::now();
     for _ in 0..6 {
-        assert_eq!(
-            gateway
-                .post("/v1/chat/completions", &chat("gpt-4o-mini", "x"))
-                .await
-                .status(),
-            200
-        );
+        assert_eq!(gateway.chat_status("gpt-4o-mini", "x").await, 200);
     }
     assert!(
         started.elapsed() < Duration::from_secs(3),
@@ -345,18 +307,14 @@ async fn a_client_that_disconnects_cancels_its_upstream_stream() {
     let mut response = gateway.post("/v1/chat/completions", &request).await;
     assert!(response.chunk().await.unwrap().is_some());
     drop(response);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
+    eventually(Duration::from_secs(5), || async {
         let metrics = gateway.get("/metrics").await.text().await.unwrap();
-        if metrics.contains(r#"llmux_client_cancellations_total{route="chat"} 1"#) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "cancellation not seen: {metrics}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        metrics
+            .contains(r#"llmux_client_cancellations_total{route="chat"} 1"#)
+            .then_some(())
+            .ok_or_else(|| format!("cancellation not seen: {metrics}"))
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -373,13 +331,7 @@ async fn breaker_and_cooldown_state_of_unchanged_combinations_survives_a_reload(
     );
     let gateway = TestGateway::start(&config).await;
     while vendor_states(&gateway).await["openai-2"]["state"] != "open" {
-        assert_eq!(
-            gateway
-                .post("/v1/chat/completions", &chat("fast", "x"))
-                .await
-                .status(),
-            200
-        );
+        assert_eq!(gateway.chat_status("fast", "x").await, 200);
     }
     // A reload that adds a model keeps the open breaker of the unchanged combination.
     let reloaded = config.replace(
@@ -388,44 +340,18 @@ async fn breaker_and_cooldown_state_of_unchanged_combinations_survives_a_reload(
     );
     gateway.reload(&reloaded);
     let states: Value = gateway.get("/health/vendors").await.json().await.unwrap();
-    let flaky_fast = states["combinations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["credential"] == "openai-2" && c["model"] == "gpt-4o-mini")
-        .unwrap()
-        .clone();
+    let flaky_fast = health_entry(&states, "combinations", "openai-2", Some("gpt-4o-mini"));
     assert_eq!(flaky_fast["state"], "open", "{states}");
-    let flaky_new = states["combinations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["credential"] == "openai-2" && c["model"] == "gpt-4o")
-        .unwrap()
-        .clone();
+    let flaky_new = health_entry(&states, "combinations", "openai-2", Some("gpt-4o"));
     assert_eq!(
         flaky_new["state"], "closed",
         "a new combination starts closed"
     );
-    let calls = mock
-        .calls()
-        .iter()
-        .filter(|c| c.credential == "sk-flaky" && c.model == "gpt-4o-mini")
-        .count();
+    let calls = flaky_calls(&mock, Some("gpt-4o-mini"));
     for _ in 0..10 {
-        assert_eq!(
-            gateway
-                .post("/v1/chat/completions", &chat("fast", "x"))
-                .await
-                .status(),
-            200
-        );
+        assert_eq!(gateway.chat_status("fast", "x").await, 200);
     }
-    let after = mock
-        .calls()
-        .iter()
-        .filter(|c| c.credential == "sk-flaky" && c.model == "gpt-4o-mini")
-        .count();
+    let after = flaky_calls(&mock, Some("gpt-4o-mini"));
     assert_eq!(
         calls, after,
         "the open combination got no traffic after the reload"

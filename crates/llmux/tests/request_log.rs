@@ -9,13 +9,11 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use llmux_mock::{FaultRule, MockUpstream};
 use serde_json::{Value, json};
-
-const MASTER: &str = "master-log-secret-0123456789";
 
 fn logged(mock: &MockUpstream, dir: &std::path::Path, bodies: &str) -> String {
     format!(
@@ -33,46 +31,22 @@ log: {{ database: \"sqlite://{log}\", bodies: {bodies} }}
     )
 }
 
-async fn send(gateway: &TestGateway, path: &str, key: &str, body: &Value) -> reqwest::Response {
-    gateway
-        .client
-        .post(format!("{}{path}", gateway.url))
-        .bearer_auth(key)
-        .json(body)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn admin(gateway: &TestGateway, path: &str) -> (u16, Value) {
-    let response = gateway
-        .client
-        .get(format!("{}{path}", gateway.url))
-        .bearer_auth(MASTER)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
-}
-
 /// Waits until the log holds `n` records (the writer batches every 200 ms).
 async fn records(gateway: &TestGateway, query: &str, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (status, page) = admin(gateway, &format!("/admin/requests{query}")).await;
+    eventually(Duration::from_secs(10), || async {
+        let (status, page) = gateway.admin(&format!("/admin/requests{query}")).await;
         assert_eq!(status, 200, "{page}");
         let records = page["records"].as_array().unwrap().clone();
         if records.len() >= n {
-            return records;
+            Ok(records)
+        } else {
+            Err(format!(
+                "the log has {} of {n} records: {page}",
+                records.len()
+            ))
         }
-        assert!(
-            Instant::now() < deadline,
-            "the log has {} of {n} records: {page}",
-            records.len()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test]
@@ -80,19 +54,7 @@ async fn every_request_is_recorded_with_its_attempts_usage_and_key() {
     let mock = mock().await;
     let dir = temp_dir("request-log");
     let gateway = TestGateway::start(&logged(&mock, &dir, "errors")).await;
-    let created: Value = gateway
-        .client
-        .post(format!("{}/admin/keys", gateway.url))
-        .bearer_auth(MASTER)
-        .json(&json!({"name": "team-a"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key = created["key"].as_str().unwrap().to_owned();
-    let key_id = created["id"].as_str().unwrap().to_owned();
+    let (key_id, key) = create_key(&gateway, json!({"name": "team-a"})).await;
 
     // 1. A whole answer after two failed attempts (each credential answers 500 once).
     mock.add_fault(FaultRule {
@@ -107,13 +69,13 @@ async fn every_request_is_recorded_with_its_attempts_usage_and_key() {
         times: Some(1),
         ..FaultRule::default()
     });
-    let whole = send(
-        &gateway,
-        "/v1/chat/completions",
-        &key,
-        &chat("fast", "count me"),
-    )
-    .await;
+    let whole = gateway
+        .post_as(
+            "/v1/chat/completions",
+            Some(&key),
+            &chat("fast", "count me"),
+        )
+        .await;
     assert_eq!(whole.status(), 200);
     let whole_id = whole.headers()["x-request-id"].to_str().unwrap().to_owned();
     let _ = whole.bytes().await;
@@ -121,7 +83,9 @@ async fn every_request_is_recorded_with_its_attempts_usage_and_key() {
     // 2. A stream, read to its end.
     let mut body = chat("fast", "stream me");
     body["stream"] = json!(true);
-    let stream = send(&gateway, "/v1/chat/completions", &key, &body).await;
+    let stream = gateway
+        .post_as("/v1/chat/completions", Some(&key), &body)
+        .await;
     let stream_id = stream.headers()["x-request-id"]
         .to_str()
         .unwrap()
@@ -129,13 +93,13 @@ async fn every_request_is_recorded_with_its_attempts_usage_and_key() {
     let _ = stream.text().await.unwrap();
 
     // 3. A client error, with its body kept (`log.bodies: errors`).
-    let bad = send(
-        &gateway,
-        "/v1/chat/completions",
-        &key,
-        &json!({"model": "fast", "messages": "not a list"}),
-    )
-    .await;
+    let bad = gateway
+        .post_as(
+            "/v1/chat/completions",
+            Some(&key),
+            &json!({"model": "fast", "messages": "not a list"}),
+        )
+        .await;
     assert_eq!(bad.status(), 400);
     let bad_id = bad.headers()["x-request-id"].to_str().unwrap().to_owned();
 
@@ -146,7 +110,7 @@ async fn every_request_is_recorded_with_its_attempts_usage_and_key() {
         .collect();
     assert_eq!(ids, [&bad_id, &stream_id, &whole_id], "newest first");
 
-    let (status, whole) = admin(&gateway, &format!("/admin/requests/{whole_id}")).await;
+    let (status, whole) = gateway.admin(&format!("/admin/requests/{whole_id}")).await;
     assert_eq!(status, 200);
     assert_eq!(whole["ingress"], "chat");
     assert_eq!(whole["requested_model"], "fast");
@@ -180,14 +144,14 @@ async fn every_request_is_recorded_with_its_attempts_usage_and_key() {
         "bodies of successes are not kept"
     );
 
-    let (_, stream) = admin(&gateway, &format!("/admin/requests/{stream_id}")).await;
+    let (_, stream) = gateway.admin(&format!("/admin/requests/{stream_id}")).await;
     assert_eq!(stream["stream"], true);
     assert!(
         stream["output_tokens"].as_u64().unwrap() > 0,
         "a stream's usage arrives at its end: {stream}"
     );
 
-    let (_, bad) = admin(&gateway, &format!("/admin/requests/{bad_id}")).await;
+    let (_, bad) = gateway.admin(&format!("/admin/requests/{bad_id}")).await;
     assert_eq!(bad["status"], 400);
     assert_eq!(bad["error_kind"], "invalid_request");
     assert!(
@@ -199,13 +163,11 @@ async fn every_request_is_recorded_with_its_attempts_usage_and_key() {
     let errors = records(&gateway, "?status=4xx", 1).await;
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0]["request_id"], bad_id.as_str());
-    let (_, first) = admin(&gateway, "/admin/requests?limit=2").await;
+    let (_, first) = gateway.admin("/admin/requests?limit=2").await;
     let cursor = first["next_cursor"].as_str().unwrap();
-    let (_, second) = admin(
-        &gateway,
-        &format!("/admin/requests?limit=2&cursor={cursor}"),
-    )
-    .await;
+    let (_, second) = gateway
+        .admin(&format!("/admin/requests?limit=2&cursor={cursor}"))
+        .await;
     assert_eq!(second["records"][0]["request_id"], whole_id.as_str());
     assert!(second["next_cursor"].is_null());
 
@@ -232,7 +194,7 @@ async fn without_a_log_section_the_admin_api_says_so() {
         "",
     );
     let gateway = TestGateway::start(&config).await;
-    let (status, body) = admin(&gateway, "/admin/requests").await;
+    let (status, body) = gateway.admin("/admin/requests").await;
     assert_eq!(status, 404, "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("log:"));
 }

@@ -11,6 +11,12 @@
 )]
 
 mod common;
+// The one list of the fields the Open Responses schema requires, shared with the protocol
+// crate's own tests: a self-contained test file (serde_json only), so including it by path
+// needs no test-support crate and no test code in a library's public API.
+#[path = "../../llmux-protocol/src/responses/tests/schema.rs"]
+#[allow(dead_code, reason = "this test uses the resource list, not the checks")]
+mod schema;
 
 use common::*;
 use llmux_mock::{Api, MockUpstream};
@@ -49,69 +55,8 @@ models:
     TestGateway::start(&yaml).await
 }
 
-/// Named SSE events: (event name, JSON data); `[DONE]` as its own entry.
-async fn events(response: reqwest::Response) -> Vec<(String, Value)> {
-    let text = response.text().await.unwrap();
-    assert!(!text.contains('\r'), "LF line endings only");
-    text.split("\n\n")
-        .filter(|f| !f.trim().is_empty())
-        .map(|frame| {
-            let mut name = String::new();
-            let mut data = Vec::new();
-            for line in frame.lines() {
-                if let Some(n) = line.strip_prefix("event: ") {
-                    name = n.to_owned();
-                } else if let Some(d) = line.strip_prefix("data: ") {
-                    data.push(d);
-                }
-            }
-            assert_eq!(data.len(), 1, "one data line per event: {frame}");
-            if data[0] == "[DONE]" {
-                return ("[DONE]".to_owned(), Value::Null);
-            }
-            (name, serde_json::from_str(data[0]).unwrap())
-        })
-        .collect()
-}
-
-/// The members the Open Responses `ResponseResource` schema requires.
-const REQUIRED: &[&str] = &[
-    "id",
-    "object",
-    "created_at",
-    "completed_at",
-    "status",
-    "incomplete_details",
-    "model",
-    "previous_response_id",
-    "instructions",
-    "output",
-    "error",
-    "tools",
-    "tool_choice",
-    "truncation",
-    "parallel_tool_calls",
-    "text",
-    "top_p",
-    "presence_penalty",
-    "frequency_penalty",
-    "top_logprobs",
-    "temperature",
-    "reasoning",
-    "user",
-    "usage",
-    "max_output_tokens",
-    "max_tool_calls",
-    "store",
-    "background",
-    "service_tier",
-    "metadata",
-    "safety_identifier",
-    "prompt_cache_key",
-];
-
 fn assert_spec_resource(resource: &Value, model: &str) {
-    for key in REQUIRED {
+    for key in schema::RESOURCE_REQUIRED {
         assert!(resource.get(key).is_some(), "missing {key}: {resource}");
     }
     assert_eq!(resource["model"], model);
@@ -163,7 +108,7 @@ async fn a_native_stream_carries_the_client_model_and_the_spec_fields_and_ends_w
     let gateway = native_gateway(&mock).await;
     let request = json!({"model": "smart", "input": "count to three", "stream": true,
         "tools": [{"type": "function", "name": "get_weather", "parameters": {"type": "object"}}]});
-    let events = events(gateway.post("/v1/responses", &request).await).await;
+    let events = named_events(gateway.post("/v1/responses", &request).await).await;
     let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(&names[..2], ["response.created", "response.in_progress"]);
     assert_eq!(names[names.len() - 2], "response.completed");
@@ -192,15 +137,12 @@ async fn encrypted_reasoning_round_trips_into_the_next_turn_and_a_forged_one_is_
     let mock = mock().await;
     let gateway = native_gateway(&mock).await;
     let first: Value = gateway
-        .post(
+        .answer(
             "/v1/responses",
             &json!({"model": "smart", "input": "think first", "store": false,
                     "include": ["reasoning.encrypted_content"], "reasoning": {"effort": "high"}}),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     let mut input = first["output"].as_array().unwrap().clone();
     let encrypted = input[0]["encrypted_content"].as_str().unwrap().to_owned();
     input.push(json!({"type": "message", "role": "user", "content": "and now?"}));
@@ -243,14 +185,11 @@ async fn openai_stored_responses_continue_at_openai_and_llmux_stored_ones_are_tr
     let gateway = native_gateway(&mock).await;
     // Turn 1 at OpenAI, stored there (store defaults to true).
     let first: Value = gateway
-        .post(
+        .answer(
             "/v1/responses",
             &json!({"model": "smart", "input": "remember Oslo"}),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     let id = first["id"].as_str().unwrap().to_owned();
     // Its continuation goes to OpenAI, even through a group that also holds Anthropic: only
     // OpenAI knows that conversation.
@@ -280,14 +219,11 @@ async fn openai_stored_responses_continue_at_openai_and_llmux_stored_ones_are_tr
     // Turn 1 on Anthropic is llmux's: continued on the OpenAI credential through the neutral
     // model, with the whole conversation.
     let anthropic: Value = gateway
-        .post(
+        .answer(
             "/v1/responses",
             &json!({"model": "via-anthropic", "input": "remember Lima"}),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     let next = gateway
         .post(
             "/v1/responses",

@@ -11,23 +11,20 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use llmux_mock::{MockOptions, MockUpstream};
 use serde_json::{Value, json};
 
-const MASTER: &str = "master-secret-0123456789abcdef";
-
-fn governed(mock: &MockUpstream, database: &str, extra: &str) -> String {
-    format!(
-        "credentials:
-  - {{ platform: openai, value: sk-vendor-0123456789abcd, base_url: \"{url}/v1\" }}
-models:
-  - {{ vendor: openai, model: gpt-4o-mini, name: fast }}
-auth: {{ master_key: {MASTER}, database: \"{database}\" }}
-{extra}",
-        url = mock.url()
+/// One OpenAI credential with `gpt-4o-mini` as `fast`, keys in `database`.
+fn keyed(mock: &MockUpstream, database: &str, extra: &str) -> String {
+    governed(
+        mock,
+        &[("openai", "sk-vendor-0123456789abcd")],
+        &[("openai", "gpt-4o-mini", "fast")],
+        database,
+        extra,
     )
 }
 
@@ -35,53 +32,15 @@ fn sqlite(dir: &std::path::Path, file: &str) -> String {
     format!("sqlite://{}", dir.join(file).display())
 }
 
-async fn send(
-    gateway: &TestGateway,
-    method: reqwest::Method,
-    path: &str,
-    key: Option<&str>,
-    body: Option<&Value>,
-) -> reqwest::Response {
-    let mut builder = gateway
-        .client
-        .request(method, format!("{}{path}", gateway.url));
-    if let Some(body) = body {
-        builder = builder.json(body);
-    }
-    if let Some(key) = key {
-        builder = builder.bearer_auth(key);
-    }
-    builder.send().await.unwrap()
-}
-
-async fn post(
-    gateway: &TestGateway,
-    path: &str,
-    key: Option<&str>,
-    body: &Value,
-) -> reqwest::Response {
-    send(gateway, reqwest::Method::POST, path, key, Some(body)).await
-}
-
-async fn create_key(gateway: &TestGateway, fields: Value) -> (String, String) {
-    let response = post(gateway, "/admin/keys", Some(MASTER), &fields).await;
-    assert_eq!(response.status(), 201);
-    let body: Value = response.json().await.unwrap();
-    (
-        body["id"].as_str().unwrap().to_owned(),
-        body["key"].as_str().unwrap().to_owned(),
-    )
-}
-
 /// Creates a stored response as `key`; its id.
 async fn stored_response(gateway: &TestGateway, key: Option<&str>, input: &str) -> String {
-    let created = post(
-        gateway,
-        "/v1/responses",
-        key,
-        &json!({"model": "fast", "input": input}),
-    )
-    .await;
+    let created = gateway
+        .post_as(
+            "/v1/responses",
+            key,
+            &json!({"model": "fast", "input": input}),
+        )
+        .await;
     assert_eq!(created.status(), 200);
     let body: Value = created.json().await.unwrap();
     body["id"].as_str().unwrap().to_owned()
@@ -90,20 +49,23 @@ async fn stored_response(gateway: &TestGateway, key: Option<&str>, input: &str) 
 /// What `key` sees of response `id`: GET, continuation, DELETE statuses (DELETE last).
 async fn access(gateway: &TestGateway, key: Option<&str>, id: &str) -> (u16, u16) {
     let path = format!("/v1/responses/{id}");
-    let get = send(gateway, reqwest::Method::GET, &path, key, None).await;
-    let follow_up = post(
-        gateway,
-        "/v1/responses",
-        key,
-        &json!({"model": "fast", "previous_response_id": id, "input": "and then?"}),
-    )
-    .await;
+    let get = gateway
+        .send_as(reqwest::Method::GET, &path, key, None)
+        .await;
+    let follow_up = gateway
+        .post_as(
+            "/v1/responses",
+            key,
+            &json!({"model": "fast", "previous_response_id": id, "input": "and then?"}),
+        )
+        .await;
     (get.status().as_u16(), follow_up.status().as_u16())
 }
 
 async fn delete(gateway: &TestGateway, key: Option<&str>, id: &str) -> u16 {
     let path = format!("/v1/responses/{id}");
-    send(gateway, reqwest::Method::DELETE, &path, key, None)
+    gateway
+        .send_as(reqwest::Method::DELETE, &path, key, None)
         .await
         .status()
         .as_u16()
@@ -113,7 +75,7 @@ async fn delete(gateway: &TestGateway, key: Option<&str>, id: &str) -> u16 {
 /// of key A's, on either replica; key A reaches it from both.
 async fn stored_responses_belong_to_their_key(keys: &str, responses: &str) {
     let mock = mock().await;
-    let config = governed(
+    let config = keyed(
         &mock,
         keys,
         &format!("responses: {{ store: \"{responses}\" }}\n"),
@@ -129,14 +91,12 @@ async fn stored_responses_belong_to_their_key(keys: &str, responses: &str) {
         assert_eq!(access(replica, Some(MASTER), &id).await, (404, 404));
     }
     // Replica b reads alice's response from the shared store.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while access(&b, Some(&alice), &id).await != (200, 200) {
-        assert!(
-            Instant::now() < deadline,
-            "alice cannot reach her response on b"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(Duration::from_secs(5), || async {
+        (access(&b, Some(&alice), &id).await == (200, 200))
+            .then_some(())
+            .ok_or("alice cannot reach her response on b")
+    })
+    .await;
     assert_eq!(delete(&a, Some(&alice), &id).await, 200);
     assert_eq!(delete(&a, Some(&alice), &id).await, 404);
 }
@@ -187,9 +147,7 @@ async fn a_long_conversation_shares_its_prefix_and_the_cache_is_bounded_by_bytes
     let big = "x".repeat(1_000_000);
     let mut id = stored_response(&gateway, None, &big).await;
     for turn in 0..30 {
-        let next = post(
-            &gateway,
-            "/v1/responses",
+        let next = gateway.post_as("/v1/responses",
             None,
             &json!({"model": "fast", "previous_response_id": id, "input": format!("turn {turn}")}),
         )
@@ -252,19 +210,13 @@ async fn responses_past_ttl_days_are_gone() {
     assert_eq!(gateway.get("/v1/responses/resp_old").await.status(), 404);
     // A write purges the database of what is past retention.
     stored_response(&gateway, None, "hello").await;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while store
-        .get("resp_old", "anonymous", 0)
-        .await
-        .unwrap()
-        .is_some()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the old response was never purged"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(Duration::from_secs(5), || async {
+        let old = store.get("resp_old", "anonymous", 0).await.unwrap();
+        old.is_none()
+            .then_some(())
+            .ok_or("the old response was never purged")
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -272,7 +224,7 @@ async fn auth_turns_on_within_a_second_when_another_replica_creates_a_key() {
     let dir = temp_dir("tenancy-auth");
     let keys = sqlite(&dir, "keys.db");
     let mock = mock().await;
-    let with_master = TestGateway::start(&governed(&mock, &keys, "")).await;
+    let with_master = TestGateway::start(&keyed(&mock, &keys, "")).await;
     let without_master = TestGateway::start(&format!(
         "credentials:
   - {{ platform: openai, value: sk-vendor-0123456789abcd, base_url: \"{url}/v1\" }}
@@ -283,64 +235,47 @@ auth: {{ database: \"{keys}\" }}
         url = mock.url()
     ))
     .await;
-    let open = post(
-        &without_master,
-        "/v1/chat/completions",
-        None,
-        &chat("fast", "x"),
-    )
-    .await;
+    let open = without_master
+        .post_as("/v1/chat/completions", None, &chat("fast", "x"))
+        .await;
     assert_eq!(open.status(), 200, "no key yet: open");
     let (_, key) = create_key(&with_master, json!({})).await;
-    let created = Instant::now();
-    loop {
-        let status = post(
-            &without_master,
-            "/v1/chat/completions",
-            None,
-            &chat("fast", "x"),
-        )
-        .await
-        .status();
-        if status == 401 {
-            break;
-        }
-        assert!(
-            created.elapsed() < Duration::from_secs(1),
-            "still open a second after a key was created elsewhere"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let keyed = post(
-        &without_master,
-        "/v1/chat/completions",
-        Some(&key),
-        &chat("fast", "x"),
-    )
+    eventually(Duration::from_secs(1), || async {
+        let status = without_master
+            .post_as("/v1/chat/completions", None, &chat("fast", "x"))
+            .await
+            .status();
+        (status == 401)
+            .then_some(())
+            .ok_or("still open a second after a key was created elsewhere")
+    })
     .await;
+    let keyed = without_master
+        .post_as("/v1/chat/completions", Some(&key), &chat("fast", "x"))
+        .await;
     assert_eq!(keyed.status(), 200);
 }
 
 /// A dollar per token: any request costs dollars.
 const EXPENSIVE: &str = "pricing:\n  gpt-4o-mini: { input: 1000000, output: 1000000 }\n";
 
-async fn usage(gateway: &TestGateway, id: &str) -> Value {
-    gateway
-        .client
-        .get(format!("{}/admin/keys/{id}/usage", gateway.url))
-        .bearer_auth(MASTER)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-async fn spent_total(gateway: &TestGateway, id: &str) -> f64 {
-    usage(gateway, id).await["spend_usd"]["total"]
-        .as_f64()
-        .unwrap_or(0.0)
+/// What one request with `body` costs: a probe key sends it and waits for its charge.
+async fn one_request_cost(gateway: &TestGateway, body: &Value) -> f64 {
+    let (probe, probe_key) = create_key(gateway, json!({})).await;
+    assert_eq!(
+        gateway
+            .post_as("/v1/chat/completions", Some(&probe_key), body)
+            .await
+            .status(),
+        200
+    );
+    eventually(Duration::from_secs(5), || async {
+        let spent = spent_total(gateway, &probe).await;
+        (spent > 0.0)
+            .then_some(spent)
+            .ok_or("the probe request cost nothing")
+    })
+    .await
 }
 
 #[tokio::test]
@@ -352,28 +287,27 @@ async fn a_stream_abandoned_after_its_first_content_chunk_is_charged() {
     })
     .await;
     let dir = temp_dir("tenancy-abandon");
-    let gateway = TestGateway::start(&governed(&mock, &sqlite(&dir, "keys.db"), EXPENSIVE)).await;
+    let gateway = TestGateway::start(&keyed(&mock, &sqlite(&dir, "keys.db"), EXPENSIVE)).await;
     let (id, key) = create_key(&gateway, json!({"budget_total_usd": 1000000})).await;
     let mut body = chat("fast", "tell me a long story");
     body["stream"] = json!(true);
-    let mut stream = post(&gateway, "/v1/chat/completions", Some(&key), &body).await;
+    let mut stream = gateway
+        .post_as("/v1/chat/completions", Some(&key), &body)
+        .await;
     assert_eq!(stream.status(), 200);
     let first = stream.chunk().await.unwrap().unwrap();
     assert!(String::from_utf8_lossy(&first).contains("content"));
     drop(stream);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let usage = usage(&gateway, &id).await;
+    eventually(Duration::from_secs(5), || async {
+        let usage = key_usage(&gateway, &id).await;
         let spent = usage["spend_usd"]["total"].as_f64().unwrap_or(0.0);
         if spent > 0.0 && usage["days"][0]["input_tokens"].as_u64().unwrap_or(0) > 0 {
-            break;
+            Ok(())
+        } else {
+            Err(format!("an abandoned stream cost nothing: {usage}"))
         }
-        assert!(
-            Instant::now() < deadline,
-            "an abandoned stream cost nothing: {usage}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -388,29 +322,46 @@ async fn a_stream_the_vendor_cuts_before_its_usage_is_charged() {
         ..Default::default()
     });
     let dir = temp_dir("tenancy-cut");
-    let gateway = TestGateway::start(&governed(&mock, &sqlite(&dir, "keys.db"), EXPENSIVE)).await;
+    let gateway = TestGateway::start(&keyed(&mock, &sqlite(&dir, "keys.db"), EXPENSIVE)).await;
     let (id, key) = create_key(&gateway, json!({})).await;
     let mut body = chat("fast", "tell me a story");
     body["stream"] = json!(true);
-    let stream = post(&gateway, "/v1/chat/completions", Some(&key), &body).await;
+    let stream = gateway
+        .post_as("/v1/chat/completions", Some(&key), &body)
+        .await;
     assert_eq!(stream.status(), 200);
     let text = stream.text().await.unwrap();
     assert!(text.contains("content"), "{text}");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let usage = usage(&gateway, &id).await;
+    eventually(Duration::from_secs(5), || async {
+        let usage = key_usage(&gateway, &id).await;
         let day = &usage["days"][0];
         if day["input_tokens"].as_u64().unwrap_or(0) > 0
             && day["output_tokens"].as_u64().unwrap_or(0) > 0
         {
-            break;
+            Ok(())
+        } else {
+            Err(format!("a cut stream cost nothing: {usage}"))
         }
-        assert!(
-            Instant::now() < deadline,
-            "a cut stream cost nothing: {usage}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
+}
+
+/// Fifty concurrent chat requests with `body` as `key`, spread in turn over `replicas`: their
+/// statuses and how many were answered.
+async fn fifty_at_once(replicas: &[&TestGateway], key: &str, body: &Value) -> (Vec<u16>, usize) {
+    let requests = (0..50).map(|i| {
+        let gateway = replicas[i % replicas.len()];
+        async move {
+            gateway
+                .post_as("/v1/chat/completions", Some(key), body)
+                .await
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures_util::future::join_all(requests).await;
+    let admitted = statuses.iter().filter(|s| **s == 200).count();
+    (statuses, admitted)
 }
 
 /// Fifty concurrent requests against a total budget of two requests' cost: at most three get
@@ -420,35 +371,9 @@ async fn concurrent_requests_overshoot_a_budget_by_one_at_most(config: &str) {
     let b = TestGateway::start(config).await;
     let body =
         json!({"model": "fast", "max_tokens": 20, "messages": [{"role": "user", "content": "x"}]});
-    let (probe, probe_key) = create_key(&a, json!({})).await;
-    assert_eq!(
-        post(&a, "/v1/chat/completions", Some(&probe_key), &body)
-            .await
-            .status(),
-        200
-    );
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let one = loop {
-        let spent = spent_total(&a, &probe).await;
-        if spent > 0.0 {
-            break spent;
-        }
-        assert!(Instant::now() < deadline, "the probe request cost nothing");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let one = one_request_cost(&a, &body).await;
     let (_, key) = create_key(&a, json!({"budget_total_usd": 2.0 * one})).await;
-    let requests = (0..50).map(|i| {
-        let gateway = if i % 2 == 0 { &a } else { &b };
-        let (key, body) = (key.clone(), body.clone());
-        async move {
-            post(gateway, "/v1/chat/completions", Some(&key), &body)
-                .await
-                .status()
-                .as_u16()
-        }
-    });
-    let statuses = futures_util::future::join_all(requests).await;
-    let admitted = statuses.iter().filter(|s| **s == 200).count();
+    let (statuses, admitted) = fifty_at_once(&[&a, &b], &key, &body).await;
     eprintln!("{admitted} of 50 concurrent requests admitted (two replicas, Redis)");
     assert!(admitted <= 3, "{admitted} of 50 admitted: {statuses:?}");
     assert!(admitted >= 1, "{statuses:?}");
@@ -468,38 +393,13 @@ async fn fifty_concurrent_requests_overshoot_a_budget_by_one_at_most_without_red
     let dir = temp_dir("tenancy-concurrent");
     // Two replicas without Redis each count their own spend: use one replica's pair of
     // gateways only as two entry points to the same budget when they share Redis (below).
-    let config = governed(&mock, &sqlite(&dir, "keys.db"), EXPENSIVE);
+    let config = keyed(&mock, &sqlite(&dir, "keys.db"), EXPENSIVE);
     let gateway = TestGateway::start(&config).await;
     let body =
         json!({"model": "fast", "max_tokens": 20, "messages": [{"role": "user", "content": "x"}]});
-    let (probe, probe_key) = create_key(&gateway, json!({})).await;
-    assert_eq!(
-        post(&gateway, "/v1/chat/completions", Some(&probe_key), &body)
-            .await
-            .status(),
-        200
-    );
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let one = loop {
-        let spent = spent_total(&gateway, &probe).await;
-        if spent > 0.0 {
-            break spent;
-        }
-        assert!(Instant::now() < deadline, "the probe request cost nothing");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let one = one_request_cost(&gateway, &body).await;
     let (_, key) = create_key(&gateway, json!({"budget_total_usd": 2.0 * one})).await;
-    let requests = (0..50).map(|_| {
-        let (key, body, gateway) = (key.clone(), body.clone(), &gateway);
-        async move {
-            post(gateway, "/v1/chat/completions", Some(&key), &body)
-                .await
-                .status()
-                .as_u16()
-        }
-    });
-    let statuses = futures_util::future::join_all(requests).await;
-    let admitted = statuses.iter().filter(|s| **s == 200).count();
+    let (statuses, admitted) = fifty_at_once(&[&gateway], &key, &body).await;
     eprintln!("{admitted} of 50 concurrent requests admitted");
     assert!(admitted <= 3, "{admitted} of 50 admitted: {statuses:?}");
     assert!(admitted >= 1, "{statuses:?}");
@@ -519,7 +419,7 @@ async fn fifty_concurrent_requests_on_two_replicas_sharing_redis_overshoot_by_on
         ..MockOptions::default()
     })
     .await;
-    let config = governed(&mock, &pg, &format!("redis: \"{redis}\"\n{EXPENSIVE}"));
+    let config = keyed(&mock, &pg, &format!("redis: \"{redis}\"\n{EXPENSIVE}"));
     concurrent_requests_overshoot_a_budget_by_one_at_most(&config).await;
 }
 
@@ -540,34 +440,27 @@ async fn without_redis_spend_survives_a_restart_on_postgres() {
 
 async fn spend_survives_a_restart(database: &str) {
     let mock = mock().await;
-    let config = governed(&mock, database, EXPENSIVE);
+    let config = keyed(&mock, database, EXPENSIVE);
     let (id, key) = {
         let first = TestGateway::start(&config).await;
         let (id, key) = create_key(&first, json!({"budget_total_usd": 0.5})).await;
-        let answer = post(
-            &first,
-            "/v1/chat/completions",
-            Some(&key),
-            &chat("fast", "x"),
-        )
-        .await;
+        let answer = first
+            .post_as("/v1/chat/completions", Some(&key), &chat("fast", "x"))
+            .await;
         assert_eq!(answer.status(), 200);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while spent_total(&first, &id).await <= 0.5 {
-            assert!(Instant::now() < deadline, "the request was never charged");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        eventually(Duration::from_secs(5), || async {
+            (spent_total(&first, &id).await > 0.5)
+                .then_some(())
+                .ok_or("the request was never charged")
+        })
+        .await;
         (id, key)
     };
     // A new process over the same database: the budget is still spent.
     let second = TestGateway::start(&config).await;
-    let refused = post(
-        &second,
-        "/v1/chat/completions",
-        Some(&key),
-        &chat("fast", "x"),
-    )
-    .await;
+    let refused = second
+        .post_as("/v1/chat/completions", Some(&key), &chat("fast", "x"))
+        .await;
     assert_eq!(refused.status(), 429);
     assert!(refused.text().await.unwrap().contains("budget"));
     let _ = id;
@@ -592,12 +485,18 @@ auth: {{ master_key: {MASTER}, database: \"{keys}\" }}
     let gateway = TestGateway::start(&config).await;
     let (_, key) = create_key(&gateway, json!({"allowed_models": ["fast"]})).await;
     let body = json!({"model": "claude", "messages": [{"role": "user", "content": "count me"}]});
-    let refused = post(&gateway, "/v1/messages/count_tokens", Some(&key), &body).await;
+    let refused = gateway
+        .post_as("/v1/messages/count_tokens", Some(&key), &body)
+        .await;
     assert_eq!(refused.status(), 403);
     let (_, limited) = create_key(&gateway, json!({"rpm": 1})).await;
-    let first = post(&gateway, "/v1/messages/count_tokens", Some(&limited), &body).await;
+    let first = gateway
+        .post_as("/v1/messages/count_tokens", Some(&limited), &body)
+        .await;
     assert_eq!(first.status(), 200);
-    let second = post(&gateway, "/v1/messages/count_tokens", Some(&limited), &body).await;
+    let second = gateway
+        .post_as("/v1/messages/count_tokens", Some(&limited), &body)
+        .await;
     assert_eq!(second.status(), 429);
 }
 
@@ -738,22 +637,19 @@ async fn a_reload_applies_auth_images_and_limits_or_is_rejected_naming_the_secti
     let admin = |key: &'static str| {
         let gateway = &gateway;
         async move {
-            send(
-                gateway,
-                reqwest::Method::GET,
-                "/admin/keys",
-                Some(key),
-                None,
-            )
-            .await
-            .status()
-            .as_u16()
+            gateway
+                .send_as(reqwest::Method::GET, "/admin/keys", Some(key), None)
+                .await
+                .status()
+                .as_u16()
         }
     };
     let image = json!({"model": "flash", "messages": [{"role": "user", "content": [
         {"type": "text", "text": "describe"},
         {"type": "image_url", "image_url": {"url": "http://localhost:9/x.png"}}]}]});
-    let before = post(&gateway, "/v1/chat/completions", Some(MASTER), &image).await;
+    let before = gateway
+        .post_as("/v1/chat/completions", Some(MASTER), &image)
+        .await;
     assert!(!before.text().await.unwrap().contains("private address"));
     assert_eq!(admin(MASTER).await, 200);
 
@@ -767,11 +663,15 @@ async fn a_reload_applies_auth_images_and_limits_or_is_rejected_naming_the_secti
     assert_eq!(admin(MASTER).await, 401);
     assert_eq!(admin(rotated).await, 200);
     // images: private networks are refused again.
-    let after = post(&gateway, "/v1/chat/completions", Some(rotated), &image).await;
+    let after = gateway
+        .post_as("/v1/chat/completions", Some(rotated), &image)
+        .await;
     assert!(after.text().await.unwrap().contains("private address"));
     // limits: the smaller body cap applies.
     let big = chat("flash", &"x".repeat(2000));
-    let too_big = post(&gateway, "/v1/chat/completions", Some(rotated), &big).await;
+    let too_big = gateway
+        .post_as("/v1/chat/completions", Some(rotated), &big)
+        .await;
     assert_eq!(too_big.status(), 413);
 
     // What cannot change live is refused, by name, and the running config keeps serving.

@@ -17,19 +17,9 @@ use common::*;
 use llmux_mock::{Api, MockUpstream};
 use serde_json::{Value, json};
 
+/// Every vendor, the OpenAI credential translating Responses through Chat Completions.
 fn every_vendor(mock: &MockUpstream) -> String {
-    format!(
-        "credentials:
-  - {{ platform: openai, value: sk-openai-test-0123456789, base_url: \"{url}/v1\", responses: translate }}
-  - {{ platform: anthropic, value: sk-ant-test-0123456789, base_url: \"{url}/v1\" }}
-  - {{ platform: gemini, value: AIzaTestKey0123456789012345678901234, base_url: \"{url}/v1beta\" }}
-models:
-  - {{ vendor: openai, model: gpt-4o-mini, name: via-openai }}
-  - {{ vendor: anthropic, model: claude-sonnet-4-5, name: via-anthropic }}
-  - {{ vendor: gemini, model: gemini-2.5-flash, name: via-gemini }}
-",
-        url = mock.url()
-    )
+    common::every_vendor(mock, "").replacen("/v1\" }", "/v1\", responses: translate }", 1)
 }
 
 /// The path and body of "what's the weather?" → `get_weather(Paris)` → "sunny", without tools,

@@ -13,7 +13,7 @@
 mod common;
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use llmux_mock::{FaultRule, MockUpstream};
@@ -48,10 +48,18 @@ impl Received {
         );
     }
 
+    /// Whether an export came with header `name: value`.
+    fn got_header(&self, name: &str, value: &str) -> bool {
+        self.headers
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(n, v)| n == name && v == value)
+    }
+
     /// Waits (polling) until `count` spans of trace `trace_id` arrived, and returns them.
     async fn trace(&self, trace_id: &[u8], count: usize) -> Vec<Span> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
+        eventually(Duration::from_secs(10), || async {
             let spans: Vec<Span> = self
                 .spans
                 .lock()
@@ -61,33 +69,29 @@ impl Received {
                 .cloned()
                 .collect();
             if spans.len() >= count {
-                return spans;
+                Ok(spans)
+            } else {
+                Err(format!(
+                    "{count} spans of the trace did not arrive; got {spans:?}"
+                ))
             }
-            assert!(
-                Instant::now() < deadline,
-                "{count} spans of the trace did not arrive; got {spans:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        })
+        .await
     }
 
     /// Waits until some server span arrived and returns the newest one's trace id.
     async fn any_server_span(&self) -> Vec<u8> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(span) = self
-                .spans
+        eventually(Duration::from_secs(10), || async {
+            self.spans
                 .lock()
                 .unwrap()
                 .iter()
                 .rev()
                 .find(|s| s.kind == SpanKind::Server as i32)
-            {
-                return span.trace_id.clone();
-            }
-            assert!(Instant::now() < deadline, "no span arrived");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+                .map(|span| span.trace_id.clone())
+                .ok_or("no span arrived")
+        })
+        .await
     }
 }
 
@@ -209,17 +213,37 @@ fn vendor_traceparent(mock: &MockUpstream) -> Option<String> {
         .map(|(_, v)| v.clone())
 }
 
-/// Sends `body` to `path` with the client's `traceparent` for `trace`, and checks the answer.
-async fn send(gateway: &Binary, path: &str, body: serde_json::Value, trace: &str) {
-    let response = reqwest::Client::new()
+/// POSTs `body` to `path` on the binary, with the client's `traceparent` when given.
+async fn post(
+    gateway: &Binary,
+    path: &str,
+    body: &serde_json::Value,
+    traceparent: Option<&str>,
+) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
         .post(format!("{}{path}", gateway.url))
-        .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+        .json(body);
+    if let Some(traceparent) = traceparent {
+        request = request.header("traceparent", traceparent);
+    }
+    request.send().await.unwrap()
+}
+
+/// Sends `body` to `path` (with the client's `traceparent` for `trace`, when given), checks
+/// the answer and reads it to its end.
+async fn send(gateway: &Binary, path: &str, body: serde_json::Value, trace: Option<&str>) {
+    let traceparent = trace.map(|trace| format!("00-{trace}-00f067aa0ba902b7-01"));
+    let response = post(gateway, path, &body, traceparent.as_deref()).await;
     assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
     response.bytes().await.unwrap();
+}
+
+/// The server span among `spans`.
+fn server_span(spans: &[Span]) -> &Span {
+    spans
+        .iter()
+        .find(|s| s.kind == SpanKind::Server as i32)
+        .expect("a server span")
 }
 
 #[tokio::test]
@@ -255,12 +279,9 @@ async fn one_trace_per_request_with_genai_attributes_on_every_vendor() {
     ];
     for (i, (path, body, provider, upstream)) in cases.into_iter().enumerate() {
         let trace = format!("{:032x}", 0xabc0 + i);
-        send(&gateway, path, body, &trace).await;
+        send(&gateway, path, body, Some(&trace)).await;
         let spans = received.trace(&unhex(&trace), 2).await;
-        let server = spans
-            .iter()
-            .find(|s| s.kind == SpanKind::Server as i32)
-            .expect("a server span");
+        let server = server_span(&spans);
         let client = spans
             .iter()
             .find(|s| s.kind == SpanKind::Client as i32)
@@ -301,23 +322,13 @@ async fn one_trace_per_request_with_genai_attributes_on_every_vendor() {
         assert!(attr(server, "gen_ai.output.messages").is_none());
     }
     let temperature = received.trace(&unhex(&format!("{:032x}", 0xabc0)), 2).await;
-    let server = temperature
-        .iter()
-        .find(|s| s.kind == SpanKind::Server as i32)
-        .unwrap();
+    let server = server_span(&temperature);
     assert_eq!(
         attr(server, "gen_ai.request.temperature"),
         Some(&Any::DoubleValue(0.25))
     );
     // The configured header reached the receiver; its value is in no log line.
-    assert!(
-        received
-            .headers
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|(n, v)| n == "x-collector-key" && v == "collector-secret-42")
-    );
+    assert!(received.got_header("x-collector-key", "collector-secret-42"));
     assert!(!gateway.logs().contains("collector-secret-42"));
 }
 
@@ -336,14 +347,13 @@ async fn a_failover_is_one_client_span_per_attempt_over_grpc() {
         "tracing-failover",
         &config(&mock, &telemetry(&endpoint, "grpc", "")),
     );
-    let response = reqwest::Client::new()
-        .post(format!("{}/v1/chat/completions", gateway.url))
-        .json(&chat("failover", "hello"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    response.bytes().await.unwrap();
+    send(
+        &gateway,
+        "/v1/chat/completions",
+        chat("failover", "hello"),
+        None,
+    )
+    .await;
     let trace = received.any_server_span().await;
     let spans = received.trace(&trace, 3).await;
     let mut clients: Vec<&Span> = spans
@@ -379,14 +389,7 @@ async fn a_failover_is_one_client_span_per_attempt_over_grpc() {
             &format!("00-{}-{}-01", hex(&trace), hex(&span.span_id))
         );
     }
-    assert!(
-        received
-            .headers
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|(n, v)| n == "x-collector-key" && v == "collector-secret-42")
-    );
+    assert!(received.got_header("x-collector-key", "collector-secret-42"));
 }
 
 #[tokio::test]
@@ -405,14 +408,11 @@ async fn content_is_captured_only_when_asked() {
         &gateway,
         "/v1/chat/completions",
         chat("via-openai", "the secret word is pineapple"),
-        trace,
+        Some(trace),
     )
     .await;
     let spans = received.trace(&unhex(trace), 2).await;
-    let server = spans
-        .iter()
-        .find(|s| s.kind == SpanKind::Server as i32)
-        .unwrap();
+    let server = server_span(&spans);
     assert!(text(server, "gen_ai.input.messages").contains("pineapple"));
     assert!(!text(server, "gen_ai.output.messages").is_empty());
 }
@@ -421,33 +421,34 @@ async fn content_is_captured_only_when_asked() {
 async fn without_tracing_vendors_get_only_the_clients_traceparent() {
     let mock = mock().await;
     let gateway = Binary::with_config("tracing-off", &config(&mock, ""));
-    let response = reqwest::Client::new()
-        .post(format!("{}/v1/chat/completions", gateway.url))
-        .json(&chat("via-openai", "hello"))
-        .send()
-        .await
-        .unwrap();
+    let response = post(
+        &gateway,
+        "/v1/chat/completions",
+        &chat("via-openai", "hello"),
+        None,
+    )
+    .await;
     assert_eq!(response.status(), 200);
     assert_eq!(vendor_traceparent(&mock), None);
     let client = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
-    let response = reqwest::Client::new()
-        .post(format!("{}/v1/messages", gateway.url))
-        .header("traceparent", client)
-        .json(&json!({"model": "via-anthropic", "max_tokens": 10,
-                      "messages": [{"role": "user", "content": "hello"}]}))
-        .send()
-        .await
-        .unwrap();
+    let response = post(
+        &gateway,
+        "/v1/messages",
+        &json!({"model": "via-anthropic", "max_tokens": 10,
+                      "messages": [{"role": "user", "content": "hello"}]}),
+        Some(client),
+    )
+    .await;
     assert_eq!(response.status(), 200);
     assert_eq!(vendor_traceparent(&mock).as_deref(), Some(client));
     // An invalid one is ignored, not passed on.
-    let response = reqwest::Client::new()
-        .post(format!("{}/v1/chat/completions", gateway.url))
-        .header("traceparent", "00-zzzz-b7ad6b7169203331-01")
-        .json(&chat("via-openai", "hello"))
-        .send()
-        .await
-        .unwrap();
+    let response = post(
+        &gateway,
+        "/v1/chat/completions",
+        &chat("via-openai", "hello"),
+        Some("00-zzzz-b7ad6b7169203331-01"),
+    )
+    .await;
     assert_eq!(response.status(), 200);
     assert_eq!(vendor_traceparent(&mock), None);
 }
@@ -468,24 +469,16 @@ async fn the_standard_environment_variables_configure_export() {
             ("OTEL_SERVICE_NAME", "gateway-7"),
         ],
     );
-    let response = reqwest::Client::new()
-        .post(format!("{}/v1/chat/completions", gateway.url))
-        .json(&chat("via-openai", "hello"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    response.bytes().await.unwrap();
+    send(
+        &gateway,
+        "/v1/chat/completions",
+        chat("via-openai", "hello"),
+        None,
+    )
+    .await;
     // A fresh trace id (no client traceparent), propagated to the vendor.
     let trace = received.any_server_span().await;
     let sent = vendor_traceparent(&mock).expect("traceparent sent");
     assert!(sent.starts_with(&format!("00-{}-", hex(&trace))), "{sent}");
-    assert!(
-        received
-            .headers
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|(n, v)| n == "x-team" && v == "ml ops")
-    );
+    assert!(received.got_header("x-team", "ml ops"));
 }

@@ -176,12 +176,7 @@ async fn gemini_thought_signature_survives_a_multi_turn_tool_conversation() {
     let mock = mock().await;
     let gateway = TestGateway::start(&native(&mock, "")).await;
     let first = json!({"model": "flash3", "tools": tools(), "messages": [{"role": "user", "content": "weather in Oslo"}]});
-    let body: Value = gateway
-        .post("/v1/chat/completions", &first)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = gateway.answer("/v1/chat/completions", &first).await;
     let message = body["choices"][0]["message"].clone();
     let call_id = message["tool_calls"][0]["id"].as_str().unwrap().to_owned();
 

@@ -12,12 +12,11 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
+use llmux_mock::MockUpstream;
 use serde_json::{Value, json};
-
-const MASTER: &str = "master-usage-secret-0123456789";
 
 /// An OpenAI-compatible vendor's answer with cached and reasoning tokens (fixtures/openai).
 const OPENAI_WHOLE: &[u8] =
@@ -59,48 +58,38 @@ async fn post(gateway: &TestGateway, path: &str, key: &str, body: &Value) -> req
         .unwrap()
 }
 
-async fn admin(gateway: &TestGateway, path: &str) -> Value {
-    gateway
-        .client
-        .get(format!("{}{path}", gateway.url))
-        .bearer_auth(MASTER)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-async fn new_key(gateway: &TestGateway) -> (String, String) {
-    let created: Value = gateway
-        .client
-        .post(format!("{}/admin/keys", gateway.url))
-        .bearer_auth(MASTER)
-        .json(&json!({"name": "usage"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    (
-        created["key"].as_str().unwrap().to_owned(),
-        created["id"].as_str().unwrap().to_owned(),
-    )
+/// A gateway whose `thinker` is a vendor answering `answer` (as `content_type`), and a key on
+/// it; the vendor and the mock live as long as the returned values.
+async fn thinker_gateway(
+    name: &str,
+    content_type: &str,
+    answer: &[u8],
+) -> (TestGateway, String, ScriptedVendor, MockUpstream) {
+    let vendor = ScriptedVendor::start(vec![http_answer(
+        "200 OK",
+        &[&format!("content-type: {content_type}")],
+        answer,
+    )])
+    .await;
+    let mock = mock().await;
+    let gateway = TestGateway::start(&config(&vendor.url, &mock.url(), &temp_dir(name))).await;
+    let (_, key) = create_key(&gateway, json!({"name": "usage"})).await;
+    (gateway, key, vendor, mock)
 }
 
 /// The request log's record of `request_id`, once written (the writer batches).
 async fn logged(gateway: &TestGateway, request_id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let record = admin(gateway, &format!("/admin/requests/{request_id}")).await;
+    eventually(Duration::from_secs(10), || async {
+        let (_, record) = gateway
+            .admin(&format!("/admin/requests/{request_id}"))
+            .await;
         if record["cost_usd"].is_number() {
-            return record;
+            Ok(record)
+        } else {
+            Err(format!("never logged: {record}"))
         }
-        assert!(Instant::now() < deadline, "never logged: {record}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await
 }
 
 fn request_id(response: &reqwest::Response) -> String {
@@ -122,16 +111,8 @@ fn o4_mini_cost() -> f64 {
 
 #[tokio::test]
 async fn every_ingress_reports_the_vendors_cached_and_reasoning_tokens_in_its_shape() {
-    let vendor = ScriptedVendor::start(vec![http_answer(
-        "200 OK",
-        &["content-type: application/json"],
-        OPENAI_WHOLE,
-    )])
-    .await;
-    let mock = mock().await;
-    let dir = temp_dir("usage-ingress");
-    let gateway = TestGateway::start(&config(&vendor.url, &mock.url(), &dir)).await;
-    let (key, _) = new_key(&gateway).await;
+    let (gateway, key, _vendor, _mock) =
+        thinker_gateway("usage-ingress", "application/json", OPENAI_WHOLE).await;
 
     // Chat: the same-protocol byte path; the usage object is the vendor's own.
     let chat = post(
@@ -215,16 +196,8 @@ async fn every_ingress_reports_the_vendors_cached_and_reasoning_tokens_in_its_sh
 
 #[tokio::test]
 async fn streamed_answers_carry_cached_and_reasoning_tokens() {
-    let vendor = ScriptedVendor::start(vec![http_answer(
-        "200 OK",
-        &["content-type: text/event-stream"],
-        OPENAI_STREAM,
-    )])
-    .await;
-    let mock = mock().await;
-    let dir = temp_dir("usage-stream");
-    let gateway = TestGateway::start(&config(&vendor.url, &mock.url(), &dir)).await;
-    let (key, _) = new_key(&gateway).await;
+    let (gateway, key, _vendor, _mock) =
+        thinker_gateway("usage-stream", "text/event-stream", OPENAI_STREAM).await;
 
     let chat = post(
         &gateway,
@@ -280,7 +253,7 @@ async fn chat_cache_control_reaches_anthropic_and_cache_reads_are_priced_as_such
     let mock = mock().await;
     let dir = temp_dir("usage-cache-control");
     let gateway = TestGateway::start(&config(&mock.url(), &mock.url(), &dir)).await;
-    let (key, key_id) = new_key(&gateway).await;
+    let (key_id, key) = create_key(&gateway, json!({"name": "usage"})).await;
     let body = json!({
         "model": "claude",
         "messages": [
@@ -339,20 +312,19 @@ async fn chat_cache_control_reaches_anthropic_and_cache_reads_are_priced_as_such
     assert_eq!(second_record["cached_tokens"], 1200);
 
     // The key's spend is the sum of both.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let usage = admin(&gateway, &format!("/admin/keys/{key_id}/usage")).await;
+    eventually(Duration::from_secs(10), || async {
+        let usage = key_usage(&gateway, &key_id).await;
         let total = usage["spend_usd"]["total"].as_f64().unwrap_or(0.0);
         if close(total, write_cost + read_cost) {
-            break;
+            Ok(())
+        } else {
+            Err(format!(
+                "spend {total} != {}: {usage}",
+                write_cost + read_cost
+            ))
         }
-        assert!(
-            Instant::now() < deadline,
-            "spend {total} != {}: {usage}",
-            write_cost + read_cost
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -360,7 +332,7 @@ async fn messages_clients_keep_their_cache_control_on_the_byte_path() {
     let mock = mock().await;
     let dir = temp_dir("usage-messages-cache");
     let gateway = TestGateway::start(&config(&mock.url(), &mock.url(), &dir)).await;
-    let (key, _) = new_key(&gateway).await;
+    let (_, key) = create_key(&gateway, json!({"name": "usage"})).await;
     let body = json!({
         "model": "claude",
         "max_tokens": 100,

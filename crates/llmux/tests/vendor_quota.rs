@@ -72,18 +72,13 @@ async fn token_reservations_are_corrected_with_the_real_usage() {
         body["max_tokens"] = json!(400);
         // Settling runs just after the answer: a request may race it, so each one may be
         // retried briefly; without refunds the quota stays spent and this never succeeds.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        loop {
+        eventually(std::time::Duration::from_secs(5), || async {
             let status = gateway.post("/v1/chat/completions", &body).await.status();
-            if status == 200 {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "request {i} kept failing: {status}"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+            (status == 200)
+                .then_some(())
+                .ok_or_else(|| format!("request {i} kept failing: {status}"))
+        })
+        .await;
     }
 }
 

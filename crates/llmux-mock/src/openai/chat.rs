@@ -18,7 +18,7 @@ use crate::json::{array_at, content_text, str_at, unknown_key};
 use crate::plan::{self, Choice, Facts, Reply};
 use crate::respond::{self, EVENT_STREAM};
 use crate::sse::Events;
-use crate::state::{Api, Incoming, Shared};
+use crate::state::{Api, Fault, Incoming, Shared};
 use crate::text;
 
 // ---------------------------------------------------------------------------------------------
@@ -283,40 +283,85 @@ const KNOWN_PARAMETERS: &[&str] = &[
     "functions",
 ];
 
+/// A request that passed the first steps every OpenAI endpoint takes (see [`admit`]).
+pub(super) struct Admitted<'r> {
+    /// The body, a JSON object.
+    pub request: &'r Value,
+    pub model: &'r str,
+    pub stream: bool,
+    /// The scripted fault still to apply to the answer (pacing, a cut), if any.
+    pub fault: Option<Fault>,
+}
+
+/// The first steps of every OpenAI endpoint (chat, responses, embeddings), in OpenAI's order:
+/// record the call (a `stream` request only where the endpoint `streams`), answer a scripted
+/// fault's status, then refuse a missing key and a body that is not a JSON object.
+pub(super) async fn admit<'r>(
+    shared: &Shared,
+    api: Api,
+    streams: bool,
+    (uri, headers, body): (&Uri, &HeaderMap, &Bytes),
+    request: Option<&'r Value>,
+) -> Result<Admitted<'r>, Response> {
+    let credential = respond::bearer(headers);
+    let model = request.map_or("", |r| str_at(r, "model"));
+    let stream = streams
+        && request
+            .and_then(|r| r.get("stream"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+    let incoming = Incoming {
+        api,
+        credential: credential.unwrap_or(""),
+        model,
+        stream,
+        path: respond::path_and_query(uri),
+        headers,
+        body,
+    };
+    let fault = shared.admit(incoming, true).await;
+    if let Some(response) = respond::fault_status(fault.as_ref(), |s| status_error(s, model)) {
+        return Err(response);
+    }
+    if credential.is_none() {
+        return Err(missing_key());
+    }
+    let Some(request) = request.filter(|r| r.is_object()) else {
+        return Err(bad_json());
+    };
+    Ok(Admitted {
+        request,
+        model,
+        stream,
+        fault,
+    })
+}
+
 pub(crate) async fn chat(
     State(shared): State<Arc<Shared>>,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let credential = respond::bearer(&headers);
-    let request = respond::parse(&body);
-    let model = request.as_ref().map_or("", |r| str_at(r, "model"));
+    let parsed = respond::parse(&body);
     // Gemini's OpenAI-compatible endpoint (`/v1beta/openai/...`) has its own tool-call quirks.
     let gemini_compat = uri.path().starts_with("/v1beta/openai/");
-    let stream = request
-        .as_ref()
-        .and_then(|r| r.get("stream"))
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let incoming = Incoming {
-        api: Api::OpenAiChat,
-        credential: credential.unwrap_or(""),
+    let admitted = admit(
+        &shared,
+        Api::OpenAiChat,
+        true,
+        (&uri, &headers, &body),
+        parsed.as_ref(),
+    )
+    .await;
+    let Admitted {
+        request,
         model,
         stream,
-        path: respond::path_and_query(&uri),
-        headers: &headers,
-        body: &body,
-    };
-    let fault = shared.admit(incoming, true).await;
-    if let Some(response) = respond::fault_status(fault.as_ref(), |s| status_error(s, model)) {
-        return response;
-    }
-    if credential.is_none() {
-        return missing_key();
-    }
-    let Some(request) = request.as_ref().filter(|r| r.is_object()) else {
-        return bad_json();
+        fault,
+    } = match admitted {
+        Ok(admitted) => admitted,
+        Err(response) => return response,
     };
     // Gemini's compatible endpoint has its own extensions (`extra_body`); only OpenAI's own
     // parameters are checked.

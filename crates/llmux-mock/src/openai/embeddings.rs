@@ -9,10 +9,11 @@ use http::{HeaderMap, StatusCode, Uri};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{bad_json, missing_key, missing_param, status_error};
+use super::chat::{Admitted, admit};
+use super::missing_param;
 use crate::json::str_at;
 use crate::respond;
-use crate::state::{Api, Incoming, Shared};
+use crate::state::{Api, Shared};
 use crate::text;
 
 #[derive(Serialize)]
@@ -96,27 +97,23 @@ pub(crate) async fn embeddings(
 ) -> Response {
     use base64::Engine as _;
 
-    let credential = respond::bearer(&headers);
-    let request = respond::parse(&body);
-    let model = request.as_ref().map_or("", |r| str_at(r, "model"));
-    let incoming = Incoming {
-        api: Api::OpenAiEmbeddings,
-        credential: credential.unwrap_or(""),
+    let parsed = respond::parse(&body);
+    let admitted = admit(
+        &shared,
+        Api::OpenAiEmbeddings,
+        false,
+        (&uri, &headers, &body),
+        parsed.as_ref(),
+    )
+    .await;
+    let Admitted {
+        request,
         model,
-        stream: false,
-        path: respond::path_and_query(&uri),
-        headers: &headers,
-        body: &body,
-    };
-    let fault = shared.admit(incoming, true).await;
-    if let Some(response) = respond::fault_status(fault.as_ref(), |s| status_error(s, model)) {
-        return response;
-    }
-    if credential.is_none() {
-        return missing_key();
-    }
-    let Some(request) = request.as_ref().filter(|r| r.is_object()) else {
-        return bad_json();
+        fault,
+        ..
+    } = match admitted {
+        Ok(admitted) => admitted,
+        Err(response) => return response,
     };
     if model.is_empty() {
         return missing_param("model");

@@ -25,12 +25,13 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode, Uri};
 use serde_json::{Value, json};
 
-use super::{bad_json, error, missing_key, missing_param, status_error};
+use super::chat::{Admitted, admit};
+use super::{error, missing_param};
 use crate::json::{array_at, str_at, unknown_key};
 use crate::plan::{self, Choice, Facts, Reply};
 use crate::respond::{self, EVENT_STREAM};
 use crate::sse::Events;
-use crate::state::{Api, Incoming, Shared};
+use crate::state::{Api, Shared};
 use crate::text;
 
 /// Stored responses kept at most; the oldest go first.
@@ -217,32 +218,23 @@ pub(crate) async fn responses(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let credential = respond::bearer(&headers);
-    let request = respond::parse(&body);
-    let model = request.as_ref().map_or("", |r| str_at(r, "model"));
-    let stream = request
-        .as_ref()
-        .and_then(|r| r.get("stream"))
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let incoming = Incoming {
-        api: Api::OpenAiResponses,
-        credential: credential.unwrap_or(""),
+    let parsed = respond::parse(&body);
+    let admitted = admit(
+        &shared,
+        Api::OpenAiResponses,
+        true,
+        (&uri, &headers, &body),
+        parsed.as_ref(),
+    )
+    .await;
+    let Admitted {
+        request,
         model,
         stream,
-        path: respond::path_and_query(&uri),
-        headers: &headers,
-        body: &body,
-    };
-    let fault = shared.admit(incoming, true).await;
-    if let Some(response) = respond::fault_status(fault.as_ref(), |s| status_error(s, model)) {
-        return response;
-    }
-    if credential.is_none() {
-        return missing_key();
-    }
-    let Some(request) = request.as_ref().filter(|r| r.is_object()) else {
-        return bad_json();
+        fault,
+    } = match admitted {
+        Ok(admitted) => admitted,
+        Err(response) => return response,
     };
     if let Some(name) = unknown_key(request, KNOWN_PARAMETERS) {
         let message = format!("Unknown parameter: '{name}'.");

@@ -9,6 +9,15 @@ use crate::{assert_same_paths, client, collapse, events, fixture, fixture_json, 
 /// Tool inputs are free-form.
 const OPAQUE: &[&str] = &["content[].input", "content_block.input"];
 
+/// The JSON answer of a Messages request.
+async fn messages_json(url: &str, body: Value) -> Value {
+    messages(url, body)
+        .await
+        .json()
+        .await
+        .expect("a JSON answer")
+}
+
 async fn messages(url: &str, body: Value) -> reqwest::Response {
     client()
         .post(format!("{url}/v1/messages"))
@@ -73,7 +82,7 @@ async fn tool_use_message_matches_fixture_shape() {
     let mock = start().await;
     let mut request = fixture_json("anthropic/message_tool_use.request.json");
     request["model"] = json!("claude-haiku-4-5");
-    let body: Value = messages(&mock.url(), request).await.json().await.unwrap();
+    let body: Value = messages_json(&mock.url(), request).await;
     assert_same_paths(
         key_paths(&body, OPAQUE),
         key_paths(&fixture_json("anthropic/message_tool_use.json"), OPAQUE),
@@ -141,18 +150,12 @@ async fn parallel_named_and_none_tool_choices() {
 #[tokio::test]
 async fn tool_result_is_acknowledged() {
     let mock = start().await;
-    let body: Value = messages(
-        &mock.url(),
+    let body: Value = messages_json(&mock.url(),
         json!({"model": "claude", "max_tokens": 100, "tools": tools(), "messages": [
             {"role": "user", "content": "weather?"},
             {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}}]},
             {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": [{"type": "text", "text": "sunny"}]}]}
-        ]}),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+        ]})).await;
     assert_eq!(body["content"][0]["text"], "Tool result received: sunny");
     assert_eq!(body["stop_reason"], "end_turn");
 }
@@ -160,14 +163,8 @@ async fn tool_result_is_acknowledged() {
 #[tokio::test]
 async fn max_tokens_truncates() {
     let mock = start().await;
-    let body: Value = messages(
-        &mock.url(),
-        json!({"model": "claude", "max_tokens": 3, "messages": [{"role": "user", "content": "a b c d e"}]}),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let body: Value = messages_json(&mock.url(),
+        json!({"model": "claude", "max_tokens": 3, "messages": [{"role": "user", "content": "a b c d e"}]})).await;
     assert_eq!(body["content"][0]["text"], "a b c");
     assert_eq!(body["stop_reason"], "max_tokens");
     assert_eq!(body["usage"]["output_tokens"], 3);
@@ -462,6 +459,6 @@ async fn tool_history_without_tools_is_refused_like_the_real_api() {
     let body = json!({"model": "claude", "max_tokens": 100, "messages": history,
                       "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}],
                       "tool_choice": {"type": "none"}});
-    let answer: Value = messages(&mock.url(), body).await.json().await.unwrap();
+    let answer: Value = messages_json(&mock.url(), body).await;
     assert_eq!(answer["content"][0]["text"], "Tool result received: sunny");
 }

@@ -7,26 +7,40 @@ use serde_json::{Value, json};
 
 use crate::{client, events, read_body, start};
 
-fn openai_chat(url: &str, key: &str, model: &str, stream: bool) -> reqwest::RequestBuilder {
+async fn openai_chat(url: &str, key: &str, model: &str, stream: bool) -> reqwest::Response {
     client()
         .post(format!("{url}/v1/chat/completions"))
         .bearer_auth(key)
         .json(&json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "one two three four"}]}))
+        .send()
+        .await
+        .unwrap()
 }
 
-fn anthropic(url: &str, stream: bool) -> reqwest::RequestBuilder {
+/// The status of a whole (not streamed) chat request with `key` for `model`.
+async fn chat_status(url: &str, key: &str, model: &str) -> u16 {
+    openai_chat(url, key, model, false).await.status().as_u16()
+}
+
+async fn anthropic(url: &str, stream: bool) -> reqwest::Response {
     client()
         .post(format!("{url}/v1/messages"))
         .header("x-api-key", "sk-ant")
         .header("anthropic-version", "2023-06-01")
         .json(&json!({"model": "claude", "max_tokens": 50, "stream": stream, "messages": [{"role": "user", "content": "one two three four"}]}))
+        .send()
+        .await
+        .unwrap()
 }
 
-fn gemini(url: &str, method: &str) -> reqwest::RequestBuilder {
+async fn gemini(url: &str, method: &str) -> reqwest::Response {
     client()
         .post(format!("{url}/v1beta/models/gemini-2.5-flash:{method}"))
         .header("x-goog-api-key", "AIza")
         .json(&json!({"contents": [{"role": "user", "parts": [{"text": "one two three four"}]}]}))
+        .send()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -37,10 +51,7 @@ async fn openai_status_fault_uses_envelope_and_retry_after() {
         retry_after: Some("7".into()),
         ..Default::default()
     });
-    let response = openai_chat(&mock.url(), "k", "gpt-4o", false)
-        .send()
-        .await
-        .unwrap();
+    let response = openai_chat(&mock.url(), "k", "gpt-4o", false).await;
     assert_eq!(response.status(), 429);
     assert_eq!(response.headers()["retry-after"], "7");
     let body: Value = response.json().await.unwrap();
@@ -59,7 +70,7 @@ async fn anthropic_and_gemini_status_faults_use_their_envelopes() {
         times: Some(1),
         ..Default::default()
     });
-    let response = anthropic(&mock.url(), false).send().await.unwrap();
+    let response = anthropic(&mock.url(), false).await;
     assert_eq!(response.status(), 529);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["type"], "error");
@@ -75,7 +86,7 @@ async fn anthropic_and_gemini_status_faults_use_their_envelopes() {
         times: Some(1),
         ..Default::default()
     });
-    let response = gemini(&mock.url(), "generateContent").send().await.unwrap();
+    let response = gemini(&mock.url(), "generateContent").await;
     assert_eq!(response.status(), 429);
     assert_eq!(response.headers()["retry-after"], "3");
     let body: Value = response.json().await.unwrap();
@@ -92,9 +103,7 @@ async fn anthropic_and_gemini_status_faults_use_their_envelopes() {
         ..Default::default()
     });
     let body: Value = gemini(&mock.url(), "generateContent")
-        .send()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -109,10 +118,7 @@ async fn raw_body_replaces_the_envelope() {
         body: Some("upstream exploded".into()),
         ..Default::default()
     });
-    let response = openai_chat(&mock.url(), "k", "m", false)
-        .send()
-        .await
-        .unwrap();
+    let response = openai_chat(&mock.url(), "k", "m", false).await;
     assert_eq!(response.status(), 500);
     assert_eq!(response.text().await.unwrap(), "upstream exploded");
 }
@@ -127,14 +133,7 @@ async fn times_spends_the_rule() {
     });
     let mut statuses = Vec::new();
     for _ in 0..3 {
-        statuses.push(
-            openai_chat(&mock.url(), "k", "m", false)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16(),
-        );
+        statuses.push(chat_status(&mock.url(), "k", "m").await);
     }
     assert_eq!(statuses, [500, 500, 200]);
     assert_eq!(mock.calls().len(), 3, "faulted calls are recorded too");
@@ -158,17 +157,8 @@ async fn rules_match_model_and_credential_and_first_wins() {
         status: Some(500),
         ..Default::default()
     });
-    let status = |key: &'static str, model: &'static str| {
-        let url = mock.url();
-        async move {
-            openai_chat(&url, key, model, false)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
-    };
+    let url = mock.url();
+    let status = |key, model| chat_status(&url, key, model);
     assert_eq!(status("key-1", "good").await, 200);
     assert_eq!(status("key-1", "bad-model").await, 404);
     assert_eq!(status("key-2", "good").await, 401);
@@ -186,27 +176,13 @@ async fn probability_zero_never_fires_and_one_always_does() {
         probability: Some(0.0),
         ..Default::default()
     });
-    assert_eq!(
-        openai_chat(&mock.url(), "k", "m", false)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(chat_status(&mock.url(), "k", "m").await, 200);
     mock.add_fault(FaultRule {
         status: Some(503),
         probability: Some(1.0),
         ..Default::default()
     });
-    assert_eq!(
-        openai_chat(&mock.url(), "k", "m", false)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        503
-    );
+    assert_eq!(chat_status(&mock.url(), "k", "m").await, 503);
 }
 
 #[tokio::test]
@@ -217,10 +193,7 @@ async fn delay_only_rule_delays_then_answers() {
         ..Default::default()
     });
     let started = Instant::now();
-    let response = openai_chat(&mock.url(), "k", "m", false)
-        .send()
-        .await
-        .unwrap();
+    let response = openai_chat(&mock.url(), "k", "m", false).await;
     assert!(started.elapsed() >= Duration::from_millis(120));
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
@@ -253,10 +226,7 @@ async fn cut_after_chunks_drops_openai_stream_without_done() {
         cut_after_chunks: Some(2),
         ..Default::default()
     });
-    let response = openai_chat(&mock.url(), "k", "m", true)
-        .send()
-        .await
-        .unwrap();
+    let response = openai_chat(&mock.url(), "k", "m", true).await;
     assert_eq!(response.status(), 200);
     let (body, clean) = read_body(response).await;
     assert!(!clean, "the connection must drop, not end cleanly");
@@ -273,17 +243,11 @@ async fn cut_after_chunks_drops_anthropic_and_gemini_streams() {
         ..Default::default()
     });
     // Larger than the stream: everything but the final event is sent.
-    let (body, clean) = read_body(anthropic(&mock.url(), true).send().await.unwrap()).await;
+    let (body, clean) = read_body(anthropic(&mock.url(), true).await).await;
     assert!(!clean);
     assert!(body.contains("event: message_delta") && !body.contains("message_stop"));
 
-    let (body, clean) = read_body(
-        gemini(&mock.url(), "streamGenerateContent?alt=sse")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (body, clean) = read_body(gemini(&mock.url(), "streamGenerateContent?alt=sse").await).await;
     assert!(!clean);
     assert_eq!(events(&body, "\r\n\r\n").len(), 3);
     assert!(!body.contains("finishReason"));
@@ -296,10 +260,7 @@ async fn cut_on_non_stream_sends_headers_then_drops() {
         cut_after_chunks: Some(0),
         ..Default::default()
     });
-    let response = openai_chat(&mock.url(), "k", "m", false)
-        .send()
-        .await
-        .unwrap();
+    let response = openai_chat(&mock.url(), "k", "m", false).await;
     assert_eq!(response.status(), 200);
     let (body, clean) = read_body(response).await;
     assert!(!clean);
@@ -317,7 +278,7 @@ async fn admin_routes_add_and_clear_faults() {
         .await
         .unwrap();
     assert!(added.status().is_success());
-    let response = openai_chat(&url, "k", "m", false).send().await.unwrap();
+    let response = openai_chat(&url, "k", "m", false).await;
     assert_eq!(response.status(), 503);
     assert_eq!(response.headers()["retry-after"], "1");
 
@@ -335,12 +296,5 @@ async fn admin_routes_add_and_clear_faults() {
         .await
         .unwrap();
     assert!(cleared.status().is_success());
-    assert_eq!(
-        openai_chat(&url, "k", "m", false)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(chat_status(&url, "k", "m").await, 200);
 }

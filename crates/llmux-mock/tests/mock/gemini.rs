@@ -11,6 +11,15 @@ const OPAQUE: &[&str] = &["candidates[].content.parts[].functionCall.args"];
 /// The mock does not think, so it reports no thought tokens.
 const SKIPPED: &[&str] = &["usageMetadata.thoughtsTokenCount"];
 
+/// The JSON answer of a Gemini request.
+async fn generate_json(url: &str, model: &str, method: &str, body: Value) -> Value {
+    generate(url, model, method, body)
+        .await
+        .json()
+        .await
+        .expect("a JSON answer")
+}
+
 async fn generate(url: &str, model: &str, method: &str, body: Value) -> reqwest::Response {
     client()
         .post(format!("{url}/v1beta/models/{model}:{method}"))
@@ -60,11 +69,8 @@ async fn text_response_matches_fixture_shape() {
 async fn function_call_matches_fixture_shape_without_id_on_gemini_2() {
     let mock = start().await;
     let request = fixture_json("gemini/generate_content_function_call.request.json");
-    let body: Value = generate(&mock.url(), "gemini-2.5-flash", "generateContent", request)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value =
+        generate_json(&mock.url(), "gemini-2.5-flash", "generateContent", request).await;
     assert_same_paths(
         key_paths(&body, OPAQUE),
         key_paths(
@@ -99,16 +105,13 @@ async fn function_calls_get_ids_after_gemini_2_and_none_mode_is_honoured() {
     let mock = start().await;
     let mut request = user("add in parallel");
     request["tools"] = json!([{"functionDeclarations": [{"name": "sum"}, {"name": "product"}]}]);
-    let body: Value = generate(
+    let body: Value = generate_json(
         &mock.url(),
         "gemini-3-flash-preview",
         "generateContent",
         request.clone(),
     )
-    .await
-    .json()
-    .await
-    .unwrap();
+    .await;
     let parts = body["candidates"][0]["content"]["parts"]
         .as_array()
         .unwrap();
@@ -131,16 +134,13 @@ async fn function_calls_get_ids_after_gemini_2_and_none_mode_is_honoured() {
     assert!(parts[1].get("thoughtSignature").is_none());
 
     request["toolConfig"] = json!({"functionCallingConfig": {"mode": "NONE"}});
-    let body: Value = generate(
+    let body: Value = generate_json(
         &mock.url(),
         "gemini-3-flash-preview",
         "generateContent",
         request,
     )
-    .await
-    .json()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(
         body["candidates"][0]["content"]["parts"],
         json!([{"text": "add in parallel"}])
@@ -152,16 +152,13 @@ async fn function_response_is_acknowledged() {
     let mock = start().await;
     let mut request = fixture_json("gemini/stream_after_function_response.request.json");
     request.as_object_mut().unwrap().remove("tools");
-    let body: Value = generate(
+    let body: Value = generate_json(
         &mock.url(),
         "gemini-3-flash-preview",
         "generateContent",
         request,
     )
-    .await
-    .json()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(
         body["candidates"][0]["content"]["parts"][0]["text"],
         r#"Tool result received: {"sum":5} {"sum":9} {"sum":13}"#
@@ -173,11 +170,8 @@ async fn max_output_tokens_truncates() {
     let mock = start().await;
     let mut request = user("one two three");
     request["generationConfig"] = json!({"maxOutputTokens": 1});
-    let body: Value = generate(&mock.url(), "gemini-2.5-flash", "generateContent", request)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value =
+        generate_json(&mock.url(), "gemini-2.5-flash", "generateContent", request).await;
     assert_eq!(body["candidates"][0]["content"]["parts"][0]["text"], "one");
     assert_eq!(body["candidates"][0]["finishReason"], "MAX_TOKENS");
 }

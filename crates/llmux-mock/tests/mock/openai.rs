@@ -11,6 +11,11 @@ use crate::{
 /// Extras the mock adds to `usage` (the current API sends them; the 2024 recordings predate them).
 const USAGE_EXTRAS: &[&str] = &["usage.prompt_tokens_details"];
 
+/// The JSON answer of a chat request.
+async fn chat_json(url: &str, body: Value) -> Value {
+    chat(url, body).await.json().await.expect("a JSON answer")
+}
+
 async fn chat(url: &str, body: Value) -> reqwest::Response {
     client()
         .post(format!("{url}/v1/chat/completions"))
@@ -19,6 +24,31 @@ async fn chat(url: &str, body: Value) -> reqwest::Response {
         .send()
         .await
         .expect("request")
+}
+
+/// The data chunks of an OpenAI stream `body`, checked against the recorded stream `name`: the
+/// same sequence of event kinds (repeats collapsed) and the same key paths.
+fn chunks_like_fixture(body: &str, name: &str) -> Vec<Value> {
+    let json = |evs: &[crate::Event]| -> Vec<Value> {
+        evs.iter()
+            .filter(|e| e.data != "[DONE]")
+            .map(crate::Event::json)
+            .collect()
+    };
+    let mine = events(body, "\n\n");
+    let theirs = events(&fixture(name), "\n\n");
+    assert_eq!(
+        collapse(mine.iter().map(kind).collect()),
+        collapse(theirs.iter().map(kind).collect())
+    );
+    let (mine, theirs) = (json(&mine), json(&theirs));
+    assert_same_paths(
+        union_paths(&mine, &[]),
+        union_paths(&theirs, &[]),
+        &[],
+        USAGE_EXTRAS,
+    );
+    mine
 }
 
 fn weather_tools() -> Value {
@@ -89,16 +119,13 @@ async fn text_completion_matches_fixture_shape() {
 #[tokio::test]
 async fn parallel_tool_calls_match_fixture_shape() {
     let mock = start().await;
-    let body: Value = chat(
+    let body: Value = chat_json(
         &mock.url(),
         json!({"model": "gpt-4o", "tools": weather_tools(), "messages": [
             {"role": "user", "content": "Weather and stock, in parallel please"}
         ]}),
     )
-    .await
-    .json()
-    .await
-    .expect("json");
+    .await;
 
     assert_same_paths(
         key_paths(&body, &[]),
@@ -131,31 +158,25 @@ async fn parallel_tool_calls_match_fixture_shape() {
 #[tokio::test]
 async fn named_tool_choice_and_none_are_honoured() {
     let mock = start().await;
-    let named: Value = chat(
+    let named: Value = chat_json(
         &mock.url(),
         json!({"model": "gpt-4o", "tools": weather_tools(),
                "tool_choice": {"type": "function", "function": {"name": "get_stock_price"}},
                "messages": [{"role": "user", "content": "parallel"}]}),
     )
-    .await
-    .json()
-    .await
-    .unwrap();
+    .await;
     let calls = named["choices"][0]["message"]["tool_calls"]
         .as_array()
         .unwrap();
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0]["function"]["name"], "get_stock_price");
 
-    let none: Value = chat(
+    let none: Value = chat_json(
         &mock.url(),
         json!({"model": "gpt-4o", "tools": weather_tools(), "tool_choice": "none",
                "messages": [{"role": "user", "content": "hello"}]}),
     )
-    .await
-    .json()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(none["choices"][0]["message"]["content"], "hello");
     assert!(none["choices"][0]["message"].get("tool_calls").is_none());
 }
@@ -163,31 +184,19 @@ async fn named_tool_choice_and_none_are_honoured() {
 #[tokio::test]
 async fn tool_result_is_acknowledged_and_empty_text_falls_back() {
     let mock = start().await;
-    let body: Value = chat(
-        &mock.url(),
+    let body: Value = chat_json(&mock.url(),
         json!({"model": "gpt-4o", "tools": weather_tools(), "messages": [
             {"role": "user", "content": "weather?"},
             {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]},
             {"role": "tool", "tool_call_id": "call_1", "content": "sunny, 21C"}
-        ]}),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+        ]})).await;
     assert_eq!(
         body["choices"][0]["message"]["content"],
         "Tool result received: sunny, 21C"
     );
 
-    let body: Value = chat(
-        &mock.url(),
-        json!({"model": "gpt-4o", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]}]}),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let body: Value = chat_json(&mock.url(),
+        json!({"model": "gpt-4o", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]}]})).await;
     assert_eq!(
         body["choices"][0]["message"]["content"],
         "Hello from the llmux mock!"
@@ -215,29 +224,9 @@ async fn text_stream_matches_fixture_and_reassembles() {
     assert!(!body.contains('\r'), "OpenAI frames are LF only");
     assert!(body.ends_with("data: [DONE]\n\n"));
 
+    let mine_json = chunks_like_fixture(&body, "openai/chat_stream_text_include_usage.sse");
     let mine = events(&body, "\n\n");
-    let theirs = events(
-        &fixture("openai/chat_stream_text_include_usage.sse"),
-        "\n\n",
-    );
-    assert_eq!(
-        collapse(mine.iter().map(kind).collect()),
-        collapse(theirs.iter().map(kind).collect())
-    );
     assert_eq!(mine.iter().filter(|e| kind(e) == "content").count(), 4);
-    let json = |evs: &[crate::Event]| -> Vec<Value> {
-        evs.iter()
-            .filter(|e| e.data != "[DONE]")
-            .map(crate::Event::json)
-            .collect()
-    };
-    let (mine_json, theirs_json) = (json(&mine), json(&theirs));
-    assert_same_paths(
-        union_paths(&mine_json, &[]),
-        union_paths(&theirs_json, &[]),
-        &[],
-        USAGE_EXTRAS,
-    );
 
     let first = &mine_json[0];
     assert_eq!(
@@ -296,28 +285,8 @@ async fn tool_call_stream_matches_fixture_and_reassembles() {
     .text()
     .await
     .unwrap();
-    let mine = events(&body, "\n\n");
-    let theirs = events(
-        &fixture("openai/chat_stream_tool_call_include_usage.sse"),
-        "\n\n",
-    );
-    assert_eq!(
-        collapse(mine.iter().map(kind).collect()),
-        collapse(theirs.iter().map(kind).collect())
-    );
-    let json = |evs: &[crate::Event]| -> Vec<Value> {
-        evs.iter()
-            .filter(|e| e.data != "[DONE]")
-            .map(crate::Event::json)
-            .collect()
-    };
-    assert_same_paths(
-        union_paths(&json(&mine), &[]),
-        union_paths(&json(&theirs), &[]),
-        &[],
-        USAGE_EXTRAS,
-    );
-    let fragments: Vec<String> = json(&mine)
+    let chunks = chunks_like_fixture(&body, "openai/chat_stream_tool_call_include_usage.sse");
+    let fragments: Vec<String> = chunks
         .iter()
         .filter_map(|c| {
             c["choices"].get(0)?["delta"]["tool_calls"][0]["function"]["arguments"]
@@ -332,8 +301,8 @@ async fn tool_call_stream_matches_fixture_and_reassembles() {
     assert_eq!(fragments[0], "");
     let args: Value = serde_json::from_str(&fragments.concat()).unwrap();
     assert_eq!(args, json!({"text": "Weather in New York City?"}));
-    let finish = json(&mine)
-        .into_iter()
+    let finish = chunks
+        .iter()
         .find(|c| c["choices"][0]["finish_reason"].is_string())
         .unwrap();
     assert_eq!(finish["choices"][0]["finish_reason"], "tool_calls");
@@ -351,31 +320,11 @@ async fn parallel_tool_call_stream_matches_fixture() {
     .text()
     .await
     .unwrap();
-    let mine = events(&body, "\n\n");
-    let theirs = events(
-        &fixture("openai/chat_stream_parallel_tool_calls.sse"),
-        "\n\n",
-    );
-    assert_eq!(
-        collapse(mine.iter().map(kind).collect()),
-        collapse(theirs.iter().map(kind).collect())
-    );
-    let json = |evs: &[crate::Event]| -> Vec<Value> {
-        evs.iter()
-            .filter(|e| e.data != "[DONE]")
-            .map(crate::Event::json)
-            .collect()
-    };
-    assert_same_paths(
-        union_paths(&json(&mine), &[]),
-        union_paths(&json(&theirs), &[]),
-        &[],
-        USAGE_EXTRAS,
-    );
+    let chunks = chunks_like_fixture(&body, "openai/chat_stream_parallel_tool_calls.sse");
     // Reassemble per index, as a client does.
     let mut args = [String::new(), String::new()];
     let mut indexes = Vec::new();
-    for chunk in json(&mine) {
+    for chunk in &chunks {
         let Some(call) = chunk["choices"]
             .get(0)
             .and_then(|c| c["delta"]["tool_calls"].get(0))
@@ -398,14 +347,8 @@ async fn parallel_tool_call_stream_matches_fixture() {
 #[tokio::test]
 async fn max_tokens_truncates_with_length() {
     let mock = start().await;
-    let body: Value = chat(
-        &mock.url(),
-        json!({"model": "gpt-4o", "max_completion_tokens": 2, "messages": [{"role": "user", "content": "one two three four"}]}),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let body: Value = chat_json(&mock.url(),
+        json!({"model": "gpt-4o", "max_completion_tokens": 2, "messages": [{"role": "user", "content": "one two three four"}]})).await;
     assert_eq!(body["choices"][0]["message"]["content"], "one two");
     assert_eq!(body["choices"][0]["finish_reason"], "length");
     assert_eq!(body["usage"]["completion_tokens"], 2);

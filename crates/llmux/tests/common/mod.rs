@@ -1,6 +1,12 @@
 //! Test harness: the real gateway (in-process or as the built binary) on 127.0.0.1:0 in front
 //! of the real mock upstream. Every test gets its own ports, so tests run in parallel.
 #![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail by panicking"
+)]
+#![allow(
     dead_code,
     reason = "each test binary uses a different part of the harness"
 )]
@@ -9,11 +15,14 @@
     reason = "tests spawn their own peers and load on the test runtime, which ends with the test: nothing to drain"
 )]
 
+use std::fmt::Display;
+use std::future::Future;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use llmux_mock::{MockOptions, MockUpstream};
+use llmux_mock::{Api, MockOptions, MockUpstream, RecordedCall};
 use serde_json::{Value, json};
 
 pub struct TestGateway {
@@ -108,6 +117,211 @@ impl TestGateway {
             .await
             .expect("gateway answers")
     }
+
+    /// POSTs `body` and returns the JSON answer, whatever its status.
+    pub async fn answer(&self, path: &str, body: &Value) -> Value {
+        self.post(path, body)
+            .await
+            .json()
+            .await
+            .expect("a JSON answer")
+    }
+
+    /// The status of a chat completion request for `model` saying `text`.
+    pub async fn chat_status(&self, model: &str, text: &str) -> u16 {
+        self.post("/v1/chat/completions", &chat(model, text))
+            .await
+            .status()
+            .as_u16()
+    }
+
+    /// A request presenting `key` as a bearer token (none: anonymous), with an optional JSON
+    /// body.
+    pub async fn send_as(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&Value>,
+    ) -> reqwest::Response {
+        let mut builder = self.client.request(method, format!("{}{path}", self.url));
+        if let Some(body) = body {
+            builder = builder.json(body);
+        }
+        if let Some(key) = key {
+            builder = builder.bearer_auth(key);
+        }
+        builder.send().await.expect("gateway answers")
+    }
+
+    /// POSTs `body` presenting `key` (none: anonymous).
+    pub async fn post_as(&self, path: &str, key: Option<&str>, body: &Value) -> reqwest::Response {
+        self.send_as(reqwest::Method::POST, path, key, Some(body))
+            .await
+    }
+
+    /// GETs `path` presenting `key`.
+    pub async fn get_as(&self, path: &str, key: &str) -> reqwest::Response {
+        self.send_as(reqwest::Method::GET, path, Some(key), None)
+            .await
+    }
+
+    /// GETs an admin path with [`MASTER`]: its status and JSON body.
+    pub async fn admin(&self, path: &str) -> (u16, Value) {
+        let response = self.get_as(path, MASTER).await;
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("a JSON answer"))
+    }
+}
+
+/// The master key of the configs with `auth:` (see [`governed`]).
+pub const MASTER: &str = "master-secret-0123456789abcdef";
+
+/// Creates a virtual key with `fields` through the admin API: its id and its secret.
+pub async fn create_key(gateway: &TestGateway, fields: Value) -> (String, String) {
+    let response = gateway.post_as("/admin/keys", Some(MASTER), &fields).await;
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.expect("created key");
+    (
+        body["id"].as_str().expect("key id").to_owned(),
+        body["key"].as_str().expect("key secret").to_owned(),
+    )
+}
+
+/// A key's usage as `/admin/keys/{id}/usage` reports it.
+pub async fn key_usage(gateway: &TestGateway, id: &str) -> Value {
+    gateway.admin(&format!("/admin/keys/{id}/usage")).await.1
+}
+
+/// A key's total spend in USD (0 before anything is recorded).
+pub async fn spent_total(gateway: &TestGateway, id: &str) -> f64 {
+    key_usage(gateway, id).await["spend_usd"]["total"]
+        .as_f64()
+        .unwrap_or(0.0)
+}
+
+/// A config with virtual keys in `database` under [`MASTER`]: a credential on the mock for
+/// each `(platform, value)` in `vendors`, the `(vendor, model, name)` entries of `models`, then
+/// `extra` sections.
+pub fn governed(
+    mock: &MockUpstream,
+    vendors: &[(&str, &str)],
+    models: &[(&str, &str, &str)],
+    database: &str,
+    extra: &str,
+) -> String {
+    let url = mock.url();
+    let mut yaml = String::from("credentials:\n");
+    for (platform, value) in vendors {
+        yaml.push_str(&format!(
+            "  - {{ platform: {platform}, value: {value}, base_url: \"{url}/v1\" }}\n"
+        ));
+    }
+    yaml.push_str("models:\n");
+    for (vendor, model, name) in models {
+        yaml.push_str(&format!(
+            "  - {{ vendor: {vendor}, model: {model}, name: {name} }}\n"
+        ));
+    }
+    yaml.push_str(&format!(
+        "auth: {{ master_key: {MASTER}, database: \"{database}\" }}\n{extra}"
+    ));
+    yaml
+}
+
+/// How often [`eventually`] asks again.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Waits for what the gateway does in the background (log writes, stores, replicas syncing,
+/// reloads): asks `check` every 20 ms until it answers `Ok`, and returns that value. Past
+/// `limit` it panics with the last `Err`, which says what was awaited and what was seen
+/// instead. A condition wait, never a fixed sleep.
+pub async fn eventually<T, E, F, Fut>(limit: Duration, mut check: F) -> T
+where
+    E: Display,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(last) if Instant::now() >= deadline => {
+                panic!("gave up after {limit:?}: {last}")
+            }
+            Err(_) => tokio::time::sleep(POLL).await,
+        }
+    }
+}
+
+/// One credential per vendor API (OpenAI, Anthropic, Gemini), all on the mock, as the
+/// `credentials:` section of a config.
+pub fn every_vendor_credentials(mock: &MockUpstream) -> String {
+    format!(
+        "credentials:
+  - {{ platform: openai, value: sk-openai-test-0123456789, base_url: \"{url}/v1\" }}
+  - {{ platform: anthropic, value: sk-ant-test-0123456789, base_url: \"{url}/v1\" }}
+  - {{ platform: gemini, value: AIzaTestKey0123456789012345678901234, base_url: \"{url}/v1beta\" }}
+",
+        url = mock.url()
+    )
+}
+
+/// [`every_vendor_credentials`] with one alias per vendor (`via-openai`, `via-anthropic`,
+/// `via-gemini`), then `extra` sections.
+pub fn every_vendor(mock: &MockUpstream, extra: &str) -> String {
+    format!(
+        "{}models:
+  - {{ vendor: openai, model: gpt-4o-mini, name: via-openai }}
+  - {{ vendor: anthropic, model: claude-sonnet-4-5, name: via-anthropic }}
+  - {{ vendor: gemini, model: gemini-2.5-flash, name: via-gemini }}
+{extra}",
+        every_vendor_credentials(mock)
+    )
+}
+
+/// The mock's calls since the last clear (which this clears), checked to be `count` calls of
+/// `model` on `api`; `via` names the alias in the message.
+pub fn vendor_calls(
+    mock: &MockUpstream,
+    via: &str,
+    model: &str,
+    api: &Api,
+    count: usize,
+) -> Vec<RecordedCall> {
+    let calls = mock.calls();
+    mock.clear_calls();
+    let seen: Vec<(&Api, &str)> = calls.iter().map(|c| (&c.api, c.model.as_str())).collect();
+    assert!(
+        calls.len() == count && calls.iter().all(|c| &c.api == api && c.model == model),
+        "{via}: expected {count} call(s) of {model} on {api:?}, the mock saw {seen:?}"
+    );
+    calls
+}
+
+/// Panics with the output of a client's `script` run on `model` unless it succeeded, and shows
+/// its stdout (with `--nocapture`: which checks ran).
+pub fn assert_script_passed(script: &str, model: &str, output: &std::process::Output) {
+    assert!(
+        output.status.success(),
+        "{script} on {model} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    eprint!("{}", String::from_utf8_lossy(&output.stdout));
+}
+
+/// The path in environment variable `var`, which `scripts/test` sets after installing
+/// `package` into `target/clients/{dir}`; without it, says the test is skipped.
+pub fn installed_client(var: &str, package: &str, dir: &str) -> Option<String> {
+    let found = std::env::var(var).ok();
+    if found.is_none() {
+        eprintln!(
+            "skipped: {var} is not set (scripts/test sets it after installing {package} into \
+             target/clients/{dir})"
+        );
+    }
+    found
 }
 
 pub async fn mock() -> MockUpstream {
@@ -159,6 +373,32 @@ pub async fn sse_data(response: reqwest::Response) -> Vec<String> {
                 .filter_map(|l| l.strip_prefix("data: "))
                 .collect::<Vec<_>>()
                 .join("\n")
+        })
+        .collect()
+}
+
+/// Reads an SSE body into named events, (event name, JSON data), one data line each and
+/// `[DONE]` as its own entry (LF framing only).
+pub async fn named_events(response: reqwest::Response) -> Vec<(String, Value)> {
+    let text = response.text().await.expect("stream body");
+    assert!(!text.contains('\r'), "LF line endings only");
+    text.split("\n\n")
+        .filter(|f| !f.trim().is_empty())
+        .map(|frame| {
+            let mut name = String::new();
+            let mut data = Vec::new();
+            for line in frame.lines() {
+                if let Some(n) = line.strip_prefix("event: ") {
+                    name = n.to_owned();
+                } else if let Some(d) = line.strip_prefix("data: ") {
+                    data.push(d);
+                }
+            }
+            assert_eq!(data.len(), 1, "one data line per event: {frame}");
+            if data[0] == "[DONE]" {
+                return ("[DONE]".to_owned(), Value::Null);
+            }
+            (name, serde_json::from_str(data[0]).expect("JSON data"))
         })
         .collect()
 }
@@ -229,16 +469,17 @@ impl Binary {
         assert!(status.success());
     }
 
-    /// Waits for the process to exit, at most `limit`.
-    pub fn wait_exit(&mut self, limit: std::time::Duration) -> Option<std::process::ExitStatus> {
-        let deadline = std::time::Instant::now() + limit;
-        while std::time::Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        None
+    /// Waits for the process to exit, at most `limit` (then panics), and returns its status.
+    pub async fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        eventually(limit, || {
+            let exited = match self.child.try_wait() {
+                Ok(Some(status)) => Ok(status),
+                Ok(None) => Err("the process is still running".to_owned()),
+                Err(e) => Err(format!("cannot wait for the process: {e}")),
+            };
+            std::future::ready(exited)
+        })
+        .await
     }
 
     pub fn logs(&self) -> String {
