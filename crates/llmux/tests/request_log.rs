@@ -104,11 +104,30 @@ async fn every_request_is_recorded_with_its_attempts_usage_and_key() {
     let bad_id = bad.headers()["x-request-id"].to_str().unwrap().to_owned();
 
     let all = records(&gateway, "", 3).await;
-    let ids: Vec<&str> = all
-        .iter()
-        .map(|r| r["request_id"].as_str().unwrap())
-        .collect();
-    assert_eq!(ids, [&bad_id, &stream_id, &whole_id], "newest first");
+    // Newest first: by start time, and among requests that started in the same millisecond
+    // by request id (the page order), so only records of different milliseconds must follow
+    // the order the requests were sent in.
+    let sent_newest_first = [&bad_id, &stream_id, &whole_id];
+    let rank = |record: &Value| {
+        let id = record["request_id"].as_str().unwrap();
+        sent_newest_first.iter().position(|sent| *sent == id)
+    };
+    let mut ranks: Vec<_> = all.iter().map(rank).collect();
+    ranks.sort_unstable();
+    assert_eq!(
+        ranks,
+        [Some(0), Some(1), Some(2)],
+        "the three requests: {all:?}"
+    );
+    for pair in all.windows(2) {
+        let (newer, older) = (&pair[0], &pair[1]);
+        let time = |record: &Value| record["time_ms"].as_i64().expect("time_ms");
+        let (t_newer, t_older) = (time(newer), time(older));
+        assert!(t_newer >= t_older, "newest first: {all:?}");
+        if t_newer > t_older {
+            assert!(rank(newer) < rank(older), "newest first: {all:?}");
+        }
+    }
 
     let (status, whole) = gateway.admin(&format!("/admin/requests/{whole_id}")).await;
     assert_eq!(status, 200);
