@@ -13,8 +13,9 @@ use super::record::RequestTrace;
 /// Traces waiting for export; past this a request's trace is dropped (and counted), never
 /// waited for.
 const QUEUE: usize = 4096;
-/// Traces per export request at most.
-const BATCH: usize = 512;
+/// Traces per export request at most (256: halving this and the request log's batch took
+/// about 1 MiB off the RSS under load, at the same instructions per request; BENCHMARKS.md).
+const BATCH: usize = 256;
 /// How long the first trace of a batch waits for others.
 const LINGER: Duration = Duration::from_millis(200);
 /// One export's deadline: a slow collector delays the next batch, never a request.

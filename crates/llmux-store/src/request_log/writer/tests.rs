@@ -145,10 +145,17 @@ fn no_retention() -> RequestLogOptions {
     }
 }
 
+fn batches_of_500() -> RequestLogOptions {
+    RequestLogOptions {
+        batch_size: 500,
+        ..no_retention()
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_thousand_records_are_written_in_two_transactions() {
     let script = Arc::new(Script::default());
-    let log = start(&script, no_retention());
+    let log = start(&script, batches_of_500());
     for n in 0..1_000 {
         assert!(log.record(record(n)));
     }
@@ -243,7 +250,7 @@ async fn retention_runs_at_start_then_at_most_once_an_hour() {
 async fn shutdown_writes_what_is_queued_then_refuses_records() {
     let script = Arc::new(Script::default());
     let store: Arc<dyn RequestLogStore> = Arc::clone(&script) as _;
-    let (log, task) = RequestLog::start(store, no_retention());
+    let (log, task) = RequestLog::start(store, batches_of_500());
     let writer = tokio::spawn(task);
     for n in 0..1_200 {
         log.record(record(n));
