@@ -365,6 +365,17 @@ pub struct Rewritten {
 /// invalid UTF-8 from the vendor becomes U+FFFD ([`crate::utf8`]), so the client always gets
 /// valid text.
 pub fn rewrite_response(body: &[u8], client_model: &[u8]) -> Rewritten {
+    rewrite_response_seeing(body, client_model, |_, _| {})
+}
+
+/// [`rewrite_response`], showing `see` the vendor's body and its top-level members first, so a
+/// caller that reads more of the answer (a trace's response id and finish reasons) does not
+/// scan it a second time.
+pub fn rewrite_response_seeing(
+    body: &[u8],
+    client_model: &[u8],
+    see: impl FnOnce(&[u8], &[json_scan::Member]),
+) -> Rewritten {
     let Ok(members) = json_scan::members(body) else {
         return Rewritten {
             body: utf8::valid_or_replaced_vec(body.to_vec()),
@@ -373,6 +384,7 @@ pub fn rewrite_response(body: &[u8], client_model: &[u8]) -> Rewritten {
             is_error: false,
         };
     };
+    see(body, &members);
     let usage = json_scan::find(body, &members, "usage")
         .filter(|m| body[m.value.start] == b'{')
         .and_then(|m| serde_json::from_slice::<Usage>(&body[m.value.clone()]).ok());

@@ -114,6 +114,23 @@ pub struct Call<'a> {
 }
 
 impl Call<'_> {
+    /// A byte path's whole answer with `model` set back to the client's name
+    /// ([`rewrite_response`](llmux_protocol::openai_chat::rewrite_response)); a recorded trace
+    /// notes the answer's id and finish reasons from the same scan.
+    pub fn rewrite_answer(
+        &self,
+        body: &[u8],
+        client_model: &[u8],
+    ) -> llmux_protocol::openai_chat::Rewritten {
+        use llmux_protocol::openai_chat::{rewrite_response, rewrite_response_seeing};
+        match self.trace.filter(|trace| trace.recording) {
+            Some(trace) => rewrite_response_seeing(body, client_model, |body, members| {
+                trace.note_answer(crate::trace::facts::AnswerFacts::of_members(body, members));
+            }),
+            None => rewrite_response(body, client_model),
+        }
+    }
+
     /// Sends a byte path's `body` to `url` on `target`'s credential, with the client headers
     /// that credential forwards and the request's trace context.
     pub async fn send(
@@ -239,14 +256,18 @@ pub trait Ingress: Send + Sync + 'static {
     }
 
     /// The hosted tools removed from the offer on the attempt that answered on `target`
-    /// (`translated`: it went through the neutral model): [`Facts::dropped_tools`], unless the
-    /// ingress reached a vendor that runs them.
+    /// (`translated`: it went through the neutral model): [`Facts::dropped_tools`] when
+    /// translated; nothing on a byte path, which sends the client's body as it came.
     fn dropped_tools<'r>(
         request: &'r Self::Request,
         _target: &Target<'_>,
-        _translated: bool,
+        translated: bool,
     ) -> &'r [String] {
-        Self::facts(request).dropped_tools
+        if translated {
+            Self::facts(request).dropped_tools
+        } else {
+            &[]
+        }
     }
 }
 
@@ -350,18 +371,6 @@ async fn run<I: Crossing>(
     };
     let request = I::decode(received).await?;
     let facts = I::facts(&request);
-    if let Some(tool) = facts.dropped_tools.first()
-        && snapshot.config.compat.unsupported_tools == llmux_config::UnsupportedTools::Reject
-    {
-        let mut error = ApiError::new(
-            ErrorKind::InvalidRequest,
-            format!(
-                "hosted tool '{tool}' is not supported here (compat.unsupported_tools: reject)"
-            ),
-        );
-        error.0.param = Some("tools".into());
-        return Err(error);
-    }
     if let Some(draft) = &draft {
         draft.with(|record| {
             record.requested_model = facts.model.unwrap_or_default().to_owned();
@@ -448,8 +457,16 @@ async fn run<I: Crossing>(
         {
             path.push(model);
         }
+        let unfit = match unfit_for_tools::<I>(request, &candidates, &snapshot.config.compat) {
+            Ok(unfit) => unfit,
+            Err(error) => {
+                settle.abandon();
+                return Err(error);
+            }
+        };
         let admitted = attempts::Admitted {
             allowed_vendors: governance::allowed_vendors(&caller),
+            unfit: &unfit,
             max_attempts: attempts_left,
             deadline,
             retry_tried: !any_fallbacks || snapshot.table.next_fallback(&path, None).is_none(),
@@ -522,6 +539,42 @@ async fn run<I: Crossing>(
         path.push(next);
         candidates = next_candidates;
     }
+}
+
+/// The candidates `request` may not use under `compat.unsupported_tools: reject`: those that
+/// would remove one of its hosted tools from the offer. Nothing is excluded in the default
+/// `drop` mode (and nothing is allocated); when every candidate would drop a tool, the request
+/// is refused, naming it.
+fn unfit_for_tools<I: Ingress>(
+    request: &I::Request,
+    candidates: &llmux_router::Candidates<'_>,
+    compat: &llmux_config::Compat,
+) -> Result<Vec<usize>, ApiError> {
+    let offered = I::facts(request).dropped_tools;
+    if compat.unsupported_tools != llmux_config::UnsupportedTools::Reject || offered.is_empty() {
+        return Ok(Vec::new());
+    }
+    let unfit: Vec<usize> = (0..candidates.len())
+        .filter(|&position| {
+            candidates.get(position).is_some_and(|target| {
+                let translated = I::PROFILE.passthrough != Some(target.credential.api);
+                !I::dropped_tools(request, &target, translated).is_empty()
+            })
+        })
+        .collect();
+    if unfit.len() < candidates.len() {
+        return Ok(unfit);
+    }
+    let mut error = ApiError::new(
+        ErrorKind::InvalidRequest,
+        format!(
+            "hosted tool '{}' is not supported by the vendors serving this model \
+             (compat.unsupported_tools: reject)",
+            offered[0]
+        ),
+    );
+    error.0.param = Some("tools".into());
+    Err(error)
 }
 
 /// The response for a committed attempt: routing headers, the outcome for the edge, the time

@@ -41,7 +41,17 @@ pub struct Context {
     /// Whether llmux records spans for this request (tracing is on).
     pub recording: bool,
     /// The attempt running now (attempts of one request run one after another).
-    attempt: Mutex<(SpanId, Option<http::Uri>)>,
+    attempt: Mutex<Attempt>,
+}
+
+/// What the running attempt noted for its span.
+#[derive(Debug, Default)]
+struct Attempt {
+    span_id: SpanId,
+    /// Where it was sent.
+    url: Option<http::Uri>,
+    /// Its whole answer's facts, when the path that read the answer noted them.
+    answer: Option<facts::AnswerFacts>,
 }
 
 impl Context {
@@ -66,23 +76,26 @@ impl Context {
             parent,
             flags,
             recording,
-            attempt: Mutex::new(([0; 8], None)),
+            attempt: Mutex::default(),
         }))
     }
 
     /// A new span id for the attempt about to start; vendors get it in `traceparent`.
     pub fn begin_attempt(&self) -> SpanId {
-        let id = random_span_id();
-        *self.attempt.lock().unwrap_or_else(PoisonError::into_inner) = (id, None);
-        id
+        let span_id = random_span_id();
+        *self.attempt() = Attempt {
+            span_id,
+            ..Attempt::default()
+        };
+        span_id
     }
 
     /// The `traceparent` for a vendor request, noting `url` as the attempt's when recording.
     pub fn outgoing(&self, url: &http::Uri) -> Option<HeaderValue> {
         let span = if self.recording {
-            let mut attempt = self.attempt.lock().unwrap_or_else(PoisonError::into_inner);
-            attempt.1 = Some(url.clone());
-            attempt.0
+            let mut attempt = self.attempt();
+            attempt.url = Some(url.clone());
+            attempt.span_id
         } else {
             self.span_id
         };
@@ -96,13 +109,20 @@ impl Context {
         HeaderValue::from_str(&text).ok()
     }
 
-    /// The URL the current attempt sent to, once.
-    fn take_url(&self) -> Option<http::Uri> {
-        self.attempt
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .1
-            .take()
+    /// Notes the facts of the current attempt's whole answer, read by the path that scanned
+    /// the answer anyway (the byte path's model rewrite), so the span does not scan it again.
+    pub(crate) fn note_answer(&self, answer: facts::AnswerFacts) {
+        self.attempt().answer = Some(answer);
+    }
+
+    /// The URL the current attempt sent to and the answer facts it noted, once.
+    fn take_noted(&self) -> (Option<http::Uri>, Option<facts::AnswerFacts>) {
+        let mut attempt = self.attempt();
+        (attempt.url.take(), attempt.answer.take())
+    }
+
+    fn attempt(&self) -> std::sync::MutexGuard<'_, Attempt> {
+        self.attempt.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -171,7 +191,7 @@ impl Draft {
         error: Option<&str>,
         answer: Option<&[u8]>,
     ) {
-        let url = self.context.take_url();
+        let (url, noted) = self.context.take_noted();
         let attempt = AttemptTrace {
             span_id,
             start_unix_nanos,
@@ -186,7 +206,7 @@ impl Draft {
             status,
             error_type: error.map(str::to_owned),
         };
-        let answer_facts = answer.map(facts::AnswerFacts::scan);
+        let answer_facts = noted.or_else(|| answer.map(facts::AnswerFacts::scan));
         let output = answer
             .zip(self.tracing.capture_content)
             .map(|(body, max)| capped(body, max));

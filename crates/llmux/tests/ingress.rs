@@ -233,6 +233,73 @@ async fn hosted_tools_are_dropped_and_named_or_refused_when_configured() {
     assert!(mock.calls().is_empty());
 }
 
+/// Anthropic's own hosted tool goes to Anthropic untouched (no `x-llmux-dropped-tools`), and
+/// under `reject` a group that mixes vendors sends such a request only where the tool runs.
+#[tokio::test]
+async fn a_hosted_tool_the_vendor_runs_is_kept_and_reject_routes_only_to_such_vendors() {
+    let mock = mock().await;
+    let mixed = "  - { vendor: openai, model: gpt-4.1, name: mixed }
+  - { vendor: anthropic, model: claude-haiku-4-5, name: mixed }
+";
+    let body = |model: &str| {
+        json!({"model": model, "max_tokens": 64,
+            "tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 1},
+                      {"name": "f", "input_schema": {"type": "object"}}],
+            "messages": [{"role": "user", "content": "hi"}]})
+    };
+    let offered = |call: &llmux_mock::RecordedCall| -> Vec<String> {
+        call.body["tools"]
+            .as_array()
+            .map(|tools| tools.iter().map(|t| t["name"].to_string()).collect())
+            .unwrap_or_default()
+    };
+
+    let gateway = TestGateway::start(&format!("{}{mixed}", every_vendor(&mock, ""))).await;
+    let response = gateway.post("/v1/messages", &body("via-anthropic")).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("x-llmux-dropped-tools").is_none());
+    let call = mock.calls().pop().unwrap();
+    assert_eq!(offered(&call), ["\"web_search\"", "\"f\""]);
+    let response = gateway.post("/v1/messages", &body("via-openai")).await;
+    assert_eq!(response.status(), 200);
+    let dropped = response.headers()["x-llmux-dropped-tools"]
+        .to_str()
+        .unwrap();
+    assert!(dropped.contains("web_search"), "{dropped}");
+
+    let strict = TestGateway::start(&format!(
+        "{}{mixed}compat: {{ unsupported_tools: reject }}\n",
+        every_vendor(&mock, "")
+    ))
+    .await;
+    mock.clear_calls();
+    for _ in 0..12 {
+        let response = strict.post("/v1/messages", &body("mixed")).await;
+        assert_eq!(response.status(), 200);
+        assert!(response.headers().get("x-llmux-dropped-tools").is_none());
+    }
+    let calls = mock.calls();
+    mock.clear_calls();
+    assert_eq!(calls.len(), 12);
+    assert!(
+        calls.iter().all(|c| c.model == "claude-haiku-4-5"),
+        "under reject only Anthropic, which runs the tool, may serve: {:?}",
+        calls.iter().map(|c| &c.model).collect::<Vec<_>>()
+    );
+    let refused = strict.post("/v1/messages", &body("via-openai")).await;
+    assert_eq!(refused.status(), 400);
+    let error: Value = refused.json().await.unwrap();
+    assert_eq!(error["type"], "error", "Anthropic's envelope: {error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("web_search"),
+        "{error}"
+    );
+    assert!(mock.calls().is_empty(), "nothing was sent");
+}
+
 #[tokio::test]
 async fn anthropic_beta_reaches_anthropic_on_the_byte_path_and_nothing_else_does() {
     let mock = mock().await;

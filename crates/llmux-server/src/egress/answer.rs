@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use llmux_protocol::openai_chat::repair::{self, ToolCallRepair};
-use llmux_protocol::openai_chat::rewrite_response;
 use llmux_router::Target;
 
 use crate::api_error::ApiError;
@@ -98,7 +97,7 @@ pub async fn read_json(
     {
         body = fixed.into();
     }
-    let rewritten = rewrite_response(&body, client_model);
+    let rewritten = call.rewrite_answer(&body, client_model);
     let series = crate::series::of(snapshot, target);
     series.observe_upstream(&gateway.metrics, started.elapsed().as_secs_f64());
     series.add_usage(&gateway.metrics, rewritten.usage);

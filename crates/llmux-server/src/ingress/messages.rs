@@ -15,7 +15,7 @@ use llmux_config::Api;
 use llmux_protocol::error::ErrorKind;
 use llmux_protocol::json_scan::{self, Edit};
 use llmux_protocol::neutral;
-use llmux_protocol::openai_chat::{json_string, rewrite_response};
+use llmux_protocol::openai_chat::json_string;
 use llmux_protocol::{anthropic, sse};
 use llmux_router::{Endpoint, Needs, Target};
 use serde_json::{Value, json};
@@ -181,7 +181,7 @@ async fn same_protocol(
         let usage = anthropic::decode_response(&body).ok().and_then(|r| r.usage);
         settle.done(target.upstream_model, usage);
         crate::series::of(snapshot, target).add_neutral_usage(&gateway.metrics, usage);
-        return Ok(Answer::Json(rewrite_response(&body, &client_model).body));
+        return Ok(Answer::Json(call.rewrite_answer(&body, &client_model).body));
     }
     let strategy = Translation::new(Api::Anthropic, AnthropicPassthrough { client_model });
     let body = crate::pipeline::relay::open(call, target, started, response, strategy).await?;

@@ -117,6 +117,9 @@ pub struct Exhausted<'s> {
 pub struct Admitted<'a> {
     /// Vendors the caller's key may reach (empty: all).
     pub allowed_vendors: &'a [String],
+    /// Positions of candidates this request cannot use (a hosted tool they would drop under
+    /// `compat.unsupported_tools: reject`).
+    pub unfit: &'a [usize],
     /// Attempts this run may make (`reliability.max_attempts`, less what earlier groups of a
     /// fallback chain spent).
     pub max_attempts: u32,
@@ -315,7 +318,10 @@ fn pick<'s>(
 ) -> Option<(usize, Target<'s>, TargetHealth, &'static str)> {
     let allowed = admitted.allowed_vendors;
     let available = |position: usize| {
-        if excluded.contains(&position) || (!admitted.retry_tried && tried.contains(&position)) {
+        if excluded.contains(&position)
+            || admitted.unfit.contains(&position)
+            || (!admitted.retry_tried && tried.contains(&position))
+        {
             return false;
         }
         let Some(target) = candidates.get(position) else {

@@ -284,7 +284,10 @@ async fn decide<I: Ingress>(
     hooks: &Hooks<I>,
 ) -> Lookup {
     let (no_store, no_cache) = cache_control(&head.headers);
-    if no_store {
+    // A hosted tool the neutral form cannot hold would be missing from the key, and a cache
+    // miss takes the neutral path even to a vendor that runs the tool: such a request passes
+    // the cache by.
+    if no_store || !I::facts(request).dropped_tools.is_empty() {
         return Lookup::Bypass;
     }
     let Some(view) = (hooks.view)(request) else {

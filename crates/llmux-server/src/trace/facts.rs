@@ -61,13 +61,18 @@ impl AnswerFacts {
     /// Reads the facts of a whole JSON answer in any client format, in one pass over its
     /// top-level members.
     pub fn scan(body: &[u8]) -> Self {
+        match json_scan::members(body) {
+            Ok(members) => Self::of_members(body, &members),
+            Err(_) => Self::default(),
+        }
+    }
+
+    /// The facts of `body`, whose top-level members a caller already scanned.
+    pub fn of_members(body: &[u8], members: &[json_scan::Member]) -> Self {
         let mut out = Self::default();
-        let Ok(members) = json_scan::members(body) else {
-            return out;
-        };
         let mut choices = None;
         let mut status = None;
-        for member in &members {
+        for member in members {
             let value = &body[member.value.clone()];
             match &body[member.key.clone()] {
                 b"id" | b"responseId" if out.id.is_none() => out.id = plain_string(value),

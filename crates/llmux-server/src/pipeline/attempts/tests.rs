@@ -147,6 +147,7 @@ async fn send(
     let candidates = snapshot.table.candidates(&query).unwrap();
     let settle = Settle::default();
     let admitted = Admitted {
+        unfit: &[],
         allowed_vendors: &[],
         max_attempts: snapshot.config.reliability.max_attempts,
         deadline: super::clock_now() + Duration::from_millis(snapshot.config.timeouts.total_ms),
