@@ -439,13 +439,23 @@ fn is_sane_id(bytes: &[u8]) -> bool {
     !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(|b| b.is_ascii_graphic())
 }
 
-/// `req_` and 24 random hex digits.
+/// `req_`, the time in Unix milliseconds as 12 hex digits, and 12 random hex digits.
+///
+/// Time first, so ids sort by when they were made: the request log's id index then grows at
+/// its end like its time key, where random ids landed all over it (a B-tree page split and
+/// rebalance per record, half of SQLite's cost of a log row). 48 random bits keep ids of the
+/// same millisecond apart.
 fn new_id() -> HeaderValue {
+    new_id_at(crate::clock::unix_millis())
+}
+
+fn new_id_at(unix_millis: u64) -> HeaderValue {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut id = *b"req_000000000000000000000000";
-    let random = u128::from(fastrand::u64(..)) << 32 | u128::from(fastrand::u32(..));
+    let bits = u128::from(unix_millis & 0xffff_ffff_ffff) << 48
+        | u128::from(fastrand::u64(..) & 0xffff_ffff_ffff);
     for (i, byte) in id[4..].iter_mut().enumerate() {
-        *byte = HEX[(random >> (4 * (23 - i)) & 0xf) as usize];
+        *byte = HEX[(bits >> (4 * (23 - i)) & 0xf) as usize];
     }
     HeaderValue::from_bytes(&id).unwrap_or(HeaderValue::from_static("req_unknown"))
 }
@@ -572,7 +582,18 @@ mod tests {
     }
 
     #[test]
-    fn new_ids_are_24_random_hex_digits() {
+    fn new_ids_sort_by_time_and_differ_within_a_millisecond() {
+        let earlier = new_id_at(1_796_557_469_000);
+        let later = new_id_at(1_796_557_469_001);
+        assert!(earlier.as_bytes() < later.as_bytes());
+        assert!(earlier.to_str().unwrap().starts_with("req_01a24b2b7548"));
+        let same: std::collections::HashSet<_> =
+            (0..1000).map(|_| new_id_at(1_796_557_469_000)).collect();
+        assert_eq!(same.len(), 1000, "ids of one millisecond collide");
+    }
+
+    #[test]
+    fn new_ids_are_24_hex_digits() {
         let a = new_id();
         let b = new_id();
         assert_ne!(a, b);

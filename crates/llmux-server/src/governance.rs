@@ -585,6 +585,15 @@ impl Settle {
         self.lock().log = Some(draft);
     }
 
+    /// Gives the request's recorded trace the facts of a streamed answer (its id and finish
+    /// reasons), which arrive after the attempt's span ended.
+    pub(crate) fn note_answer(&self, facts: crate::trace::facts::AnswerFacts) {
+        let log = self.lock().log.clone();
+        if let Some(trace) = log.as_ref().and_then(|log| log.trace.as_ref()) {
+            trace.note_stream_answer(facts);
+        }
+    }
+
     /// A failed attempt did not use its tokens: refund its quota charge now.
     pub(crate) fn refund_quota(&self) {
         let quota = self.lock().quota.take();

@@ -222,6 +222,11 @@ impl Draft {
         });
     }
 
+    /// The facts of the streamed answer, gathered by its relay.
+    pub(crate) fn note_stream_answer(&self, answer: facts::AnswerFacts) {
+        self.with(|f| f.answer = answer);
+    }
+
     /// Builds the trace from the finished `record` (and the request `body`, for content
     /// capture) and hands it to the exporter.
     pub fn finish(&self, record: &llmux_store::RequestRecord, body: Option<&bytes::Bytes>) {

@@ -22,6 +22,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     trace_service_server::{TraceService, TraceServiceServer},
 };
 use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue};
 use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind, status::StatusCode};
 use prost::Message as _;
 use serde_json::json;
@@ -330,6 +331,51 @@ async fn one_trace_per_request_with_genai_attributes_on_every_vendor() {
     // The configured header reached the receiver; its value is in no log line.
     assert!(received.got_header("x-collector-key", "collector-secret-42"));
     assert!(!gateway.logs().contains("collector-secret-42"));
+}
+
+/// A streamed answer's span names its response id and finish reasons too: read from the
+/// chunks on the OpenAI byte path, from the translated events elsewhere, and from the Anthropic
+/// byte path's events.
+#[tokio::test]
+async fn streamed_answers_carry_their_response_id_and_finish_reasons() {
+    let mock = mock().await;
+    let (endpoint, received) = http_receiver().await;
+    let gateway = Binary::with_config(
+        "tracing-streams",
+        &config(&mock, &telemetry(&endpoint, "http/protobuf", "")),
+    );
+    let chat_stream = |model: &str| json!({"model": model, "stream": true, "messages": [{"role": "user", "content": "hello"}]});
+    let cases = [
+        ("/v1/chat/completions", chat_stream("via-openai"), "stop"),
+        ("/v1/chat/completions", chat_stream("via-anthropic"), "stop"),
+        ("/v1/chat/completions", chat_stream("via-gemini"), "stop"),
+        (
+            "/v1/messages",
+            json!({"model": "via-anthropic", "max_tokens": 50, "stream": true,
+                   "messages": [{"role": "user", "content": "hello"}]}),
+            "stop",
+        ),
+    ];
+    for (i, (path, body, reason)) in cases.into_iter().enumerate() {
+        let trace = format!("{:032x}", 0x5700 + i);
+        send(&gateway, path, body, Some(&trace)).await;
+        let spans = received.trace(&unhex(&trace), 2).await;
+        let server = server_span(&spans);
+        assert!(
+            !text(server, "gen_ai.response.id").is_empty(),
+            "{path} #{i}"
+        );
+        assert_eq!(
+            attr(server, "gen_ai.response.finish_reasons"),
+            Some(&Any::ArrayValue(ArrayValue {
+                values: vec![AnyValue {
+                    value: Some(Any::StringValue(reason.to_owned()))
+                }]
+            })),
+            "{path} #{i}"
+        );
+        assert!(int(server, "gen_ai.usage.output_tokens") > 0, "{path} #{i}");
+    }
 }
 
 #[tokio::test]

@@ -13,7 +13,9 @@ use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use llmux_protocol::error::{ErrorKind, GatewayError};
 use llmux_protocol::openai_chat::repair::{self, ToolCallRepair};
-use llmux_protocol::openai_chat::rewrite_response;
+use llmux_protocol::openai_chat::{rewrite_response, rewrite_response_seeing};
+
+use crate::trace::facts::AnswerFacts;
 use llmux_protocol::sse::{self, DONE_FRAME};
 use llmux_protocol::usage::Usage;
 use llmux_telemetry::metrics::RouteLabels;
@@ -103,7 +105,9 @@ pub async fn open<S: Strategy>(
         upstream_model: target.upstream_model.to_owned(),
     };
     let idle = crate::egress::answer::idle(call.snapshot, target);
+    let recording = call.trace.is_some_and(|trace| trace.recording);
     let (first, relay) = Relay::new(response, strategy, idle, context)
+        .noting_facts(recording)
         .prime()
         .await?;
     Ok(axum::body::Body::from_stream(relay.into_stream(first)))
@@ -135,8 +139,16 @@ pub enum Step {
 /// How vendor events become client output: the same-protocol byte rewrite ([`Rewrite`]) or
 /// translation through the neutral model (`translate::Translate`).
 pub trait Strategy: Send + 'static {
-    /// Handles one vendor event, writing what the client gets to `out`.
-    fn event(&mut self, event: &sse::Event, out: &mut BytesMut, sent_content: bool) -> Step;
+    /// Handles one vendor event, writing what the client gets to `out`. With `facts` (the
+    /// request's trace is recorded), it also notes the answer's id and finish reasons there,
+    /// from what it parsed anyway.
+    fn event(
+        &mut self,
+        event: &sse::Event,
+        out: &mut BytesMut,
+        sent_content: bool,
+        facts: Option<&mut AnswerFacts>,
+    ) -> Step;
     /// The vendor's stream ended without an end event: `Ok` when the answer is complete anyway
     /// (its ending written to `out`), else why it is not.
     fn vendor_ended(&mut self, out: &mut BytesMut) -> Result<(), &'static str>;
@@ -161,6 +173,8 @@ pub struct Relay<S> {
     streamed: u64,
     finished: bool,
     failure: Option<GatewayError>,
+    /// The answer's facts for the request's trace, when it is recorded.
+    facts: Option<AnswerFacts>,
     context: StreamContext,
 }
 
@@ -181,8 +195,16 @@ impl<S: Strategy> Relay<S> {
             streamed: 0,
             finished: false,
             failure: None,
+            facts: None,
             context,
         }
+    }
+
+    /// Gathers the answer's facts for the request's recorded trace.
+    #[must_use]
+    pub fn noting_facts(mut self, recording: bool) -> Self {
+        self.facts = recording.then(AnswerFacts::default);
+        self
     }
 
     /// Reads until there is something to send. Fails (so the caller may retry elsewhere) when
@@ -259,7 +281,10 @@ impl<S: Strategy> Relay<S> {
             && let Some(event) = self.decoder.next_event()
         {
             let before = out.len();
-            match self.strategy.event(&event, out, self.sent_content) {
+            match self
+                .strategy
+                .event(&event, out, self.sent_content, self.facts.as_mut())
+            {
                 Step::Fail(kind, message) => {
                     // A vendor error event is never forwarded as it came (it may quote a
                     // credential): the client gets the scrubbed error ending instead.
@@ -292,6 +317,9 @@ impl<S: Strategy> Relay<S> {
             return;
         }
         self.finished = true;
+        if let Some(facts) = self.facts.take() {
+            self.context.settle.note_answer(facts);
+        }
         // A failure before any content is reported by the attempt loop instead.
         let answered = self.sent_content || failure.is_none();
         let failure = failure.filter(|_| self.sent_content);
@@ -303,6 +331,9 @@ impl<S: Strategy> Relay<S> {
 impl<S> Drop for Relay<S> {
     fn drop(&mut self) {
         if !self.finished {
+            if let Some(facts) = self.facts.take() {
+                self.context.settle.note_answer(facts);
+            }
             // Vendors report usage last: a stream cut short has none yet.
             self.context.record_cancel(None, self.streamed);
         }
@@ -347,14 +378,25 @@ impl Rewrite {
 }
 
 impl Strategy for Rewrite {
-    fn event(&mut self, event: &sse::Event, out: &mut BytesMut, _sent_content: bool) -> Step {
+    fn event(
+        &mut self,
+        event: &sse::Event,
+        out: &mut BytesMut,
+        _sent_content: bool,
+        facts: Option<&mut AnswerFacts>,
+    ) -> Step {
         if event.is_done_marker() {
             out.extend_from_slice(DONE_FRAME);
             return Step::End;
         }
         let repaired = self.repair(&event.data);
         let data = repaired.as_deref().unwrap_or(&event.data);
-        let rewritten = rewrite_response(data, &self.client_model);
+        let rewritten = match facts {
+            Some(facts) => rewrite_response_seeing(data, &self.client_model, |data, members| {
+                facts.merge(AnswerFacts::of_members(data, members));
+            }),
+            None => rewrite_response(data, &self.client_model),
+        };
         if rewritten.usage.is_some() {
             self.usage = rewritten.usage;
         }

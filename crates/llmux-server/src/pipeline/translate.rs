@@ -15,6 +15,7 @@ use crate::api_error::ApiError;
 use crate::pipeline::attempts::Failure;
 use crate::pipeline::relay::{Step, Strategy};
 use crate::state::{Gateway, Snapshot};
+use crate::trace::facts::AnswerFacts;
 
 /// A request's neutral form, decoded with it and kept for the first translated attempt; a later
 /// attempt decodes the body again, so a large request is never held twice.
@@ -203,7 +204,13 @@ impl<E: ClientEncoder> Translation<E> {
 }
 
 impl<E: ClientEncoder> Strategy for Translation<E> {
-    fn event(&mut self, event: &sse::Event, out: &mut BytesMut, _sent_content: bool) -> Step {
+    fn event(
+        &mut self,
+        event: &sse::Event,
+        out: &mut BytesMut,
+        _sent_content: bool,
+        mut facts: Option<&mut AnswerFacts>,
+    ) -> Step {
         let raw = self.encoder.passthrough(event, out);
         let events = match self.vendor.decode(event) {
             Ok(events) => events,
@@ -223,7 +230,18 @@ impl<E: ClientEncoder> Strategy for Translation<E> {
         for event in &events {
             match event {
                 StreamEvent::Usage(usage) => self.usage = Some(*usage),
-                StreamEvent::Finish { .. } => self.saw_finish = true,
+                StreamEvent::Finish { reason } => {
+                    self.saw_finish = true;
+                    if let Some(facts) = facts.as_deref_mut() {
+                        facts.add_finish_reason(reason.openai());
+                    }
+                }
+                StreamEvent::Start { id, model } => {
+                    if let Some(facts) = facts.as_deref_mut() {
+                        facts.start(id, model);
+                    }
+                    step = Step::Content;
+                }
                 StreamEvent::Error { kind, message } => {
                     let message = llmux_telemetry::mask::mask_secrets(message).into_owned();
                     return Step::Fail(*kind, format!("upstream stream error: {message}"));
@@ -231,8 +249,7 @@ impl<E: ClientEncoder> Strategy for Translation<E> {
                 StreamEvent::TextDelta { .. }
                 | StreamEvent::ReasoningDelta { .. }
                 | StreamEvent::ToolCallStart { .. }
-                | StreamEvent::ToolCallDelta { .. }
-                | StreamEvent::Start { .. } => step = Step::Content,
+                | StreamEvent::ToolCallDelta { .. } => step = Step::Content,
             }
             if !raw {
                 self.encoder.encode(event, out);

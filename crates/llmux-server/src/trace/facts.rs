@@ -101,6 +101,57 @@ impl AnswerFacts {
     }
 }
 
+impl AnswerFacts {
+    /// Adds what a later piece of a streamed answer says: the first id and model seen, and
+    /// every finish reason (up to the cap).
+    pub fn merge(&mut self, later: Self) {
+        if self.id.is_none() {
+            self.id = later.id;
+        }
+        if self.model.is_none() {
+            self.model = later.model;
+        }
+        for reason in later.finish_reasons {
+            self.add_finish_reason(&reason);
+        }
+    }
+
+    /// A translated stream's start: the vendor's response id and model, when none was seen.
+    pub fn start(&mut self, id: &str, model: &str) {
+        if self.id.is_none() {
+            self.id = plain(id);
+        }
+        if self.model.is_none() {
+            self.model = plain(model);
+        }
+    }
+
+    /// One more finish reason (one per choice), up to the cap.
+    pub fn add_finish_reason(&mut self, reason: &str) {
+        if self.finish_reasons.len() < MAX_REASONS
+            && let Some(reason) = plain(reason)
+        {
+            self.finish_reasons.push(reason);
+        }
+    }
+
+    /// The facts of a Responses stream's terminal event (`response.completed`, …), whose
+    /// `response` member is the whole resource.
+    pub fn of_event_response(event: &[u8]) -> Self {
+        let Ok(members) = json_scan::members(event) else {
+            return Self::default();
+        };
+        json_scan::find(event, &members, "response")
+            .map(|response| Self::scan(&event[response.value.clone()]))
+            .unwrap_or_default()
+    }
+}
+
+/// A value from a decoded event, kept when short (the same cap as [`plain_string`]).
+fn plain(text: &str) -> Option<String> {
+    (!text.is_empty() && text.len() <= 256).then(|| text.to_owned())
+}
+
 /// A top-level number's text.
 fn number<'b>(body: &'b [u8], members: &[json_scan::Member], key: &str) -> Option<&'b str> {
     let member = json_scan::find(body, members, key)?;

@@ -24,6 +24,7 @@ use crate::pipeline::attempts::Failure;
 use crate::pipeline::relay::{Step, Strategy};
 use crate::pipeline::{Answer, Call, unix_now};
 use crate::state::Gateway;
+use crate::trace::facts::AnswerFacts;
 
 /// One attempt on a native credential.
 pub(super) async fn attempt(
@@ -130,7 +131,13 @@ struct NativeStream {
 }
 
 impl Strategy for NativeStream {
-    fn event(&mut self, event: &sse::Event, out: &mut BytesMut, _sent_content: bool) -> Step {
+    fn event(
+        &mut self,
+        event: &sse::Event,
+        out: &mut BytesMut,
+        _sent_content: bool,
+        facts: Option<&mut AnswerFacts>,
+    ) -> Step {
         if event.is_done_marker() {
             out.extend_from_slice(DONE_FRAME);
             return Step::End;
@@ -158,6 +165,10 @@ impl Strategy for NativeStream {
         sse::encode_event(out, event.name.as_deref(), &rewritten.body);
         self.events += 1;
         if rewritten.is_terminal() {
+            if let Some(facts) = facts {
+                // The terminal event carries the whole response resource.
+                facts.merge(AnswerFacts::of_event_response(&rewritten.body));
+            }
             if let Some(record) = self.record.take() {
                 record.event(&rewritten.body);
             }
