@@ -173,8 +173,9 @@ pub struct Relay<S> {
     streamed: u64,
     finished: bool,
     failure: Option<GatewayError>,
-    /// The answer's facts for the request's trace, when it is recorded.
-    facts: Option<AnswerFacts>,
+    /// The answer's facts for the request's trace, when it is recorded (boxed: the relay is
+    /// part of every request's future, which the edge moves into its box).
+    facts: Option<Box<AnswerFacts>>,
     context: StreamContext,
 }
 
@@ -203,7 +204,7 @@ impl<S: Strategy> Relay<S> {
     /// Gathers the answer's facts for the request's recorded trace.
     #[must_use]
     pub fn noting_facts(mut self, recording: bool) -> Self {
-        self.facts = recording.then(AnswerFacts::default);
+        self.facts = recording.then(Box::default);
         self
     }
 
@@ -283,7 +284,7 @@ impl<S: Strategy> Relay<S> {
             let before = out.len();
             match self
                 .strategy
-                .event(&event, out, self.sent_content, self.facts.as_mut())
+                .event(&event, out, self.sent_content, self.facts.as_deref_mut())
             {
                 Step::Fail(kind, message) => {
                     // A vendor error event is never forwarded as it came (it may quote a
@@ -318,7 +319,7 @@ impl<S: Strategy> Relay<S> {
         }
         self.finished = true;
         if let Some(facts) = self.facts.take() {
-            self.context.settle.note_answer(facts);
+            self.context.settle.note_answer(*facts);
         }
         // A failure before any content is reported by the attempt loop instead.
         let answered = self.sent_content || failure.is_none();
@@ -332,7 +333,7 @@ impl<S> Drop for Relay<S> {
     fn drop(&mut self) {
         if !self.finished {
             if let Some(facts) = self.facts.take() {
-                self.context.settle.note_answer(facts);
+                self.context.settle.note_answer(*facts);
             }
             // Vendors report usage last: a stream cut short has none yet.
             self.context.record_cancel(None, self.streamed);
