@@ -15,7 +15,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, SqlSafeStr};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, SqlSafeStr};
 
 use super::sql::{self, bind_params, select_columns};
 use super::sqlite_writer::SqliteWriter;
@@ -87,7 +87,7 @@ const GET: &str = concat!(
     " FROM llmux_request_log WHERE request_id = $1 ORDER BY time_ms DESC LIMIT 1"
 );
 
-const DELETE_BEFORE: &str = "DELETE FROM llmux_request_log WHERE time_ms < $1";
+pub(super) const DELETE_BEFORE: &str = "DELETE FROM llmux_request_log WHERE time_ms < ?1";
 
 /// The request log in SQLite: sqlx's pool reads (and migrates), one rusqlite connection
 /// writes ([`SqliteWriter`]).
@@ -118,26 +118,41 @@ impl SqliteLog {
             // take table locks that the busy timeout does not cover: reading uncommitted rows
             // takes none, so a page query never fails on a batch being written (it may show
             // that batch's rows a moment early).
-            SqlitePoolOptions::new()
+            let pool = SqlitePoolOptions::new()
                 .min_connections(1)
                 .max_connections(1)
                 .idle_timeout(None)
                 .max_lifetime(None)
                 .connect_with(options.pragma("read_uncommitted", "true"))
                 .await
+                .map_err(StoreError::database("open the request log"))?;
+            migrator().run(&pool).await.map_err(StoreError::Migration)?;
+            pool
         } else {
-            // WAL: readers (the admin API) never block the writer task, nor it them.
+            // WAL: readers (the admin API) never block the writer thread, nor it them.
+            let options = options
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal);
+            // Migrated on a connection of its own, closed after: a pooled connection is a
+            // thread and a page cache (about 1 MB of the gateway's RSS), so the readers' pool
+            // opens one only when the admin API reads the log, and closes it a minute later.
+            let mut connection = options
+                .connect()
+                .await
+                .map_err(StoreError::database("open the request log"))?;
+            migrator()
+                .run(&mut connection)
+                .await
+                .map_err(StoreError::Migration)?;
+            connection
+                .close()
+                .await
+                .map_err(StoreError::database("open the request log"))?;
             SqlitePoolOptions::new()
                 .max_connections(4)
-                .connect_with(
-                    options
-                        .journal_mode(SqliteJournalMode::Wal)
-                        .synchronous(SqliteSynchronous::Normal),
-                )
-                .await
-        }
-        .map_err(StoreError::database("open the request log"))?;
-        migrator().run(&pool).await.map_err(StoreError::Migration)?;
+                .idle_timeout(Duration::from_secs(60))
+                .connect_lazy_with(options)
+        };
         let writer = SqliteWriter::open(&filename, in_memory)?;
         Ok(Self { pool, writer })
     }
@@ -213,12 +228,7 @@ impl RequestLogStore for SqliteLog {
     fn retain(&self, days: u32, now_ms: i64) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             let first_kept_ms = sql::first_kept_day(days, now_ms) * sql::DAY_MS;
-            sqlx::query(DELETE_BEFORE)
-                .bind(first_kept_ms)
-                .execute(&self.pool)
-                .await
-                .map_err(StoreError::database("apply request log retention"))?;
-            Ok(())
+            self.writer.delete_before(first_kept_ms).await
         })
     }
 }

@@ -25,8 +25,15 @@ use tokio::sync::oneshot;
 use super::sql::{self, InsertRow};
 use crate::{RequestRecord, StoreError};
 
-/// A batch for the writer thread, and where its outcome goes.
-type Job = (Vec<RequestRecord>, oneshot::Sender<Result<(), StoreError>>);
+/// Work for the writer thread, and where its outcome goes.
+enum Job {
+    /// A batch of records, in one transaction.
+    Insert(Vec<RequestRecord>, Done),
+    /// Retention: every row before this time (Unix ms) goes.
+    DeleteBefore(i64, Done),
+}
+
+type Done = oneshot::Sender<Result<(), StoreError>>;
 
 /// The handle of the writer thread; the thread ends when the handle is dropped.
 pub(super) struct SqliteWriter {
@@ -58,8 +65,13 @@ impl SqliteWriter {
         std::thread::Builder::new()
             .name("llmux-log-writer".into())
             .spawn(move || {
-                for (records, done) in receiver {
-                    let _ = done.send(insert(&mut connection, &records));
+                for job in receiver {
+                    let _ = match job {
+                        Job::Insert(records, done) => done.send(insert(&mut connection, &records)),
+                        Job::DeleteBefore(time_ms, done) => {
+                            done.send(delete_before(&connection, time_ms))
+                        }
+                    };
                 }
             })
             .map_err(|_| StoreError::TaskFailed {
@@ -73,13 +85,35 @@ impl SqliteWriter {
         if records.is_empty() {
             return Ok(());
         }
-        let failed = || StoreError::TaskFailed {
-            op: "write the request log",
-        };
-        let (done, outcome) = oneshot::channel();
-        self.jobs.send((records, done)).map_err(|_| failed())?;
-        outcome.await.map_err(|_| failed())?
+        self.run("write the request log", |done| Job::Insert(records, done))
+            .await
     }
+
+    /// Deletes every row before `time_ms` (retention), on the writer thread: the one
+    /// connection that writes, so the readers' pool stays closed when nobody reads.
+    pub(super) async fn delete_before(&self, time_ms: i64) -> Result<(), StoreError> {
+        self.run("apply request log retention", |done| {
+            Job::DeleteBefore(time_ms, done)
+        })
+        .await
+    }
+
+    async fn run(&self, op: &'static str, job: impl FnOnce(Done) -> Job) -> Result<(), StoreError> {
+        let (done, outcome) = oneshot::channel();
+        let failed = |_| StoreError::TaskFailed { op };
+        self.jobs
+            .send(job(done))
+            .map_err(|_| StoreError::TaskFailed { op })?;
+        outcome.await.map_err(failed)?
+    }
+}
+
+fn delete_before(connection: &Connection, time_ms: i64) -> Result<(), StoreError> {
+    connection
+        .prepare_cached(super::sqlite::DELETE_BEFORE)
+        .and_then(|mut statement| statement.execute(params![time_ms]))
+        .map(drop)
+        .map_err(StoreError::sqlite("apply request log retention"))
 }
 
 fn insert(connection: &mut Connection, records: &[RequestRecord]) -> Result<(), StoreError> {
