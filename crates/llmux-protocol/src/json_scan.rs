@@ -25,13 +25,20 @@ pub struct ScanError(pub usize);
 /// Lists the members of the top-level object, in order.
 pub fn members(json: &[u8]) -> Result<Vec<Member>, ScanError> {
     let mut out = Vec::with_capacity(8);
+    each_member(json, |member| out.push(member))?;
+    Ok(out)
+}
+
+/// Shows `visit` each member of the top-level object, in order, without collecting them. On
+/// malformed input it may have seen some members before the error.
+pub fn each_member(json: &[u8], mut visit: impl FnMut(Member)) -> Result<(), ScanError> {
     let mut pos = skip_ws(json, 0);
     if json.get(pos) != Some(&b'{') {
         return Err(ScanError(pos));
     }
     pos = skip_ws(json, pos + 1);
     if json.get(pos) == Some(&b'}') {
-        return finish(json, pos + 1, out);
+        return finish(json, pos + 1);
     }
     loop {
         if json.get(pos) != Some(&b'"') {
@@ -45,14 +52,14 @@ pub fn members(json: &[u8]) -> Result<Vec<Member>, ScanError> {
         }
         pos = skip_ws(json, pos + 1);
         let value_end = skip_value(json, pos)?;
-        out.push(Member {
+        visit(Member {
             key,
             value: pos..value_end,
         });
         pos = skip_ws(json, value_end);
         match json.get(pos) {
             Some(b',') => pos = skip_ws(json, pos + 1),
-            Some(b'}') => return finish(json, pos + 1, out),
+            Some(b'}') => return finish(json, pos + 1),
             _ => return Err(ScanError(pos)),
         }
     }
@@ -65,10 +72,10 @@ pub fn find<'m>(json: &[u8], members: &'m [Member], key: &str) -> Option<&'m Mem
         .find(|m| &json[m.key.clone()] == key.as_bytes())
 }
 
-fn finish(json: &[u8], pos: usize, out: Vec<Member>) -> Result<Vec<Member>, ScanError> {
+fn finish(json: &[u8], pos: usize) -> Result<(), ScanError> {
     let end = skip_ws(json, pos);
     if end == json.len() {
-        Ok(out)
+        Ok(())
     } else {
         Err(ScanError(end))
     }

@@ -387,7 +387,7 @@ pub fn rewrite_response_seeing(
     see(body, &members);
     let usage = json_scan::find(body, &members, "usage")
         .filter(|m| body[m.value.start] == b'{')
-        .and_then(|m| serde_json::from_slice::<Usage>(&body[m.value.clone()]).ok());
+        .and_then(|m| Usage::read(&body[m.value.clone()]));
     let usage_only = usage.is_some()
         && json_scan::find(body, &members, "choices").is_some_and(|m| {
             body[m.value.clone()]

@@ -50,6 +50,41 @@ pub struct OutputDetails {
 }
 
 impl Usage {
+    /// Reads a `usage` object with the top-level scanner: the byte paths read one from every
+    /// answer, and OpenAI's (with its two detail objects) cost the derived deserializer about
+    /// 3,500 instructions. `None` when `json` is not an object. A count that is not a
+    /// non-negative integer (`null` included) is left unreported; unknown members are skipped.
+    pub fn read(json: &[u8]) -> Option<Self> {
+        let mut usage = Self::default();
+        each(json, |key, value| match key {
+            b"prompt_tokens" | b"input_tokens" => usage.prompt_tokens = count(value),
+            b"completion_tokens" | b"output_tokens" => usage.completion_tokens = count(value),
+            b"total_tokens" => usage.total_tokens = count(value),
+            b"prompt_tokens_details" | b"input_tokens_details" => {
+                let mut input = InputDetails::default();
+                usage.prompt_tokens_details = each(value, |key, value| match key {
+                    b"cached_tokens" => input.cached_tokens = count(value),
+                    b"cache_creation_tokens" | b"cache_write_tokens" => {
+                        input.cache_creation_tokens = count(value);
+                    }
+                    _ => {}
+                })
+                .map(|()| input);
+            }
+            b"completion_tokens_details" | b"output_tokens_details" => {
+                let mut output = OutputDetails::default();
+                usage.completion_tokens_details = each(value, |key, value| {
+                    if key == b"reasoning_tokens" {
+                        output.reasoning_tokens = count(value);
+                    }
+                })
+                .map(|()| output);
+            }
+            _ => {}
+        })?;
+        Some(usage)
+    }
+
     /// Input tokens read from a cache, when reported.
     pub fn cached_tokens(&self) -> Option<u64> {
         self.prompt_tokens_details.and_then(|d| d.cached_tokens)
@@ -99,12 +134,45 @@ impl From<neutral::Usage> for Usage {
     }
 }
 
+/// Shows `visit` the raw key and value of each top-level member of `json`; `None` when it is
+/// not an object.
+fn each(json: &[u8], mut visit: impl FnMut(&[u8], &[u8])) -> Option<()> {
+    crate::json_scan::each_member(json, |m| visit(&json[m.key], &json[m.value])).ok()
+}
+
+/// A token count: a JSON integer that fits `u64`.
+fn count(value: &[u8]) -> Option<u64> {
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Read with [`Usage::read`], checked against the derived deserializer.
     fn read(json: &str) -> Usage {
-        serde_json::from_str(json).expect("usage")
+        let usage = Usage::read(json.as_bytes()).expect("usage");
+        let derived: Usage = serde_json::from_str(json).expect("usage");
+        assert_eq!(usage, derived, "{json}");
+        usage
+    }
+
+    #[test]
+    fn the_scanner_reads_what_the_deserializer_reads_and_tolerates_more() {
+        read(r#"{"prompt_tokens":9,"completion_tokens":12,"total_tokens":21}"#);
+        read(
+            r#"{"prompt_tokens":10,"prompt_tokens_details":{"cache_write_tokens":3,"cached_tokens":0}}"#,
+        );
+        read(r#"{"completion_tokens":null, "total_tokens" : 4 , "extra":{"a":[1,{"b":2}]}}"#);
+        assert_eq!(Usage::read(b"[1]"), None);
+        assert_eq!(Usage::read(b"null"), None);
+        // A malformed count leaves only that count unreported (the derived reader lost all).
+        let odd = Usage::read(br#"{"prompt_tokens":"7","completion_tokens":-1,"total_tokens":2.5,"output_tokens_details":{"reasoning_tokens":4}}"#)
+            .expect("an object");
+        assert_eq!(odd.prompt_tokens, None);
+        assert_eq!(odd.completion_tokens, None);
+        assert_eq!(odd.total_tokens, None);
+        assert_eq!(odd.reasoning_tokens(), Some(4));
     }
 
     #[test]

@@ -242,7 +242,7 @@ fn complete(
     let find = |key| json_scan::find(object, members, key);
     let usage = find("usage")
         .filter(|m| object[m.value.start] == b'{')
-        .and_then(|m| serde_json::from_slice::<Usage>(&object[m.value.clone()]).ok());
+        .and_then(|m| Usage::read(&object[m.value.clone()]));
     let mut missing: Vec<u8> = Vec::new();
     let mut add = |key: &str, value: &[u8]| {
         missing.extend_from_slice(b",\"");

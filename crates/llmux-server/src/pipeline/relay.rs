@@ -14,8 +14,6 @@ use futures_util::{Stream, StreamExt};
 use llmux_protocol::error::{ErrorKind, GatewayError};
 use llmux_protocol::openai_chat::repair::{self, ToolCallRepair};
 use llmux_protocol::openai_chat::{rewrite_response, rewrite_response_seeing};
-
-use crate::trace::facts::AnswerFacts;
 use llmux_protocol::sse::{self, DONE_FRAME};
 use llmux_protocol::usage::Usage;
 use llmux_telemetry::metrics::RouteLabels;
@@ -24,6 +22,7 @@ use crate::api_error::ApiError;
 use crate::pipeline::attempts::{Failure, TargetHealth, failure_label};
 use crate::series::Series;
 use crate::state::Gateway;
+use crate::trace::facts::AnswerFacts;
 
 /// Labels, timing and health for what is recorded when a stream ends.
 pub struct StreamContext {
