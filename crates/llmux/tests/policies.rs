@@ -102,11 +102,15 @@ async fn latency_sends_most_traffic_to_the_faster_and_keeps_a_floor_for_the_slow
     // beta answers 5× faster than alpha.
     slow(&mock, "sk-alpha-0123456789", 30);
     slow(&mock, "sk-beta-0123456789", 6);
-    let n = 300;
+    // The floor is one choice in 25 made uniformly: 2% of 600 goes to the slower, about 12
+    // requests (Poisson, sd 3.5). At least 2 fails by chance once in 12,000 runs; 1% (6) failed
+    // one CI run in sixteen.
+    let n = 600;
     let (counts, reasons) = spread(&gateway, n, 1).await;
-    let (fast, slower) = (share(&counts, "beta", n), share(&counts, "alpha", n));
+    let fast = share(&counts, "beta", n);
+    let slower = counts.get("alpha").copied().unwrap_or(0);
     assert!(fast >= 0.80, "the faster got {fast}: {counts:?}");
-    assert!(slower >= 0.01, "the slower got {slower}: {counts:?}");
+    assert!(slower >= 2, "the slower got {slower} of {n}: {counts:?}");
     assert!(
         reasons.iter().all(|r| r.starts_with("latency:")),
         "{reasons:?}"
