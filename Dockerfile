@@ -11,8 +11,8 @@ ARG RUST_VERSION=1.94
 
 FROM docker.io/library/rust:${RUST_VERSION}-slim-bookworm AS build
 WORKDIR /src
-# The bundled SQLite and aws-lc are C code: a C compiler and cmake are needed once. Build-stage
-# tools only, never shipped: their versions follow the base image rather than pins.
+# The bundled SQLite, jemalloc and aws-lc are C code: a C compiler, make and cmake are needed
+# once. Build-stage tools only, never shipped: their versions follow the base image, not pins.
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential cmake perl \

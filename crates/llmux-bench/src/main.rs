@@ -588,7 +588,13 @@ async fn memory_section(
             },
         )
         .await?;
-        let config = workloads::main_config(fast.addr, slow.addr);
+        // Every stream holds a vendor connection and an in-flight slot for its whole length:
+        // past the defaults (512 connections per vendor host, 1,024 in flight per core) the
+        // extra streams would wait and time out instead of being measured.
+        let config = format!(
+            "{}limits: {{ upstream_connections_per_host: 20000, max_in_flight: 20000 }}\n",
+            workloads::main_config(fast.addr, slow.addr)
+        );
         let stream = workloads::openai_chat(
             "/v1/chat/completions",
             Some("bench-stream"),
