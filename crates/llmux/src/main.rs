@@ -21,8 +21,8 @@ use crate::cli::{Cli, Command, ConfigArgs};
 
 /// jemalloc's thread caches take about half the instructions of glibc's malloc and free, which
 /// a request spends mostly on short-lived buffers and futures: -6 % instructions per chat
-/// request, and less memory per open stream, for +0.6 MiB idle (BENCHMARKS.md, "The
-/// allocator"; mimalloc was measured too and kept neither gain).
+/// request and less memory per open stream, for +0.6 MiB idle and a higher peak on huge
+/// bodies (BENCHMARKS.md, "The allocator"; mimalloc was measured too and kept neither gain).
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
