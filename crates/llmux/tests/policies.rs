@@ -103,8 +103,8 @@ async fn latency_sends_most_traffic_to_the_faster_and_keeps_a_floor_for_the_slow
     slow(&mock, "sk-alpha-0123456789", 30);
     slow(&mock, "sk-beta-0123456789", 6);
     // The floor is one choice in 25 made uniformly: 2% of 600 goes to the slower, about 12
-    // requests (Poisson, sd 3.5). At least 2 fails by chance once in 12,000 runs; 1% (6) failed
-    // one CI run in sixteen.
+    // requests (Poisson, sd 3.5). At least 2 fails by chance once in 12,000 runs; the former
+    // "at least 1% of 300" (3 of a mean of 6) failed one run in sixteen, a CI run among them.
     let n = 600;
     let (counts, reasons) = spread(&gateway, n, 1).await;
     let fast = share(&counts, "beta", n);

@@ -85,6 +85,21 @@ fn encoder_writes_one_data_line_per_payload_line() {
         &out[..],
         b"event: ping\ndata: {\"type\":\"ping\"}\n\ndata: a\ndata: b\n\n"
     );
+    // Edges: a trailing newline is an empty last line, and empty data is one empty line, so
+    // the decoder gives back exactly the data that was encoded.
+    for payload in [&b"a\n"[..], b"", b"\n\n", b"x\ny\n"] {
+        let mut out = BytesMut::new();
+        encode_event(&mut out, None, payload);
+        let mut decoder = Decoder::default();
+        decoder.push(&out);
+        let event = decoder.next_event().expect("one event");
+        assert_eq!(
+            &event.data[..],
+            payload,
+            "{:?}",
+            String::from_utf8_lossy(&out)
+        );
+    }
 }
 
 #[test]
