@@ -82,7 +82,11 @@ fn finish(json: &[u8], pos: usize) -> Result<(), ScanError> {
 }
 
 fn skip_ws(json: &[u8], mut pos: usize) -> usize {
-    while let Some(b' ' | b'\n' | b'\r' | b'\t') = json.get(pos) {
+    // Every JSON space is at most b' ': one comparison settles compact JSON's common case.
+    while let Some(&b) = json.get(pos)
+        && b <= b' '
+        && matches!(b, b' ' | b'\n' | b'\r' | b'\t')
+    {
         pos += 1;
     }
     pos

@@ -313,23 +313,33 @@ pub(crate) fn describe_error<'de, T: Deserialize<'de>>(body: &'de [u8]) -> Inval
 
 /// Builds the upstream body: `model` replaced, `provider` removed (no vendor accepts it) and,
 /// for streams, `stream_options.include_usage` forced on so usage is always known. Every other
-/// byte of the client's body is forwarded as received.
-pub fn encode_upstream_request(
-    body: &[u8],
+/// byte of the client's body is forwarded as received; when nothing changes, the body itself
+/// (borrowed).
+pub fn encode_upstream_request<'b>(
+    body: &'b [u8],
     upstream_model: &str,
     request: &ChatRequest<'_>,
-) -> Result<Vec<u8>, json_scan::ScanError> {
+) -> Result<Cow<'b, [u8]>, json_scan::ScanError> {
     let members = json_scan::members(body)?;
     let model = json_string(upstream_model);
+    let adds_stream_options = request.needs.streaming && !request.client_wants_usage;
+    // Nothing to change (the public name is the vendor's, as models.json often has it): the
+    // client's bytes go as they are, without a copy.
+    if !adds_stream_options
+        && json_scan::find(body, &members, "provider").is_none()
+        && json_scan::find(body, &members, "model").is_some_and(|m| body[m.value.clone()] == model)
+    {
+        return Ok(Cow::Borrowed(body));
+    }
     let mut edits = Vec::with_capacity(3);
     edits.push(Edit::Set("model", &model));
     edits.push(Edit::Remove("provider"));
     let stream_options;
-    if request.needs.streaming && !request.client_wants_usage {
+    if adds_stream_options {
         stream_options = merged_stream_options(body, &members);
         edits.push(Edit::Set("stream_options", &stream_options));
     }
-    Ok(json_scan::edit(body, &members, &edits))
+    Ok(Cow::Owned(json_scan::edit(body, &members, &edits)))
 }
 
 fn merged_stream_options(body: &[u8], members: &[json_scan::Member]) -> Vec<u8> {
@@ -344,6 +354,15 @@ fn merged_stream_options(body: &[u8], members: &[json_scan::Member]) -> Vec<u8> 
 
 /// Encodes `s` as a JSON string literal.
 pub fn json_string(s: &str) -> Vec<u8> {
+    // A model name rarely needs an escape: then the literal is the text in quotes, built
+    // directly (serde's writer cost about twice as much, twice per request).
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        let mut out = Vec::with_capacity(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        return out;
+    }
     serde_json::to_vec(s).unwrap_or_else(|_| b"\"\"".to_vec())
 }
 

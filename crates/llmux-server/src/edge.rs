@@ -34,7 +34,7 @@ use crate::edge::envelope::Envelope;
 use crate::edge::isolation::{Guarded, Held};
 use crate::governance::Caller;
 use crate::ingress::{Chat, Messages, Responses};
-use crate::pipeline::serve;
+use crate::pipeline::{boxed_in_place, serve};
 use crate::request_log::{Draft, Finish};
 use crate::routes::{self, Handler};
 use crate::series::Series;
@@ -108,9 +108,9 @@ where
         let router = self.router.clone();
         let active = self.connection.as_ref().map(Activity::begin);
         let peer = self.connection.as_ref().and_then(|c| c.peer);
-        Box::pin(
-            async move { Ok(edge(gateway, router, request.map(Body::new), active, peer).await) },
-        )
+        boxed_in_place(|| async move {
+            Ok(edge(gateway, router, request.map(Body::new), active, peer).await)
+        })
     }
 }
 
@@ -314,19 +314,21 @@ async fn dispatch(
     if request.method() == Method::POST {
         match handler {
             Some(Handler::Chat) => {
-                return Box::pin(serve::<Chat>(gateway, id, caller, request)).await;
+                return boxed_in_place(|| serve::<Chat>(gateway, id, caller, request)).await;
             }
             Some(Handler::Responses) => {
                 // Stored responses belong to their caller (see `Caller::owner`).
                 request.extensions_mut().insert(caller.clone());
-                return Box::pin(serve::<Responses>(gateway, id, caller, request)).await;
+                return boxed_in_place(|| serve::<Responses>(gateway, id, caller, request)).await;
             }
             Some(Handler::Messages) => {
-                return Box::pin(serve::<Messages>(gateway, id, caller, request)).await;
+                return boxed_in_place(|| serve::<Messages>(gateway, id, caller, request)).await;
             }
             Some(Handler::Gemini) => {
-                return Box::pin(crate::ingress::gemini::handle(gateway, id, caller, request))
-                    .await;
+                return boxed_in_place(|| {
+                    crate::ingress::gemini::handle(gateway, id, caller, request)
+                })
+                .await;
             }
             _ => {}
         }
@@ -355,17 +357,20 @@ fn server_timing(
 
 /// Appends `d` in milliseconds, rounded to the microsecond: `12.345`.
 fn push_millis(out: &mut Vec<u8>, d: Duration) {
-    let micros = (d.as_nanos() + 500) / 1000;
-    push_decimal(out, micros / 1000);
+    // In u64 (`as_nanos` is u128, whose division and formatting cost several times more):
+    // microseconds fit u64 for 584,000 years.
+    let micros = d
+        .as_secs()
+        .saturating_mul(1_000_000)
+        .saturating_add(u64::from((d.subsec_nanos() + 500) / 1000));
+    out.extend_from_slice(itoa::Buffer::new().format(micros / 1000).as_bytes());
     let fraction = micros % 1000;
-    out.push(b'.');
-    for divisor in [100, 10, 1] {
-        out.push(b'0' + (fraction / divisor % 10) as u8);
-    }
-}
-
-fn push_decimal(out: &mut Vec<u8>, n: u128) {
-    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    out.extend_from_slice(&[
+        b'.',
+        b'0' + (fraction / 100) as u8,
+        b'0' + (fraction / 10 % 10) as u8,
+        b'0' + (fraction % 10) as u8,
+    ]);
 }
 
 /// A bounded error label for a status the gateway answered.

@@ -144,19 +144,14 @@ impl Endpoint {
     /// Sends a JSON POST with only our own headers (never the client's: no cookies, no
     /// forwarded-for, no client auth) and waits for the response head, bounded by the
     /// first-byte timeout.
-    pub async fn post_json(
-        &self,
-        url: &Uri,
-        body: Vec<u8>,
-        stream: bool,
-    ) -> Result<Response, Error> {
+    pub async fn post_json(&self, url: &Uri, body: &[u8], stream: bool) -> Result<Response, Error> {
         let headers = if stream {
             &self.stream_headers
         } else {
             &self.json_headers
         };
         let head = wire::request_head("POST", path_of(url), headers, Some(body.len()));
-        self.send(&head, &body, self.timeouts.first_byte_ms).await
+        self.send(&head, body, self.timeouts.first_byte_ms).await
     }
 
     /// [`Endpoint::post_json`] with client headers a same-protocol path forwards
@@ -167,7 +162,7 @@ impl Endpoint {
     pub async fn post_json_with(
         &self,
         url: &Uri,
-        body: Vec<u8>,
+        body: &[u8],
         stream: bool,
         extra: &[(http::HeaderName, HeaderValue)],
     ) -> Result<Response, Error> {
@@ -180,7 +175,7 @@ impl Endpoint {
             &self.json_headers
         };
         let head = wire::request_head_with("POST", path_of(url), headers, Some(body.len()), extra);
-        self.send(&head, &body, self.timeouts.first_byte_ms).await
+        self.send(&head, body, self.timeouts.first_byte_ms).await
     }
 
     /// The vendor's cheapest authenticated call (listing models): its status, or the failure.

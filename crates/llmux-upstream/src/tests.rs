@@ -52,7 +52,7 @@ async fn sends_only_our_headers_and_reads_the_body_in_chunks() {
     .await;
     let endpoint = endpoint("openai", &format!("http://{addr}/v1"), 1000);
     let mut response = endpoint
-        .post_json(&endpoint.chat_url, b"{}".to_vec(), true)
+        .post_json(&endpoint.chat_url, b"{}", true)
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
@@ -102,7 +102,7 @@ async fn forwarded_headers_replace_ours_and_never_carry_secrets_or_framing() {
         header("cookie", "session=1"),
     ];
     let response = endpoint
-        .post_json_with(&endpoint.messages_url, b"{}".to_vec(), false, &extra)
+        .post_json_with(&endpoint.messages_url, b"{}", false, &extra)
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
@@ -138,7 +138,7 @@ async fn does_not_follow_redirects() {
     .await;
     let endpoint = endpoint("anthropic", &format!("http://{addr}/v1"), 1000);
     let response = endpoint
-        .post_json(&endpoint.messages_url, b"{}".to_vec(), false)
+        .post_json(&endpoint.messages_url, b"{}", false)
         .await
         .unwrap();
     assert_eq!(response.status(), 302);
@@ -151,7 +151,7 @@ async fn a_refused_connection_is_unreachable_and_names_no_secret() {
     drop(listener);
     let endpoint = endpoint("openai", &format!("http://{dead}/v1"), 1000);
     let err = endpoint
-        .post_json(&endpoint.chat_url, b"{}".to_vec(), false)
+        .post_json(&endpoint.chat_url, b"{}", false)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::UpstreamUnreachable);
@@ -174,7 +174,7 @@ async fn a_tls_handshake_that_never_ends_is_a_connect_timeout() {
     });
     let endpoint = endpoint("openai", &format!("https://{addr}/v1"), 50);
     let err = endpoint
-        .post_json(&endpoint.chat_url, b"{}".to_vec(), false)
+        .post_json(&endpoint.chat_url, b"{}", false)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::UpstreamTimeout);
@@ -323,7 +323,7 @@ impl Scripted {
 /// Sends `{}` to the endpoint's chat URL; the response head must arrive.
 async fn post(endpoint: &Endpoint, stream: bool) -> Response {
     endpoint
-        .post_json(&endpoint.chat_url, b"{}".to_vec(), stream)
+        .post_json(&endpoint.chat_url, b"{}", stream)
         .await
         .unwrap()
 }
@@ -346,7 +346,7 @@ async fn keep_alive_connections_are_reused_for_length_and_chunked_bodies() {
     let endpoint = endpoint("openai", &format!("http://{}/v1", vendor.addr), 1000);
     for i in 0..10 {
         let mut response = endpoint
-            .post_json(&endpoint.chat_url, br#"{"model":"m"}"#.to_vec(), i % 2 == 1)
+            .post_json(&endpoint.chat_url, br#"{"model":"m"}"#, i % 2 == 1)
             .await
             .unwrap();
         let body = read_all(&mut response).await.unwrap();
@@ -443,7 +443,7 @@ async fn a_malformed_head_is_a_protocol_error() {
     let (addr, _server) = one_answer("SSH-2.0-OpenSSH_9.6\r\n\r\n").await;
     let endpoint = endpoint_for(addr);
     let err = endpoint
-        .post_json(&endpoint.chat_url, b"{}".to_vec(), false)
+        .post_json(&endpoint.chat_url, b"{}", false)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::UpstreamProtocol);
@@ -474,7 +474,7 @@ async fn large_bodies_arrive_intact_in_both_framings() {
     let big_request = vec![b'x'; 300_000];
     for _ in 0..4 {
         let mut response = endpoint
-            .post_json(&endpoint.chat_url, big_request.clone(), false)
+            .post_json(&endpoint.chat_url, &big_request, false)
             .await
             .unwrap();
         assert_eq!(read_all(&mut response).await.unwrap(), body.as_bytes());

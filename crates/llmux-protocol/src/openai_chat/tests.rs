@@ -92,6 +92,47 @@ fn upstream_request_keeps_every_parameter_and_swaps_only_model() {
 }
 
 #[test]
+fn json_string_writes_what_serde_writes() {
+    for text in [
+        "gpt-4o-mini",
+        "",
+        "a\"b",
+        "back\\slash",
+        "tab\there",
+        "\u{1}",
+        "é 模型",
+        "\u{7f}",
+    ] {
+        assert_eq!(
+            json_string(text),
+            serde_json::to_vec(text).unwrap(),
+            "{text:?}"
+        );
+    }
+}
+
+#[test]
+fn upstream_request_is_the_clients_body_when_nothing_changes() {
+    let body = br#"{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}"#;
+    let request = decode_request(body).unwrap();
+    let out = encode_upstream_request(body, "gpt-4o-mini", &request).unwrap();
+    assert!(matches!(out, Cow::Borrowed(b) if b == body));
+    // Another vendor name, a `provider` to drop, or a stream that must report usage: a copy.
+    for (body, model) in [
+        (&body[..], "gpt-4o"),
+        (br#"{"model":"gpt-4o-mini","provider":"openai","messages":[{"role":"user","content":"hi"}]}"#, "gpt-4o-mini"),
+        (br#"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}]}"#, "gpt-4o-mini"),
+    ] {
+        let request = decode_request(body).unwrap();
+        let out = encode_upstream_request(body, model, &request).unwrap();
+        assert!(matches!(out, Cow::Owned(_)), "{}", String::from_utf8_lossy(body));
+        let sent: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(sent["model"], json!(model));
+        assert!(sent.get("provider").is_none());
+    }
+}
+
+#[test]
 fn streaming_upstream_request_asks_for_usage_and_keeps_other_stream_options() {
     let body = br#"{"model":"m","stream":true,"stream_options":{"include_obfuscation":false},"messages":[{"role":"user","content":"hi"}]}"#;
     let request = decode_request(body).unwrap();

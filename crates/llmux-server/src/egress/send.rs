@@ -69,7 +69,7 @@ pub async fn send(
     snapshot: &Snapshot,
     target: &Target<'_>,
     url: &http::Uri,
-    body: Vec<u8>,
+    body: &[u8],
     stream: bool,
     trace: Option<&crate::trace::Context>,
 ) -> Result<llmux_upstream::Response, ApiError> {
@@ -80,7 +80,7 @@ pub async fn send(
 pub async fn embeddings(
     snapshot: &Snapshot,
     target: &Target<'_>,
-    body: Vec<u8>,
+    body: &[u8],
     trace: Option<&crate::trace::Context>,
 ) -> Result<llmux_upstream::Response, ApiError> {
     let url = &snapshot.endpoint(target)?.embeddings_url;
@@ -168,7 +168,7 @@ pub async fn send_with(
     snapshot: &Snapshot,
     target: &Target<'_>,
     url: &http::Uri,
-    body: Vec<u8>,
+    body: &[u8],
     stream: bool,
     extra: &[(http::HeaderName, http::HeaderValue)],
     trace: Option<&crate::trace::Context>,

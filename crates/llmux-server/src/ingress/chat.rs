@@ -229,7 +229,7 @@ async fn same_protocol(
         .send(
             &target,
             &endpoint.chat_url,
-            upstream_body,
+            &upstream_body,
             stream,
             &chat.client_headers,
         )

@@ -61,7 +61,7 @@ impl Ingress for Embeddings {
         let client_model = json_string(request.model.as_deref().unwrap_or(target.public_name));
         let started = Instant::now();
         let response =
-            crate::egress::send::embeddings(call.snapshot, &target, upstream_body, call.trace)
+            crate::egress::send::embeddings(call.snapshot, &target, &upstream_body, call.trace)
                 .await?;
         let body = proxy::read_json(call, &target, response, &client_model, started).await?;
         Ok(Answer::Json(body))

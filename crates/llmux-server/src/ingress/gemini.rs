@@ -341,7 +341,7 @@ async fn same_protocol(
         ingress::strip_foreign_reasoning(&request.bytes).unwrap_or_else(|| request.bytes.to_vec());
     let started = Instant::now();
     let mut response = call
-        .send(target, &url, body, request.stream, &request.client_headers)
+        .send(target, &url, &body, request.stream, &request.client_headers)
         .await?;
     if !request.stream {
         let body = proxy::read_whole(snapshot, target, &mut response).await?;
@@ -443,7 +443,7 @@ impl Ingress for GeminiEmbed {
                 .map_err(|e| ApiError::new(ErrorKind::InvalidRequest, e.0))?;
         let started = Instant::now();
         let mut response =
-            crate::egress::send::send(snapshot, &target, &url, body, false, call.trace).await?;
+            crate::egress::send::send(snapshot, &target, &url, &body, false, call.trace).await?;
         let body = proxy::read_whole(snapshot, &target, &mut response).await?;
         crate::series::of(snapshot, &target)
             .observe_upstream(&call.gateway.metrics, started.elapsed().as_secs_f64());
@@ -479,7 +479,7 @@ impl Crossing for GeminiEmbed {
             .map_err(|e| ApiError::new(ErrorKind::InvalidRequest, e.0))?;
         let started = Instant::now();
         let mut response =
-            crate::egress::send::embeddings(snapshot, &target, upstream_body, call.trace).await?;
+            crate::egress::send::embeddings(snapshot, &target, &upstream_body, call.trace).await?;
         let body = proxy::read_whole(snapshot, &target, &mut response).await?;
         let answer = embed::decode_openai_response(&body, request.decoded.texts.len())
             .map_err(|e| ApiError::new(ErrorKind::UpstreamProtocol, e.0))?;

@@ -170,7 +170,7 @@ async fn same_protocol(
         .send(
             target,
             &endpoint.messages_url,
-            upstream_body,
+            &upstream_body,
             stream,
             &request.client_headers,
         )
@@ -323,7 +323,7 @@ async fn vendor_count(snapshot: &Snapshot, target: &Target<'_>, bytes: &[u8]) ->
     let model = json_string(target.upstream_model);
     let body = json_scan::edit(bytes, &members, &[Edit::Set("model", &model)]);
     let mut response = endpoint
-        .post_json(&endpoint.count_tokens_url, body, false)
+        .post_json(&endpoint.count_tokens_url, &body, false)
         .await
         .ok()?;
     if !response.status().is_success() {

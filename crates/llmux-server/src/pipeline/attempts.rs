@@ -226,7 +226,10 @@ where
         let busy = stats.as_ref().map(llmux_router::Stats::enter);
         let attempt_started = clock_now();
         let remaining = deadline.saturating_duration_since(attempt_started);
-        let outcome = match tokio::time::timeout(remaining, attempt(target)).await {
+        // Built in a box of its own: a by-value attempt future (2.7 KiB for chat) was copied
+        // into the timeout and again into this future's state, ~600 instructions per attempt.
+        let in_flight = crate::pipeline::boxed_in_place(|| attempt(target));
+        let outcome = match tokio::time::timeout(remaining, in_flight).await {
             Ok(outcome) => outcome,
             Err(_) => Err(Failure::from(ApiError::new(
                 ErrorKind::UpstreamTimeout,

@@ -70,7 +70,7 @@ pub async fn send(
             (url, body)
         }
     };
-    crate::egress::send::send(snapshot, target, &url, body, request.stream, trace).await
+    crate::egress::send::send(snapshot, target, &url, &body, request.stream, trace).await
 }
 
 /// Reads and decodes a whole (non-streamed) vendor answer.

@@ -200,7 +200,7 @@ async fn a_connection_the_vendor_closed_after_answering_is_not_reused_and_nothin
     for i in 0..3 {
         let body = format!("{{\"n\":{i}}}");
         let mut response = endpoint
-            .post_json(&endpoint.chat_url, body.into_bytes(), false)
+            .post_json(&endpoint.chat_url, body.as_bytes(), false)
             .await
             .unwrap_or_else(|e| panic!("request {i}: {e}"));
         assert_eq!(read_all(&mut response).await.unwrap(), br#"{"a":1}"#);
@@ -226,7 +226,7 @@ async fn a_request_the_vendor_read_and_dropped_is_an_error_not_a_second_post() {
     let mut response = post(&endpoint, false).await;
     read_all(&mut response).await.unwrap();
     let err = endpoint
-        .post_json(&endpoint.chat_url, b"{\"second\":1}".to_vec(), false)
+        .post_json(&endpoint.chat_url, b"{\"second\":1}", false)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::UpstreamUnreachable);
@@ -240,7 +240,7 @@ async fn a_request_the_vendor_read_and_dropped_is_an_error_not_a_second_post() {
     let vendor = Vendor::start(vec![Reply::Close]).await;
     let endpoint = plain(vendor.addr);
     let err = endpoint
-        .post_json(&endpoint.chat_url, b"{\"once\":1}".to_vec(), false)
+        .post_json(&endpoint.chat_url, b"{\"once\":1}", false)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::UpstreamUnreachable);
@@ -270,7 +270,7 @@ async fn an_endless_response_head_is_refused_without_reading_it_all() {
     });
     let endpoint = plain(addr);
     let err = endpoint
-        .post_json(&endpoint.chat_url, b"{}".to_vec(), false)
+        .post_json(&endpoint.chat_url, b"{}", false)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::UpstreamProtocol);
@@ -303,7 +303,7 @@ async fn a_huge_content_length_is_a_protocol_error() {
         let (addr, _server) = one_answer(answer).await;
         let endpoint = plain(addr);
         let err = endpoint
-            .post_json(&endpoint.chat_url, b"{}".to_vec(), false)
+            .post_json(&endpoint.chat_url, b"{}", false)
             .await
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::UpstreamProtocol, "{length}");
@@ -386,7 +386,7 @@ async fn a_request_that_finds_no_free_connection_within_the_connect_timeout_fail
     };
     vendor.wait_until(|v| v.requests().len() == 1).await;
     let err = endpoint
-        .post_json(&endpoint.chat_url, b"{}".to_vec(), false)
+        .post_json(&endpoint.chat_url, b"{}", false)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::UpstreamTimeout);
@@ -506,7 +506,7 @@ async fn a_proxy_that_refuses_the_tunnel_is_a_connect_failure() {
     let options = options_from_env(&env_of(vec![("HTTP_PROXY", format!("http://{proxy}"))]));
     let endpoint = endpoint_with("http://vendor.invalid/v1", 1000, &options);
     let err = endpoint
-        .post_json(&endpoint.chat_url, b"{}".to_vec(), false)
+        .post_json(&endpoint.chat_url, b"{}", false)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::UpstreamUnreachable);
@@ -603,7 +603,7 @@ async fn a_private_ca_file_is_trusted_and_nothing_else_is() {
 
     let endpoint = endpoint_with(&base, 2000, &UpstreamOptions::default());
     let err = endpoint
-        .post_json(&endpoint.chat_url, b"{}".to_vec(), false)
+        .post_json(&endpoint.chat_url, b"{}", false)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::UpstreamUnreachable);

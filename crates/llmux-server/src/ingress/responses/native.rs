@@ -47,7 +47,7 @@ pub(super) async fn attempt(
         .send(
             target,
             &endpoint.responses_url,
-            body,
+            &body,
             stream,
             &request.client_headers,
         )
