@@ -72,6 +72,7 @@ pub fn find<'m>(json: &[u8], members: &'m [Member], key: &str) -> Option<&'m Mem
         .find(|m| &json[m.key.clone()] == key.as_bytes())
 }
 
+#[inline]
 fn finish(json: &[u8], pos: usize) -> Result<(), ScanError> {
     let end = skip_ws(json, pos);
     if end == json.len() {
@@ -81,6 +82,7 @@ fn finish(json: &[u8], pos: usize) -> Result<(), ScanError> {
     }
 }
 
+#[inline]
 fn skip_ws(json: &[u8], mut pos: usize) -> usize {
     // Every JSON space is at most b' ': one comparison settles compact JSON's common case.
     while let Some(&b) = json.get(pos)
@@ -93,6 +95,7 @@ fn skip_ws(json: &[u8], mut pos: usize) -> usize {
 }
 
 /// `pos` is at an opening quote; returns the position after the closing quote.
+#[inline]
 fn skip_string(json: &[u8], pos: usize) -> Result<usize, ScanError> {
     let mut i = pos + 1;
     loop {
@@ -107,6 +110,7 @@ fn skip_string(json: &[u8], pos: usize) -> Result<usize, ScanError> {
 }
 
 /// Returns the position just after the value that starts at `pos`.
+#[inline]
 fn skip_value(json: &[u8], pos: usize) -> Result<usize, ScanError> {
     match json.get(pos) {
         Some(b'"') => skip_string(json, pos),

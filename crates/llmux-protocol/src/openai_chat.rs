@@ -404,19 +404,30 @@ pub fn rewrite_response_seeing(
         };
     };
     see(body, &members);
-    let usage = json_scan::find(body, &members, "usage")
-        .filter(|m| body[m.value.start] == b'{')
-        .and_then(|m| Usage::read(&body[m.value.clone()]));
+    // One pass over the keys (the first of each, as `json_scan::find` would take).
+    let (mut model, mut usage, mut choices, mut error) = (None, None, None, None);
+    for member in &members {
+        let slot = match &body[member.key.clone()] {
+            b"model" => &mut model,
+            b"usage" => &mut usage,
+            b"choices" => &mut choices,
+            b"error" => &mut error,
+            _ => continue,
+        };
+        slot.get_or_insert(member.value.clone());
+    }
+    let usage = usage
+        .filter(|v| body[v.start] == b'{')
+        .and_then(|v| Usage::read(&body[v]));
     let usage_only = usage.is_some()
-        && json_scan::find(body, &members, "choices").is_some_and(|m| {
-            body[m.value.clone()]
+        && choices.is_some_and(|v| {
+            body[v]
                 .iter()
                 .all(|b| matches!(b, b'[' | b']' | b' ' | b'\n' | b'\r' | b'\t'))
         });
-    let is_error =
-        json_scan::find(body, &members, "error").is_some_and(|m| body[m.value.start] == b'{');
-    let body = match json_scan::find(body, &members, "model") {
-        Some(m) => json_scan::splice(body, m.value.clone(), client_model),
+    let is_error = error.is_some_and(|v| body[v.start] == b'{');
+    let body = match model {
+        Some(v) => json_scan::splice(body, v, client_model),
         None => body.to_vec(),
     };
     Rewritten {

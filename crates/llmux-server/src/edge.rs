@@ -45,15 +45,41 @@ use crate::state::Gateway;
 #[derive(Debug, Clone)]
 pub struct RequestId(pub HeaderValue);
 
-/// Where a request went, attached by handlers to the response for logging and metrics.
+/// A proxied request's response and where it went. The pipeline hands the outcome to the edge
+/// beside the response: carried in the response's extensions it cost ~500 instructions per
+/// request (a map allocated, hashed into, looked up four times and freed).
+pub type Served = (Response, Option<Outcome>);
+
+/// A [`Served`] as a plain response for the router, which carries the outcome to the edge in
+/// the response's extensions.
+pub fn into_response((mut response, outcome): Served) -> Response {
+    if let Some(outcome) = outcome {
+        response.extensions_mut().insert(outcome);
+    }
+    response
+}
+
+/// Where a request went, for the edge's log line, request log and metrics (see [`Served`]).
 #[derive(Debug, Clone)]
 pub struct Outcome {
     /// The target's series and labels (vendor, credential name, public model name).
     pub series: Arc<Series>,
-    pub upstream_model: String,
+    /// The vendor's model name when the series does not fix it (a passed-through model): the
+    /// common case allocates nothing.
+    pub passed_model: Option<String>,
     /// Time spent waiting on upstreams, for committed attempts; the rest is the gateway's
     /// overhead.
     pub upstream_time: Option<Duration>,
+}
+
+impl Outcome {
+    /// The vendor's model name the request went to.
+    pub fn upstream_model(&self) -> &str {
+        self.series
+            .upstream_model()
+            .or(self.passed_model.as_deref())
+            .unwrap_or_default()
+    }
 }
 
 // Header names as constants: inserting a `&str` name that is not a standard header copies it
@@ -204,30 +230,33 @@ async fn edge(
                 let id = RequestId(id.clone());
                 dispatch(gateway.clone(), &mut router, request, handler, id, caller).await
             }
-            Err(refusal) => refusal,
+            Err(refusal) => (refusal, None),
         }
     })
     .catch_unwind()
     .await;
-    let mut response = match handled {
-        Ok(response) => response,
+    let (mut response, outcome) = match handled {
+        Ok(served) => served,
         Err(payload) => {
             crate::edge::isolation::report(&gateway.metrics.panics, &id, payload.as_ref());
-            envelope.render(ApiError::new(
+            let response = envelope.render(ApiError::new(
                 ErrorKind::Internal,
                 "internal error while handling this request; it was not completed (other requests are unaffected)",
-            ))
+            ));
+            (response, None)
         }
     };
+    // Routes served through the router carry their outcome in the extensions.
+    let outcome = outcome.or_else(|| response.extensions_mut().remove::<Outcome>());
     if let Some(draft) = &draft {
-        let outcome = response.extensions().get::<Outcome>();
+        let outcome = outcome.as_ref();
         let status = response.status().as_u16();
         draft.with(|record| {
             record.status = status;
             if let Some(o) = outcome {
                 record.vendor = Some(o.series.vendor().to_owned());
                 record.credential = Some(o.series.credential().to_owned());
-                record.upstream_model = Some(o.upstream_model.clone());
+                record.upstream_model = Some(o.upstream_model().to_owned());
             }
             if status >= 400 && record.error_kind.is_none() {
                 record.error_kind = Some(std::borrow::Cow::Borrowed(status_class(status)));
@@ -246,29 +275,22 @@ async fn edge(
     }
 
     response.headers_mut().insert(REQUEST_ID, id.clone());
-    let upstream_time = response
-        .extensions()
-        .get::<Outcome>()
-        .and_then(|o| o.upstream_time);
+    let upstream_time = outcome.as_ref().and_then(|o| o.upstream_time);
     if let Some(upstream) = upstream_time {
         let total = started.elapsed();
-        if let Some(o) = response.extensions().get::<Outcome>() {
-            o.series.observe_ttfb(&gateway.metrics, total.as_secs_f64());
-        }
         let overhead = total.saturating_sub(upstream);
-        gateway
-            .metrics
-            .overhead
-            .get_or_create(&llmux_telemetry::metrics::RouteLabels { route })
-            .observe(overhead.as_secs_f64());
+        if let Some(o) = &outcome {
+            o.series.observe_ttfb(&gateway.metrics, total.as_secs_f64());
+            o.series
+                .observe_overhead(&gateway.metrics, route, overhead.as_secs_f64());
+        }
         if let Ok(value) = server_timing(overhead, upstream) {
             response.headers_mut().insert(SERVER_TIMING, value);
         }
     }
     let status = response.status().as_u16();
-    let outcome = response.extensions().get::<Outcome>();
     if route != "other" {
-        match outcome {
+        match &outcome {
             Some(o) => o.series.count_request(&gateway.metrics, route, status),
             None => count_unrouted(&gateway, route, status),
         }
@@ -285,7 +307,7 @@ async fn edge(
             (
                 o.series.vendor(),
                 o.series.model(),
-                &*o.upstream_model,
+                o.upstream_model(),
                 o.series.credential(),
             )
         }),
@@ -310,7 +332,7 @@ async fn dispatch(
     handler: Option<Handler>,
     id: RequestId,
     caller: Caller,
-) -> Response {
+) -> Served {
     if request.method() == Method::POST {
         match handler {
             Some(Handler::Chat) => {
@@ -336,7 +358,7 @@ async fn dispatch(
     request.extensions_mut().insert(id);
     request.extensions_mut().insert(caller);
     match router.call(request).await {
-        Ok(response) => response,
+        Ok(response) => (response, None),
         Err(never) => match never {},
     }
 }

@@ -31,8 +31,8 @@ pub(crate) mod translate;
 
 use crate::api_error::ApiError;
 use crate::body;
-use crate::edge::RequestId;
 use crate::edge::envelope::Envelope;
+use crate::edge::{Outcome, RequestId, Served};
 use crate::egress::answer::{self, VendorParam};
 use crate::egress::send::ClientHeaders;
 use crate::governance::{self, Caller, Settle};
@@ -342,15 +342,15 @@ pub async fn serve<I: Crossing>(
     request_id: RequestId,
     caller: Caller,
     request: Request,
-) -> Response {
+) -> Served {
     let params = match VendorParam::of(request.uri()) {
         Ok(params) => params,
-        Err(rejection) => return rejection.into_response(),
+        Err(rejection) => return (rejection.into_response(), None),
     };
     let (head, body) = request.into_parts();
     match run::<I>(gateway, request_id, caller, params, &head, body).await {
-        Ok(response) => response,
-        Err(error) => I::PROFILE.envelope().render(error),
+        Ok(served) => served,
+        Err(error) => (I::PROFILE.envelope().render(error), None),
     }
 }
 
@@ -361,7 +361,7 @@ async fn run<I: Crossing>(
     params: VendorParam,
     head: &http::request::Parts,
     body: Body,
-) -> Result<Response, ApiError> {
+) -> Result<Served, ApiError> {
     let snapshot = gateway.snapshot.load_full();
     let bytes = body::read_request(body, &snapshot).await?;
     let draft = head
@@ -441,8 +441,9 @@ async fn run<I: Crossing>(
     };
     if let Some(cached) = hit {
         let draft = draft.as_deref();
-        return Ok(cache::answer_hit::<I>(
-            &request, &call, &facts, cached, draft,
+        return Ok((
+            cache::answer_hit::<I>(&request, &call, &facts, cached, draft),
+            None,
         ));
     }
     let cache_header = cache.header();
@@ -501,12 +502,12 @@ async fn run<I: Crossing>(
                 let translated = call.fill.is_some()
                     || I::PROFILE.passthrough != Some(committed.target.credential.api);
                 let dropped = I::dropped_tools(request, &committed.target, translated);
-                let mut response =
+                let (mut response, outcome) =
                     respond(committed, &snapshot, dropped, fallback, draft.as_deref());
                 if let Some(value) = cache_header {
                     response.headers_mut().insert(cache::HEADER, value);
                 }
-                return Ok(response);
+                return Ok((response, Some(outcome)));
             }
             Err(exhausted) => exhausted,
         };
@@ -539,7 +540,7 @@ async fn run<I: Crossing>(
             let response = I::PROFILE.envelope().render(exhausted.error);
             return Ok(match &exhausted.target {
                 Some(target) => answer::finish(response, &snapshot, target),
-                None => response,
+                None => (response, None),
             });
         };
         tracing::info!(
@@ -598,12 +599,12 @@ fn respond(
     dropped_tools: &[String],
     fallback: Option<&str>,
     draft: Option<&crate::request_log::Draft>,
-) -> Response {
+) -> (Response, Outcome) {
     if let Some(draft) = draft {
         let ttfb = u32::try_from(committed.upstream_time.as_millis()).unwrap_or(u32::MAX);
         draft.with(|record| record.ttfb_ms = Some(ttfb));
     }
-    let mut response = answer::finish_timed(
+    let (mut response, outcome) = answer::finish_timed(
         committed.value.into_response(),
         snapshot,
         &committed.target,
@@ -625,7 +626,7 @@ fn respond(
     {
         headers.insert(FALLBACK, value);
     }
-    response
+    (response, outcome)
 }
 
 /// The attempt `start` makes, recorded in the request log (when on) with its target, status

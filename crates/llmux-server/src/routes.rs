@@ -15,6 +15,7 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use axum::{Extension, Router};
+use futures_util::FutureExt as _;
 use llmux_protocol::error::ErrorKind;
 
 use crate::api_error::ApiError;
@@ -230,19 +231,23 @@ pub fn app(gateway: Arc<Gateway>) -> App {
 /// edge sets before it hands a request to the router.
 fn routed<F, Fut>(
     handler: F,
-) -> impl Fn(State<Arc<Gateway>>, Extension<RequestId>, Extension<Caller>, Request) -> Fut
+) -> impl Fn(State<Arc<Gateway>>, Extension<RequestId>, Extension<Caller>, Request) -> Routed<Fut>
 + Clone
 + Send
 + Sync
 + 'static
 where
     F: Fn(Arc<Gateway>, RequestId, Caller, Request) -> Fut + Copy + Send + Sync + 'static,
-    Fut: Future<Output = Response> + Send + 'static,
+    Fut: Future<Output = crate::edge::Served> + Send + 'static,
 {
     move |State(gateway), Extension(id), Extension(caller), request| {
-        handler(gateway, id, caller, request)
+        let into_response: fn(crate::edge::Served) -> Response = crate::edge::into_response;
+        handler(gateway, id, caller, request).map(into_response)
     }
 }
+
+/// A routed proxy handler's future: the pipeline's answer, its outcome in the extensions.
+type Routed<Fut> = futures_util::future::Map<Fut, fn(crate::edge::Served) -> Response>;
 
 async fn not_found(request: Request) -> impl IntoResponse {
     ApiError::new(

@@ -14,8 +14,8 @@ use http::HeaderValue;
 use llmux_protocol::usage::Usage;
 use llmux_router::Target;
 use llmux_telemetry::metrics::{
-    Counter, Histogram, Metrics, RequestLabels, SelectionLabels, TokenLabels, UpstreamLabels,
-    UsdCounter,
+    Counter, Histogram, Metrics, RequestLabels, RouteLabels, SelectionLabels, TokenLabels,
+    UpstreamLabels, UsdCounter,
 };
 
 use crate::state::Snapshot;
@@ -45,6 +45,9 @@ pub struct Series {
     vendor: String,
     credential: String,
     model: String,
+    /// The vendor's model name, fixed for a combination's slot (`None` for a passed-through
+    /// model, which varies per request).
+    upstream_model: Option<String>,
     selections: OnceLock<Counter>,
     upstream_duration: OnceLock<Histogram>,
     input_tokens: OnceLock<Counter>,
@@ -55,6 +58,9 @@ pub struct Series {
     ttfb: OnceLock<Histogram>,
     /// `llmux_requests_total{status="200"}` per entry of [`ROUTES`].
     requests_ok: [OnceLock<Counter>; ROUTES.len()],
+    /// `llmux_overhead_seconds` per entry of [`ROUTES`] (a family lookup hashes its labels
+    /// under a lock, ~150 instructions per request).
+    overhead: [OnceLock<Histogram>; ROUTES.len()],
     /// The routing response headers' values, built once.
     headers: HeaderValues,
 }
@@ -99,6 +105,7 @@ impl Series {
             vendor: target.credential.vendor.clone(),
             credential: target.credential.name.clone(),
             model: target.public_name.to_owned(),
+            upstream_model: target.combination.map(|_| target.upstream_model.to_owned()),
             selections: OnceLock::new(),
             upstream_duration: OnceLock::new(),
             input_tokens: OnceLock::new(),
@@ -106,6 +113,7 @@ impl Series {
             cost: price.map(|price| (price, OnceLock::new())),
             ttfb: OnceLock::new(),
             requests_ok: Default::default(),
+            overhead: Default::default(),
             headers: HeaderValues {
                 vendor: HeaderValue::from_str(&target.credential.vendor).ok(),
                 model: target
@@ -134,6 +142,11 @@ impl Series {
     /// The public model name label.
     pub fn model(&self) -> &str {
         &self.model
+    }
+
+    /// The vendor's model name when this slot fixes it (a combination's).
+    pub fn upstream_model(&self) -> Option<&str> {
+        self.upstream_model.as_deref()
     }
 
     /// `llmux_selections_total`: the router chose this slot for an attempt.
@@ -219,6 +232,17 @@ impl Series {
         usage: Option<llmux_protocol::neutral::Usage>,
     ) {
         self.add_usage(metrics, usage.map(Usage::from));
+    }
+
+    /// `llmux_overhead_seconds{route}`: the gateway's own time in a committed request.
+    pub fn observe_overhead(&self, metrics: &Metrics, route: &'static str, seconds: f64) {
+        let labels = RouteLabels { route };
+        match ROUTES.iter().position(|r| *r == route) {
+            Some(i) => self.overhead[i]
+                .get_or_init(|| metrics.overhead.get_or_create(&labels).clone())
+                .observe(seconds),
+            None => metrics.overhead.get_or_create(&labels).observe(seconds),
+        }
     }
 
     /// `llmux_requests_total` for a request this slot answered.

@@ -9,7 +9,7 @@ use llmux_protocol::openai_chat::repair::{self, ToolCallRepair};
 use llmux_router::Target;
 
 use crate::api_error::ApiError;
-use crate::edge::Outcome;
+use crate::edge::{Outcome, Served};
 use crate::egress::send::read_body;
 use crate::pipeline::Call;
 use crate::series::Series;
@@ -51,22 +51,27 @@ fn routing_headers(headers: &mut HeaderMap, target: &Target<'_>, series: &Series
 }
 
 pub fn outcome(snapshot: &Snapshot, target: &Target<'_>) -> Outcome {
+    let series = crate::series::of(snapshot, target);
+    let passed_model = series
+        .upstream_model()
+        .is_none()
+        .then(|| target.upstream_model.to_owned());
     Outcome {
-        series: crate::series::of(snapshot, target),
-        upstream_model: target.upstream_model.to_owned(),
+        series,
+        passed_model,
         upstream_time: None,
     }
 }
 
-/// Attaches routing headers and the outcome to any response for this target.
-pub fn finish(response: Response, snapshot: &Snapshot, target: &Target<'_>) -> Response {
-    attach(response, target, outcome(snapshot, target))
+/// Adds routing headers to any response for this target, and pairs it with the outcome.
+pub fn finish(response: Response, snapshot: &Snapshot, target: &Target<'_>) -> Served {
+    let (response, outcome) = attach(response, target, outcome(snapshot, target));
+    (response, Some(outcome))
 }
 
-fn attach(mut response: Response, target: &Target<'_>, outcome: Outcome) -> Response {
+fn attach(mut response: Response, target: &Target<'_>, outcome: Outcome) -> (Response, Outcome) {
     routing_headers(response.headers_mut(), target, &outcome.series);
-    response.extensions_mut().insert(outcome);
-    response
+    (response, outcome)
 }
 
 /// [`finish`] for a committed attempt, also recording the upstream time for the edge's
@@ -76,7 +81,7 @@ pub fn finish_timed(
     snapshot: &Snapshot,
     target: &Target<'_>,
     upstream_time: Duration,
-) -> Response {
+) -> (Response, Outcome) {
     let mut outcome = outcome(snapshot, target);
     outcome.upstream_time = Some(upstream_time);
     attach(response, target, outcome)

@@ -304,7 +304,9 @@ async fn count(
     if let Some(target) = anthropic_target
         && let Some(counted) = vendor_count(&snapshot, &target, &bytes).await
     {
-        return Ok(proxy::finish(counted, &snapshot, &target));
+        return Ok(crate::edge::into_response(proxy::finish(
+            counted, &snapshot, &target,
+        )));
     }
     let mut response = proxy::json_response(
         serde_json::to_vec(&json!({"input_tokens": request.estimate_input_tokens()}))
