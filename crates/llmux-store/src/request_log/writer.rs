@@ -27,9 +27,9 @@ use crate::{BoxFuture, RequestLogStore, RequestRecord, StoreError};
 pub struct RequestLogOptions {
     /// Records the channel holds before new ones are dropped (default 10,000).
     pub capacity: usize,
-    /// The most records in one batch, that is one transaction (default 250: halving this and
-    /// the trace export's batch from 500 and 512 took about 1 MiB off the RSS under load, at
-    /// the same instructions per request; BENCHMARKS.md).
+    /// The most records in one batch, that is one transaction (default 125: halving this and
+    /// the trace export's batch, from 500 and 512 and again from 250 and 256, each took about
+    /// 1 MiB off the RSS under load at the same instructions per request; BENCHMARKS.md).
     pub batch_size: usize,
     /// How long the first record of a batch waits for more before the batch is written
     /// (default 200 ms).
@@ -45,7 +45,7 @@ impl Default for RequestLogOptions {
     fn default() -> Self {
         Self {
             capacity: 10_000,
-            batch_size: 250,
+            batch_size: 125,
             flush_interval: Duration::from_millis(200),
             retention_days: Some(7),
             retention_interval: Duration::from_secs(3_600),

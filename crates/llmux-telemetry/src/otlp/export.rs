@@ -13,9 +13,10 @@ use super::record::RequestTrace;
 /// Traces waiting for export; past this a request's trace is dropped (and counted), never
 /// waited for.
 const QUEUE: usize = 4096;
-/// Traces per export request at most (256: halving this and the request log's batch took
-/// about 1 MiB off the RSS under load, at the same instructions per request; BENCHMARKS.md).
-const BATCH: usize = 256;
+/// Traces per export request at most (128: halving this and the request log's batch, from 512
+/// and 500 and again from 256 and 250, each took about 1 MiB off the RSS under load at the same
+/// instructions per request; BENCHMARKS.md).
+const BATCH: usize = 128;
 /// How long the first trace of a batch waits for others.
 const LINGER: Duration = Duration::from_millis(200);
 /// One export's deadline: a slow collector delays the next batch, never a request.
