@@ -194,3 +194,16 @@ fn invalid_utf8_from_the_vendor_becomes_replacement_characters() {
         "oops\u{FFFD}".as_bytes()
     );
 }
+
+#[test]
+fn a_second_model_member_is_refused_so_the_borrowed_body_cannot_carry_one() {
+    // The body goes to the vendor as received when its first `model` is the vendor's name: a
+    // second `model` (raw or escaped) would then pick another model behind routing's back.
+    for body in [
+        &br#"{"model":"gpt-4o-mini","model":"o1-pro","messages":[{"role":"user","content":"hi"}]}"#[..],
+        br#"{"model":"gpt-4o-mini","mod\u0065l":"o1-pro","messages":[{"role":"user","content":"hi"}]}"#,
+    ] {
+        let err = decode_request(body).expect_err("a duplicate model must be refused");
+        assert!(err.message.contains("duplicate field `model`"), "{}", err.message);
+    }
+}
