@@ -3,6 +3,8 @@
 //! [`open_request_log`]), kept for a number of whole days and read back newest first in
 //! keyset pages ([`RequestFilter`], [`Page`]).
 
+mod batches;
+mod packed;
 mod postgres;
 mod query;
 mod record;

@@ -15,9 +15,15 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, ConnectOptions, Connection, SqlSafeStr};
+use sqlx::{ConnectOptions, Connection, SqlSafeStr};
 
-use super::sql::{self, bind_params, select_columns};
+use futures_util::TryStreamExt as _;
+use sqlx::Row as _;
+use sqlx::sqlite::{SqliteConnection, SqliteRow};
+
+use super::batches::PageScan;
+use super::packed;
+use super::sql::{self, select_columns};
 use super::sqlite_writer::SqliteWriter;
 use crate::{
     BoxFuture, Page, RequestFilter, RequestLogStore, RequestRecord, StoreError, redact_url,
@@ -79,15 +85,55 @@ DROP INDEX llmux_request_log_vendor;
 DROP INDEX llmux_request_log_status;
 ";
 
-const PAGE_COLUMNS: &str = select_columns!("attempts");
-
-const GET: &str = concat!(
-    "SELECT ",
-    select_columns!("attempts", bodies),
-    " FROM llmux_request_log WHERE request_id = $1 ORDER BY time_ms DESC LIMIT 1"
+/// Version 3: a row per written batch and day, its records packed ([`packed`]): a row per
+/// record was SQLite's work of about 22,000 instructions per logged request, where the
+/// gateway's own work per request is about 56,000 (BENCHMARKS.md, *Request log, fifth pass*).
+/// Beside the batches: the bodies `log.bodies` keeps, and the request ids a client chose (the
+/// gateway's own ids carry their time, by which `GET` finds their batch). Rows of the
+/// version-2 table are moved into batches when the log opens ([`move_rows_into_batches`]).
+const SCHEMA_V3: &str = "
+CREATE TABLE llmux_request_log_batches (
+    id INTEGER PRIMARY KEY,
+    first_ms INTEGER NOT NULL,
+    last_ms INTEGER NOT NULL,
+    records BLOB NOT NULL
 );
+CREATE INDEX llmux_request_log_batches_times
+    ON llmux_request_log_batches (last_ms, first_ms);
+CREATE TABLE llmux_request_log_ids (
+    request_id TEXT NOT NULL,
+    batch INTEGER NOT NULL,
+    PRIMARY KEY (request_id, batch)
+) WITHOUT ROWID;
+CREATE TABLE llmux_request_log_bodies (
+    batch INTEGER NOT NULL,
+    time_ms INTEGER NOT NULL,
+    request_id TEXT NOT NULL,
+    request_body TEXT,
+    response_body TEXT,
+    PRIMARY KEY (batch, time_ms, request_id)
+);
+";
 
-pub(super) const DELETE_BEFORE: &str = "DELETE FROM llmux_request_log WHERE time_ms < ?1";
+/// The batches whose records' times overlap `?1..=?2`, newest last record first.
+const BATCHES_IN: &str = "SELECT id, last_ms, records FROM llmux_request_log_batches \
+    WHERE last_ms >= ?1 AND first_ms <= ?2 ORDER BY last_ms DESC";
+
+/// The batches holding a record whose id a client chose.
+const BATCHES_OF_ID: &str = "SELECT b.id, b.last_ms, b.records FROM llmux_request_log_ids i \
+    JOIN llmux_request_log_batches b ON b.id = i.batch WHERE i.request_id = ?1";
+
+const BODIES: &str = "SELECT request_body, response_body FROM llmux_request_log_bodies \
+    WHERE batch = ?1 AND time_ms = ?2 AND request_id = ?3";
+
+/// Retention, in order: whatever refers to the old batches, then the batches.
+pub(super) const DELETE_BEFORE: [&str; 3] = [
+    "DELETE FROM llmux_request_log_ids WHERE batch IN \
+     (SELECT id FROM llmux_request_log_batches WHERE last_ms < ?1)",
+    "DELETE FROM llmux_request_log_bodies WHERE batch IN \
+     (SELECT id FROM llmux_request_log_batches WHERE last_ms < ?1)",
+    "DELETE FROM llmux_request_log_batches WHERE last_ms < ?1",
+];
 
 /// The request log in SQLite: sqlx's pool reads (and migrates), one rusqlite connection
 /// writes ([`SqliteWriter`]).
@@ -112,7 +158,7 @@ impl SqliteLog {
             .pragma("cache_size", "-512");
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let filename = options.get_filename().to_owned();
-        let pool = if in_memory {
+        let (pool, writer) = if in_memory {
             // An in-memory database lives as long as one of its connections: keep exactly one.
             // The writer's connection shares it through SQLite's shared cache, where readers
             // take table locks that the busy timeout does not cover: reading uncommitted rows
@@ -127,7 +173,9 @@ impl SqliteLog {
                 .await
                 .map_err(StoreError::database("open the request log"))?;
             migrator().run(&pool).await.map_err(StoreError::Migration)?;
-            pool
+            // A new in-memory database has no rows of an older version to move.
+            let writer = SqliteWriter::open(&filename, in_memory)?;
+            return Ok(Self { pool, writer });
         } else {
             // WAL: readers (the admin API) never block the writer thread, nor it them.
             let options = options
@@ -144,16 +192,18 @@ impl SqliteLog {
                 .run(&mut connection)
                 .await
                 .map_err(StoreError::Migration)?;
+            let writer = SqliteWriter::open(&filename, in_memory)?;
+            move_rows_into_batches(&mut connection, &writer).await?;
             connection
                 .close()
                 .await
                 .map_err(StoreError::database("open the request log"))?;
-            SqlitePoolOptions::new()
+            let pool = SqlitePoolOptions::new()
                 .max_connections(4)
                 .idle_timeout(Duration::from_secs(60))
-                .connect_lazy_with(options)
+                .connect_lazy_with(options);
+            (pool, writer)
         };
-        let writer = SqliteWriter::open(&filename, in_memory)?;
         Ok(Self { pool, writer })
     }
 }
@@ -179,6 +229,13 @@ pub(super) fn migrator_up_to(version: i64) -> Migrator {
             SCHEMA_V2.into_sql_str(),
             false,
         ),
+        Migration::new(
+            3,
+            "request log in batches".into(),
+            MigrationType::Simple,
+            SCHEMA_V3.into_sql_str(),
+            false,
+        ),
     ];
     let mut migrator = Migrator::with_migrations(
         migrations
@@ -197,17 +254,24 @@ impl RequestLogStore for SqliteLog {
 
     fn query<'a>(&'a self, filter: &'a RequestFilter) -> BoxFuture<'a, Result<Page, StoreError>> {
         Box::pin(async move {
-            let page = sql::page_query(PAGE_COLUMNS, filter)?;
-            let query = bind_params!(sqlx::query(AssertSqlSafe(page.sql)), &page.params);
-            let rows = query
-                .fetch_all(&self.pool)
+            let mut scan = PageScan::new(filter)?;
+            let (from, to) = scan.times();
+            let mut rows = sqlx::query(BATCHES_IN)
+                .bind(from)
+                .bind(to)
+                .fetch(&self.pool);
+            while let Some(row) = rows
+                .try_next()
                 .await
-                .map_err(StoreError::database("query the request log"))?;
-            let records = rows
-                .iter()
-                .map(|row| sql::decode(row, false))
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(sql::page(records, page.size))
+                .map_err(StoreError::database("query the request log"))?
+            {
+                let batch = Batch::of(&row)?;
+                if scan.complete_before(batch.last_ms) {
+                    break;
+                }
+                scan.add(batch.records);
+            }
+            Ok(scan.finish())
         })
     }
 
@@ -216,12 +280,52 @@ impl RequestLogStore for SqliteLog {
         request_id: &'a str,
     ) -> BoxFuture<'a, Result<Option<RequestRecord>, StoreError>> {
         Box::pin(async move {
-            let row = sqlx::query(GET)
+            let err = StoreError::database("read the request log");
+            let mut rows = sqlx::query(BATCHES_OF_ID)
+                .bind(request_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err)?;
+            if let Some(time) = packed::id_time(request_id) {
+                let by_time = sqlx::query(BATCHES_IN)
+                    .bind(time.saturating_sub(packed::ID_TIME_SLACK_MS))
+                    .bind(time.saturating_add(packed::ID_TIME_SLACK_MS))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(StoreError::database("read the request log"))?;
+                rows.extend(by_time);
+            }
+            // The newest record with the id, and its batch.
+            let mut found: Option<(i64, RequestRecord)> = None;
+            for row in &rows {
+                let batch = Batch::of(row)?;
+                for record in batch.records {
+                    if record.request_id == request_id
+                        && found
+                            .as_ref()
+                            .is_none_or(|(_, f)| record.time_ms > f.time_ms)
+                    {
+                        found = Some((batch.id, record));
+                    }
+                }
+            }
+            let Some((batch, mut record)) = found else {
+                return Ok(None);
+            };
+            if let Some(row) = sqlx::query(BODIES)
+                .bind(batch)
+                .bind(record.time_ms)
                 .bind(request_id)
                 .fetch_optional(&self.pool)
                 .await
-                .map_err(StoreError::database("read the request log"))?;
-            row.map(|row| sql::decode(&row, true)).transpose()
+                .map_err(StoreError::database("read the request log"))?
+            {
+                let err = StoreError::database("read the request log");
+                record.request_body = row.try_get("request_body").map_err(err)?;
+                let err = StoreError::database("read the request log");
+                record.response_body = row.try_get("response_body").map_err(err)?;
+            }
+            Ok(Some(record))
         })
     }
 
@@ -231,4 +335,83 @@ impl RequestLogStore for SqliteLog {
             self.writer.delete_before(first_kept_ms).await
         })
     }
+}
+
+/// A batch row as read: its id, its newest record's time and its records.
+struct Batch {
+    id: i64,
+    last_ms: i64,
+    records: Vec<RequestRecord>,
+}
+
+impl Batch {
+    fn of(row: &SqliteRow) -> Result<Self, StoreError> {
+        let err = StoreError::database("read the request log");
+        let id: i64 = row.try_get("id").map_err(err)?;
+        let err = StoreError::database("read the request log");
+        let last_ms: i64 = row.try_get("last_ms").map_err(err)?;
+        let err = StoreError::database("read the request log");
+        let blob: &[u8] = row.try_get("records").map_err(err)?;
+        let records = packed::unpack(blob).map_err(|damage| StoreError::InvalidLogRow {
+            request_id: format!("(batch {id})"),
+            reason: damage.0.to_owned(),
+        })?;
+        Ok(Self {
+            id,
+            last_ms,
+            records,
+        })
+    }
+}
+
+/// Moves the rows of the version-2 table, if any, into batches (a thousand at a time, each
+/// chunk deleted once its batch is written, so that an interrupted move resumes where it
+/// stopped), then drops the table. Runs once, when a log written by an older gateway opens.
+async fn move_rows_into_batches(
+    connection: &mut SqliteConnection,
+    writer: &SqliteWriter,
+) -> Result<(), StoreError> {
+    const CHUNK: i64 = 1_000;
+    const ROWS: &str = concat!(
+        "SELECT ",
+        select_columns!("attempts", bodies),
+        " FROM llmux_request_log ORDER BY time_ms, request_id LIMIT $1"
+    );
+    const DELETE: &str = "DELETE FROM llmux_request_log WHERE (time_ms, request_id) <= ($1, $2)";
+    let exists: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'llmux_request_log'",
+    )
+    .fetch_one(&mut *connection)
+    .await
+    .map_err(StoreError::database("open the request log"))?;
+    if exists == 0 {
+        return Ok(());
+    }
+    loop {
+        let rows = sqlx::query(ROWS)
+            .bind(CHUNK)
+            .fetch_all(&mut *connection)
+            .await
+            .map_err(StoreError::database("move the request log into batches"))?;
+        let records = rows
+            .iter()
+            .map(|row| sql::decode(row, true))
+            .collect::<Result<Vec<_>, _>>()?;
+        let Some(last) = records.last() else {
+            break;
+        };
+        let (time_ms, request_id) = (last.time_ms, last.request_id.clone());
+        writer.write(records).await?;
+        sqlx::query(DELETE)
+            .bind(time_ms)
+            .bind(request_id)
+            .execute(&mut *connection)
+            .await
+            .map_err(StoreError::database("move the request log into batches"))?;
+    }
+    sqlx::query("DROP TABLE llmux_request_log")
+        .execute(&mut *connection)
+        .await
+        .map_err(StoreError::database("move the request log into batches"))?;
+    Ok(())
 }

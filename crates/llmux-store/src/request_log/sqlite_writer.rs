@@ -1,15 +1,14 @@
 //! The SQLite request log's write side: one `rusqlite` connection owned by a thread of its own,
-//! one prepared single-row `INSERT` run per record inside the batch's transaction.
+//! one row per batch and day ([`packed`]), plus a row per kept body and per request id a
+//! client chose, in one transaction.
 //!
 //! Why not sqlx, which the log reads with: sqlx runs each statement on its connection's worker
-//! thread and copies every bound text into an `Arc<String>` on the way, which SQLite then copies
-//! again. With 25 columns that glue cost about 36,000 instructions per logged request, three
-//! times SQLite's own insert (BENCHMARKS.md, *Request log cost*). Here the row's text is bound
-//! borrowed and the statement comes from the connection's cache. Both libraries link the same
-//! `libsqlite3-sys`.
+//! thread and copies every bound value into an `Arc` on the way, which SQLite then copies
+//! again (BENCHMARKS.md, *Request log cost*). Here values are bound borrowed and statements
+//! come from the connection's cache. Both libraries link the same `libsqlite3-sys`.
 //!
-//! Why a thread of its own: the connection stays with one thread, and a batch (several
-//! milliseconds of SQLite work at 500 rows) never occupies an async worker. It runs at the
+//! Why a thread of its own: the connection stays with one thread, and a batch never occupies
+//! an async worker. It runs at the
 //! normal CPU priority: at nice 19 requests on a saturated core did better (p99 +2.3 ms instead
 //! of +5.0 ms at c=64 on one core), but the writer fell behind until the queue was full (RSS
 //! +11 MiB), and from then on new records were dropped (BENCHMARKS.md, *Log and tracing, third
@@ -22,7 +21,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, params};
 use tokio::sync::oneshot;
 
-use super::sql::{self, InsertRow};
+use super::{packed, sql};
 use crate::{RequestRecord, StoreError};
 
 /// Work for the writer thread, and where its outcome goes.
@@ -65,11 +64,15 @@ impl SqliteWriter {
         std::thread::Builder::new()
             .name("llmux-log-writer".into())
             .spawn(move || {
+                // The batch's blob, kept between batches.
+                let mut blob = Vec::new();
                 for job in receiver {
                     let _ = match job {
-                        Job::Insert(records, done) => done.send(insert(&mut connection, &records)),
+                        Job::Insert(records, done) => {
+                            done.send(insert(&mut connection, &records, &mut blob))
+                        }
                         Job::DeleteBefore(time_ms, done) => {
-                            done.send(delete_before(&connection, time_ms))
+                            done.send(delete_before(&mut connection, time_ms))
                         }
                     };
                 }
@@ -108,60 +111,73 @@ impl SqliteWriter {
     }
 }
 
-fn delete_before(connection: &Connection, time_ms: i64) -> Result<(), StoreError> {
-    connection
-        .prepare_cached(super::sqlite::DELETE_BEFORE)
-        .and_then(|mut statement| statement.execute(params![time_ms]))
-        .map(drop)
-        .map_err(StoreError::sqlite("apply request log retention"))
+/// Deletes the batches (each of one day) whose newest record is older than `time_ms`, with
+/// their bodies and ids, in one transaction.
+fn delete_before(connection: &mut Connection, time_ms: i64) -> Result<(), StoreError> {
+    let err = || StoreError::sqlite("apply request log retention");
+    let tx = connection.transaction().map_err(err())?;
+    for statement in super::sqlite::DELETE_BEFORE {
+        tx.prepare_cached(statement)
+            .and_then(|mut statement| statement.execute(params![time_ms]))
+            .map_err(err())?;
+    }
+    tx.commit().map_err(err())
 }
 
-fn insert(connection: &mut Connection, records: &[RequestRecord]) -> Result<(), StoreError> {
+fn insert(
+    connection: &mut Connection,
+    records: &[RequestRecord],
+    blob: &mut Vec<u8>,
+) -> Result<(), StoreError> {
     let err = || StoreError::sqlite("write the request log");
     let tx = connection.transaction().map_err(err())?;
-    {
-        let mut statement = tx
-            .prepare_cached(insert_one())
-            .map_err(StoreError::sqlite("write the request log"))?;
-        for record in records {
-            let row = InsertRow::new(record);
-            statement
-                .execute(params![
-                    row.time_ms,
-                    row.request_id,
-                    row.key_id,
-                    row.key_name,
-                    row.ingress,
-                    row.requested_model,
-                    row.vendor,
-                    row.credential,
-                    row.upstream_model,
-                    row.status,
-                    row.error_kind,
-                    row.attempts,
-                    row.ttfb_ms,
-                    row.total_ms,
-                    row.input_tokens,
-                    row.output_tokens,
-                    row.cached_tokens,
-                    row.reasoning_tokens,
-                    row.cost_usd,
-                    row.cost_estimated,
-                    row.stream,
-                    row.client_addr,
-                    row.user_agent,
-                    row.request_body,
-                    row.response_body,
-                ])
-                .map_err(StoreError::sqlite("write the request log"))?;
+    // A row holds one UTC day, so that retention drops whole days: a batch written around
+    // midnight (or one of late records) is split by day.
+    let mut days: Vec<i64> = records.iter().map(|r| sql::day_of(r.time_ms)).collect();
+    days.sort_unstable();
+    days.dedup();
+    for day in days {
+        let group: Vec<&RequestRecord> = records
+            .iter()
+            .filter(|r| sql::day_of(r.time_ms) == day)
+            .collect();
+        let times = group.iter().map(|r| sql::clamp_time(r.time_ms));
+        let (first_ms, last_ms) = times.fold((i64::MAX, i64::MIN), |(first, last), time| {
+            (first.min(time), last.max(time))
+        });
+        blob.clear();
+        packed::pack(&group, blob);
+        tx.prepare_cached(INSERT_BATCH)
+            .and_then(|mut statement| statement.execute(params![first_ms, last_ms, &blob[..]]))
+            .map_err(err())?;
+        let batch = tx.last_insert_rowid();
+        for record in group {
+            if !packed::finds_by_time(record) {
+                tx.prepare_cached(INSERT_ID)
+                    .and_then(|mut statement| statement.execute(params![record.request_id, batch]))
+                    .map_err(err())?;
+            }
+            if record.request_body.is_some() || record.response_body.is_some() {
+                tx.prepare_cached(INSERT_BODIES)
+                    .and_then(|mut statement| {
+                        statement.execute(params![
+                            batch,
+                            sql::clamp_time(record.time_ms),
+                            record.request_id,
+                            record.request_body,
+                            record.response_body,
+                        ])
+                    })
+                    .map_err(err())?;
+            }
         }
     }
     tx.commit().map_err(err())
 }
 
-/// The one-row `INSERT` (plain `?` placeholders, in [`sql`]'s column order).
-fn insert_one() -> &'static str {
-    static STATEMENT: std::sync::LazyLock<String> =
-        std::sync::LazyLock::new(|| sql::insert_sql(1, '?', ""));
-    &STATEMENT
-}
+const INSERT_BATCH: &str =
+    "INSERT INTO llmux_request_log_batches (first_ms, last_ms, records) VALUES (?1, ?2, ?3)";
+const INSERT_ID: &str =
+    "INSERT OR IGNORE INTO llmux_request_log_ids (request_id, batch) VALUES (?1, ?2)";
+const INSERT_BODIES: &str = "INSERT OR IGNORE INTO llmux_request_log_bodies \
+    (batch, time_ms, request_id, request_body, response_body) VALUES (?1, ?2, ?3, ?4, ?5)";

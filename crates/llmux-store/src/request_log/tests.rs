@@ -609,8 +609,11 @@ async fn reopening_a_sqlite_log_keeps_records_and_skips_applied_migrations() {
     assert!(reopened.get("r-1").await.unwrap().is_some());
 }
 
+/// A log an older gateway wrote (a row per record, version 1 with its six filter indexes)
+/// is moved into batches when it opens: every record, its attempts and bodies are kept, the
+/// old table goes, and the move does not run again.
 #[tokio::test]
-async fn a_version_1_sqlite_log_loses_its_filter_indexes_and_keeps_its_records() {
+async fn an_older_sqlite_log_is_moved_into_batches_with_every_record() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("v1.db").display());
     let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
@@ -618,31 +621,100 @@ async fn a_version_1_sqlite_log_loses_its_filter_indexes_and_keeps_its_records()
         .create_if_missing(true);
     let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
     super::sqlite::migrator_up_to(1).run(&pool).await.unwrap();
-    let indexes = |pool: sqlx::SqlitePool| async move {
-        sqlx::query_scalar::<_, i64>(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'index' \
-             AND tbl_name = 'llmux_request_log' AND sql IS NOT NULL",
+    let tables = |pool: sqlx::SqlitePool| async move {
+        sqlx::query_scalar::<_, String>(
+            "SELECT name FROM sqlite_master WHERE type = 'table' \
+             AND name LIKE 'llmux_request_log%' ORDER BY name",
         )
-        .fetch_one(&pool)
+        .fetch_all(&pool)
         .await
         .unwrap()
     };
-    assert_eq!(indexes(pool.clone()).await, 6, "version 1 has six indexes");
-    sqlx::query("INSERT INTO llmux_request_log (time_ms, request_id, ingress, requested_model, status, attempts, total_ms, cost_estimated, stream, client_addr, vendor) VALUES (1, 'old-1', 'chat', 'm', 200, '[]', 5, 0, 0, '', 'openai')")
-        .execute(&pool)
-        .await
-        .unwrap();
+    assert!(
+        tables(pool.clone())
+            .await
+            .contains(&"llmux_request_log".to_owned())
+    );
+    // 2,500 rows (three chunks of the move) over two days, one with bodies and a gateway id.
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 2499) \
+         INSERT INTO llmux_request_log (time_ms, request_id, ingress, requested_model, status, \
+         attempts, total_ms, cost_estimated, stream, client_addr, vendor) \
+         SELECT $1 - i * 60000, printf('old-%04d', i), 'chat', 'm', 200, \
+         '[{\"vendor\":\"openai\",\"credential\":\"o\",\"model\":\"g\",\"status\":200,\"duration_ms\":9,\"error\":null}]', \
+         5, 0, 0, '10.0.0.1', 'openai' FROM n",
+    )
+    .bind(NOW_MS)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let own_id = "req_019a3d6b1c00abcdef012345";
+    sqlx::query(
+        "INSERT INTO llmux_request_log (time_ms, request_id, ingress, requested_model, status, \
+         attempts, total_ms, cost_estimated, stream, client_addr, request_body) \
+         VALUES ($1, $2, 'messages', 'm', 401, '[]', 1, 0, 1, '', '{\"a\":1}')",
+    )
+    .bind(0x019a_3d6b_1c00_i64)
+    .bind(own_id)
+    .execute(&pool)
+    .await
+    .unwrap();
 
     let log = crate::open_request_log(&url).await.unwrap();
-    // Only the request id's index is left; filters still find the old record.
-    assert_eq!(indexes(pool).await, 1);
-    assert!(log.get("old-1").await.unwrap().is_some());
+    let left = tables(pool.clone()).await;
+    assert!(!left.contains(&"llmux_request_log".to_owned()), "{left:?}");
+    let ids = all_ids(&*log, RequestFilter::default()).await;
+    assert_eq!(ids.len(), 2_501);
+    assert_eq!(ids[0], "old-0000");
+    assert_eq!(ids[2_499], "old-2499");
+    assert_eq!(ids[2_500], own_id);
+    let old = log.get("old-1234").await.unwrap().unwrap();
+    assert_eq!(old.time_ms, NOW_MS - 1234 * 60_000);
+    assert_eq!(old.attempts[0].duration_ms, 9);
+    assert_eq!(old.client_addr, "10.0.0.1");
+    let own = log.get(own_id).await.unwrap().unwrap();
+    assert_eq!(own.request_body.as_deref(), Some("{\"a\":1}"));
+    assert!(own.stream);
     let filter = RequestFilter {
         vendor: Some("openai".into()),
+        status: Some(StatusFilter::Class(2)),
+        limit: Some(10),
         ..RequestFilter::default()
     };
-    let page = log.query(&filter).await.unwrap();
-    assert_eq!(page.records.len(), 1, "{page:?}");
+    assert_eq!(log.query(&filter).await.unwrap().records.len(), 10);
+    drop(log);
+    // Reopened: nothing to move, nothing lost.
+    let log = crate::open_request_log(&url).await.unwrap();
+    assert_eq!(all_ids(&*log, RequestFilter::default()).await.len(), 2_501);
+}
+
+/// Records under the gateway's own ids are found by the time the id carries, client-chosen
+/// ids through their index; a gateway-shaped id whose time is not the record's is indexed too.
+#[tokio::test]
+async fn records_are_found_by_gateway_ids_and_client_ids() {
+    let store = crate::open_request_log("sqlite::memory:").await.unwrap();
+    let own = format!("req_{:012x}0123456789ab", NOW_MS);
+    let forged = format!("req_{:012x}0123456789ab", NOW_MS - DAY_MS);
+    let mut batch = vec![
+        record(NOW_MS, &own),
+        record(NOW_MS, "client-id"),
+        record(NOW_MS, &forged),
+    ];
+    // Later batches, so the first is not the only one near the id's time.
+    for i in 0..300 {
+        batch.push(record(
+            NOW_MS + i,
+            &format!("req_{:012x}{i:012x}", NOW_MS + i),
+        ));
+    }
+    store.write(batch).await.unwrap();
+    for id in [own.as_str(), "client-id", forged.as_str()] {
+        let got = store.get(id).await.unwrap();
+        assert_eq!(got.map(|r| r.request_id), Some(id.to_owned()));
+    }
+    let missing = format!("req_{:012x}ffffffffffff", NOW_MS);
+    assert_eq!(store.get(&missing).await.unwrap(), None);
+    assert_eq!(store.get("nobody").await.unwrap(), None);
 }
 
 #[tokio::test]
