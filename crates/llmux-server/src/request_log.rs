@@ -92,7 +92,7 @@ impl Draft {
             cost_usd: None,
             cost_estimated: false,
             stream: false,
-            client_addr: client_addr.map(|a| a.ip().to_string()).unwrap_or_default(),
+            client_addr: client_addr.map(|a| ip_text(a.ip())).unwrap_or_default(),
             user_agent: user_agent.map(str::to_owned),
             request_body: None,
             response_body: None,
@@ -232,6 +232,28 @@ impl std::fmt::Debug for Finish {
     }
 }
 
+/// An address as text. IPv4 by hand: `Display` went through the formatting machinery, 3,400
+/// instructions per logged request (a twentieth of the request's own cost).
+fn ip_text(ip: std::net::IpAddr) -> String {
+    let std::net::IpAddr::V4(v4) = ip else {
+        return ip.to_string();
+    };
+    let mut text = String::with_capacity(15);
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            text.push('.');
+        }
+        if octet >= 100 {
+            text.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            text.push(char::from(b'0' + octet / 10 % 10));
+        }
+        text.push(char::from(b'0' + octet % 10));
+    }
+    text
+}
+
 /// The body as text, cut to `max` bytes at a character boundary, with key-shaped strings
 /// masked (bodies may carry credentials a client pasted).
 fn redacted_body(body: &[u8], max: usize) -> String {
@@ -247,6 +269,23 @@ fn redacted_body(body: &[u8], max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_read_as_display_writes_them() {
+        let mut rng = fastrand::Rng::with_seed(3);
+        let mut samples: Vec<std::net::IpAddr> = vec![
+            [0, 0, 0, 0].into(),
+            [255, 255, 255, 255].into(),
+            [10, 0, 100, 9].into(),
+            [127, 0, 0, 1].into(),
+            std::net::Ipv6Addr::LOCALHOST.into(),
+            "2001:db8::8a2e:370:7334".parse().unwrap(),
+        ];
+        samples.extend((0..1_000).map(|_| std::net::IpAddr::from(rng.u32(..).to_be_bytes())));
+        for ip in samples {
+            assert_eq!(ip_text(ip), ip.to_string());
+        }
+    }
 
     #[test]
     fn bodies_are_cut_at_a_character_boundary_and_secrets_masked() {

@@ -17,6 +17,7 @@ mod writer;
 
 use std::sync::Arc;
 
+pub use packed::PackedRecord;
 pub use query::{
     DEFAULT_LIMIT, MAX_LIMIT, Page, ParseStatusFilterError, RequestFilter, StatusFilter,
 };
@@ -27,15 +28,35 @@ use crate::{BoxFuture, StoreError, redact_url};
 
 /// Where request records are kept: SQLite or PostgreSQL, behind one object-safe trait.
 ///
-/// Only the [`RequestLog`] writer task calls [`write`](Self::write) and
-/// [`retain`](Self::retain); the admin API calls [`query`](Self::query) and
+/// Only the [`RequestLog`] writer task calls [`write_packed`](Self::write_packed) and
+/// [`retain`](Self::retain) (tests call [`write`](Self::write)); the admin API calls [`query`](Self::query) and
 /// [`get`](Self::get) at any time.
 pub trait RequestLogStore: Send + Sync {
     /// Writes `records` in one transaction: all of them or, on an error, none. A record whose
-    /// time and request id are already stored is skipped. The user agent is cut to
-    /// [`USER_AGENT_CAP`] bytes. The records are handed over (SQLite writes them on a blocking
-    /// thread).
+    /// time and request id are already stored is shown once (PostgreSQL skips it; SQLite keeps
+    /// both copies in their batches and reads one back). The user agent is cut to
+    /// [`USER_AGENT_CAP`] bytes. The records are handed over (SQLite writes them on a thread
+    /// of its own).
     fn write(&self, records: Vec<RequestRecord>) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Writes records the [`RequestLog`] packed on the request path, as [`write`](Self::write)
+    /// does. A backend that stores rows per field unpacks them (the default); SQLite stores
+    /// the packed bytes as they are.
+    fn write_packed(&self, records: Vec<PackedRecord>) -> BoxFuture<'_, Result<(), StoreError>> {
+        let records = records
+            .iter()
+            .map(|record| {
+                record.unpack().map_err(|damage| StoreError::InvalidLogRow {
+                    request_id: String::new(),
+                    reason: damage.0.to_owned(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>();
+        match records {
+            Ok(records) => self.write(records),
+            Err(err) => Box::pin(std::future::ready(Err(err))),
+        }
+    }
 
     /// One page of the records `filter` selects, newest first, without bodies. An unknown
     /// cursor is [`StoreError::InvalidCursor`].

@@ -22,7 +22,7 @@ use sqlx::Row as _;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 
 use super::batches::PageScan;
-use super::packed;
+use super::packed::{self, PackedRecord};
 use super::sql::{self, select_columns};
 use super::sqlite_writer::SqliteWriter;
 use crate::{
@@ -249,6 +249,13 @@ pub(super) fn migrator_up_to(version: i64) -> Migrator {
 
 impl RequestLogStore for SqliteLog {
     fn write(&self, records: Vec<RequestRecord>) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(
+            self.writer
+                .write(records.into_iter().map(PackedRecord::new).collect()),
+        )
+    }
+
+    fn write_packed(&self, records: Vec<PackedRecord>) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(self.writer.write(records))
     }
 
@@ -401,7 +408,9 @@ async fn move_rows_into_batches(
             break;
         };
         let (time_ms, request_id) = (last.time_ms, last.request_id.clone());
-        writer.write(records).await?;
+        writer
+            .write(records.into_iter().map(PackedRecord::new).collect())
+            .await?;
         sqlx::query(DELETE)
             .bind(time_ms)
             .bind(request_id)

@@ -21,13 +21,14 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, params};
 use tokio::sync::oneshot;
 
+use super::packed::PackedRecord;
 use super::{packed, sql};
-use crate::{RequestRecord, StoreError};
+use crate::StoreError;
 
 /// Work for the writer thread, and where its outcome goes.
 enum Job {
     /// A batch of records, in one transaction.
-    Insert(Vec<RequestRecord>, Done),
+    Insert(Vec<PackedRecord>, Done),
     /// Retention: every row before this time (Unix ms) goes.
     DeleteBefore(i64, Done),
 }
@@ -84,7 +85,7 @@ impl SqliteWriter {
     }
 
     /// Writes `records` in one transaction, on the writer thread.
-    pub(super) async fn write(&self, records: Vec<RequestRecord>) -> Result<(), StoreError> {
+    pub(super) async fn write(&self, records: Vec<PackedRecord>) -> Result<(), StoreError> {
         if records.is_empty() {
             return Ok(());
         }
@@ -126,46 +127,45 @@ fn delete_before(connection: &mut Connection, time_ms: i64) -> Result<(), StoreE
 
 fn insert(
     connection: &mut Connection,
-    records: &[RequestRecord],
+    records: &[PackedRecord],
     blob: &mut Vec<u8>,
 ) -> Result<(), StoreError> {
     let err = || StoreError::sqlite("write the request log");
     let tx = connection.transaction().map_err(err())?;
     // A row holds one UTC day, so that retention drops whole days: a batch written around
     // midnight (or one of late records) is split by day.
-    let mut days: Vec<i64> = records.iter().map(|r| sql::day_of(r.time_ms)).collect();
+    let mut days: Vec<i64> = records.iter().map(|r| sql::day_of(r.time_ms())).collect();
     days.sort_unstable();
     days.dedup();
     for day in days {
-        let group: Vec<&RequestRecord> = records
+        let group: Vec<&PackedRecord> = records
             .iter()
-            .filter(|r| sql::day_of(r.time_ms) == day)
+            .filter(|r| sql::day_of(r.time_ms()) == day)
             .collect();
-        let times = group.iter().map(|r| sql::clamp_time(r.time_ms));
-        let (first_ms, last_ms) = times.fold((i64::MAX, i64::MIN), |(first, last), time| {
-            (first.min(time), last.max(time))
+        let (first_ms, last_ms) = group.iter().fold((i64::MAX, i64::MIN), |(first, last), r| {
+            (first.min(r.time_ms()), last.max(r.time_ms()))
         });
         blob.clear();
-        packed::pack(&group, blob);
+        packed::blob(&group, blob);
         tx.prepare_cached(INSERT_BATCH)
             .and_then(|mut statement| statement.execute(params![first_ms, last_ms, &blob[..]]))
             .map_err(err())?;
         let batch = tx.last_insert_rowid();
         for record in group {
-            if !packed::finds_by_time(record) {
+            if let Some(request_id) = record.indexed_id() {
                 tx.prepare_cached(INSERT_ID)
-                    .and_then(|mut statement| statement.execute(params![record.request_id, batch]))
+                    .and_then(|mut statement| statement.execute(params![request_id, batch]))
                     .map_err(err())?;
             }
-            if record.request_body.is_some() || record.response_body.is_some() {
+            if let Some((request_id, request_body, response_body)) = record.bodies() {
                 tx.prepare_cached(INSERT_BODIES)
                     .and_then(|mut statement| {
                         statement.execute(params![
                             batch,
-                            sql::clamp_time(record.time_ms),
-                            record.request_id,
-                            record.request_body,
-                            record.response_body,
+                            record.time_ms(),
+                            request_id,
+                            request_body,
+                            response_body,
                         ])
                     })
                     .map_err(err())?;

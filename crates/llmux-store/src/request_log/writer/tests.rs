@@ -184,6 +184,34 @@ async fn a_partial_batch_is_written_after_the_flush_interval() {
     assert!(begun.elapsed() < Duration::from_millis(400));
 }
 
+/// Records that trickle in one at a time fill a batch, written as soon as it is full (the
+/// senders say so; the writer does not wait on the channel) and long before the flush interval.
+#[tokio::test(start_paused = true)]
+async fn a_batch_filled_record_by_record_is_written_when_full() {
+    let script = Arc::new(Script::default());
+    let log = start(
+        &script,
+        RequestLogOptions {
+            batch_size: 10,
+            flush_interval: Duration::from_secs(3_600),
+            ..no_retention()
+        },
+    );
+    let begun = Instant::now();
+    for n in 0..25 {
+        assert!(log.record(record(n)));
+        // Let the writer run between records, as it would between requests.
+        tokio::task::yield_now().await;
+    }
+    script.until(|s| s.written() == 20).await;
+    assert_eq!(script.batches(), [10, 10]);
+    assert!(begun.elapsed() < Duration::from_secs(1), "{:?}", begun.elapsed());
+    // The rest waits for the interval.
+    script.until(|s| s.written() == 25).await;
+    assert_eq!(script.batches(), [10, 10, 5]);
+    assert!(begun.elapsed() >= Duration::from_secs(3_600));
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_full_channel_drops_and_counts_while_the_store_blocks() {
     let script = Arc::new(Script::blocking());
