@@ -220,13 +220,49 @@ fn attribute(out: &mut Vec<u8>, tag: u32, key: &str, value: impl FnOnce(&mut Vec
 }
 
 fn string_attribute(out: &mut Vec<u8>, tag: u32, key: &str, value: &str) {
-    // AnyValue.string_value = 1
+    // KeyValue { key = 1, value = 2: AnyValue { string_value = 1 } }: six bytes of tags and
+    // lengths around the two texts.
+    let inner = 2 + value.len();
+    let whole = 2 + key.len() + 2 + inner;
+    if whole < 0x80 && tag < 16 {
+        // Every length fits one byte: written directly (about a third of the general path's
+        // instructions; nearly every attribute is this short).
+        out.reserve(2 + whole);
+        out.extend_from_slice(&[(tag << 3) as u8 | 2, whole as u8, 0x0a, key.len() as u8]);
+        out.extend_from_slice(key.as_bytes());
+        out.extend_from_slice(&[0x12, inner as u8, 0x0a, value.len() as u8]);
+        out.extend_from_slice(value.as_bytes());
+        return;
+    }
     attribute(out, tag, key, |out| bytes(out, 1, value.as_bytes()));
 }
 
 /// An `int_value` (3); counts past `i64::MAX` saturate.
 fn int_attribute(out: &mut Vec<u8>, tag: u32, key: &str, value: u64) {
     let value = value.min(i64::MAX as u64);
+    // KeyValue { key = 1, value = 2: AnyValue { int_value = 3 } }
+    let mut number = [0u8; 10];
+    let mut digits = 0;
+    let mut rest = value;
+    loop {
+        number[digits] = (rest & 0x7f) as u8;
+        rest >>= 7;
+        digits += 1;
+        if rest == 0 {
+            break;
+        }
+        number[digits - 1] |= 0x80;
+    }
+    let inner = 1 + digits;
+    let whole = 2 + key.len() + 2 + inner;
+    if whole < 0x80 && tag < 16 {
+        out.reserve(2 + whole);
+        out.extend_from_slice(&[(tag << 3) as u8 | 2, whole as u8, 0x0a, key.len() as u8]);
+        out.extend_from_slice(key.as_bytes());
+        out.extend_from_slice(&[0x12, inner as u8, 0x18]);
+        out.extend_from_slice(&number[..digits]);
+        return;
+    }
     attribute(out, tag, key, |out| varint(out, 3, value));
 }
 
@@ -289,6 +325,30 @@ mod tests {
     fn string(value: &str) -> Option<&Value> {
         // Leaked for the comparison's lifetime; tests only.
         Some(Box::leak(Box::new(Value::StringValue(value.to_owned()))))
+    }
+
+    /// The direct writes of short attributes are byte for byte what the general path writes,
+    /// on both sides of the one-byte length limit.
+    #[test]
+    fn short_attributes_are_written_as_the_general_path_writes_them() {
+        for key in ["k", "gen_ai.response.finish_reasons", &"k".repeat(130)] {
+            for len in [0, 1, 60, 90, 91, 92, 93, 120, 127, 128, 300] {
+                let value = "v".repeat(len);
+                let mut fast = vec![9];
+                string_attribute(&mut fast, 9, key, &value);
+                let mut general = vec![9];
+                super::attribute(&mut general, 9, key, |out| bytes(out, 1, value.as_bytes()));
+                assert_eq!(fast, general, "{key} = {len} bytes");
+            }
+            for value in [0, 1, 127, 128, 16_383, 16_384, i64::MAX as u64, u64::MAX] {
+                let mut fast = Vec::new();
+                int_attribute(&mut fast, 9, key, value);
+                let mut general = Vec::new();
+                let saturated = value.min(i64::MAX as u64);
+                super::attribute(&mut general, 9, key, |out| varint(out, 3, saturated));
+                assert_eq!(fast, general, "{key} = {value}");
+            }
+        }
     }
 
     #[test]

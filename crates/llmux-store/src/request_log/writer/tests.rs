@@ -205,7 +205,11 @@ async fn a_batch_filled_record_by_record_is_written_when_full() {
     }
     script.until(|s| s.written() == 20).await;
     assert_eq!(script.batches(), [10, 10]);
-    assert!(begun.elapsed() < Duration::from_secs(1), "{:?}", begun.elapsed());
+    assert!(
+        begun.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        begun.elapsed()
+    );
     // The rest waits for the interval.
     script.until(|s| s.written() == 25).await;
     assert_eq!(script.batches(), [10, 10, 5]);
