@@ -73,7 +73,7 @@ pub struct Needs {
 }
 
 /// What routing and relaying need to know about a chat request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChatRequest<'a> {
     /// The requested model; `None` when absent, null or empty.
     pub model: Option<Cow<'a, str>>,
@@ -85,6 +85,8 @@ pub struct ChatRequest<'a> {
     pub client_wants_usage: bool,
     /// `max_completion_tokens` or `max_tokens`, for token reservations.
     pub max_tokens: Option<u32>,
+    /// `temperature`, when it is a number.
+    pub temperature: Option<f64>,
 }
 
 /// A request body the gateway refuses, with a message safe to show to the client.
@@ -124,6 +126,10 @@ struct Envelope<'a> {
     max_tokens: Option<u32>,
     #[serde(default)]
     max_completion_tokens: Option<u32>,
+    /// Read for the trace only: any JSON is accepted here (the vendor judges it), and only a
+    /// number is kept.
+    #[serde(borrow, default)]
+    temperature: Option<&'a serde_json::value::RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -280,6 +286,10 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest<'_>, InvalidRequest> {
             .and_then(|o| o.include_usage)
             .unwrap_or(false),
         max_tokens: envelope.max_completion_tokens.or(envelope.max_tokens),
+        temperature: envelope
+            .temperature
+            .and_then(|raw| raw.get().parse::<f64>().ok())
+            .filter(|t| t.is_finite()),
     })
 }
 

@@ -57,6 +57,9 @@ pub struct Facts<'a> {
     /// Hosted tools the client offered that no vendor behind llmux runs (removed from the
     /// offer; named in `x-llmux-dropped-tools`, or refused with `compat.unsupported_tools`).
     pub dropped_tools: &'a [String],
+    /// The request's output limit and temperature, when the decode read them (the trace names
+    /// them); `None`: the trace reads them from the body.
+    pub sampling: Option<crate::trace::facts::RequestFacts>,
 }
 
 impl<'a> Facts<'a> {
@@ -68,6 +71,18 @@ impl<'a> Facts<'a> {
             needs,
             reserve_tokens,
             dropped_tools: &[],
+            sampling: None,
+        }
+    }
+
+    /// With the output limit and temperature the decode read.
+    pub const fn with_sampling(self, max_tokens: Option<u64>, temperature: Option<f64>) -> Self {
+        Self {
+            sampling: Some(crate::trace::facts::RequestFacts {
+                max_tokens,
+                temperature,
+            }),
+            ..self
         }
     }
 
@@ -368,10 +383,13 @@ async fn run<I: Crossing>(
         .extensions
         .get::<Arc<crate::request_log::Draft>>()
         .cloned();
+    // The trace's request parameters come from the decode when it read them, else from a
+    // scan of the body (kept by reference count until then).
+    let mut scan_for_trace = None;
     if let Some(draft) = &draft {
         draft.keep_body(&bytes);
-        if let Some(trace) = &draft.trace {
-            trace.request(&bytes);
+        if draft.trace.is_some() {
+            scan_for_trace = Some(bytes.clone());
         }
     }
     let sent_bytes = bytes.len();
@@ -382,6 +400,12 @@ async fn run<I: Crossing>(
     };
     let request = I::decode(received).await?;
     let facts = I::facts(&request);
+    if let Some(trace) = draft.as_ref().and_then(|draft| draft.trace.as_ref()) {
+        match facts.sampling {
+            Some(sampling) => trace.request_facts(sampling),
+            None => trace.request(scan_for_trace.as_deref().unwrap_or_default()),
+        }
+    }
     if let Some(draft) = &draft {
         draft.with(|record| {
             record.requested_model = facts.model.unwrap_or_default().to_owned();

@@ -168,7 +168,11 @@ impl Draft {
 
     /// The request's parameters, read from its body.
     pub fn request(&self, body: &[u8]) {
-        let request = facts::RequestFacts::scan(body);
+        self.request_facts(facts::RequestFacts::scan(body));
+    }
+
+    /// The request's parameters, as the ingress's decode read them.
+    pub fn request_facts(&self, request: facts::RequestFacts) {
         self.with(|f| f.request = request);
     }
 

@@ -13,6 +13,29 @@ fn check_invalid(body: &str, expected_fragment: &str) {
     );
 }
 
+/// `temperature` is read for the trace when it is a number; any other JSON there is left for
+/// the vendor to judge, never a reason to refuse the request here.
+#[test]
+fn reads_a_numeric_temperature_and_passes_anything_else() {
+    let read = |temperature: &str| {
+        let body = format!(
+            r#"{{"model":"m","messages":[{{"role":"user","content":"hi"}}],"temperature":{temperature},"max_tokens":7}}"#
+        );
+        let request = decode_request(body.as_bytes()).unwrap();
+        assert_eq!(request.max_tokens, Some(7));
+        request.temperature
+    };
+    assert_eq!(read("0.25"), Some(0.25));
+    assert_eq!(read("1"), Some(1.0));
+    assert_eq!(read("-0"), Some(0.0));
+    assert_eq!(read("1e999"), None);
+    for other in ["null", "\"0.5\"", "[1]", "{\"t\":1}", "true"] {
+        assert_eq!(read(other), None, "{other}");
+    }
+    let without = br#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
+    assert_eq!(decode_request(without).unwrap().temperature, None);
+}
+
 #[test]
 fn reads_model_stream_usage_wish_and_capabilities() {
     let body = br#"{"model":"fast","stream":true,"stream_options":{"include_usage":true},

@@ -83,6 +83,7 @@ impl Ingress for Chat {
         let reserve = pipeline::reservation(call.bytes.len() as u64 / 4, request.max_tokens);
         Facts::new(request.model.as_deref(), needs, reserve)
             .with_provider(request.provider.as_deref())
+            .with_sampling(request.max_tokens.map(u64::from), request.temperature)
     }
 
     async fn passthrough<'a>(
@@ -112,6 +113,7 @@ fn owned(request: openai_chat::ChatRequest<'_>) -> openai_chat::ChatRequest<'sta
         needs: request.needs,
         client_wants_usage: request.client_wants_usage,
         max_tokens: request.max_tokens,
+        temperature: request.temperature,
     }
 }
 

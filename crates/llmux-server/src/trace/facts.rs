@@ -7,7 +7,7 @@ use llmux_protocol::json_scan;
 use memchr::memmem::Finder;
 
 /// `gen_ai.request.*` parameters.
-#[derive(Debug, Default, Clone, PartialEq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
 pub struct RequestFacts {
     /// `max_tokens`, `max_completion_tokens`, `max_output_tokens` or Gemini's
     /// `generationConfig.maxOutputTokens`.
