@@ -99,14 +99,13 @@ impl Context {
         } else {
             self.span_id
         };
-        let mut text = String::with_capacity(55);
-        text.push_str("00-");
-        hex(&mut text, &self.trace_id);
-        text.push('-');
-        hex(&mut text, &span);
-        text.push('-');
-        hex(&mut text, &[self.flags]);
-        HeaderValue::from_str(&text).ok()
+        // `00-{trace id}-{span id}-{flags}`, written into a fixed buffer (no `String` grown
+        // char by char) and checked once by `HeaderValue`.
+        let mut text = *b"00-00000000000000000000000000000000-0000000000000000-00";
+        hex_into(&mut text[3..35], &self.trace_id);
+        hex_into(&mut text[36..52], &span);
+        hex_into(&mut text[53..55], &[self.flags]);
+        HeaderValue::from_bytes(&text).ok()
     }
 
     /// Notes the facts of the current attempt's whole answer, read by the path that scanned
@@ -338,11 +337,12 @@ fn random_span_id() -> SpanId {
     fastrand::u64(1..).to_be_bytes()
 }
 
-fn hex(out: &mut String, bytes: &[u8]) {
+/// Lower-case hex of `bytes` into `out`, two digits per byte.
+fn hex_into(out: &mut [u8], bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0xf)];
     }
 }
 

@@ -165,7 +165,7 @@ fn number<'b>(body: &'b [u8], members: &[json_scan::Member], key: &str) -> Optio
 /// A string without escapes (ids, models and reasons have none), at most 256 bytes.
 fn plain_string(value: &[u8]) -> Option<String> {
     let inner = value.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
-    if inner.len() > 256 || inner.contains(&b'\\') || inner.contains(&b'"') {
+    if inner.len() > 256 || memchr::memchr2(b'\\', b'"', inner).is_some() {
         return None;
     }
     std::str::from_utf8(inner).ok().map(str::to_owned)
