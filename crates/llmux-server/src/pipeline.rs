@@ -57,9 +57,6 @@ pub struct Facts<'a> {
     /// Hosted tools the client offered that no vendor behind llmux runs (removed from the
     /// offer; named in `x-llmux-dropped-tools`, or refused with `compat.unsupported_tools`).
     pub dropped_tools: &'a [String],
-    /// The request's output limit and temperature, when the decode read them (the trace names
-    /// them); `None`: the trace reads them from the body.
-    pub sampling: Option<crate::trace::facts::RequestFacts>,
 }
 
 impl<'a> Facts<'a> {
@@ -71,18 +68,6 @@ impl<'a> Facts<'a> {
             needs,
             reserve_tokens,
             dropped_tools: &[],
-            sampling: None,
-        }
-    }
-
-    /// With the output limit and temperature the decode read.
-    pub const fn with_sampling(self, max_tokens: Option<u64>, temperature: Option<f64>) -> Self {
-        Self {
-            sampling: Some(crate::trace::facts::RequestFacts {
-                max_tokens,
-                temperature,
-            }),
-            ..self
         }
     }
 
@@ -247,6 +232,16 @@ pub trait Ingress: Send + Sync + 'static {
     /// A decoded request (holding the body when the byte path needs it).
     type Request: Send + Sync + 'static;
 
+    /// Whether [`sampling`](Self::sampling) reads the trace's request parameters from the
+    /// decoded request; otherwise the trace scans the body for them (a second pass over it,
+    /// about 3,000 instructions for 1 KB).
+    const SAMPLING_FROM_DECODE: bool = false;
+
+    /// The request's output limit and temperature, when [`SAMPLING_FROM_DECODE`](Self::SAMPLING_FROM_DECODE).
+    fn sampling(_request: &Self::Request) -> crate::trace::facts::RequestFacts {
+        crate::trace::facts::RequestFacts::default()
+    }
+
     /// Decodes the body (and anything it refers to, such as a stored conversation).
     fn decode(
         received: Received<'_>,
@@ -383,13 +378,13 @@ async fn run<I: Crossing>(
         .extensions
         .get::<Arc<crate::request_log::Draft>>()
         .cloned();
-    // The trace's request parameters come from the decode when it read them, else from a
-    // scan of the body (kept by reference count until then).
-    let mut scan_for_trace = None;
     if let Some(draft) = &draft {
         draft.keep_body(&bytes);
-        if draft.trace.is_some() {
-            scan_for_trace = Some(bytes.clone());
+        // The trace's request parameters, from a scan of the body unless the decode reads them.
+        if let Some(trace) = &draft.trace
+            && !I::SAMPLING_FROM_DECODE
+        {
+            trace.request(&bytes);
         }
     }
     let sent_bytes = bytes.len();
@@ -400,11 +395,10 @@ async fn run<I: Crossing>(
     };
     let request = I::decode(received).await?;
     let facts = I::facts(&request);
-    if let Some(trace) = draft.as_ref().and_then(|draft| draft.trace.as_ref()) {
-        match facts.sampling {
-            Some(sampling) => trace.request_facts(sampling),
-            None => trace.request(scan_for_trace.as_deref().unwrap_or_default()),
-        }
+    if I::SAMPLING_FROM_DECODE
+        && let Some(trace) = draft.as_ref().and_then(|draft| draft.trace.as_ref())
+    {
+        trace.request_facts(I::sampling(&request));
     }
     if let Some(draft) = &draft {
         draft.with(|record| {

@@ -277,6 +277,14 @@ async fn one_trace_per_request_with_genai_attributes_on_every_vendor() {
             "gcp.gemini",
             "gemini-2.5-flash",
         ),
+        (
+            // The parameters come from the decoded request here, not from a scan of the body.
+            "/v1/responses",
+            json!({"model": "via-anthropic", "max_output_tokens": 43, "temperature": 0.5,
+                   "input": "hello"}),
+            "anthropic",
+            "claude-sonnet-4-5",
+        ),
     ];
     for (i, (path, body, provider, upstream)) in cases.into_iter().enumerate() {
         let trace = format!("{:032x}", 0xabc0 + i);
@@ -295,7 +303,17 @@ async fn one_trace_per_request_with_genai_attributes_on_every_vendor() {
         let model = text(server, "gen_ai.request.model");
         assert_eq!(server.name, format!("{operation} {model}"));
         assert_eq!(text(server, "gen_ai.provider.name"), provider, "{path}");
-        assert_eq!(int(server, "gen_ai.request.max_tokens"), 40 + i as i64);
+        assert_eq!(
+            int(server, "gen_ai.request.max_tokens"),
+            40 + i as i64,
+            "{path}"
+        );
+        if path == "/v1/responses" {
+            assert_eq!(
+                attr(server, "gen_ai.request.temperature"),
+                Some(&Any::DoubleValue(0.5))
+            );
+        }
         assert!(int(server, "gen_ai.usage.input_tokens") > 0, "{path}");
         assert!(int(server, "gen_ai.usage.output_tokens") > 0, "{path}");
         assert!(!text(server, "gen_ai.response.id").is_empty(), "{path}");

@@ -25,6 +25,7 @@ use crate::pipeline::attempts::Failure;
 use crate::pipeline::relay::Rewrite;
 use crate::pipeline::translate::ClientEncoder;
 use crate::pipeline::{self, Answer, Call, Facts, Ingress, Profile, Received, Translate, unix_now};
+use crate::trace::facts::RequestFacts;
 
 /// The Chat Completions ingress.
 pub struct Chat;
@@ -83,7 +84,18 @@ impl Ingress for Chat {
         let reserve = pipeline::reservation(call.bytes.len() as u64 / 4, request.max_tokens);
         Facts::new(request.model.as_deref(), needs, reserve)
             .with_provider(request.provider.as_deref())
-            .with_sampling(request.max_tokens.map(u64::from), request.temperature)
+    }
+
+    const SAMPLING_FROM_DECODE: bool = true;
+
+    fn sampling(call: &ChatCall) -> RequestFacts {
+        match call {
+            ChatCall::Chat(body) => RequestFacts {
+                max_tokens: body.request.max_tokens.map(u64::from),
+                temperature: body.request.temperature,
+            },
+            ChatCall::Responses(call) => Responses::sampling(call),
+        }
     }
 
     async fn passthrough<'a>(

@@ -35,6 +35,7 @@ use crate::pipeline::translate::{self, ClientEncoder};
 use crate::pipeline::{self, Answer, Call, Facts, Ingress, Profile, Received, Translate, unix_now};
 use crate::response_store::Continuation;
 use crate::state::Gateway;
+use crate::trace::facts::RequestFacts;
 
 /// Who asks for a stored response ([`Caller::owner`] of the caller the edge authenticated).
 pub struct Owner(String);
@@ -286,6 +287,15 @@ impl Ingress for Responses {
         Facts::new(call.model.as_deref(), translate::needs(request), reserve)
             .with_provider(call.provider.as_deref())
             .with_dropped_tools(&request.dropped_tools)
+    }
+
+    const SAMPLING_FROM_DECODE: bool = true;
+
+    fn sampling(call: &ResponsesCall) -> RequestFacts {
+        RequestFacts {
+            max_tokens: call.request.sampling.max_tokens.map(u64::from),
+            temperature: call.request.sampling.temperature,
+        }
     }
 
     async fn passthrough<'a>(
