@@ -701,7 +701,7 @@ where
             model: target.upstream_model.to_owned(),
             status: 0,
             duration_ms: 0,
-            error: Some("cancelled".to_owned()),
+            error: Some(std::borrow::Cow::Borrowed("cancelled")),
         }),
         started: std::time::Instant::now(),
         span: draft.trace.as_ref().map(crate::trace::Draft::begin_attempt),
@@ -719,7 +719,9 @@ where
             Err(failure) => {
                 let kind = failure.error.0.kind;
                 entry.status = crate::api_error::status_of(kind).as_u16();
-                entry.error = Some(crate::pipeline::attempts::failure_label(kind).to_owned());
+                entry.error = Some(std::borrow::Cow::Borrowed(
+                    crate::pipeline::attempts::failure_label(kind),
+                ));
                 if let ErrorKind::UpstreamStatus(status) = kind {
                     vendor_status = Some(status);
                 }

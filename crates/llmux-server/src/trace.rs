@@ -4,14 +4,17 @@
 //! Cost model: with tracing off and no client `traceparent` nothing here exists (the edge's one
 //! header lookup finds nothing). With a client `traceparent` and tracing off, its value is passed
 //! on to vendors as it came (llmux records no span the vendor's could hang from). With tracing
-//! on, ids are made at the request's start, each attempt notes its span id and URL, and at the
-//! end the whole trace goes to the exporter's queue as one value ([`llmux_telemetry::otlp`]).
+//! on, ids are made at the request's start, each attempt notes its span id and URL and writes
+//! its span's bytes when it ends, and at the end the request's span is added and the bytes go
+//! to the exporter's queue as one buffer ([`llmux_telemetry::otlp`]).
 
 use std::sync::{Arc, Mutex, PoisonError};
 
 use http::{HeaderName, HeaderValue};
 use llmux_config::Api;
-use llmux_telemetry::otlp::{AttemptTrace, RequestTrace, SpanId, TraceId, Tracer};
+use llmux_telemetry::otlp::{
+    AttemptTrace, RequestTrace, SpanId, TraceId, Tracer, client_span, server_span,
+};
 
 pub(crate) mod facts;
 
@@ -141,7 +144,8 @@ pub struct Draft {
 /// Facts gathered on the way (filled by the pipeline).
 #[derive(Default)]
 struct Facts {
-    attempts: Vec<AttemptTrace>,
+    /// The spans written so far (each attempt's, as it ended), as OTLP protobuf.
+    spans: Vec<u8>,
     request: facts::RequestFacts,
     answer: facts::AnswerFacts,
     provider: Option<&'static str>,
@@ -196,25 +200,27 @@ impl Draft {
     ) {
         let (url, noted) = self.context.take_noted();
         let attempt = AttemptTrace {
+            trace_id: self.context.trace_id,
+            parent_span_id: self.context.span_id,
             span_id,
             start_unix_nanos,
             end_unix_nanos: unix_nanos(),
             provider: provider(api),
-            vendor: vendor.to_owned(),
-            credential: credential.to_owned(),
-            model: model.to_owned(),
-            server_address: url.as_ref().and_then(|u| u.host()).map(str::to_owned),
-            server_port: url.as_ref().and_then(port),
-            url: url.as_ref().map(url_full),
+            vendor,
+            credential,
+            model,
+            url: url.as_ref(),
             status,
-            error_type: error.map(str::to_owned),
+            error_type: error,
         };
         let answer_facts = noted.or_else(|| answer.map(facts::AnswerFacts::scan));
         let output = answer
             .zip(self.tracing.capture_content)
             .map(|(body, max)| capped(body, max));
         self.with(|f| {
-            f.attempts.push(attempt);
+            // One buffer holds the request's spans: sized once for the usual two.
+            f.spans.reserve(SPANS_CAPACITY);
+            client_span(&mut f.spans, &attempt);
             f.provider = Some(provider(api));
             if let Some(answer) = answer_facts {
                 f.answer = answer;
@@ -233,7 +239,18 @@ impl Draft {
     /// Builds the trace from the finished `record` (and the request `body`, for content
     /// capture) and hands it to the exporter.
     pub fn finish(&self, record: &llmux_store::RequestRecord, body: Option<&bytes::Bytes>) {
-        let facts = std::mem::take(&mut *self.facts.lock().unwrap_or_else(PoisonError::into_inner));
+        let mut facts =
+            std::mem::take(&mut *self.facts.lock().unwrap_or_else(PoisonError::into_inner));
+        let input_messages = self
+            .tracing
+            .capture_content
+            .zip(body)
+            .map(|(max, body)| capped(body, max));
+        let mut reasons = [""; facts::MAX_REASONS];
+        let reasons_len = facts.answer.finish_reasons().len();
+        for (slot, reason) in reasons.iter_mut().zip(facts.answer.finish_reasons()) {
+            *slot = reason;
+        }
         let trace = RequestTrace {
             trace_id: self.context.trace_id,
             span_id: self.context.span_id,
@@ -242,32 +259,34 @@ impl Draft {
             end_unix_nanos: unix_nanos(),
             operation: self.operation,
             route: self.route,
-            request_id: record.request_id.clone(),
+            request_id: &record.request_id,
             provider: facts.provider,
-            request_model: record.requested_model.clone(),
+            request_model: &record.requested_model,
             // The answer names the client's model (llmux rewrites it); the vendor's model is
             // the upstream one, when the request got that far.
-            response_model: record.upstream_model.clone().or(facts.answer.model),
+            response_model: record.upstream_model.as_deref().or(facts.answer.model()),
             max_tokens: facts.request.max_tokens,
             temperature: facts.request.temperature,
             input_tokens: record.input_tokens,
             output_tokens: record.output_tokens,
-            finish_reasons: facts.answer.finish_reasons,
-            response_id: facts.answer.id,
+            finish_reasons: &reasons[..reasons_len],
+            response_id: facts.answer.id(),
             stream: record.stream,
             status: record.status,
-            error_type: record.error_kind.as_deref().map(str::to_owned),
-            input_messages: self
-                .tracing
-                .capture_content
-                .zip(body)
-                .map(|(max, body)| capped(body, max)),
-            output_messages: facts.output,
-            attempts: facts.attempts,
+            error_type: record.error_kind.as_deref(),
+            input_messages: input_messages.as_deref(),
+            output_messages: facts.output.as_deref(),
         };
-        self.tracing.tracer.record(trace);
+        let mut spans = std::mem::take(&mut facts.spans);
+        spans.reserve(SPANS_CAPACITY / 2);
+        server_span(&mut spans, &trace);
+        self.tracing.tracer.record(spans);
     }
 }
+
+/// The bytes of a request's spans, reserved at its first attempt: a server span and one
+/// attempt's client span take about 700 bytes at the benchmark's model and URL lengths.
+const SPANS_CAPACITY: usize = 1024;
 
 /// `gen_ai.operation.name` of a route.
 fn operation(route: &str) -> &'static str {
@@ -286,30 +305,6 @@ fn provider(api: Api) -> &'static str {
         Api::Anthropic => "anthropic",
         Api::Gemini => "gcp.gemini",
     }
-}
-
-/// `url.full`: scheme, authority without user info, and path only (a query may carry a key).
-/// Written piece by piece: `format!` cost 700 instructions per attempt.
-fn url_full(uri: &http::Uri) -> String {
-    let scheme = uri.scheme_str().unwrap_or("http");
-    let host = uri
-        .authority()
-        .map_or("", |a| a.as_str().rsplit('@').next().unwrap_or(""));
-    let path = uri.path();
-    let mut url = String::with_capacity(scheme.len() + 3 + host.len() + path.len());
-    url.push_str(scheme);
-    url.push_str("://");
-    url.push_str(host);
-    url.push_str(path);
-    url
-}
-
-fn port(uri: &http::Uri) -> Option<u16> {
-    uri.port_u16().or(match uri.scheme_str() {
-        Some("https") => Some(443),
-        Some("http") => Some(80),
-        _ => None,
-    })
 }
 
 /// Content as text, cut to `max` bytes at a character boundary, key-shaped strings masked.
@@ -411,14 +406,6 @@ mod tests {
         }
         // A later version may carry more fields.
         assert!(parse(b"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-x").is_some());
-    }
-
-    #[test]
-    fn the_attempt_url_keeps_no_user_info_or_query() {
-        let uri = http::Uri::from_static("https://user:pw@api.example.com:8443/v1/chat?key=sk-1");
-        assert_eq!(url_full(&uri), "https://api.example.com:8443/v1/chat");
-        let plain = http::Uri::from_static("http://127.0.0.1:9/v1/messages");
-        assert_eq!(url_full(&plain), "http://127.0.0.1:9/v1/messages");
     }
 
     #[test]

@@ -397,7 +397,7 @@ impl Strategy for Rewrite {
         let data = repaired.as_deref().unwrap_or(&event.data);
         let rewritten = match facts {
             Some(facts) => rewrite_response_seeing(data, &self.client_model, |data, members| {
-                facts.merge(AnswerFacts::of_members(data, members));
+                facts.note_members(data, members);
             }),
             None => rewrite_response(data, &self.client_model),
         };

@@ -45,115 +45,169 @@ impl RequestFacts {
     }
 }
 
-/// `gen_ai.response.*` facts of a whole answer.
+/// `gen_ai.response.*` facts of an answer: its id, its model and why each choice ended.
+///
+/// The texts are kept back to back in one string (one allocation per answer, where a `String`
+/// each cost three or four); a piece is a byte range of it.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct AnswerFacts {
+    text: String,
     /// The answer's id (`id`, Gemini's `responseId`).
-    pub id: Option<String>,
+    id: Option<Piece>,
     /// The model named in the answer (`model`, Gemini's `modelVersion`).
-    pub model: Option<String>,
+    model: Option<Piece>,
     /// Why each choice ended: OpenAI's `choices[].finish_reason`, Anthropic's `stop_reason`,
     /// Gemini's `candidates[].finishReason`, Responses' `status`.
-    pub finish_reasons: Vec<String>,
+    reasons: [Piece; MAX_REASONS],
+    reasons_len: u8,
+}
+
+/// A byte range of [`AnswerFacts::text`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Piece {
+    start: u16,
+    end: u16,
 }
 
 /// Finish reasons beyond this many are left out (one per choice).
-const MAX_REASONS: usize = 16;
+pub const MAX_REASONS: usize = 16;
+
+/// Room for the usual id, model and one reason in one allocation.
+const TEXT_CAPACITY: usize = 96;
 
 impl AnswerFacts {
     /// Reads the facts of a whole JSON answer in any client format, in one pass over its
     /// top-level members.
     pub fn scan(body: &[u8]) -> Self {
-        match json_scan::members(body) {
-            Ok(members) => Self::of_members(body, &members),
-            Err(_) => Self::default(),
+        let mut out = Self::default();
+        if let Ok(members) = json_scan::members(body) {
+            out.note_members(body, &members);
         }
+        out
     }
 
     /// The facts of `body`, whose top-level members a caller already scanned.
     pub fn of_members(body: &[u8], members: &[json_scan::Member]) -> Self {
         let mut out = Self::default();
+        out.note_members(body, members);
+        out
+    }
+
+    /// Adds what `body` (a whole answer, or one piece of a streamed one), whose top-level
+    /// members a caller already scanned, says: the first id and model seen, and its finish
+    /// reasons (up to the cap).
+    pub fn note_members(&mut self, body: &[u8], members: &[json_scan::Member]) {
+        let reasons_before = self.reasons_len;
         let mut choices = None;
         let mut status = None;
         for member in members {
             let value = &body[member.value.clone()];
             match &body[member.key.clone()] {
-                b"id" | b"responseId" if out.id.is_none() => out.id = plain_string(value),
-                b"model" | b"modelVersion" if out.model.is_none() => {
-                    out.model = plain_string(value);
+                b"id" | b"responseId" if self.id.is_none() => {
+                    self.id = plain_string(value).and_then(|id| self.push(id));
                 }
-                b"stop_reason" => out.finish_reasons.extend(plain_string(value)),
+                b"model" | b"modelVersion" if self.model.is_none() => {
+                    self.model = plain_string(value).and_then(|model| self.push(model));
+                }
+                b"stop_reason" => {
+                    if let Some(reason) = plain_string(value) {
+                        self.add_finish_reason(reason);
+                    }
+                }
                 b"choices" => choices = Some((value, &*FINISH_REASON)),
                 b"candidates" => choices = Some((value, &*GEMINI_FINISH_REASON)),
                 b"status" => status = plain_string(value),
                 _ => {}
             }
         }
-        if out.finish_reasons.is_empty() {
+        if self.reasons_len == reasons_before {
             if let Some((list, key)) = choices {
                 let skip = key.needle().len();
-                out.finish_reasons.extend(
-                    key.find_iter(list)
-                        .filter_map(|at| string_after(&list[at + skip..]))
-                        .take(MAX_REASONS),
-                );
-            } else {
-                out.finish_reasons.extend(status);
+                for at in key.find_iter(list) {
+                    if usize::from(self.reasons_len) == MAX_REASONS {
+                        break;
+                    }
+                    if let Some(reason) = string_after(&list[at + skip..]) {
+                        self.add_finish_reason(reason);
+                    }
+                }
+            } else if let Some(status) = status {
+                self.add_finish_reason(status);
             }
         }
-        out
     }
-}
 
-impl AnswerFacts {
-    /// Adds what a later piece of a streamed answer says: the first id and model seen, and
-    /// every finish reason (up to the cap).
-    pub fn merge(&mut self, later: Self) {
-        if self.id.is_none() {
-            self.id = later.id;
-        }
-        if self.model.is_none() {
-            self.model = later.model;
-        }
-        for reason in later.finish_reasons {
-            self.add_finish_reason(&reason);
-        }
+    /// The answer's id.
+    pub fn id(&self) -> Option<&str> {
+        self.id.map(|piece| self.text(piece))
+    }
+
+    /// The model the answer named.
+    pub fn model(&self) -> Option<&str> {
+        self.model.map(|piece| self.text(piece))
+    }
+
+    /// Why each choice ended, in order.
+    pub fn finish_reasons(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.reasons[..usize::from(self.reasons_len)]
+            .iter()
+            .map(|piece| self.text(*piece))
     }
 
     /// A translated stream's start: the vendor's response id and model, when none was seen.
     pub fn start(&mut self, id: &str, model: &str) {
         if self.id.is_none() {
-            self.id = plain(id);
+            self.id = plain(id).and_then(|id| self.push(id));
         }
         if self.model.is_none() {
-            self.model = plain(model);
+            self.model = plain(model).and_then(|model| self.push(model));
         }
     }
 
     /// One more finish reason (one per choice), up to the cap.
     pub fn add_finish_reason(&mut self, reason: &str) {
-        if self.finish_reasons.len() < MAX_REASONS
-            && let Some(reason) = plain(reason)
+        if usize::from(self.reasons_len) < MAX_REASONS
+            && let Some(piece) = plain(reason).and_then(|reason| self.push(reason))
         {
-            self.finish_reasons.push(reason);
+            self.reasons[usize::from(self.reasons_len)] = piece;
+            self.reasons_len += 1;
         }
     }
 
-    /// The facts of a Responses stream's terminal event (`response.completed`, …), whose
+    /// Adds the facts of a Responses stream's terminal event (`response.completed`, …), whose
     /// `response` member is the whole resource.
-    pub fn of_event_response(event: &[u8]) -> Self {
+    pub fn note_event_response(&mut self, event: &[u8]) {
         let Ok(members) = json_scan::members(event) else {
-            return Self::default();
+            return;
         };
-        json_scan::find(event, &members, "response")
-            .map(|response| Self::scan(&event[response.value.clone()]))
-            .unwrap_or_default()
+        if let Some(response) = json_scan::find(event, &members, "response") {
+            let response = &event[response.value.clone()];
+            if let Ok(inner) = json_scan::members(response) {
+                self.note_members(response, &inner);
+            }
+        }
+    }
+
+    /// Keeps `text`; `None` once the pieces would pass what a `u16` range holds (each piece is
+    /// at most 256 bytes and there are at most 18 of them, so only a hostile caller gets there).
+    fn push(&mut self, text: &str) -> Option<Piece> {
+        let start = u16::try_from(self.text.len()).ok()?;
+        let end = u16::try_from(self.text.len() + text.len()).ok()?;
+        if self.text.capacity() == 0 {
+            self.text.reserve(TEXT_CAPACITY.max(text.len()));
+        }
+        self.text.push_str(text);
+        Some(Piece { start, end })
+    }
+
+    fn text(&self, piece: Piece) -> &str {
+        &self.text[usize::from(piece.start)..usize::from(piece.end)]
     }
 }
 
 /// A value from a decoded event, kept when short (the same cap as [`plain_string`]).
-fn plain(text: &str) -> Option<String> {
-    (!text.is_empty() && text.len() <= 256).then(|| text.to_owned())
+fn plain(text: &str) -> Option<&str> {
+    (!text.is_empty() && text.len() <= 256).then_some(text)
 }
 
 /// A top-level number's text.
@@ -163,16 +217,16 @@ fn number<'b>(body: &'b [u8], members: &[json_scan::Member], key: &str) -> Optio
 }
 
 /// A string without escapes (ids, models and reasons have none), at most 256 bytes.
-fn plain_string(value: &[u8]) -> Option<String> {
+fn plain_string(value: &[u8]) -> Option<&str> {
     let inner = value.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
     if inner.len() > 256 || memchr::memchr2(b'\\', b'"', inner).is_some() {
         return None;
     }
-    std::str::from_utf8(inner).ok().map(str::to_owned)
+    std::str::from_utf8(inner).ok()
 }
 
 /// The string value after a key (`: "value"`), if the value is a plain string.
-fn string_after(rest: &[u8]) -> Option<String> {
+fn string_after(rest: &[u8]) -> Option<&str> {
     let start = rest.iter().position(|b| !b" \t\r\n:".contains(b))?;
     let rest = &rest[start..];
     let end = rest.iter().skip(1).position(|&b| b == b'"')? + 2;
@@ -206,29 +260,65 @@ mod tests {
         assert_eq!(RequestFacts::scan(b"not json"), RequestFacts::default());
     }
 
+    fn reasons(facts: &AnswerFacts) -> Vec<&str> {
+        facts.finish_reasons().collect()
+    }
+
     #[test]
     fn answer_facts_of_every_format() {
         let openai = AnswerFacts::scan(
             br#"{"id":"chatcmpl-1","model":"gpt","choices":[{"index":0,"finish_reason":"stop"},{"finish_reason": "length"}]}"#,
         );
-        assert_eq!(openai.id.as_deref(), Some("chatcmpl-1"));
-        assert_eq!(openai.model.as_deref(), Some("gpt"));
-        assert_eq!(openai.finish_reasons, ["stop", "length"]);
+        assert_eq!(openai.id(), Some("chatcmpl-1"));
+        assert_eq!(openai.model(), Some("gpt"));
+        assert_eq!(reasons(&openai), ["stop", "length"]);
         let anthropic =
             AnswerFacts::scan(br#"{"id":"msg_1","model":"claude","stop_reason":"end_turn"}"#);
-        assert_eq!(anthropic.finish_reasons, ["end_turn"]);
+        assert_eq!(reasons(&anthropic), ["end_turn"]);
         let gemini = AnswerFacts::scan(
             br#"{"candidates":[{"finishReason":"STOP"}],"modelVersion":"g","responseId":"r1"}"#,
         );
-        assert_eq!(gemini.id.as_deref(), Some("r1"));
-        assert_eq!(gemini.finish_reasons, ["STOP"]);
+        assert_eq!(gemini.id(), Some("r1"));
+        assert_eq!(reasons(&gemini), ["STOP"]);
         let responses = AnswerFacts::scan(
             br#"{"id":"resp_1","object":"response","status":"completed","model":"m","output":[]}"#,
         );
-        assert_eq!(responses.id.as_deref(), Some("resp_1"));
-        assert_eq!(responses.finish_reasons, ["completed"]);
+        assert_eq!(responses.id(), Some("resp_1"));
+        assert_eq!(reasons(&responses), ["completed"]);
         let escaped = AnswerFacts::scan(br#"{"id":"a\"b","stop_reason":null,"status":"x"}"#);
-        assert_eq!(escaped.id, None, "an id with escapes is left out");
-        assert_eq!(escaped.finish_reasons, ["x"]);
+        assert_eq!(escaped.id(), None, "an id with escapes is left out");
+        assert_eq!(reasons(&escaped), ["x"]);
+    }
+
+    /// A stream's pieces add up: the first id and model seen, every reason up to the cap, and
+    /// pieces too long (or too many) to keep are left out rather than cut.
+    #[test]
+    fn a_streams_pieces_add_up_to_the_cap() {
+        let mut facts = AnswerFacts::default();
+        for chunk in [
+            &br#"{"id":"c1","model":"m1","choices":[{"delta":{"content":"hi"},"finish_reason":null}]}"#[..],
+            br#"{"id":"c2","model":"m2","choices":[{"delta":{},"finish_reason":"stop"}]}"#,
+        ] {
+            let members = json_scan::members(chunk).unwrap();
+            facts.note_members(chunk, &members);
+        }
+        assert_eq!((facts.id(), facts.model()), (Some("c1"), Some("m1")));
+        assert_eq!(reasons(&facts), ["stop"]);
+        facts.start("later", "later");
+        assert_eq!(facts.id(), Some("c1"));
+        facts.add_finish_reason(&"r".repeat(257));
+        for i in 0..40 {
+            facts.add_finish_reason(&format!("{i:0>200}"));
+        }
+        assert_eq!(facts.finish_reasons().len(), MAX_REASONS);
+        assert!(facts.finish_reasons().skip(1).all(|r| r.len() == 200));
+        let mut event = AnswerFacts::default();
+        event.note_event_response(
+            br#"{"type":"response.completed","response":{"id":"resp_9","status":"completed"}}"#,
+        );
+        assert_eq!(
+            (event.id(), reasons(&event)),
+            (Some("resp_9"), vec!["completed"])
+        );
     }
 }

@@ -301,7 +301,7 @@ impl<'a> Reader<'a> {
                 duration_ms: self.narrow("attempt duration")?,
                 error: match self.byte()? {
                     0 => None,
-                    1 => Some(self.string()?),
+                    1 => Some(Cow::Owned(self.string()?)),
                     _ => return Err(Damaged("attempt error")),
                 },
             });

@@ -85,8 +85,9 @@ pub struct AttemptRecord {
     pub status: u16,
     /// How long the attempt took.
     pub duration_ms: u32,
-    /// Why the attempt failed, scrubbed of secrets; `None` when it succeeded.
-    pub error: Option<String>,
+    /// Why the attempt failed, scrubbed of secrets; `None` when it succeeded. The gateway's
+    /// labels are static (no allocation per attempt); read back, the text is owned.
+    pub error: Option<Cow<'static, str>>,
 }
 
 /// `text` cut to at most `cap` bytes, at a character boundary.

@@ -1,12 +1,14 @@
-//! [`RequestTrace`]s into one OTLP `ExportTraceServiceRequest`, written straight as protobuf: a
-//! server span per request with the GenAI semantic-convention attributes, and a client span per
-//! attempt with the HTTP client attributes.
+//! Spans written straight as OTLP protobuf: a server span per request with the GenAI
+//! semantic-convention attributes ([`server_span`]), a client span per attempt with the HTTP
+//! client attributes ([`client_span`]), and the export request around a batch of them
+//! ([`encode_request`]).
 //!
 //! Why not `opentelemetry-proto`'s message structs: building them took an owned `String` for
 //! every attribute key and value, then prost encoded and dropped them, about 35,000
 //! instructions per traced request (BENCHMARKS.md, *Tracing*). Here the keys are static, the
-//! values are borrowed from the traces, and prost's wire primitives write them into one buffer.
-//! The tests decode the bytes with the `opentelemetry-proto` types.
+//! values are borrowed from the request as it ends, and prost's wire primitives write them into
+//! one buffer per request; the exporter only concatenates those buffers. The tests decode the
+//! bytes with the `opentelemetry-proto` types.
 
 use prost::encoding::{WireType, encode_key, encode_varint};
 
@@ -21,8 +23,13 @@ const KIND_CLIENT: u64 = 3;
 /// `Status.StatusCode.STATUS_CODE_ERROR`.
 const STATUS_ERROR: u64 = 2;
 
-/// Appends the export request for `traces`, under a resource named `service_name`, to `out`.
-pub fn encode_request(service_name: &str, traces: &[RequestTrace], out: &mut Vec<u8>) {
+/// `ScopeSpans.spans`: the field every span is written in, so that a request's spans are bytes
+/// the export request takes as they are.
+const SCOPE_SPANS_SPANS: u32 = 2;
+
+/// Appends the export request for `requests` (each the spans one request wrote with
+/// [`server_span`] and [`client_span`]), under a resource named `service_name`, to `out`.
+pub fn encode_request(service_name: &str, requests: &[Vec<u8>], out: &mut Vec<u8>) {
     // ExportTraceServiceRequest.resource_spans = 1
     message(out, 1, |out| {
         // ResourceSpans.resource = 1
@@ -38,21 +45,21 @@ pub fn encode_request(service_name: &str, traces: &[RequestTrace], out: &mut Vec
                 bytes(out, 1, b"llmux");
                 bytes(out, 2, env!("CARGO_PKG_VERSION").as_bytes());
             });
-            for trace in traces {
-                // ScopeSpans.spans = 2
-                message(out, 2, |out| server_span(out, trace));
-                for attempt in &trace.attempts {
-                    message(out, 2, |out| client_span(out, trace, attempt));
-                }
+            for spans in requests {
+                out.extend_from_slice(spans);
             }
         });
     });
 }
 
-/// The request's span: `{operation} {model}`, kind server. `Span` field numbers: trace_id 1,
-/// span_id 2, parent_span_id 4, name 5, kind 6, start 7, end 8, attributes 9, status 15,
-/// flags 16.
-fn server_span(out: &mut Vec<u8>, trace: &RequestTrace) {
+/// Appends the request's span to `out`: `{operation} {model}`, kind server. `Span` field
+/// numbers: trace_id 1, span_id 2, parent_span_id 4, name 5, kind 6, start 7, end 8,
+/// attributes 9, status 15, flags 16.
+pub fn server_span(out: &mut Vec<u8>, trace: &RequestTrace<'_>) {
+    message(out, SCOPE_SPANS_SPANS, |out| server_span_fields(out, trace));
+}
+
+fn server_span_fields(out: &mut Vec<u8>, trace: &RequestTrace<'_>) {
     bytes(out, 1, &trace.trace_id);
     bytes(out, 2, &trace.span_id);
     if let Some(parent) = &trace.parent_span_id {
@@ -73,14 +80,9 @@ fn server_span(out: &mut Vec<u8>, trace: &RequestTrace) {
 
     const ATTRIBUTES: u32 = 9;
     string_attribute(out, ATTRIBUTES, "gen_ai.operation.name", trace.operation);
-    string_attribute(
-        out,
-        ATTRIBUTES,
-        "gen_ai.request.model",
-        &trace.request_model,
-    );
+    string_attribute(out, ATTRIBUTES, "gen_ai.request.model", trace.request_model);
     string_attribute(out, ATTRIBUTES, "llmux.route", trace.route);
-    string_attribute(out, ATTRIBUTES, "llmux.request_id", &trace.request_id);
+    string_attribute(out, ATTRIBUTES, "llmux.request_id", trace.request_id);
     int_attribute(
         out,
         ATTRIBUTES,
@@ -93,10 +95,10 @@ fn server_span(out: &mut Vec<u8>, trace: &RequestTrace) {
     if let Some(provider) = trace.provider {
         string_attribute(out, ATTRIBUTES, "gen_ai.provider.name", provider);
     }
-    if let Some(model) = &trace.response_model {
+    if let Some(model) = trace.response_model {
         string_attribute(out, ATTRIBUTES, "gen_ai.response.model", model);
     }
-    if let Some(id) = &trace.response_id {
+    if let Some(id) = trace.response_id {
         string_attribute(out, ATTRIBUTES, "gen_ai.response.id", id);
     }
     if let Some(max_tokens) = trace.max_tokens {
@@ -119,31 +121,37 @@ fn server_span(out: &mut Vec<u8>, trace: &RequestTrace) {
         attribute(out, ATTRIBUTES, "gen_ai.response.finish_reasons", |out| {
             // AnyValue.array_value = 5: ArrayValue { values = 1: AnyValue { string_value = 1 } }
             message(out, 5, |out| {
-                for reason in &trace.finish_reasons {
+                for reason in trace.finish_reasons {
                     message(out, 1, |out| bytes(out, 1, reason.as_bytes()));
                 }
             });
         });
     }
-    if let Some(messages) = &trace.input_messages {
+    if let Some(messages) = trace.input_messages {
         string_attribute(out, ATTRIBUTES, "gen_ai.input.messages", messages);
     }
-    if let Some(messages) = &trace.output_messages {
+    if let Some(messages) = trace.output_messages {
         string_attribute(out, ATTRIBUTES, "gen_ai.output.messages", messages);
     }
-    if let Some(error) = &trace.error_type {
+    if let Some(error) = trace.error_type {
         string_attribute(out, ATTRIBUTES, "error.type", error);
     }
     let failed = trace.status >= 400 || trace.error_type.is_some();
-    status(out, failed, trace.error_type.as_deref());
+    status(out, failed, trace.error_type);
     flags(out);
 }
 
-/// One attempt's span: `POST`, kind client, child of the request's span.
-fn client_span(out: &mut Vec<u8>, trace: &RequestTrace, attempt: &AttemptTrace) {
-    bytes(out, 1, &trace.trace_id);
+/// Appends one attempt's span to `out`: `POST`, kind client, child of the request's span.
+pub fn client_span(out: &mut Vec<u8>, attempt: &AttemptTrace<'_>) {
+    message(out, SCOPE_SPANS_SPANS, |out| {
+        client_span_fields(out, attempt)
+    });
+}
+
+fn client_span_fields(out: &mut Vec<u8>, attempt: &AttemptTrace<'_>) {
+    bytes(out, 1, &attempt.trace_id);
     bytes(out, 2, &attempt.span_id);
-    bytes(out, 4, &trace.span_id);
+    bytes(out, 4, &attempt.parent_span_id);
     bytes(out, 5, b"POST");
     varint(out, 6, KIND_CLIENT);
     times(out, attempt.start_unix_nanos, attempt.end_unix_nanos);
@@ -151,17 +159,21 @@ fn client_span(out: &mut Vec<u8>, trace: &RequestTrace, attempt: &AttemptTrace) 
     const ATTRIBUTES: u32 = 9;
     string_attribute(out, ATTRIBUTES, "http.request.method", "POST");
     string_attribute(out, ATTRIBUTES, "gen_ai.provider.name", attempt.provider);
-    string_attribute(out, ATTRIBUTES, "gen_ai.request.model", &attempt.model);
-    string_attribute(out, ATTRIBUTES, "llmux.vendor", &attempt.vendor);
-    string_attribute(out, ATTRIBUTES, "llmux.credential", &attempt.credential);
-    if let Some(url) = &attempt.url {
-        string_attribute(out, ATTRIBUTES, "url.full", url);
-    }
-    if let Some(address) = &attempt.server_address {
-        string_attribute(out, ATTRIBUTES, "server.address", address);
-    }
-    if let Some(port) = attempt.server_port {
-        int_attribute(out, ATTRIBUTES, "server.port", u64::from(port));
+    string_attribute(out, ATTRIBUTES, "gen_ai.request.model", attempt.model);
+    string_attribute(out, ATTRIBUTES, "llmux.vendor", attempt.vendor);
+    string_attribute(out, ATTRIBUTES, "llmux.credential", attempt.credential);
+    if let Some(url) = attempt.url {
+        let server = Server::of(url);
+        string_attribute_parts(
+            out,
+            ATTRIBUTES,
+            "url.full",
+            &[server.scheme, "://", server.authority, url.path()],
+        );
+        string_attribute(out, ATTRIBUTES, "server.address", server.host);
+        if let Some(port) = server.port {
+            int_attribute(out, ATTRIBUTES, "server.port", u64::from(port));
+        }
     }
     if let Some(code) = attempt.status {
         int_attribute(
@@ -171,15 +183,60 @@ fn client_span(out: &mut Vec<u8>, trace: &RequestTrace, attempt: &AttemptTrace) 
             u64::from(code),
         );
     }
-    if let Some(error) = &attempt.error_type {
+    if let Some(error) = attempt.error_type {
         string_attribute(out, ATTRIBUTES, "error.type", error);
     }
-    status(
-        out,
-        attempt.error_type.is_some(),
-        attempt.error_type.as_deref(),
-    );
+    status(out, attempt.error_type.is_some(), attempt.error_type);
     flags(out);
+}
+
+/// What a span says of the server an attempt went to, read from its URL in one pass over the
+/// authority (`Uri::host` and `Uri::port_u16` each parse it again: ~700 instructions per
+/// attempt).
+#[derive(Debug, PartialEq)]
+struct Server<'u> {
+    scheme: &'u str,
+    /// The authority without user info (it may carry a secret): `url.full` has no more.
+    authority: &'u str,
+    /// `server.address`: the host, an IPv6 address without its brackets.
+    host: &'u str,
+    /// `server.port`: the URL's, or its scheme's default.
+    port: Option<u16>,
+}
+
+impl<'u> Server<'u> {
+    fn of(url: &'u http::Uri) -> Self {
+        let scheme = url.scheme_str().unwrap_or("http");
+        let whole = url.authority().map_or("", http::uri::Authority::as_str);
+        let authority = match memchr::memrchr(b'@', whole.as_bytes()) {
+            Some(at) => &whole[at + 1..],
+            None => whole,
+        };
+        // `[::1]:8080`, `host:8080`, `host`: a port follows the last colon after any `]`.
+        let host_end = authority.rfind(']').map_or(0, |i| i + 1);
+        let (host, port) = match authority[host_end..].rfind(':') {
+            Some(colon) => {
+                let colon = host_end + colon;
+                (&authority[..colon], authority[colon + 1..].parse().ok())
+            }
+            None => (authority, None),
+        };
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        let port = port.or(match scheme {
+            "https" => Some(443),
+            "http" => Some(80),
+            _ => None,
+        });
+        Self {
+            scheme,
+            authority,
+            host,
+            port,
+        }
+    }
 }
 
 /// `Span.start_time_unix_nano` (7) and `end_time_unix_nano` (8); the end never precedes the
@@ -235,6 +292,18 @@ fn string_attribute(out: &mut Vec<u8>, tag: u32, key: &str, value: &str) {
         return;
     }
     attribute(out, tag, key, |out| bytes(out, 1, value.as_bytes()));
+}
+
+/// A string attribute whose value is the concatenation of `parts`.
+fn string_attribute_parts(out: &mut Vec<u8>, tag: u32, key: &str, parts: &[&str]) {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    attribute(out, tag, key, |out| {
+        encode_key(1, WireType::LengthDelimited, out);
+        encode_varint(len as u64, out);
+        for part in parts {
+            out.extend_from_slice(part.as_bytes());
+        }
+    });
 }
 
 /// An `int_value` (3); counts past `i64::MAX` saturate.
@@ -328,9 +397,20 @@ mod tests {
             .and_then(|v| v.value.as_ref())
     }
 
-    fn decode(traces: &[RequestTrace]) -> ExportTraceServiceRequest {
+    /// One request's span bytes, as the gateway writes them: its attempts as they end, then
+    /// its own span.
+    fn spans(trace: &RequestTrace<'_>, attempts: &[AttemptTrace<'_>]) -> Vec<u8> {
         let mut out = Vec::new();
-        encode_request("svc", traces, &mut out);
+        for attempt in attempts {
+            client_span(&mut out, attempt);
+        }
+        server_span(&mut out, trace);
+        out
+    }
+
+    fn decode(requests: &[Vec<u8>]) -> ExportTraceServiceRequest {
+        let mut out = Vec::new();
+        encode_request("svc", requests, &mut out);
         ExportTraceServiceRequest::decode(out.as_slice()).expect("valid protobuf")
     }
 
@@ -363,30 +443,64 @@ mod tests {
         }
     }
 
+    /// The one-pass reading of a URL agrees with `http`'s own `host` and `port_u16`.
+    #[test]
+    fn the_server_is_read_as_http_reads_it() {
+        for url in [
+            "http://127.0.0.1:9/v1/chat/completions",
+            "https://api.openai.com/v1/chat/completions",
+            "https://user:pw@api.example.com:8443/v1?key=sk-1",
+            "http://[::1]:8080/v1",
+            "https://[2001:db8::1]/v1",
+            "http://user@host/v1",
+            "http://host:/v1",
+        ] {
+            let uri: http::Uri = url.parse().unwrap();
+            let server = Server::of(&uri);
+            let expected_port = uri.port_u16().or(match uri.scheme_str() {
+                Some("https") => Some(443),
+                _ => Some(80),
+            });
+            let expected_host = uri.host().unwrap();
+            let expected_host = expected_host
+                .strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .unwrap_or(expected_host);
+            assert_eq!(server.host, expected_host, "{url}");
+            assert_eq!(server.port, expected_port, "{url}");
+            assert!(!server.authority.contains('@'), "{url}");
+        }
+    }
+
     #[test]
     fn a_request_with_two_attempts_is_three_spans_of_one_trace() {
         let trace = RequestTrace {
             trace_id: [7; 16],
             span_id: [1; 8],
             operation: "chat",
-            request_model: "gpt".to_owned(),
+            request_model: "gpt",
             status: 200,
-            attempts: vec![
-                AttemptTrace {
-                    span_id: [2; 8],
-                    status: Some(500),
-                    error_type: Some("upstream_status".to_owned()),
-                    ..AttemptTrace::default()
-                },
-                AttemptTrace {
-                    span_id: [3; 8],
-                    status: Some(200),
-                    ..AttemptTrace::default()
-                },
-            ],
             ..RequestTrace::default()
         };
-        let request = decode(&[trace]);
+        let attempt = AttemptTrace {
+            trace_id: [7; 16],
+            parent_span_id: [1; 8],
+            ..AttemptTrace::default()
+        };
+        let attempts = [
+            AttemptTrace {
+                span_id: [2; 8],
+                status: Some(500),
+                error_type: Some("upstream_status"),
+                ..attempt.clone()
+            },
+            AttemptTrace {
+                span_id: [3; 8],
+                status: Some(200),
+                ..attempt
+            },
+        ];
+        let request = decode(&[spans(&trace, &attempts)]);
         let resource = request.resource_spans[0]
             .resource
             .as_ref()
@@ -396,28 +510,29 @@ mod tests {
         assert_eq!(scope.scope.as_ref().map(|s| s.name.as_str()), Some("llmux"));
         let spans = &scope.spans;
         assert_eq!(spans.len(), 3);
-        assert_eq!(spans[0].name, "chat gpt");
-        assert_eq!(spans[0].kind, SpanKind::Server as i32);
-        assert!(spans[0].parent_span_id.is_empty());
+        let server = &spans[2];
+        assert_eq!(server.name, "chat gpt");
+        assert_eq!(server.kind, SpanKind::Server as i32);
+        assert!(server.parent_span_id.is_empty());
         assert!(spans.iter().all(|s| s.trace_id == vec![7; 16]));
         assert!(spans.iter().all(|s| s.flags == SAMPLED));
-        assert_eq!(spans[1].parent_span_id, vec![1; 8]);
-        assert_eq!(spans[1].kind, SpanKind::Client as i32);
+        assert_eq!(spans[0].parent_span_id, vec![1; 8]);
+        assert_eq!(spans[0].kind, SpanKind::Client as i32);
         assert_eq!(
-            spans[1]
+            spans[0]
                 .status
                 .as_ref()
                 .map(|s| (s.code, s.message.as_str())),
             Some((StatusCode::Error as i32, "upstream_status"))
         );
-        assert_eq!(spans[2].status, None, "a span that did not fail is unset");
+        assert_eq!(spans[1].status, None, "a span that did not fail is unset");
         assert_eq!(
-            attribute(&spans[2], "http.response.status_code"),
+            attribute(&spans[1], "http.response.status_code"),
             Some(&Value::IntValue(200))
         );
-        assert_eq!(attribute(&spans[0], "gen_ai.response.id"), None);
+        assert_eq!(attribute(server, "gen_ai.response.id"), None);
         assert_eq!(
-            attribute(&spans[0], "gen_ai.request.stream"),
+            attribute(server, "gen_ai.request.stream"),
             Some(&Value::BoolValue(false))
         );
     }
@@ -425,6 +540,8 @@ mod tests {
     #[test]
     fn every_attribute_decodes_to_its_value_even_past_one_length_byte() {
         let long = "x".repeat(300);
+        let prompt = long.repeat(100);
+        let reasons = ["stop", "length"];
         let trace = RequestTrace {
             trace_id: [9; 16],
             span_id: [4; 8],
@@ -433,37 +550,45 @@ mod tests {
             end_unix_nanos: 5,
             operation: "chat",
             route: "chat",
-            request_id: "req-1".to_owned(),
+            request_id: "req-1",
             provider: Some("openai"),
-            request_model: long.clone(),
-            response_model: Some("gpt-4o-2024".to_owned()),
+            request_model: &long,
+            response_model: Some("gpt-4o-2024"),
             max_tokens: Some(u64::MAX),
             temperature: Some(0.25),
             input_tokens: Some(12),
             output_tokens: Some(34),
-            finish_reasons: vec!["stop".to_owned(), "length".to_owned()],
-            response_id: Some("chatcmpl-1".to_owned()),
+            finish_reasons: &reasons,
+            response_id: Some("chatcmpl-1"),
             stream: true,
             status: 502,
-            error_type: Some("upstream".to_owned()),
-            input_messages: Some(long.repeat(100)),
+            error_type: Some("upstream"),
+            input_messages: Some(&prompt),
             output_messages: None,
-            attempts: vec![AttemptTrace {
-                span_id: [6; 8],
-                provider: "openai",
-                vendor: "openai".to_owned(),
-                credential: "main".to_owned(),
-                model: "gpt-4o".to_owned(),
-                url: Some("http://127.0.0.1:9/v1/chat/completions".to_owned()),
-                server_address: Some("127.0.0.1".to_owned()),
-                server_port: Some(9),
-                ..AttemptTrace::default()
-            }],
         };
-        let request = decode(&[trace.clone(), trace]);
+        let long_path = format!("https://user:secret@vendor.example/{long}?key=sk-1");
+        let url = http::Uri::from_static("http://127.0.0.1:9/v1/chat/completions");
+        let long_url: http::Uri = long_path.parse().unwrap();
+        let attempt = AttemptTrace {
+            trace_id: [9; 16],
+            parent_span_id: [4; 8],
+            span_id: [6; 8],
+            provider: "openai",
+            vendor: "openai",
+            credential: "main",
+            model: "gpt-4o",
+            url: Some(&url),
+            ..AttemptTrace::default()
+        };
+        let second = AttemptTrace {
+            url: Some(&long_url),
+            ..attempt.clone()
+        };
+        let one = spans(&trace, &[attempt, second]);
+        let request = decode(&[one.clone(), one]);
         let spans = &request.resource_spans[0].scope_spans[0].spans;
-        assert_eq!(spans.len(), 4);
-        let server = &spans[0];
+        assert_eq!(spans.len(), 6);
+        let server = &spans[2];
         assert_eq!(server.name, format!("chat {long}"));
         assert_eq!(server.parent_span_id, vec![5; 8]);
         assert_eq!(
@@ -471,10 +596,7 @@ mod tests {
             (10, 10)
         );
         assert_eq!(attribute(server, "gen_ai.request.model"), string(&long));
-        assert_eq!(
-            attribute(server, "gen_ai.input.messages"),
-            string(&long.repeat(100))
-        );
+        assert_eq!(attribute(server, "gen_ai.input.messages"), string(&prompt));
         assert_eq!(attribute(server, "gen_ai.output.messages"), None);
         assert_eq!(
             attribute(server, "gen_ai.request.max_tokens"),
@@ -502,11 +624,26 @@ mod tests {
             server.status.as_ref().map(|s| s.code),
             Some(StatusCode::Error as i32)
         );
-        let client = &spans[1];
+        let client = &spans[0];
         assert_eq!(client.name, "POST");
         assert_eq!(client.parent_span_id, vec![4; 8]);
         assert_eq!(attribute(client, "server.port"), Some(&Value::IntValue(9)));
+        assert_eq!(attribute(client, "server.address"), string("127.0.0.1"));
+        assert_eq!(
+            attribute(client, "url.full"),
+            string("http://127.0.0.1:9/v1/chat/completions")
+        );
         assert_eq!(attribute(client, "llmux.credential"), string("main"));
-        assert_eq!(spans[2], spans[0]);
+        // Past one length byte, without user info or query; the scheme's port.
+        let long_client = &spans[1];
+        assert_eq!(
+            attribute(long_client, "url.full"),
+            string(&format!("https://vendor.example/{long}"))
+        );
+        assert_eq!(
+            attribute(long_client, "server.port"),
+            Some(&Value::IntValue(443))
+        );
+        assert_eq!(spans[5], spans[2]);
     }
 }

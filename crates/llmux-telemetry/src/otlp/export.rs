@@ -8,7 +8,6 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{Notify, mpsc};
 
 use super::encode::encode_request;
-use super::record::RequestTrace;
 
 /// Traces waiting for export; past this a request's trace is dropped (and counted), never
 /// waited for.
@@ -103,7 +102,7 @@ impl Exporter {
 /// The handle requests use to hand over their traces; cheap to clone.
 #[derive(Clone)]
 pub struct Tracer {
-    queue: mpsc::Sender<RequestTrace>,
+    queue: mpsc::Sender<Vec<u8>>,
     dropped: Counter,
     stop: Arc<Notify>,
 }
@@ -155,9 +154,10 @@ impl Tracer {
         Ok((tracer, task))
     }
 
-    /// Hands one request's trace to the exporter, or drops it (counted) when the queue is full.
-    pub fn record(&self, trace: RequestTrace) {
-        if self.queue.try_send(trace).is_err() {
+    /// Hands one request's spans (written with [`super::server_span`] and
+    /// [`super::client_span`]) to the exporter, or drops them (counted) when the queue is full.
+    pub fn record(&self, spans: Vec<u8>) {
+        if self.queue.try_send(spans).is_err() {
             self.dropped.inc();
         }
     }
@@ -170,7 +170,7 @@ impl Tracer {
 
 /// Takes what is queued (up to a batch) after each wake-up and exports it: under load, traces
 /// gather in the queue while the previous batch is on its way, so batches grow with the rate.
-async fn run(mut sender: Sender, mut receiver: mpsc::Receiver<RequestTrace>, stop: Arc<Notify>) {
+async fn run(mut sender: Sender, mut receiver: mpsc::Receiver<Vec<u8>>, stop: Arc<Notify>) {
     let mut batch = Vec::with_capacity(BATCH);
     loop {
         let mut stopping = tokio::select! {
@@ -216,7 +216,7 @@ struct Sender {
 }
 
 impl Sender {
-    async fn export(&mut self, batch: &[RequestTrace]) {
+    async fn export(&mut self, batch: &[Vec<u8>]) {
         if batch.is_empty() {
             return;
         }
@@ -244,7 +244,7 @@ impl Sender {
 
     /// The request body for `batch`: the protobuf message, framed for gRPC (uncompressed flag,
     /// big-endian length) in place when that is the protocol. Sized from the previous batch.
-    fn body(&mut self, batch: &[RequestTrace]) -> Result<Vec<u8>, std::num::TryFromIntError> {
+    fn body(&mut self, batch: &[Vec<u8>]) -> Result<Vec<u8>, std::num::TryFromIntError> {
         let mut body = Vec::with_capacity(self.body_capacity);
         let framed = self.protocol == Protocol::Grpc;
         if framed {

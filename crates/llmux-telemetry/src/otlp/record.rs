@@ -1,13 +1,15 @@
-//! What one request leaves for its trace: plain owned data, complete when it is handed over.
+//! What one request leaves for its trace, as views of data the request already holds: they are
+//! encoded into span bytes where they are made ([`super::encode`]), so nothing is copied into
+//! owned strings for a trace and dropped after it.
 
 /// A W3C trace id (16 bytes, never all zero when valid).
 pub type TraceId = [u8; 16];
 /// A W3C span id (8 bytes, never all zero when valid).
 pub type SpanId = [u8; 8];
 
-/// One client request: the server span and its attempts' client spans.
+/// One client request's server span.
 #[derive(Debug, Clone, Default)]
-pub struct RequestTrace {
+pub struct RequestTrace<'a> {
     /// The trace (the client's, from `traceparent`, or a fresh one).
     pub trace_id: TraceId,
     /// The request's server span.
@@ -23,13 +25,13 @@ pub struct RequestTrace {
     /// The route label (`chat`, `messages`, …), for `llmux.route`.
     pub route: &'static str,
     /// The request id llmux answered with (`x-request-id`).
-    pub request_id: String,
+    pub request_id: &'a str,
     /// `gen_ai.provider.name` of the vendor that answered (or was last tried).
     pub provider: Option<&'static str>,
     /// The model (or public name) the client asked for.
-    pub request_model: String,
+    pub request_model: &'a str,
     /// The model that answered.
-    pub response_model: Option<String>,
+    pub response_model: Option<&'a str>,
     /// The request's output token limit, when it set one.
     pub max_tokens: Option<u64>,
     /// The request's temperature, when it set one.
@@ -39,26 +41,28 @@ pub struct RequestTrace {
     /// See `input_tokens`.
     pub output_tokens: Option<u64>,
     /// Why the answer ended, per choice, in the vendor's words.
-    pub finish_reasons: Vec<String>,
+    pub finish_reasons: &'a [&'a str],
     /// The answer's id.
-    pub response_id: Option<String>,
+    pub response_id: Option<&'a str>,
     /// Whether the answer was streamed.
     pub stream: bool,
     /// The HTTP status sent to the client.
     pub status: u16,
     /// `error.type` when the request failed (llmux's error kind).
-    pub error_type: Option<String>,
+    pub error_type: Option<&'a str>,
     /// The prompt (`gen_ai.input.messages`), only with `telemetry.capture_content`, capped.
-    pub input_messages: Option<String>,
+    pub input_messages: Option<&'a str>,
     /// The completion (`gen_ai.output.messages`), only with `telemetry.capture_content`, capped.
-    pub output_messages: Option<String>,
-    /// Each attempt on a vendor, in order.
-    pub attempts: Vec<AttemptTrace>,
+    pub output_messages: Option<&'a str>,
 }
 
 /// One attempt on a vendor: a client span under the request's span.
 #[derive(Debug, Clone, Default)]
-pub struct AttemptTrace {
+pub struct AttemptTrace<'a> {
+    /// The request's trace.
+    pub trace_id: TraceId,
+    /// The request's server span, this span's parent.
+    pub parent_span_id: SpanId,
     /// The span id sent to the vendor in `traceparent`.
     pub span_id: SpanId,
     /// Start and end, in nanoseconds since the Unix epoch.
@@ -68,19 +72,16 @@ pub struct AttemptTrace {
     /// `gen_ai.provider.name` of this vendor.
     pub provider: &'static str,
     /// The vendor (the credential's `platform`).
-    pub vendor: String,
+    pub vendor: &'a str,
     /// The credential's name (never its secret).
-    pub credential: String,
+    pub credential: &'a str,
     /// The model asked of the vendor.
-    pub model: String,
-    /// `url.full` without query, fragment or user info (they may carry secrets).
-    pub url: Option<String>,
-    /// `server.address`.
-    pub server_address: Option<String>,
-    /// `server.port`.
-    pub server_port: Option<u16>,
+    pub model: &'a str,
+    /// Where it was sent: `url.full` is written from it without query, fragment or user info
+    /// (they may carry secrets), with `server.address` and `server.port`.
+    pub url: Option<&'a http::Uri>,
     /// The vendor's HTTP status, when one arrived.
     pub status: Option<u16>,
     /// `error.type` when the attempt failed.
-    pub error_type: Option<String>,
+    pub error_type: Option<&'a str>,
 }

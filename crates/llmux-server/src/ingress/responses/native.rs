@@ -167,7 +167,7 @@ impl Strategy for NativeStream {
         if rewritten.is_terminal() {
             if let Some(facts) = facts {
                 // The terminal event carries the whole response resource.
-                facts.merge(AnswerFacts::of_event_response(&rewritten.body));
+                facts.note_event_response(&rewritten.body);
             }
             if let Some(record) = self.record.take() {
                 record.event(&rewritten.body);
