@@ -93,6 +93,9 @@ struct Args {
     /// (export work is counted in the gateway; the sink's is not).
     #[arg(long)]
     tracing: bool,
+    /// With `--tracing`: the share of requests traced (`telemetry.sample_ratio`; default all).
+    #[arg(long, requires = "tracing")]
+    trace_sample_ratio: Option<f64>,
     /// Internal: serve the byte relay (the floor) on this address instead of benchmarking.
     #[arg(long, hide = true, requires = "relay_to")]
     relay_listen: Option<std::net::SocketAddr>,
@@ -168,9 +171,12 @@ fn main() -> anyhow::Result<()> {
 async fn bench(args: Args) -> anyhow::Result<()> {
     if args.tracing {
         let sink = otlp_sink::start().await?;
-        let _ = workloads::TRACING.set(format!(
-            "telemetry:\n  otlp: {{ endpoint: \"{sink}\", protocol: http/protobuf }}\n"
-        ));
+        let mut telemetry =
+            format!("telemetry:\n  otlp: {{ endpoint: \"{sink}\", protocol: http/protobuf }}\n");
+        if let Some(ratio) = args.trace_sample_ratio {
+            telemetry.push_str(&format!("  sample_ratio: {ratio}\n"));
+        }
+        let _ = workloads::TRACING.set(telemetry);
     }
     let llmux = match &args.llmux {
         Some(path) => path.clone(),

@@ -549,6 +549,43 @@ pub struct Telemetry {
     pub max_content_bytes: usize,
     /// `service.name` of the exported resource (default `llmux`, or `OTEL_SERVICE_NAME`).
     pub service_name: Option<String>,
+    /// The share of new traces recorded (`telemetry.sample_ratio`); a client's `traceparent`
+    /// decides for its own trace. `None` leaves it to `OTEL_TRACES_SAMPLER` (else all).
+    pub sample_ratio: Option<SampleRatio>,
+}
+
+/// A share of traces to record, from 0 to 1, kept in millionths (so the config stays `Eq`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SampleRatio {
+    per_million: u32,
+}
+
+impl SampleRatio {
+    /// Every trace.
+    pub const ALL: Self = Self {
+        per_million: 1_000_000,
+    };
+    /// No trace.
+    pub const NONE: Self = Self { per_million: 0 };
+
+    /// A ratio from 0 to 1 (finer than a millionth is rounded); `None` outside that.
+    pub fn new(ratio: f64) -> Option<Self> {
+        (0.0..=1.0).contains(&ratio).then(|| Self {
+            // In range, so the product is at most 10^6.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            per_million: (ratio * 1e6).round() as u32,
+        })
+    }
+
+    /// `OTEL_TRACES_SAMPLER_ARG`'s form: a decimal number from 0 to 1.
+    pub fn parse(text: &str) -> Option<Self> {
+        text.trim().parse().ok().and_then(Self::new)
+    }
+
+    /// The ratio in millionths.
+    pub fn per_million(self) -> u32 {
+        self.per_million
+    }
 }
 
 /// `telemetry.otlp:`: an OTLP collector.

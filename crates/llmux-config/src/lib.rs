@@ -35,8 +35,8 @@ pub use config::{
     Api, Auth, Cache, CacheMode, CacheScope, CacheStore, Capabilities, Compat, Config, Credential,
     CredentialLimits, FetchImages, Group, Images, Limits, LogBodies, Model, ModelKind, Otlp,
     OtlpProtocol, Price, Pricing, RedisFailure, Reliability, RequestLogConfig, ResponsesMode,
-    ResponsesStore, Routing, RoutingPolicy, Telemetry, Timeouts, Tls, TlsRoots, UnknownModelPolicy,
-    UnsupportedTools, Weight,
+    ResponsesStore, Routing, RoutingPolicy, SampleRatio, Telemetry, Timeouts, Tls, TlsRoots,
+    UnknownModelPolicy, UnsupportedTools, Weight,
 };
 pub use error::ConfigError;
 pub use forward::refused_forward_header;

@@ -182,6 +182,7 @@ pub(crate) struct RawTelemetry {
     pub capture_content: Option<bool>,
     pub service_name: Option<String>,
     pub max_content_bytes: Option<usize>,
+    pub sample_ratio: Option<f64>,
 }
 
 /// `telemetry.otlp:`. Header values are secrets (collector API keys).

@@ -1032,8 +1032,19 @@ fn telemetry(raw: crate::raw::RawTelemetry, errors: &mut Vec<ConfigError>) -> cr
             headers,
         }
     });
+    let sample_ratio = raw.sample_ratio.and_then(|ratio| {
+        let parsed = crate::SampleRatio::new(ratio);
+        if parsed.is_none() {
+            errors.push(ConfigError::new(
+                "telemetry.sample_ratio",
+                format!("{ratio} is not a number from 0 to 1"),
+            ));
+        }
+        parsed
+    });
     crate::Telemetry {
         otlp,
+        sample_ratio,
         capture_content: raw.capture_content.unwrap_or(false),
         max_content_bytes: raw.max_content_bytes.unwrap_or(16 * 1024),
         service_name: raw

@@ -182,22 +182,23 @@ async fn edge(
     let tracing = gateway.tracing.get().filter(|_| in_flight.is_some());
     let trace = crate::trace::Context::at_request(
         request.headers().get(&crate::trace::TRACEPARENT),
-        tracing.is_some(),
+        tracing.map(|tracing| &tracing.sampler),
     );
     if let Some(trace) = &trace {
         request.extensions_mut().insert(Arc::clone(trace));
     }
     // The request's record, when the log or tracing is on: the pipeline finds it in the
     // extensions.
+    // A trace the sampler left out has no draft: it costs what tracing off costs.
     let log = gateway.request_log.get().filter(|_| in_flight.is_some());
-    let draft = (log.is_some() || tracing.is_some()).then(|| {
+    let trace_draft = tracing
+        .zip(trace.filter(|context| context.recording))
+        .map(|(tracing, context)| crate::trace::Draft::start(tracing.clone(), context, route));
+    let draft = (log.is_some() || trace_draft.is_some()).then(|| {
         let user_agent = request
             .headers()
             .get(http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok());
-        let trace_draft = tracing
-            .zip(trace)
-            .map(|(tracing, context)| crate::trace::Draft::start(tracing.clone(), context, route));
         let draft = Draft::start(
             log,
             trace_draft,

@@ -437,11 +437,13 @@ impl Gateway {
         let Some(exporter) = exporter(&snapshot.config.telemetry, &env)? else {
             return Ok(None);
         };
+        let sampler = crate::trace::Sampler::configured(&snapshot.config.telemetry, &env)?;
         let (tracer, task) =
             llmux_telemetry::otlp::Tracer::start(&exporter, self.metrics.trace_dropped.clone())?;
         let telemetry = &snapshot.config.telemetry;
         let tracing = crate::trace::Tracing {
             tracer,
+            sampler,
             capture_content: telemetry
                 .capture_content
                 .then_some(telemetry.max_content_bytes),

@@ -21,13 +21,98 @@ pub(crate) mod facts;
 /// The W3C trace-context header.
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
-/// Tracing as configured: the exporter's handle and the content policy.
+/// Tracing as configured: the exporter's handle, which traces are recorded and the content
+/// policy.
 #[derive(Debug, Clone)]
 pub struct Tracing {
     /// Where traces go.
     pub tracer: Tracer,
+    /// Which requests' traces are recorded.
+    pub sampler: Sampler,
     /// Longest prompt/completion kept on a span, when `telemetry.capture_content` is on.
     pub capture_content: Option<usize>,
+}
+
+/// Which traces are recorded: OpenTelemetry's samplers (`OTEL_TRACES_SAMPLER`), decided once
+/// per request at its start. An unrecorded request costs no more than tracing off: no draft,
+/// no spans; vendors still get a `traceparent` saying it was not sampled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sampler {
+    /// A client's `traceparent` decides for its trace (its sampled flag), as the W3C and
+    /// OpenTelemetry's default `parentbased_always_on` have it.
+    pub parent_based: bool,
+    /// The share of the other traces recorded, decided by the trace id (so every service that
+    /// samples by ratio keeps or drops the same traces).
+    pub ratio: llmux_config::SampleRatio,
+}
+
+impl Default for Sampler {
+    fn default() -> Self {
+        Self {
+            parent_based: true,
+            ratio: llmux_config::SampleRatio::ALL,
+        }
+    }
+}
+
+impl Sampler {
+    /// `telemetry.sample_ratio` when set (parent-based); else `OTEL_TRACES_SAMPLER` and
+    /// `OTEL_TRACES_SAMPLER_ARG` read through `env`; else record every trace a client did
+    /// not mark unsampled. A sampler llmux does not know is an error, not a silent default.
+    pub fn configured(
+        telemetry: &llmux_config::Telemetry,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, String> {
+        if let Some(ratio) = telemetry.sample_ratio {
+            return Ok(Self {
+                parent_based: true,
+                ratio,
+            });
+        }
+        let Some(name) = env("OTEL_TRACES_SAMPLER").filter(|n| !n.trim().is_empty()) else {
+            return Ok(Self::default());
+        };
+        let argument = || match env("OTEL_TRACES_SAMPLER_ARG").filter(|a| !a.trim().is_empty()) {
+            None => Ok(llmux_config::SampleRatio::ALL),
+            Some(text) => llmux_config::SampleRatio::parse(&text).ok_or_else(|| {
+                format!("OTEL_TRACES_SAMPLER_ARG '{text}' is not a number from 0 to 1")
+            }),
+        };
+        let (parent_based, ratio) = match name.trim() {
+            "always_on" => (false, llmux_config::SampleRatio::ALL),
+            "always_off" => (false, llmux_config::SampleRatio::NONE),
+            "traceidratio" => (false, argument()?),
+            "parentbased_always_on" => (true, llmux_config::SampleRatio::ALL),
+            "parentbased_always_off" => (true, llmux_config::SampleRatio::NONE),
+            "parentbased_traceidratio" => (true, argument()?),
+            other => {
+                return Err(format!(
+                    "OTEL_TRACES_SAMPLER '{other}' is not one of always_on, always_off, \
+                     traceidratio, parentbased_always_on, parentbased_always_off, \
+                     parentbased_traceidratio"
+                ));
+            }
+        };
+        Ok(Self {
+            parent_based,
+            ratio,
+        })
+    }
+
+    /// Whether trace `trace_id` is recorded; `client_flags` are the trace flags of the
+    /// client's `traceparent`, when it sent one.
+    pub fn samples(&self, trace_id: &TraceId, client_flags: Option<u8>) -> bool {
+        if let (true, Some(flags)) = (self.parent_based, client_flags) {
+            return flags & 1 == 1;
+        }
+        // OpenTelemetry's TraceIdRatioBased: the id's last 56 bits (random in W3C trace ids,
+        // level 2) below the ratio's share of 2^56.
+        let per_million = u128::from(self.ratio.per_million());
+        let threshold = (per_million << 56) / 1_000_000;
+        let mut low = [0u8; 8];
+        low[1..].copy_from_slice(&trace_id[9..16]);
+        u128::from(u64::from_be_bytes(low)) < threshold
+    }
 }
 
 /// One request's trace context.
@@ -59,28 +144,63 @@ struct Attempt {
 
 impl Context {
     /// The context of a request that sent `header` (its `traceparent`), when there is one to
-    /// keep: tracing is on, or the client sent a valid header. An invalid header is ignored.
-    pub fn at_request(header: Option<&HeaderValue>, recording: bool) -> Option<Arc<Self>> {
+    /// keep: tracing is on (`sampler`), or the client sent a valid header. An invalid header is
+    /// ignored. The request is recorded when `sampler` samples it.
+    pub fn at_request(
+        header: Option<&HeaderValue>,
+        sampler: Option<&Sampler>,
+    ) -> Option<Arc<Self>> {
         let client = header.and_then(|v| parse(v.as_bytes()));
-        if client.is_none() && !recording {
-            return None;
-        }
-        let (trace_id, parent, flags) = match client {
-            Some((trace, span, flags)) => (trace, Some(span), flags),
-            None => (random_trace_id(), None, 1),
+        let Some(sampler) = sampler else {
+            // Tracing off: the client's context is passed on as it came.
+            let (trace_id, parent, flags) = client?;
+            return Some(Arc::new(Self::new(
+                trace_id,
+                parent,
+                Some(parent),
+                flags,
+                false,
+            )));
         };
-        let span_id = match (recording, parent) {
-            (false, Some(parent)) => parent,
-            _ => random_span_id(),
-        };
-        Some(Arc::new(Self {
+        Some(Arc::new(match client {
+            Some((trace_id, parent, flags)) => {
+                if sampler.samples(&trace_id, Some(flags)) {
+                    Self::new(trace_id, random_span_id(), Some(parent), flags | 1, true)
+                } else {
+                    // Not recorded: the client's context goes on unchanged.
+                    Self::new(trace_id, parent, Some(parent), flags, false)
+                }
+            }
+            None => {
+                let trace_id = random_trace_id();
+                let recording = sampler.samples(&trace_id, None);
+                // Unrecorded, vendors still learn that this trace is not sampled.
+                Self::new(
+                    trace_id,
+                    random_span_id(),
+                    None,
+                    u8::from(recording),
+                    recording,
+                )
+            }
+        }))
+    }
+
+    fn new(
+        trace_id: TraceId,
+        span_id: SpanId,
+        parent: Option<SpanId>,
+        flags: u8,
+        recording: bool,
+    ) -> Self {
+        Self {
             trace_id,
             span_id,
             parent,
             flags,
             recording,
             attempt: Mutex::default(),
-        }))
+        }
     }
 
     /// A new span id for the attempt about to start; vendors get it in `traceparent`.
@@ -411,16 +531,16 @@ mod tests {
     #[test]
     fn without_tracing_the_clients_traceparent_is_passed_on_as_it_came() {
         let header = HeaderValue::from_static(VALID);
-        let context = Context::at_request(Some(&header), false).unwrap();
+        let context = Context::at_request(Some(&header), None).unwrap();
         let uri = http::Uri::from_static("http://vendor/v1/chat/completions");
         assert_eq!(context.outgoing(&uri).unwrap(), VALID);
-        assert!(Context::at_request(None, false).is_none());
+        assert!(Context::at_request(None, None).is_none());
     }
 
     #[test]
     fn with_tracing_each_attempt_has_its_own_span_in_the_clients_trace() {
         let header = HeaderValue::from_static(VALID);
-        let context = Context::at_request(Some(&header), true).unwrap();
+        let context = Context::at_request(Some(&header), Some(&Sampler::default())).unwrap();
         let uri = http::Uri::from_static("http://vendor/v1/chat/completions");
         let first = context.begin_attempt();
         let sent = context.outgoing(&uri).unwrap();
@@ -430,5 +550,138 @@ mod tests {
         let (_, span, _) = parse(sent.as_bytes()).unwrap();
         assert_eq!(span, first);
         assert_ne!(context.begin_attempt(), first);
+    }
+
+    fn sampler(parent_based: bool, ratio: f64) -> Sampler {
+        Sampler {
+            parent_based,
+            ratio: llmux_config::SampleRatio::new(ratio).unwrap(),
+        }
+    }
+
+    /// The share of random trace ids a ratio sampler keeps is the ratio, within five standard
+    /// deviations; 0 keeps none and 1 keeps all.
+    #[test]
+    fn a_ratio_keeps_its_share_of_traces() {
+        const N: u32 = 20_000;
+        for ratio in [0.0, 0.01, 0.25, 0.5, 0.9, 1.0] {
+            let sampler = sampler(false, ratio);
+            let kept = (0..N)
+                .filter(|_| sampler.samples(&random_trace_id(), None))
+                .count();
+            let share = kept as f64 / f64::from(N);
+            let sigma = (ratio * (1.0 - ratio) / f64::from(N)).sqrt();
+            assert!(
+                (share - ratio).abs() <= 5.0 * sigma,
+                "ratio {ratio}: kept {share}"
+            );
+        }
+        // The decision is the trace id's: the same id, the same answer.
+        let sampler = sampler(false, 0.5);
+        let id = random_trace_id();
+        assert!((0..100).all(|_| sampler.samples(&id, None) == sampler.samples(&id, None)));
+    }
+
+    #[test]
+    fn a_clients_sampled_flag_decides_for_its_trace_when_parent_based() {
+        let unsampled =
+            HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00");
+        let sampled = HeaderValue::from_static(VALID);
+        let uri = http::Uri::from_static("http://vendor/v1/chat/completions");
+        let none = sampler(true, 0.0);
+        let all = sampler(true, 1.0);
+        let context = Context::at_request(Some(&unsampled), Some(&all)).unwrap();
+        assert!(!context.recording);
+        assert_eq!(
+            context.outgoing(&uri).unwrap(),
+            unsampled,
+            "passed on as it came"
+        );
+        assert!(
+            Context::at_request(Some(&sampled), Some(&none))
+                .unwrap()
+                .recording
+        );
+        // Without a parent, the ratio decides, and vendors learn the decision.
+        let context = Context::at_request(None, Some(&none)).unwrap();
+        assert!(!context.recording);
+        assert!(
+            context
+                .outgoing(&uri)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .ends_with("-00")
+        );
+        assert!(Context::at_request(None, Some(&all)).unwrap().recording);
+        // Not parent-based: the ratio overrides the client's flag.
+        let context = Context::at_request(Some(&unsampled), Some(&sampler(false, 1.0))).unwrap();
+        assert!(context.recording);
+        assert!(
+            context
+                .outgoing(&uri)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .ends_with("-01")
+        );
+    }
+
+    #[test]
+    fn the_sampler_comes_from_the_file_then_the_standard_variables() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let plain = llmux_config::Telemetry::default();
+        assert_eq!(
+            Sampler::configured(&plain, vars(&[])),
+            Ok(Sampler::default())
+        );
+        assert_eq!(
+            Sampler::configured(
+                &plain,
+                vars(&[
+                    ("OTEL_TRACES_SAMPLER", "traceidratio"),
+                    ("OTEL_TRACES_SAMPLER_ARG", "0.125")
+                ])
+            ),
+            Ok(sampler(false, 0.125))
+        );
+        assert_eq!(
+            Sampler::configured(
+                &plain,
+                vars(&[("OTEL_TRACES_SAMPLER", "parentbased_always_off")])
+            ),
+            Ok(sampler(true, 0.0))
+        );
+        assert!(
+            Sampler::configured(&plain, vars(&[("OTEL_TRACES_SAMPLER", "jaeger_remote")]))
+                .unwrap_err()
+                .contains("jaeger_remote")
+        );
+        assert!(
+            Sampler::configured(
+                &plain,
+                vars(&[
+                    ("OTEL_TRACES_SAMPLER", "traceidratio"),
+                    ("OTEL_TRACES_SAMPLER_ARG", "2")
+                ])
+            )
+            .is_err()
+        );
+        let file = llmux_config::Telemetry {
+            sample_ratio: llmux_config::SampleRatio::new(0.5),
+            ..llmux_config::Telemetry::default()
+        };
+        assert_eq!(
+            Sampler::configured(&file, vars(&[("OTEL_TRACES_SAMPLER", "always_off")])),
+            Ok(sampler(true, 0.5)),
+            "the file wins"
+        );
     }
 }

@@ -546,3 +546,55 @@ async fn the_standard_environment_variables_configure_export() {
     assert!(sent.starts_with(&format!("00-{}-", hex(&trace))), "{sent}");
     assert!(received.got_header("x-team", "ml ops"));
 }
+
+/// With `sample_ratio: 0`, a request without a `traceparent` records nothing (vendors learn
+/// it is not sampled), a client's sampled trace is still recorded, and a client's unsampled
+/// one is not (its context reaches the vendor as it came).
+#[tokio::test]
+async fn sampling_follows_the_ratio_and_the_clients_decision() {
+    let mock = mock().await;
+    let (endpoint, received) = http_receiver().await;
+    let gateway = Binary::with_config(
+        "tracing-sampling",
+        &config(
+            &mock,
+            &telemetry(&endpoint, "http/protobuf", "  sample_ratio: 0\n"),
+        ),
+    );
+    send(
+        &gateway,
+        "/v1/chat/completions",
+        chat("via-openai", "hello"),
+        None,
+    )
+    .await;
+    let unsampled_root = vendor_traceparent(&mock).expect("traceparent sent");
+    assert!(unsampled_root.ends_with("-00"), "{unsampled_root}");
+    let client_unsampled = "00-1bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+    let response = post(
+        &gateway,
+        "/v1/chat/completions",
+        &chat("via-openai", "hello"),
+        Some(client_unsampled),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    response.bytes().await.unwrap();
+    assert_eq!(vendor_traceparent(&mock).as_deref(), Some(client_unsampled));
+    // The sampled one is exported after the others were decided: once it arrived, an
+    // export of theirs would have too.
+    let sampled = "2bf92f3577b34da6a3ce929d0e0e4736";
+    send(
+        &gateway,
+        "/v1/chat/completions",
+        chat("via-openai", "hello"),
+        Some(sampled),
+    )
+    .await;
+    received.trace(&unhex(sampled), 2).await;
+    let spans = received.spans.lock().unwrap().clone();
+    assert!(
+        spans.iter().all(|s| s.trace_id == unhex(sampled)),
+        "only the sampled trace was exported: {spans:?}"
+    );
+}

@@ -364,3 +364,20 @@ fn images_fetch_takes_a_mode_or_the_older_boolean() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn the_trace_sample_ratio_is_a_share() {
+    check_error(
+        &format!("{MINIMAL}telemetry:\n  sample_ratio: 1.5\n"),
+        "telemetry.sample_ratio: 1.5 is not a number from 0 to 1",
+    );
+    let config = yaml_ok(&format!("{MINIMAL}telemetry:\n  sample_ratio: 0.25\n"));
+    assert_eq!(
+        config
+            .telemetry
+            .sample_ratio
+            .map(crate::SampleRatio::per_million),
+        Some(250_000)
+    );
+    assert_eq!(yaml_ok(MINIMAL).telemetry.sample_ratio, None);
+}
