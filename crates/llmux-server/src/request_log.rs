@@ -71,31 +71,13 @@ impl Draft {
     ) -> Arc<Self> {
         let time_ms = i64::try_from(crate::clock::unix_millis()).unwrap_or(i64::MAX);
         let record = RequestRecord {
-            time_ms,
-            request_id: request_id.to_owned(),
-            key_id: None,
-            key_name: None,
-            ingress: std::borrow::Cow::Borrowed(route),
-            requested_model: String::new(),
-            vendor: None,
-            credential: None,
-            upstream_model: None,
-            status: 0,
-            error_kind: None,
-            attempts: Vec::new(),
-            ttfb_ms: None,
-            total_ms: 0,
-            input_tokens: None,
-            output_tokens: None,
-            cached_tokens: None,
-            reasoning_tokens: None,
-            cost_usd: None,
-            cost_estimated: false,
-            stream: false,
             client_addr: client_addr.map(|a| ip_text(a.ip())).unwrap_or_default(),
             user_agent: user_agent.map(str::to_owned),
-            request_body: None,
-            response_body: None,
+            ..RequestRecord::new(
+                time_ms,
+                request_id.to_owned(),
+                std::borrow::Cow::Borrowed(route),
+            )
         };
         Arc::new(Self {
             record: Mutex::new(Some(record)),

@@ -119,31 +119,9 @@ mod tests {
 
     fn record(time_ms: i64, id: &str) -> RequestRecord {
         RequestRecord {
-            time_ms,
-            request_id: id.into(),
-            key_id: None,
-            key_name: None,
-            ingress: Cow::Borrowed("chat"),
             requested_model: "m".into(),
-            vendor: None,
-            credential: None,
-            upstream_model: None,
             status: 200,
-            error_kind: None,
-            attempts: Vec::new(),
-            ttfb_ms: None,
-            total_ms: 0,
-            input_tokens: None,
-            output_tokens: None,
-            cached_tokens: None,
-            reasoning_tokens: None,
-            cost_usd: None,
-            cost_estimated: false,
-            stream: false,
-            client_addr: String::new(),
-            user_agent: None,
-            request_body: None,
-            response_body: None,
+            ..RequestRecord::new(time_ms, id.into(), Cow::Borrowed("chat"))
         }
     }
 

@@ -488,33 +488,7 @@ mod tests {
     }
 
     fn bare() -> RequestRecord {
-        RequestRecord {
-            time_ms: 0,
-            request_id: String::new(),
-            key_id: None,
-            key_name: None,
-            ingress: Cow::Borrowed("chat"),
-            requested_model: String::new(),
-            vendor: None,
-            credential: None,
-            upstream_model: None,
-            status: 0,
-            error_kind: None,
-            attempts: Vec::new(),
-            ttfb_ms: None,
-            total_ms: 0,
-            input_tokens: None,
-            output_tokens: None,
-            cached_tokens: None,
-            reasoning_tokens: None,
-            cost_usd: None,
-            cost_estimated: false,
-            stream: false,
-            client_addr: String::new(),
-            user_agent: None,
-            request_body: None,
-            response_body: None,
-        }
+        RequestRecord::new(0, String::new(), Cow::Borrowed("chat"))
     }
 
     fn packed(records: &[RequestRecord]) -> Vec<u8> {

@@ -72,6 +72,40 @@ pub struct RequestRecord {
     pub response_body: Option<String>,
 }
 
+impl RequestRecord {
+    /// The record of request `request_id` on `ingress`, arrived at `time_ms`, with nothing else
+    /// known yet: each stage fills in its part as the request goes.
+    pub fn new(time_ms: i64, request_id: String, ingress: Cow<'static, str>) -> Self {
+        Self {
+            time_ms,
+            request_id,
+            key_id: None,
+            key_name: None,
+            ingress,
+            requested_model: String::new(),
+            vendor: None,
+            credential: None,
+            upstream_model: None,
+            status: 0,
+            error_kind: None,
+            attempts: Vec::new(),
+            ttfb_ms: None,
+            total_ms: 0,
+            input_tokens: None,
+            output_tokens: None,
+            cached_tokens: None,
+            reasoning_tokens: None,
+            cost_usd: None,
+            cost_estimated: false,
+            stream: false,
+            client_addr: String::new(),
+            user_agent: None,
+            request_body: None,
+            response_body: None,
+        }
+    }
+}
+
 /// One upstream call made for a request: a combination (credential × model) and its outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttemptRecord {

@@ -120,17 +120,11 @@ impl Harness {
 /// A minimal successful record.
 fn record(time_ms: i64, request_id: &str) -> RequestRecord {
     RequestRecord {
-        time_ms,
-        request_id: request_id.to_owned(),
-        key_id: None,
-        key_name: None,
-        ingress: Cow::Borrowed("chat"),
         requested_model: "fast".into(),
         vendor: Some("openai".into()),
         credential: Some("openai-1".into()),
         upstream_model: Some("gpt-4o-mini".into()),
         status: 200,
-        error_kind: None,
         attempts: vec![AttemptRecord {
             vendor: "openai".into(),
             credential: "openai-1".into(),
@@ -143,15 +137,10 @@ fn record(time_ms: i64, request_id: &str) -> RequestRecord {
         total_ms: 150,
         input_tokens: Some(10),
         output_tokens: Some(20),
-        cached_tokens: None,
-        reasoning_tokens: None,
         cost_usd: Some(0.000_25),
-        cost_estimated: false,
-        stream: false,
         client_addr: "127.0.0.1:50000".into(),
         user_agent: Some("test/1".into()),
-        request_body: None,
-        response_body: None,
+        ..RequestRecord::new(time_ms, request_id.to_owned(), Cow::Borrowed("chat"))
     }
 }
 

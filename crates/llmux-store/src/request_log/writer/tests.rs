@@ -103,31 +103,15 @@ impl RequestLogStore for Script {
 
 fn record(n: usize) -> RequestRecord {
     RequestRecord {
-        time_ms: 1_793_534_400_000,
-        request_id: format!("req-{n:05}"),
-        key_id: None,
-        key_name: None,
-        ingress: Cow::Borrowed("chat"),
         requested_model: "fast".into(),
-        vendor: None,
-        credential: None,
-        upstream_model: None,
         status: 200,
-        error_kind: None,
-        attempts: Vec::new(),
-        ttfb_ms: None,
         total_ms: 1,
-        input_tokens: None,
-        output_tokens: None,
-        cached_tokens: None,
-        reasoning_tokens: None,
-        cost_usd: None,
-        cost_estimated: false,
-        stream: false,
         client_addr: "127.0.0.1:1".into(),
-        user_agent: None,
-        request_body: None,
-        response_body: None,
+        ..RequestRecord::new(
+            1_793_534_400_000,
+            format!("req-{n:05}"),
+            Cow::Borrowed("chat"),
+        )
     }
 }
 
