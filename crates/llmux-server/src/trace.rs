@@ -34,8 +34,8 @@ pub struct Tracing {
 }
 
 /// Which traces are recorded: OpenTelemetry's samplers (`OTEL_TRACES_SAMPLER`), decided once
-/// per request at its start. An unrecorded request costs no more than tracing off: no draft,
-/// no spans; vendors still get a `traceparent` saying it was not sampled.
+/// per request at its start. An unrecorded request has no draft and no spans, only its trace
+/// context: vendors still get a `traceparent` saying it was not sampled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sampler {
     /// A client's `traceparent` decides for its trace (its sampled flag), as the W3C and
