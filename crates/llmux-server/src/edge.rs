@@ -140,6 +140,17 @@ where
     }
 }
 
+/// What the pipeline needs to observe a request, set by the edge as one extension (each entry
+/// of a request's extensions is a boxed map insert): the trace context vendors get in
+/// `traceparent`, and the request's record for the log and the trace.
+#[derive(Clone)]
+pub(crate) struct Observed {
+    /// When tracing is on or the client sent a `traceparent`.
+    pub trace: Option<Arc<crate::trace::Context>>,
+    /// When the request log is on or the trace is recorded.
+    pub draft: Option<Arc<Draft>>,
+}
+
 async fn edge(
     gateway: Arc<Gateway>,
     mut router: Router,
@@ -177,39 +188,40 @@ async fn edge(
         None
     };
 
-    // The trace context, when tracing is on or the client sent a `traceparent`; the pipeline
-    // finds it in the extensions and passes it on to vendors.
+    // The trace context, when tracing is on or the client sent a `traceparent`.
     let tracing = gateway.tracing.get().filter(|_| in_flight.is_some());
     let trace = crate::trace::Context::at_request(
         request.headers().get(&crate::trace::TRACEPARENT),
         tracing.map(|tracing| &tracing.sampler),
     );
-    if let Some(trace) = &trace {
-        request.extensions_mut().insert(Arc::clone(trace));
-    }
-    // The request's record, when the log or tracing is on: the pipeline finds it in the
-    // extensions.
-    // A trace the sampler left out has no draft: it costs what tracing off costs.
+    // The request's record, when the log is on or the trace is recorded (a trace the sampler
+    // left out has only its context).
     let log = gateway.request_log.get().filter(|_| in_flight.is_some());
     let trace_draft = tracing
-        .zip(trace.filter(|context| context.recording))
-        .map(|(tracing, context)| crate::trace::Draft::start(tracing.clone(), context, route));
+        .zip(trace.as_ref().filter(|context| context.recording))
+        .map(|(tracing, context)| {
+            crate::trace::Draft::start(tracing.clone(), Arc::clone(context), route)
+        });
     let draft = (log.is_some() || trace_draft.is_some()).then(|| {
         let user_agent = request
             .headers()
             .get(http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok());
-        let draft = Draft::start(
+        Draft::start(
             log,
             trace_draft,
             id.to_str().unwrap_or("-"),
             route,
             peer,
             user_agent,
-        );
-        request.extensions_mut().insert(Arc::clone(&draft));
-        draft
+        )
     });
+    if trace.is_some() || draft.is_some() {
+        request.extensions_mut().insert(Observed {
+            trace,
+            draft: draft.clone(),
+        });
+    }
 
     let handled = AssertUnwindSafe(async {
         match crate::governance::authenticate(

@@ -374,10 +374,8 @@ async fn run<I: Crossing>(
 ) -> Result<Served, ApiError> {
     let snapshot = gateway.snapshot.load_full();
     let bytes = body::read_request(body, &snapshot).await?;
-    let draft = head
-        .extensions
-        .get::<Arc<crate::request_log::Draft>>()
-        .cloned();
+    let observed = head.extensions.get::<crate::edge::Observed>();
+    let draft = observed.and_then(|observed| observed.draft.clone());
     if let Some(draft) = &draft {
         draft.keep_body(&bytes);
         // The trace's request parameters, from a scan of the body unless the decode reads them.
@@ -452,10 +450,7 @@ async fn run<I: Crossing>(
         route: I::PROFILE.route,
         settle: &settle,
         fill: cache.fill(),
-        trace: head
-            .extensions
-            .get::<Arc<crate::trace::Context>>()
-            .map(|t| &**t),
+        trace: observed.and_then(|observed| observed.trace.as_deref()),
     };
     if let Some(cached) = hit {
         let draft = draft.as_deref();
