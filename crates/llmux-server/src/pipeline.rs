@@ -659,88 +659,95 @@ where
     let Some(draft) = draft else {
         return start().await;
     };
-    struct Record<'d> {
+    /// The attempt while it runs; it ends once, when the attempt returns or is dropped.
+    struct Record<'d, 't> {
         draft: &'d crate::request_log::Draft,
-        entry: Option<llmux_store::AttemptRecord>,
-        started: std::time::Instant,
-        /// The attempt's span (id, start) when tracing is on, and its target's API.
-        span: Option<(llmux_telemetry::otlp::SpanId, u64)>,
+        vendor: &'t str,
+        credential: &'t str,
+        model: &'t str,
         api: llmux_config::Api,
+        started: std::time::Instant,
+        /// The attempt's span (id, start) when its trace is recorded.
+        span: Option<(llmux_telemetry::otlp::SpanId, u64)>,
+        ended: bool,
     }
-    impl Drop for Record<'_> {
-        fn drop(&mut self) {
-            if let Some(mut entry) = self.entry.take() {
-                entry.duration_ms =
-                    u32::try_from(self.started.elapsed().as_millis()).unwrap_or(u32::MAX);
-                if let (Some(trace), Some(span)) = (&self.draft.trace, self.span) {
-                    trace.end_attempt(
-                        span,
-                        self.api,
-                        &entry.vendor,
-                        &entry.credential,
-                        &entry.model,
-                        None,
-                        entry.error.as_deref(),
-                        None,
-                    );
-                }
-                self.draft.attempt(entry);
+    impl Record<'_, '_> {
+        /// Ends the attempt with `status` (llmux's), the vendor's status when one arrived, the
+        /// failure's label and the whole JSON answer, when there was one: its span and, when
+        /// the log is on, its entry (the strings are copied only for the log).
+        fn end(
+            &mut self,
+            status: u16,
+            vendor_status: Option<u16>,
+            error: Option<std::borrow::Cow<'static, str>>,
+            answer: Option<&[u8]>,
+        ) {
+            if std::mem::replace(&mut self.ended, true) {
+                return;
             }
+            let duration_ms = u32::try_from(self.started.elapsed().as_millis()).unwrap_or(u32::MAX);
+            if let (Some(trace), Some(span)) = (&self.draft.trace, self.span) {
+                trace.end_attempt(
+                    span,
+                    self.api,
+                    self.vendor,
+                    self.credential,
+                    self.model,
+                    vendor_status,
+                    error.as_deref(),
+                    answer,
+                );
+            }
+            if self.draft.logs() {
+                self.draft.attempt(llmux_store::AttemptRecord {
+                    vendor: self.vendor.to_owned(),
+                    credential: self.credential.to_owned(),
+                    model: self.model.to_owned(),
+                    status,
+                    duration_ms,
+                    error,
+                });
+            }
+        }
+    }
+    impl Drop for Record<'_, '_> {
+        fn drop(&mut self) {
+            self.end(0, None, Some(std::borrow::Cow::Borrowed("cancelled")), None);
         }
     }
     let mut record = Record {
         draft,
-        entry: Some(llmux_store::AttemptRecord {
-            vendor: target.credential.vendor.clone(),
-            credential: target.credential.name.clone(),
-            model: target.upstream_model.to_owned(),
-            status: 0,
-            duration_ms: 0,
-            error: Some(std::borrow::Cow::Borrowed("cancelled")),
-        }),
+        vendor: &target.credential.vendor,
+        credential: &target.credential.name,
+        model: target.upstream_model,
+        api: target.credential.api,
         started: std::time::Instant::now(),
         span: draft.trace.as_ref().map(crate::trace::Draft::begin_attempt),
-        api: target.credential.api,
+        ended: false,
     };
     let outcome = start().await;
-    if let Some(mut entry) = record.entry.take() {
-        let mut vendor_status = None;
-        match &outcome {
-            Ok(_) => {
-                entry.status = 200;
-                entry.error = None;
-                vendor_status = Some(200);
-            }
-            Err(failure) => {
-                let kind = failure.error.0.kind;
-                entry.status = crate::api_error::status_of(kind).as_u16();
-                entry.error = Some(std::borrow::Cow::Borrowed(
-                    crate::pipeline::attempts::failure_label(kind),
-                ));
-                if let ErrorKind::UpstreamStatus(status) = kind {
-                    vendor_status = Some(status);
-                }
-            }
-        }
-        entry.duration_ms = u32::try_from(record.started.elapsed().as_millis()).unwrap_or(u32::MAX);
-        if let (Some(trace), Some(span)) = (&draft.trace, record.span) {
-            let answer = match &outcome {
-                Ok(Answer::Json(body)) => Some(&body[..]),
+    let (status, vendor_status, error) = match &outcome {
+        Ok(_) => (200, Some(200), None),
+        Err(failure) => {
+            let kind = failure.error.0.kind;
+            let vendor_status = match kind {
+                ErrorKind::UpstreamStatus(status) => Some(status),
                 _ => None,
             };
-            trace.end_attempt(
-                span,
-                record.api,
-                &entry.vendor,
-                &entry.credential,
-                &entry.model,
+            (
+                crate::api_error::status_of(kind).as_u16(),
                 vendor_status,
-                entry.error.as_deref(),
-                answer,
-            );
+                Some(std::borrow::Cow::Borrowed(
+                    crate::pipeline::attempts::failure_label(kind),
+                )),
+            )
         }
-        draft.attempt(entry);
-    }
+    };
+    let answer = match &outcome {
+        Ok(Answer::Json(body)) => Some(&body[..]),
+        _ => None,
+    };
+    record.end(status, vendor_status, error, answer);
     outcome
 }
 

@@ -70,9 +70,14 @@ impl Draft {
         user_agent: Option<&str>,
     ) -> Arc<Self> {
         let time_ms = i64::try_from(crate::clock::unix_millis()).unwrap_or(i64::MAX);
+        // The client's address and agent are the log's, not the trace's.
+        let logs = sink.is_some();
         let record = RequestRecord {
-            client_addr: client_addr.map(|a| ip_text(a.ip())).unwrap_or_default(),
-            user_agent: user_agent.map(str::to_owned),
+            client_addr: client_addr
+                .filter(|_| logs)
+                .map(|a| ip_text(a.ip()))
+                .unwrap_or_default(),
+            user_agent: user_agent.filter(|_| logs).map(str::to_owned),
             ..RequestRecord::new(
                 time_ms,
                 request_id.to_owned(),
@@ -114,6 +119,12 @@ impl Draft {
         if log || capture {
             *self.body.lock().unwrap_or_else(PoisonError::into_inner) = Some(body.clone());
         }
+    }
+
+    /// Whether the request log is on for this request (otherwise the record only feeds its
+    /// trace, which needs no attempt entries, client address or user agent).
+    pub fn logs(&self) -> bool {
+        self.sink.is_some()
     }
 
     /// One attempt on a combination.
