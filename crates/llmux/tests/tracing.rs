@@ -171,6 +171,18 @@ fn telemetry(endpoint: &str, protocol: &str, extra: &str) -> String {
     )
 }
 
+/// The mock, an OTLP/HTTP receiver and a gateway named `name` exporting to it, with `extra`
+/// lines under `telemetry:`.
+async fn traced_over_http(name: &str, extra: &str) -> (MockUpstream, Received, Binary) {
+    let mock = mock().await;
+    let (endpoint, received) = http_receiver().await;
+    let gateway = Binary::with_config(
+        name,
+        &config(&mock, &telemetry(&endpoint, "http/protobuf", extra)),
+    );
+    (mock, received, gateway)
+}
+
 fn attr<'s>(span: &'s Span, key: &str) -> Option<&'s Any> {
     span.attributes
         .iter()
@@ -249,12 +261,7 @@ fn server_span(spans: &[Span]) -> &Span {
 
 #[tokio::test]
 async fn one_trace_per_request_with_genai_attributes_on_every_vendor() {
-    let mock = mock().await;
-    let (endpoint, received) = http_receiver().await;
-    let gateway = Binary::with_config(
-        "tracing-vendors",
-        &config(&mock, &telemetry(&endpoint, "http/protobuf", "")),
-    );
+    let (mock, received, gateway) = traced_over_http("tracing-vendors", "").await;
     let cases = [
         (
             "/v1/chat/completions",
@@ -356,12 +363,7 @@ async fn one_trace_per_request_with_genai_attributes_on_every_vendor() {
 /// byte path's events.
 #[tokio::test]
 async fn streamed_answers_carry_their_response_id_and_finish_reasons() {
-    let mock = mock().await;
-    let (endpoint, received) = http_receiver().await;
-    let gateway = Binary::with_config(
-        "tracing-streams",
-        &config(&mock, &telemetry(&endpoint, "http/protobuf", "")),
-    );
+    let (_mock, received, gateway) = traced_over_http("tracing-streams", "").await;
     let chat_stream = |model: &str| json!({"model": model, "stream": true, "messages": [{"role": "user", "content": "hello"}]});
     let cases = [
         ("/v1/chat/completions", chat_stream("via-openai"), "stop"),
@@ -458,15 +460,8 @@ async fn a_failover_is_one_client_span_per_attempt_over_grpc() {
 
 #[tokio::test]
 async fn content_is_captured_only_when_asked() {
-    let mock = mock().await;
-    let (endpoint, received) = http_receiver().await;
-    let gateway = Binary::with_config(
-        "tracing-content",
-        &config(
-            &mock,
-            &telemetry(&endpoint, "http/protobuf", "  capture_content: true\n"),
-        ),
-    );
+    let (_mock, received, gateway) =
+        traced_over_http("tracing-content", "  capture_content: true\n").await;
     let trace = "0af7651916cd43dd8448eb211c80319c";
     send(
         &gateway,
@@ -552,15 +547,8 @@ async fn the_standard_environment_variables_configure_export() {
 /// one is not (its context reaches the vendor as it came).
 #[tokio::test]
 async fn sampling_follows_the_ratio_and_the_clients_decision() {
-    let mock = mock().await;
-    let (endpoint, received) = http_receiver().await;
-    let gateway = Binary::with_config(
-        "tracing-sampling",
-        &config(
-            &mock,
-            &telemetry(&endpoint, "http/protobuf", "  sample_ratio: 0\n"),
-        ),
-    );
+    let (mock, received, gateway) =
+        traced_over_http("tracing-sampling", "  sample_ratio: 0\n").await;
     send(
         &gateway,
         "/v1/chat/completions",
