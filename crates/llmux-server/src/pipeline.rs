@@ -32,7 +32,7 @@ pub(crate) mod translate;
 use crate::api_error::ApiError;
 use crate::body;
 use crate::edge::envelope::Envelope;
-use crate::edge::{Outcome, RequestId, Served};
+use crate::edge::{Observed, Outcome, RequestId, Served};
 use crate::egress::answer::{self, VendorParam};
 use crate::egress::send::ClientHeaders;
 use crate::governance::{self, Caller, Settle};
@@ -351,6 +351,7 @@ pub async fn serve<I: Crossing>(
     gateway: Arc<Gateway>,
     request_id: RequestId,
     caller: Caller,
+    observed: Option<Observed>,
     request: Request,
 ) -> Served {
     let params = match VendorParam::of(request.uri()) {
@@ -358,7 +359,7 @@ pub async fn serve<I: Crossing>(
         Err(rejection) => return (rejection.into_response(), None),
     };
     let (head, body) = request.into_parts();
-    match run::<I>(gateway, request_id, caller, params, &head, body).await {
+    match run::<I>(gateway, request_id, caller, observed, params, &head, body).await {
         Ok(served) => served,
         Err(error) => (I::PROFILE.envelope().render(error), None),
     }
@@ -368,13 +369,14 @@ async fn run<I: Crossing>(
     gateway: Arc<Gateway>,
     request_id: RequestId,
     caller: Caller,
+    observed: Option<Observed>,
     params: VendorParam,
     head: &http::request::Parts,
     body: Body,
 ) -> Result<Served, ApiError> {
     let snapshot = gateway.snapshot.load_full();
     let bytes = body::read_request(body, &snapshot).await?;
-    let observed = head.extensions.get::<crate::edge::Observed>();
+    let observed = observed.as_ref();
     let draft = observed.and_then(|observed| observed.draft.clone());
     if let Some(draft) = &draft {
         draft.keep_body(&bytes);

@@ -227,8 +227,8 @@ pub fn app(gateway: Arc<Gateway>) -> App {
     App::new(gateway, router)
 }
 
-/// A proxy handler as an axum handler: the request id and caller come from the extensions the
-/// edge sets before it hands a request to the router.
+/// A proxy handler as an axum handler: the request id, the caller and what observes the request
+/// come from the extensions the edge sets before it hands a request to the router.
 fn routed<F, Fut>(
     handler: F,
 ) -> impl Fn(State<Arc<Gateway>>, Extension<RequestId>, Extension<Caller>, Request) -> Routed<Fut>
@@ -237,12 +237,17 @@ fn routed<F, Fut>(
 + Sync
 + 'static
 where
-    F: Fn(Arc<Gateway>, RequestId, Caller, Request) -> Fut + Copy + Send + Sync + 'static,
+    F: Fn(Arc<Gateway>, RequestId, Caller, Option<crate::edge::Observed>, Request) -> Fut
+        + Copy
+        + Send
+        + Sync
+        + 'static,
     Fut: Future<Output = crate::edge::Served> + Send + 'static,
 {
-    move |State(gateway), Extension(id), Extension(caller), request| {
+    move |State(gateway), Extension(id), Extension(caller), mut request: Request| {
         let into_response: fn(crate::edge::Served) -> Response = crate::edge::into_response;
-        handler(gateway, id, caller, request).map(into_response)
+        let observed = request.extensions_mut().remove::<crate::edge::Observed>();
+        handler(gateway, id, caller, observed, request).map(into_response)
     }
 }
 

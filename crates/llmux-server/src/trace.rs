@@ -214,7 +214,7 @@ impl Context {
     }
 
     /// The `traceparent` for a vendor request, noting `url` as the attempt's when recording.
-    pub fn outgoing(&self, url: &http::Uri) -> Option<HeaderValue> {
+    pub fn outgoing(&self, url: &http::Uri) -> Traceparent {
         let span = if self.recording {
             let mut attempt = self.attempt();
             attempt.url = Some(url.clone());
@@ -223,12 +223,12 @@ impl Context {
             self.span_id
         };
         // `00-{trace id}-{span id}-{flags}`, written into a fixed buffer (no `String` grown
-        // char by char) and checked once by `HeaderValue`.
+        // char by char), which the vendor request's head copies.
         let mut text = *b"00-00000000000000000000000000000000-0000000000000000-00";
         hex_into(&mut text[3..35], &self.trace_id);
         hex_into(&mut text[36..52], &span);
         hex_into(&mut text[53..55], &[self.flags]);
-        HeaderValue::from_bytes(&text).ok()
+        Traceparent(text)
     }
 
     /// Notes the facts of the current attempt's whole answer, read by the path that scanned
@@ -245,6 +245,24 @@ impl Context {
 
     fn attempt(&self) -> std::sync::MutexGuard<'_, Attempt> {
         self.attempt.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A `traceparent` header value: `00-`, the trace id, the span id and the flags in lowercase hex.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Traceparent([u8; 55]);
+
+impl Traceparent {
+    /// The value's bytes (visible ASCII, valid in a header).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The value as text.
+    #[cfg(test)]
+    pub fn as_str(&self) -> &str {
+        // Only hex digits and dashes are ever written into it.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
 
@@ -338,8 +356,10 @@ impl Draft {
             .zip(self.tracing.capture_content)
             .map(|(body, max)| capped(body, max));
         self.with(|f| {
-            // One buffer holds the request's spans: sized once for the usual two.
-            f.spans.reserve(SPANS_CAPACITY);
+            // One buffer holds the request's spans, taken at its first attempt.
+            if f.spans.capacity() == 0 {
+                f.spans = self.tracing.tracer.buffer();
+            }
             client_span(&mut f.spans, &attempt);
             f.provider = Some(provider(api));
             if let Some(answer) = answer_facts {
@@ -398,15 +418,13 @@ impl Draft {
             output_messages: facts.output.as_deref(),
         };
         let mut spans = std::mem::take(&mut facts.spans);
-        spans.reserve(SPANS_CAPACITY / 2);
+        if spans.capacity() == 0 {
+            spans = self.tracing.tracer.buffer();
+        }
         server_span(&mut spans, &trace);
         self.tracing.tracer.record(spans);
     }
 }
-
-/// The bytes of a request's spans, reserved at its first attempt: a server span and one
-/// attempt's client span take about 700 bytes at the benchmark's model and URL lengths.
-const SPANS_CAPACITY: usize = 1024;
 
 /// `gen_ai.operation.name` of a route.
 fn operation(route: &str) -> &'static str {
@@ -533,7 +551,7 @@ mod tests {
         let header = HeaderValue::from_static(VALID);
         let context = Context::at_request(Some(&header), None).unwrap();
         let uri = http::Uri::from_static("http://vendor/v1/chat/completions");
-        assert_eq!(context.outgoing(&uri).unwrap(), VALID);
+        assert_eq!(context.outgoing(&uri).as_str(), VALID);
         assert!(Context::at_request(None, None).is_none());
     }
 
@@ -543,8 +561,8 @@ mod tests {
         let context = Context::at_request(Some(&header), Some(&Sampler::default())).unwrap();
         let uri = http::Uri::from_static("http://vendor/v1/chat/completions");
         let first = context.begin_attempt();
-        let sent = context.outgoing(&uri).unwrap();
-        let sent = sent.to_str().unwrap();
+        let sent = context.outgoing(&uri);
+        let sent = sent.as_str();
         assert!(sent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
         assert!(sent.ends_with("-01"));
         let (_, span, _) = parse(sent.as_bytes()).unwrap();
@@ -585,8 +603,7 @@ mod tests {
     /// The trace flags vendors get in `traceparent`.
     fn flags_sent(context: &Context) -> String {
         let uri = http::Uri::from_static("http://vendor/v1/chat/completions");
-        let sent = context.outgoing(&uri).unwrap();
-        sent.to_str().unwrap()[53..].to_owned()
+        context.outgoing(&uri).as_str()[53..].to_owned()
     }
 
     #[test]
@@ -600,8 +617,8 @@ mod tests {
         let context = Context::at_request(Some(&unsampled), Some(&all)).unwrap();
         assert!(!context.recording);
         assert_eq!(
-            context.outgoing(&uri).unwrap(),
-            unsampled,
+            context.outgoing(&uri).as_bytes(),
+            unsampled.as_bytes(),
             "passed on as it came"
         );
         assert!(

@@ -150,7 +150,7 @@ impl Endpoint {
         } else {
             &self.json_headers
         };
-        let head = wire::request_head("POST", path_of(url), headers, Some(body.len()));
+        let head = wire::request_head("POST", path_of(url), headers, Some(body.len()), None);
         self.send(&head, body, self.timeouts.first_byte_ms).await
     }
 
@@ -158,29 +158,39 @@ impl Endpoint {
     /// (`anthropic-beta`, `anthropic-version`, `openai-beta`, the credential's
     /// `forward_headers`): each replaces our header of the same name, and the names that must
     /// never reach a vendor (auth, cookies, hop-by-hop, framing) are dropped here whatever the
-    /// caller passed.
+    /// caller passed. `traceparent` is the request's W3C trace context (its header value), in
+    /// place of any a client header carried.
     pub async fn post_json_with(
         &self,
         url: &Uri,
         body: &[u8],
         stream: bool,
         extra: &[(http::HeaderName, HeaderValue)],
+        traceparent: Option<&[u8]>,
     ) -> Result<Response, Error> {
-        if extra.is_empty() {
-            return self.post_json(url, body, stream).await;
-        }
         let headers = if stream {
             &self.stream_headers
         } else {
             &self.json_headers
         };
-        let head = wire::request_head_with("POST", path_of(url), headers, Some(body.len()), extra);
+        let length = Some(body.len());
+        let head = if extra.is_empty() {
+            wire::request_head("POST", path_of(url), headers, length, traceparent)
+        } else {
+            wire::request_head_with("POST", path_of(url), headers, length, extra, traceparent)
+        };
         self.send(&head, body, self.timeouts.first_byte_ms).await
     }
 
     /// The vendor's cheapest authenticated call (listing models): its status, or the failure.
     pub async fn probe(&self) -> Result<u16, Error> {
-        let head = wire::request_head("GET", path_of(&self.models_url), &self.probe_headers, None);
+        let head = wire::request_head(
+            "GET",
+            path_of(&self.models_url),
+            &self.probe_headers,
+            None,
+            None,
+        );
         let response = self
             .send(&head, &[], self.timeouts.first_byte_ms.min(10_000))
             .await?;

@@ -102,7 +102,7 @@ async fn forwarded_headers_replace_ours_and_never_carry_secrets_or_framing() {
         header("cookie", "session=1"),
     ];
     let response = endpoint
-        .post_json_with(&endpoint.messages_url, b"{}", false, &extra)
+        .post_json_with(&endpoint.messages_url, b"{}", false, &extra, None)
         .await
         .unwrap();
     assert_eq!(response.status(), 200);

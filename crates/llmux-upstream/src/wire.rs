@@ -37,19 +37,28 @@ impl std::fmt::Debug for HeaderLines {
     }
 }
 
-/// `METHOD path HTTP/1.1`, the prepared lines, `content-length` when there is a body.
+/// `METHOD path HTTP/1.1`, the prepared lines, the request's `traceparent` (its value) when it
+/// is traced, `content-length` when there is a body.
+///
+/// The `traceparent` is a line of its own, not one of the extra headers of
+/// [`request_head_with`]: the prepared lines never hold one (they are the credential's, the
+/// host, the agent and the content types), so it replaces nothing, and passing it as a header
+/// (a `HeaderValue` allocated, a list of headers built, filtered and searched for in the lines)
+/// cost about 1,000 instructions per traced request.
 pub(crate) fn request_head(
     method: &str,
     path_and_query: &str,
     lines: &HeaderLines,
     content_length: Option<usize>,
+    traceparent: Option<&[u8]>,
 ) -> Vec<u8> {
-    let mut head = Vec::with_capacity(method.len() + path_and_query.len() + lines.0.len() + 48);
+    let mut head = Vec::with_capacity(method.len() + path_and_query.len() + lines.0.len() + 128);
     head.extend_from_slice(method.as_bytes());
     head.push(b' ');
     head.extend_from_slice(path_and_query.as_bytes());
     head.extend_from_slice(b" HTTP/1.1\r\n");
     head.extend_from_slice(&lines.0);
+    push_traceparent(&mut head, traceparent);
     if let Some(length) = content_length {
         head.extend_from_slice(b"content-length: ");
         head.extend_from_slice(itoa::Buffer::new().format(length).as_bytes());
@@ -62,17 +71,20 @@ pub(crate) fn request_head(
 /// [`request_head`] with client headers forwarded after ours. A forwarded header replaces our
 /// line of the same name (the client's `anthropic-version`, or a listed `user-agent`); one that
 /// must never reach a vendor ([`llmux_config::refused_forward_header`]: credentials, cookies,
-/// hop-by-hop, framing) is skipped, whatever the caller passed.
+/// hop-by-hop, framing) is skipped, whatever the caller passed, and so is a client's
+/// `traceparent` when the request has its own.
 pub(crate) fn request_head_with(
     method: &str,
     path_and_query: &str,
     lines: &HeaderLines,
     content_length: Option<usize>,
     extra: &[(HeaderName, HeaderValue)],
+    traceparent: Option<&[u8]>,
 ) -> Vec<u8> {
     let extra: Vec<&(HeaderName, HeaderValue)> = extra
         .iter()
         .filter(|(name, _)| llmux_config::refused_forward_header(name.as_str()).is_none())
+        .filter(|(name, _)| traceparent.is_none() || name.as_str() != TRACEPARENT)
         .collect();
     let mut head = Vec::with_capacity(method.len() + path_and_query.len() + lines.0.len() + 256);
     head.extend_from_slice(method.as_bytes());
@@ -95,6 +107,7 @@ pub(crate) fn request_head_with(
     } else {
         head.extend_from_slice(&lines.0);
     }
+    push_traceparent(&mut head, traceparent);
     if let Some(length) = content_length {
         head.extend_from_slice(b"content-length: ");
         head.extend_from_slice(itoa::Buffer::new().format(length).as_bytes());
@@ -108,6 +121,18 @@ pub(crate) fn request_head_with(
     }
     head.extend_from_slice(b"\r\n");
     head
+}
+
+/// The W3C trace context header.
+const TRACEPARENT: &str = "traceparent";
+
+fn push_traceparent(head: &mut Vec<u8>, value: Option<&[u8]>) {
+    if let Some(value) = value {
+        head.extend_from_slice(TRACEPARENT.as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value);
+        head.extend_from_slice(b"\r\n");
+    }
 }
 
 /// Whether `lines` (`name: value\r\n` each) holds a line named exactly `name`.
@@ -398,7 +423,7 @@ mod tests {
         let lines = HeaderLines::new(&headers);
         let traceparent = HeaderName::from_static("traceparent");
         let head = |extra: &[(HeaderName, HeaderValue)]| {
-            String::from_utf8(request_head_with("POST", "/", &lines, Some(2), extra)).unwrap()
+            String::from_utf8(request_head_with("POST", "/", &lines, Some(2), extra, None)).unwrap()
         };
         let added = head(&[(traceparent.clone(), HeaderValue::from_static("00-a"))]);
         assert_eq!(
@@ -419,22 +444,64 @@ mod tests {
         assert!(!has_line(b"", "host"));
     }
 
+    /// The request's own `traceparent` follows the prepared lines, and a client's one among the
+    /// forwarded headers gives way to it.
+    #[test]
+    fn a_traced_request_carries_its_own_traceparent_once() {
+        let mut headers = HeaderMap::new();
+        headers.insert("host", HeaderValue::from_static("api.example.com"));
+        let lines = HeaderLines::new(&headers);
+        let ours = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let head =
+            String::from_utf8(request_head("POST", "/", &lines, Some(2), Some(ours))).unwrap();
+        assert_eq!(
+            head,
+            "POST / HTTP/1.1\r\nhost: api.example.com\r\ntraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\ncontent-length: 2\r\n\r\n"
+        );
+        let clients = [
+            (
+                HeaderName::from_static("traceparent"),
+                HeaderValue::from_static("00-client"),
+            ),
+            (
+                HeaderName::from_static("x-title"),
+                HeaderValue::from_static("app"),
+            ),
+        ];
+        let with = |traceparent| {
+            String::from_utf8(request_head_with(
+                "POST",
+                "/",
+                &lines,
+                Some(2),
+                &clients,
+                traceparent,
+            ))
+            .unwrap()
+        };
+        let traced = with(Some(&ours[..]));
+        assert_eq!(traced.matches("traceparent:").count(), 1, "{traced}");
+        assert!(traced.contains("traceparent: 00-4bf92f"));
+        assert!(traced.contains("x-title: app\r\n"));
+        assert!(with(None).contains("traceparent: 00-client\r\n"));
+    }
+
     #[test]
     fn writes_the_request_line_prepared_lines_and_length() {
         let mut headers = HeaderMap::new();
         headers.insert("host", HeaderValue::from_static("api.example.com"));
         headers.insert("authorization", HeaderValue::from_static("Bearer sk-x"));
         let lines = HeaderLines::new(&headers);
-        let head = request_head("POST", "/v1/chat/completions", &lines, Some(1234));
+        let head = request_head("POST", "/v1/chat/completions", &lines, Some(1234), None);
         assert_eq!(
             String::from_utf8(head).unwrap(),
             "POST /v1/chat/completions HTTP/1.1\r\nhost: api.example.com\r\nauthorization: Bearer sk-x\r\ncontent-length: 1234\r\n\r\n"
         );
-        let get = request_head("GET", "/v1/models", &lines, None);
+        let get = request_head("GET", "/v1/models", &lines, None, None);
         assert!(String::from_utf8(get).unwrap().ends_with("sk-x\r\n\r\n"));
         assert!(!format!("{lines:?}").contains("sk-x"));
         for n in [0, 7, 10, 9_876_543_210, usize::MAX] {
-            let head = String::from_utf8(request_head("POST", "/", &lines, Some(n))).unwrap();
+            let head = String::from_utf8(request_head("POST", "/", &lines, Some(n), None)).unwrap();
             assert!(
                 head.ends_with(&format!("content-length: {n}\r\n\r\n")),
                 "{head}"

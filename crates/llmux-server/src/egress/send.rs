@@ -174,23 +174,19 @@ pub async fn send_with(
     trace: Option<&crate::trace::Context>,
 ) -> Result<llmux_upstream::Response, ApiError> {
     // The request's `traceparent` (in place of any the client's headers carried).
-    let traced: Vec<(http::HeaderName, http::HeaderValue)>;
-    let extra = match trace.and_then(|t| t.outgoing(url)) {
-        Some(value) => {
-            traced = extra
-                .iter()
-                .filter(|(name, _)| *name != crate::trace::TRACEPARENT)
-                .cloned()
-                .chain(std::iter::once((crate::trace::TRACEPARENT, value)))
-                .collect();
-            &traced[..]
-        }
-        None => extra,
-    };
+    let traceparent = trace.map(|t| t.outgoing(url));
     let endpoint = snapshot.endpoint(target)?;
     let vendor = target.credential.vendor.as_str();
     let mut response = endpoint
-        .post_json_with(url, body, stream, extra)
+        .post_json_with(
+            url,
+            body,
+            stream,
+            extra,
+            traceparent
+                .as_ref()
+                .map(crate::trace::Traceparent::as_bytes),
+        )
         .await
         .map_err(|e| send_failure(&e, vendor))?;
     if response.status().is_success() {

@@ -24,7 +24,7 @@ use llmux_router::{Endpoint, Needs, Target};
 use serde_json::json;
 
 use crate::api_error::{ApiError, error_response, status_of};
-use crate::edge::{RequestId, Served};
+use crate::edge::{Observed, RequestId, Served};
 use crate::egress::answer as proxy;
 use crate::egress::send::ClientHeaders;
 use crate::governance::Caller;
@@ -111,14 +111,15 @@ pub async fn handle(
     gateway: Arc<Gateway>,
     request_id: RequestId,
     caller: Caller,
+    observed: Option<Observed>,
     request: Request,
 ) -> Served {
     match model_and_action(request.uri().path()) {
         Ok((_, Action::CountTokens)) => (count_tokens(gateway, request).await, None),
         Ok((_, Action::Embed | Action::BatchEmbed)) => {
-            pipeline::serve::<GeminiEmbed>(gateway, request_id, caller, request).await
+            pipeline::serve::<GeminiEmbed>(gateway, request_id, caller, observed, request).await
         }
-        Ok(_) => pipeline::serve::<Gemini>(gateway, request_id, caller, request).await,
+        Ok(_) => pipeline::serve::<Gemini>(gateway, request_id, caller, observed, request).await,
         Err(error) => (google_error(error), None),
     }
 }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crossbeam_queue::ArrayQueue;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{Notify, mpsc};
@@ -16,6 +17,15 @@ const QUEUE: usize = 4096;
 /// and 500 and again from 256 and 250, each took about 1 MiB off the RSS under load at the same
 /// instructions per request; BENCHMARKS.md).
 const BATCH: usize = 128;
+/// A new span buffer's capacity: a server span and one attempt's client span take about 700
+/// bytes at the benchmark's model and URL lengths.
+const SPAN_BUFFER: usize = 1024;
+/// Buffers the export task hands back for reuse (two batches' worth), and the largest one it
+/// keeps: a request's spans are written into a buffer an earlier request's export emptied, so
+/// the allocator does not free a batch of them at once on the export task and allocate them
+/// again one by one on the requests (~600 instructions per traced request; BENCHMARKS.md).
+const SPARE_BUFFERS: usize = 2 * BATCH;
+const SPARE_MAX_CAPACITY: usize = 4 * SPAN_BUFFER;
 /// How long the first trace of a batch waits for others.
 const LINGER: Duration = Duration::from_millis(200);
 /// One export's deadline: a slow collector delays the next batch, never a request.
@@ -103,6 +113,8 @@ impl Exporter {
 #[derive(Clone)]
 pub struct Tracer {
     queue: mpsc::Sender<Vec<u8>>,
+    /// Emptied span buffers, refilled by the export task.
+    spare: Arc<ArrayQueue<Vec<u8>>>,
     dropped: Counter,
     stop: Arc<Notify>,
 }
@@ -133,8 +145,10 @@ impl Tracer {
         let client = client.build().map_err(|e| format!("OTLP client: {e}"))?;
         let (queue, receiver) = mpsc::channel(QUEUE);
         let stop = Arc::new(Notify::new());
+        let spare = Arc::new(ArrayQueue::new(SPARE_BUFFERS));
         let tracer = Self {
             queue,
+            spare: Arc::clone(&spare),
             dropped: dropped.clone(),
             stop: Arc::clone(&stop),
         };
@@ -150,8 +164,16 @@ impl Tracer {
             },
             receiver,
             stop,
+            spare,
         );
         Ok((tracer, task))
+    }
+
+    /// An empty buffer for one request's spans: one an earlier export emptied, else a new one.
+    pub fn buffer(&self) -> Vec<u8> {
+        self.spare
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(SPAN_BUFFER))
     }
 
     /// Hands one request's spans (written with [`super::server_span`] and
@@ -170,7 +192,12 @@ impl Tracer {
 
 /// Takes what is queued (up to a batch) after each wake-up and exports it: under load, traces
 /// gather in the queue while the previous batch is on its way, so batches grow with the rate.
-async fn run(mut sender: Sender, mut receiver: mpsc::Receiver<Vec<u8>>, stop: Arc<Notify>) {
+async fn run(
+    mut sender: Sender,
+    mut receiver: mpsc::Receiver<Vec<u8>>,
+    stop: Arc<Notify>,
+    spare: Arc<ArrayQueue<Vec<u8>>>,
+) {
     let mut batch = Vec::with_capacity(BATCH);
     loop {
         let mut stopping = tokio::select! {
@@ -199,7 +226,20 @@ async fn run(mut sender: Sender, mut receiver: mpsc::Receiver<Vec<u8>>, stop: Ar
             return;
         }
         sender.export(&batch).await;
-        batch.clear();
+        give_back(&mut batch, &spare);
+    }
+}
+
+/// Empties the exported `batch` into `spare` for the next requests (a full pool or an unusually
+/// large buffer lets the rest go).
+fn give_back(batch: &mut Vec<Vec<u8>>, spare: &ArrayQueue<Vec<u8>>) {
+    for mut buffer in batch.drain(..) {
+        if buffer.capacity() <= SPARE_MAX_CAPACITY {
+            buffer.clear();
+            if spare.push(buffer).is_err() {
+                break;
+            }
+        }
     }
 }
 
@@ -307,4 +347,46 @@ fn without_url(error: &reqwest::Error) -> String {
         text = text.replace(url.as_str(), "");
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exported_buffers_come_back_empty_up_to_the_pool_size() {
+        let spare = ArrayQueue::new(2);
+        let mut batch = vec![
+            b"first".to_vec(),
+            Vec::with_capacity(SPARE_MAX_CAPACITY + 1),
+            b"second".to_vec(),
+            b"third".to_vec(),
+        ];
+        give_back(&mut batch, &spare);
+        assert!(batch.is_empty());
+        assert_eq!(
+            spare.len(),
+            2,
+            "the oversized buffer and the one past the pool are freed"
+        );
+        while let Some(buffer) = spare.pop() {
+            assert!(buffer.is_empty());
+            assert!(buffer.capacity() <= SPARE_MAX_CAPACITY);
+        }
+    }
+
+    #[test]
+    fn a_request_gets_a_given_back_buffer_before_a_new_one() {
+        let exporter = Exporter {
+            endpoint: "http://127.0.0.1:4318".into(),
+            protocol: Protocol::HttpProtobuf,
+            headers: Vec::new(),
+            service_name: "llmux".into(),
+        };
+        let (tracer, _task) = Tracer::start(&exporter, Counter::default()).unwrap();
+        let mut batch = vec![Vec::with_capacity(3000)];
+        give_back(&mut batch, &tracer.spare);
+        assert_eq!(tracer.buffer().capacity(), 3000);
+        assert_eq!(tracer.buffer().capacity(), SPAN_BUFFER);
+    }
 }
