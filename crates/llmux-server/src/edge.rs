@@ -160,12 +160,15 @@ async fn edge(
     peer: Option<std::net::SocketAddr>,
 ) -> Response {
     let started = Instant::now();
+    // The wall clock is read once for a request that needs it: its new id carries the time,
+    // and so does its record.
+    let mut arrived_ms = None;
     let id = request
         .headers()
         .get(&REQUEST_ID)
         .filter(|v| is_sane_id(v.as_bytes()))
         .cloned()
-        .unwrap_or_else(new_id);
+        .unwrap_or_else(|| new_id_at(*arrived_ms.insert(crate::clock::unix_millis())));
     let method = request.method().clone();
     let found = routes::lookup(request.uri().path());
     let route = found.map_or("other", |r| r.label);
@@ -201,7 +204,11 @@ async fn edge(
     let trace_draft = tracing
         .zip(trace.as_ref().filter(|context| context.recording))
         .map(|(tracing, context)| {
-            crate::trace::Draft::start(tracing.clone(), Arc::clone(context), route)
+            Box::new(crate::trace::Draft::start(
+                tracing.clone(),
+                Arc::clone(context),
+                route,
+            ))
         });
     let draft = (log.is_some() || trace_draft.is_some()).then(|| {
         let user_agent = request
@@ -211,6 +218,10 @@ async fn edge(
         Draft::start(
             log,
             trace_draft,
+            (
+                arrived_ms.unwrap_or_else(crate::clock::unix_millis),
+                started,
+            ),
             id.to_str().unwrap_or("-"),
             route,
             peer,
@@ -272,13 +283,11 @@ async fn edge(
     if let Some(draft) = &draft {
         let outcome = outcome.as_ref();
         let status = response.status().as_u16();
+        if let Some(o) = outcome {
+            draft.routed(&o.series, o.upstream_model());
+        }
         draft.with(|record| {
             record.status = status;
-            if let Some(o) = outcome {
-                record.vendor = Some(o.series.vendor().to_owned());
-                record.credential = Some(o.series.credential().to_owned());
-                record.upstream_model = Some(o.upstream_model().to_owned());
-            }
             if status >= 400 && record.error_kind.is_none() {
                 record.error_kind = Some(std::borrow::Cow::Borrowed(status_class(status)));
             }
@@ -504,10 +513,6 @@ fn is_sane_id(bytes: &[u8]) -> bool {
 /// its end like its time key, where random ids landed all over it (a B-tree page split and
 /// rebalance per record, half of SQLite's cost of a log row). 48 random bits keep ids of the
 /// same millisecond apart.
-fn new_id() -> HeaderValue {
-    new_id_at(crate::clock::unix_millis())
-}
-
 fn new_id_at(unix_millis: u64) -> HeaderValue {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut id = *b"req_000000000000000000000000";
@@ -653,8 +658,8 @@ mod tests {
 
     #[test]
     fn new_ids_are_24_hex_digits() {
-        let a = new_id();
-        let b = new_id();
+        let a = new_id_at(crate::clock::unix_millis());
+        let b = new_id_at(crate::clock::unix_millis());
         assert_ne!(a, b);
         for id in [a, b] {
             let id = id.to_str().unwrap();

@@ -724,7 +724,10 @@ where
         model: target.upstream_model,
         api: target.credential.api,
         started: std::time::Instant::now(),
-        span: draft.trace.as_ref().map(crate::trace::Draft::begin_attempt),
+        span: draft
+            .trace
+            .as_deref()
+            .map(crate::trace::Draft::begin_attempt),
         ended: false,
     };
     let outcome = start().await;

@@ -49,10 +49,14 @@ impl std::fmt::Debug for LogSink {
 pub struct Draft {
     record: Mutex<Option<RequestRecord>>,
     started: Instant,
-    /// The request log, when on.
-    sink: Option<LogSink>,
-    /// The trace, when tracing is on.
-    pub trace: Option<crate::trace::Draft>,
+    /// Which bodies the request log keeps, when it is on. The log itself is the gateway's,
+    /// reached when the record is finished (a clone of the sink per request was a handful of
+    /// reference counts taken and dropped).
+    bodies: Option<(LogBodies, usize)>,
+    /// The trace, when tracing is on (boxed: with the log alone, the draft stays small to move).
+    pub trace: Option<Box<crate::trace::Draft>>,
+    /// The series the request was answered through, for its price.
+    routed: Mutex<Option<Arc<crate::series::Series>>>,
     /// The request body, kept until the status says whether it is wanted.
     body: Mutex<Option<bytes::Bytes>>,
     /// Tokens the vendor reported, for the cost at the end.
@@ -60,16 +64,18 @@ pub struct Draft {
 }
 
 impl Draft {
-    /// A record for a request that started now, for the log (`sink`) and/or a `trace`.
+    /// A record for a request that arrived at (Unix ms, `Instant`), for the log (`sink`)
+    /// and/or a `trace`.
     pub fn start(
         sink: Option<&LogSink>,
-        trace: Option<crate::trace::Draft>,
+        trace: Option<Box<crate::trace::Draft>>,
+        (arrived_unix_ms, started): (u64, Instant),
         request_id: &str,
         route: &'static str,
         client_addr: Option<std::net::SocketAddr>,
         user_agent: Option<&str>,
     ) -> Arc<Self> {
-        let time_ms = i64::try_from(crate::clock::unix_millis()).unwrap_or(i64::MAX);
+        let time_ms = i64::try_from(arrived_unix_ms).unwrap_or(i64::MAX);
         // The client's address and agent are the log's, not the trace's.
         let logs = sink.is_some();
         let record = RequestRecord {
@@ -86,9 +92,10 @@ impl Draft {
         };
         Arc::new(Self {
             record: Mutex::new(Some(record)),
-            started: Instant::now(),
-            sink: sink.cloned(),
+            started,
+            bodies: sink.map(|sink| (sink.bodies, sink.max_body_bytes)),
             trace,
+            routed: Mutex::new(None),
             body: Mutex::new(None),
             usage: Mutex::new(None),
         })
@@ -109,9 +116,8 @@ impl Draft {
     /// Keeps the request body when `log.bodies` or content capture may want it.
     pub fn keep_body(&self, body: &bytes::Bytes) {
         let log = self
-            .sink
-            .as_ref()
-            .is_some_and(|s| s.bodies != LogBodies::None);
+            .bodies
+            .is_some_and(|(bodies, _)| bodies != LogBodies::None);
         let capture = self
             .trace
             .as_ref()
@@ -124,7 +130,18 @@ impl Draft {
     /// Whether the request log is on for this request (otherwise the record only feeds its
     /// trace, which needs no attempt entries, client address or user agent).
     pub fn logs(&self) -> bool {
-        self.sink.is_some()
+        self.bodies.is_some()
+    }
+
+    /// The request was answered through `series`: its vendor, credential and vendor model go
+    /// into the record, and its price is the one looked up once for the series.
+    pub fn routed(&self, series: &Arc<crate::series::Series>, upstream_model: &str) {
+        self.with(|record| {
+            record.vendor = Some(series.vendor().to_owned());
+            record.credential = Some(series.credential().to_owned());
+            record.upstream_model = Some(upstream_model.to_owned());
+        });
+        *self.routed.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(series));
     }
 
     /// One attempt on a combination.
@@ -138,9 +155,9 @@ impl Draft {
             Some((model.to_owned(), usage));
     }
 
-    /// Completes the record (total time, tokens, cost, body) and hands it to the writer; later
-    /// calls do nothing.
-    pub fn finish(&self, pricing: &llmux_config::Pricing) {
+    /// Completes the record (total time, tokens, cost, body) and hands it to `gateway`'s log
+    /// writer; later calls do nothing.
+    pub fn finish(&self, gateway: &crate::state::Gateway) {
         let Some(mut record) = self
             .record
             .lock()
@@ -160,7 +177,16 @@ impl Draft {
             record.output_tokens = Some(usage.output_tokens);
             record.cached_tokens = usage.cached_input_tokens;
             record.reasoning_tokens = usage.reasoning_tokens;
-            record.cost_usd = pricing.cost(&model, &usage);
+            let routed = self
+                .routed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            record.cost_usd = match routed.as_ref().and_then(|s| s.price_of(&model)) {
+                // The series' upstream model: its price was looked up once.
+                Some(price) => price.map(|price| price.cost(&usage)),
+                None => gateway.snapshot.load().config.pricing.cost(&model, &usage),
+            };
         }
         let failed = record.status >= 400 || record.error_kind.is_some();
         let body = self
@@ -171,7 +197,7 @@ impl Draft {
         if let Some(trace) = &self.trace {
             trace.finish(&record, body.as_ref());
         }
-        let Some(sink) = &self.sink else {
+        let Some(sink) = self.bodies.and(gateway.request_log.get()) else {
             return;
         };
         let keep = match sink.bodies {
@@ -183,7 +209,10 @@ impl Draft {
             record.request_body = Some(redacted_body(&body, sink.max_body_bytes));
         }
         sink.traffic.record(&crate::traffic::Sample {
-            now_ms: crate::clock::unix_millis(),
+            // When it ended, without reading the clock again.
+            now_ms: u64::try_from(record.time_ms)
+                .unwrap_or(0)
+                .saturating_add(u64::from(record.total_ms)),
             failed,
             vendor: record.vendor.as_deref(),
             model: &record.requested_model,
@@ -214,8 +243,7 @@ impl Finish {
 
 impl Drop for Finish {
     fn drop(&mut self) {
-        self.draft
-            .finish(&self.gateway.snapshot.load().config.pricing);
+        self.draft.finish(&self.gateway);
     }
 }
 

@@ -149,6 +149,13 @@ impl Series {
         self.upstream_model.as_deref()
     }
 
+    /// The price of `model` when it is this slot's fixed upstream model (`Some(None)`: it has
+    /// no price); `None` when the slot cannot say (a passed-through model, or another one).
+    pub fn price_of(&self, model: &str) -> Option<Option<llmux_config::Price>> {
+        (self.upstream_model.as_deref() == Some(model))
+            .then(|| self.cost.as_ref().map(|(price, _)| *price))
+    }
+
     /// `llmux_selections_total`: the router chose this slot for an attempt.
     pub fn count_selection(&self, metrics: &Metrics) {
         self.selections
