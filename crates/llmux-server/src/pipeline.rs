@@ -506,7 +506,7 @@ async fn run<I: Crossing>(
             settle: &settle,
         };
         let result = attempts::run(&gateway, &snapshot, candidates, &admitted, |target| {
-            logged(draft_ref, target, move || {
+            logged(draft_ref, &snapshot, target, move || {
                 attempt::<I>(request, call_ref, target)
             })
         })
@@ -652,6 +652,7 @@ fn respond(
 /// copied into this one's state and again where it is awaited, ~600 instructions per attempt.
 async fn logged<F>(
     draft: Option<&crate::request_log::Draft>,
+    snapshot: &Snapshot,
     target: Target<'_>,
     start: impl FnOnce() -> F,
 ) -> Result<Answer, Failure>
@@ -664,10 +665,9 @@ where
     /// The attempt while it runs; it ends once, when the attempt returns or is dropped.
     struct Record<'d, 't> {
         draft: &'d crate::request_log::Draft,
-        vendor: &'t str,
-        credential: &'t str,
-        model: &'t str,
-        api: llmux_config::Api,
+        /// The attempt's slot: the log's entry shares its series' names.
+        snapshot: &'t Snapshot,
+        target: Target<'t>,
         started: std::time::Instant,
         /// The attempt's span (id, start) when its trace is recorded.
         span: Option<(llmux_telemetry::otlp::SpanId, u64)>,
@@ -676,7 +676,7 @@ where
     impl Record<'_, '_> {
         /// Ends the attempt with `status` (llmux's), the vendor's status when one arrived, the
         /// failure's label and the whole JSON answer, when there was one: its span and, when
-        /// the log is on, its entry (the strings are copied only for the log).
+        /// the log is on, its entry (with the names its series shares).
         fn end(
             &mut self,
             status: u16,
@@ -688,23 +688,26 @@ where
                 return;
             }
             let duration_ms = u32::try_from(self.started.elapsed().as_millis()).unwrap_or(u32::MAX);
+            let target = &self.target;
             if let (Some(trace), Some(span)) = (&self.draft.trace, self.span) {
                 trace.end_attempt(
                     span,
-                    self.api,
-                    self.vendor,
-                    self.credential,
-                    self.model,
+                    target.credential.api,
+                    &target.credential.vendor,
+                    &target.credential.name,
+                    target.upstream_model,
                     vendor_status,
                     error.as_deref(),
                     answer,
                 );
             }
             if self.draft.logs() {
+                let [vendor, credential, model] =
+                    crate::series::of(self.snapshot, target).names(target.upstream_model);
                 self.draft.attempt(llmux_store::AttemptRecord {
-                    vendor: self.vendor.to_owned(),
-                    credential: self.credential.to_owned(),
-                    model: self.model.to_owned(),
+                    vendor,
+                    credential,
+                    model,
                     status,
                     duration_ms,
                     error,
@@ -719,10 +722,8 @@ where
     }
     let mut record = Record {
         draft,
-        vendor: &target.credential.vendor,
-        credential: &target.credential.name,
-        model: target.upstream_model,
-        api: target.credential.api,
+        snapshot,
+        target,
         started: std::time::Instant::now(),
         span: draft
             .trace

@@ -136,10 +136,11 @@ impl Draft {
     /// The request was answered through `series`: its vendor, credential and vendor model go
     /// into the record, and its price is the one looked up once for the series.
     pub fn routed(&self, series: &Arc<crate::series::Series>, upstream_model: &str) {
+        let [vendor, credential, model] = series.names(upstream_model);
         self.with(|record| {
-            record.vendor = Some(series.vendor().to_owned());
-            record.credential = Some(series.credential().to_owned());
-            record.upstream_model = Some(upstream_model.to_owned());
+            record.vendor = Some(vendor);
+            record.credential = Some(credential);
+            record.upstream_model = Some(model);
         });
         *self.routed.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(series));
     }

@@ -41,13 +41,14 @@ pub struct SeriesTable {
 /// same series as it would without this cache).
 #[derive(Debug)]
 pub struct Series {
-    /// The labels: vendor, credential name and public model name.
-    vendor: String,
-    credential: String,
+    /// The labels: vendor, credential name and public model name. The first two are shared
+    /// with the request log's records (`Arc<str>`), which name them per request.
+    vendor: Arc<str>,
+    credential: Arc<str>,
     model: String,
     /// The vendor's model name, fixed for a combination's slot (`None` for a passed-through
     /// model, which varies per request).
-    upstream_model: Option<String>,
+    upstream_model: Option<Arc<str>>,
     selections: OnceLock<Counter>,
     upstream_duration: OnceLock<Histogram>,
     input_tokens: OnceLock<Counter>,
@@ -102,10 +103,10 @@ impl Series {
             .combination
             .and_then(|_| snapshot.config.pricing.price(target.upstream_model));
         Self {
-            vendor: target.credential.vendor.clone(),
-            credential: target.credential.name.clone(),
+            vendor: target.credential.vendor.as_str().into(),
+            credential: target.credential.name.as_str().into(),
             model: target.public_name.to_owned(),
-            upstream_model: target.combination.map(|_| target.upstream_model.to_owned()),
+            upstream_model: target.combination.map(|_| target.upstream_model.into()),
             selections: OnceLock::new(),
             upstream_duration: OnceLock::new(),
             input_tokens: OnceLock::new(),
@@ -149,6 +150,19 @@ impl Series {
         self.upstream_model.as_deref()
     }
 
+    /// The shared names a log record keeps: vendor, credential and the vendor's model, which
+    /// is `upstream_model` when the slot does not fix it (a passed-through model, copied).
+    pub fn names(&self, upstream_model: &str) -> [Arc<str>; 3] {
+        [
+            Arc::clone(&self.vendor),
+            Arc::clone(&self.credential),
+            match &self.upstream_model {
+                Some(fixed) if **fixed == *upstream_model => Arc::clone(fixed),
+                _ => upstream_model.into(),
+            },
+        ]
+    }
+
     /// The price of `model` when it is this slot's fixed upstream model (`Some(None)`: it has
     /// no price); `None` when the slot cannot say (a passed-through model, or another one).
     pub fn price_of(&self, model: &str) -> Option<Option<llmux_config::Price>> {
@@ -163,8 +177,8 @@ impl Series {
                 metrics
                     .selections
                     .get_or_create(&SelectionLabels {
-                        vendor: self.vendor.clone(),
-                        credential: self.credential.clone(),
+                        vendor: self.vendor.to_string(),
+                        credential: self.credential.to_string(),
                         model: self.model.clone(),
                     })
                     .clone()
@@ -179,7 +193,7 @@ impl Series {
                 metrics
                     .upstream_duration
                     .get_or_create(&UpstreamLabels {
-                        vendor: self.vendor.clone(),
+                        vendor: self.vendor.to_string(),
                         model: self.model.clone(),
                     })
                     .clone()
@@ -196,7 +210,7 @@ impl Series {
 
     fn upstream_labels(&self) -> UpstreamLabels {
         UpstreamLabels {
-            vendor: self.vendor.clone(),
+            vendor: self.vendor.to_string(),
             model: self.model.clone(),
         }
     }
@@ -222,7 +236,7 @@ impl Series {
                 metrics
                     .tokens
                     .get_or_create(&TokenLabels {
-                        vendor: self.vendor.clone(),
+                        vendor: self.vendor.to_string(),
                         model: self.model.clone(),
                         direction,
                     })
@@ -256,7 +270,7 @@ impl Series {
     pub fn count_request(&self, metrics: &Metrics, route: &'static str, status: u16) {
         let labels = || RequestLabels {
             route,
-            vendor: self.vendor.clone(),
+            vendor: self.vendor.to_string(),
             model: self.model.clone(),
             status,
         };

@@ -231,7 +231,7 @@ pub fn answer_hit<I: Ingress>(
     };
     if let Some(draft) = draft {
         draft.with(|record| {
-            record.vendor = Some("cache".to_owned());
+            record.vendor = Some("cache".into());
             record.ttfb_ms = Some(0);
         });
     }

@@ -16,6 +16,7 @@
 //! Everything read is checked: a damaged blob is an error for its batch, never a panic.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use super::record::{USER_AGENT_CAP, capped};
 use super::sql::clamp_time;
@@ -170,11 +171,11 @@ fn pack_record(r: &RequestRecord, out: &mut Vec<u8>) {
     put_uint(out, u64::from(r.total_ms));
     put_str(out, &r.client_addr);
     for text in [
-        &r.key_id,
-        &r.key_name,
-        &r.vendor,
-        &r.credential,
-        &r.upstream_model,
+        r.key_id.as_deref(),
+        r.key_name.as_deref(),
+        r.vendor.as_deref(),
+        r.credential.as_deref(),
+        r.upstream_model.as_deref(),
     ]
     .into_iter()
     .flatten()
@@ -269,9 +270,9 @@ impl<'a> Reader<'a> {
         let client_addr = self.string()?;
         let key_id = self.string_if(has(KEY_ID))?;
         let key_name = self.string_if(has(KEY_NAME))?;
-        let vendor = self.string_if(has(VENDOR))?;
-        let credential = self.string_if(has(CREDENTIAL))?;
-        let upstream_model = self.string_if(has(UPSTREAM_MODEL))?;
+        let vendor = self.string_if(has(VENDOR))?.map(Arc::from);
+        let credential = self.string_if(has(CREDENTIAL))?.map(Arc::from);
+        let upstream_model = self.string_if(has(UPSTREAM_MODEL))?.map(Arc::from);
         let error_kind = self.string_if(has(ERROR_KIND))?.map(Cow::Owned);
         let ttfb_ms = has(TTFB).then(|| self.narrow("ttfb_ms")).transpose()?;
         let input_tokens = self.uint_if(has(INPUT_TOKENS))?;
@@ -294,9 +295,9 @@ impl<'a> Reader<'a> {
         let mut attempts = Vec::with_capacity(attempt_count as usize);
         for _ in 0..attempt_count {
             attempts.push(AttemptRecord {
-                vendor: self.string()?,
-                credential: self.string()?,
-                model: self.string()?,
+                vendor: self.string()?.into(),
+                credential: self.string()?.into(),
+                model: self.string()?.into(),
                 status: self.narrow("attempt status")?,
                 duration_ms: self.narrow("attempt duration")?,
                 error: match self.byte()? {

@@ -1,6 +1,7 @@
 //! The request-log record: one per client request, with its attempts.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -29,12 +30,13 @@ pub struct RequestRecord {
     pub ingress: Cow<'static, str>,
     /// The model name the client asked for.
     pub requested_model: String,
-    /// The vendor of the last attempt; `None` when no attempt was made.
-    pub vendor: Option<String>,
+    /// The vendor of the last attempt; `None` when no attempt was made. Names are shared
+    /// with the gateway's routing table (`Arc<str>`), not copied per request.
+    pub vendor: Option<Arc<str>>,
     /// The credential name of the last attempt; `None` when no attempt was made.
-    pub credential: Option<String>,
+    pub credential: Option<Arc<str>>,
     /// The vendor's model of the last attempt; `None` when no attempt was made.
-    pub upstream_model: Option<String>,
+    pub upstream_model: Option<Arc<str>>,
     /// The HTTP status returned to the client.
     pub status: u16,
     /// The error kind when the request failed (or a stream broke after its head was sent).
@@ -109,12 +111,12 @@ impl RequestRecord {
 /// One upstream call made for a request: a combination (credential × model) and its outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttemptRecord {
-    /// The credential's vendor (its platform).
-    pub vendor: String,
+    /// The credential's vendor (its platform); names are shared, as the record's are.
+    pub vendor: Arc<str>,
     /// The credential name.
-    pub credential: String,
+    pub credential: Arc<str>,
     /// The vendor's model name.
-    pub model: String,
+    pub model: Arc<str>,
     /// The vendor's HTTP status, or 0 when no response head arrived.
     pub status: u16,
     /// How long the attempt took.

@@ -375,9 +375,18 @@ where
         key_name: row.try_get("key_name").map_err(err)?,
         ingress: Cow::Owned(row.try_get("ingress").map_err(err)?),
         requested_model: row.try_get("requested_model").map_err(err)?,
-        vendor: row.try_get("vendor").map_err(err)?,
-        credential: row.try_get("credential").map_err(err)?,
-        upstream_model: row.try_get("upstream_model").map_err(err)?,
+        vendor: row
+            .try_get::<Option<String>, _>("vendor")
+            .map_err(err)?
+            .map(Into::into),
+        credential: row
+            .try_get::<Option<String>, _>("credential")
+            .map_err(err)?
+            .map(Into::into),
+        upstream_model: row
+            .try_get::<Option<String>, _>("upstream_model")
+            .map_err(err)?
+            .map(Into::into),
         status: u16::try_from(status).map_err(|_| invalid("status"))?,
         error_kind: row
             .try_get::<Option<String>, _>("error_kind")
