@@ -687,8 +687,12 @@ where
             if std::mem::replace(&mut self.ended, true) {
                 return;
             }
-            let duration_ms = u32::try_from(self.started.elapsed().as_millis()).unwrap_or(u32::MAX);
             let target = &self.target;
+            let logs = self.draft.logs();
+            if !logs && self.span.is_none() {
+                return;
+            }
+            let series = crate::series::of(self.snapshot, target);
             if let (Some(trace), Some(span)) = (&self.draft.trace, self.span) {
                 trace.end_attempt(
                     span,
@@ -696,14 +700,16 @@ where
                     &target.credential.vendor,
                     &target.credential.name,
                     target.upstream_model,
+                    &series,
                     vendor_status,
                     error.as_deref(),
                     answer,
                 );
             }
-            if self.draft.logs() {
-                let [vendor, credential, model] =
-                    crate::series::of(self.snapshot, target).names(target.upstream_model);
+            if logs {
+                let duration_ms =
+                    u32::try_from(self.started.elapsed().as_millis()).unwrap_or(u32::MAX);
+                let [vendor, credential, model] = series.names(target.upstream_model);
                 self.draft.attempt(llmux_store::AttemptRecord {
                     vendor,
                     credential,

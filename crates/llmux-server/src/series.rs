@@ -64,6 +64,27 @@ pub struct Series {
     overhead: [OnceLock<Histogram>; ROUTES.len()],
     /// The routing response headers' values, built once.
     headers: HeaderValues,
+    /// An attempt span's fixed attributes for the URL this slot first sent to, encoded once
+    /// when tracing is on (a slot sends to one URL, or to two for Gemini's stream and
+    /// non-stream; the other one's are encoded per attempt).
+    client_span: OnceLock<ClientSpanAttributes>,
+}
+
+/// [`Series::client_span_attributes`]'s URL (scheme, authority, path) and encoded attributes.
+#[derive(Debug)]
+struct ClientSpanAttributes {
+    url: [String; 3],
+    encoded: Box<[u8]>,
+}
+
+/// A URL's scheme, authority and path with query.
+fn url_parts(url: &http::Uri) -> [&str; 3] {
+    [
+        url.scheme_str().unwrap_or(""),
+        url.authority().map_or("", http::uri::Authority::as_str),
+        url.path_and_query()
+            .map_or("", http::uri::PathAndQuery::as_str),
+    ]
 }
 
 /// Values of the `x-llmux-vendor`, `x-llmux-model` and `x-llmux-credential` response headers
@@ -122,7 +143,25 @@ impl Series {
                     .and_then(|_| HeaderValue::from_str(target.upstream_model).ok()),
                 credential: HeaderValue::from_str(&target.credential.name).ok(),
             },
+            client_span: OnceLock::new(),
         }
+    }
+
+    /// The fixed attributes of an attempt span sent to `url` from this slot, encoded by
+    /// `encode` the first time; `None` for a passed-through model (its model varies) or a URL
+    /// other than the first one.
+    pub fn client_span_attributes(
+        &self,
+        url: &http::Uri,
+        encode: impl FnOnce() -> Vec<u8>,
+    ) -> Option<&[u8]> {
+        self.upstream_model.as_ref()?;
+        let parts = url_parts(url);
+        let kept = self.client_span.get_or_init(|| ClientSpanAttributes {
+            url: parts.map(str::to_owned),
+            encoded: encode().into_boxed_slice(),
+        });
+        (kept.url == parts).then_some(&*kept.encoded)
     }
 
     /// The routing response headers' prepared values.

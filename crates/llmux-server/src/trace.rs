@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use http::{HeaderName, HeaderValue};
 use llmux_config::Api;
 use llmux_telemetry::otlp::{
-    AttemptTrace, RequestTrace, SpanId, TraceId, Tracer, client_span, server_span,
+    AttemptTrace, RequestTrace, SpanId, TraceId, Tracer, client_span, client_span_attributes,
+    server_span,
 };
 
 pub(crate) mod facts;
@@ -322,8 +323,8 @@ impl Draft {
         (self.context.begin_attempt(), unix_nanos())
     }
 
-    /// An attempt ended with `status` (the vendor's HTTP status, when one arrived) or `error`;
-    /// `answer` is its whole JSON answer, when it had one.
+    /// An attempt through `series` ended with `status` (the vendor's HTTP status, when one
+    /// arrived) or `error`; `answer` is its whole JSON answer, when it had one.
     #[allow(clippy::too_many_arguments)]
     pub fn end_attempt(
         &self,
@@ -332,12 +333,13 @@ impl Draft {
         vendor: &str,
         credential: &str,
         model: &str,
+        series: &crate::series::Series,
         status: Option<u16>,
         error: Option<&str>,
         answer: Option<&[u8]>,
     ) {
         let (url, noted) = self.context.take_noted();
-        let attempt = AttemptTrace {
+        let mut attempt = AttemptTrace {
             trace_id: self.context.trace_id,
             parent_span_id: self.context.span_id,
             span_id,
@@ -350,7 +352,12 @@ impl Draft {
             url: url.as_ref(),
             status,
             error_type: error,
+            fixed: None,
         };
+        // The attributes fixed for the slot and URL are encoded once per slot.
+        attempt.fixed = url.as_ref().and_then(|url| {
+            series.client_span_attributes(url, || client_span_attributes(&attempt))
+        });
         let answer_facts = noted.or_else(|| answer.map(facts::AnswerFacts::scan));
         let output = answer
             .zip(self.tracing.capture_content)

@@ -78,7 +78,6 @@ fn server_span_fields(out: &mut Vec<u8>, trace: &RequestTrace<'_>) {
     varint(out, 6, KIND_SERVER);
     times(out, trace.start_unix_nanos, trace.end_unix_nanos);
 
-    const ATTRIBUTES: u32 = 9;
     string_attribute(out, ATTRIBUTES, "gen_ai.operation.name", trace.operation);
     string_attribute(out, ATTRIBUTES, "gen_ai.request.model", trace.request_model);
     string_attribute(out, ATTRIBUTES, "llmux.route", trace.route);
@@ -156,7 +155,38 @@ fn client_span_fields(out: &mut Vec<u8>, attempt: &AttemptTrace<'_>) {
     varint(out, 6, KIND_CLIENT);
     times(out, attempt.start_unix_nanos, attempt.end_unix_nanos);
 
-    const ATTRIBUTES: u32 = 9;
+    match attempt.fixed {
+        Some(fixed) => out.extend_from_slice(fixed),
+        None => fixed_attributes(out, attempt),
+    }
+    if let Some(code) = attempt.status {
+        int_attribute(
+            out,
+            ATTRIBUTES,
+            "http.response.status_code",
+            u64::from(code),
+        );
+    }
+    if let Some(error) = attempt.error_type {
+        string_attribute(out, ATTRIBUTES, "error.type", error);
+    }
+    status(out, attempt.error_type.is_some(), attempt.error_type);
+    flags(out);
+}
+
+/// `Span.attributes`.
+const ATTRIBUTES: u32 = 9;
+
+/// The attributes of an attempt's span that are fixed for its routing slot and URL (method,
+/// provider, model, vendor, credential, URL, server), encoded for [`AttemptTrace::fixed`]: a
+/// caller that keeps them per slot writes each attempt's span without encoding them again.
+pub fn client_span_attributes(attempt: &AttemptTrace<'_>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    fixed_attributes(&mut out, attempt);
+    out
+}
+
+fn fixed_attributes(out: &mut Vec<u8>, attempt: &AttemptTrace<'_>) {
     string_attribute(out, ATTRIBUTES, "http.request.method", "POST");
     string_attribute(out, ATTRIBUTES, "gen_ai.provider.name", attempt.provider);
     string_attribute(out, ATTRIBUTES, "gen_ai.request.model", attempt.model);
@@ -175,19 +205,6 @@ fn client_span_fields(out: &mut Vec<u8>, attempt: &AttemptTrace<'_>) {
             int_attribute(out, ATTRIBUTES, "server.port", u64::from(port));
         }
     }
-    if let Some(code) = attempt.status {
-        int_attribute(
-            out,
-            ATTRIBUTES,
-            "http.response.status_code",
-            u64::from(code),
-        );
-    }
-    if let Some(error) = attempt.error_type {
-        string_attribute(out, ATTRIBUTES, "error.type", error);
-    }
-    status(out, attempt.error_type.is_some(), attempt.error_type);
-    flags(out);
 }
 
 /// What a span says of the server an attempt went to, read from its URL in one pass over the
@@ -645,5 +662,50 @@ mod tests {
             Some(&Value::IntValue(443))
         );
         assert_eq!(spans[5], spans[2]);
+    }
+
+    /// A span written with its fixed attributes kept from an earlier encoding is the same bytes
+    /// as one written from the fields, whatever the attempt's own outcome.
+    #[test]
+    fn kept_fixed_attributes_write_the_same_span() {
+        let url = http::Uri::from_static("https://user:pw@api.vendor.example/v1/chat/completions");
+        let attempt = AttemptTrace {
+            trace_id: [1; 16],
+            parent_span_id: [2; 8],
+            span_id: [3; 8],
+            start_unix_nanos: 5,
+            end_unix_nanos: 9,
+            provider: "anthropic",
+            vendor: "anthropic",
+            credential: "team-a",
+            model: "claude-haiku",
+            url: Some(&url),
+            ..AttemptTrace::default()
+        };
+        let fixed = client_span_attributes(&attempt);
+        for (status, error_type) in [
+            (Some(200), None),
+            (Some(529), Some("overloaded")),
+            (None, Some("timeout")),
+        ] {
+            let direct = AttemptTrace {
+                status,
+                error_type,
+                ..attempt.clone()
+            };
+            let kept = AttemptTrace {
+                fixed: Some(&fixed),
+                ..direct.clone()
+            };
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            client_span(&mut a, &direct);
+            client_span(&mut b, &kept);
+            assert_eq!(a, b, "{status:?} {error_type:?}");
+            let span = &decode(&[b]).resource_spans[0].scope_spans[0].spans[0];
+            assert_eq!(
+                attribute(span, "url.full"),
+                string("https://api.vendor.example/v1/chat/completions")
+            );
+        }
     }
 }

@@ -80,6 +80,10 @@ pub struct AttemptTrace<'a> {
     /// Where it was sent: `url.full` is written from it without query, fragment or user info
     /// (they may carry secrets), with `server.address` and `server.port`.
     pub url: Option<&'a http::Uri>,
+    /// The attributes above (provider to URL), when a caller kept them encoded by
+    /// [`super::client_span_attributes`] for the same values: written as they are, not again
+    /// from the fields (they are fixed per routing slot and URL).
+    pub fixed: Option<&'a [u8]>,
     /// The vendor's HTTP status, when one arrived.
     pub status: Option<u16>,
     /// `error.type` when the attempt failed.
