@@ -477,12 +477,21 @@ fn random_span_id() -> SpanId {
     fastrand::u64(1..).to_be_bytes()
 }
 
-/// Lower-case hex of `bytes` into `out`, two digits per byte.
+/// Lower-case hex of `bytes` into `out`, two digits per byte, from a table of every byte's two
+/// digits (half the instructions of computing each digit; every vendor request writes 25).
 fn hex_into(out: &mut [u8], bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    const PAIRS: [[u8; 2]; 256] = {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut pairs = [[0; 2]; 256];
+        let mut i = 0;
+        while i < 256 {
+            pairs[i] = [DIGITS[i >> 4], DIGITS[i & 0xf]];
+            i += 1;
+        }
+        pairs
+    };
     for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
-        pair[0] = DIGITS[usize::from(b >> 4)];
-        pair[1] = DIGITS[usize::from(b & 0xf)];
+        pair.copy_from_slice(&PAIRS[usize::from(*b)]);
     }
 }
 
