@@ -52,7 +52,7 @@ pub struct Draft {
     /// Which bodies the request log keeps, when it is on. The log itself is the gateway's,
     /// reached when the record is finished (a clone of the sink per request was a handful of
     /// reference counts taken and dropped).
-    bodies: Option<(LogBodies, usize)>,
+    bodies: Option<LogBodies>,
     /// The trace, when tracing is on (boxed: with the log alone, the draft stays small to move).
     pub trace: Option<Box<crate::trace::Draft>>,
     /// The series the request was answered through, for its price.
@@ -93,7 +93,7 @@ impl Draft {
         Arc::new(Self {
             record: Mutex::new(Some(record)),
             started,
-            bodies: sink.map(|sink| (sink.bodies, sink.max_body_bytes)),
+            bodies: sink.map(|sink| sink.bodies),
             trace,
             routed: Mutex::new(None),
             body: Mutex::new(None),
@@ -115,9 +115,7 @@ impl Draft {
 
     /// Keeps the request body when `log.bodies` or content capture may want it.
     pub fn keep_body(&self, body: &bytes::Bytes) {
-        let log = self
-            .bodies
-            .is_some_and(|(bodies, _)| bodies != LogBodies::None);
+        let log = self.bodies.is_some_and(|bodies| bodies != LogBodies::None);
         let capture = self
             .trace
             .as_ref()

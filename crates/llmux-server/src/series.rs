@@ -189,15 +189,16 @@ impl Series {
         self.upstream_model.as_deref()
     }
 
-    /// The shared names a log record keeps: vendor, credential and the vendor's model, which
-    /// is `upstream_model` when the slot does not fix it (a passed-through model, copied).
+    /// The shared names a log record keeps: vendor, credential and the vendor's model. A
+    /// combination's slot fixes the model (every target of it sends that one); a passed-through
+    /// model's slot does not, and `upstream_model` is copied.
     pub fn names(&self, upstream_model: &str) -> [Arc<str>; 3] {
         [
             Arc::clone(&self.vendor),
             Arc::clone(&self.credential),
             match &self.upstream_model {
-                Some(fixed) if **fixed == *upstream_model => Arc::clone(fixed),
-                _ => upstream_model.into(),
+                Some(fixed) => Arc::clone(fixed),
+                None => upstream_model.into(),
             },
         ]
     }
