@@ -166,6 +166,11 @@ impl Draft {
             return;
         };
         record.total_ms = u32::try_from(self.started.elapsed().as_millis()).unwrap_or(u32::MAX);
+        let routed = self
+            .routed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         if let Some((model, usage)) = self
             .usage
             .lock()
@@ -176,11 +181,6 @@ impl Draft {
             record.output_tokens = Some(usage.output_tokens);
             record.cached_tokens = usage.cached_input_tokens;
             record.reasoning_tokens = usage.reasoning_tokens;
-            let routed = self
-                .routed
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take();
             record.cost_usd = match routed.as_ref().and_then(|s| s.price_of(&model)) {
                 // The series' upstream model: its price was looked up once.
                 Some(price) => price.map(|price| price.cost(&usage)),
@@ -194,7 +194,7 @@ impl Draft {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         if let Some(trace) = &self.trace {
-            trace.finish(&record, body.as_ref());
+            trace.finish(&record, body.as_ref(), routed.as_deref());
         }
         let Some(sink) = self.bodies.and(gateway.request_log.get()) else {
             return;

@@ -17,6 +17,7 @@ use llmux_telemetry::metrics::{
     Counter, Histogram, Metrics, RequestLabels, RouteLabels, SelectionLabels, TokenLabels,
     UpstreamLabels, UsdCounter,
 };
+use llmux_telemetry::otlp::{RequestTrace, ServerSpanFixed};
 
 use crate::state::Snapshot;
 
@@ -68,6 +69,17 @@ pub struct Series {
     /// when tracing is on (a slot sends to one URL, or to two for Gemini's stream and
     /// non-stream; the other one's are encoded per attempt).
     client_span: OnceLock<ClientSpanAttributes>,
+    /// A request span's name and fixed attributes per entry of [`ROUTES`], for the first
+    /// requested model and provider seen there (a slot is asked for by one name, as a rule).
+    server_span: [OnceLock<ServerSpanKept>; ROUTES.len()],
+}
+
+/// [`Series::server_span_fixed`]'s key (besides the route and the slot) and encoded parts.
+#[derive(Debug)]
+struct ServerSpanKept {
+    requested: Box<str>,
+    provider: &'static str,
+    fixed: ServerSpanFixed,
 }
 
 /// [`Series::client_span_attributes`]'s URL (scheme, authority, path) and encoded attributes.
@@ -144,6 +156,7 @@ impl Series {
                 credential: HeaderValue::from_str(&target.credential.name).ok(),
             },
             client_span: OnceLock::new(),
+            server_span: Default::default(),
         }
     }
 
@@ -162,6 +175,26 @@ impl Series {
             encoded: encode().into_boxed_slice(),
         });
         (kept.url == parts).then_some(&*kept.encoded)
+    }
+
+    /// The name and fixed attributes of the span of a request answered through this slot,
+    /// encoded the first time; `None` when the slot does not fix them (a passed-through
+    /// model, a route outside [`ROUTES`]) or `trace` differs from the kept one's route,
+    /// requested model, provider or response model.
+    pub fn server_span_fixed(&self, trace: &RequestTrace<'_>) -> Option<&ServerSpanFixed> {
+        let model = self.upstream_model.as_deref()?;
+        let provider = trace.provider?;
+        if trace.response_model != Some(model) {
+            return None;
+        }
+        let route = ROUTES.iter().position(|r| *r == trace.route)?;
+        let kept = self.server_span[route].get_or_init(|| ServerSpanKept {
+            requested: trace.request_model.into(),
+            provider,
+            fixed: ServerSpanFixed::of(trace),
+        });
+        (*kept.requested == *trace.request_model && kept.provider == provider)
+            .then_some(&kept.fixed)
     }
 
     /// The routing response headers' prepared values.

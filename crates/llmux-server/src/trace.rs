@@ -384,8 +384,14 @@ impl Draft {
     }
 
     /// Builds the trace from the finished `record` (and the request `body`, for content
-    /// capture) and hands it to the exporter.
-    pub fn finish(&self, record: &llmux_store::RequestRecord, body: Option<&bytes::Bytes>) {
+    /// capture; `series`, the slot that answered, keeps the span's fixed parts) and hands it to
+    /// the exporter.
+    pub fn finish(
+        &self,
+        record: &llmux_store::RequestRecord,
+        body: Option<&bytes::Bytes>,
+        series: Option<&crate::series::Series>,
+    ) {
         let mut facts =
             std::mem::take(&mut *self.facts.lock().unwrap_or_else(PoisonError::into_inner));
         let input_messages = self
@@ -398,7 +404,7 @@ impl Draft {
         for (slot, reason) in reasons.iter_mut().zip(facts.answer.finish_reasons()) {
             *slot = reason;
         }
-        let trace = RequestTrace {
+        let mut trace = RequestTrace {
             trace_id: self.context.trace_id,
             span_id: self.context.span_id,
             parent_span_id: self.context.parent,
@@ -423,7 +429,9 @@ impl Draft {
             error_type: record.error_kind.as_deref(),
             input_messages: input_messages.as_deref(),
             output_messages: facts.output.as_deref(),
+            fixed: None,
         };
+        trace.fixed = series.and_then(|series| series.server_span_fixed(&trace));
         let mut spans = std::mem::take(&mut facts.spans);
         if spans.capacity() == 0 {
             spans = self.tracing.tracer.buffer();

@@ -15,6 +15,8 @@ mod encode;
 mod export;
 mod record;
 
-pub use encode::{client_span, client_span_attributes, encode_request, server_span};
+pub use encode::{
+    ServerSpanFixed, client_span, client_span_attributes, encode_request, server_span,
+};
 pub use export::{Exporter, Protocol, Tracer};
 pub use record::{AttemptTrace, RequestTrace, SpanId, TraceId};

@@ -69,6 +69,16 @@ struct Piece {
     end: u16,
 }
 
+impl Piece {
+    /// The range of `len` bytes appended to a text of `at` bytes, while a `u16` holds it.
+    fn after(at: usize, len: usize) -> Option<Self> {
+        Some(Self {
+            start: u16::try_from(at).ok()?,
+            end: u16::try_from(at + len).ok()?,
+        })
+    }
+}
+
 /// Finish reasons beyond this many are left out (one per choice).
 pub const MAX_REASONS: usize = 16;
 
@@ -97,6 +107,10 @@ impl AnswerFacts {
     /// members a caller already scanned, says: the first id and model seen, and its finish
     /// reasons (up to the cap).
     pub fn note_members(&mut self, body: &[u8], members: &[json_scan::Member]) {
+        // The pieces are gathered as bytes, each checked to be plain text, and the text is
+        // made a `String` once at the end: checking each piece with memchr and UTF-8
+        // validation cost more in setup than in work (~550 instructions per answer).
+        let mut text = std::mem::take(&mut self.text).into_bytes();
         let reasons_before = self.reasons_len;
         let mut choices = None;
         let mut status = None;
@@ -104,14 +118,14 @@ impl AnswerFacts {
             let value = &body[member.value.clone()];
             match &body[member.key.clone()] {
                 b"id" | b"responseId" if self.id.is_none() => {
-                    self.id = plain_string(value).and_then(|id| self.push(id));
+                    self.id = plain_string(value).and_then(|id| push(&mut text, id));
                 }
                 b"model" | b"modelVersion" if self.model.is_none() => {
-                    self.model = plain_string(value).and_then(|model| self.push(model));
+                    self.model = plain_string(value).and_then(|model| push(&mut text, model));
                 }
                 b"stop_reason" => {
                     if let Some(reason) = plain_string(value) {
-                        self.add_finish_reason(reason);
+                        self.add_reason(&mut text, reason);
                     }
                 }
                 b"choices" => choices = Some((value, &*FINISH_REASON)),
@@ -128,12 +142,27 @@ impl AnswerFacts {
                         break;
                     }
                     if let Some(reason) = string_after(&list[at + skip..]) {
-                        self.add_finish_reason(reason);
+                        self.add_reason(&mut text, reason);
                     }
                 }
             } else if let Some(status) = status {
-                self.add_finish_reason(status);
+                self.add_reason(&mut text, status);
             }
+        }
+        match String::from_utf8(text) {
+            Ok(text) => self.text = text,
+            // Not reached (every piece was checked); the pieces would name text that is gone.
+            Err(_) => *self = Self::default(),
+        }
+    }
+
+    /// One more finish reason into the gathered `text`, up to the cap.
+    fn add_reason(&mut self, text: &mut Vec<u8>, reason: &[u8]) {
+        if usize::from(self.reasons_len) < MAX_REASONS
+            && let Some(piece) = push(text, reason)
+        {
+            self.reasons[usize::from(self.reasons_len)] = piece;
+            self.reasons_len += 1;
         }
     }
 
@@ -188,16 +217,12 @@ impl AnswerFacts {
         }
     }
 
-    /// Keeps `text`; `None` once the pieces would pass what a `u16` range holds (each piece is
-    /// at most 256 bytes and there are at most 18 of them, so only a hostile caller gets there).
+    /// Keeps `text` (a decoded event's: already a `str`).
     fn push(&mut self, text: &str) -> Option<Piece> {
-        let start = u16::try_from(self.text.len()).ok()?;
-        let end = u16::try_from(self.text.len() + text.len()).ok()?;
-        if self.text.capacity() == 0 {
-            self.text.reserve(TEXT_CAPACITY.max(text.len()));
-        }
+        let piece = Piece::after(self.text.len(), text.len())?;
+        reserve(self.text.capacity(), text.len(), |n| self.text.reserve(n));
         self.text.push_str(text);
-        Some(Piece { start, end })
+        Some(piece)
     }
 
     fn text(&self, piece: Piece) -> &str {
@@ -216,17 +241,59 @@ fn number<'b>(body: &'b [u8], members: &[json_scan::Member], key: &str) -> Optio
     std::str::from_utf8(&body[member.value.clone()]).ok()
 }
 
-/// A string without escapes (ids, models and reasons have none), at most 256 bytes.
-fn plain_string(value: &[u8]) -> Option<&str> {
-    let inner = value.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
-    if inner.len() > 256 || memchr::memchr2(b'\\', b'"', inner).is_some() {
-        return None;
+/// Appends `piece` to `text`; `None` once the pieces would pass what a `u16` range holds (each
+/// piece is at most 256 bytes and there are at most 18 of them, so only a hostile caller gets
+/// there).
+fn push(text: &mut Vec<u8>, piece: &[u8]) -> Option<Piece> {
+    let range = Piece::after(text.len(), piece.len())?;
+    reserve(text.capacity(), piece.len(), |n| text.reserve(n));
+    text.extend_from_slice(piece);
+    Some(range)
+}
+
+/// The first piece reserves room for the usual ones in one allocation.
+fn reserve(capacity: usize, len: usize, reserve: impl FnOnce(usize)) {
+    if capacity == 0 {
+        reserve(TEXT_CAPACITY.max(len));
     }
-    std::str::from_utf8(inner).ok()
+}
+
+/// A string without escapes (ids, models and reasons have none), at most 256 bytes, as UTF-8.
+fn plain_string(value: &[u8]) -> Option<&[u8]> {
+    let inner = value.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    let plain = inner.len() <= 256
+        && (plain_ascii(inner)
+            || (memchr::memchr2(b'\\', b'"', inner).is_none()
+                && std::str::from_utf8(inner).is_ok()));
+    plain.then_some(inner)
+}
+
+/// Whether `bytes` is ASCII without `"` or `\`, eight bytes at a time: the usual id, model and
+/// reason, whose bytes the answer's facts keep.
+fn plain_ascii(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Whether any byte of `word` (all ASCII) is `byte`: the classic zero-byte test on the xor.
+    let holds = |word: u64, byte: u8| {
+        let x = word ^ (ONES * u64::from(byte));
+        x.wrapping_sub(ONES) & !x & HIGH != 0
+    };
+    let plain = |word: &[u8; 8]| {
+        let word = u64::from_le_bytes(*word);
+        word & HIGH == 0 && !holds(word, b'"') && !holds(word, b'\\')
+    };
+    let mut words = bytes.chunks_exact(8);
+    let whole = words
+        .by_ref()
+        .all(|word| plain(&word.try_into().unwrap_or_default()));
+    // The last few bytes as one more word, padded with zeros (plain ASCII).
+    let mut last = [0u8; 8];
+    last[..words.remainder().len()].copy_from_slice(words.remainder());
+    whole && plain(&last)
 }
 
 /// The string value after a key (`: "value"`), if the value is a plain string.
-fn string_after(rest: &[u8]) -> Option<&str> {
+fn string_after(rest: &[u8]) -> Option<&[u8]> {
     let start = rest.iter().position(|b| !b" \t\r\n:".contains(b))?;
     let rest = &rest[start..];
     let end = rest.iter().skip(1).position(|&b| b == b'"')? + 2;
@@ -288,6 +355,36 @@ mod tests {
         let escaped = AnswerFacts::scan(br#"{"id":"a\"b","stop_reason":null,"status":"x"}"#);
         assert_eq!(escaped.id(), None, "an id with escapes is left out");
         assert_eq!(reasons(&escaped), ["x"]);
+    }
+
+    /// Plain text is kept whatever its length and wherever a quote, backslash or non-ASCII byte
+    /// sits among the eight-byte words; text with escapes or that is not UTF-8 is left out.
+    #[test]
+    fn only_plain_utf8_strings_are_kept() {
+        for len in 0..40 {
+            let text = "a".repeat(len);
+            assert!(plain_ascii(text.as_bytes()), "{len}");
+            for at in 0..len {
+                for odd in [b'"', b'\\', 0x80, 0xff] {
+                    let mut bytes = text.clone().into_bytes();
+                    bytes[at] = odd;
+                    assert!(!plain_ascii(&bytes), "{len} {at} {odd}");
+                }
+            }
+        }
+        assert_eq!(plain_string(br#""gpt-4o""#), Some(&b"gpt-4o"[..]));
+        assert_eq!(
+            plain_string("\"modèle-été\"".as_bytes()),
+            Some("modèle-été".as_bytes())
+        );
+        assert_eq!(plain_string(br#""a\"b""#), None);
+        assert_eq!(plain_string(b"\"\xff\xfe\""), None, "not UTF-8");
+        assert_eq!(plain_string(br#"nope"#), None);
+        let facts = AnswerFacts::scan(
+            b"{\"id\":\"\xc3(\",\"model\":\"m\",\"choices\":[{\"finish_reason\":\"stop\"}]}",
+        );
+        assert_eq!(facts.id(), None, "an id that is not UTF-8 is left out");
+        assert_eq!((facts.model(), reasons(&facts)), (Some("m"), vec!["stop"]));
     }
 
     /// A stream's pieces add up: the first id and model seen, every reason up to the cap, and

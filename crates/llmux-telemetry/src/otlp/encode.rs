@@ -65,22 +65,17 @@ fn server_span_fields(out: &mut Vec<u8>, trace: &RequestTrace<'_>) {
     if let Some(parent) = &trace.parent_span_id {
         bytes(out, 4, parent);
     }
-    encode_key(5, WireType::LengthDelimited, out);
-    if trace.request_model.is_empty() {
-        length_delimited(out, trace.operation.as_bytes());
-    } else {
-        let len = trace.operation.len() + 1 + trace.request_model.len();
-        encode_varint(len as u64, out);
-        out.extend_from_slice(trace.operation.as_bytes());
-        out.push(b' ');
-        out.extend_from_slice(trace.request_model.as_bytes());
+    match trace.fixed {
+        Some(fixed) => out.extend_from_slice(fixed.name()),
+        None => server_span_name(out, trace),
     }
     varint(out, 6, KIND_SERVER);
     times(out, trace.start_unix_nanos, trace.end_unix_nanos);
 
-    string_attribute(out, ATTRIBUTES, "gen_ai.operation.name", trace.operation);
-    string_attribute(out, ATTRIBUTES, "gen_ai.request.model", trace.request_model);
-    string_attribute(out, ATTRIBUTES, "llmux.route", trace.route);
+    match trace.fixed {
+        Some(fixed) => out.extend_from_slice(fixed.attributes()),
+        None => server_fixed_attributes(out, trace),
+    }
     string_attribute(out, ATTRIBUTES, "llmux.request_id", trace.request_id);
     int_attribute(
         out,
@@ -91,12 +86,6 @@ fn server_span_fields(out: &mut Vec<u8>, trace: &RequestTrace<'_>) {
     attribute(out, ATTRIBUTES, "gen_ai.request.stream", |out| {
         varint(out, 2, u64::from(trace.stream));
     });
-    if let Some(provider) = trace.provider {
-        string_attribute(out, ATTRIBUTES, "gen_ai.provider.name", provider);
-    }
-    if let Some(model) = trace.response_model {
-        string_attribute(out, ATTRIBUTES, "gen_ai.response.model", model);
-    }
     if let Some(id) = trace.response_id {
         string_attribute(out, ATTRIBUTES, "gen_ai.response.id", id);
     }
@@ -138,6 +127,68 @@ fn server_span_fields(out: &mut Vec<u8>, trace: &RequestTrace<'_>) {
     let failed = trace.status >= 400 || trace.error_type.is_some();
     status(out, failed, trace.error_type);
     flags(out);
+}
+
+/// `Span.name` (5): `{operation} {model}`.
+fn server_span_name(out: &mut Vec<u8>, trace: &RequestTrace<'_>) {
+    encode_key(5, WireType::LengthDelimited, out);
+    if trace.request_model.is_empty() {
+        length_delimited(out, trace.operation.as_bytes());
+    } else {
+        let len = trace.operation.len() + 1 + trace.request_model.len();
+        encode_varint(len as u64, out);
+        out.extend_from_slice(trace.operation.as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(trace.request_model.as_bytes());
+    }
+}
+
+/// The request span's attributes that follow from its route, requested model, provider and
+/// response model.
+fn server_fixed_attributes(out: &mut Vec<u8>, trace: &RequestTrace<'_>) {
+    string_attribute(out, ATTRIBUTES, "gen_ai.operation.name", trace.operation);
+    string_attribute(out, ATTRIBUTES, "gen_ai.request.model", trace.request_model);
+    string_attribute(out, ATTRIBUTES, "llmux.route", trace.route);
+    if let Some(provider) = trace.provider {
+        string_attribute(out, ATTRIBUTES, "gen_ai.provider.name", provider);
+    }
+    if let Some(model) = trace.response_model {
+        string_attribute(out, ATTRIBUTES, "gen_ai.response.model", model);
+    }
+}
+
+/// A request span's name and the attributes fixed with it (operation, route, requested model,
+/// provider, response model), encoded once for [`RequestTrace::fixed`]: a caller that keeps
+/// them per routing slot, route and requested model writes each request's span without
+/// encoding them again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSpanFixed {
+    bytes: Box<[u8]>,
+    /// Where the name's field ends and the attributes begin.
+    split: usize,
+}
+
+impl ServerSpanFixed {
+    /// The parts of `trace` that do not change between requests with the same route, requested
+    /// model, provider and response model.
+    pub fn of(trace: &RequestTrace<'_>) -> Self {
+        let mut out = Vec::with_capacity(256);
+        server_span_name(&mut out, trace);
+        let split = out.len();
+        server_fixed_attributes(&mut out, trace);
+        Self {
+            bytes: out.into_boxed_slice(),
+            split,
+        }
+    }
+
+    fn name(&self) -> &[u8] {
+        &self.bytes[..self.split]
+    }
+
+    fn attributes(&self) -> &[u8] {
+        &self.bytes[self.split..]
+    }
 }
 
 /// Appends one attempt's span to `out`: `POST`, kind client, child of the request's span.
@@ -582,6 +633,7 @@ mod tests {
             error_type: Some("upstream"),
             input_messages: Some(&prompt),
             output_messages: None,
+            fixed: None,
         };
         let long_path = format!("https://user:secret@vendor.example/{long}?key=sk-1");
         let url = http::Uri::from_static("http://127.0.0.1:9/v1/chat/completions");
@@ -666,6 +718,62 @@ mod tests {
 
     /// A span written with its fixed attributes kept from an earlier encoding is the same bytes
     /// as one written from the fields, whatever the attempt's own outcome.
+    /// A request span written with its kept name and fixed attributes is the span written from
+    /// the fields, whatever the request's own facts.
+    #[test]
+    fn kept_server_span_parts_write_the_same_span() {
+        let reasons = ["stop"];
+        let base = RequestTrace {
+            trace_id: [1; 16],
+            span_id: [2; 8],
+            start_unix_nanos: 3,
+            end_unix_nanos: 4,
+            operation: "chat",
+            route: "chat",
+            request_id: "req-1",
+            provider: Some("openai"),
+            request_model: "gpt-4o",
+            response_model: Some("gpt-4o-2024-08-06"),
+            ..RequestTrace::default()
+        };
+        let fixed = ServerSpanFixed::of(&base);
+        let requests = [
+            RequestTrace {
+                status: 200,
+                input_tokens: Some(12),
+                output_tokens: Some(34),
+                finish_reasons: &reasons,
+                response_id: Some("chatcmpl-1"),
+                max_tokens: Some(50),
+                temperature: Some(0.5),
+                ..base.clone()
+            },
+            RequestTrace {
+                parent_span_id: Some([9; 8]),
+                status: 529,
+                stream: true,
+                error_type: Some("overloaded"),
+                ..base.clone()
+            },
+        ];
+        for direct in requests {
+            let kept = RequestTrace {
+                fixed: Some(&fixed),
+                ..direct.clone()
+            };
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            server_span(&mut a, &direct);
+            server_span(&mut b, &kept);
+            assert_eq!(a, b, "{}", direct.status);
+            let span = &decode(&[b]).resource_spans[0].scope_spans[0].spans[0];
+            assert_eq!(span.name, "chat gpt-4o");
+            assert_eq!(
+                attribute(span, "gen_ai.response.model"),
+                string("gpt-4o-2024-08-06")
+            );
+        }
+    }
+
     #[test]
     fn kept_fixed_attributes_write_the_same_span() {
         let url = http::Uri::from_static("https://user:pw@api.vendor.example/v1/chat/completions");
