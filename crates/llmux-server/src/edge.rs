@@ -205,7 +205,7 @@ async fn edge(
         .zip(trace.as_ref().filter(|context| context.recording))
         .map(|(tracing, context)| {
             Box::new(crate::trace::Draft::start(
-                tracing.clone(),
+                Arc::clone(tracing),
                 Arc::clone(context),
                 route,
             ))

@@ -308,7 +308,7 @@ pub struct Gateway {
     /// The request log, once [`Gateway::start_request_log`] opened it.
     pub(crate) request_log: std::sync::OnceLock<crate::request_log::LogSink>,
     /// Trace export, once [`Gateway::start_tracing`] found an endpoint.
-    pub(crate) tracing: std::sync::OnceLock<crate::trace::Tracing>,
+    pub(crate) tracing: std::sync::OnceLock<Arc<crate::trace::Tracing>>,
     /// The response cache's store, made on first use (`cache.store`).
     answer_cache: std::sync::OnceLock<Option<Arc<dyn llmux_store::AnswerCache>>>,
 }
@@ -448,7 +448,7 @@ impl Gateway {
                 .capture_content
                 .then_some(telemetry.max_content_bytes),
         };
-        if self.tracing.set(tracing).is_ok() {
+        if self.tracing.set(Arc::new(tracing)).is_ok() {
             llmux_telemetry::spawn_tracked(task);
         }
         Ok(Some(exporter.endpoint))

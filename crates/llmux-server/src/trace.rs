@@ -269,8 +269,9 @@ impl Traceparent {
 
 /// What a recorded trace gathers while its request runs, besides the request log's record.
 pub struct Draft {
-    /// Where the trace goes.
-    pub tracing: Tracing,
+    /// Where the trace goes (shared: a clone of the exporter's handle per request took and
+    /// dropped six reference counts).
+    pub tracing: Arc<Tracing>,
     /// The request's ids.
     pub context: Arc<Context>,
     /// `gen_ai.operation.name` and the route label.
@@ -293,7 +294,7 @@ struct Facts {
 
 impl Draft {
     /// A trace for a request on `route` that started now.
-    pub fn start(tracing: Tracing, context: Arc<Context>, route: &'static str) -> Self {
+    pub fn start(tracing: Arc<Tracing>, context: Arc<Context>, route: &'static str) -> Self {
         Self {
             tracing,
             context,

@@ -83,9 +83,7 @@ fn server_span_fields(out: &mut Vec<u8>, trace: &RequestTrace<'_>) {
         "http.response.status_code",
         u64::from(trace.status),
     );
-    attribute(out, ATTRIBUTES, "gen_ai.request.stream", |out| {
-        varint(out, 2, u64::from(trace.stream));
-    });
+    bool_attribute(out, "gen_ai.request.stream", trace.stream);
     if let Some(id) = trace.response_id {
         string_attribute(out, ATTRIBUTES, "gen_ai.response.id", id);
     }
@@ -372,6 +370,22 @@ fn string_attribute_parts(out: &mut Vec<u8>, tag: u32, key: &str, parts: &[&str]
             out.extend_from_slice(part.as_bytes());
         }
     });
+}
+
+/// A `bool_value` (2) in `Span.attributes`, written directly (a short key: every length fits
+/// one byte).
+fn bool_attribute(out: &mut Vec<u8>, key: &'static str, value: bool) {
+    debug_assert!(key.len() < 0x70);
+    let whole = 2 + key.len() + 4;
+    out.reserve(2 + whole);
+    out.extend_from_slice(&[
+        (ATTRIBUTES << 3) as u8 | 2,
+        whole as u8,
+        0x0a,
+        key.len() as u8,
+    ]);
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(&[0x12, 2, 0x10, u8::from(value)]);
 }
 
 /// An `int_value` (3); counts past `i64::MAX` saturate.
