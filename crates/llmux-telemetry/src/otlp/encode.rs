@@ -490,6 +490,16 @@ mod tests {
         out
     }
 
+    /// The span `write` makes of `direct` and of `kept` (the same with kept parts), after
+    /// checking that their bytes are the same.
+    fn written_alike<T>(write: fn(&mut Vec<u8>, &T), direct: &T, kept: &T, case: &str) -> Span {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        write(&mut a, direct);
+        write(&mut b, kept);
+        assert_eq!(a, b, "{case}");
+        decode(&[b]).resource_spans[0].scope_spans[0].spans[0].clone()
+    }
+
     fn decode(requests: &[Vec<u8>]) -> ExportTraceServiceRequest {
         let mut out = Vec::new();
         encode_request("svc", requests, &mut out);
@@ -775,14 +785,10 @@ mod tests {
                 fixed: Some(&fixed),
                 ..direct.clone()
             };
-            let (mut a, mut b) = (Vec::new(), Vec::new());
-            server_span(&mut a, &direct);
-            server_span(&mut b, &kept);
-            assert_eq!(a, b, "{}", direct.status);
-            let span = &decode(&[b]).resource_spans[0].scope_spans[0].spans[0];
+            let span = written_alike(server_span, &direct, &kept, &direct.status.to_string());
             assert_eq!(span.name, "chat gpt-4o");
             assert_eq!(
-                attribute(span, "gen_ai.response.model"),
+                attribute(&span, "gen_ai.response.model"),
                 string("gpt-4o-2024-08-06")
             );
         }
@@ -819,13 +825,10 @@ mod tests {
                 fixed: Some(&fixed),
                 ..direct.clone()
             };
-            let (mut a, mut b) = (Vec::new(), Vec::new());
-            client_span(&mut a, &direct);
-            client_span(&mut b, &kept);
-            assert_eq!(a, b, "{status:?} {error_type:?}");
-            let span = &decode(&[b]).resource_spans[0].scope_spans[0].spans[0];
+            let case = format!("{status:?} {error_type:?}");
+            let span = written_alike(client_span, &direct, &kept, &case);
             assert_eq!(
-                attribute(span, "url.full"),
+                attribute(&span, "url.full"),
                 string("https://api.vendor.example/v1/chat/completions")
             );
         }
