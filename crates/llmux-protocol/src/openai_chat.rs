@@ -87,6 +87,8 @@ pub struct ChatRequest<'a> {
     pub max_tokens: Option<u32>,
     /// `temperature`, when it is a number.
     pub temperature: Option<f64>,
+    /// `n`, when it is a whole number: how many choices the answer holds.
+    pub choices: Option<u32>,
 }
 
 /// A request body the gateway refuses, with a message safe to show to the client.
@@ -130,6 +132,9 @@ struct Envelope<'a> {
     /// number is kept.
     #[serde(borrow, default)]
     temperature: Option<&'a serde_json::value::RawValue>,
+    /// Read for the trace only, like `temperature`.
+    #[serde(borrow, default)]
+    n: Option<&'a serde_json::value::RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -290,6 +295,7 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest<'_>, InvalidRequest> {
             .temperature
             .and_then(|raw| raw.get().parse::<f64>().ok())
             .filter(|t| t.is_finite()),
+        choices: envelope.n.and_then(|raw| raw.get().parse().ok()),
     })
 }
 

@@ -126,7 +126,11 @@ impl Call<'_> {
         use llmux_protocol::openai_chat::{rewrite_response, rewrite_response_seeing};
         match self.trace.filter(|trace| trace.recording) {
             Some(trace) => rewrite_response_seeing(body, client_model, |body, members| {
-                trace.note_answer(crate::trace::facts::AnswerFacts::of_members(body, members));
+                trace.note_answer(crate::trace::facts::AnswerFacts::of_answer(
+                    body,
+                    members,
+                    trace.one_choice(),
+                ));
             }),
             None => rewrite_response(body, client_model),
         }

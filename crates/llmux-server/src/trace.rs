@@ -129,6 +129,9 @@ pub struct Context {
     pub flags: u8,
     /// Whether llmux records spans for this request (tracing is on).
     pub recording: bool,
+    /// Whether the request asked for one choice at most (noted with its parameters), so that
+    /// an answer's finish reason is looked for at the end of its choices first.
+    one_choice: std::sync::atomic::AtomicBool,
     /// The attempt running now (attempts of one request run one after another).
     attempt: Mutex<Attempt>,
 }
@@ -200,8 +203,14 @@ impl Context {
             parent,
             flags,
             recording,
+            one_choice: std::sync::atomic::AtomicBool::new(false),
             attempt: Mutex::default(),
         }
+    }
+
+    /// Whether the request asked for one choice at most (false until its parameters are noted).
+    pub(crate) fn one_choice(&self) -> bool {
+        self.one_choice.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// A new span id for the attempt about to start; vendors get it in `traceparent`.
@@ -316,6 +325,9 @@ impl Draft {
 
     /// The request's parameters, as the ingress's decode read them.
     pub fn request_facts(&self, request: facts::RequestFacts) {
+        self.context
+            .one_choice
+            .store(request.one_choice(), std::sync::atomic::Ordering::Relaxed);
         self.with(|f| f.request = request);
     }
 

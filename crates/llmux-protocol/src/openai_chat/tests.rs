@@ -13,16 +13,18 @@ fn check_invalid(body: &str, expected_fragment: &str) {
     );
 }
 
-/// `temperature` is read for the trace when it is a number; any other JSON there is left for
-/// the vendor to judge, never a reason to refuse the request here.
+/// `temperature` and `n` are read for the trace when they are numbers; any other JSON there is
+/// left for the vendor to judge, never a reason to refuse the request here.
 #[test]
 fn reads_a_numeric_temperature_and_passes_anything_else() {
     let read = |temperature: &str| {
         let body = format!(
-            r#"{{"model":"m","messages":[{{"role":"user","content":"hi"}}],"temperature":{temperature},"max_tokens":7}}"#
+            r#"{{"model":"m","messages":[{{"role":"user","content":"hi"}}],"temperature":{temperature},"n":{temperature},"max_tokens":7}}"#
         );
         let request = decode_request(body.as_bytes()).unwrap();
         assert_eq!(request.max_tokens, Some(7));
+        let whole = temperature.parse::<u32>().ok();
+        assert_eq!(request.choices, whole, "n: {temperature}");
         request.temperature
     };
     assert_eq!(read("0.25"), Some(0.25));

@@ -93,6 +93,7 @@ impl Ingress for Chat {
             ChatCall::Chat(body) => RequestFacts {
                 max_tokens: body.request.max_tokens.map(u64::from),
                 temperature: body.request.temperature,
+                choices: body.request.choices,
             },
             ChatCall::Responses(call) => Responses::sampling(call),
         }
@@ -126,6 +127,7 @@ fn owned(request: openai_chat::ChatRequest<'_>) -> openai_chat::ChatRequest<'sta
         client_wants_usage: request.client_wants_usage,
         max_tokens: request.max_tokens,
         temperature: request.temperature,
+        choices: request.choices,
     }
 }
 

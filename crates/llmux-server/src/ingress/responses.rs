@@ -295,6 +295,7 @@ impl Ingress for Responses {
         RequestFacts {
             max_tokens: call.request.sampling.max_tokens.map(u64::from),
             temperature: call.request.sampling.temperature,
+            choices: None,
         }
     }
 

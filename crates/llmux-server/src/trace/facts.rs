@@ -14,9 +14,17 @@ pub struct RequestFacts {
     pub max_tokens: Option<u64>,
     /// `temperature` (Gemini: `generationConfig.temperature`).
     pub temperature: Option<f64>,
+    /// Chat Completions' `n`: how many choices the answer holds (read by the chat ingress's
+    /// decode; `None` elsewhere).
+    pub choices: Option<u32>,
 }
 
 impl RequestFacts {
+    /// Whether the answer holds one choice at most: a chat request that did not ask for more.
+    pub fn one_choice(&self) -> bool {
+        self.choices.is_none_or(|n| n <= 1)
+    }
+
     /// Reads the parameters of a request body of any ingress; a body that is not a JSON object
     /// has none.
     pub fn scan(body: &[u8]) -> Self {
@@ -96,10 +104,11 @@ impl AnswerFacts {
         out
     }
 
-    /// The facts of `body`, whose top-level members a caller already scanned.
-    pub fn of_members(body: &[u8], members: &[json_scan::Member]) -> Self {
+    /// The facts of the whole answer `body`, whose top-level members a caller already
+    /// scanned; `one_choice` when the request asked for one choice at most.
+    pub fn of_answer(body: &[u8], members: &[json_scan::Member], one_choice: bool) -> Self {
         let mut out = Self::default();
-        out.note_members(body, members);
+        out.note(body, members, one_choice);
         out
     }
 
@@ -107,6 +116,13 @@ impl AnswerFacts {
     /// members a caller already scanned, says: the first id and model seen, and its finish
     /// reasons (up to the cap).
     pub fn note_members(&mut self, body: &[u8], members: &[json_scan::Member]) {
+        self.note(body, members, false);
+    }
+
+    /// [`Self::note_members`]; with `one_choice`, a choice list's finish reason is first looked
+    /// for at its end, where OpenAI writes it (a search through the choices read ~500
+    /// instructions of a 1 KB answer).
+    fn note(&mut self, body: &[u8], members: &[json_scan::Member], one_choice: bool) {
         // The pieces are gathered as bytes, each checked to be plain text, and the text is
         // made a `String` once at the end: checking each piece with memchr and UTF-8
         // validation cost more in setup than in work (~550 instructions per answer).
@@ -136,14 +152,12 @@ impl AnswerFacts {
         }
         if self.reasons_len == reasons_before {
             if let Some((list, key)) = choices {
-                let skip = key.needle().len();
-                for at in key.find_iter(list) {
-                    if usize::from(self.reasons_len) == MAX_REASONS {
-                        break;
-                    }
-                    if let Some(reason) = string_after(&list[at + skip..]) {
-                        self.add_reason(&mut text, reason);
-                    }
+                let last = one_choice
+                    .then(|| last_member_string(list, key.needle()))
+                    .flatten();
+                match last {
+                    Some(reason) => self.add_reason(&mut text, reason),
+                    None => self.search_reasons(&mut text, list, key),
                 }
             } else if let Some(status) = status {
                 self.add_reason(&mut text, status);
@@ -153,6 +167,19 @@ impl AnswerFacts {
             Ok(text) => self.text = text,
             // Not reached (every piece was checked); the pieces would name text that is gone.
             Err(_) => *self = Self::default(),
+        }
+    }
+
+    /// Every finish reason in `list` (the choices or candidates), found by `key`, up to the cap.
+    fn search_reasons(&mut self, text: &mut Vec<u8>, list: &[u8], key: &Finder<'_>) {
+        let skip = key.needle().len();
+        for at in key.find_iter(list) {
+            if usize::from(self.reasons_len) == MAX_REASONS {
+                break;
+            }
+            if let Some(reason) = string_after(&list[at + skip..]) {
+                self.add_reason(text, reason);
+            }
         }
     }
 
@@ -260,7 +287,11 @@ fn reserve(capacity: usize, len: usize, reserve: impl FnOnce(usize)) {
 
 /// A string without escapes (ids, models and reasons have none), at most 256 bytes, as UTF-8.
 fn plain_string(value: &[u8]) -> Option<&[u8]> {
-    let inner = value.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    plain_text(value.strip_prefix(b"\"")?.strip_suffix(b"\"")?)
+}
+
+/// A string's content when it is plain: at most 256 bytes of UTF-8 without escapes or quotes.
+fn plain_text(inner: &[u8]) -> Option<&[u8]> {
     let plain = inner.len() <= 256
         && (plain_ascii(inner)
             || (memchr::memchr2(b'\\', b'"', inner).is_none()
@@ -290,6 +321,24 @@ fn plain_ascii(bytes: &[u8]) -> bool {
     let mut last = [0u8; 8];
     last[..words.remainder().len()].copy_from_slice(words.remainder());
     whole && plain(&last)
+}
+
+/// The plain string value of `key` (quoted) when it is the last member of the last object of
+/// `list` (`[…,"key":"value"}]`), read from the end; `None` for any other shape.
+fn last_member_string<'l>(list: &'l [u8], key: &[u8]) -> Option<&'l [u8]> {
+    let trim = |bytes: &'l [u8]| bytes.trim_ascii_end();
+    let rest = trim(list).strip_suffix(b"]")?;
+    let rest = trim(rest).strip_suffix(b"}")?;
+    let rest = trim(rest).strip_suffix(b"\"")?;
+    // A plain value has no quote inside: the last quote is its opening one, and a colon must
+    // come before it (anything else is another shape, such as an escaped quote).
+    let open = memchr::memrchr(b'"', rest)?;
+    let before = trim(&rest[..open]).strip_suffix(b":")?;
+    let before = trim(before).strip_suffix(key)?;
+    if !matches!(trim(before).last(), Some(b',' | b'{')) {
+        return None;
+    }
+    plain_text(&rest[open + 1..])
 }
 
 /// The string value after a key (`: "value"`), if the value is a plain string.
@@ -385,6 +434,64 @@ mod tests {
         );
         assert_eq!(facts.id(), None, "an id that is not UTF-8 is left out");
         assert_eq!((facts.model(), reasons(&facts)), (Some("m"), vec!["stop"]));
+    }
+
+    /// With one choice asked for, the reason at the end of the choices is read from there; any
+    /// other shape (or more choices) is searched for as before, with the same facts.
+    #[test]
+    fn a_single_choices_reason_is_read_from_its_end() {
+        let scanned = |body: &'static [u8]| (body, json_scan::members(body).unwrap());
+        for body in [
+            &br#"{"id":"c","choices":[{"index":0,"message":{"content":"a \"finish_reason\":\"x\""},"logprobs":null,"finish_reason":"stop"}],"usage":{}}"#[..],
+            br#"{"choices":[ { "finish_reason" : "stop" } ] }"#,
+            br#"{"choices":[{"finish_reason":"stop","stop_reason":null}]}"#,
+            br#"{"choices":[{"finish_reason":"stop","x":"y"}]}"#,
+        ] {
+            let (body, members) = scanned(body);
+            let fast = AnswerFacts::of_answer(body, &members, true);
+            let searched = AnswerFacts::of_answer(body, &members, false);
+            assert_eq!(fast, searched, "{}", String::from_utf8_lossy(body));
+        }
+        // The choice's own reason, where a search also finds a nested key of that name.
+        let (body, members) =
+            scanned(br#"{"choices":[{"x":{"finish_reason":"no"},"finish_reason":"stop"}]}"#);
+        assert_eq!(
+            reasons(&AnswerFacts::of_answer(body, &members, true)),
+            ["stop"]
+        );
+        // Not plain: left out, as a search leaves it out.
+        let (body, members) = scanned(br#"{"choices":[{"finish_reason":"st\"op"}]}"#);
+        assert!(reasons(&AnswerFacts::of_answer(body, &members, true)).is_empty());
+        assert_eq!(
+            last_member_string(
+                br#"[{"a":1,"finish_reason":"length"}]"#,
+                b"\"finish_reason\""
+            ),
+            Some(&b"length"[..])
+        );
+        for shape in [
+            &br#"[{"finish_reason":null}]"#[..],
+            br#"[{"x":"finish_reason","y":"stop"}]"#,
+            br#"[{"x":{"finish_reason":"stop"}}]"#,
+            br#"[{"x":"a\",\"finish_reason\":\"stop"}]"#,
+            br#"{"finish_reason":"stop"}"#,
+            b"",
+        ] {
+            assert_eq!(
+                last_member_string(shape, b"\"finish_reason\""),
+                None,
+                "{}",
+                String::from_utf8_lossy(shape)
+            );
+        }
+        assert!(RequestFacts::default().one_choice());
+        assert!(
+            !RequestFacts {
+                choices: Some(2),
+                ..RequestFacts::default()
+            }
+            .one_choice()
+        );
     }
 
     /// A stream's pieces add up: the first id and model seen, every reason up to the cap, and
