@@ -87,7 +87,8 @@ pub struct ChatRequest<'a> {
     pub max_tokens: Option<u32>,
     /// `temperature`, when it is a number.
     pub temperature: Option<f64>,
-    /// `n`, when it is a whole number: how many choices the answer holds.
+    /// How many choices the answer holds: `n`, or 1 without it; `None` when `n` is not a
+    /// whole number (the vendor judges it).
     pub choices: Option<u32>,
 }
 
@@ -295,7 +296,7 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest<'_>, InvalidRequest> {
             .temperature
             .and_then(|raw| raw.get().parse::<f64>().ok())
             .filter(|t| t.is_finite()),
-        choices: envelope.n.and_then(|raw| raw.get().parse().ok()),
+        choices: envelope.n.map_or(Some(1), |raw| raw.get().parse().ok()),
     })
 }
 

@@ -23,7 +23,11 @@ fn reads_a_numeric_temperature_and_passes_anything_else() {
         );
         let request = decode_request(body.as_bytes()).unwrap();
         assert_eq!(request.max_tokens, Some(7));
-        let whole = temperature.parse::<u32>().ok();
+        // `null` is the default, one choice.
+        let whole = match temperature {
+            "null" => Some(1),
+            other => other.parse::<u32>().ok(),
+        };
         assert_eq!(request.choices, whole, "n: {temperature}");
         request.temperature
     };
@@ -36,6 +40,11 @@ fn reads_a_numeric_temperature_and_passes_anything_else() {
     }
     let without = br#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
     assert_eq!(decode_request(without).unwrap().temperature, None);
+    assert_eq!(
+        decode_request(without).unwrap().choices,
+        Some(1),
+        "one choice without n"
+    );
 }
 
 #[test]

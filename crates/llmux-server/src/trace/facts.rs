@@ -14,15 +14,16 @@ pub struct RequestFacts {
     pub max_tokens: Option<u64>,
     /// `temperature` (Gemini: `generationConfig.temperature`).
     pub temperature: Option<f64>,
-    /// Chat Completions' `n`: how many choices the answer holds (read by the chat ingress's
-    /// decode; `None` elsewhere).
+    /// How many choices a Chat Completions answer holds (`n`, or 1), as the chat ingress's
+    /// decode read it; `None` where that is not known.
     pub choices: Option<u32>,
 }
 
 impl RequestFacts {
-    /// Whether the answer holds one choice at most: a chat request that did not ask for more.
+    /// Whether the answer is known to hold one choice at most: a chat request that did not ask
+    /// for more.
     pub fn one_choice(&self) -> bool {
-        self.choices.is_none_or(|n| n <= 1)
+        self.choices.is_some_and(|n| n <= 1)
     }
 
     /// Reads the parameters of a request body of any ingress; a body that is not a JSON object
@@ -484,7 +485,14 @@ mod tests {
                 String::from_utf8_lossy(shape)
             );
         }
-        assert!(RequestFacts::default().one_choice());
+        assert!(!RequestFacts::default().one_choice(), "not known");
+        assert!(
+            RequestFacts {
+                choices: Some(1),
+                ..RequestFacts::default()
+            }
+            .one_choice()
+        );
         assert!(
             !RequestFacts {
                 choices: Some(2),
