@@ -178,9 +178,10 @@ impl Series {
     }
 
     /// The name and fixed attributes of the span of a request answered through this slot,
-    /// encoded the first time; `None` when the slot does not fix them (a passed-through
-    /// model, a route outside [`ROUTES`]) or `trace` differs from the kept one's route,
-    /// requested model, provider or response model.
+    /// encoded the first time for `trace`'s route; `None` when the slot does not fix them (a
+    /// passed-through model, a route outside [`ROUTES`]), when `trace` has no provider or a
+    /// response model other than the slot's, or when its requested model or provider differ
+    /// from the ones kept for the route.
     pub fn server_span_fixed(&self, trace: &RequestTrace<'_>) -> Option<&ServerSpanFixed> {
         let model = self.upstream_model.as_deref()?;
         let provider = trace.provider?;

@@ -740,8 +740,6 @@ mod tests {
         assert_eq!(spans[5], spans[2]);
     }
 
-    /// A span written with its fixed attributes kept from an earlier encoding is the same bytes
-    /// as one written from the fields, whatever the attempt's own outcome.
     /// A request span written with its kept name and fixed attributes is the span written from
     /// the fields, whatever the request's own facts.
     #[test]
@@ -794,6 +792,8 @@ mod tests {
         }
     }
 
+    /// A span written with its fixed attributes kept from an earlier encoding is the same bytes
+    /// as one written from the fields, whatever the attempt's own outcome.
     #[test]
     fn kept_fixed_attributes_write_the_same_span() {
         let url = http::Uri::from_static("https://user:pw@api.vendor.example/v1/chat/completions");

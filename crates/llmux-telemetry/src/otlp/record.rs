@@ -54,9 +54,10 @@ pub struct RequestTrace<'a> {
     pub input_messages: Option<&'a str>,
     /// The completion (`gen_ai.output.messages`), only with `telemetry.capture_content`, capped.
     pub output_messages: Option<&'a str>,
-    /// The name and the attributes from `operation` to `response_model`, when a caller kept
-    /// them encoded by [`super::ServerSpanFixed::of`] for the same values: written as they are,
-    /// not again from the fields.
+    /// The name and the attributes that follow from `operation`, `route`, `request_model`,
+    /// `provider` and `response_model`, when a caller kept them encoded by
+    /// [`super::ServerSpanFixed::of`] for the same values: written as they are, not again from
+    /// the fields.
     pub fixed: Option<&'a super::ServerSpanFixed>,
 }
 
