@@ -403,6 +403,25 @@ mod tests {
         }
     }
 
+    /// An endpoint that is not a URL (from `OTEL_EXPORTER_OTLP_ENDPOINT`, which the config's
+    /// check does not see) stops the start with a message naming it.
+    #[test]
+    fn an_endpoint_that_is_not_a_url_is_refused_at_the_start() {
+        let exporter = Exporter {
+            endpoint: "collector 4318".into(),
+            protocol: Protocol::HttpProtobuf,
+            headers: Vec::new(),
+            service_name: "llmux".into(),
+        };
+        let Err(message) = Tracer::start(&exporter, Counter::default()) else {
+            panic!("started with a bad endpoint");
+        };
+        assert!(
+            message.contains("'collector 4318' is not a URL"),
+            "{message}"
+        );
+    }
+
     #[test]
     fn a_request_gets_a_given_back_buffer_before_a_new_one() {
         let exporter = Exporter {
