@@ -30,6 +30,11 @@ const ROUTES: [&str; 5] = [
     "count_tokens",
 ];
 
+/// The index of `route` in [`ROUTES`], where the per-route handles of a series are kept.
+fn route_index(route: &str) -> Option<usize> {
+    ROUTES.iter().position(|r| *r == route)
+}
+
 /// One [`Series`] per slot of a snapshot, resolved on first use.
 #[derive(Debug, Default)]
 pub struct SeriesTable {
@@ -188,7 +193,7 @@ impl Series {
         if trace.response_model != Some(model) {
             return None;
         }
-        let route = ROUTES.iter().position(|r| *r == trace.route)?;
+        let route = route_index(trace.route)?;
         let kept = self.server_span[route].get_or_init(|| ServerSpanKept {
             requested: trace.request_model.into(),
             provider,
@@ -332,7 +337,7 @@ impl Series {
     /// `llmux_overhead_seconds{route}`: the gateway's own time in a committed request.
     pub fn observe_overhead(&self, metrics: &Metrics, route: &'static str, seconds: f64) {
         let labels = RouteLabels { route };
-        match ROUTES.iter().position(|r| *r == route) {
+        match route_index(route) {
             Some(i) => self.overhead[i]
                 .get_or_init(|| metrics.overhead.get_or_create(&labels).clone())
                 .observe(seconds),
@@ -348,7 +353,7 @@ impl Series {
             model: self.model.clone(),
             status,
         };
-        match ROUTES.iter().position(|r| *r == route) {
+        match route_index(route) {
             Some(i) if status == 200 => self.requests_ok[i]
                 .get_or_init(|| metrics.requests.get_or_create(&labels()).clone())
                 .inc(),

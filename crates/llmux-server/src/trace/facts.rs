@@ -248,7 +248,8 @@ impl AnswerFacts {
     /// Keeps `text` (a decoded event's: already a `str`).
     fn push(&mut self, text: &str) -> Option<Piece> {
         let piece = Piece::after(self.text.len(), text.len())?;
-        reserve(self.text.capacity(), text.len(), |n| self.text.reserve(n));
+        self.text
+            .reserve(first_reserve(self.text.capacity(), text.len()));
         self.text.push_str(text);
         Some(piece)
     }
@@ -274,15 +275,18 @@ fn number<'b>(body: &'b [u8], members: &[json_scan::Member], key: &str) -> Optio
 /// there).
 fn push(text: &mut Vec<u8>, piece: &[u8]) -> Option<Piece> {
     let range = Piece::after(text.len(), piece.len())?;
-    reserve(text.capacity(), piece.len(), |n| text.reserve(n));
+    text.reserve(first_reserve(text.capacity(), piece.len()));
     text.extend_from_slice(piece);
     Some(range)
 }
 
-/// The first piece reserves room for the usual ones in one allocation.
-fn reserve(capacity: usize, len: usize, reserve: impl FnOnce(usize)) {
+/// What a piece reserves: room for the usual ones in one allocation when it is the first, else
+/// nothing (the text grows as usual).
+fn first_reserve(capacity: usize, len: usize) -> usize {
     if capacity == 0 {
-        reserve(TEXT_CAPACITY.max(len));
+        TEXT_CAPACITY.max(len)
+    } else {
+        0
     }
 }
 
