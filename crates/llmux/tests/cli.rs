@@ -131,6 +131,30 @@ async fn secrets_never_reach_logs_even_at_trace_level() {
     );
 }
 
+/// The allocator runs with the thread-cache collector BENCHMARKS.md measured ("the allocator's
+/// collector"), baked in at build time (`.cargo/config.toml`): jemalloc lists its options at
+/// exit when asked to.
+#[cfg(feature = "jemalloc")]
+#[test]
+fn the_allocator_trims_its_thread_caches_one_size_class_at_a_time() {
+    let dir = temp_dir("allocator");
+    let output = llmux(
+        &dir,
+        &["--version"],
+        &[("_RJEM_MALLOC_CONF", "stats_print:true")],
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{text}");
+    assert!(
+        text.contains("opt.experimental_tcache_gc: false"),
+        "jemalloc's options:\n{text}"
+    );
+}
+
 #[test]
 fn check_prints_the_combination_table() {
     let dir = temp_dir("check-ok");
